@@ -1,0 +1,431 @@
+/* reconcile — see reconcile.h. */
+#include "agent/reconcile.h"
+
+#include "common/fsutil.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "net/link.h"
+#include "vm/qemu.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TRANSITION_POLL_MS 200
+#define QUIT_GRACE_MS 5000
+
+/* What the agent remembers between passes; all of it can be lost (a
+ * restarted hcd starts the stop sequence again, which is harmless). */
+enum stop_phase { STOP_NONE, STOP_POWERDOWN_SENT, STOP_QUIT_SENT };
+
+struct vm_track {
+	uint64_t id;
+	enum stop_phase phase;
+	long long since;        /* ms when the phase began */
+	bool seen_running;      /* this hcd saw its QEMU run */
+};
+
+struct agent {
+	struct store *st;
+	const struct config *cfg;
+	const char *accel;
+	char *vms_dir;
+	struct vm_track *tracks;
+	size_t n_tracks;
+};
+
+struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->st = st;
+	a->cfg = cfg;
+	a->accel = accel;
+	a->vms_dir = str_printf("%s/vms", cfg->state_dir);
+	if (a->vms_dir == NULL || mkdir_p(a->vms_dir, 0700) < 0) {
+		agent_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void agent_free(struct agent *a)
+{
+	if (a == NULL)
+		return;
+	free(a->vms_dir);
+	free(a->tracks);
+	free(a);
+}
+
+static struct vm_track *track_get(struct agent *a, uint64_t id)
+{
+	for (size_t i = 0; i < a->n_tracks; i++)
+		if (a->tracks[i].id == id)
+			return &a->tracks[i];
+	struct vm_track *nt = realloc(a->tracks, (a->n_tracks + 1) * sizeof(*nt));
+	if (nt == NULL)
+		return NULL;
+	a->tracks = nt;
+	nt[a->n_tracks] = (struct vm_track){ .id = id };
+	return &nt[a->n_tracks++];
+}
+
+static void track_drop(struct agent *a, uint64_t id)
+{
+	for (size_t i = 0; i < a->n_tracks; i++)
+		if (a->tracks[i].id == id) {
+			a->tracks[i] = a->tracks[--a->n_tracks];
+			return;
+		}
+}
+
+/* Record an observed state when it differs from the stored one. */
+static void observe(struct agent *a, struct vm *vm, const char *state, const char *error)
+{
+	bool same_err = (error == NULL && vm->error == NULL) ||
+			(error && vm->error && strcmp(error, vm->error) == 0);
+	if (strcmp(vm->state, state) == 0 && same_err)
+		return;
+	vm_id_str id = vm_id_format(vm->id);
+	if (error)
+		log_warn("vm %s (%s): %s: %s", id.s, vm->name, state, error);
+	else
+		log_info("vm %s (%s): %s", id.s, vm->name, state);
+	store_vm_set_state(a->st, vm->id, state, error);
+	free(vm->state);
+	vm->state = strdup(state);
+}
+
+static int nics_ensure(struct agent *a, const struct vm *vm, char **err)
+{
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		const struct nic *n = &vm->nics[i];
+		ifname_str tap = ifname_tap(n->id);
+		ifname_str br = ifname_bridge(n->network);
+		if (tap_ensure(tap.s, br.s, err) < 0)
+			return -1;
+	}
+	(void)a;
+	return 0;
+}
+
+static void nics_remove(const struct vm *vm)
+{
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		ifname_str tap = ifname_tap(vm->nics[i].id);
+		char *err = NULL;
+		if (link_remove(tap.s, &err) < 0)
+			log_warn("%s", err);
+		free(err);
+	}
+}
+
+static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, char **err)
+{
+	struct image im = { 0 };
+	struct qemu_nic *nics = NULL;
+	char *kernel = NULL, *initrd = NULL, *base = NULL;
+	int rc = -1;
+
+	*err = NULL;
+	if (store_image_get_id(a->st, vm->image, &im) != STORE_OK || im.sha256 == NULL) {
+		*err = strdup("image is not available");
+		goto out;
+	}
+	if (mkdir_p(p->dir, 0700) < 0) {
+		*err = str_printf("%s: %s", p->dir, strerror(errno));
+		goto out;
+	}
+	if (nics_ensure(a, vm, err) < 0)
+		goto out;
+	nics = calloc(vm->n_nics ? vm->n_nics : 1, sizeof(*nics));
+	if (nics == NULL)
+		goto out;
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		mac_str mac = nic_mac_format(vm->nics[i].id);
+		ifname_str tap = ifname_tap(vm->nics[i].id);
+		memcpy(nics[i].mac, mac.s, sizeof(nics[i].mac));
+		memcpy(nics[i].ifname, tap.s, sizeof(nics[i].ifname));
+	}
+	struct qemu_spec spec = {
+		.vm_id = vm->id, .name = vm->name, .cpus = vm->cpus, .memory_mib = vm->memory_mib,
+		.accel = a->accel, .qmp_path = p->qmp, .serial_path = p->serial,
+		.serial_log = p->log, .pidfile = p->pid, .nics = nics, .n_nics = vm->n_nics,
+	};
+	if (strcmp(im.boot, "kernel") == 0) {
+		kernel = image_file(a->cfg->state_dir, im.sha256, "kernel");
+		if (im.has_initrd)
+			initrd = image_file(a->cfg->state_dir, im.sha256, "initrd");
+		spec.kernel = kernel;
+		spec.initrd = initrd;
+		spec.cmdline = im.cmdline;
+	} else {
+		struct stat sb;
+		base = image_file(a->cfg->state_dir, im.sha256, "disk");
+		if (stat(p->disk, &sb) < 0 &&
+		    qemu_overlay_create(base, im.format, p->disk, err) < 0)
+			goto out;
+		spec.disk = p->disk;
+	}
+	rc = qemu_launch(&spec, p, err);
+out:
+	image_free(&im);
+	free(nics);
+	free(kernel);
+	free(initrd);
+	free(base);
+	return rc;
+}
+
+/* Drive one VM towards its desired state.  Returns ms until it needs
+ * another look, or -1. */
+static int vm_converge(struct agent *a, struct vm *vm)
+{
+	struct vm_paths p;
+	struct vm_track *t;
+	pid_t pid;
+	char *err = NULL;
+	int again = -1;
+	long long now = now_ms();
+
+	if (vm_paths_init(&p, a->cfg->state_dir, vm->id) < 0)
+		return TRANSITION_POLL_MS;
+	t = track_get(a, vm->id);
+	if (t == NULL)
+		goto out;
+	pid = qemu_running_pid(&p);
+
+	if (strcmp(vm->desired, "running") == 0) {
+		t->phase = STOP_NONE;
+		if (pid > 0) {
+			/* Running (or re-adopted after a restart of hcd). */
+			if (nics_ensure(a, vm, &err) < 0)
+				log_warn("vm %s: %s", vm->name, err);
+			t->seen_running = true;
+			observe(a, vm, "running", NULL);
+			goto out;
+		}
+		if (t->seen_running) {
+			/* It ran under our eyes and went away without being asked:
+			 * the guest powered itself off.  Take that as its intent. */
+			log_info("vm %s: guest powered off", vm->name);
+			nics_remove(vm);
+			t->seen_running = false;
+			store_vm_set_desired(a->st, vm->id, "stopped");
+			observe(a, vm, "stopped", NULL);
+			goto out;
+		}
+		if (strcmp(vm->state, "error") == 0)
+			goto out; /* retried when the user asks again */
+		observe(a, vm, "starting", NULL);
+		if (vm_launch(a, vm, &p, &err) < 0) {
+			nics_remove(vm);
+			observe(a, vm, "error", err);
+			goto out;
+		}
+		t->seen_running = true;
+		observe(a, vm, "running", NULL);
+		goto out;
+	}
+
+	/* desired stopped or deleted */
+	t->seen_running = false;
+	if (pid > 0) {
+		if (t->phase == STOP_NONE) {
+			observe(a, vm, "stopping", NULL);
+			if (qemu_powerdown(&p, &err) < 0)
+				log_warn("vm %s: powerdown: %s", vm->name, err);
+			t->phase = STOP_POWERDOWN_SENT;
+			t->since = now;
+		} else if (t->phase == STOP_POWERDOWN_SENT &&
+			   now - t->since >= (long long)a->cfg->stop_timeout * 1000) {
+			log_info("vm %s: no powerdown after %ds, quitting", vm->name,
+				 a->cfg->stop_timeout);
+			if (qemu_quit(&p, &err) < 0)
+				log_warn("vm %s: quit: %s", vm->name, err);
+			t->phase = STOP_QUIT_SENT;
+			t->since = now;
+		} else if (t->phase == STOP_QUIT_SENT && now - t->since >= QUIT_GRACE_MS) {
+			log_warn("vm %s: QEMU ignored quit, killing pid %ld", vm->name, (long)pid);
+			qemu_kill(&p);
+		}
+		again = TRANSITION_POLL_MS;
+		goto out;
+	}
+	nics_remove(vm);
+	file_remove(p.qmp);
+	file_remove(p.serial);
+	file_remove(p.pid);
+	t->phase = STOP_NONE;
+	if (strcmp(vm->desired, "deleted") == 0) {
+		if (dir_remove_tree(p.dir) < 0) {
+			log_warn("vm %s: remove %s: %s", vm->name, p.dir, strerror(errno));
+			again = TRANSITION_POLL_MS;
+			goto out;
+		}
+		store_vm_purge(a->st, vm->id);
+		track_drop(a, vm->id);
+		log_info("vm %s (%s): deleted", vm_id_format(vm->id).s, vm->name);
+		goto out;
+	}
+	observe(a, vm, "stopped", NULL);
+out:
+	free(err);
+	vm_paths_free(&p);
+	return again;
+}
+
+static bool vm_owns_tap(const struct vm *vms, size_t n, const char *ifname)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(vms[i].desired, "running") != 0 && strcmp(vms[i].state, "stopping") != 0)
+			continue;
+		for (size_t j = 0; j < vms[i].n_nics; j++)
+			if (strcmp(ifname_tap(vms[i].nics[j].id).s, ifname) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* Remove what looks like ours but no row wants: taps, bridges, VM dirs. */
+static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
+			 const struct network *nets, size_t n_nets)
+{
+	char **names = NULL, *err = NULL;
+	size_t n = 0;
+
+	if (link_list_ours('v', &names, &n, &err) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (vm_owns_tap(vms, n_vms, names[i]))
+				continue;
+			log_info("removing stray tap %s", names[i]);
+			if (link_remove(names[i], &err) < 0) {
+				log_warn("%s", err);
+				free(err);
+				err = NULL;
+			}
+		}
+		link_names_free(names, n);
+	}
+	if (link_list_ours('b', &names, &n, &err) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			bool wanted = false;
+			for (size_t j = 0; j < n_nets && !wanted; j++)
+				wanted = strcmp(ifname_bridge(nets[j].id).s, names[i]) == 0;
+			if (wanted)
+				continue;
+			log_info("removing stray bridge %s", names[i]);
+			if (link_remove(names[i], &err) < 0) {
+				log_warn("%s", err);
+				free(err);
+				err = NULL;
+			}
+		}
+		link_names_free(names, n);
+	}
+	free(err);
+
+	DIR *d = opendir(a->vms_dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		uint64_t id;
+		bool wanted = false;
+		if (!vm_id_parse(de->d_name, &id))
+			continue;
+		for (size_t i = 0; i < n_vms && !wanted; i++)
+			wanted = vms[i].id == id;
+		if (wanted)
+			continue;
+		struct vm_paths p;
+		if (vm_paths_init(&p, a->cfg->state_dir, id) < 0)
+			continue;
+		if (qemu_running_pid(&p) > 0) {
+			/* Kill the orphan now; its directory goes on a later pass. */
+			log_warn("killing QEMU of unknown VM %s", de->d_name);
+			qemu_kill(&p);
+		} else {
+			log_info("removing stray VM directory %s", p.dir);
+			dir_remove_tree(p.dir);
+		}
+		vm_paths_free(&p);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int min_wait(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int agent_reconcile(struct agent *a)
+{
+	struct vm *vms = NULL;
+	struct network *nets = NULL;
+	size_t n_vms = 0, n_nets = 0;
+	int again = -1;
+
+	if (store_network_list(a->st, OWNER_ANY, &nets, &n_nets) != STORE_OK ||
+	    store_vm_list(a->st, OWNER_ANY, true, &vms, &n_vms) != STORE_OK) {
+		again = 5000;
+		goto out;
+	}
+	for (size_t i = 0; i < n_nets; i++) {
+		char *err = NULL;
+		if (bridge_ensure(ifname_bridge(nets[i].id).s, nets[i].ipv6, nets[i].ipv4, &err) < 0) {
+			log_warn("network %s: %s", nets[i].name, err);
+			again = min_wait(again, 5000);
+		}
+		free(err);
+	}
+	for (size_t i = 0; i < n_vms; i++) {
+		if (vms[i].host && strcmp(vms[i].host, a->cfg->host_name) != 0)
+			continue;
+		again = min_wait(again, vm_converge(a, &vms[i]));
+	}
+	sweep_strays(a, vms, n_vms, nets, n_nets);
+out:
+	vms_free(vms, n_vms);
+	networks_free(nets, n_nets);
+	return again;
+}
+
+int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err)
+{
+	struct vm_paths p;
+	int rc;
+
+	*err = NULL;
+	if (vm_paths_init(&p, a->cfg->state_dir, vm_id) < 0) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	if (qemu_running_pid(&p) <= 0) {
+		*err = strdup("VM is not running");
+		rc = -1;
+	} else {
+		rc = qemu_reset(&p, err);
+	}
+	vm_paths_free(&p);
+	return rc;
+}
+
+char *agent_vm_log_path(struct agent *a, uint64_t vm_id)
+{
+	return str_printf("%s/%s/serial.log", a->vms_dir, vm_id_format(vm_id).s);
+}
+
+char *agent_vm_console_path(struct agent *a, uint64_t vm_id)
+{
+	return str_printf("%s/%s/serial.sock", a->vms_dir, vm_id_format(vm_id).s);
+}

@@ -1,0 +1,116 @@
+/*
+ * api — the REST/JSON API under /v1/ (DESIGN §9), served by libmicrohttpd
+ * from hcd's one event loop.
+ *
+ * The whole surface is the route table in routes.c: method, path pattern,
+ * handler, body kind, who may call it.  Handlers validate every input,
+ * answer {"error":{"code":…,"message":…}} with a fitting 4xx/5xx status on
+ * failure, and touch the host only through the store (the agent does the
+ * rest) — except the few imperative verbs (reboot, console, log) that have
+ * no desired state.
+ */
+#ifndef HC_API_H
+#define HC_API_H
+
+#include "agent/reconcile.h"
+#include "common/config.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct api_ctx {
+	struct store *st;
+	struct agent *agent;
+	struct config *cfg;
+};
+
+enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
+
+struct req;
+
+struct route {
+	const char *method;
+	const char *pattern;              /* segments; "{}" captures one */
+	int (*handler)(struct req *r);    /* runs once the body is complete */
+	enum body_kind body;
+	/* BODY_STREAM: begin (may refuse), then every chunk as it arrives. */
+	int (*stream_begin)(struct req *r);
+	int (*stream_chunk)(struct req *r, const char *data, size_t len);
+	bool admin_only;
+};
+
+#define REQ_MAX_PARAMS 4
+
+struct req {
+	struct api_ctx *api;
+	struct MHD_Connection *conn;
+	const char *method;
+	const struct route *route;
+	char *params[REQ_MAX_PARAMS];
+	size_t n_params;
+	uint64_t caller;                  /* user ID */
+	bool admin;
+	/* request body */
+	char *body;
+	size_t body_len;
+	bool body_too_large;
+	json_t *json;
+	void *stream;                     /* handler state of BODY_STREAM routes */
+	void (*stream_free)(void *);
+	bool stream_failed;
+	/* response */
+	int status;
+	json_t *resp;
+	char *text;                       /* text/plain response, malloc'd */
+	size_t text_len;
+	struct MHD_Response *raw;         /* prebuilt (protocol upgrade) */
+};
+
+/* Scope for store lookups: admins see everything. */
+static inline uint64_t req_scope(const struct req *r)
+{
+	return r->admin ? OWNER_ANY : r->caller;
+}
+
+/* Set an error response; returns 0 so handlers can `return req_error(…)`. */
+int req_error(struct req *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Map a store result to an error response about `what`. */
+int req_store_error(struct req *r, int rc, const char *what, const char *ref);
+/* Set a JSON response (steals the reference). */
+int req_json(struct req *r, int status, json_t *body);
+/* A resource name is valid and does not read as an ID of id_digits hex. */
+bool api_name_check(struct req *r, const char *name, size_t id_digits, const char *what);
+/* Query-string argument or NULL. */
+const char *req_query(struct req *r, const char *key);
+
+/* http.c: listeners.  Returns NULL and a message on failure. */
+struct api_server;
+struct api_server *api_server_start(struct api_ctx *ctx, char **err);
+void api_server_stop(struct api_server *s);
+/* Descriptors to poll for input (up to 2) and MHD's wish for a timeout. */
+int api_server_fds(struct api_server *s, int fds[2]);
+long long api_server_timeout_ms(struct api_server *s);
+void api_server_run(struct api_server *s);
+
+/* routes.c */
+extern const struct route api_routes[];
+extern const size_t api_n_routes;
+
+/* images.c */
+int h_image_list(struct req *r);
+int h_image_create(struct req *r);
+int h_image_get(struct req *r);
+int h_image_delete(struct req *r);
+int h_image_upload(struct req *r);
+int h_image_upload_begin(struct req *r);
+int h_image_upload_chunk(struct req *r, const char *data, size_t len);
+int h_image_finalize(struct req *r);
+
+/* console.c */
+int h_vm_console(struct req *r);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * codec — the JSON shape of every resource the API returns (DESIGN §9).
+ * Pure: store models in, jansson values out (new references).
+ */
+#ifndef HC_CODEC_H
+#define HC_CODEC_H
+
+#include "store/store.h"
+
+#include <jansson.h>
+
+json_t *vm_to_json(const struct vm *vm);
+json_t *image_to_json(const struct image *im);
+json_t *network_to_json(const struct network *n);
+
+/* The NIC's IPv6 address: the network's /64 + modified EUI-64 of its MAC.
+ * Writes into buf (INET6_ADDRSTRLEN); false when the prefix is malformed. */
+bool nic_ipv6(const char *prefix64, uint64_t nic_id, char *buf, size_t len);
+
+/* Render an image ID (8 hex digits). */
+void image_id_format(uint64_t id, char buf[9]);
+
+#endif

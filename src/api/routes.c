@@ -1,0 +1,444 @@
+/*
+ * routes — the API surface as one table, and the handlers for VMs,
+ * networks and the daemon itself.  Images are in images.c, the console in
+ * console.c.  docs/API.md describes every row of the table.
+ */
+#include "api/api.h"
+
+#include "api/codec.h"
+#include "common/fsutil.h"
+#include "common/ids.h"
+#include "common/validate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VM_CPUS_MAX 64
+#define VM_MEMORY_MIN 32
+#define VM_MEMORY_MAX (1024 * 1024)
+#define VM_NICS_MAX 16
+#define LOG_TAIL_DEFAULT (256 * 1024)
+#define LOG_TAIL_MAX (16 * 1024 * 1024)
+
+/* Refuse members of a JSON object that the endpoint does not know: a typo
+ * must not silently fall back to a default. */
+static bool only_keys(struct req *r, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(r->json, key, v) {
+		bool ok = false;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = strcmp(*a, key) == 0;
+		if (!ok) {
+			req_error(r, 400, "bad_request", "unknown field '%s'", key);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool all_hex(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return false;
+	return true;
+}
+
+/* Names must be valid and must not read as an ID of the same kind, so a
+ * reference is never ambiguous. */
+bool api_name_check(struct req *r, const char *name, size_t id_digits, const char *what)
+{
+	if (!name_valid(name)) {
+		req_error(r, 400, "bad_name",
+			  "%s name must match [a-z0-9][a-z0-9-]{0,62}", what);
+		return false;
+	}
+	if (strlen(name) == id_digits && all_hex(name)) {
+		req_error(r, 400, "bad_name", "%s name must not look like an ID", what);
+		return false;
+	}
+	return true;
+}
+
+/* Optional integer member within [lo, hi]; false (and an error) when bad. */
+static bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
+{
+	json_t *v = json_object_get(r->json, key);
+
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		req_error(r, 400, "bad_request", "'%s' must be an integer in %d..%d", key, lo, hi);
+		return false;
+	}
+	*out = (int)json_integer_value(v);
+	return true;
+}
+
+/* Optional string member; false (and an error) when present but not a string. */
+static bool get_str(struct req *r, const char *key, bool required, const char **out)
+{
+	json_t *v = json_object_get(r->json, key);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			req_error(r, 400, "bad_request", "'%s' is required", key);
+		return !required;
+	}
+	if (!json_is_string(v)) {
+		req_error(r, 400, "bad_request", "'%s' must be a string", key);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+/* ---- daemon ------------------------------------------------------------- */
+
+static int h_info(struct req *r)
+{
+	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i}",
+		"version", HC_VERSION,
+		"host", r->api->cfg->host_name,
+		"accel", r->api->cfg->accel,
+		"schema", store_schema_version(r->api->st)));
+}
+
+/* ---- VMs ---------------------------------------------------------------- */
+
+static int h_vm_list(struct req *r)
+{
+	struct vm *vms = NULL;
+	size_t n = 0;
+	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "vm", NULL);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, vm_to_json(&vms[i]));
+	vms_free(vms, n);
+	return req_json(r, 200, arr);
+}
+
+static int reply_vm(struct req *r, int status, uint64_t id)
+{
+	struct vm vm = { 0 };
+	int rc = store_vm_get_id(r->api->st, id, &vm);
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "vm", vm_id_format(id).s);
+	req_json(r, status, vm_to_json(&vm));
+	vm_free(&vm);
+	return 0;
+}
+
+static int h_vm_create(struct req *r)
+{
+	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
+					    "start", NULL };
+	const char *name, *image_ref;
+	int cpus = 1, memory = 256;
+	bool start = true;
+	uint64_t net_ids[VM_NICS_MAX];
+	size_t n_nets = 0;
+	json_t *nets;
+	struct image im = { 0 };
+	int rc;
+
+	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
+	    !get_str(r, "image", true, &image_ref) ||
+	    !get_int(r, "cpus", 1, VM_CPUS_MAX, &cpus) ||
+	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory))
+		return 0;
+	if (!api_name_check(r, name, VM_ID_STRLEN, "vm"))
+		return 0;
+	json_t *js = json_object_get(r->json, "start");
+	if (js && !json_is_null(js)) {
+		if (!json_is_boolean(js))
+			return req_error(r, 400, "bad_request", "'start' must be true or false");
+		start = json_is_true(js);
+	}
+	rc = store_image_get(r->api->st, image_ref, req_scope(r), &im);
+	if (rc != STORE_OK)
+		return req_store_error(r, rc == STORE_NOTFOUND ? STORE_NOTFOUND : rc, "image", image_ref);
+	if (strcmp(im.state, "ready") != 0) {
+		image_free(&im);
+		return req_error(r, 409, "conflict", "image '%s' is still being uploaded", image_ref);
+	}
+
+	nets = json_object_get(r->json, "networks");
+	if (nets && !json_is_null(nets)) {
+		size_t i;
+		json_t *v;
+		if (!json_is_array(nets) || json_array_size(nets) > VM_NICS_MAX) {
+			image_free(&im);
+			return req_error(r, 400, "bad_request",
+					 "'networks' must be an array of at most %d names", VM_NICS_MAX);
+		}
+		json_array_foreach(nets, i, v) {
+			struct network net = { 0 };
+			if (!json_is_string(v)) {
+				image_free(&im);
+				return req_error(r, 400, "bad_request", "'networks' must hold names");
+			}
+			rc = store_network_get(r->api->st, json_string_value(v), req_scope(r), &net);
+			if (rc != STORE_OK) {
+				image_free(&im);
+				return req_store_error(r, rc, "network", json_string_value(v));
+			}
+			net_ids[n_nets++] = net.id;
+			network_free(&net);
+		}
+	}
+
+	struct vm vm = {
+		.name = (char *)name, .owner = r->caller, .image = im.id, .cpus = cpus,
+		.memory_mib = memory, .desired = start ? "running" : "stopped",
+		.state = "stopped", .host = r->api->cfg->host_name,
+	};
+	image_free(&im);
+	rc = store_vm_create(r->api->st, &vm, net_ids, n_nets);
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "vm", name);
+	return reply_vm(r, 201, vm.id);
+}
+
+/* Resolve the {} of the path to a VM the caller may see. */
+static bool vm_resolve(struct req *r, struct vm *vm)
+{
+	int rc = store_vm_get(r->api->st, r->params[0], req_scope(r), vm);
+
+	if (rc != STORE_OK) {
+		req_store_error(r, rc, "vm", r->params[0]);
+		return false;
+	}
+	return true;
+}
+
+static int h_vm_get(struct req *r)
+{
+	struct vm vm = { 0 };
+
+	if (!vm_resolve(r, &vm))
+		return 0;
+	req_json(r, 200, vm_to_json(&vm));
+	vm_free(&vm);
+	return 0;
+}
+
+static int set_desired(struct req *r, const char *desired)
+{
+	struct vm vm = { 0 };
+	int rc;
+
+	if (!vm_resolve(r, &vm))
+		return 0;
+	/* A start after a failed start tries again from a clean slate. */
+	if (strcmp(desired, "running") == 0 && strcmp(vm.state, "error") == 0)
+		store_vm_set_state(r->api->st, vm.id, "stopped", NULL);
+	rc = store_vm_set_desired(r->api->st, vm.id, desired);
+	if (rc != STORE_OK) {
+		vm_free(&vm);
+		return req_store_error(r, rc, "vm", r->params[0]);
+	}
+	uint64_t id = vm.id;
+	vm_free(&vm);
+	return reply_vm(r, 202, id);
+}
+
+static int h_vm_start(struct req *r)  { return set_desired(r, "running"); }
+static int h_vm_stop(struct req *r)   { return set_desired(r, "stopped"); }
+static int h_vm_delete(struct req *r) { return set_desired(r, "deleted"); }
+
+static int h_vm_reboot(struct req *r)
+{
+	struct vm vm = { 0 };
+	char *err = NULL;
+
+	if (!vm_resolve(r, &vm))
+		return 0;
+	if (strcmp(vm.state, "running") != 0) {
+		req_error(r, 409, "conflict", "vm '%s' is %s, not running", vm.name, vm.state);
+	} else if (agent_vm_reboot(r->api->agent, vm.id, &err) < 0) {
+		req_error(r, 409, "conflict", "reboot of '%s' failed: %s", vm.name, err);
+	} else {
+		req_json(r, 202, vm_to_json(&vm));
+	}
+	free(err);
+	vm_free(&vm);
+	return 0;
+}
+
+static int h_vm_log(struct req *r)
+{
+	struct vm vm = { 0 };
+	const char *tail_s = req_query(r, "tail");
+	long long tail = LOG_TAIL_DEFAULT;
+
+	if (tail_s) {
+		char *end;
+		tail = strtoll(tail_s, &end, 10);
+		if (*end || tail <= 0 || tail > LOG_TAIL_MAX)
+			return req_error(r, 400, "bad_request", "'tail' must be 1..%d bytes", LOG_TAIL_MAX);
+	}
+	if (!vm_resolve(r, &vm))
+		return 0;
+	char *path = agent_vm_log_path(r->api->agent, vm.id);
+	char *text = NULL;
+	size_t len = 0;
+	if (path == NULL || file_read_tail(path, (size_t)tail, &text, &len) < 0) {
+		if (errno != ENOENT)
+			req_error(r, 500, "internal", "cannot read the serial log");
+		text = strdup("");
+		len = 0;
+	}
+	free(path);
+	vm_free(&vm);
+	if (r->resp == NULL) {
+		r->status = 200;
+		r->text = text;
+		r->text_len = len;
+	} else {
+		free(text);
+	}
+	return 0;
+}
+
+/* ---- networks ----------------------------------------------------------- */
+
+static int h_net_list(struct req *r)
+{
+	struct network *nets = NULL;
+	size_t n = 0;
+	int rc = store_network_list(r->api->st, req_scope(r), &nets, &n);
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "network", NULL);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, network_to_json(&nets[i]));
+	networks_free(nets, n);
+	return req_json(r, 200, arr);
+}
+
+static int h_net_create(struct req *r)
+{
+	static const char *const keys[] = { "name", "ipv6", "ipv4", NULL };
+	const char *name, *ipv6, *ipv4;
+	struct in6_addr p6;
+	struct in_addr p4;
+	unsigned len4;
+	struct network *all = NULL;
+	size_t n_all = 0;
+	int rc;
+
+	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
+	    !get_str(r, "ipv6", true, &ipv6) || !get_str(r, "ipv4", false, &ipv4))
+		return 0;
+	if (!api_name_check(r, name, NET_ID_STRLEN, "network"))
+		return 0;
+	if (!ipv6_prefix64_parse(ipv6, &p6))
+		return req_error(r, 400, "bad_request", "'ipv6' must be a /64 prefix, e.g. 2001:db8:1::/64");
+	if (ipv4 && !ipv4_cidr_parse(ipv4, &p4, &len4))
+		return req_error(r, 400, "bad_request",
+				 "'ipv4' must be a subnet /8../30 with host bits zero, e.g. 10.0.0.0/24");
+	/* Canonical text, so equal prefixes compare equal. */
+	char c6[INET6_ADDRSTRLEN + 4], c4[INET_ADDRSTRLEN + 4];
+	char a6[INET6_ADDRSTRLEN], a4[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET6, &p6, a6, sizeof(a6));
+	snprintf(c6, sizeof(c6), "%s/64", a6);
+	if (ipv4) {
+		inet_ntop(AF_INET, &p4, a4, sizeof(a4));
+		snprintf(c4, sizeof(c4), "%s/%u", a4, len4);
+	}
+	rc = store_network_list(r->api->st, OWNER_ANY, &all, &n_all);
+	for (size_t i = 0; rc == STORE_OK && i < n_all; i++)
+		if (strcmp(all[i].ipv6, c6) == 0 || (ipv4 && all[i].ipv4 && strcmp(all[i].ipv4, c4) == 0))
+			rc = STORE_CONFLICT;
+	networks_free(all, n_all);
+	if (rc == STORE_CONFLICT)
+		return req_error(r, 409, "conflict", "another network already uses that prefix");
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "network", name);
+
+	struct network net = { .name = (char *)name, .owner = r->caller, .ipv6 = c6,
+			       .ipv4 = ipv4 ? c4 : NULL };
+	rc = store_network_create(r->api->st, &net);
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "network", name);
+	struct network out = { 0 };
+	rc = store_network_get(r->api->st, net_id_format(net.id).s, OWNER_ANY, &out);
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "network", name);
+	req_json(r, 201, network_to_json(&out));
+	network_free(&out);
+	return 0;
+}
+
+static int h_net_get(struct req *r)
+{
+	struct network net = { 0 };
+	int rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "network", r->params[0]);
+	req_json(r, 200, network_to_json(&net));
+	network_free(&net);
+	return 0;
+}
+
+static int h_net_delete(struct req *r)
+{
+	struct network net = { 0 };
+	int rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+
+	if (rc == STORE_OK)
+		rc = store_network_delete(r->api->st, net.id);
+	if (rc == STORE_CONFLICT)
+		req_error(r, 409, "in_use", "network '%s' still has NICs", r->params[0]);
+	else if (rc != STORE_OK)
+		req_store_error(r, rc, "network", r->params[0]);
+	else
+		req_json(r, 200, network_to_json(&net));
+	network_free(&net);
+	return 0;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+const struct route api_routes[] = {
+	{ "GET",    "/v1/info",                  h_info,           BODY_NONE, NULL, NULL, false },
+
+	{ "GET",    "/v1/vms",                   h_vm_list,        BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms",                   h_vm_create,      BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}",                h_vm_get,         BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}",                h_vm_delete,      BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/start",          h_vm_start,       BODY_JSON, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/stop",           h_vm_stop,        BODY_JSON, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/reboot",         h_vm_reboot,      BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/log",            h_vm_log,         BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/console",        h_vm_console,     BODY_NONE, NULL, NULL, false },
+
+	{ "GET",    "/v1/images",                h_image_list,     BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/images",                h_image_create,   BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/images/{}",             h_image_get,      BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/images/{}",             h_image_delete,   BODY_NONE, NULL, NULL, false },
+	{ "PUT",    "/v1/images/{}/files/{}",    h_image_upload,   BODY_STREAM,
+	  h_image_upload_begin, h_image_upload_chunk, false },
+	{ "POST",   "/v1/images/{}/finalize",    h_image_finalize, BODY_JSON, NULL, NULL, false },
+
+	{ "GET",    "/v1/networks",              h_net_list,       BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+};
+
+const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,44 @@
+/*
+ * config — hcd.conf (INI, DESIGN §9) plus --key=value overrides.
+ * Keys are "section.key"; keys of the [hcd] section may be given bare.
+ * A command-line override always wins over the file.
+ */
+#ifndef HC_CONFIG_H
+#define HC_CONFIG_H
+
+struct config {
+	char *state_dir;
+	char *accel;          /* kvm | tcg | auto */
+	char *store;          /* sqlite | sqlite:PATH | postgresql://… */
+	char *roles;
+	char *host_name;
+	char *listen;         /* optional TCP listener, "[::1]:8443" */
+	char *tls_cert;
+	char *tls_key;
+	char *uplink;
+	char *underlay;
+	char *log_level;      /* debug | info | warn | error */
+	int stop_timeout;     /* seconds between ACPI powerdown and quit */
+	int resync_interval;  /* seconds between safety-net reconciles */
+	long long max_body;   /* bytes of a JSON request body */
+	char *passwd_file;
+	char *ldap_uri;
+	char *ldap_base;
+	char *ldap_filter;
+	int token_ttl;
+};
+
+#define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"
+
+void config_defaults(struct config *c);
+/*
+ * Load path (missing is fine when optional) then apply overrides
+ * ("key=value" strings).  On error returns -1 and a malloc'd message.
+ */
+int config_load(struct config *c, const char *path, int optional,
+		char *const *overrides, int n_overrides, char **err);
+/* Set one key; -1 for an unknown key or a bad value. */
+int config_set(struct config *c, const char *section, const char *key, const char *value);
+void config_free(struct config *c);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * proc — running programs from argv arrays (never through a shell) and
+ * looking at processes we started earlier.
+ */
+#ifndef HC_PROC_H
+#define HC_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Run argv[0] (searched in PATH) and wait for it, at most timeout_ms
+ * (0 = no limit; on timeout the child is killed).  stdin is /dev/null and
+ * the child inherits no descriptor of ours beyond 0-2 (a daemonizing child
+ * such as QEMU must not keep our listening sockets alive after we exit).
+ * When out is not NULL, up to max bytes of stdout (and of stderr too when
+ * merge_stderr) are returned in a malloc'd NUL-terminated buffer;
+ * otherwise stderr is passed through to ours.
+ * Returns the exit status (0..255), 128+signal when killed, or -1 with
+ * errno set when the program could not be run.
+ */
+int proc_run(char *const argv[], int timeout_ms, char **out, size_t max, bool merge_stderr);
+
+/* True when pid exists (and is not a zombie we could reap). */
+bool proc_alive(pid_t pid);
+
+/* Read a decimal pid from a pidfile; 0 when missing or malformed. */
+pid_t pidfile_read(const char *path);
+
+/*
+ * True when /proc/PID/cmdline contains needle as one of its arguments or
+ * inside one: guards against acting on a recycled PID.
+ */
+bool proc_cmdline_contains(pid_t pid, const char *needle);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+long long now_ms(void);
+
+#endif

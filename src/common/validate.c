@@ -1,0 +1,94 @@
+/* validate — see validate.h. */
+#include "common/validate.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool name_valid(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	n = strlen(s);
+	if (n == 0 || n > NAME_MAXLEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (c == '-' && i > 0);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Split "addr/len" into its parts; false when malformed. */
+static bool split_prefix(const char *s, char *addr, size_t addrsz, unsigned *len)
+{
+	const char *slash;
+	char *end;
+	unsigned long l;
+
+	if (s == NULL || (slash = strchr(s, '/')) == NULL)
+		return false;
+	if ((size_t)(slash - s) >= addrsz || slash[1] == '\0')
+		return false;
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	l = strtoul(slash + 1, &end, 10);
+	if (*end != '\0' || l > 128 || !(slash[1] >= '0' && slash[1] <= '9'))
+		return false;
+	*len = (unsigned)l;
+	return true;
+}
+
+bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	unsigned len;
+
+	if (!split_prefix(s, addr, sizeof(addr), &len) || len != 64)
+		return false;
+	if (inet_pton(AF_INET6, addr, prefix) != 1)
+		return false;
+	for (int i = 8; i < 16; i++)
+		if (prefix->s6_addr[i] != 0)
+			return false;
+	/* Multicast and link-local prefixes cannot be a network's prefix. */
+	if (prefix->s6_addr[0] == 0xff ||
+	    (prefix->s6_addr[0] == 0xfe && (prefix->s6_addr[1] & 0xc0) == 0x80))
+		return false;
+	return true;
+}
+
+bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len)
+{
+	char addr[INET_ADDRSTRLEN + 1];
+	uint32_t host, mask;
+
+	if (!split_prefix(s, addr, sizeof(addr), len) || *len < 8 || *len > 30)
+		return false;
+	if (inet_pton(AF_INET, addr, net) != 1)
+		return false;
+	host = ntohl(net->s_addr);
+	mask = *len == 0 ? 0 : ~UINT32_C(0) << (32 - *len);
+	return (host & ~mask) == 0;
+}
+
+bool cmdline_valid(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	n = strlen(s);
+	if (n > 2048)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}

@@ -1,0 +1,26 @@
+/*
+ * validate — checks of user input that every entry point shares.
+ * Pure functions; each returns true when the input is acceptable.
+ */
+#ifndef HC_VALIDATE_H
+#define HC_VALIDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#define NAME_MAXLEN 63
+
+/* Resource names: [a-z0-9][a-z0-9-]{0,62}. */
+bool name_valid(const char *s);
+
+/* An IPv6 prefix written "addr/64" whose host bits are zero. */
+bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix);
+
+/* An IPv4 subnet "a.b.c.d/len", 8 <= len <= 30, host bits zero. */
+bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len);
+
+/* Kernel command line for kernel images: printable ASCII, bounded. */
+bool cmdline_valid(const char *s);
+
+#endif

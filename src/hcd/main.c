@@ -1,0 +1,292 @@
+/*
+ * hcd — the hackcloud daemon (DESIGN §3).
+ *
+ * Roles and what wakes them, all in one poll loop of one thread:
+ *
+ *   role       event sources                        work
+ *   api        the unix socket, the TCP listener    api/ (libmicrohttpd)
+ *   scheduler  a VM create                          places it on this host (single-host store)
+ *   agent      store change hook, a transition      agent/ reconcile pass
+ *              in flight, the periodic resync
+ *   (all)      signalfd: TERM/INT stop, HUP reload
+ *
+ * QEMU processes are not children of the loop: they daemonize and outlive
+ * hcd, which re-adopts them on start.
+ */
+#include "agent/reconcile.h"
+#include "api/api.h"
+#include "common/config.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "store/store.h"
+#include "vm/accel.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+struct hcd {
+	struct config cfg;
+	char *config_path;
+	bool config_optional;
+	char **overrides;
+	int n_overrides;
+	struct store *st;
+	struct agent *agent;
+	struct api_server *api;
+	struct api_ctx api_ctx;
+	bool reconcile_due;
+	long long next_resync;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hcd [--state-dir DIR] [--config FILE] [--accel kvm|tcg|auto] [--KEY=VALUE]...\n"
+		"\n"
+		"Runs the hackcloud daemon in the foreground.\n"
+		"  --state-dir DIR   state directory (default /var/lib/hackcloud); API at DIR/api.sock\n"
+		"  --config FILE     configuration file (default %s)\n"
+		"  --accel A         kvm, tcg or auto (auto proves KVM with a probe guest)\n"
+		"  --KEY=VALUE       any hcd.conf key, e.g. --listen=[::1]:8443 --auth.token_ttl=3600\n"
+		"  --help, --version\n", CONFIG_DEFAULT_PATH);
+}
+
+static enum log_level level_of(const char *s)
+{
+	if (strcmp(s, "debug") == 0) return LOG_LVL_DEBUG;
+	if (strcmp(s, "warn") == 0) return LOG_LVL_WARN;
+	if (strcmp(s, "error") == 0) return LOG_LVL_ERR;
+	return LOG_LVL_INFO;
+}
+
+static int load_config(struct hcd *h, struct config *out)
+{
+	char *err = NULL;
+
+	config_defaults(out);
+	if (config_load(out, h->config_path, h->config_optional, h->overrides,
+			h->n_overrides, &err) < 0) {
+		log_err("config: %s", err);
+		free(err);
+		config_free(out);
+		return -1;
+	}
+	if (strcmp(out->accel, "kvm") && strcmp(out->accel, "tcg") && strcmp(out->accel, "auto")) {
+		log_err("config: accel must be kvm, tcg or auto");
+		config_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGHUP: take the settings that can change at run time. */
+static void reload_config(struct hcd *h)
+{
+	struct config c;
+
+	if (load_config(h, &c) < 0) {
+		log_warn("reload: keeping the previous configuration");
+		return;
+	}
+	h->cfg.stop_timeout = c.stop_timeout;
+	h->cfg.resync_interval = c.resync_interval;
+	h->cfg.max_body = c.max_body;
+	free(h->cfg.log_level);
+	h->cfg.log_level = strdup(c.log_level);
+	log_set_level(level_of(c.log_level));
+	config_free(&c);
+	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
+	h->reconcile_due = true;
+}
+
+static void on_store_change(void *arg)
+{
+	((struct hcd *)arg)->reconcile_due = true;
+}
+
+static int parse_args(struct hcd *h, int argc, char **argv)
+{
+	h->config_path = strdup(CONFIG_DEFAULT_PATH);
+	h->config_optional = true;
+	h->overrides = calloc((size_t)argc + 1, sizeof(char *));
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("hcd %s\n", HC_VERSION);
+			exit(0);
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "hcd: unexpected argument '%s'\n", a);
+			return -1;
+		}
+		a += 2;
+		const char *eq = strchr(a, '=');
+		size_t klen = eq ? (size_t)(eq - a) : strlen(a);
+		if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			fprintf(stderr, "hcd: --%s needs a value\n", a);
+			return -1;
+		}
+		if (klen == 6 && strncmp(a, "config", 6) == 0) {
+			free(h->config_path);
+			h->config_path = strdup(val);
+			h->config_optional = false;
+			continue;
+		}
+		char *kv = str_printf("%.*s=%s", (int)klen, a, val);
+		h->overrides[h->n_overrides++] = kv;
+	}
+	return 0;
+}
+
+static void hcd_free(struct hcd *h)
+{
+	api_server_stop(h->api);
+	agent_free(h->agent);
+	store_close(h->st);
+	config_free(&h->cfg);
+	for (int i = 0; i < h->n_overrides; i++)
+		free(h->overrides[i]);
+	free(h->overrides);
+	free(h->config_path);
+}
+
+int main(int argc, char **argv)
+{
+	struct hcd h = { 0 };
+	char *err = NULL, *why = NULL;
+	const char *accel;
+	sigset_t mask;
+	int sfd, rc = 1;
+
+	if (parse_args(&h, argc, argv) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (load_config(&h, &h.cfg) < 0)
+		goto out;
+	log_set_level(level_of(h.cfg.log_level));
+	umask(077);
+	if (mkdir_p(h.cfg.state_dir, 0700) < 0) {
+		log_err("state dir %s: %s", h.cfg.state_dir, strerror(errno));
+		goto out;
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	h.st = store_open(h.cfg.store, h.cfg.state_dir, &err);
+	if (h.st == NULL) {
+		log_err("store: %s", err);
+		goto out;
+	}
+	store_set_change_hook(h.st, on_store_change, &h);
+
+	accel = accel_resolve(h.cfg.accel, h.cfg.state_dir, &why);
+	log_info("%s", why);
+	free(why);
+	free(h.cfg.accel);
+	h.cfg.accel = strdup(accel);
+
+	h.agent = agent_new(h.st, &h.cfg, accel);
+	if (h.agent == NULL) {
+		log_err("agent: cannot initialise in %s", h.cfg.state_dir);
+		goto out;
+	}
+	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg };
+	h.api = api_server_start(&h.api_ctx, &err);
+	if (h.api == NULL) {
+		log_err("api: %s", err);
+		goto out;
+	}
+
+	/* Converge once before announcing readiness: VMs that ran before a
+	 * restart are adopted, strays removed. */
+	int again = agent_reconcile(h.agent);
+	long long next_pass = again >= 0 ? now_ms() + again : -1;
+	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
+	log_info("hcd %s ready: state %s, api %s/api.sock%s%s", HC_VERSION, h.cfg.state_dir,
+		 h.cfg.state_dir, h.cfg.listen ? " and " : "", h.cfg.listen ? h.cfg.listen : "");
+	sd_notify(0, "READY=1");
+
+	for (;;) {
+		struct pollfd pfd[3];
+		int fds[2], n = api_server_fds(h.api, fds);
+		long long now = now_ms();
+		long long wake = h.next_resync;
+
+		if (next_pass >= 0 && next_pass < wake)
+			wake = next_pass;
+		long long timeout = wake - now;
+		long long mhd = api_server_timeout_ms(h.api);
+		if (mhd >= 0 && mhd < timeout)
+			timeout = mhd;
+		if (timeout < 0)
+			timeout = 0;
+		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		for (int i = 0; i < n; i++)
+			pfd[1 + i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (poll(pfd, (nfds_t)(1 + n), (int)timeout) < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			bool stop = false;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP)
+					reload_config(&h);
+				else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+					stop = true;
+			}
+			if (stop) {
+				log_info("shutting down; VMs keep running");
+				sd_notify(0, "STOPPING=1");
+				rc = 0;
+				break;
+			}
+		}
+		api_server_run(h.api);
+
+		now = now_ms();
+		if (now >= h.next_resync) {
+			h.reconcile_due = true;
+			h.next_resync = now + (long long)h.cfg.resync_interval * 1000;
+		}
+		if (next_pass >= 0 && now >= next_pass)
+			h.reconcile_due = true;
+		if (h.reconcile_due) {
+			h.reconcile_due = false;
+			again = agent_reconcile(h.agent);
+			next_pass = again >= 0 ? now_ms() + again : -1;
+		}
+	}
+	close(sfd);
+out:
+	free(err);
+	hcd_free(&h);
+	return rc;
+}

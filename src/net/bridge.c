@@ -1,0 +1,179 @@
+/* bridge — bridges, their gateway addresses, link removal and listing; see link.h. */
+#include "net/link.h"
+
+#include "common/fsutil.h"
+#include "common/ids.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct nl_sock *nl_open(char **err)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+
+	if (sk == NULL || nl_connect(sk, NETLINK_ROUTE) < 0) {
+		nl_socket_free(sk);
+		*err = strdup("netlink: cannot connect");
+		return NULL;
+	}
+	return sk;
+}
+
+/* Add "addr/len" to the link; an address that is already there is fine. */
+static int addr_ensure(struct nl_sock *sk, int ifindex, const char *text, char **err)
+{
+	struct nl_addr *local = NULL;
+	struct rtnl_addr *a = NULL;
+	int nerr, rc = -1;
+
+	if ((nerr = nl_addr_parse(text, AF_UNSPEC, &local)) < 0) {
+		*err = str_printf("address %s: %s", text, nl_geterror(nerr));
+		return -1;
+	}
+	a = rtnl_addr_alloc();
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_local(a, local);
+	nerr = rtnl_addr_add(sk, a, 0);
+	if (nerr < 0 && nerr != -NLE_EXIST)
+		*err = str_printf("address %s: %s", text, nl_geterror(nerr));
+	else
+		rc = 0;
+	rtnl_addr_put(a);
+	nl_addr_put(local);
+	return rc;
+}
+
+/* "2001:db8::/64" → "2001:db8::1/64"; "10.0.0.0/24" → "10.0.0.1/24". */
+static char *gateway_of(const char *prefix, int family)
+{
+	unsigned char buf[16];
+	char addr[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN];
+	const char *slash = strchr(prefix, '/');
+
+	if (slash == NULL || (size_t)(slash - prefix) >= sizeof(addr))
+		return NULL;
+	memcpy(addr, prefix, (size_t)(slash - prefix));
+	addr[slash - prefix] = '\0';
+	if (inet_pton(family, addr, buf) != 1)
+		return NULL;
+	buf[family == AF_INET6 ? 15 : 3] |= 1;
+	inet_ntop(family, buf, out, sizeof(out));
+	return str_printf("%s%s", out, slash);
+}
+
+int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err)
+{
+	struct nl_sock *sk = nl_open(err);
+	struct rtnl_link *br = NULL, *change = NULL;
+	int nerr, rc = -1;
+
+	*err = NULL;
+	if (sk == NULL)
+		return -1;
+	if (rtnl_link_get_kernel(sk, 0, ifname, &br) < 0) {
+		if ((nerr = rtnl_link_bridge_add(sk, ifname)) < 0 && nerr != -NLE_EXIST) {
+			*err = str_printf("bridge %s: %s", ifname, nl_geterror(nerr));
+			goto out;
+		}
+		if ((nerr = rtnl_link_get_kernel(sk, 0, ifname, &br)) < 0) {
+			*err = str_printf("bridge %s: %s", ifname, nl_geterror(nerr));
+			goto out;
+		}
+	}
+	if (!(rtnl_link_get_flags(br) & IFF_UP)) {
+		change = rtnl_link_alloc();
+		rtnl_link_set_flags(change, IFF_UP);
+		if ((nerr = rtnl_link_change(sk, br, change, 0)) < 0) {
+			*err = str_printf("bridge %s up: %s", ifname, nl_geterror(nerr));
+			goto out;
+		}
+	}
+	const char *prefixes[2] = { ipv6_prefix, ipv4_cidr };
+	const int families[2] = { AF_INET6, AF_INET };
+	for (int i = 0; i < 2; i++) {
+		if (prefixes[i] == NULL)
+			continue;
+		char *gw = gateway_of(prefixes[i], families[i]);
+		int r = gw ? addr_ensure(sk, rtnl_link_get_ifindex(br), gw, err) : -1;
+		if (gw == NULL)
+			*err = str_printf("bad prefix %s", prefixes[i]);
+		free(gw);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	rtnl_link_put(change);
+	rtnl_link_put(br);
+	nl_socket_free(sk);
+	return rc;
+}
+
+int link_remove(const char *ifname, char **err)
+{
+	struct nl_sock *sk = nl_open(err);
+	struct rtnl_link *l = NULL;
+	int nerr, rc = 0;
+
+	*err = NULL;
+	if (sk == NULL)
+		return -1;
+	if (rtnl_link_get_kernel(sk, 0, ifname, &l) >= 0) {
+		nerr = rtnl_link_delete(sk, l);
+		if (nerr < 0 && nerr != -NLE_NODEV && nerr != -NLE_OBJ_NOTFOUND) {
+			*err = str_printf("remove %s: %s", ifname, nl_geterror(nerr));
+			rc = -1;
+		}
+	}
+	rtnl_link_put(l);
+	nl_socket_free(sk);
+	return rc;
+}
+
+int link_list_ours(char kind, char ***names, size_t *n, char **err)
+{
+	struct nl_sock *sk = nl_open(err);
+	struct nl_cache *cache = NULL;
+	char **v = NULL;
+	size_t count = 0;
+	int nerr;
+
+	*names = NULL;
+	*n = 0;
+	if (sk == NULL)
+		return -1;
+	if ((nerr = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache)) < 0) {
+		*err = str_printf("netlink link list: %s", nl_geterror(nerr));
+		nl_socket_free(sk);
+		return -1;
+	}
+	for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+		const char *name = rtnl_link_get_name((struct rtnl_link *)o);
+		enum ifname_kind k;
+		uint64_t id;
+		if (!name || !ifname_parse(name, &k, &id) || (char)k != kind)
+			continue;
+		char **nv = realloc(v, (count + 1) * sizeof(*v));
+		if (nv == NULL)
+			break;
+		v = nv;
+		v[count++] = strdup(name);
+	}
+	nl_cache_free(cache);
+	nl_socket_free(sk);
+	*names = v;
+	*n = count;
+	return 0;
+}
+
+void link_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

@@ -1,0 +1,27 @@
+/*
+ * link — the host's network links hackcloud owns, through netlink
+ * (libnl-route-3) and /dev/net/tun.  No `ip` or `brctl` shell-outs.
+ *
+ * Every function is idempotent: *_ensure makes it so whatever is there,
+ * *_remove succeeds when the thing is already gone.  Return 0 or -1 with a
+ * malloc'd message in *err.
+ */
+#ifndef HC_LINK_H
+#define HC_LINK_H
+
+#include <stddef.h>
+
+/* tap.c: a persistent tap, up, enslaved to bridge (which must exist). */
+int tap_ensure(const char *ifname, const char *bridge, char **err);
+
+/* bridge.c */
+/* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len). */
+int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err);
+/* Delete any link by name. */
+int link_remove(const char *ifname, char **err);
+/* Names of all links whose name parses as one of ours (ifname_parse), of
+ * the given kind letter ('v', 'b', 'x'); malloc'd array of malloc'd names. */
+int link_list_ours(char kind, char ***names, size_t *n, char **err);
+void link_names_free(char **names, size_t n);
+
+#endif

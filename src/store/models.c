@@ -1,0 +1,592 @@
+/*
+ * models — images, networks, VMs and their NICs in the store.  Written once
+ * against the engine interface (store_internal.h); portable SQL only.
+ */
+#include "store/store_internal.h"
+
+#include "common/ids.h"
+#include "common/validate.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define IMAGE_ID_DIGITS 8
+
+static int64_t now_unix(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* A ref is an ID when it is exactly `digits` lowercase hex digits. */
+static bool ref_as_id(const char *ref, size_t digits, uint64_t *id)
+{
+	uint64_t v = 0;
+
+	if (strlen(ref) != digits)
+		return false;
+	for (size_t i = 0; i < digits; i++) {
+		char c = ref[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+		v = (v << 4) | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	*id = v;
+	return true;
+}
+
+/* Scope clause parameter: OWNER_ANY matches every owner. */
+static struct sval scope_param(uint64_t scope)
+{
+	return scope == OWNER_ANY ? SV_I(-1) : SV_I(scope);
+}
+
+#define SCOPE_SQL " AND (? = -1 OR x.owner = ?)"
+
+/* ---- users -------------------------------------------------------------- */
+
+static int row_str(void *arg, const struct sval *c, int n)
+{
+	if (n > 0)
+		*(char **)arg = sv_strdup(&c[0]);
+	return 1;
+}
+
+int store_user_name(struct store *st, uint64_t id, char **name)
+{
+	*name = NULL;
+	int rc = store_q(st, "SELECT name FROM users WHERE id = ?", &SV_I(id), 1, row_str, name);
+	if (rc == STORE_OK && *name == NULL)
+		return STORE_NOTFOUND;
+	return rc;
+}
+
+/* ---- images ------------------------------------------------------------- */
+
+void image_free(struct image *im)
+{
+	if (!im)
+		return;
+	free(im->name);
+	free(im->owner_name);
+	free(im->sha256);
+	free(im->format);
+	free(im->boot);
+	free(im->cmdline);
+	free(im->state);
+	memset(im, 0, sizeof(*im));
+}
+
+void images_free(struct image *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		image_free(&v[i]);
+	free(v);
+}
+
+#define IMAGE_COLS "x.id, x.name, x.owner, u.name, x.sha256, x.format, x.boot, x.size," \
+	" x.cmdline, x.has_initrd, x.state, x.created FROM images x JOIN users u ON u.id = x.owner"
+
+static void image_from_row(struct image *im, const struct sval *c)
+{
+	im->id = (uint64_t)c[0].i;
+	im->name = sv_strdup(&c[1]);
+	im->owner = (uint64_t)c[2].i;
+	im->owner_name = sv_strdup(&c[3]);
+	im->sha256 = sv_strdup(&c[4]);
+	im->format = sv_strdup(&c[5]);
+	im->boot = sv_strdup(&c[6]);
+	im->size = c[7].i;
+	im->cmdline = sv_strdup(&c[8]);
+	im->has_initrd = c[9].i != 0;
+	im->state = sv_strdup(&c[10]);
+	im->created = c[11].i;
+}
+
+struct rows {
+	void *v;
+	size_t n, cap, elem;
+	void (*fill)(void *elem, const struct sval *c);
+};
+
+static int rows_add(void *arg, const struct sval *c, int ncols)
+{
+	struct rows *r = arg;
+	(void)ncols;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		void *nv = realloc(r->v, cap * r->elem);
+		if (nv == NULL)
+			return 1;
+		r->v = nv;
+		r->cap = cap;
+	}
+	void *e = (char *)r->v + r->n * r->elem;
+	memset(e, 0, r->elem);
+	r->fill(e, c);
+	r->n++;
+	return 0;
+}
+
+static void fill_image(void *e, const struct sval *c) { image_from_row(e, c); }
+
+int store_image_create(struct store *st, struct image *im)
+{
+	int rc = store_tx_begin(st);
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_counter_next(st, "image", UINT32_MAX, &im->id);
+	im->created = now_unix();
+	if (rc == STORE_OK) {
+		struct sval p[] = { SV_I(im->id), SV_S(im->name), SV_I(im->owner), SV_S(im->format),
+			SV_S(im->boot), SV_S(im->cmdline), SV_I(im->has_initrd), SV_I(im->created) };
+		rc = store_w(st, "INSERT INTO images (id, name, owner, format, boot, cmdline,"
+			     " has_initrd, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'uploading', ?)",
+			     p, 8);
+	}
+	return store_tx_end(st, rc);
+}
+
+static int image_one(struct store *st, const char *where, const struct sval *p, int n,
+		     struct image *out)
+{
+	struct rows r = { .elem = sizeof(struct image), .fill = fill_image };
+	char sql[512];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT " IMAGE_COLS " WHERE %s", where);
+	rc = store_q(st, sql, p, n, rows_add, &r);
+	if (rc == STORE_OK && r.n == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		*out = ((struct image *)r.v)[0];
+	for (size_t i = rc == STORE_OK ? 1 : 0; i < r.n; i++)
+		image_free(&((struct image *)r.v)[i]);
+	free(r.v);
+	return rc;
+}
+
+int store_image_get_id(struct store *st, uint64_t id, struct image *out)
+{
+	return image_one(st, "x.id = ?", &SV_I(id), 1, out);
+}
+
+int store_image_get(struct store *st, const char *ref, uint64_t scope, struct image *out)
+{
+	uint64_t id;
+	struct sval sp = scope_param(scope);
+
+	if (ref_as_id(ref, IMAGE_ID_DIGITS, &id)) {
+		struct sval p[] = { SV_I(id), sp, sp };
+		int rc = image_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	struct sval p[] = { SV_S(ref), sp, sp };
+	return image_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+}
+
+int store_image_list(struct store *st, uint64_t scope, struct image **out, size_t *n)
+{
+	struct rows r = { .elem = sizeof(struct image), .fill = fill_image };
+	struct sval sp = scope_param(scope);
+	struct sval p[] = { sp, sp };
+	int rc = store_q(st, "SELECT " IMAGE_COLS " WHERE 1 = 1" SCOPE_SQL " ORDER BY x.id",
+			 p, 2, rows_add, &r);
+	if (rc != STORE_OK) {
+		images_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*n = r.n;
+	return STORE_OK;
+}
+
+int store_image_finalize(struct store *st, uint64_t id, const char *sha256,
+			 const char *format, int64_t size)
+{
+	struct sval p[] = { SV_S(sha256), SV_S(format), SV_I(size), SV_I(id) };
+	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = store_w(st, "UPDATE images SET sha256 = ?, format = ?, size = ?, state = 'ready'"
+			     " WHERE id = ?", p, 4);
+	return store_tx_end(st, rc);
+}
+
+int store_image_delete(struct store *st, uint64_t id)
+{
+	int64_t users = 0;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COUNT(*) FROM vms WHERE image = ?", &SV_I(id), 1,
+			     store_row_int, &users);
+	if (rc == STORE_OK && users > 0)
+		rc = STORE_CONFLICT;
+	if (rc == STORE_OK)
+		rc = store_w(st, "DELETE FROM images WHERE id = ?", &SV_I(id), 1);
+	return store_tx_end(st, rc);
+}
+
+int store_image_sha_refs(struct store *st, const char *sha256, uint64_t except_id, int *count)
+{
+	int64_t c = 0;
+	struct sval p[] = { SV_S(sha256), SV_I(except_id) };
+	int rc = store_q(st, "SELECT COUNT(*) FROM images WHERE sha256 = ? AND id <> ?", p, 2,
+			 store_row_int, &c);
+	*count = (int)c;
+	return rc;
+}
+
+/* ---- networks ----------------------------------------------------------- */
+
+void network_free(struct network *n)
+{
+	if (!n)
+		return;
+	free(n->name);
+	free(n->owner_name);
+	free(n->ipv6);
+	free(n->ipv4);
+	memset(n, 0, sizeof(*n));
+}
+
+void networks_free(struct network *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		network_free(&v[i]);
+	free(v);
+}
+
+#define NET_COLS "x.id, x.name, x.owner, u.name, x.ipv6, x.ipv4, x.created" \
+	" FROM networks x JOIN users u ON u.id = x.owner"
+
+static void fill_network(void *e, const struct sval *c)
+{
+	struct network *n = e;
+	n->id = (uint64_t)c[0].i;
+	n->name = sv_strdup(&c[1]);
+	n->owner = (uint64_t)c[2].i;
+	n->owner_name = sv_strdup(&c[3]);
+	n->ipv6 = sv_strdup(&c[4]);
+	n->ipv4 = sv_strdup(&c[5]);
+	n->created = c[6].i;
+}
+
+int store_network_create(struct store *st, struct network *n)
+{
+	int rc = store_tx_begin(st);
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_counter_next(st, "network", NET_ID_MAX, &n->id);
+	n->created = now_unix();
+	if (rc == STORE_OK) {
+		struct sval p[] = { SV_I(n->id), SV_S(n->name), SV_I(n->owner), SV_S(n->ipv6),
+			SV_S(n->ipv4), SV_I(n->created) };
+		rc = store_w(st, "INSERT INTO networks (id, name, owner, ipv6, ipv4, created)"
+			     " VALUES (?, ?, ?, ?, ?, ?)", p, 6);
+	}
+	return store_tx_end(st, rc);
+}
+
+static int network_one(struct store *st, const char *where, const struct sval *p, int n,
+		       struct network *out)
+{
+	struct rows r = { .elem = sizeof(struct network), .fill = fill_network };
+	char sql[512];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT " NET_COLS " WHERE %s", where);
+	rc = store_q(st, sql, p, n, rows_add, &r);
+	if (rc == STORE_OK && r.n == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		*out = ((struct network *)r.v)[0];
+	for (size_t i = rc == STORE_OK ? 1 : 0; i < r.n; i++)
+		network_free(&((struct network *)r.v)[i]);
+	free(r.v);
+	return rc;
+}
+
+int store_network_get(struct store *st, const char *ref, uint64_t scope, struct network *out)
+{
+	uint64_t id;
+	struct sval sp = scope_param(scope);
+
+	if (net_id_parse(ref, &id)) {
+		struct sval p[] = { SV_I(id), sp, sp };
+		int rc = network_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	struct sval p[] = { SV_S(ref), sp, sp };
+	return network_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+}
+
+int store_network_list(struct store *st, uint64_t scope, struct network **out, size_t *n)
+{
+	struct rows r = { .elem = sizeof(struct network), .fill = fill_network };
+	struct sval sp = scope_param(scope);
+	struct sval p[] = { sp, sp };
+	int rc = store_q(st, "SELECT " NET_COLS " WHERE 1 = 1" SCOPE_SQL " ORDER BY x.id",
+			 p, 2, rows_add, &r);
+	if (rc != STORE_OK) {
+		networks_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*n = r.n;
+	return STORE_OK;
+}
+
+int store_network_delete(struct store *st, uint64_t id)
+{
+	int64_t users = 0;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COUNT(*) FROM nics WHERE network = ?", &SV_I(id), 1,
+			     store_row_int, &users);
+	if (rc == STORE_OK && users > 0)
+		rc = STORE_CONFLICT;
+	if (rc == STORE_OK)
+		rc = store_w(st, "DELETE FROM networks WHERE id = ?", &SV_I(id), 1);
+	return store_tx_end(st, rc);
+}
+
+/* ---- VMs ---------------------------------------------------------------- */
+
+void vm_free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	free(vm->name);
+	free(vm->owner_name);
+	free(vm->image_name);
+	free(vm->desired);
+	free(vm->state);
+	free(vm->host);
+	free(vm->error);
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		free(vm->nics[i].network_name);
+		free(vm->nics[i].network_ipv6);
+		free(vm->nics[i].ipv4);
+	}
+	free(vm->nics);
+	memset(vm, 0, sizeof(*vm));
+}
+
+void vms_free(struct vm *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vm_free(&v[i]);
+	free(v);
+}
+
+#define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
+	" x.desired, x.state, x.host, x.error, x.created FROM vms x" \
+	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
+
+static void fill_vm(void *e, const struct sval *c)
+{
+	struct vm *vm = e;
+	vm->id = (uint64_t)c[0].i;
+	vm->name = sv_strdup(&c[1]);
+	vm->owner = (uint64_t)c[2].i;
+	vm->owner_name = sv_strdup(&c[3]);
+	vm->image = (uint64_t)c[4].i;
+	vm->image_name = sv_strdup(&c[5]);
+	vm->cpus = (int)c[6].i;
+	vm->memory_mib = (int)c[7].i;
+	vm->desired = sv_strdup(&c[8]);
+	vm->state = sv_strdup(&c[9]);
+	vm->host = sv_strdup(&c[10]);
+	vm->error = sv_strdup(&c[11]);
+	vm->created = c[12].i;
+}
+
+static void fill_nic(void *e, const struct sval *c)
+{
+	struct nic *n = e;
+	n->id = (uint64_t)c[0].i;
+	n->network = (uint64_t)c[1].i;
+	n->network_name = sv_strdup(&c[2]);
+	n->network_ipv6 = sv_strdup(&c[3]);
+	n->ipv4 = sv_strdup(&c[4]);
+}
+
+static int vm_load_nics(struct store *st, struct vm *vm)
+{
+	struct rows r = { .elem = sizeof(struct nic), .fill = fill_nic };
+	int rc = store_q(st, "SELECT n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
+			 " JOIN networks w ON w.id = n.network WHERE n.vm = ? ORDER BY n.idx",
+			 &SV_I(vm->id), 1, rows_add, &r);
+	vm->nics = r.v;
+	vm->n_nics = r.n;
+	return rc;
+}
+
+static int vm_query(struct store *st, const char *where, const struct sval *p, int n,
+		    struct vm **out, size_t *count)
+{
+	struct rows r = { .elem = sizeof(struct vm), .fill = fill_vm };
+	char sql[768];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT " VM_COLS " WHERE %s", where);
+	rc = store_q(st, sql, p, n, rows_add, &r);
+	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
+		rc = vm_load_nics(st, &((struct vm *)r.v)[i]);
+	if (rc != STORE_OK) {
+		vms_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*count = r.n;
+	return STORE_OK;
+}
+
+static int vm_one(struct store *st, const char *where, const struct sval *p, int n,
+		  struct vm *out)
+{
+	struct vm *v = NULL;
+	size_t count = 0;
+	int rc = vm_query(st, where, p, n, &v, &count);
+
+	if (rc == STORE_OK && count == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK) {
+		*out = v[0];
+		memset(&v[0], 0, sizeof(v[0]));
+	}
+	vms_free(v, count);
+	return rc;
+}
+
+int store_vm_get_id(struct store *st, uint64_t id, struct vm *out)
+{
+	return vm_one(st, "x.id = ?", &SV_I(id), 1, out);
+}
+
+int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out)
+{
+	uint64_t id;
+	struct sval sp = scope_param(scope);
+
+	if (vm_id_parse(ref, &id)) {
+		struct sval p[] = { SV_I(id), sp, sp };
+		int rc = vm_one(st, "x.id = ? AND x.desired <> 'deleted'" SCOPE_SQL, p, 3, out);
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	struct sval p[] = { SV_S(ref), sp, sp };
+	return vm_one(st, "x.name = ? AND x.desired <> 'deleted'" SCOPE_SQL
+		      " ORDER BY x.owner LIMIT 1", p, 3, out);
+}
+
+int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
+		  struct vm **out, size_t *n)
+{
+	struct sval sp = scope_param(scope);
+	struct sval p[] = { SV_I(include_deleted), sp, sp };
+	return vm_query(st, "(? = 1 OR x.desired <> 'deleted')" SCOPE_SQL " ORDER BY x.id",
+			p, 3, out, n);
+}
+
+/* The lowest free IPv4 host address of a network: .1 is the gateway. */
+static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, char **out)
+{
+	struct in_addr net;
+	unsigned len;
+	struct rows r = { .elem = sizeof(struct nic), .fill = fill_nic };
+	uint32_t base, size;
+	int rc;
+
+	*out = NULL;
+	if (cidr == NULL)
+		return STORE_OK;
+	if (!ipv4_cidr_parse(cidr, &net, &len))
+		return STORE_ERR;
+	rc = store_q(st, "SELECT n.id, n.network, NULL, NULL, n.ipv4 FROM nics n"
+		     " WHERE n.network = ? AND n.ipv4 IS NOT NULL", &SV_I(network), 1, rows_add, &r);
+	base = ntohl(net.s_addr);
+	size = UINT32_C(1) << (32 - len);
+	for (uint32_t host = 2; rc == STORE_OK && host < size - 1 && *out == NULL; host++) {
+		struct in_addr a = { .s_addr = htonl(base + host) };
+		char buf[INET_ADDRSTRLEN];
+		bool used = false;
+		inet_ntop(AF_INET, &a, buf, sizeof(buf));
+		for (size_t i = 0; i < r.n && !used; i++)
+			used = strcmp(((struct nic *)r.v)[i].ipv4, buf) == 0;
+		if (!used)
+			*out = strdup(buf);
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(((struct nic *)r.v)[i].ipv4);
+	free(r.v);
+	if (rc == STORE_OK && *out == NULL)
+		rc = STORE_FULL;
+	return rc;
+}
+
+int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks)
+{
+	int rc = store_tx_begin(st);
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_counter_next(st, "vm", VM_ID_MAX, &vm->id);
+	vm->created = now_unix();
+	if (rc == STORE_OK) {
+		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),
+			SV_I(vm->cpus), SV_I(vm->memory_mib), SV_S(vm->desired), SV_S(vm->state),
+			SV_S(vm->host), SV_I(vm->created) };
+		rc = store_w(st, "INSERT INTO vms (id, name, owner, image, cpus, memory_mib, desired,"
+			     " state, host, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 10);
+	}
+	for (size_t i = 0; rc == STORE_OK && i < n_networks; i++) {
+		struct network net = { 0 };
+		uint64_t nic_id;
+		char *ipv4 = NULL;
+		rc = network_one(st, "x.id = ?", &SV_I(networks[i]), 1, &net);
+		if (rc == STORE_OK)
+			rc = store_counter_next(st, "nic", NIC_ID_MAX, &nic_id);
+		if (rc == STORE_OK)
+			rc = ipv4_allocate(st, net.ipv4, net.id, &ipv4);
+		if (rc == STORE_OK) {
+			struct sval p[] = { SV_I(nic_id), SV_I(vm->id), SV_I(net.id), SV_I(i), SV_S(ipv4) };
+			rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4)"
+				     " VALUES (?, ?, ?, ?, ?)", p, 5);
+		}
+		free(ipv4);
+		network_free(&net);
+	}
+	return store_tx_end(st, rc);
+}
+
+int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
+{
+	struct sval p[] = { SV_S(desired), SV_I(id) };
+	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
+	return store_tx_end(st, rc);
+}
+
+int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error)
+{
+	struct sval p[] = { SV_S(state), SV_S(error), SV_I(id) };
+	/* Observations of the host are not changes of intent: no hook. */
+	return store_q(st, "UPDATE vms SET state = ?, error = ? WHERE id = ?", p, 3, NULL, NULL);
+}
+
+int store_vm_purge(struct store *st, uint64_t id)
+{
+	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM nics WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);
+	return store_tx_end(st, rc);
+}

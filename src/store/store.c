@@ -1,0 +1,230 @@
+/*
+ * store — engine selection, migrations, transactions and the change hook.
+ * See store.h for the contract.
+ */
+#include "store/store_internal.h"
+
+#include "common/fsutil.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Numbered migrations; one schema for every engine, so only portable SQL
+ * here (no AUTOINCREMENT/SERIAL: IDs come from the counters table).
+ * Append new steps; never edit a step that has shipped.
+ */
+static const char *const migrations[] = {
+	/* 1: foundation */
+	"CREATE TABLE counters (name TEXT PRIMARY KEY, next BIGINT NOT NULL);"
+	"INSERT INTO counters (name, next) VALUES ('vm', 1), ('nic', 1), ('network', 1),"
+	" ('image', 1), ('user', 1);"
+	"CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	" role TEXT NOT NULL, created BIGINT NOT NULL DEFAULT 0);"
+	"INSERT INTO users (id, name, role) VALUES (0, 'root', 'admin');"
+	"CREATE TABLE images (id BIGINT PRIMARY KEY, name TEXT NOT NULL,"
+	" owner BIGINT NOT NULL REFERENCES users(id), sha256 TEXT, format TEXT NOT NULL,"
+	" boot TEXT NOT NULL, size BIGINT NOT NULL DEFAULT 0, cmdline TEXT,"
+	" has_initrd INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, created BIGINT NOT NULL,"
+	" UNIQUE (owner, name));"
+	"CREATE TABLE networks (id BIGINT PRIMARY KEY, name TEXT NOT NULL,"
+	" owner BIGINT NOT NULL REFERENCES users(id), ipv6 TEXT NOT NULL, ipv4 TEXT,"
+	" created BIGINT NOT NULL, UNIQUE (owner, name));"
+	"CREATE TABLE vms (id BIGINT PRIMARY KEY, name TEXT NOT NULL,"
+	" owner BIGINT NOT NULL REFERENCES users(id), image BIGINT NOT NULL REFERENCES images(id),"
+	" cpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL, desired TEXT NOT NULL,"
+	" state TEXT NOT NULL, host TEXT, error TEXT, created BIGINT NOT NULL);"
+	/* A deleted VM keeps its row until the host has cleaned up; its name is
+	 * free for reuse at once. */
+	"CREATE UNIQUE INDEX vms_owner_name ON vms (owner, name) WHERE desired <> 'deleted';"
+	"CREATE TABLE nics (id BIGINT PRIMARY KEY,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+	" network BIGINT NOT NULL REFERENCES networks(id), idx INTEGER NOT NULL, ipv4 TEXT,"
+	" UNIQUE (vm, idx), UNIQUE (network, ipv4));",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int store_q(struct store *st, const char *sql, const struct sval *p, int n,
+	    store_row_fn fn, void *arg)
+{
+	char *err = NULL;
+	int rc = st->eng->exec(st->h, sql, p, n, fn, arg, &err);
+
+	if (rc == STORE_ERR)
+		log_err("store: %s", err ? err : "failed");
+	free(err);
+	return rc;
+}
+
+int store_w(struct store *st, const char *sql, const struct sval *p, int n)
+{
+	int rc = store_q(st, sql, p, n, NULL, NULL);
+
+	if (rc == STORE_OK)
+		st->dirty = true;
+	return rc;
+}
+
+int store_tx_begin(struct store *st)
+{
+	char *err = NULL;
+
+	if (st->depth++ > 0)
+		return STORE_OK;
+	st->dirty = false;
+	if (st->eng->begin(st->h, &err) != STORE_OK) {
+		log_err("store: %s", err);
+		free(err);
+		st->depth = 0;
+		return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
+int store_tx_end(struct store *st, int rc)
+{
+	char *err = NULL;
+
+	if (--st->depth > 0)
+		return rc;
+	if (rc != STORE_OK) {
+		st->eng->rollback(st->h);
+		return rc;
+	}
+	if (st->eng->commit(st->h, &err) != STORE_OK) {
+		log_err("store: %s", err);
+		free(err);
+		st->eng->rollback(st->h);
+		return STORE_ERR;
+	}
+	if (st->dirty && st->hook)
+		st->hook(st->hook_arg);
+	st->dirty = false;
+	return STORE_OK;
+}
+
+int store_row_int(void *arg, const struct sval *cols, int ncols)
+{
+	if (ncols > 0 && cols[0].t == SV_INT)
+		*(int64_t *)arg = cols[0].i;
+	return 0;
+}
+
+char *sv_strdup(const struct sval *v)
+{
+	return v->t == SV_TEXT && v->s ? strdup(v->s) : NULL;
+}
+
+int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out)
+{
+	int64_t next = -1;
+	int rc;
+
+	rc = store_q(st, "SELECT next FROM counters WHERE name = ?", &SV_S(name), 1,
+		     store_row_int, &next);
+	if (rc != STORE_OK)
+		return rc;
+	if (next < 0)
+		return STORE_ERR;
+	if ((uint64_t)next > max)
+		return STORE_FULL;
+	rc = store_w(st, "UPDATE counters SET next = next + 1 WHERE name = ?", &SV_S(name), 1);
+	*out = (uint64_t)next;
+	return rc;
+}
+
+static int migrate(struct store *st)
+{
+	int64_t version = 0;
+	int rc;
+	char *err = NULL;
+
+	rc = st->eng->exec(st->h, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+			   NULL, 0, NULL, NULL, &err);
+	if (rc != STORE_OK)
+		goto fail;
+	for (;;) {
+		version = 0;
+		if (store_tx_begin(st) != STORE_OK)
+			return STORE_ERR;
+		rc = store_q(st, "SELECT MAX(version) FROM schema_version", NULL, 0,
+			     store_row_int, &version);
+		if (rc != STORE_OK || version >= N_MIGRATIONS) {
+			store_tx_end(st, rc);
+			return rc;
+		}
+		/* Engines run one statement per exec: split the step on ';'. */
+		char *step = strdup(migrations[version]);
+		for (char *save = NULL, *stmt = strtok_r(step, ";", &save); stmt && rc == STORE_OK;
+		     stmt = strtok_r(NULL, ";", &save))
+			rc = store_q(st, stmt, NULL, 0, NULL, NULL);
+		free(step);
+		if (rc == STORE_OK)
+			rc = store_q(st, "INSERT INTO schema_version (version) VALUES (?)",
+				     &SV_I(version + 1), 1, NULL, NULL);
+		st->dirty = false;
+		if (store_tx_end(st, rc) != STORE_OK)
+			return STORE_ERR;
+		log_info("store: migrated to schema version %lld", (long long)version + 1);
+	}
+fail:
+	log_err("store: %s", err);
+	free(err);
+	return STORE_ERR;
+}
+
+struct store *store_open(const char *uri, const char *state_dir, char **err)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	char *path = NULL;
+
+	if (st == NULL) {
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	if (strcmp(uri, "sqlite") == 0) {
+		path = str_printf("%s/hackcloud.db", state_dir);
+	} else if (strncmp(uri, "sqlite:", 7) == 0) {
+		path = strdup(uri + 7);
+	} else {
+		*err = str_printf("store '%s': unsupported (use sqlite or sqlite:PATH)", uri);
+		free(st);
+		return NULL;
+	}
+	st->eng = &store_engine_sqlite;
+	st->h = st->eng->open(path, err);
+	free(path);
+	if (st->h == NULL) {
+		free(st);
+		return NULL;
+	}
+	if (migrate(st) != STORE_OK) {
+		*err = strdup("schema migration failed");
+		store_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+void store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->eng->close(st->h);
+	free(st);
+}
+
+void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg)
+{
+	st->hook = fn;
+	st->hook_arg = arg;
+}
+
+int store_schema_version(struct store *st)
+{
+	int64_t v = 0;
+	store_q(st, "SELECT MAX(version) FROM schema_version", NULL, 0, store_row_int, &v);
+	return (int)v;
+}

@@ -1,0 +1,178 @@
+/*
+ * store — the single source of truth (DESIGN §1, §4).
+ *
+ * Two layers:
+ *   - an engine (store_sqlite.c now, store_pg.c later) that only knows how
+ *     to open a database, run one parameterised statement and manage a
+ *     transaction.  Statements use '?' placeholders; an engine that wants
+ *     another syntax rewrites them.
+ *   - the model functions below (models.c), written once against the
+ *     engine interface, so every SQL text works on both engines.
+ *
+ * Invariants:
+ *   - every multi-row change runs in one transaction;
+ *   - IDs come from the counters table in the same transaction as the row
+ *     that uses them, so they are never reused, even after a crash;
+ *   - after every committed write the change callback runs (the in-process
+ *     trigger that wakes the reconciler).
+ *
+ * Model functions return STORE_OK or a negative enum store_rc; an engine
+ * failure is logged once here, at the edge of the database.
+ */
+#ifndef HC_STORE_H
+#define HC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_rc {
+	STORE_OK = 0,
+	STORE_ERR = -1,       /* the database failed */
+	STORE_NOTFOUND = -2,
+	STORE_CONFLICT = -3,  /* uniqueness or a reference still in use */
+	STORE_FULL = -4,      /* a counter or an address pool is exhausted */
+};
+
+/* ---- engine interface --------------------------------------------------- */
+
+enum sval_type { SV_NULL, SV_INT, SV_TEXT };
+
+struct sval {
+	enum sval_type t;
+	int64_t i;
+	const char *s;
+};
+
+#define SV_I(v) ((struct sval){ .t = SV_INT, .i = (int64_t)(v) })
+#define SV_S(v) ((struct sval){ .t = (v) ? SV_TEXT : SV_NULL, .s = (v) })
+
+/* Called once per result row; a non-zero return stops the statement. */
+typedef int (*store_row_fn)(void *arg, const struct sval *cols, int ncols);
+
+struct store_engine {
+	const char *name;
+	void *(*open)(const char *uri, char **err);
+	/* Returns STORE_OK, STORE_CONFLICT on a constraint violation, or STORE_ERR. */
+	int (*exec)(void *h, const char *sql, const struct sval *params, int n,
+		    store_row_fn fn, void *arg, char **err);
+	int (*begin)(void *h, char **err);
+	int (*commit)(void *h, char **err);
+	void (*rollback)(void *h);
+	void (*close)(void *h);
+};
+
+extern const struct store_engine store_engine_sqlite;
+
+struct store;
+
+/* uri: "sqlite" (STATE_DIR/hackcloud.db), "sqlite:PATH". Migrates on open. */
+struct store *store_open(const char *uri, const char *state_dir, char **err);
+void store_close(struct store *st);
+void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
+int store_schema_version(struct store *st);
+
+/* ---- models ------------------------------------------------------------- */
+
+#define OWNER_ROOT 0
+
+struct image {
+	uint64_t id;
+	char *name;
+	uint64_t owner;
+	char *owner_name;
+	char *sha256;     /* NULL until the upload is finalised */
+	char *format;     /* raw | qcow2 | kernel */
+	char *boot;       /* kernel | disk */
+	int64_t size;     /* bytes (virtual size for disks) */
+	char *cmdline;    /* kernel images */
+	bool has_initrd;
+	char *state;      /* uploading | ready */
+	int64_t created;
+};
+
+struct network {
+	uint64_t id;
+	char *name;
+	uint64_t owner;
+	char *owner_name;
+	char *ipv6;       /* "prefix::/64" */
+	char *ipv4;       /* "a.b.c.0/24" or NULL */
+	int64_t created;
+};
+
+struct nic {
+	uint64_t id;
+	uint64_t network;
+	char *network_name;
+	char *network_ipv6;
+	char *ipv4;       /* allocated address or NULL */
+};
+
+struct vm {
+	uint64_t id;
+	char *name;
+	uint64_t owner;
+	char *owner_name;
+	uint64_t image;
+	char *image_name;
+	int cpus;
+	int memory_mib;
+	char *desired;    /* running | stopped | deleted */
+	char *state;      /* stopped | starting | running | stopping | error */
+	char *host;
+	char *error;
+	int64_t created;
+	struct nic *nics;
+	size_t n_nics;
+};
+
+/*
+ * Scope of a lookup: OWNER_ANY sees everything (admins, the agent);
+ * otherwise only that owner's rows exist.
+ */
+#define OWNER_ANY UINT64_MAX
+
+void image_free(struct image *im);
+void network_free(struct network *n);
+void vm_free(struct vm *vm);
+void vms_free(struct vm *v, size_t n);
+void images_free(struct image *v, size_t n);
+void networks_free(struct network *v, size_t n);
+
+/* Images.  ref is a name or an 8-hex ID. */
+int store_image_create(struct store *st, struct image *im);
+int store_image_get(struct store *st, const char *ref, uint64_t scope, struct image *out);
+int store_image_get_id(struct store *st, uint64_t id, struct image *out);
+int store_image_list(struct store *st, uint64_t scope, struct image **out, size_t *n);
+int store_image_finalize(struct store *st, uint64_t id, const char *sha256,
+			 const char *format, int64_t size);
+/* STORE_CONFLICT while a VM uses it. */
+int store_image_delete(struct store *st, uint64_t id);
+/* How many images (other than except_id) share a content hash. */
+int store_image_sha_refs(struct store *st, const char *sha256, uint64_t except_id, int *count);
+
+/* Networks.  ref is a name or a 6-hex ID. */
+int store_network_create(struct store *st, struct network *n);
+int store_network_get(struct store *st, const char *ref, uint64_t scope, struct network *out);
+int store_network_list(struct store *st, uint64_t scope, struct network **out, size_t *n);
+/* STORE_CONFLICT while NICs use it. */
+int store_network_delete(struct store *st, uint64_t id);
+
+/* VMs.  ref is a name or a 10-hex ID.  VMs with desired=deleted are
+ * invisible to get/list unless include_deleted. */
+int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks);
+int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out);
+int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
+int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
+		  struct vm **out, size_t *n);
+int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
+/* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */
+int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error);
+/* Remove the row and its NICs for good (after the host cleaned up). */
+int store_vm_purge(struct store *st, uint64_t id);
+
+/* The owner's name for display. */
+int store_user_name(struct store *st, uint64_t id, char **name);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * store_internal — what models.c needs from store.c: running statements
+ * through the engine with errors logged once, transactions, counters.
+ */
+#ifndef HC_STORE_INTERNAL_H
+#define HC_STORE_INTERNAL_H
+
+#include "store/store.h"
+
+struct store {
+	const struct store_engine *eng;
+	void *h;
+	void (*hook)(void *);
+	void *hook_arg;
+	int depth;            /* nesting of store_tx_begin */
+	bool dirty;           /* a write happened in the current transaction */
+};
+
+/* Run one statement; engine errors are logged here. */
+int store_q(struct store *st, const char *sql, const struct sval *p, int n,
+	    store_row_fn fn, void *arg);
+/* Run a write and remember to fire the change hook on commit. */
+int store_w(struct store *st, const char *sql, const struct sval *p, int n);
+
+int store_tx_begin(struct store *st);
+/* Commits when rc == STORE_OK, else rolls back; returns rc (or STORE_ERR). */
+int store_tx_end(struct store *st, int rc);
+
+/* Next value of a named counter; STORE_FULL beyond max. In a transaction. */
+int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out);
+
+/* Row helpers. */
+char *sv_strdup(const struct sval *v);
+int store_row_int(void *arg, const struct sval *cols, int ncols);
+
+#endif

@@ -1,0 +1,146 @@
+/* qemu_argv — see qemu_argv.h. */
+#include "vm/qemu_argv.h"
+
+#include "common/fsutil.h"
+#include "common/ids.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct strv {
+	char **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void add(struct strv *a, char *s)
+{
+	if (s == NULL || a->oom) {
+		a->oom = true;
+		free(s);
+		return;
+	}
+	if (a->n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 32;
+		char **nv = realloc(a->v, cap * sizeof(*nv));
+		if (nv == NULL) {
+			a->oom = true;
+			free(s);
+			return;
+		}
+		a->v = nv;
+		a->cap = cap;
+	}
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+}
+
+static void add2(struct strv *a, const char *opt, char *val)
+{
+	add(a, strdup(opt));
+	add(a, val);
+}
+
+void strv_free(char **v)
+{
+	if (v == NULL)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/*
+ * QEMU option values are comma-separated key=value lists; a comma inside a
+ * value is written twice.  Paths come from our state dir and names are
+ * validated, but escaping keeps the argv right whatever they hold.
+ */
+static char *qemu_escape(const char *s)
+{
+	size_t n = 0;
+	for (const char *p = s; *p; p++)
+		n += *p == ',' ? 2 : 1;
+	char *r = malloc(n + 1), *q = r;
+	if (r == NULL)
+		return NULL;
+	for (const char *p = s; *p; p++) {
+		*q++ = *p;
+		if (*p == ',')
+			*q++ = ',';
+	}
+	*q = '\0';
+	return r;
+}
+
+static char *opt_path(const char *fmt_prefix, const char *path, const char *suffix)
+{
+	char *e = qemu_escape(path);
+	char *r = e ? str_printf("%s%s%s", fmt_prefix, e, suffix) : NULL;
+	free(e);
+	return r;
+}
+
+char **qemu_argv(const struct qemu_spec *s)
+{
+	struct strv a = { 0 };
+	vm_id_str id = vm_id_format(s->vm_id);
+	bool kvm = strcmp(s->accel, "kvm") == 0;
+
+	add(&a, strdup("qemu-system-x86_64"));
+	add2(&a, "-name", str_printf("hc-%s,process=hc-%s", id.s, id.s));
+	add(&a, strdup("-nodefaults"));
+	add(&a, strdup("-no-user-config"));
+	add2(&a, "-display", strdup("none"));
+	add2(&a, "-machine", strdup("q35"));
+	add2(&a, "-accel", strdup(kvm ? "kvm" : "tcg"));
+	add2(&a, "-cpu", strdup(kvm ? "host" : "max"));
+	add2(&a, "-smp", str_printf("%d", s->cpus));
+	add2(&a, "-m", str_printf("%d", s->memory_mib));
+	/* The instance ID as SMBIOS serial: guests (and cloud-init) read it. */
+	add2(&a, "-smbios", str_printf("type=1,manufacturer=hackcloud,product=hackcloud,serial=%s", id.s));
+
+	add2(&a, "-chardev", opt_path("socket,id=qmp,server=on,wait=off,path=", s->qmp_path, ""));
+	add2(&a, "-mon", strdup("chardev=qmp,mode=control"));
+	/* The serial console is a socket for `hc vm console`; QEMU itself
+	 * appends everything the guest prints to the log, so the log keeps
+	 * growing while hcd is down. */
+	char *logopt = opt_path(",logappend=on,logfile=", s->serial_log, "");
+	add2(&a, "-chardev", logopt ? opt_path("socket,id=ser0,server=on,wait=off,path=",
+					       s->serial_path, logopt) : NULL);
+	free(logopt);
+	add2(&a, "-serial", strdup("chardev:ser0"));
+
+	if (s->kernel) {
+		add2(&a, "-kernel", strdup(s->kernel));
+		if (s->initrd)
+			add2(&a, "-initrd", strdup(s->initrd));
+		if (s->cmdline && s->cmdline[0])
+			add2(&a, "-append", strdup(s->cmdline));
+	}
+	if (s->disk)
+		add2(&a, "-drive", opt_path("if=virtio,format=qcow2,cache=none,aio=threads,file=",
+					    s->disk, ""));
+	for (size_t i = 0; i < s->n_nics; i++) {
+		const struct qemu_nic *n = &s->nics[i];
+		add2(&a, "-netdev", str_printf("tap,id=net%zu,ifname=%s,script=no,downscript=no",
+					       i, n->ifname));
+		add2(&a, "-device", str_printf("virtio-net-pci,netdev=net%zu,mac=%s,id=nic%zu",
+					       i, n->mac, i));
+	}
+	add2(&a, "-device", strdup("virtio-rng-pci"));
+	add2(&a, "-pidfile", strdup(s->pidfile));
+	add(&a, strdup("-daemonize"));
+	/* Least privilege: no obsolete syscalls, no spawning, no resource
+	 * control; elevating privileges stays allowed only for -runas. */
+	add2(&a, "-sandbox", strdup(s->runas ? "on,obsolete=deny,spawn=deny,resourcecontrol=deny"
+				    : "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+	if (s->runas)
+		add2(&a, "-runas", strdup(s->runas));
+
+	if (a.oom) {
+		strv_free(a.v);
+		return NULL;
+	}
+	return a.v;
+}

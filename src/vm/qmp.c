@@ -1,0 +1,178 @@
+/* qmp — see qmp.h. */
+#include "vm/qmp.h"
+
+#include "common/fsutil.h"
+#include "common/proc.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct qmp_conn {
+	int fd;
+	long long deadline;
+	char buf[65536];
+	size_t len;
+};
+
+static int qmp_connect(struct qmp_conn *c, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -1;
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(c->fd);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Read one JSON message (QMP sends one per line). */
+static json_t *qmp_read(struct qmp_conn *c)
+{
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf) + 1;
+			json_t *j = json_loadb(c->buf, n, 0, NULL);
+			memmove(c->buf, c->buf + n, c->len - n);
+			c->len -= n;
+			if (j)
+				return j;
+			continue;
+		}
+		if (c->len == sizeof(c->buf))
+			return NULL;
+		long long left = c->deadline - now_ms();
+		if (left <= 0)
+			return NULL;
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return NULL;
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		c->len += (size_t)n;
+	}
+}
+
+static int qmp_send(struct qmp_conn *c, const char *command, json_t *arguments)
+{
+	json_t *msg = json_pack("{s:s}", "execute", command);
+	char *text;
+	int rc = 0;
+
+	if (arguments)
+		json_object_set(msg, "arguments", arguments);
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (text == NULL)
+		return -1;
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t w = send(c->fd, text + off, len - off, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -1;
+			break;
+		}
+		off += (size_t)w;
+	}
+	free(text);
+	return rc;
+}
+
+/* Wait for the reply to the last command, skipping asynchronous events. */
+static int qmp_reply(struct qmp_conn *c, json_t **ret, char **err)
+{
+	for (;;) {
+		json_t *j = qmp_read(c);
+		if (j == NULL) {
+			*err = strdup("no reply from QEMU monitor");
+			return -1;
+		}
+		json_t *r = json_object_get(j, "return");
+		json_t *e = json_object_get(j, "error");
+		if (r) {
+			if (ret)
+				*ret = json_incref(r);
+			json_decref(j);
+			return 0;
+		}
+		if (e) {
+			const char *desc = json_string_value(json_object_get(e, "desc"));
+			*err = str_printf("QEMU: %s", desc ? desc : "error");
+			json_decref(j);
+			return -1;
+		}
+		json_decref(j); /* an event */
+	}
+}
+
+int qmp_command(const char *path, const char *command, json_t *arguments,
+		json_t **reply, char **err)
+{
+	struct qmp_conn c = { .fd = -1, .deadline = now_ms() + QMP_TIMEOUT_MS };
+	json_t *greeting;
+	int rc = -1;
+
+	*err = NULL;
+	if (reply)
+		*reply = NULL;
+	if (qmp_connect(&c, path) < 0) {
+		*err = str_printf("QEMU monitor %s: %s", path, strerror(errno));
+		return -1;
+	}
+	greeting = qmp_read(&c);
+	if (greeting == NULL || !json_object_get(greeting, "QMP")) {
+		*err = strdup("QEMU monitor sent no greeting");
+		goto out;
+	}
+	if (qmp_send(&c, "qmp_capabilities", NULL) < 0 || qmp_reply(&c, NULL, err) < 0) {
+		if (*err == NULL)
+			*err = strdup("QEMU monitor: capabilities negotiation failed");
+		goto out;
+	}
+	if (qmp_send(&c, command, arguments) < 0) {
+		*err = str_printf("QEMU monitor: %s", strerror(errno));
+		goto out;
+	}
+	rc = qmp_reply(&c, reply, err);
+out:
+	json_decref(greeting);
+	close(c.fd);
+	return rc;
+}
+
+char *qmp_query_status(const char *path)
+{
+	json_t *r = NULL;
+	char *err = NULL, *status = NULL;
+
+	if (qmp_command(path, "query-status", NULL, &r, &err) == 0) {
+		const char *s = json_string_value(json_object_get(r, "status"));
+		status = s ? strdup(s) : NULL;
+	}
+	json_decref(r);
+	free(err);
+	return status;
+}
