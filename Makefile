@@ -1,0 +1,60 @@
+# Thin wrapper around meson/ninja.  The two commands of the README:
+#   make demo    install what is missing, build, boot a demo VM under hcd
+#   make check   install what is missing, build, run every test
+PREFIX ?= /usr/local
+BUILD  ?= build
+ASAN   ?= build-asan
+GUEST  ?= $(BUILD)/guest
+
+.PHONY: all deps build asan guest check unit unit-asan e2e demo demo-stop install bench clean
+
+all: build
+
+deps:
+	./scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --prefix=$(PREFIX)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN)/build.ninja:
+	meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+asan: $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+
+# The tiny test guest: Debian cloud kernel + busybox initramfs.
+guest: $(GUEST)/vmlinuz
+
+$(GUEST)/vmlinuz: guest/build-tiny.sh guest/init
+	./guest/build-tiny.sh $(GUEST)
+
+unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+unit-asan: asan
+	meson test -C $(ASAN) --print-errorlogs
+
+e2e: build guest
+	./tests/e2e/run.sh $(BUILD) $(GUEST)
+
+check: deps
+	$(MAKE) unit unit-asan e2e
+
+demo: deps build guest
+	./scripts/demo.sh $(BUILD) $(GUEST)
+
+demo-stop:
+	./scripts/demo.sh --stop
+
+install: build
+	meson configure $(BUILD) --prefix=$(PREFIX)
+	meson install -C $(BUILD) --destdir=$(DESTDIR)
+
+bench: build guest
+	./bench/run.sh $(BUILD) $(GUEST)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

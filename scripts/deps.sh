@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian packages hackcloud needs to build, run and test, but
+# only those that are missing (a no-op on a prepared machine).
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential meson ninja-build pkg-config
+	libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
+	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
+	libcmocka-dev
+	# run
+	qemu-system-x86 qemu-utils iproute2 dnsmasq
+	# guest image builder
+	busybox-static cpio kmod dpkg-dev
+	# tests and benchmarks
+	jq curl sqlite3 socat procps wrk
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: run as root (or install the packages above)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,131 @@
+# shellcheck shell=bash
+# Shared helpers of the end-to-end tests.  Each test sources this file,
+# gets its own state dir and network namespace, and the EXIT trap removes
+# both — and every QEMU the test's hcd started — whatever happens.
+set -euo pipefail
+
+E2E_BUILD=${E2E_BUILD:?set by run.sh}
+E2E_GUEST=${E2E_GUEST:?set by run.sh}
+HCD_BIN=$E2E_BUILD/hcd
+HC_BIN=$E2E_BUILD/hc
+
+T_NAME=$(basename "$0" .sh)
+T_DIR=$(mktemp -d "/tmp/hc-e2e-$T_NAME.XXXXXX")
+T_STATE=$T_DIR/state
+T_NS=hce2e-$$
+HCD_PID=
+export HC_URL="unix:$T_STATE/api.sock"
+
+fail() {
+	echo "FAIL [$T_NAME]: $*" >&2
+	if [ -f "$T_DIR/hcd.log" ]; then
+		echo "---- hcd.log (last 40 lines)" >&2
+		tail -n 40 "$T_DIR/hcd.log" >&2
+	fi
+	exit 1
+}
+
+ok() { echo "  ok - $*"; }
+
+# Every QEMU whose command line names our state dir is ours.
+our_qemu_pids() { pgrep -f "qemu-system-x86_64.*$T_STATE" || true; }
+
+cleanup() {
+	local rc=$?
+	set +e
+	[ -n "$HCD_PID" ] && kill -9 "$HCD_PID" 2>/dev/null
+	for p in $(our_qemu_pids); do kill -9 "$p" 2>/dev/null; done
+	ip netns del "$T_NS" 2>/dev/null
+	rm -rf "$T_DIR"
+	exit $rc
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$T_NS"
+ip -n "$T_NS" link set lo up
+mkdir -p "$T_STATE"
+
+nsexec() { ip netns exec "$T_NS" "$@"; }
+
+hcd_start() {
+	nsexec "$HCD_BIN" --state-dir "$T_STATE" --accel tcg --stop-timeout=20 \
+		--resync-interval=5 "$@" >>"$T_DIR/hcd.log" 2>&1 &
+	HCD_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		if curl -sf --unix-socket "$T_STATE/api.sock" http://hc/v1/info >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$HCD_PID" 2>/dev/null || fail "hcd exited during start"
+		sleep 0.1
+	done
+	fail "hcd did not come up"
+}
+
+hcd_kill9() {
+	kill -9 "$HCD_PID"
+	wait "$HCD_PID" 2>/dev/null || true
+	HCD_PID=
+}
+
+hcd_stop() {
+	kill -TERM "$HCD_PID"
+	wait "$HCD_PID" || fail "hcd did not exit cleanly on SIGTERM"
+	HCD_PID=
+}
+
+hc() { "$HC_BIN" "$@"; }
+
+# Raw API call: api METHOD PATH [BODY] → prints body, sets API_STATUS.
+api() {
+	local method=$1 path=$2 body=${3-}
+	local out
+	if [ -n "$body" ]; then
+		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" -H 'Content-Type: application/json' \
+			--data-binary "$body" -w '\n%{http_code}' "http://hc$path")
+	else
+		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" -w '\n%{http_code}' "http://hc$path")
+	fi
+	API_STATUS=${out##*$'\n'}
+	printf '%s\n' "${out%$'\n'*}"
+}
+
+vm_field() { hc --json vm show "$1" | jq -r "$2"; }
+
+# Wait until the VM's serial log contains a string.
+wait_log() {
+	local vm=$1 needle=$2 timeout=${3:-120} i
+	for i in $(seq 1 $((timeout * 2))); do
+		if hc vm log "$vm" 2>/dev/null | grep -qF "$needle"; then
+			return 0
+		fi
+		sleep 0.5
+	done
+	fail "'$needle' did not appear in the serial log of $vm within ${timeout}s"
+}
+
+wait_state() {
+	local vm=$1 state=$2 timeout=${3:-120} i s=
+	for i in $(seq 1 $((timeout * 2))); do
+		s=$(vm_field "$vm" .state 2>/dev/null || true)
+		[ "$s" = "$state" ] && return 0
+		sleep 0.5
+	done
+	fail "vm $vm did not reach state $state within ${timeout}s (last: $s)"
+}
+
+wait_gone() {
+	local vm=$1 timeout=${2:-120} i
+	for i in $(seq 1 $((timeout * 2))); do
+		hc vm show "$vm" >/dev/null 2>&1 || return 0
+		sleep 0.5
+	done
+	fail "vm $vm still exists after ${timeout}s"
+}
+
+import_tiny() {
+	hc image import "${1:-tiny}" --kernel "$E2E_GUEST/vmlinuz" --initrd "$E2E_GUEST/initrd.img" \
+		--cmdline "$(cat "$E2E_GUEST/cmdline")" >/dev/null
+}
+
+tap_exists() { nsexec ip link show "$1" >/dev/null 2>&1; }

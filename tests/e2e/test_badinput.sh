@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Bad input gets a clean 4xx JSON error, hcd keeps serving, and the store
+# is byte-for-byte unchanged: malformed JSON, a 10 MiB body, invalid
+# names, unknown references, duplicates, deleting twice, wrong methods.
+. "$(dirname "$0")/lib.sh"
+
+hcd_start
+import_tiny tiny
+hc net create lan --ipv6 fd00:e2e:3::/64 --ipv4 10.78.0.0/24 >/dev/null
+hc vm create keep --image tiny --net lan --no-start >/dev/null
+
+dump() { sqlite3 "$T_STATE/hackcloud.db" .dump; }
+before=$(dump)
+
+# expect STATUS METHOD PATH [BODY]: the answer is that status with a JSON error.
+expect() {
+	local want=$1; shift
+	local body
+	body=$(api "$@")
+	[ "$API_STATUS" = "$want" ] || fail "$1 $2: status $API_STATUS, wanted $want (body: ${body:0:200})"
+	echo "$body" | jq -e '.error.code and .error.message' >/dev/null ||
+		fail "$1 $2: not a JSON error: ${body:0:200}"
+	curl -sf --unix-socket "$T_STATE/api.sock" http://hc/v1/info >/dev/null || fail "hcd stopped serving after $1 $2"
+}
+
+expect 400 POST /v1/vms '{"name": "x", "image": '
+expect 400 POST /v1/vms '[1, 2, 3]'
+expect 400 POST /v1/vms 'not json at all'
+expect 400 POST /v1/vms '{"name": "dup", "name": "dup2", "image": "tiny"}'
+big=$T_DIR/big.json
+{ printf '{"name": "big", "image": "tiny", "pad": "'; head -c $((10 * 1024 * 1024)) /dev/zero | tr '\0' a; printf '"}'; } >"$big"
+code=$(curl -s -o "$T_DIR/big.out" -w '%{http_code}' --unix-socket "$T_STATE/api.sock" \
+	-H 'Content-Type: application/json' --data-binary @"$big" http://hc/v1/vms)
+[ "$code" = 413 ] || fail "10 MiB body: status $code, wanted 413"
+jq -e .error.code "$T_DIR/big.out" >/dev/null || fail "10 MiB body: not a JSON error"
+# The same body without a Content-Length (chunked) must be cut off too.
+code=$(curl -s -o "$T_DIR/big.out" -w '%{http_code}' --unix-socket "$T_STATE/api.sock" \
+	-H 'Transfer-Encoding: chunked' -H 'Content-Type: application/json' --data-binary @"$big" http://hc/v1/vms)
+[ "$code" = 413 ] || fail "10 MiB chunked body: status $code, wanted 413"
+ok "malformed and oversized bodies refused"
+
+expect 400 POST /v1/vms '{"name": "Bad_Name", "image": "tiny"}'
+expect 400 POST /v1/vms '{"name": "-lead", "image": "tiny"}'
+expect 400 POST /v1/vms '{"name": "'"$(printf 'a%.0s' $(seq 1 64))"'", "image": "tiny"}'
+expect 400 POST /v1/vms '{"name": "000000abcd", "image": "tiny"}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "cpus": 0}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "cpus": "two"}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "memory_mib": 99999999}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "colour": "blue"}'
+expect 400 POST /v1/networks '{"name": "n2", "ipv6": "fd00::/48"}'
+expect 400 POST /v1/networks '{"name": "n2", "ipv6": "fd00:1::/64", "ipv4": "10.0.0.1/24"}'
+expect 400 POST /v1/images '{"name": "img", "boot": "floppy"}'
+ok "invalid names and values refused"
+
+expect 404 POST /v1/vms '{"name": "ok", "image": "no-such-image"}'
+expect 404 POST /v1/vms '{"name": "ok", "image": "tiny", "networks": ["no-such-net"]}'
+expect 404 GET /v1/vms/no-such-vm
+expect 404 GET /v1/vms/ffffffffff
+expect 404 POST /v1/vms/no-such-vm/start '{}'
+expect 404 GET /v1/nothing-here
+expect 405 PATCH /v1/vms
+ok "unknown references and endpoints refused"
+
+expect 409 POST /v1/vms '{"name": "keep", "image": "tiny"}'
+expect 409 POST /v1/networks '{"name": "lan", "ipv6": "fd00:e2e:9::/64"}'
+expect 409 POST /v1/networks '{"name": "other", "ipv6": "fd00:e2e:3::/64"}'
+expect 409 DELETE /v1/images/tiny
+expect 409 DELETE /v1/networks/lan
+ok "duplicates and deletes of used resources refused"
+
+after=$(dump)
+[ "$before" = "$after" ] || fail "the store changed: $(diff <(echo "$before") <(echo "$after") | head -20)"
+ok "store unchanged by all of the above"
+
+# Deleting twice: the first is accepted, the second is a 404.
+api DELETE /v1/vms/keep >/dev/null
+[ "$API_STATUS" = 202 ] || fail "first delete: status $API_STATUS"
+expect 404 DELETE /v1/vms/keep
+wait_gone keep 30
+ok "second delete of a VM is a 404"
+
+# The CLI: non-zero exit and one line on stderr.
+if hc vm show nope 2>"$T_DIR/err"; then fail "hc vm show nope succeeded"; fi
+[ "$(wc -l <"$T_DIR/err")" = 1 ] || fail "hc error is not one line: $(cat "$T_DIR/err")"
+ok "hc reports errors on one line with a non-zero exit"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The whole life of a VM on a real QEMU (TCG) guest: import the tiny image,
+# create, boot marker in the serial log, stop through ACPI, start again,
+# delete — and afterwards no process, tap or file of it remains.
+# Also: a disk image boots by firmware from a qcow2 overlay that leaves the
+# image untouched.
+. "$(dirname "$0")/lib.sh"
+
+hcd_start
+import_tiny tiny
+[ "$(hc --json image show tiny | jq -r .boot)" = kernel ] || fail "tiny is not a kernel image"
+[ "$(hc --json image show tiny | jq -r .state)" = ready ] || fail "tiny is not ready"
+ok "kernel image imported"
+
+hc net create lan --ipv6 fd00:e2e:1::/64 --ipv4 10.77.0.0/24 >/dev/null
+hc vm create web --image tiny --net lan --memory 256 >/dev/null
+id=$(vm_field web .id)
+[[ "$id" =~ ^[0-9a-f]{10}$ ]] || fail "VM id '$id' is not 10 hex digits"
+mac=$(vm_field web '.nics[0].mac')
+tap=$(vm_field web '.nics[0].ifname')
+[[ "$mac" =~ ^02:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$ ]] || fail "bad MAC $mac"
+[ "$tap" = "v${mac//:/}" ] || fail "tap $tap does not embed MAC $mac"
+[ "$(vm_field web '.nics[0].ipv4')" = 10.77.0.2 ] || fail "first NIC did not get 10.77.0.2"
+ok "VM created: id $id, MAC $mac, tap $tap"
+
+wait_state web running 60
+wait_log web HACKCLOUD-BOOT-OK 120
+ok "guest booted (marker in hc vm log)"
+tap_exists "$tap" || fail "tap $tap missing while running"
+nsexec ip -o link show "$tap" | grep -q "master b000001" || fail "tap not enslaved to b000001"
+[ -n "$(our_qemu_pids)" ] || fail "no QEMU process"
+pid1=$(our_qemu_pids)
+grep -q -- "-sandbox" "/proc/$pid1/cmdline" || fail "QEMU runs without -sandbox"
+ok "tap enslaved, QEMU running sandboxed"
+
+hc vm stop web >/dev/null
+wait_state web stopped 60
+wait_log web HACKCLOUD-POWEROFF 5
+[ -z "$(our_qemu_pids)" ] || fail "QEMU still running after stop"
+tap_exists "$tap" && fail "tap $tap left after stop"
+ok "stopped by ACPI powerdown; tap removed"
+
+hc vm start web >/dev/null
+wait_state web running 60
+for i in $(seq 1 240); do
+	[ "$(hc vm log web | grep -c HACKCLOUD-BOOT-OK)" -ge 2 ] && break
+	sleep 0.5
+done
+[ "$(hc vm log web | grep -c HACKCLOUD-BOOT-OK)" -ge 2 ] || fail "no second boot after start"
+ok "started again (second boot in the log)"
+
+hc vm reboot web >/dev/null
+for i in $(seq 1 240); do
+	[ "$(hc vm log web | grep -c HACKCLOUD-BOOT-OK)" -ge 3 ] && break
+	sleep 0.5
+done
+[ "$(hc vm log web | grep -c HACKCLOUD-BOOT-OK)" -ge 3 ] || fail "no third boot after reboot"
+ok "rebooted"
+
+hc vm delete web >/dev/null
+wait_gone web 60
+[ -z "$(our_qemu_pids)" ] || fail "QEMU still running after delete"
+tap_exists "$tap" && fail "tap left after delete"
+[ -e "$T_STATE/vms/$id" ] && fail "VM directory left after delete"
+ok "deleted: no process, tap or files remain"
+
+# A disk image: one boot sector that prints a marker on COM1 and halts.
+# Only firmware (SeaBIOS) booting it from the VM's overlay can print it.
+disk=$T_DIR/boot.img
+{
+	# xor ax, ax; mov ds, ax; mov si, 0x7c18; mov dx, 0x3f8
+	# loop: lodsb; test al, al; jz done; out dx, al; jmp loop
+	# done: hlt; jmp done; 3 x nop (the message starts at offset 0x18)
+	printf '\x31\xc0\x8e\xd8\xbe\x18\x7c\xba\xf8\x03\xac\x84\xc0\x74\x03\xee\xeb\xf8\xf4\xeb\xfd\x90\x90\x90'
+	printf 'HACKCLOUD-DISK-BOOT-OK\n\0'
+} >"$disk"
+truncate -s 510 "$disk"
+printf '\x55\xaa' >>"$disk"
+truncate -s 1M "$disk"
+sum_before=$(sha256sum "$disk" | cut -d' ' -f1)
+hc image import bootsector --disk "$disk" >/dev/null
+[ "$(hc --json image show bootsector | jq -r .format)" = raw ] || fail "disk format not detected as raw"
+[ "$(hc --json image show bootsector | jq -r .sha256)" = "$sum_before" ] || fail "image sha256 differs from file"
+hc vm create diskvm --image bootsector --memory 64 >/dev/null
+wait_log diskvm HACKCLOUD-DISK-BOOT-OK 60
+did=$(vm_field diskvm .id)
+qemu-img info "$T_STATE/vms/$did/disk.qcow2" | grep -q "backing file" || fail "VM disk is not an overlay"
+stored=$(hc --json image show bootsector | jq -r .sha256)
+[ "$(sha256sum "$T_STATE/images/$stored/disk" | cut -d' ' -f1)" = "$sum_before" ] || fail "base image was modified"
+ok "disk image booted by firmware from a qcow2 overlay; base unchanged"
+hc vm delete diskvm >/dev/null
+wait_gone diskvm 60
+hc image delete bootsector >/dev/null
+[ -e "$T_STATE/images/$stored" ] && fail "image files left after delete"
+ok "disk VM and image deleted"
+
+hcd_stop
+[ -e "$T_STATE/api.sock" ] && fail "api.sock left after SIGTERM"
+ok "hcd stopped cleanly on SIGTERM"

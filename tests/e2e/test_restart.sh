@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Crash safety: kill -9 of hcd with a VM running, then a restart.  The VM
+# keeps running (same QEMU process), is shown running, and can be stopped
+# and deleted cleanly.  Strays (a tap, a VM directory and a QEMU that no
+# row wants) are removed by the restarted hcd.
+. "$(dirname "$0")/lib.sh"
+
+hcd_start
+import_tiny tiny
+hc net create lan --ipv6 fd00:e2e:2::/64 >/dev/null
+hc vm create survivor --image tiny --net lan >/dev/null
+wait_state survivor running 60
+wait_log survivor HACKCLOUD-BOOT-OK 120
+pid_before=$(our_qemu_pids)
+tap=$(vm_field survivor '.nics[0].ifname')
+ok "VM running as pid $pid_before"
+
+hcd_kill9
+kill -0 "$pid_before" || fail "QEMU died with hcd"
+ok "QEMU survived kill -9 of hcd"
+
+# Leave strays while hcd is down: a tap named like ours and a VM dir
+# without a row.
+nsexec ip tuntap add dev v020000fffffe mode tap
+mkdir -p "$T_STATE/vms/00000000ff"
+
+hcd_start
+[ "$(vm_field survivor .state)" = running ] || fail "VM not shown running after restart"
+[ "$(our_qemu_pids)" = "$pid_before" ] || fail "QEMU was restarted instead of adopted"
+tap_exists "$tap" || fail "the VM's tap vanished"
+tap_exists v020000fffffe && fail "stray tap survived the restart"
+[ -e "$T_STATE/vms/00000000ff" ] && fail "stray VM directory survived the restart"
+ok "adopted the running VM; strays removed"
+
+hc vm stop survivor >/dev/null
+wait_state survivor stopped 60
+[ -z "$(our_qemu_pids)" ] || fail "QEMU still running after stop"
+hc vm delete survivor >/dev/null
+wait_gone survivor 60
+tap_exists "$tap" && fail "tap left after delete"
+ok "adopted VM stopped and deleted cleanly"
+
+# kill -9 in the middle of a stop: the restarted hcd finishes the job.
+hc vm create second --image tiny --net lan >/dev/null
+wait_state second running 60
+wait_log second HACKCLOUD-BOOT-OK 120
+hc vm delete second >/dev/null
+hcd_kill9
+hcd_start
+wait_gone second 60
+[ -z "$(our_qemu_pids)" ] || fail "QEMU of a deleted VM survived the restart"
+ok "a delete interrupted by kill -9 completes after restart"
