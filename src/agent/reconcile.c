@@ -157,6 +157,7 @@ static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, c
 		.vm_id = vm->id, .name = vm->name, .cpus = vm->cpus, .memory_mib = vm->memory_mib,
 		.accel = a->accel, .qmp_path = p->qmp, .serial_path = p->serial,
 		.serial_log = p->log, .pidfile = p->pid, .nics = nics, .n_nics = vm->n_nics,
+		.runas = a->cfg->qemu_user && a->cfg->qemu_user[0] ? a->cfg->qemu_user : NULL,
 	};
 	if (strcmp(im.boot, "kernel") == 0) {
 		kernel = image_file(a->cfg->state_dir, im.sha256, "kernel");

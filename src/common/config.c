@@ -34,6 +34,7 @@ static const struct key keys[] = {
 	S("hcd", "tls_key", tls_key),
 	S("hcd", "uplink", uplink),
 	S("hcd", "underlay", underlay),
+	S("hcd", "qemu_user", qemu_user),
 	S("hcd", "log_level", log_level),
 	I("hcd", "stop_timeout", stop_timeout),
 	I("hcd", "resync_interval", resync_interval),
@@ -63,6 +64,7 @@ void config_defaults(struct config *c)
 	set_str(&c->roles, "api,scheduler,agent");
 	set_str(&c->host_name, host);
 	set_str(&c->log_level, "info");
+	set_str(&c->qemu_user, "nobody");
 	set_str(&c->passwd_file, "/etc/hackcloud/passwd");
 	set_str(&c->ldap_filter, "(uid=%s)");
 	c->stop_timeout = 30;

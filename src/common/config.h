@@ -17,6 +17,7 @@ struct config {
 	char *tls_key;
 	char *uplink;
 	char *underlay;
+	char *qemu_user;      /* QEMU drops to this user (-runas); empty = stay root */
 	char *log_level;      /* debug | info | warn | error */
 	int stop_timeout;     /* seconds between ACPI powerdown and quit */
 	int resync_interval;  /* seconds between safety-net reconciles */

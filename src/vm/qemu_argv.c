@@ -131,10 +131,12 @@ char **qemu_argv(const struct qemu_spec *s)
 	add2(&a, "-device", strdup("virtio-rng-pci"));
 	add2(&a, "-pidfile", strdup(s->pidfile));
 	add(&a, strdup("-daemonize"));
-	/* Least privilege: no obsolete syscalls, no spawning, no resource
-	 * control; elevating privileges stays allowed only for -runas. */
-	add2(&a, "-sandbox", strdup(s->runas ? "on,obsolete=deny,spawn=deny,resourcecontrol=deny"
-				    : "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+	/* Least privilege: seccomp without obsolete syscalls or resource
+	 * control.  spawn=deny would kill -daemonize's own fork, and
+	 * elevateprivileges=deny the setuid of -runas, so those stay open
+	 * exactly when they are needed. */
+	add2(&a, "-sandbox", strdup(s->runas ? "on,obsolete=deny,resourcecontrol=deny"
+				    : "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"));
 	if (s->runas)
 		add2(&a, "-runas", strdup(s->runas));
 
