@@ -43,6 +43,8 @@ static const struct key keys[] = {
 	S("auth", "ldap_uri", ldap_uri),
 	S("auth", "ldap_base", ldap_base),
 	S("auth", "ldap_filter", ldap_filter),
+	S("auth", "ldap_bind_dn", ldap_bind_dn),
+	S("auth", "ldap_bind_password_file", ldap_bind_password_file),
 	I("auth", "token_ttl", token_ttl),
 };
 
@@ -103,9 +105,31 @@ int config_set(struct config *c, const char *section, const char *key, const cha
 	return -1;
 }
 
+/*
+ * libinih strips inline comments that start with ';' only, but hcd.conf
+ * (DESIGN §9) writes them with '#': "accel = auto   # kvm | tcg | auto".
+ * Cut the value at a '#' that starts it or follows whitespace; a '#'
+ * inside a word ("ou=a#b") is kept.
+ */
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
-	return config_set(user, section, name, value) == 0;
+	const char *h = value;
+	char *v;
+	size_t n;
+	int ok;
+
+	while ((h = strchr(h, '#')) != NULL && h != value && h[-1] != ' ' && h[-1] != '\t')
+		h++;
+	if (h == NULL)
+		return config_set(user, section, name, value) == 0;
+	n = (size_t)(h - value);
+	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+		n--;
+	if ((v = strndup(value, n)) == NULL)
+		return 0;
+	ok = config_set(user, section, name, v) == 0;
+	free(v);
+	return ok;
 }
 
 int config_load(struct config *c, const char *path, int optional,

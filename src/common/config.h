@@ -26,6 +26,8 @@ struct config {
 	char *ldap_uri;
 	char *ldap_base;
 	char *ldap_filter;
+	char *ldap_bind_dn;
+	char *ldap_bind_password_file;
 	int token_ttl;
 };
 

@@ -13,8 +13,10 @@
  *   - every multi-row change runs in one transaction;
  *   - IDs come from the counters table in the same transaction as the row
  *     that uses them, so they are never reused, even after a crash;
- *   - after every committed write the change callback runs (the in-process
- *     trigger that wakes the reconciler).
+ *   - after every committed change of intent the change callback runs (the
+ *     in-process trigger that wakes the reconciler).  The agent's own
+ *     bookkeeping — observed state, purging a row it has finished
+ *     deleting — is not a change of intent and does not fire it.
  *
  * Model functions return STORE_OK or a negative enum store_rc; an engine
  * failure is logged once here, at the edge of the database.
@@ -169,7 +171,7 @@ int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
 /* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error);
-/* Remove the row and its NICs for good (after the host cleaned up). */
+/* Remove the row and its NICs for good (after the host cleaned up); no hook. */
 int store_vm_purge(struct store *st, uint64_t id);
 
 /* The owner's name for display. */

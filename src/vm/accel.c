@@ -60,9 +60,13 @@ const char *accel_resolve(const char *wanted, const char *work_dir, char **why)
 {
 	int fd;
 
-	if (strcmp(wanted, "kvm") == 0 || strcmp(wanted, "tcg") == 0) {
-		*why = str_printf("accelerator %s as configured", wanted);
-		return strcmp(wanted, "kvm") == 0 ? "kvm" : "tcg";
+	if (strcmp(wanted, "kvm") == 0) {
+		*why = strdup("accelerator kvm as configured");
+		return "kvm";
+	}
+	if (strcmp(wanted, "tcg") == 0) {
+		*why = strdup("accelerator tcg as configured");
+		return "tcg";
 	}
 	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {

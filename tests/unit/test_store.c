@@ -1,0 +1,684 @@
+/*
+ * test_store — the SQLite store (src/store/store.h, DESIGN §1, §4) on a real
+ * database file in a fresh temporary directory: migrations and re-open,
+ * images, networks, VMs and NICs (counter IDs, IPv4 allocation and reuse
+ * after purge), soft delete, conflicts, owner scope, counter and address
+ * pool exhaustion, atomicity of failed creates, and the change hook.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/fsutil.h"
+#include "common/ids.h"
+#include "store/store.h"
+#include "store/store_internal.h" /* white-box: raw counts and counters */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHA_A "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+struct ctx {
+	char dir[64];
+	char uri[128];
+	struct store *st;
+	int hooks;
+};
+
+static void on_change(void *arg)
+{
+	((struct ctx *)arg)->hooks++;
+}
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	char *err = NULL;
+
+	if (c == NULL)
+		return -1;
+	snprintf(c->dir, sizeof(c->dir), "/tmp/hc-test-store-XXXXXX");
+	if (mkdtemp(c->dir) == NULL)
+		return -1;
+	snprintf(c->uri, sizeof(c->uri), "sqlite:%s/t.db", c->dir);
+	c->st = store_open(c->uri, c->dir, &err);
+	if (c->st == NULL) {
+		fprintf(stderr, "store_open: %s\n", err ? err : "?");
+		free(err);
+		return -1;
+	}
+	store_set_change_hook(c->st, on_change, c);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+
+	store_close(c->st);
+	if (dir_remove_tree(c->dir) < 0)
+		return -1;
+	free(c);
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int64_t count_rows(struct store *st, const char *sql)
+{
+	int64_t n = -1;
+	assert_int_equal(store_q(st, sql, NULL, 0, store_row_int, &n), STORE_OK);
+	return n;
+}
+
+static uint64_t make_image(struct store *st, const char *name)
+{
+	struct image im = { .name = (char *)name, .owner = OWNER_ROOT, .format = "kernel",
+			    .boot = "kernel", .cmdline = "console=ttyS0", .has_initrd = true };
+	assert_int_equal(store_image_create(st, &im), STORE_OK);
+	assert_int_equal(store_image_finalize(st, im.id, SHA_A, "kernel", 4096), STORE_OK);
+	return im.id;
+}
+
+static uint64_t make_net(struct store *st, const char *name, const char *v6, const char *v4)
+{
+	struct network n = { .name = (char *)name, .owner = OWNER_ROOT,
+			     .ipv6 = (char *)v6, .ipv4 = (char *)v4 };
+	assert_int_equal(store_network_create(st, &n), STORE_OK);
+	return n.id;
+}
+
+static int make_vm(struct store *st, const char *name, uint64_t owner, uint64_t image,
+		   const uint64_t *nets, size_t n_nets, uint64_t *id)
+{
+	struct vm vm = { .name = (char *)name, .owner = owner, .image = image, .cpus = 1,
+			 .memory_mib = 128, .desired = "running", .state = "stopped" };
+	int rc = store_vm_create(st, &vm, nets, n_nets);
+	if (id)
+		*id = vm.id;
+	return rc;
+}
+
+/* The IPv4 of the VM's first NIC, copied; NULL when none. */
+static char *first_ipv4(struct store *st, uint64_t vm_id)
+{
+	struct vm vm = { 0 };
+	char *r = NULL;
+
+	assert_int_equal(store_vm_get_id(st, vm_id, &vm), STORE_OK);
+	assert_true(vm.n_nics >= 1);
+	if (vm.nics[0].ipv4)
+		r = strdup(vm.nics[0].ipv4);
+	vm_free(&vm);
+	return r;
+}
+
+/* ---- open and migrations ------------------------------------------------ */
+
+static void open_migrates(void **state)
+{
+	struct ctx *c = *state;
+	char *name = NULL;
+	int v = store_schema_version(c->st);
+
+	assert_true(v >= 1);
+	/* One schema_version row per migration step. */
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM schema_version"), v);
+	/* The root user exists from the first migration. */
+	assert_int_equal(store_user_name(c->st, OWNER_ROOT, &name), STORE_OK);
+	assert_string_equal(name, "root");
+	free(name);
+	assert_int_equal(store_user_name(c->st, 42, &name), STORE_NOTFOUND);
+	/* Opening does not fire the hook. */
+	assert_int_equal(c->hooks, 0);
+}
+
+static void reopen_is_idempotent(void **state)
+{
+	struct ctx *c = *state;
+	char *err = NULL;
+	int v = store_schema_version(c->st);
+	uint64_t img = make_image(c->st, "kept");
+
+	store_close(c->st);
+	c->st = store_open(c->uri, c->dir, &err);
+	assert_non_null(c->st);
+	assert_null(err);
+	assert_int_equal(store_schema_version(c->st), v);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM schema_version"), v);
+
+	/* Data and counters survive: the counters were not re-seeded. */
+	struct image im = { 0 };
+	assert_int_equal(store_image_get(c->st, "kept", OWNER_ANY, &im), STORE_OK);
+	assert_int_equal(im.id, img);
+	image_free(&im);
+	assert_int_equal(make_image(c->st, "second"), img + 1);
+
+	/* A third open of the same file while the second is still open. */
+	struct store *st2 = store_open(c->uri, c->dir, &err);
+	assert_non_null(st2);
+	assert_int_equal(store_schema_version(st2), v);
+	store_close(st2);
+}
+
+static void open_rejects_bad_uri(void **state)
+{
+	struct ctx *c = *state;
+	char *err = NULL;
+	char path[160];
+
+	assert_null(store_open("mysql://x", c->dir, &err));
+	assert_non_null(err);
+	free(err);
+	err = NULL;
+	snprintf(path, sizeof(path), "sqlite:%s/no/such/dir/t.db", c->dir);
+	assert_null(store_open(path, c->dir, &err));
+	assert_non_null(err);
+	free(err);
+}
+
+static void open_default_path_in_state_dir(void **state)
+{
+	struct ctx *c = *state;
+	char *err = NULL;
+	char path[128];
+	FILE *f;
+
+	struct store *st = store_open("sqlite", c->dir, &err);
+	assert_non_null(st);
+	store_close(st);
+	snprintf(path, sizeof(path), "%s/hackcloud.db", c->dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	fclose(f);
+}
+
+/* ---- images ------------------------------------------------------------- */
+
+static void image_lifecycle(void **state)
+{
+	struct ctx *c = *state;
+	struct image im = { .name = "tiny", .owner = OWNER_ROOT, .format = "kernel",
+			    .boot = "kernel", .cmdline = "console=ttyS0 quiet", .has_initrd = true };
+	struct image got = { 0 };
+	char ref[9];
+
+	assert_int_equal(store_image_create(c->st, &im), STORE_OK);
+	assert_int_equal(im.id, 1);
+	assert_true(im.created > 0);
+
+	assert_int_equal(store_image_get_id(c->st, im.id, &got), STORE_OK);
+	assert_string_equal(got.state, "uploading");
+	assert_null(got.sha256);
+	image_free(&got);
+
+	assert_int_equal(store_image_finalize(c->st, im.id, SHA_A, "kernel", 123456), STORE_OK);
+
+	/* by name */
+	assert_int_equal(store_image_get(c->st, "tiny", OWNER_ANY, &got), STORE_OK);
+	assert_int_equal(got.id, im.id);
+	assert_string_equal(got.name, "tiny");
+	assert_string_equal(got.state, "ready");
+	assert_string_equal(got.sha256, SHA_A);
+	assert_string_equal(got.format, "kernel");
+	assert_string_equal(got.boot, "kernel");
+	assert_string_equal(got.cmdline, "console=ttyS0 quiet");
+	assert_true(got.has_initrd);
+	assert_int_equal(got.size, 123456);
+	assert_int_equal(got.owner, OWNER_ROOT);
+	assert_string_equal(got.owner_name, "root");
+	image_free(&got);
+
+	/* by 8-hex id, in the owner's scope */
+	snprintf(ref, sizeof(ref), "%08llx", (unsigned long long)im.id);
+	assert_string_equal(ref, "00000001");
+	assert_int_equal(store_image_get(c->st, ref, OWNER_ROOT, &got), STORE_OK);
+	assert_int_equal(got.id, im.id);
+	assert_string_equal(got.name, "tiny");
+	image_free(&got);
+
+	/* not found: unknown name, unknown id, another owner's scope */
+	assert_int_equal(store_image_get(c->st, "nope", OWNER_ANY, &got), STORE_NOTFOUND);
+	assert_int_equal(store_image_get(c->st, "000000ff", OWNER_ANY, &got), STORE_NOTFOUND);
+	assert_int_equal(store_image_get(c->st, "tiny", 42, &got), STORE_NOTFOUND);
+	assert_int_equal(store_image_get(c->st, ref, 42, &got), STORE_NOTFOUND);
+	assert_int_equal(store_image_get_id(c->st, 99, &got), STORE_NOTFOUND);
+
+	/* duplicate name, same owner */
+	struct image dup = { .name = "tiny", .owner = OWNER_ROOT, .format = "raw", .boot = "disk" };
+	assert_int_equal(store_image_create(c->st, &dup), STORE_CONFLICT);
+
+	/* list and sha refs */
+	struct image *list = NULL;
+	size_t n = 0;
+	uint64_t other = make_image(c->st, "other");   /* same SHA_A */
+	assert_int_equal(store_image_list(c->st, OWNER_ANY, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "tiny");
+	assert_string_equal(list[1].name, "other");
+	images_free(list, n);
+	assert_int_equal(store_image_list(c->st, 42, &list, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	images_free(list, n);
+
+	int refs = -1;
+	assert_int_equal(store_image_sha_refs(c->st, SHA_A, im.id, &refs), STORE_OK);
+	assert_int_equal(refs, 1);
+	assert_int_equal(store_image_sha_refs(c->st, SHA_A, 0, &refs), STORE_OK);
+	assert_int_equal(refs, 2);
+
+	/* delete an unused image */
+	assert_int_equal(store_image_delete(c->st, other), STORE_OK);
+	assert_int_equal(store_image_get_id(c->st, other, &got), STORE_NOTFOUND);
+	assert_int_equal(store_image_sha_refs(c->st, SHA_A, im.id, &refs), STORE_OK);
+	assert_int_equal(refs, 0);
+}
+
+static void image_delete_in_use_conflicts(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t vm;
+	struct image got = { 0 };
+
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &vm), STORE_OK);
+	int hooks = c->hooks;
+	assert_int_equal(store_image_delete(c->st, img), STORE_CONFLICT);
+	assert_int_equal(c->hooks, hooks);            /* nothing committed */
+	assert_int_equal(store_image_get_id(c->st, img, &got), STORE_OK);
+	assert_string_equal(got.state, "ready");
+	assert_string_equal(got.sha256, SHA_A);
+	image_free(&got);
+
+	/* A VM marked deleted still holds its image until it is purged. */
+	assert_int_equal(store_vm_set_desired(c->st, vm, "deleted"), STORE_OK);
+	assert_int_equal(store_image_delete(c->st, img), STORE_CONFLICT);
+	assert_int_equal(store_vm_purge(c->st, vm), STORE_OK);
+	assert_int_equal(store_image_delete(c->st, img), STORE_OK);
+	assert_int_equal(store_image_get_id(c->st, img, &got), STORE_NOTFOUND);
+}
+
+/* ---- networks ----------------------------------------------------------- */
+
+static void network_lifecycle(void **state)
+{
+	struct ctx *c = *state;
+	struct network got = { 0 };
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6only", "fd00:1:2:3::/64", NULL);
+
+	assert_int_equal(lan, 1);
+	assert_int_equal(v6, 2);
+
+	assert_int_equal(store_network_get(c->st, "lan", OWNER_ANY, &got), STORE_OK);
+	assert_int_equal(got.id, lan);
+	assert_string_equal(got.ipv6, "2001:db8:10::/64");
+	assert_string_equal(got.ipv4, "10.0.0.0/24");
+	assert_string_equal(got.owner_name, "root");
+	assert_true(got.created > 0);
+	network_free(&got);
+
+	assert_int_equal(store_network_get(c->st, net_id_format(v6).s, OWNER_ROOT, &got), STORE_OK);
+	assert_string_equal(got.name, "v6only");
+	assert_null(got.ipv4);
+	network_free(&got);
+
+	assert_int_equal(store_network_get(c->st, "lan", 42, &got), STORE_NOTFOUND);
+	assert_int_equal(store_network_get(c->st, "000001", 42, &got), STORE_NOTFOUND);
+	assert_int_equal(store_network_get(c->st, "wan", OWNER_ANY, &got), STORE_NOTFOUND);
+
+	struct network dup = { .name = "lan", .owner = OWNER_ROOT, .ipv6 = "2001:db8:11::/64" };
+	assert_int_equal(store_network_create(c->st, &dup), STORE_CONFLICT);
+
+	struct network *list = NULL;
+	size_t n = 0;
+	assert_int_equal(store_network_list(c->st, OWNER_ANY, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "lan");
+	assert_string_equal(list[1].name, "v6only");
+	networks_free(list, n);
+	assert_int_equal(store_network_list(c->st, 42, &list, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	networks_free(list, n);
+}
+
+static void network_delete_in_use_conflicts(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t spare = make_net(c->st, "spare", "2001:db8:11::/64", NULL);
+	uint64_t vm;
+	struct network got = { 0 };
+
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, &lan, 1, &vm), STORE_OK);
+	assert_int_equal(store_network_delete(c->st, lan), STORE_CONFLICT);
+	assert_int_equal(store_network_get(c->st, "lan", OWNER_ANY, &got), STORE_OK);
+	network_free(&got);
+
+	assert_int_equal(store_network_delete(c->st, spare), STORE_OK);
+	assert_int_equal(store_network_get(c->st, "spare", OWNER_ANY, &got), STORE_NOTFOUND);
+
+	assert_int_equal(store_vm_purge(c->st, vm), STORE_OK);
+	assert_int_equal(store_network_delete(c->st, lan), STORE_OK);
+	assert_int_equal(store_network_get(c->st, "lan", OWNER_ANY, &got), STORE_NOTFOUND);
+}
+
+/* ---- VMs and NICs ------------------------------------------------------- */
+
+static void vm_create_ids_and_nics(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6only", "fd00:1:2:3::/64", NULL);
+	uint64_t nets[2] = { lan, v6 };
+	uint64_t id1, id2;
+	struct vm vm = { 0 };
+
+	assert_int_equal(make_vm(c->st, "web-1", OWNER_ROOT, img, nets, 2, &id1), STORE_OK);
+	assert_int_equal(id1, 1);
+	assert_int_equal(make_vm(c->st, "web-2", OWNER_ROOT, img, &lan, 1, &id2), STORE_OK);
+	assert_int_equal(id2, 2);
+
+	/* by name */
+	assert_int_equal(store_vm_get(c->st, "web-1", OWNER_ANY, &vm), STORE_OK);
+	assert_int_equal(vm.id, id1);
+	assert_string_equal(vm.name, "web-1");
+	assert_string_equal(vm.owner_name, "root");
+	assert_int_equal(vm.image, img);
+	assert_string_equal(vm.image_name, "tiny");
+	assert_int_equal(vm.cpus, 1);
+	assert_int_equal(vm.memory_mib, 128);
+	assert_string_equal(vm.desired, "running");
+	assert_string_equal(vm.state, "stopped");
+	assert_true(vm.created > 0);
+	assert_int_equal(vm.n_nics, 2);
+	/* NICs in creation order, distinct IDs, network data joined in. */
+	assert_int_equal(vm.nics[0].network, lan);
+	assert_string_equal(vm.nics[0].network_name, "lan");
+	assert_string_equal(vm.nics[0].network_ipv6, "2001:db8:10::/64");
+	assert_string_equal(vm.nics[0].ipv4, "10.0.0.2");       /* .1 is the gateway */
+	assert_int_equal(vm.nics[1].network, v6);
+	assert_string_equal(vm.nics[1].network_name, "v6only");
+	assert_null(vm.nics[1].ipv4);                           /* IPv6-only network */
+	assert_int_not_equal(vm.nics[0].id, vm.nics[1].id);
+	uint64_t nic_a = vm.nics[0].id, nic_b = vm.nics[1].id;
+	vm_free(&vm);
+
+	/* by 10-hex id */
+	assert_int_equal(store_vm_get(c->st, "0000000002", OWNER_ROOT, &vm), STORE_OK);
+	assert_string_equal(vm.name, "web-2");
+	assert_int_equal(vm.n_nics, 1);
+	assert_string_equal(vm.nics[0].ipv4, "10.0.0.3");
+	assert_int_not_equal(vm.nics[0].id, nic_a);
+	assert_int_not_equal(vm.nics[0].id, nic_b);
+	vm_free(&vm);
+
+	/* scope */
+	assert_int_equal(store_vm_get(c->st, "web-1", 42, &vm), STORE_NOTFOUND);
+	assert_int_equal(store_vm_get(c->st, "0000000001", 42, &vm), STORE_NOTFOUND);
+	assert_int_equal(store_vm_get(c->st, "web-9", OWNER_ANY, &vm), STORE_NOTFOUND);
+
+	struct vm *list = NULL;
+	size_t n = 0;
+	assert_int_equal(store_vm_list(c->st, OWNER_ANY, false, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].id, id1);
+	assert_int_equal(list[1].id, id2);
+	assert_int_equal(list[0].n_nics, 2);
+	vms_free(list, n);
+	assert_int_equal(store_vm_list(c->st, 42, true, &list, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	vms_free(list, n);
+}
+
+static void vm_duplicate_name_conflicts(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t id;
+
+	assert_int_equal(make_vm(c->st, "web", OWNER_ROOT, img, &lan, 1, &id), STORE_OK);
+	int hooks = c->hooks;
+	assert_int_equal(make_vm(c->st, "web", OWNER_ROOT, img, &lan, 1, NULL), STORE_CONFLICT);
+	assert_int_equal(c->hooks, hooks);
+	/* The failed create left nothing behind: one VM, one NIC. */
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 1);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM nics"), 1);
+	/* And the next address is still .3 (no address leaked to the failure). */
+	assert_int_equal(make_vm(c->st, "web2", OWNER_ROOT, img, &lan, 1, &id), STORE_OK);
+	char *ip = first_ipv4(c->st, id);
+	assert_string_equal(ip, "10.0.0.3");
+	free(ip);
+}
+
+static void vm_create_is_atomic(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t nets[2] = { lan, 0x99 /* no such network */ };
+	struct vm vm = { 0 };
+
+	int hooks = c->hooks;
+	assert_int_not_equal(make_vm(c->st, "ghost", OWNER_ROOT, img, nets, 2, NULL), STORE_OK);
+	assert_int_equal(c->hooks, hooks);
+	assert_int_equal(store_vm_get(c->st, "ghost", OWNER_ANY, &vm), STORE_NOTFOUND);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 0);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM nics"), 0);
+
+	/* A VM on a missing image is refused by the foreign key. */
+	assert_int_not_equal(make_vm(c->st, "noimg", OWNER_ROOT, 0x77, &lan, 1, NULL), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 0);
+}
+
+static void vm_soft_delete_and_purge(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t a, b, a2, d;
+	struct vm vm = { 0 };
+	struct vm *list = NULL;
+	size_t n = 0;
+	char *ip;
+
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, &lan, 1, &a), STORE_OK);
+	assert_int_equal(make_vm(c->st, "b", OWNER_ROOT, img, &lan, 1, &b), STORE_OK);
+
+	assert_int_equal(store_vm_set_desired(c->st, a, "deleted"), STORE_OK);
+	/* invisible to get (by name and by id) and to list */
+	assert_int_equal(store_vm_get(c->st, "a", OWNER_ANY, &vm), STORE_NOTFOUND);
+	assert_int_equal(store_vm_get(c->st, vm_id_format(a).s, OWNER_ANY, &vm), STORE_NOTFOUND);
+	assert_int_equal(store_vm_list(c->st, OWNER_ANY, false, &list, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].id, b);
+	vms_free(list, n);
+	/* ...but the agent still sees it */
+	assert_int_equal(store_vm_list(c->st, OWNER_ANY, true, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].id, a);
+	assert_string_equal(list[0].desired, "deleted");
+	vms_free(list, n);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	assert_string_equal(vm.desired, "deleted");
+	vm_free(&vm);
+
+	/* The name is free at once; the deleted VM keeps its address until purged. */
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, &lan, 1, &a2), STORE_OK);
+	assert_int_equal(a2, 3);
+	ip = first_ipv4(c->st, a2);
+	assert_string_equal(ip, "10.0.0.4");
+	free(ip);
+	assert_int_equal(store_vm_get(c->st, "a", OWNER_ANY, &vm), STORE_OK);
+	assert_int_equal(vm.id, a2);
+	vm_free(&vm);
+
+	/* Purge removes the row and its NICs; the address is reused, the ID never. */
+	assert_int_equal(count_rows(c->st, "SELECT id FROM nics WHERE vm = 1"), 1);
+	assert_int_equal(store_vm_purge(c->st, a), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_NOTFOUND);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM nics WHERE vm = 1"), 0);
+	assert_int_equal(make_vm(c->st, "d", OWNER_ROOT, img, &lan, 1, &d), STORE_OK);
+	assert_int_equal(d, 4);
+	ip = first_ipv4(c->st, d);
+	assert_string_equal(ip, "10.0.0.2");
+	free(ip);
+	/* NIC IDs are never reused either: d's NIC is not a's old NIC 1. */
+	assert_int_equal(count_rows(c->st, "SELECT id FROM nics WHERE vm = 4"), 4);
+
+	/* Purging every VM and creating again still continues the counter. */
+	assert_int_equal(store_vm_purge(c->st, b), STORE_OK);
+	assert_int_equal(store_vm_purge(c->st, a2), STORE_OK);
+	assert_int_equal(store_vm_purge(c->st, d), STORE_OK);
+	assert_int_equal(make_vm(c->st, "e", OWNER_ROOT, img, &lan, 1, &d), STORE_OK);
+	assert_int_equal(d, 5);
+}
+
+static void vm_set_state(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t id;
+	struct vm vm = { 0 };
+
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &id), STORE_OK);
+	assert_int_equal(store_vm_set_state(c->st, id, "error", "qemu exited 1"), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, id, &vm), STORE_OK);
+	assert_string_equal(vm.state, "error");
+	assert_string_equal(vm.error, "qemu exited 1");
+	assert_string_equal(vm.desired, "running");
+	assert_int_equal(vm.n_nics, 0);
+	vm_free(&vm);
+
+	/* A new intent clears the error. */
+	assert_int_equal(store_vm_set_desired(c->st, id, "stopped"), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, id, &vm), STORE_OK);
+	assert_string_equal(vm.desired, "stopped");
+	assert_null(vm.error);
+	vm_free(&vm);
+}
+
+/* ---- exhaustion --------------------------------------------------------- */
+
+static void ipv4_pool_exhaustion(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	/* A /30 has exactly one address for VMs: .0 net, .1 gateway, .3 broadcast. */
+	uint64_t tiny = make_net(c->st, "tiny", "2001:db8:10::/64", "10.9.9.4/30");
+	uint64_t id;
+	char *ip;
+
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, &tiny, 1, &id), STORE_OK);
+	ip = first_ipv4(c->st, id);
+	assert_string_equal(ip, "10.9.9.6");
+	free(ip);
+	assert_int_equal(make_vm(c->st, "b", OWNER_ROOT, img, &tiny, 1, NULL), STORE_FULL);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 1);
+	/* After a purge the address is available again. */
+	assert_int_equal(store_vm_purge(c->st, id), STORE_OK);
+	assert_int_equal(make_vm(c->st, "b", OWNER_ROOT, img, &tiny, 1, &id), STORE_OK);
+	ip = first_ipv4(c->st, id);
+	assert_string_equal(ip, "10.9.9.6");
+	free(ip);
+}
+
+static void counter_exhaustion(void **state)
+{
+	struct ctx *c = *state;
+	struct network n = { .name = "last", .owner = OWNER_ROOT, .ipv6 = "2001:db8:10::/64" };
+	struct network got = { 0 };
+
+	/* Jump the network counter to its last value (the 24-bit VNI space). */
+	assert_int_equal(store_q(c->st, "UPDATE counters SET next = ? WHERE name = 'network'",
+				 &SV_I(NET_ID_MAX), 1, NULL, NULL), STORE_OK);
+	assert_int_equal(store_network_create(c->st, &n), STORE_OK);
+	assert_int_equal(n.id, NET_ID_MAX);
+	assert_int_equal(store_network_get(c->st, "ffffff", OWNER_ANY, &got), STORE_OK);
+	assert_string_equal(got.name, "last");
+	network_free(&got);
+
+	struct network over = { .name = "over", .owner = OWNER_ROOT, .ipv6 = "2001:db8:11::/64" };
+	int hooks = c->hooks;
+	assert_int_equal(store_network_create(c->st, &over), STORE_FULL);
+	assert_int_equal(c->hooks, hooks);
+	assert_int_equal(store_network_get(c->st, "over", OWNER_ANY, &got), STORE_NOTFOUND);
+	/* Deleting the last network does not give its ID back. */
+	assert_int_equal(store_network_delete(c->st, NET_ID_MAX), STORE_OK);
+	assert_int_equal(store_network_create(c->st, &over), STORE_FULL);
+}
+
+/* ---- change hook -------------------------------------------------------- */
+
+static void change_hook(void **state)
+{
+	struct ctx *c = *state;
+	struct image im = { .name = "tiny", .owner = OWNER_ROOT, .format = "kernel", .boot = "kernel" };
+	uint64_t lan, id;
+
+	assert_int_equal(c->hooks, 0);
+	assert_int_equal(store_image_create(c->st, &im), STORE_OK);
+	assert_int_equal(c->hooks, 1);
+	assert_int_equal(store_image_finalize(c->st, im.id, SHA_A, "kernel", 1), STORE_OK);
+	assert_int_equal(c->hooks, 2);
+	lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	assert_int_equal(c->hooks, 3);
+	/* A VM with its NICs is one transaction: one notification. */
+	uint64_t nets[2] = { lan, lan };
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, im.id, nets, 2, &id), STORE_OK);
+	assert_int_equal(c->hooks, 4);
+	assert_int_equal(store_vm_set_desired(c->st, id, "stopped"), STORE_OK);
+	assert_int_equal(c->hooks, 5);
+
+	/* Observations are not changes of intent. */
+	assert_int_equal(store_vm_set_state(c->st, id, "running", NULL), STORE_OK);
+	assert_int_equal(c->hooks, 5);
+
+	/* Reads and failed writes do not notify. */
+	struct vm vm = { 0 };
+	assert_int_equal(store_vm_get_id(c->st, id, &vm), STORE_OK);
+	assert_string_equal(vm.state, "running");
+	vm_free(&vm);
+	assert_int_equal(store_image_delete(c->st, im.id), STORE_CONFLICT);
+	assert_int_equal(store_network_delete(c->st, lan), STORE_CONFLICT);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, im.id, &lan, 1, NULL), STORE_CONFLICT);
+	assert_int_equal(c->hooks, 5);
+
+	/* Without a hook nothing breaks. */
+	store_set_change_hook(c->st, NULL, NULL);
+	assert_int_equal(store_vm_set_desired(c->st, id, "running"), STORE_OK);
+	assert_int_equal(c->hooks, 5);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(open_migrates),
+		T(reopen_is_idempotent),
+		T(open_rejects_bad_uri),
+		T(open_default_path_in_state_dir),
+		T(image_lifecycle),
+		T(image_delete_in_use_conflicts),
+		T(network_lifecycle),
+		T(network_delete_in_use_conflicts),
+		T(vm_create_ids_and_nics),
+		T(vm_duplicate_name_conflicts),
+		T(vm_create_is_atomic),
+		T(vm_soft_delete_and_purge),
+		T(vm_set_state),
+		T(ipv4_pool_exhaustion),
+		T(counter_exhaustion),
+		T(change_hook),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

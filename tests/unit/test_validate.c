@@ -1,0 +1,203 @@
+/*
+ * test_validate — user-input checks (src/common/validate.h): resource names,
+ * IPv6 /64 prefixes, IPv4 subnets and kernel command lines.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/validate.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+/* ---- names -------------------------------------------------------------- */
+
+static void name_valid_accepts(void **state)
+{
+	(void)state;
+	char max[NAME_MAXLEN + 1];
+	memset(max, 'a', NAME_MAXLEN);
+	max[NAME_MAXLEN] = '\0';
+
+	assert_true(name_valid("a"));
+	assert_true(name_valid("0"));
+	assert_true(name_valid("web-1"));
+	assert_true(name_valid("a-b-c-9"));
+	assert_true(name_valid("1abc"));
+	assert_int_equal(strlen(max), 63);
+	assert_true(name_valid(max));
+}
+
+static void name_valid_rejects(void **state)
+{
+	(void)state;
+	char toolong[NAME_MAXLEN + 2];
+	memset(toolong, 'a', NAME_MAXLEN + 1);
+	toolong[NAME_MAXLEN + 1] = '\0';
+
+	assert_false(name_valid(""));
+	assert_false(name_valid(NULL));
+	assert_false(name_valid("-a"));
+	assert_false(name_valid("A"));
+	assert_false(name_valid("webA"));
+	assert_false(name_valid("a_b"));
+	assert_false(name_valid("a.b"));
+	assert_false(name_valid("a b"));
+	assert_false(name_valid("a/b"));
+	assert_false(name_valid("a\n"));
+	assert_false(name_valid("caf\xc3\xa9"));
+	assert_int_equal(strlen(toolong), 64);
+	assert_false(name_valid(toolong));
+}
+
+/* ---- IPv6 prefixes ------------------------------------------------------ */
+
+static void ipv6_prefix64_accepts(void **state)
+{
+	(void)state;
+	struct in6_addr a, want;
+
+	memset(&a, 0xaa, sizeof(a));
+	assert_true(ipv6_prefix64_parse("2001:db8:10::/64", &a));
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:10::", &want), 1);
+	assert_memory_equal(&a, &want, sizeof(a));
+
+	assert_true(ipv6_prefix64_parse("fd00:1:2:3::/64", &a));
+	assert_int_equal(inet_pton(AF_INET6, "fd00:1:2:3::", &want), 1);
+	assert_memory_equal(&a, &want, sizeof(a));
+
+	assert_true(ipv6_prefix64_parse("2001:db8:0:ffff:0:0:0:0/64", &a));
+}
+
+static void ipv6_prefix64_rejects(void **state)
+{
+	(void)state;
+	struct in6_addr a;
+	const char *bad[] = {
+		"2001:db8:10::/48",      /* not a /64 */
+		"2001:db8:10::/128",
+		"2001:db8:10::/0",
+		"2001:db8::1/64",        /* host bits set */
+		"2001:db8::8000:0:0:0/64",
+		"2001:db8:10::",         /* missing length */
+		"2001:db8:10::/",
+		"2001:db8:10::/64x",
+		"2001:db8:10::/ 64",
+		"2001:db8:10::/+64",
+		"2001:db8:10::/-64",
+		"garbage/64",
+		"10.0.0.0/64",           /* IPv4 */
+		"2001:db8:::/64",
+		"ff00::/64",             /* multicast */
+		"ff02::/64",
+		"fe80::/64",             /* link-local */
+		"febf::/64",
+		"",
+		"/64",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (ipv6_prefix64_parse(bad[i], &a))
+			fail_msg("ipv6_prefix64_parse accepted \"%s\"", bad[i]);
+	assert_false(ipv6_prefix64_parse(NULL, &a));
+}
+
+/* ---- IPv4 subnets ------------------------------------------------------- */
+
+static void ipv4_cidr_accepts(void **state)
+{
+	(void)state;
+	struct in_addr net;
+	unsigned len = 0;
+
+	assert_true(ipv4_cidr_parse("10.0.0.0/24", &net, &len));
+	assert_int_equal(len, 24);
+	assert_int_equal(ntohl(net.s_addr), 0x0a000000);
+
+	assert_true(ipv4_cidr_parse("192.168.4.0/22", &net, &len));
+	assert_int_equal(len, 22);
+	assert_int_equal(ntohl(net.s_addr), 0xc0a80400);
+
+	assert_true(ipv4_cidr_parse("10.0.0.0/8", &net, &len));
+	assert_int_equal(len, 8);
+	assert_true(ipv4_cidr_parse("10.0.0.4/30", &net, &len));
+	assert_int_equal(len, 30);
+}
+
+static void ipv4_cidr_rejects(void **state)
+{
+	(void)state;
+	struct in_addr net;
+	unsigned len;
+	const char *bad[] = {
+		"10.0.0.1/24",           /* host bits set */
+		"10.0.0.128/24",
+		"10.0.0.0/31",           /* no room for hosts */
+		"10.0.0.0/32",
+		"10.0.0.0/7",            /* too large */
+		"0.0.0.0/0",
+		"10.0.0/24",             /* malformed address */
+		"10.0.0.0.0/24",
+		"10.0.0.256/24",
+		"10.0.0.0/abc",
+		"10.0.0.0/",
+		"10.0.0.0",
+		"10.0.0.0/24 ",
+		"10.0.0.0/-24",
+		"2001:db8::/64",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (ipv4_cidr_parse(bad[i], &net, &len))
+			fail_msg("ipv4_cidr_parse accepted \"%s\"", bad[i]);
+	assert_false(ipv4_cidr_parse(NULL, &net, &len));
+}
+
+/* ---- kernel command lines ----------------------------------------------- */
+
+static void cmdline_valid_accepts(void **state)
+{
+	(void)state;
+	char max[2049];
+	memset(max, 'x', 2048);
+	max[2048] = '\0';
+
+	assert_true(cmdline_valid(""));
+	assert_true(cmdline_valid("console=ttyS0 root=/dev/vda rw quiet"));
+	assert_true(cmdline_valid("init=/sbin/init panic=-1 a=\"b c\" ~!@#$%^&*()"));
+	assert_true(cmdline_valid(max));
+}
+
+static void cmdline_valid_rejects(void **state)
+{
+	(void)state;
+	char toolong[2050];
+	memset(toolong, 'x', 2049);
+	toolong[2049] = '\0';
+
+	assert_false(cmdline_valid(NULL));
+	assert_false(cmdline_valid("console=ttyS0\n"));
+	assert_false(cmdline_valid("a\tb"));
+	assert_false(cmdline_valid("a\rb"));
+	assert_false(cmdline_valid("\x1b[0m"));
+	assert_false(cmdline_valid("a\x7f"));
+	assert_false(cmdline_valid("caf\xc3\xa9"));   /* not ASCII */
+	assert_false(cmdline_valid(toolong));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(name_valid_accepts),
+		cmocka_unit_test(name_valid_rejects),
+		cmocka_unit_test(ipv6_prefix64_accepts),
+		cmocka_unit_test(ipv6_prefix64_rejects),
+		cmocka_unit_test(ipv4_cidr_accepts),
+		cmocka_unit_test(ipv4_cidr_rejects),
+		cmocka_unit_test(cmdline_valid_accepts),
+		cmocka_unit_test(cmdline_valid_rejects),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
