@@ -28,7 +28,7 @@ asan: $(ASAN)/build.ninja
 # The tiny test guest: Debian cloud kernel + busybox initramfs.
 guest: $(GUEST)/vmlinuz
 
-$(GUEST)/vmlinuz: guest/build-tiny.sh guest/init
+$(GUEST)/vmlinuz: guest/build-tiny.sh guest/init $(shell find guest/rootfs -type f)
 	./guest/build-tiny.sh $(GUEST)
 
 unit: build

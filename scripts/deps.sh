@@ -23,6 +23,11 @@ for p in "${packages[@]}"; do
 		missing+=("$p")
 	fi
 done
+# The guest builder downloads Debian's kernel and busybox with apt: it
+# needs package lists even when nothing else is missing.
+if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+	[ "$(id -u)" -eq 0 ] && apt-get update -qq
+fi
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
