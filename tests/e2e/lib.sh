@@ -123,6 +123,19 @@ wait_gone() {
 	fail "vm $vm still exists after ${timeout}s"
 }
 
+# A deleted VM disappears from the API at once; the host finishes the job
+# (stop, remove taps and files) in the background.  Wait for that.
+wait_purged() {
+	local id=$1 timeout=${2:-90} i
+	for i in $(seq 1 $((timeout * 2))); do
+		if [ ! -e "$T_STATE/vms/$id" ] && ! pgrep -f "qemu-system-x86_64.*$T_STATE/vms/$id" >/dev/null; then
+			return 0
+		fi
+		sleep 0.5
+	done
+	fail "vm $id was not cleaned up within ${timeout}s"
+}
+
 import_tiny() {
 	hc image import "${1:-tiny}" --kernel "$E2E_GUEST/vmlinuz" --initrd "$E2E_GUEST/initrd.img" \
 		--cmdline "$(cat "$E2E_GUEST/cmdline")" >/dev/null

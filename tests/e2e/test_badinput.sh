@@ -73,10 +73,12 @@ after=$(dump)
 ok "store unchanged by all of the above"
 
 # Deleting twice: the first is accepted, the second is a 404.
+kid=$(vm_field keep .id)
 api DELETE /v1/vms/keep >/dev/null
 [ "$API_STATUS" = 202 ] || fail "first delete: status $API_STATUS"
 expect 404 DELETE /v1/vms/keep
-wait_gone keep 30
+expect 404 DELETE "/v1/vms/$kid"
+wait_purged "$kid" 30
 ok "second delete of a VM is a 404"
 
 # The CLI: non-zero exit and one line on stderr.

@@ -59,6 +59,7 @@ ok "rebooted"
 
 hc vm delete web >/dev/null
 wait_gone web 60
+wait_purged "$id" 60
 [ -z "$(our_qemu_pids)" ] || fail "QEMU still running after delete"
 tap_exists "$tap" && fail "tap left after delete"
 [ -e "$T_STATE/vms/$id" ] && fail "VM directory left after delete"
@@ -84,12 +85,13 @@ hc image import bootsector --disk "$disk" >/dev/null
 hc vm create diskvm --image bootsector --memory 64 >/dev/null
 wait_log diskvm HACKCLOUD-DISK-BOOT-OK 60
 did=$(vm_field diskvm .id)
-qemu-img info "$T_STATE/vms/$did/disk.qcow2" | grep -q "backing file" || fail "VM disk is not an overlay"
+qemu-img info -U "$T_STATE/vms/$did/disk.qcow2" | grep -q "backing file" || fail "VM disk is not an overlay"
 stored=$(hc --json image show bootsector | jq -r .sha256)
 [ "$(sha256sum "$T_STATE/images/$stored/disk" | cut -d' ' -f1)" = "$sum_before" ] || fail "base image was modified"
 ok "disk image booted by firmware from a qcow2 overlay; base unchanged"
 hc vm delete diskvm >/dev/null
 wait_gone diskvm 60
+wait_purged "$did" 60
 hc image delete bootsector >/dev/null
 [ -e "$T_STATE/images/$stored" ] && fail "image files left after delete"
 ok "disk VM and image deleted"

@@ -35,8 +35,10 @@ ok "adopted the running VM; strays removed"
 hc vm stop survivor >/dev/null
 wait_state survivor stopped 60
 [ -z "$(our_qemu_pids)" ] || fail "QEMU still running after stop"
+sid=$(vm_field survivor .id)
 hc vm delete survivor >/dev/null
 wait_gone survivor 60
+wait_purged "$sid" 60
 tap_exists "$tap" && fail "tap left after delete"
 ok "adopted VM stopped and deleted cleanly"
 
@@ -44,9 +46,11 @@ ok "adopted VM stopped and deleted cleanly"
 hc vm create second --image tiny --net lan >/dev/null
 wait_state second running 60
 wait_log second HACKCLOUD-BOOT-OK 120
+id2=$(vm_field second .id)
 hc vm delete second >/dev/null
 hcd_kill9
 hcd_start
 wait_gone second 60
+wait_purged "$id2" 90
 [ -z "$(our_qemu_pids)" ] || fail "QEMU of a deleted VM survived the restart"
 ok "a delete interrupted by kill -9 completes after restart"

@@ -1,0 +1,285 @@
+/*
+ * vm.c — `hc vm …`: VMs.  list, show and delete are the shared verbs of
+ * resource.c, console is console.c; the rest is here.
+ *
+ * start, stop and delete only change what the VM should be (the daemon
+ * answers 202 and its agent converges); `vm wait` is how a script waits
+ * for the outcome.
+ */
+#include "cli/cli.h"
+
+#include "common/fsutil.h"
+#include "common/proc.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WAIT_TIMEOUT_DEFAULT_S 300
+#define WAIT_POLL_MS 250
+
+/* ---- how a VM looks ----------------------------------------------------- */
+
+/* The `key` member of every NIC, comma-separated: a VM's addresses in one cell. */
+static char *fmt_nic_member(json_t *vm, const char *key)
+{
+	json_t *nics = json_object_get(vm, "nics"), *nic;
+	char *out = NULL;
+	size_t i;
+
+	json_array_foreach(nics, i, nic) {
+		const char *v = json_string_value(json_object_get(nic, key));
+		char *next;
+		if (v == NULL || *v == '\0')
+			continue;
+		next = out ? str_printf("%s,%s", out, v) : strdup(v);
+		free(out);
+		if ((out = next) == NULL)
+			return NULL;
+	}
+	return out ? out : strdup("-");
+}
+
+/* "tiny (00000001)": the name a user knows and the ID that never changes. */
+static char *fmt_image(json_t *vm, const char *key)
+{
+	return str_printf("%s (%s)", json_str(vm, key), json_str(vm, "image_id"));
+}
+
+static const struct column vm_list[] = {
+	{ "ID", "id", NULL },
+	{ "NAME", "name", NULL },
+	{ "STATE", "state", NULL },
+	{ "DESIRED", "desired", NULL },
+	{ "CPUS", "cpus", NULL },
+	{ "MEM", "memory_mib", fmt_mib },
+	{ "IMAGE", "image", NULL },
+	{ "IPV6", "ipv6", fmt_nic_member },
+	{ "IPV4", "ipv4", fmt_nic_member },
+	{ 0 },
+};
+
+static const struct column vm_show[] = {
+	{ "id", "id", NULL },
+	{ "name", "name", NULL },
+	{ "state", "state", NULL },
+	{ "desired", "desired", NULL },
+	{ "error", "error", NULL },
+	{ "cpus", "cpus", NULL },
+	{ "memory", "memory_mib", fmt_mib },
+	{ "image", "image", fmt_image },
+	{ "owner", "owner", NULL },
+	{ "host", "host", NULL },
+	{ "created", "created", fmt_time },
+	{ 0 },
+};
+
+static const struct column nic_list[] = {
+	{ "MAC", "mac", NULL },
+	{ "IFNAME", "ifname", NULL },
+	{ "NETWORK", "network", NULL },
+	{ "IPV6", "ipv6", NULL },
+	{ "IPV4", "ipv4", NULL },
+	{ 0 },
+};
+
+static void show_nics(json_t *vm)
+{
+	json_t *nics = json_object_get(vm, "nics");
+
+	if (json_array_size(nics) == 0) {
+		printf("\nNICs: none\n");
+		return;
+	}
+	printf("\nNICs:\n");
+	print_table(nics, nic_list);
+}
+
+const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics };
+
+/* ---- create ------------------------------------------------------------- */
+
+/* The request body of `vm create`, from the command line.  --key and
+ * --user-data become members here when the API takes them. */
+static json_t *create_body(struct hc *h, const struct args *a)
+{
+	long cpus = 0, memory = 0;
+	json_t *body, *nets = json_array();
+	const char *net;
+
+	if (arg_int(h, a, "--cpus", 1, INT_MAX, &cpus) < 0 ||
+	    arg_int(h, a, "--memory", 1, INT_MAX, &memory) < 0) {
+		json_decref(nets);
+		return NULL;
+	}
+	for (size_t i = 0; nets && (net = arg_opt_nth(a, "--net", i)); i++)
+		json_array_append_new(nets, json_string(net));
+	body = json_pack("{s:s, s:s, s:o, s:b}", "name", a->pos[0], "image", arg_opt(a, "--image"),
+			 "networks", nets, "start", !arg_flag(a, "--no-start"));
+	/* Absent sizes are left to the daemon's defaults. */
+	if (body && cpus)
+		json_object_set_new(body, "cpus", json_integer(cpus));
+	if (body && memory)
+		json_object_set_new(body, "memory_mib", json_integer(memory));
+	if (body == NULL)
+		hc_usage(h, "arguments must be valid UTF-8 text");
+	return body;
+}
+
+int cmd_vm_create(struct hc *h, const struct args *a)
+{
+	json_t *body, *vm;
+	int rc;
+
+	if (arg_opt(a, "--image") == NULL)
+		return hc_usage(h, "vm create: --image IMG is required");
+	if ((body = create_body(h, a)) == NULL)
+		return -1;
+	rc = api_call(h, "POST", "/v1/vms", body, &vm, NULL);
+	json_decref(body);
+	if (rc < 0)
+		return -1;
+	print_resource(h, &res_vm, vm);
+	json_decref(vm);
+	return 0;
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+/* POST /v1/vms/{ref}/{action}; the answer is the VM as it is now. */
+static int vm_action(struct hc *h, const struct args *a, const char *action)
+{
+	char *path = api_path("vms", a->pos[0], action);
+	json_t *body = json_object(), *vm;
+	int rc;
+
+	if (path == NULL || body == NULL) {
+		free(path);
+		json_decref(body);
+		return hc_fail(h, "out of memory");
+	}
+	rc = api_call(h, "POST", path, body, &vm, NULL);
+	free(path);
+	json_decref(body);
+	if (rc < 0)
+		return -1;
+	if (h->json)
+		print_json(vm);
+	else
+		printf("vm '%s' (%s): %s requested; state %s, desired %s\n", json_str(vm, "name"),
+		       json_str(vm, "id"), action, json_str(vm, "state"), json_str(vm, "desired"));
+	json_decref(vm);
+	return 0;
+}
+
+int cmd_vm_start(struct hc *h, const struct args *a)  { return vm_action(h, a, "start"); }
+int cmd_vm_stop(struct hc *h, const struct args *a)   { return vm_action(h, a, "stop"); }
+int cmd_vm_reboot(struct hc *h, const struct args *a) { return vm_action(h, a, "reboot"); }
+
+/* ---- log ---------------------------------------------------------------- */
+
+int cmd_vm_log(struct hc *h, const struct args *a)
+{
+	long tail = 0;
+	char *base = api_path("vms", a->pos[0], "log"), *path;
+	struct api_req rq = { .method = "GET", .sink = stdout };
+	struct api_resp rs;
+	int rc;
+
+	if (base == NULL)
+		return hc_fail(h, "out of memory");
+	if (arg_int(h, a, "--tail", 1, LONG_MAX, &tail) < 0) {
+		free(base);
+		return -1;
+	}
+	path = tail ? str_printf("%s?tail=%ld", base, tail) : strdup(base);
+	free(base);
+	if (path == NULL)
+		return hc_fail(h, "out of memory");
+	/* The log streams to stdout: it is text, the same with or without --json. */
+	rq.path = path;
+	rc = api_request(h, &rq, &rs);
+	api_resp_free(&rs);
+	free(path);
+	return rc;
+}
+
+/* ---- wait --------------------------------------------------------------- */
+
+static const char *const vm_states[] = { "stopped", "starting", "running", "stopping", "error",
+					 NULL };
+
+static bool state_known(const char *s)
+{
+	for (const char *const *k = vm_states; *k; k++)
+		if (strcmp(*k, s) == 0)
+			return true;
+	return false;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL); /* a signal cuts it short: the caller just looks again */
+}
+
+/* One look at the VM: 1 when the wait is over, 0 to keep waiting, -1 on failure. */
+static int wait_check(struct hc *h, const char *path, const char *state, bool gone,
+		      json_t **vm)
+{
+	long status;
+
+	json_decref(*vm);
+	*vm = NULL;
+	if (api_call(h, "GET", path, NULL, vm, &status) < 0) {
+		if (gone && status == 404) {
+			hc_clear(h);
+			return 1;
+		}
+		return -1;
+	}
+	if (gone)
+		return 0;
+	const char *now = json_str(*vm, "state");
+	if (strcmp(now, state) == 0)
+		return 1;
+	/* A VM in error stays there until someone acts: waiting longer is pointless. */
+	if (strcmp(now, "error") == 0)
+		return hc_fail(h, "vm '%s' is in error: %s", json_str(*vm, "name"),
+			       json_str(*vm, "error"));
+	return 0;
+}
+
+int cmd_vm_wait(struct hc *h, const struct args *a)
+{
+	const char *state = arg_opt(a, "--state");
+	bool gone = arg_flag(a, "--gone");
+	long timeout = WAIT_TIMEOUT_DEFAULT_S;
+	json_t *vm = NULL;
+	char *path;
+	int rc;
+
+	if ((state == NULL) == !gone)
+		return hc_usage(h, "vm wait: give one of --state STATE or --gone");
+	if (state && !state_known(state))
+		return hc_usage(h, "vm wait: unknown state '%s' (stopped, starting, running, "
+				"stopping or error)", state);
+	if (arg_int(h, a, "--timeout", 0, INT_MAX / 1000, &timeout) < 0)
+		return -1;
+	if ((path = api_path("vms", a->pos[0], NULL)) == NULL)
+		return hc_fail(h, "out of memory");
+
+	long long deadline = now_ms() + timeout * 1000LL;
+	while ((rc = wait_check(h, path, state, gone, &vm)) == 0 && now_ms() < deadline)
+		sleep_ms(WAIT_POLL_MS);
+	if (rc == 0)
+		rc = hc_fail(h, "vm '%s' is %s after %ld s, not %s", a->pos[0],
+			     gone ? "still there" : json_str(vm, "state"), timeout,
+			     gone ? "gone" : state);
+	if (rc > 0 && h->json && vm)
+		print_json(vm);
+	json_decref(vm);
+	free(path);
+	return rc < 0 ? -1 : 0;
+}
