@@ -33,7 +33,7 @@ our_qemu_pids() { pgrep -f "qemu-system-x86_64.*$T_STATE" || true; }
 cleanup() {
 	local rc=$?
 	set +e
-	[ -n "$HCD_PID" ] && kill -9 "$HCD_PID" 2>/dev/null
+	if [ -n "$HCD_PID" ]; then kill -9 "$HCD_PID"; wait "$HCD_PID"; fi 2>/dev/null
 	for p in $(our_qemu_pids); do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$T_NS" 2>/dev/null
 	rm -rf "$T_DIR"
@@ -48,7 +48,8 @@ mkdir -p "$T_STATE"
 nsexec() { ip netns exec "$T_NS" "$@"; }
 
 hcd_start() {
-	nsexec "$HCD_BIN" --state-dir "$T_STATE" --accel tcg --stop-timeout=20 \
+	# A simple command (not the nsexec function) so that $! is hcd itself.
+	ip netns exec "$T_NS" "$HCD_BIN" --state-dir "$T_STATE" --accel tcg --stop-timeout=20 \
 		--resync-interval=5 "$@" >>"$T_DIR/hcd.log" 2>&1 &
 	HCD_PID=$!
 	local i
@@ -70,13 +71,16 @@ hcd_kill9() {
 
 hcd_stop() {
 	kill -TERM "$HCD_PID"
-	wait "$HCD_PID" || fail "hcd did not exit cleanly on SIGTERM"
+	local rc=0
+	wait "$HCD_PID" || rc=$?
+	[ "$rc" = 0 ] || fail "hcd exited with status $rc on SIGTERM"
 	HCD_PID=
 }
 
 hc() { "$HC_BIN" "$@"; }
 
-# Raw API call: api METHOD PATH [BODY] → prints body, sets API_STATUS.
+# Raw API call: api METHOD PATH [BODY] → prints body, sets API_STATUS
+# (call it without $(…), or the status is lost with the subshell).
 api() {
 	local method=$1 path=$2 body=${3-}
 	local out

@@ -16,7 +16,8 @@ before=$(dump)
 expect() {
 	local want=$1; shift
 	local body
-	body=$(api "$@")
+	api "$@" >"$T_DIR/body"
+	body=$(cat "$T_DIR/body")
 	[ "$API_STATUS" = "$want" ] || fail "$1 $2: status $API_STATUS, wanted $want (body: ${body:0:200})"
 	echo "$body" | jq -e '.error.code and .error.message' >/dev/null ||
 		fail "$1 $2: not a JSON error: ${body:0:200}"
