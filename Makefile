@@ -6,7 +6,7 @@ BUILD  ?= build
 ASAN   ?= build-asan
 GUEST  ?= $(BUILD)/guest
 
-.PHONY: all deps build asan guest check unit unit-asan e2e demo demo-stop install bench clean
+.PHONY: all deps build asan guest check unit unit-asan e2e e2e-asan demo demo-stop install bench clean
 
 all: build
 
@@ -40,8 +40,12 @@ unit-asan: asan
 e2e: build guest
 	./tests/e2e/run.sh $(BUILD) $(GUEST)
 
+# The bad-input test again, against the ASan/UBSan daemon and client.
+e2e-asan: asan guest
+	E2E_ONLY=badinput ./tests/e2e/run.sh $(ASAN) $(GUEST)
+
 check: deps
-	$(MAKE) unit unit-asan e2e
+	$(MAKE) unit unit-asan e2e e2e-asan
 
 demo: deps build guest
 	./scripts/demo.sh $(BUILD) $(GUEST)

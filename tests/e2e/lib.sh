@@ -49,8 +49,8 @@ nsexec() { ip netns exec "$T_NS" "$@"; }
 
 hcd_start() {
 	# A simple command (not the nsexec function) so that $! is hcd itself.
-	ip netns exec "$T_NS" "$HCD_BIN" --state-dir "$T_STATE" --accel tcg --stop-timeout=20 \
-		--resync-interval=5 "$@" >>"$T_DIR/hcd.log" 2>&1 &
+	ip netns exec "$T_NS" "$HCD_BIN" --state-dir "$T_STATE" --accel "${E2E_ACCEL:-tcg}" \
+		--stop-timeout=20 --resync-interval=5 "$@" >>"$T_DIR/hcd.log" 2>&1 &
 	HCD_PID=$!
 	local i
 	for i in $(seq 1 100); do

@@ -82,6 +82,23 @@ expect 404 DELETE "/v1/vms/$kid"
 wait_purged "$kid" 30
 ok "second delete of a VM is a 404"
 
+# Concurrent deletes of one VM: exactly one is accepted, the others are
+# 404s, and hcd keeps serving.
+hc vm create racer --image tiny --no-start >/dev/null
+rid=$(vm_field racer .id)
+racers=()
+for i in $(seq 1 10); do
+	curl -s -o /dev/null -w '%{http_code}\n' -X DELETE --unix-socket "$T_STATE/api.sock" \
+		"http://hc/v1/vms/racer" >"$T_DIR/race.$i" &
+	racers+=($!)
+done
+wait "${racers[@]}"   # not a bare wait: hcd is a background job too
+[ "$(cat "$T_DIR"/race.* | grep -c '^202$')" = 1 ] || fail "concurrent deletes: $(cat "$T_DIR"/race.* | tr '\n' ' ')"
+[ "$(cat "$T_DIR"/race.* | grep -c '^404$')" = 9 ] || fail "concurrent deletes: $(cat "$T_DIR"/race.* | tr '\n' ' ')"
+wait_purged "$rid" 30
+hc info >/dev/null || fail "hcd stopped serving after concurrent deletes"
+ok "ten concurrent deletes: one 202, nine 404"
+
 # The CLI: non-zero exit and one line on stderr.
 if hc vm show nope 2>"$T_DIR/err"; then fail "hc vm show nope succeeded"; fi
 [ "$(wc -l <"$T_DIR/err")" = 1 ] || fail "hc error is not one line: $(cat "$T_DIR/err")"

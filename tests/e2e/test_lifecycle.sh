@@ -6,7 +6,12 @@
 # image untouched.
 . "$(dirname "$0")/lib.sh"
 
-hcd_start
+# --accel auto must pick an accelerator that really runs guests: where
+# KVM opens but hangs (nested hosts) its probe falls back to TCG.
+hcd_start --accel auto
+accel=$(hc --json info | jq -r .accel)
+[ "$accel" = kvm ] || [ "$accel" = tcg ] || fail "auto resolved to '$accel'"
+ok "--accel auto resolved to $accel"
 import_tiny tiny
 [ "$(hc --json image show tiny | jq -r .boot)" = kernel ] || fail "tiny is not a kernel image"
 [ "$(hc --json image show tiny | jq -r .state)" = ready ] || fail "tiny is not ready"
@@ -32,6 +37,18 @@ nsexec ip -o link show "$tap" | grep -q "master b000001" || fail "tap not enslav
 pid1=$(our_qemu_pids)
 grep -q -- "-sandbox" "/proc/$pid1/cmdline" || fail "QEMU runs without -sandbox"
 ok "tap enslaved, QEMU running sandboxed"
+
+# The interactive console, driven through a pipe: the guest's shell
+# evaluates the arithmetic, so the answer can only come from the guest.
+# The shell may still be starting right after the boot marker: retry.
+for attempt in $(seq 1 10); do
+	out=$(printf 'echo console-$((6*7))\n' | timeout 30 "$HC_BIN" vm console web) || true
+	grep -q console-42 <<<"$out" && break
+	sleep 2
+done
+grep -q console-42 <<<"$out" || fail "console did not answer: ${out:0:300}"
+grep -q console-42 < <(hc vm log web) || fail "console output missing from the serial log"
+ok "hc vm console reaches the guest's shell; the log keeps what it printed"
 
 hc vm stop web >/dev/null
 wait_state web stopped 60
