@@ -8,8 +8,12 @@
 #include "net/link.h"
 #include "vm/qemu.h"
 
+#include "vm/qmp.h"
+
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,6 +36,7 @@ struct agent {
 	struct store *st;
 	const struct config *cfg;
 	const char *accel;
+	long tap_owner;         /* uid of qemu_user, or -1 */
 	char *vms_dir;
 	struct vm_track *tracks;
 	size_t n_tracks;
@@ -46,6 +51,12 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 	a->st = st;
 	a->cfg = cfg;
 	a->accel = accel;
+	a->tap_owner = -1;
+	if (cfg->qemu_user && cfg->qemu_user[0]) {
+		struct passwd *pw = getpwnam(cfg->qemu_user);
+		if (pw)
+			a->tap_owner = (long)pw->pw_uid;
+	}
 	a->vms_dir = str_printf("%s/vms", cfg->state_dir);
 	if (a->vms_dir == NULL || mkdir_p(a->vms_dir, 0700) < 0) {
 		agent_free(a);
@@ -108,10 +119,9 @@ static int nics_ensure(struct agent *a, const struct vm *vm, char **err)
 		const struct nic *n = &vm->nics[i];
 		ifname_str tap = ifname_tap(n->id);
 		ifname_str br = ifname_bridge(n->network);
-		if (tap_ensure(tap.s, br.s, err) < 0)
+		if (tap_ensure(tap.s, br.s, a->tap_owner, err) < 0)
 			return -1;
 	}
-	(void)a;
 	return 0;
 }
 
@@ -150,6 +160,7 @@ static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, c
 	for (size_t i = 0; i < vm->n_nics; i++) {
 		mac_str mac = nic_mac_format(vm->nics[i].id);
 		ifname_str tap = ifname_tap(vm->nics[i].id);
+		nics[i].id = vm->nics[i].id;
 		memcpy(nics[i].mac, mac.s, sizeof(nics[i].mac));
 		memcpy(nics[i].ifname, tap.s, sizeof(nics[i].ifname));
 	}
@@ -184,6 +195,105 @@ out:
 	return rc;
 }
 
+/* The NIC IDs of the virtio-net devices QEMU has now ("nic-<8 hex>"). */
+static int qemu_nic_ids(const struct vm_paths *p, uint64_t *ids, size_t max, size_t *n)
+{
+	json_t *list = NULL, *item;
+	json_t *args = json_pack("{s:s}", "path", "/machine/peripheral");
+	char *err = NULL;
+	size_t i;
+	int rc = qmp_command(p->qmp, "qom-list", args, &list, &err);
+
+	json_decref(args);
+	free(err);
+	*n = 0;
+	if (rc < 0)
+		return -1;
+	json_array_foreach(list, i, item) {
+		const char *name = json_string_value(json_object_get(item, "name"));
+		unsigned long long id;
+		if (name && sscanf(name, "nic-%8llx", &id) == 1 && *n < max)
+			ids[(*n)++] = id;
+	}
+	json_decref(list);
+	return 0;
+}
+
+/*
+ * Hot-plug: make the running QEMU's NICs match the store.  A new NIC gets
+ * its tap, a netdev and a virtio-net device; a removed one is asked to go
+ * (device_del needs the guest's consent, so it completes on a later pass,
+ * when its netdev is deleted too and the sweep removes the tap).
+ */
+static void nics_hotplug(struct agent *a, const struct vm *vm, const struct vm_paths *p)
+{
+	uint64_t have[64];
+	size_t n_have;
+	char *err = NULL;
+
+	if (qemu_nic_ids(p, have, 64, &n_have) < 0)
+		return;
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		const struct nic *nic = &vm->nics[i];
+		bool present = false;
+		for (size_t j = 0; j < n_have && !present; j++)
+			present = have[j] == nic->id;
+		if (present)
+			continue;
+		char netdev[16], dev[16];
+		snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)nic->id);
+		snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)nic->id);
+		ifname_str tap = ifname_tap(nic->id);
+		json_t *nargs = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "tap", "id", netdev,
+					  "ifname", tap.s, "script", "no", "downscript", "no");
+		json_t *dargs = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
+					  "netdev", netdev, "mac", nic_mac_format(nic->id).s);
+		if (tap_ensure(tap.s, ifname_bridge(nic->network).s, a->tap_owner, &err) < 0 ||
+		    (qmp_command(p->qmp, "netdev_add", nargs, NULL, &err) < 0 &&
+		     strstr(err, "uplicate") == NULL) ||
+		    (free(err), err = NULL, qmp_command(p->qmp, "device_add", dargs, NULL, &err) < 0))
+			log_warn("vm %s: hot-plug of %s: %s", vm->name, tap.s, err ? err : "failed");
+		else
+			log_info("vm %s: hot-plugged %s", vm->name, tap.s);
+		free(err);
+		err = NULL;
+		json_decref(nargs);
+		json_decref(dargs);
+	}
+	for (size_t j = 0; j < n_have; j++) {
+		bool wanted = false;
+		for (size_t i = 0; i < vm->n_nics && !wanted; i++)
+			wanted = vm->nics[i].id == have[j];
+		if (wanted)
+			continue;
+		char dev[16];
+		snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)have[j]);
+		json_t *args = json_pack("{s:s}", "id", dev);
+		if (qmp_command(p->qmp, "device_del", args, NULL, &err) == 0)
+			log_info("vm %s: unplugging %s", vm->name, dev);
+		free(err);
+		err = NULL;
+		json_decref(args);
+	}
+}
+
+/* Netdevs whose device is gone: delete them so QEMU lets go of the tap. */
+static void netdevs_release(const struct vm *vm, const struct vm_paths *p, const char *tap)
+{
+	enum ifname_kind kind;
+	uint64_t id;
+	char netdev[16], *err = NULL;
+
+	if (!ifname_parse(tap, &kind, &id))
+		return;
+	snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)id);
+	json_t *args = json_pack("{s:s}", "id", netdev);
+	qmp_command(p->qmp, "netdev_del", args, NULL, &err);
+	json_decref(args);
+	free(err);
+	(void)vm;
+}
+
 /* Drive one VM towards its desired state.  Returns ms until it needs
  * another look, or -1. */
 static int vm_converge(struct agent *a, struct vm *vm)
@@ -208,6 +318,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			/* Running (or re-adopted after a restart of hcd). */
 			if (nics_ensure(a, vm, &err) < 0)
 				log_warn("vm %s: %s", vm->name, err);
+			nics_hotplug(a, vm, &p);
 			t->seen_running = true;
 			observe(a, vm, "running", NULL);
 			goto out;
@@ -305,6 +416,16 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 		for (size_t i = 0; i < n; i++) {
 			if (vm_owns_tap(vms, n_vms, names[i]))
 				continue;
+			/* An unplugged NIC of a running VM: free its netdev first. */
+			for (size_t k = 0; k < n_vms; k++) {
+				struct vm_paths p;
+				if (strcmp(vms[k].desired, "running") != 0 ||
+				    vm_paths_init(&p, a->cfg->state_dir, vms[k].id) < 0)
+					continue;
+				if (qemu_running_pid(&p) > 0)
+					netdevs_release(&vms[k], &p, names[i]);
+				vm_paths_free(&p);
+			}
 			log_info("removing stray tap %s", names[i]);
 			if (link_remove(names[i], &err) < 0) {
 				log_warn("%s", err);

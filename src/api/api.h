@@ -110,6 +110,13 @@ int h_image_upload_begin(struct req *r);
 int h_image_upload_chunk(struct req *r, const char *data, size_t len);
 int h_image_finalize(struct req *r);
 
+/* vmnet.c */
+int h_vm_nic_add(struct req *r);
+int h_vm_nic_remove(struct req *r);
+int h_vm_rule_list(struct req *r);
+int h_vm_rule_add(struct req *r);
+int h_vm_rule_delete(struct req *r);
+
 /* console.c */
 int h_vm_console(struct req *r);
 

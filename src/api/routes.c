@@ -426,6 +426,11 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms/{}/reboot",         h_vm_reboot,      BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/log",            h_vm_log,         BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/console",        h_vm_console,     BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/nics",           h_vm_nic_add,     BODY_JSON, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}/nics/{}",        h_vm_nic_remove,  BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/rules",          h_vm_rule_list,   BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },
 
 	{ "GET",    "/v1/images",                h_image_list,     BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/images",                h_image_create,   BODY_JSON, NULL, NULL, false },

@@ -216,4 +216,8 @@ int cmd_vm_wait(struct hc *h, const struct args *a);
 /* console.c */
 int cmd_vm_console(struct hc *h, const struct args *a);
 
+/* vmnet.c */
+int cmd_vm_nic(struct hc *h, const struct args *a);
+int cmd_vm_rule(struct hc *h, const struct args *a);
+
 #endif

@@ -61,6 +61,13 @@ static const struct opt_spec vm_wait_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec vm_rule_opts[] = {
+	{ "--proto", "P", false, "tcp, udp, icmp or any (default tcp with --port, else any)" },
+	{ "--port", "N[-M]", false, "a port or a port range (tcp/udp)" },
+	{ "--source", "PREFIX", false, "only from this IPv4/IPv6 prefix (default anywhere)" },
+	{ 0 },
+};
+
 static const struct command commands[] = {
 	{ "info", NULL, cmd_info, "", "show the daemon's version, host and accelerator",
 	  0, 0, NULL, NULL },
@@ -87,6 +94,11 @@ static const struct command commands[] = {
 	  1, 1, NULL, &res_vm },
 	{ "vm", "reboot", cmd_vm_reboot, "VM", "reset a running VM", 1, 1, NULL, &res_vm },
 	{ "vm", "delete", cmd_delete, "VM", "delete a VM, stopping it first", 1, 1, NULL, &res_vm },
+	{ "vm", "nic", cmd_vm_nic, "add VM NET | remove VM MAC",
+	  "attach or detach a NIC (hot-plugged when the VM runs)", 3, 3, NULL, &res_vm },
+	{ "vm", "rule", cmd_vm_rule,
+	  "add VM [--proto P] [--port N[-M]] [--source PREFIX] | list VM | delete VM ID",
+	  "inbound firewall rules of a VM", 2, 3, vm_rule_opts, &res_vm },
 	{ "vm", "log", cmd_vm_log, "VM [--tail BYTES]", "print the serial output captured so far",
 	  1, 1, vm_log_opts, &res_vm },
 	{ "vm", "console", cmd_vm_console, "VM",

@@ -92,3 +92,37 @@ bool cmdline_valid(const char *s)
 			return false;
 	return true;
 }
+
+bool prefix_parse(const char *s, int *family, char *canon, size_t canon_len)
+{
+	char addr[INET6_ADDRSTRLEN + 1], text[INET6_ADDRSTRLEN];
+	unsigned char bytes[16];
+	unsigned len;
+	int fam;
+
+	if (s == NULL)
+		return false;
+	if (strchr(s, '/')) {
+		if (!split_prefix(s, addr, sizeof(addr), &len))
+			return false;
+	} else {
+		if (strlen(s) >= sizeof(addr))
+			return false;
+		strcpy(addr, s);
+		len = strchr(s, ':') ? 128 : 32;
+	}
+	fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fam, addr, bytes) != 1)
+		return false;
+	unsigned bits = fam == AF_INET6 ? 128 : 32;
+	if (len > bits)
+		return false;
+	for (unsigned b = len; b < bits; b++)
+		if (bytes[b / 8] & (0x80 >> (b % 8)))
+			return false;
+	inet_ntop(fam, bytes, text, sizeof(text));
+	if ((size_t)snprintf(canon, canon_len, "%s/%u", text, len) >= canon_len)
+		return false;
+	*family = fam;
+	return true;
+}

@@ -20,6 +20,13 @@ bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix);
 /* An IPv4 subnet "a.b.c.d/len", 8 <= len <= 30, host bits zero. */
 bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len);
 
+/*
+ * Any IPv4 or IPv6 prefix "addr/len" with its host bits zero; a bare
+ * address counts as /32 or /128.  Writes the canonical text into canon
+ * (at least INET6_ADDRSTRLEN + 5 bytes) and the family (AF_INET/AF_INET6).
+ */
+bool prefix_parse(const char *s, int *family, char *canon, size_t canon_len);
+
 /* Kernel command line for kernel images: printable ASCII, bounded. */
 bool cmdline_valid(const char *s);
 

@@ -11,8 +11,10 @@
 
 #include <stddef.h>
 
-/* tap.c: a persistent tap, up, enslaved to bridge (which must exist). */
-int tap_ensure(const char *ifname, const char *bridge, char **err);
+/* tap.c: a persistent tap, up, enslaved to bridge (which must exist).
+ * owner (uid, or -1) may re-open it without privileges: QEMU after -runas
+ * needs that to attach a hot-plugged NIC. */
+int tap_ensure(const char *ifname, const char *bridge, long owner, char **err);
 
 /* bridge.c */
 /* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len). */

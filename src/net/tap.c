@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /* Create the tap if needed.  QEMU re-attaches to it by name later. */
-static int tun_create_persistent(const char *ifname, char **err)
+static int tun_create_persistent(const char *ifname, long owner, char **err)
 {
 	struct ifreq ifr = { 0 };
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -24,7 +24,8 @@ static int tun_create_persistent(const char *ifname, char **err)
 	}
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0) {
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0 ||
+	    (owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0)) {
 		*err = str_printf("tap %s: %s", ifname, strerror(errno));
 		close(fd);
 		return -1;
@@ -33,7 +34,7 @@ static int tun_create_persistent(const char *ifname, char **err)
 	return 0;
 }
 
-int tap_ensure(const char *ifname, const char *bridge, char **err)
+int tap_ensure(const char *ifname, const char *bridge, long owner, char **err)
 {
 	struct nl_sock *sk = nl_socket_alloc();
 	struct rtnl_link *tap = NULL, *br = NULL, *change = NULL;
@@ -45,7 +46,7 @@ int tap_ensure(const char *ifname, const char *bridge, char **err)
 		goto out;
 	}
 	if (rtnl_link_get_kernel(sk, 0, ifname, &tap) < 0) {
-		if (tun_create_persistent(ifname, err) < 0)
+		if (tun_create_persistent(ifname, owner, err) < 0)
 			goto out;
 		if ((nerr = rtnl_link_get_kernel(sk, 0, ifname, &tap)) < 0) {
 			*err = str_printf("tap %s: %s", ifname, nl_geterror(nerr));

@@ -587,6 +587,121 @@ int store_vm_purge(struct store *st, uint64_t id)
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM nics WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM rules WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);
+	return store_tx_end(st, rc);
+}
+
+/* ---- NICs --------------------------------------------------------------- */
+
+int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *nic_id)
+{
+	struct network net = { 0 };
+	int64_t idx = -1;
+	char *ipv4 = NULL;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = network_one(st, "x.id = ?", &SV_I(network), 1, &net);
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COALESCE(MAX(idx), -1) FROM nics WHERE vm = ?", &SV_I(vm_id), 1,
+			     store_row_int, &idx);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "nic", NIC_ID_MAX, nic_id);
+	if (rc == STORE_OK)
+		rc = ipv4_allocate(st, net.ipv4, net.id, &ipv4);
+	if (rc == STORE_OK) {
+		struct sval p[] = { SV_I(*nic_id), SV_I(vm_id), SV_I(net.id), SV_I(idx + 1), SV_S(ipv4) };
+		rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4) VALUES (?, ?, ?, ?, ?)", p, 5);
+	}
+	free(ipv4);
+	network_free(&net);
+	return store_tx_end(st, rc);
+}
+
+int store_nic_remove(struct store *st, uint64_t vm_id, uint64_t nic_id)
+{
+	int64_t count = 0;
+	struct sval p[] = { SV_I(nic_id), SV_I(vm_id) };
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COUNT(*) FROM nics WHERE id = ? AND vm = ?", p, 2,
+			     store_row_int, &count);
+	if (rc == STORE_OK && count == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		rc = store_w(st, "DELETE FROM nics WHERE id = ? AND vm = ?", p, 2);
+	return store_tx_end(st, rc);
+}
+
+/* ---- rules -------------------------------------------------------------- */
+
+void rules_free(struct rule *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].proto);
+		free(v[i].source);
+	}
+	free(v);
+}
+
+static void fill_rule(void *e, const struct sval *c)
+{
+	struct rule *r = e;
+	r->id = (uint64_t)c[0].i;
+	r->vm = (uint64_t)c[1].i;
+	r->proto = sv_strdup(&c[2]);
+	r->port_lo = (int)c[3].i;
+	r->port_hi = (int)c[4].i;
+	r->source = sv_strdup(&c[5]);
+	r->created = c[6].i;
+}
+
+int store_rule_add(struct store *st, struct rule *r)
+{
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "rule", UINT32_MAX, &r->id);
+	r->created = now_unix();
+	if (rc == STORE_OK) {
+		struct sval p[] = { SV_I(r->id), SV_I(r->vm), SV_S(r->proto), SV_I(r->port_lo),
+			SV_I(r->port_hi), SV_S(r->source), SV_I(r->created) };
+		rc = store_w(st, "INSERT INTO rules (id, vm, proto, port_lo, port_hi, source, created)"
+			     " VALUES (?, ?, ?, ?, ?, ?, ?)", p, 7);
+	}
+	return store_tx_end(st, rc);
+}
+
+int store_rule_list(struct store *st, uint64_t vm_id, struct rule **out, size_t *n)
+{
+	struct rows r = { .elem = sizeof(struct rule), .fill = fill_rule };
+	struct sval p[] = { SV_I(vm_id), SV_I(vm_id) };
+	int rc = store_q(st, "SELECT id, vm, proto, port_lo, port_hi, source, created FROM rules"
+			 " WHERE (? = 0 OR vm = ?) ORDER BY vm, id", p, 2, rows_add, &r);
+	if (rc != STORE_OK) {
+		rules_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*n = r.n;
+	return STORE_OK;
+}
+
+int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id)
+{
+	int64_t count = 0;
+	struct sval p[] = { SV_I(rule_id), SV_I(vm_id) };
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COUNT(*) FROM rules WHERE id = ? AND vm = ?", p, 2,
+			     store_row_int, &count);
+	if (rc == STORE_OK && count == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		rc = store_w(st, "DELETE FROM rules WHERE id = ? AND vm = ?", p, 2);
 	return store_tx_end(st, rc);
 }

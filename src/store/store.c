@@ -42,6 +42,12 @@ static const char *const migrations[] = {
 	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
 	" network BIGINT NOT NULL REFERENCES networks(id), idx INTEGER NOT NULL, ipv4 TEXT,"
 	" UNIQUE (vm, idx), UNIQUE (network, ipv4));",
+	/* 2: per-VM inbound firewall rules */
+	"CREATE TABLE rules (id BIGINT PRIMARY KEY,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+	" proto TEXT NOT NULL, port_lo INTEGER NOT NULL, port_hi INTEGER NOT NULL,"
+	" source TEXT, created BIGINT NOT NULL);"
+	"INSERT INTO counters (name, next) VALUES ('rule', 1);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

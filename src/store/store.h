@@ -174,6 +174,28 @@ int store_vm_set_state(struct store *st, uint64_t id, const char *state, const c
 /* Remove the row and its NICs for good (after the host cleaned up); no hook. */
 int store_vm_purge(struct store *st, uint64_t id);
 
+/* NICs of an existing VM (hotplug when it runs).  The new NIC gets the
+ * next index, a fresh ID and, on a network with IPv4, an address. */
+int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *nic_id);
+/* STORE_NOTFOUND when the VM has no such NIC. Frees its IPv4 address. */
+int store_nic_remove(struct store *st, uint64_t vm_id, uint64_t nic_id);
+
+/* Inbound firewall rules of a VM. */
+struct rule {
+	uint64_t id;
+	uint64_t vm;
+	char *proto;      /* tcp | udp | icmp | any */
+	int port_lo, port_hi;  /* 0, 0 = every port */
+	char *source;     /* canonical prefix or NULL = anywhere */
+	int64_t created;
+};
+
+void rules_free(struct rule *v, size_t n);
+int store_rule_add(struct store *st, struct rule *r);
+/* vm_id 0 = the rules of every VM (for the firewall), sorted by vm, id. */
+int store_rule_list(struct store *st, uint64_t vm_id, struct rule **out, size_t *n);
+int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id);
+
 /* The owner's name for display. */
 int store_user_name(struct store *st, uint64_t id, char **name);
 

@@ -92,7 +92,10 @@ char **qemu_argv(const struct qemu_spec *s)
 	add(&a, strdup("-nodefaults"));
 	add(&a, strdup("-no-user-config"));
 	add2(&a, "-display", strdup("none"));
-	add2(&a, "-machine", strdup("q35"));
+	/* i440fx ("pc"): its PCI bus takes hot-plugged NICs without
+	 * pre-created root ports, and it has the IDE CD-ROM that the cloud
+	 * kernel (no AHCI driver) can read a NoCloud seed from. */
+	add2(&a, "-machine", strdup("pc"));
 	add2(&a, "-accel", strdup(kvm ? "kvm" : "tcg"));
 	add2(&a, "-cpu", strdup(kvm ? "host" : "max"));
 	add2(&a, "-smp", str_printf("%d", s->cpus));
@@ -123,10 +126,12 @@ char **qemu_argv(const struct qemu_spec *s)
 					    s->disk, ""));
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct qemu_nic *n = &s->nics[i];
-		add2(&a, "-netdev", str_printf("tap,id=net%zu,ifname=%s,script=no,downscript=no",
-					       i, n->ifname));
-		add2(&a, "-device", str_printf("virtio-net-pci,netdev=net%zu,mac=%s,id=nic%zu",
-					       i, n->mac, i));
+		/* IDs carry the NIC's ID, so hotplug can diff QEMU's devices
+		 * against the store. */
+		add2(&a, "-netdev", str_printf("tap,id=" QEMU_NETDEV_FMT ",ifname=%s,script=no,downscript=no",
+					       (unsigned long long)n->id, n->ifname));
+		add2(&a, "-device", str_printf("virtio-net-pci,netdev=" QEMU_NETDEV_FMT ",mac=%s,id=" QEMU_NICDEV_FMT,
+					       (unsigned long long)n->id, n->mac, (unsigned long long)n->id));
 	}
 	add2(&a, "-device", strdup("virtio-rng-pci"));
 	add2(&a, "-pidfile", strdup(s->pidfile));

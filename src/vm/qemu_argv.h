@@ -8,7 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* QEMU object IDs of a NIC: "net-<8 hex>" (netdev) and "nic-<8 hex>" (device). */
+#define QEMU_NETDEV_FMT "net-%08llx"
+#define QEMU_NICDEV_FMT "nic-%08llx"
+
 struct qemu_nic {
+	uint64_t id;
 	char mac[18];
 	char ifname[16];
 };

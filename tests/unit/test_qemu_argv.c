@@ -18,8 +18,8 @@
 #include <string.h>
 
 static const struct qemu_nic two_nics[] = {
-	{ .mac = "02:00:00:00:01:0f", .ifname = "v02000000010f" },
-	{ .mac = "02:00:00:00:01:10", .ifname = "v020000000110" },
+	{ .id = 0x10f, .mac = "02:00:00:00:01:0f", .ifname = "v02000000010f" },
+	{ .id = 0x110, .mac = "02:00:00:00:01:10", .ifname = "v020000000110" },
 };
 
 static struct qemu_spec kernel_spec(const char *accel)
@@ -294,8 +294,11 @@ static void nics_are_taps_with_macs(void **state)
 	for (size_t d = 0; d < nd; d++)
 		nnic += strncmp(devices[d], "virtio-net-pci,", 15) == 0;
 	assert_int_equal(nnic, 2);
-	/* The two netdevs have different ids. */
+	/* The two netdevs have different ids, named after the NIC IDs so that
+	 * hotplug can diff QEMU's devices against the store. */
 	assert_string_not_equal(netdevs[0], netdevs[1]);
+	assert_true(has_elem(netdevs[0], "id=net-0000010f"));
+	assert_true(has_elem(devices[0], "id=nic-0000010f") || has_elem(devices[1], "id=nic-0000010f"));
 	strv_free(v);
 }
 

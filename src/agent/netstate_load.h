@@ -1,0 +1,14 @@
+/*
+ * netstate_load — fill a net/netstate.h snapshot from the store: every
+ * network, every NIC (with its computed addresses; "active" when its VM
+ * runs or should run on this host) and every VM rule.
+ */
+#ifndef HC_NETSTATE_LOAD_H
+#define HC_NETSTATE_LOAD_H
+
+#include "net/netstate.h"
+#include "store/store.h"
+
+int netstate_load(struct store *st, const char *host, const char *uplink, struct netstate *ns);
+
+#endif

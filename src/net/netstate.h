@@ -1,0 +1,66 @@
+/*
+ * netstate — a plain snapshot of everything the network layer derives
+ * from the store: networks, NICs (with their computed addresses) and the
+ * per-VM inbound rules.  The generators (firewall ruleset, dnsmasq files)
+ * are pure functions of it; the agent loads it from the store once per
+ * reconcile pass.  All strings are owned by the snapshot.
+ */
+#ifndef HC_NETSTATE_H
+#define HC_NETSTATE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ns_net {
+	uint64_t id;                 /* 24-bit; the bridge is "b" + 6 hex */
+	char *name;
+	char bridge[16];
+	struct in6_addr prefix6;     /* the /64 */
+	bool has_ip4;
+	struct in_addr net4;         /* network address */
+	unsigned len4;               /* prefix length, 8..30 */
+};
+
+struct ns_nic {
+	uint64_t id;                 /* 32-bit; MAC 02:00:<id> */
+	uint64_t vm_id;
+	char *vm_name;
+	uint64_t net_id;
+	char ifname[16];             /* tap "v" + 12 hex of the MAC */
+	uint8_t mac[6];
+	struct in6_addr ip6;         /* prefix + modified EUI-64 */
+	struct in6_addr ll6;         /* fe80:: + modified EUI-64 */
+	bool has_ip4;
+	struct in_addr ip4;
+	bool active;                 /* its VM is desired running on this host */
+};
+
+enum ns_proto { NS_PROTO_TCP, NS_PROTO_UDP, NS_PROTO_ICMP, NS_PROTO_ANY };
+
+/* An inbound rule of a VM: traffic to any of its NICs matching it is
+ * accepted (on top of the defaults: established/related and ICMP/ICMPv6
+ * in, everything out). */
+struct ns_rule {
+	uint64_t id;
+	uint64_t vm_id;
+	enum ns_proto proto;
+	int port_lo, port_hi;        /* 0,0 = any port (tcp/udp only) */
+	int family;                  /* AF_INET, AF_INET6, or 0 = both (source any) */
+	char *source;                /* canonical prefix "addr/len", or NULL = anywhere */
+};
+
+struct netstate {
+	struct ns_net *nets;
+	size_t n_nets;
+	struct ns_nic *nics;         /* sorted by id */
+	size_t n_nics;
+	struct ns_rule *rules;       /* sorted by vm_id, id */
+	size_t n_rules;
+	char *uplink;                /* routed IPv6 / NAT44 upstream, or NULL */
+};
+
+void netstate_free(struct netstate *ns);
+
+#endif
