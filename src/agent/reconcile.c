@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define TRANSITION_POLL_MS 200
 #define QUIT_GRACE_MS 5000
@@ -244,19 +245,27 @@ static void nics_hotplug(struct agent *a, const struct vm *vm, const struct vm_p
 		snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)nic->id);
 		snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)nic->id);
 		ifname_str tap = ifname_tap(nic->id);
-		json_t *nargs = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "tap", "id", netdev,
-					  "ifname", tap.s, "script", "no", "downscript", "no");
+		/* QEMU runs unprivileged: we open the tap and hand it over. */
+		json_t *fargs = json_pack("{s:s}", "fdname", netdev);
+		json_t *nargs = json_pack("{s:s, s:s, s:s, s:b}", "type", "tap", "id", netdev,
+					  "fd", netdev, "vhost", 0);
 		json_t *dargs = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
 					  "netdev", netdev, "mac", nic_mac_format(nic->id).s);
+		int fd = -1;
 		if (tap_ensure(tap.s, ifname_bridge(nic->network).s, a->tap_owner, &err) < 0 ||
+		    (fd = tap_open(tap.s, &err)) < 0 ||
+		    qmp_command_fd(p->qmp, "getfd", fargs, fd, NULL, &err) < 0 ||
 		    (qmp_command(p->qmp, "netdev_add", nargs, NULL, &err) < 0 &&
 		     strstr(err, "uplicate") == NULL) ||
 		    (free(err), err = NULL, qmp_command(p->qmp, "device_add", dargs, NULL, &err) < 0))
 			log_warn("vm %s: hot-plug of %s: %s", vm->name, tap.s, err ? err : "failed");
 		else
 			log_info("vm %s: hot-plugged %s", vm->name, tap.s);
+		if (fd >= 0)
+			close(fd);
 		free(err);
 		err = NULL;
+		json_decref(fargs);
 		json_decref(nargs);
 		json_decref(dargs);
 	}

@@ -16,6 +16,10 @@
  * needs that to attach a hot-plugged NIC. */
 int tap_ensure(const char *ifname, const char *bridge, long owner, char **err);
 
+/* Open the (existing) tap for a QEMU that may not open /dev/net/tun itself
+ * (-runas); the descriptor is handed over with QMP getfd.  -1 on failure. */
+int tap_open(const char *ifname, char **err);
+
 /* bridge.c */
 /* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len). */
 int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err);

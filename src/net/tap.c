@@ -34,6 +34,25 @@ static int tun_create_persistent(const char *ifname, long owner, char **err)
 	return 0;
 }
 
+int tap_open(const char *ifname, char **err)
+{
+	struct ifreq ifr = { 0 };
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		*err = str_printf("/dev/net/tun: %s", strerror(errno));
+		return -1;
+	}
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		*err = str_printf("tap %s: %s", ifname, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int tap_ensure(const char *ifname, const char *bridge, long owner, char **err)
 {
 	struct nl_sock *sk = nl_socket_alloc();

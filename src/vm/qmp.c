@@ -74,7 +74,42 @@ static json_t *qmp_read(struct qmp_conn *c)
 	}
 }
 
-static int qmp_send(struct qmp_conn *c, const char *command, json_t *arguments)
+/* Send the whole buffer; the first byte carries fd (SCM_RIGHTS) when >= 0. */
+static int send_with_fd(int sock, const char *buf, size_t len, int fd)
+{
+	size_t off = 0;
+
+	if (fd >= 0) {
+		char ctrl[CMSG_SPACE(sizeof(int))] = { 0 };
+		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+				      .msg_control = ctrl, .msg_controllen = sizeof(ctrl) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		ssize_t w;
+		do
+			w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+		if (w < 0)
+			return -1;
+		off = (size_t)w;
+	}
+	while (off < len) {
+		ssize_t w = send(sock, buf + off, len - off, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+static int qmp_send(struct qmp_conn *c, const char *command, json_t *arguments, int fd)
 {
 	json_t *msg = json_pack("{s:s}", "execute", command);
 	char *text;
@@ -86,17 +121,7 @@ static int qmp_send(struct qmp_conn *c, const char *command, json_t *arguments)
 	json_decref(msg);
 	if (text == NULL)
 		return -1;
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t w = send(c->fd, text + off, len - off, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -1;
-			break;
-		}
-		off += (size_t)w;
-	}
+	rc = send_with_fd(c->fd, text, strlen(text), fd);
 	free(text);
 	return rc;
 }
@@ -131,6 +156,12 @@ static int qmp_reply(struct qmp_conn *c, json_t **ret, char **err)
 int qmp_command(const char *path, const char *command, json_t *arguments,
 		json_t **reply, char **err)
 {
+	return qmp_command_fd(path, command, arguments, -1, reply, err);
+}
+
+int qmp_command_fd(const char *path, const char *command, json_t *arguments, int fd,
+		   json_t **reply, char **err)
+{
 	struct qmp_conn c = { .fd = -1, .deadline = now_ms() + QMP_TIMEOUT_MS };
 	json_t *greeting;
 	int rc = -1;
@@ -147,12 +178,12 @@ int qmp_command(const char *path, const char *command, json_t *arguments,
 		*err = strdup("QEMU monitor sent no greeting");
 		goto out;
 	}
-	if (qmp_send(&c, "qmp_capabilities", NULL) < 0 || qmp_reply(&c, NULL, err) < 0) {
+	if (qmp_send(&c, "qmp_capabilities", NULL, -1) < 0 || qmp_reply(&c, NULL, err) < 0) {
 		if (*err == NULL)
 			*err = strdup("QEMU monitor: capabilities negotiation failed");
 		goto out;
 	}
-	if (qmp_send(&c, command, arguments) < 0) {
+	if (qmp_send(&c, command, arguments, fd) < 0) {
 		*err = str_printf("QEMU monitor: %s", strerror(errno));
 		goto out;
 	}

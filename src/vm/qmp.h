@@ -18,6 +18,11 @@
 int qmp_command(const char *path, const char *command, json_t *arguments,
 		json_t **reply, char **err);
 
+/* The same, passing a file descriptor along (SCM_RIGHTS), as "getfd" and
+ * "add-fd" expect. */
+int qmp_command_fd(const char *path, const char *command, json_t *arguments, int fd,
+		   json_t **reply, char **err);
+
 /* query-status → "running", "paused", … (malloc'd) or NULL. */
 char *qmp_query_status(const char *path);
 
