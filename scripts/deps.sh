@@ -10,7 +10,7 @@ packages=(
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
 	libcmocka-dev
 	# run
-	qemu-system-x86 qemu-utils iproute2 dnsmasq
+	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils
 	# guest image builder
 	busybox-static cpio kmod dpkg-dev
 	# tests and benchmarks

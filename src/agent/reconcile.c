@@ -5,6 +5,8 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "agent/netstate_load.h"
+#include "net/dnsmasq.h"
 #include "net/link.h"
 #include "vm/qemu.h"
 
@@ -499,6 +501,32 @@ static int min_wait(int a, int b)
 	return a < b ? a : b;
 }
 
+/*
+ * Per-network services, derived from one snapshot taken after the VMs
+ * converged (so purged VMs are already gone from it): a dnsmasq per
+ * network, and none for a network that no longer exists.
+ */
+static int network_services_converge(struct agent *a)
+{
+	struct netstate ns;
+	char *err = NULL;
+	int again = -1;
+
+	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
+		return 5000;
+	for (size_t i = 0; i < ns.n_nets; i++) {
+		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {
+			log_warn("network %s: dnsmasq: %s", ns.nets[i].name, err ? err : "failed");
+			again = 5000;
+		}
+		free(err);
+		err = NULL;
+	}
+	dnsmasq_sweep(&ns, a->cfg->state_dir);
+	netstate_free(&ns);
+	return again;
+}
+
 int agent_reconcile(struct agent *a)
 {
 	struct vm *vms = NULL;
@@ -524,6 +552,7 @@ int agent_reconcile(struct agent *a)
 			continue;
 		again = min_wait(again, vm_converge(a, &vms[i]));
 	}
+	again = min_wait(again, network_services_converge(a));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
 out:
 	vms_free(vms, n_vms);

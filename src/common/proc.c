@@ -47,6 +47,13 @@ int proc_run(char *const argv[], int timeout_ms, char **out, size_t max, bool me
 	if (pid < 0)
 		goto fail;
 	if (pid == 0) {
+		/* hcd blocks TERM/INT/HUP/PIPE for its signalfd; a blocked mask
+		 * survives exec, and a dnsmasq that never sees SIGHUP or SIGTERM
+		 * cannot be reloaded or stopped. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
 			dup2(devnull, 0);

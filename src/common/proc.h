@@ -13,7 +13,8 @@
  * Run argv[0] (searched in PATH) and wait for it, at most timeout_ms
  * (0 = no limit; on timeout the child is killed).  stdin is /dev/null and
  * the child inherits no descriptor of ours beyond 0-2 (a daemonizing child
- * such as QEMU must not keep our listening sockets alive after we exit).
+ * such as QEMU must not keep our listening sockets alive after we exit)
+ * and no blocked signal.
  * When out is not NULL, up to max bytes of stdout (and of stderr too when
  * merge_stderr) are returned in a malloc'd NUL-terminated buffer;
  * otherwise stderr is passed through to ours.

@@ -38,6 +38,11 @@ static int addr_ensure(struct nl_sock *sk, int ifindex, const char *text, char *
 	a = rtnl_addr_alloc();
 	rtnl_addr_set_ifindex(a, ifindex);
 	rtnl_addr_set_local(a, local);
+	/* The gateway address is ours by construction: skip duplicate address
+	 * detection, which would keep it tentative (and dnsmasq deaf on it)
+	 * until a port with carrier joins the bridge. */
+	if (nl_addr_get_family(local) == AF_INET6)
+		rtnl_addr_set_flags(a, IFA_F_NODAD);
 	nerr = rtnl_addr_add(sk, a, 0);
 	if (nerr < 0 && nerr != -NLE_EXIST)
 		*err = str_printf("address %s: %s", text, nl_geterror(nerr));

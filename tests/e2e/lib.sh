@@ -11,6 +11,7 @@ HC_BIN=$E2E_BUILD/hc
 
 T_NAME=$(basename "$0" .sh)
 T_DIR=$(mktemp -d "/tmp/hc-e2e-$T_NAME.XXXXXX")
+chmod 711 "$T_DIR"   # dnsmasq runs as its own user and must reach the state dir
 T_STATE=$T_DIR/state
 T_NS=hce2e-$$
 HCD_PID=
@@ -22,6 +23,11 @@ fail() {
 		echo "---- hcd.log (last 40 lines)" >&2
 		tail -n 40 "$T_DIR/hcd.log" >&2
 	fi
+	local vm
+	for vm in $("$HC_BIN" --json vm list 2>/dev/null | jq -r '.[].name' 2>/dev/null); do
+		echo "---- serial log of $vm (last 15 lines)" >&2
+		"$HC_BIN" vm log "$vm" 2>/dev/null | tail -n 15 >&2
+	done
 	exit 1
 }
 
@@ -34,7 +40,7 @@ cleanup() {
 	local rc=$?
 	set +e
 	if [ -n "$HCD_PID" ]; then kill -9 "$HCD_PID"; wait "$HCD_PID"; fi 2>/dev/null
-	for p in $(our_qemu_pids); do kill -9 "$p" 2>/dev/null; done
+	for p in $(our_qemu_pids) $(pgrep -f "dnsmasq.*$T_STATE"); do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$T_NS" 2>/dev/null
 	rm -rf "$T_DIR"
 	exit $rc

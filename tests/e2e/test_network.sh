@@ -16,7 +16,11 @@ ok "both guests report their network up"
 for vm in web db; do
 	v4=$(vm_field "$vm" '.nics[0].ipv4')
 	v6=$(vm_field "$vm" '.nics[0].ipv6')
-	addrs=$(guest_run "$vm" 30 'ip -o addr show dev eth0')
+	for i in $(seq 1 30); do
+		addrs=$(guest_run "$vm" 30 'ip -o addr show dev eth0')
+		grep -q "inet $v4/24" <<<"$addrs" && grep -q "inet6 $v6/64" <<<"$addrs" && break
+		sleep 1
+	done
 	grep -q "inet $v4/24" <<<"$addrs" || fail "$vm has not got $v4 by DHCP: $addrs"
 	grep -q "inet6 $v6/64" <<<"$addrs" || fail "$vm has not got $v6 by SLAAC: $addrs"
 	ok "$vm has $v4 (DHCP) and $v6 (SLAAC), as the API says"
