@@ -14,7 +14,7 @@ packages=(
 	# guest image builder
 	busybox-static cpio kmod dpkg-dev
 	# tests and benchmarks
-	jq curl sqlite3 socat procps wrk
+	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping
 )
 
 missing=()
