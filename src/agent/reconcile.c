@@ -502,6 +502,32 @@ static int min_wait(int a, int b)
 }
 
 /*
+ * With an uplink the host routes between the networks and upstream (the
+ * firewall decides what may cross); without one it routes nothing, which
+ * keeps networks apart even before any rule is loaded.
+ */
+static void forwarding_ensure(const char *uplink)
+{
+	static const char *const knobs[] = { "/proc/sys/net/ipv4/ip_forward",
+					     "/proc/sys/net/ipv6/conf/all/forwarding" };
+	const char *want = uplink && uplink[0] ? "1\n" : NULL;
+
+	if (want == NULL)
+		return; /* never switch off what the administrator may need */
+	for (size_t i = 0; i < 2; i++) {
+		char *cur = NULL;
+		if (file_read(knobs[i], 16, &cur, NULL) == 0 && cur[0] != '1') {
+			FILE *f = fopen(knobs[i], "w");
+			if (f == NULL || fputs(want, f) < 0)
+				log_warn("cannot enable %s", knobs[i]);
+			if (f)
+				fclose(f);
+		}
+		free(cur);
+	}
+}
+
+/*
  * Per-network services, derived from one snapshot taken after the VMs
  * converged (so purged VMs are already gone from it): a dnsmasq per
  * network, and none for a network that no longer exists.
@@ -514,6 +540,7 @@ static int network_services_converge(struct agent *a)
 
 	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
 		return 5000;
+	forwarding_ensure(a->cfg->uplink);
 	for (size_t i = 0; i < ns.n_nets; i++) {
 		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {
 			log_warn("network %s: dnsmasq: %s", ns.nets[i].name, err ? err : "failed");
