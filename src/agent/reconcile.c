@@ -7,6 +7,7 @@
 #include "common/proc.h"
 #include "agent/netstate_load.h"
 #include "net/dnsmasq.h"
+#include "net/firewall.h"
 #include "net/link.h"
 #include "vm/qemu.h"
 
@@ -550,6 +551,13 @@ static int network_services_converge(struct agent *a)
 		err = NULL;
 	}
 	dnsmasq_sweep(&ns, a->cfg->state_dir);
+	/* The whole ruleset, every pass: a no-op when its version (a hash of
+	 * its text) is the one installed. */
+	if (firewall_apply(&ns, &err) < 0) {
+		log_warn("firewall: %s", err ? err : "failed");
+		again = 5000;
+	}
+	free(err);
 	netstate_free(&ns);
 	return again;
 }
