@@ -69,6 +69,19 @@ dn50=$(printf '%s\n' "${down[@]}" | pct 50); dn95=$(printf '%s\n' "${down[@]}" |
 printf 'create+start → running   p50 %5d ms   p95 %5d ms\n' "$up50" "$up95"
 printf 'stop+delete  → gone      p50 %5d ms   p95 %5d ms   (ACPI powerdown of a booted guest)\n' "$dn50" "$dn95"
 
+echo "== create → guest has its IPv4 (DHCP lease in dnsmasq), ${N_IP:=10} guests one at a time"
+ip4=()
+for i in $(seq 1 "$N_IP"); do
+	t0=$(ms)
+	api POST /v1/vms "{\"name\":\"ip$i\",\"image\":\"tiny\",\"memory_mib\":128,\"networks\":[\"bench\"]}" >/dev/null
+	mac=$(api GET /v1/vms/ip$i | jq -r '.nics[0].mac')
+	until grep -qs " $mac " "$state"/net/*/leases; do sleep 0.05; done
+	ip4+=($(( $(ms) - t0 )))
+	api DELETE /v1/vms/ip$i >/dev/null
+done
+ip50=$(printf '%s\n' "${ip4[@]}" | pct 50)
+printf 'create → IPv4 leased     p50 %5d ms   (TCG boot + udhcpc)\n' "$ip50"
+
 echo "== API reads with wrk, ${DUR}s each, 2 threads, 16 connections"
 api POST /v1/vms '{"name":"reader","image":"tiny","start":false}' >/dev/null
 id=$(api GET /v1/vms/reader | jq -r .id)
