@@ -15,6 +15,7 @@ chmod 711 "$T_DIR"   # dnsmasq runs as its own user and must reach the state dir
 T_STATE=$T_DIR/state
 T_NS=hce2e-$$
 HCD_PID=
+T_EXTRA_NS=()   # more namespaces a test creates; cleanup removes them too
 export HC_URL="unix:$T_STATE/api.sock"
 
 fail() {
@@ -42,6 +43,7 @@ cleanup() {
 	if [ -n "$HCD_PID" ]; then kill -9 "$HCD_PID"; wait "$HCD_PID"; fi 2>/dev/null
 	for p in $(our_qemu_pids) $(pgrep -f "dnsmasq.*$T_STATE"); do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$T_NS" 2>/dev/null
+	for n in "${T_EXTRA_NS[@]}"; do ip netns del "$n" 2>/dev/null; done
 	rm -rf "$T_DIR"
 	exit $rc
 }
