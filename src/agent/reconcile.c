@@ -255,11 +255,22 @@ static void nics_hotplug(struct agent *a, const struct vm *vm, const struct vm_p
 		json_t *dargs = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
 					  "netdev", netdev, "mac", nic_mac_format(nic->id).s);
 		int fd = -1;
-		if (tap_ensure(tap.s, ifname_bridge(nic->network).s, a->tap_owner, &err) < 0 ||
-		    (fd = tap_open(tap.s, &err)) < 0 ||
-		    qmp_command_fd(p->qmp, "getfd", fargs, fd, NULL, &err) < 0 ||
-		    (qmp_command(p->qmp, "netdev_add", nargs, NULL, &err) < 0 &&
-		     strstr(err, "uplicate") == NULL) ||
+		/* A tap that is busy already belongs to this QEMU: an earlier
+		 * pass (or an hcd killed mid-way) added the netdev but not the
+		 * device, so only the device is missing. */
+		bool have_netdev = false;
+		if (tap_ensure(tap.s, ifname_bridge(nic->network).s, a->tap_owner, &err) == 0) {
+			fd = tap_open(tap.s, &err);
+			have_netdev = fd < 0 && err && strstr(err, "busy");
+		}
+		if (!have_netdev && fd >= 0) {
+			free(err);
+			err = NULL;
+		}
+		if ((!have_netdev &&
+		     (fd < 0 || qmp_command_fd(p->qmp, "getfd", fargs, fd, NULL, &err) < 0 ||
+		      (qmp_command(p->qmp, "netdev_add", nargs, NULL, &err) < 0 &&
+		       strstr(err, "uplicate") == NULL))) ||
 		    (free(err), err = NULL, qmp_command(p->qmp, "device_add", dargs, NULL, &err) < 0))
 			log_warn("vm %s: hot-plug of %s: %s", vm->name, tap.s, err ? err : "failed");
 		else
@@ -325,7 +336,17 @@ static int vm_converge(struct agent *a, struct vm *vm)
 	pid = qemu_running_pid(&p);
 
 	if (strcmp(vm->desired, "running") == 0) {
-		t->phase = STOP_NONE;
+		if (pid > 0 && t->phase != STOP_NONE) {
+			/* Started again while a stop is under way: the guest is
+			 * already shutting down.  Let it finish, then launch. */
+			again = TRANSITION_POLL_MS;
+			goto out;
+		}
+		if (pid <= 0 && t->phase != STOP_NONE) {
+			t->phase = STOP_NONE;
+			t->seen_running = false;
+			nics_remove(vm);
+		}
 		if (pid > 0) {
 			/* Running (or re-adopted after a restart of hcd). */
 			if (nics_ensure(a, vm, &err) < 0)
@@ -465,6 +486,9 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 	}
 	free(err);
 
+	uint64_t next_vm = 0;
+	if (store_counter_peek(a->st, "vm", &next_vm) != STORE_OK)
+		return;
 	DIR *d = opendir(a->vms_dir);
 	struct dirent *de;
 	while (d && (de = readdir(d)) != NULL) {
@@ -476,6 +500,14 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 			wanted = vms[i].id == id;
 		if (wanted)
 			continue;
+		/* An ID this store never issued means hcd runs on the wrong (or
+		 * an older) database: killing that VM and deleting its disk
+		 * would destroy what the right store still wants. */
+		if (id == 0 || id >= next_vm) {
+			log_err("VM directory %s is unknown to this store, which never issued that"
+				" ID: left alone (wrong store?)", de->d_name);
+			continue;
+		}
 		struct vm_paths p;
 		if (vm_paths_init(&p, a->cfg->state_dir, id) < 0)
 			continue;

@@ -117,6 +117,13 @@ int h_vm_rule_list(struct req *r);
 int h_vm_rule_add(struct req *r);
 int h_vm_rule_delete(struct req *r);
 
+/* keys.c */
+int h_key_list(struct req *r);
+int h_key_create(struct req *r);
+int h_key_get(struct req *r);
+int h_key_delete(struct req *r);
+int h_vm_user_data(struct req *r);
+
 /* console.c */
 int h_vm_console(struct req *r);
 

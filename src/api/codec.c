@@ -47,8 +47,15 @@ json_t *vm_to_json(const struct vm *vm)
 			"ipv6", have_v6 ? json_string(v6) : json_null(),
 			"ipv4", str_or_null(n->ipv4)));
 	}
+	/* Keys by name and fingerprint only, and the user data by size: the
+	 * content is for the guest (and GET …/user-data), not for listings. */
+	json_t *keys = json_array();
+	for (size_t i = 0; i < vm->n_keys; i++)
+		json_array_append_new(keys, json_pack("{s:s, s:s}",
+			"name", vm->keys[i].name ? vm->keys[i].name : "",
+			"fingerprint", vm->keys[i].fingerprint ? vm->keys[i].fingerprint : ""));
 	image_id_format(vm->image, image_id);
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I}",
 		"id", vm_id_format(vm->id).s,
 		"name", vm->name,
 		"state", vm->state,
@@ -61,7 +68,9 @@ json_t *vm_to_json(const struct vm *vm)
 		"host", str_or_null(vm->host),
 		"error", str_or_null(vm->error),
 		"created", (json_int_t)vm->created,
-		"nics", nics);
+		"nics", nics,
+		"keys", keys,
+		"user_data_size", (json_int_t)vm->user_data_len);
 }
 
 json_t *image_to_json(const struct image *im)

@@ -9,8 +9,10 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/sock.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,8 +21,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/*
+ * Owned by the request until the upgrade happens, then by the pump thread
+ * (the "upgraded" flag tells the request's destructor to keep its hands
+ * off).  The serial connection is made before the 101 so that a busy
+ * console can still be refused with a 409.
+ */
 struct console {
 	int serial;                     /* connected to QEMU's serial socket */
+	bool upgraded;
+};
+
+struct pump {
+	int serial;
 	MHD_socket client;
 	struct MHD_UpgradeResponseHandle *urh;
 };
@@ -44,7 +57,7 @@ static bool write_all(int fd, const char *buf, size_t len)
 
 static void *console_pump(void *arg)
 {
-	struct console *c = arg;
+	struct pump *c = arg;
 	char buf[4096];
 
 	for (;;) {
@@ -81,40 +94,39 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls,
 		       struct MHD_UpgradeResponseHandle *urh)
 {
 	struct console *c = cls;
+	struct pump *p = malloc(sizeof(*p));
 	pthread_t t;
 	pthread_attr_t attr;
 
-	c->client = sock;
-	c->urh = urh;
-	if (extra_in_size > 0)
-		write_all(c->serial, extra_in, extra_in_size);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, console_pump, c) != 0) {
-		log_warn("console: cannot start its thread");
+	/* From here on the serial connection belongs to the pump. */
+	c->upgraded = true;
+	if (p == NULL) {
 		close(c->serial);
 		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-		free(c);
+		return;
+	}
+	*p = (struct pump){ .serial = c->serial, .client = sock, .urh = urh };
+	if (extra_in_size > 0)
+		write_all(p->serial, extra_in, extra_in_size);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, console_pump, p) != 0) {
+		log_warn("console: cannot start its thread");
+		close(p->serial);
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		free(p);
 	}
 	pthread_attr_destroy(&attr);
 }
 
-static int serial_connect(const char *path)
+/* The request ended without an upgrade (client gone, HTTP/1.0…). */
+static void console_free(void *arg)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	struct console *c = arg;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -1;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	if (!c->upgraded)
+		close(c->serial);
+	free(c);
 }
 
 int h_vm_console(struct req *r)
@@ -138,18 +150,24 @@ int h_vm_console(struct req *r)
 	path = agent_vm_console_path(r->api->agent, vm.id);
 	vm_free(&vm);
 	c = calloc(1, sizeof(*c));
-	if (c == NULL || path == NULL || (c->serial = serial_connect(path)) < 0) {
+	/* QEMU serves one console client at a time; never wait for it. */
+	int fd = path ? unix_connect(path, 0) : -1;
+	int e = errno;
+	free(path);
+	if (c == NULL || fd < 0) {
 		free(c);
-		free(path);
+		if (fd >= 0)
+			close(fd);
+		if (e == EAGAIN)
+			return req_error(r, 409, "busy", "another console is attached to this VM");
 		return req_error(r, 503, "unavailable", "the serial console is not reachable");
 	}
-	free(path);
+	c->serial = fd;
+	r->stream = c;
+	r->stream_free = console_free;
 	r->raw = MHD_create_response_for_upgrade(on_upgrade, c);
-	if (r->raw == NULL) {
-		close(c->serial);
-		free(c);
+	if (r->raw == NULL)
 		return req_error(r, 500, "internal", "cannot upgrade the connection");
-	}
 	MHD_add_response_header(r->raw, MHD_HTTP_HEADER_UPGRADE, "hc-console");
 	MHD_add_response_header(r->raw, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
 	r->status = MHD_HTTP_SWITCHING_PROTOCOLS;

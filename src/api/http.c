@@ -48,6 +48,11 @@ int req_error(struct req *r, int status, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Messages may quote user input (a path, a name); JSON wants UTF-8,
+	 * so anything beyond ASCII is shown as '?'. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+			*p = '?';
 	return req_json(r, status, json_pack("{s:{s:s, s:s}}", "error", "code", code,
 					      "message", msg));
 }
@@ -212,18 +217,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 		bool path_known;
 		r->route = route_find(r, method, url, &path_known);
+		/* Errors known before the body arrives are answered at once:
+		 * MHD then closes the connection instead of reading (and
+		 * discarding) a body that may be huge. */
 		if (!identify(r, is_unix)) {
 			req_error(r, is_unix ? 403 : 401, is_unix ? "forbidden" : "unauthorized",
 				  "authentication required");
 			r->route = NULL;
+			return send_response(r);
 		} else if (r->route == NULL) {
 			if (path_known)
 				req_error(r, 405, "method_not_allowed", "%s not allowed on %s", method, url);
 			else
 				req_error(r, 404, "not_found", "no such endpoint: %s", url);
+			return send_response(r);
 		} else if (r->route->admin_only && !r->admin) {
 			req_error(r, 403, "forbidden", "admin only");
 			r->route = NULL;
+			return send_response(r);
 		} else {
 			/* Refuse an announced oversized JSON body before reading it. */
 			const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -234,8 +245,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					  s->ctx->cfg->max_body);
 				return send_response(r);
 			}
-			if (r->route->body == BODY_STREAM && r->route->stream_begin(r) != 0)
+			if (r->route->body == BODY_STREAM && r->route->stream_begin(r) != 0) {
 				r->stream_failed = true;
+				return send_response(r);
+			}
 		}
 		return MHD_YES;
 	}

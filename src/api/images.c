@@ -271,8 +271,12 @@ static int disk_inspect(struct req *r, const char *path, char **format, long lon
 		json_decref(info);
 		return -1;
 	}
-	if (json_object_get(info, "backing-filename") || json_object_get(info, "full-backing-filename")) {
-		req_error(r, 422, "bad_image", "disk images with a backing file are refused");
+	/* An external data file (qcow2 "data-file") would let the image read
+	 * any host file just as a backing file would. */
+	json_t *fs = json_object_get(json_object_get(info, "format-specific"), "data");
+	if (json_object_get(info, "backing-filename") || json_object_get(info, "full-backing-filename") ||
+	    json_object_get(fs, "data-file")) {
+		req_error(r, 422, "bad_image", "disk images with a backing or external data file are refused");
 		json_decref(info);
 		return -1;
 	}

@@ -1,7 +1,8 @@
 /*
  * routes — the API surface as one table, and the handlers for VMs,
  * networks and the daemon itself.  Images are in images.c, the console in
- * console.c.  docs/API.md describes every row of the table.
+ * console.c, keys and a VM's user data in keys.c.  docs/API.md describes
+ * every row of the table.
  */
 #include "api/api.h"
 
@@ -12,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 #define VM_MEMORY_MIN 32
 #define VM_MEMORY_MAX (1024 * 1024)
 #define VM_NICS_MAX 16
+#define VM_KEYS_MAX 64
+#define VM_USER_DATA_MAX (64 * 1024)   /* decoded bytes (issue 4: 64 KiB) */
 #define LOG_TAIL_DEFAULT (256 * 1024)
 #define LOG_TAIL_MAX (16 * 1024 * 1024)
 
@@ -140,10 +144,110 @@ static int reply_vm(struct req *r, int status, uint64_t id)
 	return 0;
 }
 
+/*
+ * The keys a new VM gets: the ones named in "keys", else every key its
+ * owner has now (issue 4).  Fills vm->keys with IDs only — what
+ * store_vm_create reads; false with an error response when one is bad.
+ */
+static bool vm_create_keys(struct req *r, struct vm *vm)
+{
+	json_t *jkeys = json_object_get(r->json, "keys"), *v;
+	size_t i;
+
+	if (jkeys == NULL || json_is_null(jkeys)) {
+		struct key *all = NULL;
+		size_t n = 0;
+		int rc = store_key_list(r->api->st, vm->owner, &all, &n);
+		if (rc != STORE_OK) {
+			req_store_error(r, rc, "key", NULL);
+			return false;
+		}
+		vm->keys = n ? calloc(n, sizeof(*vm->keys)) : NULL;
+		for (i = 0; vm->keys && i < n; i++)
+			vm->keys[i].id = all[i].id;
+		vm->n_keys = vm->keys ? n : 0;
+		keys_free(all, n);
+		return true;
+	}
+	if (!json_is_array(jkeys) || json_array_size(jkeys) > VM_KEYS_MAX) {
+		req_error(r, 400, "bad_request", "'keys' must be an array of at most %d names",
+			  VM_KEYS_MAX);
+		return false;
+	}
+	vm->keys = calloc(json_array_size(jkeys) + 1, sizeof(*vm->keys));
+	if (vm->keys == NULL) {
+		req_error(r, 500, "internal", "out of memory");
+		return false;
+	}
+	json_array_foreach(jkeys, i, v) {
+		struct key k = { 0 };
+		int rc;
+		if (!json_is_string(v)) {
+			req_error(r, 400, "bad_request", "'keys' must hold names");
+			return false;
+		}
+		rc = store_key_get(r->api->st, json_string_value(v), req_scope(r), &k);
+		if (rc != STORE_OK) {
+			req_store_error(r, rc, "key", json_string_value(v));
+			return false;
+		}
+		/* Naming a key twice gives it once. */
+		bool dup = false;
+		for (size_t j = 0; j < vm->n_keys && !dup; j++)
+			dup = vm->keys[j].id == k.id;
+		if (!dup)
+			vm->keys[vm->n_keys++].id = k.id;
+		key_free(&k);
+	}
+	return true;
+}
+
+/* "user_data": base64 (RFC 4648, padded) of at most VM_USER_DATA_MAX bytes;
+ * binary-safe, so scripts, cloud-configs and archives all pass verbatim. */
+static bool vm_create_user_data(struct req *r, struct vm *vm)
+{
+	json_t *v = json_object_get(r->json, "user_data");
+	const char *b64;
+	size_t len, max, out = 0;
+
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_string(v)) {
+		req_error(r, 400, "bad_request", "'user_data' must be a base64 string");
+		return false;
+	}
+	b64 = json_string_value(v);
+	len = json_string_length(v);
+	if (len == 0)
+		return true;
+	/* Refuse by size before decoding anything. */
+	if (len > (VM_USER_DATA_MAX + 2) / 3 * 4) {
+		req_error(r, 400, "bad_request", "'user_data' is over %d bytes", VM_USER_DATA_MAX);
+		return false;
+	}
+	max = len / 4 * 3 + 1;
+	if ((vm->user_data = malloc(max)) == NULL) {
+		req_error(r, 500, "internal", "out of memory");
+		return false;
+	}
+	if (strlen(b64) != len ||
+	    sodium_base642bin(vm->user_data, max, b64, len, NULL, &out, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		req_error(r, 400, "bad_request", "'user_data' is not valid base64");
+		return false;
+	}
+	if (out > VM_USER_DATA_MAX) {
+		req_error(r, 400, "bad_request", "'user_data' is over %d bytes", VM_USER_DATA_MAX);
+		return false;
+	}
+	vm->user_data_len = out;
+	return true;
+}
+
 static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
-					    "start", NULL };
+					    "start", "keys", "user_data", NULL };
 	const char *name, *image_ref;
 	int cpus = 1, memory = 256;
 	bool start = true;
@@ -205,7 +309,14 @@ static int h_vm_create(struct req *r)
 		.state = "stopped", .host = r->api->cfg->host_name,
 	};
 	image_free(&im);
+	if (!vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {
+		free(vm.keys);
+		free(vm.user_data);
+		return 0;
+	}
 	rc = store_vm_create(r->api->st, &vm, net_ids, n_nets);
+	free(vm.keys);
+	free(vm.user_data);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", name);
 	return reply_vm(r, 201, vm.id);
@@ -360,9 +471,17 @@ static int h_net_create(struct req *r)
 		snprintf(c4, sizeof(c4), "%s/%u", a4, len4);
 	}
 	rc = store_network_list(r->api->st, OWNER_ANY, &all, &n_all);
-	for (size_t i = 0; rc == STORE_OK && i < n_all; i++)
-		if (strcmp(all[i].ipv6, c6) == 0 || (ipv4 && all[i].ipv4 && strcmp(all[i].ipv4, c4) == 0))
+	for (size_t i = 0; rc == STORE_OK && i < n_all; i++) {
+		struct in_addr o4;
+		unsigned olen;
+		if (strcmp(all[i].ipv6, c6) == 0)
 			rc = STORE_CONFLICT;
+		/* Overlapping subnets would put one gateway address on two
+		 * bridges and send replies to the wrong one. */
+		if (ipv4 && all[i].ipv4 && ipv4_cidr_parse(all[i].ipv4, &o4, &olen) &&
+		    ipv4_cidr_overlap(p4, len4, o4, olen))
+			rc = STORE_CONFLICT;
+	}
 	networks_free(all, n_all);
 	if (rc == STORE_CONFLICT)
 		return req_error(r, 409, "conflict", "another network already uses that prefix");
@@ -431,6 +550,7 @@ const struct route api_routes[] = {
 	{ "GET",    "/v1/vms/{}/rules",          h_vm_rule_list,   BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/user-data",      h_vm_user_data,   BODY_NONE, NULL, NULL, false },
 
 	{ "GET",    "/v1/images",                h_image_list,     BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/images",                h_image_create,   BODY_JSON, NULL, NULL, false },
@@ -444,6 +564,11 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+
+	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/keys",                  h_key_create,     BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/keys/{}",               h_key_get,        BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/keys/{}",               h_key_delete,     BODY_NONE, NULL, NULL, false },
 };
 
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

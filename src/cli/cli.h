@@ -200,6 +200,10 @@ int cmd_info(struct hc *h, const struct args *a);
 extern const struct resource res_image;
 int cmd_image_import(struct hc *h, const struct args *a);
 
+/* key.c */
+extern const struct resource res_key;
+int cmd_key_add(struct hc *h, const struct args *a);
+
 /* net.c */
 extern const struct resource res_net;
 int cmd_net_create(struct hc *h, const struct args *a);

@@ -39,12 +39,18 @@ static const struct opt_spec net_create_opts[] = {
 	{ 0 },
 };
 
-/* --key KEY... and --user-data FILE join this list when the API has them. */
+static const struct opt_spec key_add_opts[] = {
+	{ "--file", "F", false, "read the public key from this file (e.g. ~/.ssh/id_ed25519.pub)" },
+	{ 0 },
+};
+
 static const struct opt_spec vm_create_opts[] = {
 	{ "--image", "IMG", false, "image to boot, by name or ID (required)" },
 	{ "--net", "NET", true, "add a NIC on this network (repeatable)" },
 	{ "--cpus", "N", false, "virtual CPUs (default 1)" },
 	{ "--memory", "MIB", false, "memory in MiB (default 256)" },
+	{ "--key", "KEY", true, "install this SSH key (repeatable; default: all of yours)" },
+	{ "--user-data", "FILE", false, "user data for the guest, at most 64 KiB" },
 	{ "--no-start", NULL, false, "create it stopped" },
 	{ 0 },
 };
@@ -84,8 +90,15 @@ static const struct command commands[] = {
 	{ "net", "show", cmd_show, "NET", "show one network", 1, 1, NULL, &res_net },
 	{ "net", "delete", cmd_delete, "NET", "delete a network without NICs", 1, 1, NULL, &res_net },
 
+	{ "key", "add", cmd_key_add, "NAME (--file F | KEYTEXT)",
+	  "add an SSH public key", 1, 2, key_add_opts, &res_key },
+	{ "key", "list", cmd_list, "", "list SSH keys", 0, 0, NULL, &res_key },
+	{ "key", "show", cmd_show, "KEY", "show one SSH key", 1, 1, NULL, &res_key },
+	{ "key", "delete", cmd_delete, "KEY", "delete a key no VM uses", 1, 1, NULL, &res_key },
+
 	{ "vm", "create", cmd_vm_create,
-	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--no-start]",
+	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--key KEY]..."
+	  " [--user-data FILE] [--no-start]",
 	  "create a VM, started unless --no-start", 1, 1, vm_create_opts, &res_vm },
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },
@@ -264,7 +277,7 @@ static void print_commands(FILE *f, const char *noun)
 static void help_top(FILE *f)
 {
 	fputs("usage: hc [--url URL | --state-dir DIR] [--json] NOUN [VERB] [ARGS]...\n\n"
-	      "Commands (VM, NET and IMG are a name or an ID):\n", f);
+	      "Commands (VM, NET, IMG and KEY are a name or an ID):\n", f);
 	print_commands(f, NULL);
 	fputs("\nGlobal options (anywhere on the line):\n", f);
 	print_opts(f, global_opts);

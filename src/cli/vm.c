@@ -11,13 +11,16 @@
 #include "common/fsutil.h"
 #include "common/proc.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define WAIT_TIMEOUT_DEFAULT_S 300
 #define WAIT_POLL_MS 250
+#define USER_DATA_MAX (64 * 1024)   /* what the daemon accepts */
 
 /* ---- how a VM looks ----------------------------------------------------- */
 
@@ -60,6 +63,23 @@ static const struct column vm_list[] = {
 	{ 0 },
 };
 
+/* "laptop, desk": the names of the VM's keys. */
+static char *fmt_key_names(json_t *vm, const char *key)
+{
+	json_t *keys = json_object_get(vm, key), *k;
+	char *out = NULL;
+	size_t i;
+
+	json_array_foreach(keys, i, k) {
+		char *next = out ? str_printf("%s, %s", out, json_str(k, "name"))
+				 : strdup(json_str(k, "name"));
+		free(out);
+		if ((out = next) == NULL)
+			return NULL;
+	}
+	return out ? out : strdup("-");
+}
+
 static const struct column vm_show[] = {
 	{ "id", "id", NULL },
 	{ "name", "name", NULL },
@@ -71,6 +91,8 @@ static const struct column vm_show[] = {
 	{ "image", "image", fmt_image },
 	{ "owner", "owner", NULL },
 	{ "host", "host", NULL },
+	{ "keys", "keys", fmt_key_names },
+	{ "user data", "user_data_size", fmt_bytes },
 	{ "created", "created", fmt_time },
 	{ 0 },
 };
@@ -100,8 +122,40 @@ const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics };
 
 /* ---- create ------------------------------------------------------------- */
 
-/* The request body of `vm create`, from the command line.  --key and
- * --user-data become members here when the API takes them. */
+/* --user-data FILE as the API takes it: base64 of the bytes, verbatim. */
+static json_t *user_data_b64(struct hc *h, const char *path)
+{
+	char *data = NULL, *b64;
+	size_t len = 0, size;
+	json_t *v;
+
+	/* One byte more than allowed, so an oversized file is refused, not cut. */
+	if (file_read(path, USER_DATA_MAX + 1, &data, &len) < 0) {
+		hc_fail(h, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (len > USER_DATA_MAX) {
+		free(data);
+		hc_fail(h, "%s: user data is over %d bytes", path, USER_DATA_MAX);
+		return NULL;
+	}
+	size = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	b64 = malloc(size);
+	if (b64 == NULL) {
+		free(data);
+		hc_fail(h, "out of memory");
+		return NULL;
+	}
+	sodium_bin2base64(b64, size, (const unsigned char *)data, len, sodium_base64_VARIANT_ORIGINAL);
+	v = json_string(b64);
+	free(b64);
+	free(data);
+	if (v == NULL)
+		hc_fail(h, "out of memory");
+	return v;
+}
+
+/* The request body of `vm create`, from the command line. */
 static json_t *create_body(struct hc *h, const struct args *a)
 {
 	long cpus = 0, memory = 0;
@@ -122,8 +176,32 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_object_set_new(body, "cpus", json_integer(cpus));
 	if (body && memory)
 		json_object_set_new(body, "memory_mib", json_integer(memory));
-	if (body == NULL)
+	if (body == NULL) {
 		hc_usage(h, "arguments must be valid UTF-8 text");
+		return NULL;
+	}
+	/* Without --key the daemon gives the VM all of the owner's keys. */
+	if (arg_opt(a, "--key")) {
+		json_t *keys = json_array();
+		const char *k;
+		for (size_t i = 0; keys && (k = arg_opt_nth(a, "--key", i)); i++) {
+			if (json_array_append_new(keys, json_string(k)) < 0) {
+				json_decref(keys);
+				json_decref(body);
+				hc_usage(h, "arguments must be valid UTF-8 text");
+				return NULL;
+			}
+		}
+		json_object_set_new(body, "keys", keys);
+	}
+	if (arg_opt(a, "--user-data")) {
+		json_t *ud = user_data_b64(h, arg_opt(a, "--user-data"));
+		if (ud == NULL) {
+			json_decref(body);
+			return NULL;
+		}
+		json_object_set_new(body, "user_data", ud);
+	}
 	return body;
 }
 

@@ -57,11 +57,15 @@ bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix)
 	for (int i = 8; i < 16; i++)
 		if (prefix->s6_addr[i] != 0)
 			return false;
-	/* Multicast and link-local prefixes cannot be a network's prefix. */
+	/* Multicast and link-local prefixes cannot be a network's prefix, nor
+	 * ::/64 (the unspecified and loopback addresses live there). */
 	if (prefix->s6_addr[0] == 0xff ||
 	    (prefix->s6_addr[0] == 0xfe && (prefix->s6_addr[1] & 0xc0) == 0x80))
 		return false;
-	return true;
+	bool zero = true;
+	for (int i = 0; i < 8; i++)
+		zero = zero && prefix->s6_addr[i] == 0;
+	return !zero;
 }
 
 bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len)
@@ -75,7 +79,14 @@ bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len)
 		return false;
 	host = ntohl(net->s_addr);
 	mask = *len == 0 ? 0 : ~UINT32_C(0) << (32 - *len);
-	return (host & ~mask) == 0;
+	if ((host & ~mask) != 0)
+		return false;
+	/* "This network", loopback, link-local (the metadata address lives
+	 * there), multicast and reserved space cannot be a guest subnet. */
+	unsigned first = host >> 24;
+	if (first == 0 || first == 127 || first >= 224 || (host >> 16) == 0xa9fe)
+		return false;
+	return true;
 }
 
 bool cmdline_valid(const char *s)
@@ -125,4 +136,11 @@ bool prefix_parse(const char *s, int *family, char *canon, size_t canon_len)
 		return false;
 	*family = fam;
 	return true;
+}
+
+bool ipv4_cidr_overlap(struct in_addr a, unsigned alen, struct in_addr b, unsigned blen)
+{
+	unsigned len = alen < blen ? alen : blen;
+	uint32_t mask = len == 0 ? 0 : ~UINT32_C(0) << (32 - len);
+	return (ntohl(a.s_addr) & mask) == (ntohl(b.s_addr) & mask);
 }

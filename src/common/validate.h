@@ -17,7 +17,8 @@ bool name_valid(const char *s);
 /* An IPv6 prefix written "addr/64" whose host bits are zero. */
 bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix);
 
-/* An IPv4 subnet "a.b.c.d/len", 8 <= len <= 30, host bits zero. */
+/* An IPv4 subnet "a.b.c.d/len", 8 <= len <= 30, host bits zero, not in
+ * 0/8, 127/8, 169.254/16 or 224/3. */
 bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len);
 
 /*
@@ -26,6 +27,9 @@ bool ipv4_cidr_parse(const char *s, struct in_addr *net, unsigned *len);
  * (at least INET6_ADDRSTRLEN + 5 bytes) and the family (AF_INET/AF_INET6).
  */
 bool prefix_parse(const char *s, int *family, char *canon, size_t canon_len);
+
+/* True when two IPv4 subnets share any address. */
+bool ipv4_cidr_overlap(struct in_addr a, unsigned alen, struct in_addr b, unsigned blen);
 
 /* Kernel command line for kernel images: printable ASCII, bounded. */
 bool cmdline_valid(const char *s);

@@ -23,6 +23,8 @@
 #include "vm/accel.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -187,6 +189,17 @@ int main(int argc, char **argv)
 	umask(077);
 	if (mkdir_p(h.cfg.state_dir, 0700) < 0) {
 		log_err("state dir %s: %s", h.cfg.state_dir, strerror(errno));
+		goto out;
+	}
+
+	/* One hcd per state dir: two agents converging the same host would
+	 * fight over every QEMU, tap and rule. */
+	char *lock_path = str_printf("%s/hcd.lock", h.cfg.state_dir);
+	int lock_fd = lock_path ? open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+	free(lock_path);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("state dir %s: %s", h.cfg.state_dir,
+			errno == EWOULDBLOCK ? "another hcd is running on it" : strerror(errno));
 		goto out;
 	}
 

@@ -1,5 +1,5 @@
 /*
- * models — images, networks, VMs and their NICs in the store.  Written once
+ * models — images, networks, keys, VMs and their NICs in the store.  Written once
  * against the engine interface (store_internal.h); portable SQL only.
  */
 #include "store/store_internal.h"
@@ -8,6 +8,7 @@
 #include "common/validate.h"
 
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,129 @@ int store_network_delete(struct store *st, uint64_t id)
 	return store_tx_end(st, rc);
 }
 
+/* ---- keys --------------------------------------------------------------- */
+
+void key_free(struct key *k)
+{
+	if (!k)
+		return;
+	free(k->name);
+	free(k->owner_name);
+	free(k->type);
+	free(k->pubkey);
+	free(k->fingerprint);
+	memset(k, 0, sizeof(*k));
+}
+
+void keys_free(struct key *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		key_free(&v[i]);
+	free(v);
+}
+
+#define KEY_COLS "x.id, x.name, x.owner, u.name, x.type, x.pubkey, x.fingerprint, x.created" \
+	" FROM keys x JOIN users u ON u.id = x.owner"
+
+static void fill_key(void *e, const struct sval *c)
+{
+	struct key *k = e;
+	k->id = (uint64_t)c[0].i;
+	k->name = sv_strdup(&c[1]);
+	k->owner = (uint64_t)c[2].i;
+	k->owner_name = sv_strdup(&c[3]);
+	k->type = sv_strdup(&c[4]);
+	k->pubkey = sv_strdup(&c[5]);
+	k->fingerprint = sv_strdup(&c[6]);
+	k->created = c[7].i;
+}
+
+int store_key_create(struct store *st, struct key *k)
+{
+	int rc = store_tx_begin(st);
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_counter_next(st, "key", UINT32_MAX, &k->id);
+	k->created = now_unix();
+	if (rc == STORE_OK) {
+		struct sval p[] = { SV_I(k->id), SV_S(k->name), SV_I(k->owner), SV_S(k->type),
+			SV_S(k->pubkey), SV_S(k->fingerprint), SV_I(k->created) };
+		rc = store_w(st, "INSERT INTO keys (id, name, owner, type, pubkey, fingerprint, created)"
+			     " VALUES (?, ?, ?, ?, ?, ?, ?)", p, 7);
+	}
+	return store_tx_end(st, rc);
+}
+
+static int key_one(struct store *st, const char *where, const struct sval *p, int n,
+		   struct key *out)
+{
+	struct rows r = { .elem = sizeof(struct key), .fill = fill_key };
+	char sql[512];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT " KEY_COLS " WHERE %s", where);
+	rc = store_q(st, sql, p, n, rows_add, &r);
+	if (rc == STORE_OK && r.n == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		*out = ((struct key *)r.v)[0];
+	for (size_t i = rc == STORE_OK ? 1 : 0; i < r.n; i++)
+		key_free(&((struct key *)r.v)[i]);
+	free(r.v);
+	return rc;
+}
+
+int store_key_get(struct store *st, const char *ref, uint64_t scope, struct key *out)
+{
+	uint64_t id;
+	struct sval sp = scope_param(scope);
+
+	if (ref_as_id(ref, KEY_ID_DIGITS, &id)) {
+		struct sval p[] = { SV_I(id), sp, sp };
+		int rc = key_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
+		if (rc != STORE_NOTFOUND)
+			return rc;
+	}
+	struct sval p[] = { SV_S(ref), sp, sp };
+	return key_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+}
+
+int store_key_list(struct store *st, uint64_t scope, struct key **out, size_t *n)
+{
+	struct rows r = { .elem = sizeof(struct key), .fill = fill_key };
+	struct sval sp = scope_param(scope);
+	struct sval p[] = { sp, sp };
+	int rc = store_q(st, "SELECT " KEY_COLS " WHERE 1 = 1" SCOPE_SQL " ORDER BY x.id",
+			 p, 2, rows_add, &r);
+	if (rc != STORE_OK) {
+		keys_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*n = r.n;
+	return STORE_OK;
+}
+
+int store_key_delete(struct store *st, uint64_t id)
+{
+	int64_t users = 0;
+	int rc = store_tx_begin(st);
+
+	/* A deleted VM is gone for its owner even while its host still cleans
+	 * up: it does not hold the key, and its link goes with the key. */
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COUNT(*) FROM vm_keys vk JOIN vms v ON v.id = vk.vm"
+			     " WHERE vk.key = ? AND v.desired <> 'deleted'", &SV_I(id), 1,
+			     store_row_int, &users);
+	if (rc == STORE_OK && users > 0)
+		rc = STORE_CONFLICT;
+	if (rc == STORE_OK)
+		rc = store_w(st, "DELETE FROM vm_keys WHERE key = ?", &SV_I(id), 1);
+	if (rc == STORE_OK)
+		rc = store_w(st, "DELETE FROM keys WHERE id = ?", &SV_I(id), 1);
+	return store_tx_end(st, rc);
+}
+
 /* ---- VMs ---------------------------------------------------------------- */
 
 void vm_free(struct vm *vm)
@@ -375,6 +499,13 @@ void vm_free(struct vm *vm)
 		free(vm->nics[i].ipv4);
 	}
 	free(vm->nics);
+	for (size_t i = 0; i < vm->n_keys; i++) {
+		free(vm->keys[i].name);
+		free(vm->keys[i].fingerprint);
+		free(vm->keys[i].pubkey);
+	}
+	free(vm->keys);
+	free(vm->user_data);
 	memset(vm, 0, sizeof(*vm));
 }
 
@@ -386,7 +517,7 @@ void vms_free(struct vm *v, size_t n)
 }
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
-	" x.desired, x.state, x.host, x.error, x.created FROM vms x" \
+	" x.desired, x.state, x.host, x.error, x.created, x.user_data FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -405,6 +536,26 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->host = sv_strdup(&c[10]);
 	vm->error = sv_strdup(&c[11]);
 	vm->created = c[12].i;
+	/* A value that does not decode (never written by us) reads as none. */
+	if (c[13].t == SV_TEXT && c[13].s) {
+		size_t len = strlen(c[13].s), max = len / 4 * 3 + 1, out = 0;
+		vm->user_data = malloc(max);
+		if (vm->user_data && sodium_base642bin(vm->user_data, max, c[13].s, len, NULL, &out,
+						       NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+			free(vm->user_data);
+			vm->user_data = NULL;
+		}
+		vm->user_data_len = vm->user_data ? out : 0;
+	}
+}
+
+static void fill_vm_key(void *e, const struct sval *c)
+{
+	struct vm_key *k = e;
+	k->id = (uint64_t)c[0].i;
+	k->name = sv_strdup(&c[1]);
+	k->fingerprint = sv_strdup(&c[2]);
+	k->pubkey = sv_strdup(&c[3]);
 }
 
 static void fill_nic(void *e, const struct sval *c)
@@ -428,6 +579,17 @@ static int vm_load_nics(struct store *st, struct vm *vm)
 	return rc;
 }
 
+static int vm_load_keys(struct store *st, struct vm *vm)
+{
+	struct rows r = { .elem = sizeof(struct vm_key), .fill = fill_vm_key };
+	int rc = store_q(st, "SELECT k.id, k.name, k.fingerprint, k.pubkey FROM vm_keys vk"
+			 " JOIN keys k ON k.id = vk.key WHERE vk.vm = ? ORDER BY k.id",
+			 &SV_I(vm->id), 1, rows_add, &r);
+	vm->keys = r.v;
+	vm->n_keys = r.n;
+	return rc;
+}
+
 static int vm_query(struct store *st, const char *where, const struct sval *p, int n,
 		    struct vm **out, size_t *count)
 {
@@ -439,6 +601,8 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 	rc = store_q(st, sql, p, n, rows_add, &r);
 	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
 		rc = vm_load_nics(st, &((struct vm *)r.v)[i]);
+	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
+		rc = vm_load_keys(st, &((struct vm *)r.v)[i]);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
@@ -533,17 +697,34 @@ static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, c
 
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks)
 {
+	char *ud = NULL;
+
+	if (vm->user_data) {
+		size_t size = sodium_base64_ENCODED_LEN(vm->user_data_len, sodium_base64_VARIANT_ORIGINAL);
+		if ((ud = malloc(size)) == NULL)
+			return STORE_ERR;
+		sodium_bin2base64(ud, size, vm->user_data, vm->user_data_len,
+				  sodium_base64_VARIANT_ORIGINAL);
+	}
 	int rc = store_tx_begin(st);
-	if (rc != STORE_OK)
+	if (rc != STORE_OK) {
+		free(ud);
 		return rc;
+	}
 	rc = store_counter_next(st, "vm", VM_ID_MAX, &vm->id);
 	vm->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),
 			SV_I(vm->cpus), SV_I(vm->memory_mib), SV_S(vm->desired), SV_S(vm->state),
-			SV_S(vm->host), SV_I(vm->created) };
+			SV_S(vm->host), SV_I(vm->created), SV_S(ud) };
 		rc = store_w(st, "INSERT INTO vms (id, name, owner, image, cpus, memory_mib, desired,"
-			     " state, host, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 10);
+			     " state, host, created, user_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     p, 11);
+	}
+	free(ud);
+	for (size_t i = 0; rc == STORE_OK && i < vm->n_keys; i++) {
+		struct sval p[] = { SV_I(vm->id), SV_I(vm->keys[i].id) };
+		rc = store_w(st, "INSERT INTO vm_keys (vm, key) VALUES (?, ?)", p, 2);
 	}
 	for (size_t i = 0; rc == STORE_OK && i < n_networks; i++) {
 		struct network net = { 0 };
@@ -588,6 +769,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 		rc = store_q(st, "DELETE FROM nics WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM rules WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM vm_keys WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);
 	return store_tx_end(st, rc);

@@ -48,6 +48,15 @@ static const char *const migrations[] = {
 	" proto TEXT NOT NULL, port_lo INTEGER NOT NULL, port_hi INTEGER NOT NULL,"
 	" source TEXT, created BIGINT NOT NULL);"
 	"INSERT INTO counters (name, next) VALUES ('rule', 1);",
+	/* 3: SSH public keys per user, the keys and user data of each VM.
+	 * user_data is base64 text, so arbitrary bytes survive either engine. */
+	"CREATE TABLE keys (id BIGINT PRIMARY KEY, name TEXT NOT NULL,"
+	" owner BIGINT NOT NULL REFERENCES users(id), type TEXT NOT NULL, pubkey TEXT NOT NULL,"
+	" fingerprint TEXT NOT NULL, created BIGINT NOT NULL, UNIQUE (owner, name));"
+	"CREATE TABLE vm_keys (vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+	" key BIGINT NOT NULL REFERENCES keys(id), PRIMARY KEY (vm, key));"
+	"INSERT INTO counters (name, next) VALUES ('key', 1);"
+	"ALTER TABLE vms ADD COLUMN user_data TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -138,6 +147,18 @@ int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_
 		return STORE_FULL;
 	rc = store_w(st, "UPDATE counters SET next = next + 1 WHERE name = ?", &SV_S(name), 1);
 	*out = (uint64_t)next;
+	return rc;
+}
+
+int store_counter_peek(struct store *st, const char *name, uint64_t *next)
+{
+	int64_t v = -1;
+	int rc = store_q(st, "SELECT next FROM counters WHERE name = ?", &SV_S(name), 1,
+			 store_row_int, &v);
+
+	if (rc == STORE_OK && v < 0)
+		rc = STORE_NOTFOUND;
+	*next = v < 0 ? 0 : (uint64_t)v;
 	return rc;
 }
 

@@ -111,6 +111,14 @@ struct nic {
 	char *ipv4;       /* allocated address or NULL */
 };
 
+/* A key of a VM, as the VM shows it. */
+struct vm_key {
+	uint64_t id;
+	char *name;
+	char *fingerprint;
+	char *pubkey;     /* canonical OpenSSH line, for the guest */
+};
+
 struct vm {
 	uint64_t id;
 	char *name;
@@ -127,6 +135,12 @@ struct vm {
 	int64_t created;
 	struct nic *nics;
 	size_t n_nics;
+	/* At create only .id of each key is read; loaded VMs have them all. */
+	struct vm_key *keys;
+	size_t n_keys;
+	/* User data, verbatim (may hold NULs); NULL when the VM has none. */
+	unsigned char *user_data;
+	size_t user_data_len;
 };
 
 /*
@@ -161,8 +175,33 @@ int store_network_list(struct store *st, uint64_t scope, struct network **out, s
 /* STORE_CONFLICT while NICs use it. */
 int store_network_delete(struct store *st, uint64_t id);
 
+/* SSH public keys of a user. */
+struct key {
+	uint64_t id;
+	char *name;
+	uint64_t owner;
+	char *owner_name;
+	char *type;       /* ssh-ed25519 | ssh-rsa | ecdsa-sha2-nistp256 | … */
+	char *pubkey;     /* canonical line "TYPE BASE64[ COMMENT]" (common/sshkey.h) */
+	char *fingerprint;
+	int64_t created;
+};
+
+#define KEY_ID_DIGITS 8
+
+void key_free(struct key *k);
+void keys_free(struct key *v, size_t n);
+/* Keys.  ref is a name or an 8-hex ID.  STORE_CONFLICT on a duplicate name. */
+int store_key_create(struct store *st, struct key *k);
+int store_key_get(struct store *st, const char *ref, uint64_t scope, struct key *out);
+int store_key_list(struct store *st, uint64_t scope, struct key **out, size_t *n);
+/* STORE_CONFLICT while a VM (not deleted) uses it. */
+int store_key_delete(struct store *st, uint64_t id);
+
 /* VMs.  ref is a name or a 10-hex ID.  VMs with desired=deleted are
  * invisible to get/list unless include_deleted. */
+/* In one transaction: the row, a NIC per network, the VM's keys
+ * (vm->keys[i].id) and its user data (vm->user_data, may be NULL). */
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks);
 int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out);
 int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
@@ -171,7 +210,8 @@ int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
 /* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error);
-/* Remove the row and its NICs for good (after the host cleaned up); no hook. */
+/* Remove the row, its NICs, rules and key links for good (after the host
+ * cleaned up); no hook. */
 int store_vm_purge(struct store *st, uint64_t id);
 
 /* NICs of an existing VM (hotplug when it runs).  The new NIC gets the
@@ -195,6 +235,9 @@ int store_rule_add(struct store *st, struct rule *r);
 /* vm_id 0 = the rules of every VM (for the firewall), sorted by vm, id. */
 int store_rule_list(struct store *st, uint64_t vm_id, struct rule **out, size_t *n);
 int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id);
+
+/* The next value a counter would hand out (IDs below it were issued). */
+int store_counter_peek(struct store *st, const char *name, uint64_t *next);
 
 /* The owner's name for display. */
 int store_user_name(struct store *st, uint64_t id, char **name);

@@ -3,8 +3,10 @@
 
 #include "common/fsutil.h"
 #include "common/proc.h"
+#include "common/sock.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +23,8 @@ struct qmp_conn {
 
 static int qmp_connect(struct qmp_conn *c, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return -1;
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		close(c->fd);
-		errno = e;
-		return -1;
-	}
-	return 0;
+	c->fd = unix_connect(path, c->deadline);
+	return c->fd < 0 ? -1 : 0;
 }
 
 /* Read one JSON message (QMP sends one per line). */
@@ -66,12 +53,19 @@ static json_t *qmp_read(struct qmp_conn *c)
 		if (r <= 0)
 			return NULL;
 		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			return NULL;
 		c->len += (size_t)n;
 	}
+}
+
+/* The socket is non-blocking: wait (bounded) until it takes more. */
+static bool wait_writable(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLOUT };
+	return poll(&p, 1, QMP_TIMEOUT_MS) > 0;
 }
 
 /* Send the whole buffer; the first byte carries fd (SCM_RIGHTS) when >= 0. */
@@ -92,7 +86,7 @@ static int send_with_fd(int sock, const char *buf, size_t len, int fd)
 		ssize_t w;
 		do
 			w = sendmsg(sock, &msg, MSG_NOSIGNAL);
-		while (w < 0 && errno == EINTR);
+		while (w < 0 && (errno == EINTR || (errno == EAGAIN && wait_writable(sock))));
 		if (w < 0)
 			return -1;
 		off = (size_t)w;
@@ -100,7 +94,7 @@ static int send_with_fd(int sock, const char *buf, size_t len, int fd)
 	while (off < len) {
 		ssize_t w = send(sock, buf + off, len - off, MSG_NOSIGNAL);
 		if (w < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || (errno == EAGAIN && wait_writable(sock)))
 				continue;
 			return -1;
 		}

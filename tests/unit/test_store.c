@@ -3,7 +3,8 @@
  * database file in a fresh temporary directory: migrations and re-open,
  * images, networks, VMs and NICs (counter IDs, IPv4 allocation and reuse
  * after purge), soft delete, conflicts, owner scope, counter and address
- * pool exhaustion, atomicity of failed creates, and the change hook.
+ * pool exhaustion, atomicity of failed creates, the change hook, and SSH
+ * keys with the keys and user data of VMs.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -658,6 +659,120 @@ static void change_hook(void **state)
 	assert_int_equal(c->hooks, 5);
 }
 
+/* ---- keys and user data ------------------------------------------------ */
+
+static uint64_t make_key(struct store *st, const char *name, uint64_t owner, int rc_want)
+{
+	struct key k = { .name = (char *)name, .owner = owner, .type = "ssh-ed25519",
+			 .pubkey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVvfdKMQheBupJMwSl1b5Tidm7uFpdvhrSaCsn3j6UH x",
+			 .fingerprint = "SHA256:cVA72Y5jqCuZ+gIskxj4oxoJJJvuUBXLAoF57PKwPGg" };
+	assert_int_equal(store_key_create(st, &k), rc_want);
+	return k.id;
+}
+
+static void keys_and_user_data(void **state)
+{
+	struct ctx *c = *state;
+	struct key k = { 0 }, *list = NULL;
+	size_t n = 0;
+	uint64_t img = make_image(c->st, "img"), vm1, vm2;
+	/* Binary: a NUL, bytes that are not UTF-8, a lone CR. */
+	static const unsigned char ud[] = { '#', '!', '/', 'b', 'i', 'n', '/', 's', 'h', '\n',
+					    0x00, 0xff, 0xfe, 0x80, '\r', 0xc3, 0x28, 'x' };
+
+	assert_int_equal(store_q(c->st, "INSERT INTO users (id, name, role) VALUES (7, 'bob', 'user')",
+				 NULL, 0, NULL, NULL), STORE_OK);
+	int hooks = c->hooks;
+	uint64_t laptop = make_key(c->st, "laptop", OWNER_ROOT, STORE_OK);
+	uint64_t desk = make_key(c->st, "desk", OWNER_ROOT, STORE_OK);
+	assert_int_equal(laptop, 1);
+	assert_int_equal(desk, 2);
+	assert_int_equal(c->hooks, hooks + 2);
+	make_key(c->st, "laptop", OWNER_ROOT, STORE_CONFLICT);     /* name taken */
+	uint64_t bobs = make_key(c->st, "laptop", 7, STORE_OK);    /* another owner's */
+
+	/* By name and by 8-hex ID; another owner's key does not exist for bob. */
+	assert_int_equal(store_key_get(c->st, "laptop", OWNER_ROOT, &k), STORE_OK);
+	assert_int_equal(k.id, laptop);
+	assert_string_equal(k.owner_name, "root");
+	assert_string_equal(k.type, "ssh-ed25519");
+	assert_string_equal(k.fingerprint, "SHA256:cVA72Y5jqCuZ+gIskxj4oxoJJJvuUBXLAoF57PKwPGg");
+	key_free(&k);
+	assert_int_equal(store_key_get(c->st, "00000002", OWNER_ROOT, &k), STORE_OK);
+	assert_string_equal(k.name, "desk");
+	key_free(&k);
+	assert_int_equal(store_key_get(c->st, "desk", 7, &k), STORE_NOTFOUND);
+	assert_int_equal(store_key_get(c->st, "laptop", 7, &k), STORE_OK);
+	assert_int_equal(k.id, bobs);
+	key_free(&k);
+	assert_int_equal(store_key_list(c->st, OWNER_ROOT, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "laptop");
+	keys_free(list, n);
+	assert_int_equal(store_key_list(c->st, OWNER_ANY, &list, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	keys_free(list, n);
+
+	/* A VM with a key and user data reads back byte-identical. */
+	struct vm_key vk[] = { { .id = laptop } };
+	struct vm vm = { .name = "withkeys", .owner = OWNER_ROOT, .image = img, .cpus = 1,
+			 .memory_mib = 128, .desired = "stopped", .state = "stopped",
+			 .keys = vk, .n_keys = 1, .user_data = (unsigned char *)ud,
+			 .user_data_len = sizeof(ud) };
+	assert_int_equal(store_vm_create(c->st, &vm, NULL, 0), STORE_OK);
+	vm1 = vm.id;
+	struct vm got = { 0 };
+	assert_int_equal(store_vm_get(c->st, "withkeys", OWNER_ROOT, &got), STORE_OK);
+	assert_int_equal(got.n_keys, 1);
+	assert_int_equal(got.keys[0].id, laptop);
+	assert_string_equal(got.keys[0].name, "laptop");
+	assert_string_equal(got.keys[0].fingerprint, "SHA256:cVA72Y5jqCuZ+gIskxj4oxoJJJvuUBXLAoF57PKwPGg");
+	assert_non_null(got.keys[0].pubkey);
+	assert_int_equal(got.user_data_len, sizeof(ud));
+	assert_memory_equal(got.user_data, ud, sizeof(ud));
+	vm_free(&got);
+
+	/* Without either: none. */
+	assert_int_equal(make_vm(c->st, "plain", OWNER_ROOT, img, NULL, 0, &vm2), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, vm2, &got), STORE_OK);
+	assert_int_equal(got.n_keys, 0);
+	assert_null(got.keys);
+	assert_null(got.user_data);
+	assert_int_equal(got.user_data_len, 0);
+	vm_free(&got);
+
+	/* A key that does not exist fails the whole create. */
+	int64_t vms_before = count_rows(c->st, "SELECT COUNT(*) FROM vms");
+	struct vm_key bad[] = { { .id = desk }, { .id = 999 } };
+	struct vm vb = { .name = "badkey", .owner = OWNER_ROOT, .image = img, .cpus = 1,
+			 .memory_mib = 128, .desired = "stopped", .state = "stopped",
+			 .keys = bad, .n_keys = 2 };
+	assert_int_equal(store_vm_create(c->st, &vb, NULL, 0), STORE_CONFLICT);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), vms_before);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_keys"), 1);
+
+	/* In use: refused; once the VM is deleted (before its purge): fine. */
+	assert_int_equal(store_key_delete(c->st, laptop), STORE_CONFLICT);
+	assert_int_equal(store_key_get(c->st, "laptop", OWNER_ROOT, &k), STORE_OK);
+	key_free(&k);
+	assert_int_equal(store_vm_set_desired(c->st, vm1, "deleted"), STORE_OK);
+	assert_int_equal(store_key_delete(c->st, laptop), STORE_OK);
+	assert_int_equal(store_key_get(c->st, "laptop", OWNER_ROOT, &k), STORE_NOTFOUND);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_keys"), 0);
+	assert_int_equal(store_vm_purge(c->st, vm1), STORE_OK);
+
+	/* Purge takes the VM's key links with it. */
+	struct vm_key dk[] = { { .id = desk } };
+	struct vm v3 = { .name = "third", .owner = OWNER_ROOT, .image = img, .cpus = 1,
+			 .memory_mib = 128, .desired = "stopped", .state = "stopped",
+			 .keys = dk, .n_keys = 1 };
+	assert_int_equal(store_vm_create(c->st, &v3, NULL, 0), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_keys"), 1);
+	assert_int_equal(store_vm_purge(c->st, v3.id), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_keys"), 0);
+	assert_int_equal(store_key_delete(c->st, desk), STORE_OK);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -679,6 +794,7 @@ int main(void)
 		T(ipv4_pool_exhaustion),
 		T(counter_exhaustion),
 		T(change_hook),
+		T(keys_and_user_data),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

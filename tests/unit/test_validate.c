@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -187,6 +188,64 @@ static void cmdline_valid_rejects(void **state)
 	assert_false(cmdline_valid(toolong));
 }
 
+/* Prefixes that parse but cannot be a guest network. */
+static void special_ranges_rejected(void **state)
+{
+	struct in6_addr p6;
+	struct in_addr p4;
+	unsigned len;
+	(void)state;
+
+	assert_false(ipv6_prefix64_parse("::/64", &p6));
+	assert_true(ipv6_prefix64_parse("0:0:0:1::/64", &p6));
+	assert_false(ipv4_cidr_parse("0.0.0.0/8", &p4, &len));
+	assert_false(ipv4_cidr_parse("127.0.0.0/24", &p4, &len));
+	assert_false(ipv4_cidr_parse("169.254.0.0/16", &p4, &len));
+	assert_false(ipv4_cidr_parse("169.254.169.0/24", &p4, &len));
+	assert_false(ipv4_cidr_parse("224.0.0.0/24", &p4, &len));
+	assert_false(ipv4_cidr_parse("240.0.0.0/24", &p4, &len));
+	assert_true(ipv4_cidr_parse("169.253.0.0/16", &p4, &len));
+	assert_true(ipv4_cidr_parse("223.0.0.0/24", &p4, &len));
+}
+
+static void ipv4_overlap(void **state)
+{
+	struct in_addr a, b;
+	unsigned al, bl;
+	(void)state;
+
+	assert_true(ipv4_cidr_parse("10.0.0.0/16", &a, &al));
+	assert_true(ipv4_cidr_parse("10.0.5.0/24", &b, &bl));
+	assert_true(ipv4_cidr_overlap(a, al, b, bl));
+	assert_true(ipv4_cidr_overlap(b, bl, a, al));
+	assert_true(ipv4_cidr_parse("10.1.0.0/24", &b, &bl));
+	assert_false(ipv4_cidr_overlap(a, al, b, bl));
+	assert_true(ipv4_cidr_parse("10.0.0.0/24", &b, &bl));
+	assert_true(ipv4_cidr_overlap(a, al, b, bl));
+}
+
+static void prefix_any_family(void **state)
+{
+	char canon[64];
+	int fam;
+	(void)state;
+
+	assert_true(prefix_parse("2001:db8::/32", &fam, canon, sizeof(canon)));
+	assert_int_equal(fam, AF_INET6);
+	assert_string_equal(canon, "2001:db8::/32");
+	assert_true(prefix_parse("10.0.0.0/8", &fam, canon, sizeof(canon)));
+	assert_int_equal(fam, AF_INET);
+	assert_true(prefix_parse("192.0.2.7", &fam, canon, sizeof(canon)));
+	assert_string_equal(canon, "192.0.2.7/32");
+	assert_true(prefix_parse("2001:DB8:0::1", &fam, canon, sizeof(canon)));
+	assert_string_equal(canon, "2001:db8::1/128");
+	assert_false(prefix_parse("10.0.0.1/8", &fam, canon, sizeof(canon)));
+	assert_false(prefix_parse("10.0.0.0/33", &fam, canon, sizeof(canon)));
+	assert_false(prefix_parse("2001:db8::/129", &fam, canon, sizeof(canon)));
+	assert_false(prefix_parse("nonsense", &fam, canon, sizeof(canon)));
+	assert_false(prefix_parse("", &fam, canon, sizeof(canon)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +257,9 @@ int main(void)
 		cmocka_unit_test(ipv4_cidr_rejects),
 		cmocka_unit_test(cmdline_valid_accepts),
 		cmocka_unit_test(cmdline_valid_rejects),
+		cmocka_unit_test(special_ranges_rejected),
+		cmocka_unit_test(ipv4_overlap),
+		cmocka_unit_test(prefix_any_family),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
