@@ -37,6 +37,7 @@ static const struct key keys[] = {
 	S("hcd", "qemu_user", qemu_user),
 	S("hcd", "log_level", log_level),
 	I("hcd", "stop_timeout", stop_timeout),
+	I("hcd", "metadata_port", metadata_port),
 	I("hcd", "resync_interval", resync_interval),
 	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body) },
 	S("auth", "passwd_file", passwd_file),
@@ -70,6 +71,7 @@ void config_defaults(struct config *c)
 	set_str(&c->passwd_file, "/etc/hackcloud/passwd");
 	set_str(&c->ldap_filter, "(uid=%s)");
 	c->stop_timeout = 30;
+	c->metadata_port = 80;
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;

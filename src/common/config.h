@@ -19,6 +19,7 @@ struct config {
 	char *underlay;
 	char *qemu_user;      /* QEMU drops to this user (-runas); empty = stay root */
 	char *log_level;      /* debug | info | warn | error */
+	int metadata_port;    /* the metadata service's port on 169.254.169.254 */
 	int stop_timeout;     /* seconds between ACPI powerdown and quit */
 	int resync_interval;  /* seconds between safety-net reconciles */
 	long long max_body;   /* bytes of a JSON request body */

@@ -19,6 +19,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "metadata/server.h"
 #include "store/store.h"
 #include "vm/accel.h"
 
@@ -46,6 +47,7 @@ struct hcd {
 	struct agent *agent;
 	struct api_server *api;
 	struct api_ctx api_ctx;
+	struct metadata_server *md;
 	bool reconcile_due;
 	long long next_resync;
 };
@@ -162,6 +164,7 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 static void hcd_free(struct hcd *h)
 {
 	api_server_stop(h->api);
+	metadata_stop(h->md);
 	agent_free(h->agent);
 	store_close(h->st);
 	config_free(&h->cfg);
@@ -236,6 +239,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	h.md = metadata_start(h.st, h.cfg.metadata_port, &err);
+	if (h.md == NULL) {
+		log_warn("metadata service on %s:%d: %s; guests get no metadata", METADATA_IPV4,
+			 h.cfg.metadata_port, err ? err : "failed");
+		free(err);
+		err = NULL;
+	}
+
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
 	int again = agent_reconcile(h.agent);
@@ -246,8 +257,10 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[3];
-		int fds[2], n = api_server_fds(h.api, fds);
+		struct pollfd pfd[4];
+		int fds[3], n = api_server_fds(h.api, fds);
+		if (h.md && metadata_fd(h.md) >= 0)
+			fds[n++] = metadata_fd(h.md);
 		long long now = now_ms();
 		long long wake = h.next_resync;
 
@@ -255,6 +268,9 @@ int main(int argc, char **argv)
 			wake = next_pass;
 		long long timeout = wake - now;
 		long long mhd = api_server_timeout_ms(h.api);
+		if (mhd >= 0 && mhd < timeout)
+			timeout = mhd;
+		mhd = h.md ? metadata_timeout_ms(h.md) : -1;
 		if (mhd >= 0 && mhd < timeout)
 			timeout = mhd;
 		if (timeout < 0)
@@ -283,6 +299,8 @@ int main(int argc, char **argv)
 			}
 		}
 		api_server_run(h.api);
+		if (h.md)
+			metadata_run(h.md);
 
 		now = now_ms();
 		if (now >= h.next_resync) {

@@ -888,3 +888,16 @@ int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id)
 		rc = store_w(st, "DELETE FROM rules WHERE id = ? AND vm = ?", p, 2);
 	return store_tx_end(st, rc);
 }
+
+int store_vm_by_nic(struct store *st, uint64_t nic_id, struct vm *out)
+{
+	int64_t vm_id = -1;
+	int rc = store_q(st, "SELECT vm FROM nics WHERE id = ?", &SV_I(nic_id), 1,
+			 store_row_int, &vm_id);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (vm_id < 0)
+		return STORE_NOTFOUND;
+	return store_vm_get_id(st, (uint64_t)vm_id, out);
+}

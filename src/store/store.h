@@ -236,6 +236,9 @@ int store_rule_add(struct store *st, struct rule *r);
 int store_rule_list(struct store *st, uint64_t vm_id, struct rule **out, size_t *n);
 int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id);
 
+/* The VM a NIC belongs to (deleted VMs included: the caller decides). */
+int store_vm_by_nic(struct store *st, uint64_t nic_id, struct vm *out);
+
 /* The next value a counter would hand out (IDs below it were issued). */
 int store_counter_peek(struct store *st, const char *name, uint64_t *next);
 
