@@ -14,7 +14,10 @@ packages=(
 	# guest image builder
 	busybox-static cpio kmod dpkg-dev
 	# tests and benchmarks
-	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping
+	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
+	# cloud-init's readers (the package itself is unpacked by the test, not installed)
+	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
+	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml
 )
 
 missing=()
