@@ -140,11 +140,156 @@ static void nics_remove(const struct vm *vm)
 	}
 }
 
+/* Append s to *buf as a YAML double-quoted scalar. */
+static void yaml_quoted(char **buf, const char *s)
+{
+	char *q = strdup("\""), *n;
+
+	for (const unsigned char *c = (const unsigned char *)s; q && *c; c++) {
+		if (*c == '"' || *c == '\\')
+			n = str_printf("%s\\%c", q, *c);
+		else if (*c < 0x20 || *c == 0x7f)
+			n = str_printf("%s\\x%02x", q, *c);
+		else
+			n = str_printf("%s%c", q, *c);
+		free(q);
+		q = n;
+	}
+	n = q && *buf ? str_printf("%s%s\"", *buf, q) : NULL;
+	free(q);
+	free(*buf);
+	*buf = n;
+}
+
+static void appendf(char **buf, const char *fmt, const char *a, const char *b)
+{
+	char *part = *buf ? str_printf(fmt, a, b) : NULL;
+	char *n = part ? str_printf("%s%s", *buf, part) : NULL;
+	free(part);
+	free(*buf);
+	*buf = n;
+}
+
+/*
+ * The NoCloud seed: STATE_DIR/vms/<id>/seed/{meta-data,user-data,
+ * network-config} packed by genisoimage into seed.iso, volume ID "cidata".
+ * Rebuilt at every launch: names, keys and NICs may have changed.
+ * Returns the ISO's path (malloc'd) or NULL with *err set.
+ */
+static char *seed_build(const struct vm *vm, const struct vm_paths *p, char **err)
+{
+	char *dir = str_printf("%s/seed", p->dir);
+	char *f_meta = dir ? str_printf("%s/meta-data", dir) : NULL;
+	char *f_user = dir ? str_printf("%s/user-data", dir) : NULL;
+	char *f_net = dir ? str_printf("%s/network-config", dir) : NULL;
+	char *iso = str_printf("%s/seed.iso", p->dir);
+	char *tmp = str_printf("%s/seed.iso.tmp", p->dir);
+	char *meta = str_printf("instance-id: i-%s\nlocal-hostname: %s\n",
+				vm_id_format(vm->id).s, vm->name);
+	char *user = NULL, *net = strdup("version: 2\nethernets:\n"), *out = NULL;
+	const void *ud;
+	size_t ud_len;
+	int rc;
+
+	if (!f_meta || !f_user || !f_net || !iso || !tmp || !meta || !net) {
+		*err = strdup("out of memory");
+		goto fail;
+	}
+	if (vm->user_data) {
+		ud = vm->user_data;
+		ud_len = vm->user_data_len;
+	} else {
+		/* No user data: a cloud-config that installs the VM's keys. */
+		user = strdup(vm->n_keys ? "#cloud-config\nssh_authorized_keys:\n" : "#cloud-config\n{}\n");
+		for (size_t i = 0; user && i < vm->n_keys; i++) {
+			if (vm->keys[i].pubkey == NULL)
+				continue;
+			appendf(&user, "%s%s", "  - ", "");
+			yaml_quoted(&user, vm->keys[i].pubkey);
+			appendf(&user, "%s%s", "\n", "");
+		}
+		if (user == NULL) {
+			*err = strdup("out of memory");
+			goto fail;
+		}
+		ud = user;
+		ud_len = strlen(user);
+	}
+	for (size_t i = 0; net && i < vm->n_nics; i++) {
+		char ifname[32];
+		snprintf(ifname, sizeof(ifname), "eth%zu", i);
+		appendf(&net, "  %s:\n    match:\n      macaddress: \"%s\"\n", ifname,
+			nic_mac_format(vm->nics[i].id).s);
+		appendf(&net, "    set-name: %s\n    dhcp4: %s\n", ifname,
+			vm->nics[i].ipv4 ? "true" : "false");
+		appendf(&net, "    dhcp6: false\n    accept-ra: true\n%s%s", "", "");
+	}
+	if (net == NULL) {
+		*err = strdup("out of memory");
+		goto fail;
+	}
+	if (vm->n_nics == 0) {
+		free(net);
+		net = strdup("version: 2\nethernets: {}\n");
+	}
+	if (mkdir_p(dir, 0700) < 0 ||
+	    file_write_atomic(f_meta, meta, strlen(meta), 0600) < 0 ||
+	    file_write_atomic(f_user, ud, ud_len, 0600) < 0 ||
+	    file_write_atomic(f_net, net, strlen(net), 0600) < 0) {
+		*err = str_printf("seed: %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	file_remove(tmp);
+	char *argv[] = { "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet",
+			 "-rock", f_meta, f_user, f_net, NULL };
+	rc = proc_run(argv, 60000, &out, 4096, true);
+	if (rc != 0) {
+		*err = rc < 0 ? str_printf("genisoimage: %s", strerror(errno))
+			      : str_printf("genisoimage failed (%d): %s", rc, out ? out : "");
+		file_remove(tmp);
+		goto fail;
+	}
+	if (rename(tmp, iso) < 0) {
+		*err = str_printf("seed: %s: %s", iso, strerror(errno));
+		file_remove(tmp);
+		goto fail;
+	}
+	goto done;
+fail:
+	free(iso);
+	iso = NULL;
+done:
+	free(dir);
+	free(f_meta);
+	free(f_user);
+	free(f_net);
+	free(tmp);
+	free(meta);
+	free(user);
+	free(net);
+	free(out);
+	return iso;
+}
+
+/* A VM without a seed has none lying around from an earlier setting. */
+static void seed_remove(const struct vm_paths *p)
+{
+	char *dir = str_printf("%s/seed", p->dir);
+	char *iso = str_printf("%s/seed.iso", p->dir);
+
+	if (dir)
+		dir_remove_tree(dir);
+	if (iso)
+		file_remove(iso);
+	free(dir);
+	free(iso);
+}
+
 static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, char **err)
 {
 	struct image im = { 0 };
 	struct qemu_nic *nics = NULL;
-	char *kernel = NULL, *initrd = NULL, *base = NULL;
+	char *kernel = NULL, *initrd = NULL, *base = NULL, *seed = NULL;
 	int rc = -1;
 
 	*err = NULL;
@@ -189,6 +334,13 @@ static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, c
 			goto out;
 		spec.disk = p->disk;
 	}
+	if (vm->config_drive) {
+		if ((seed = seed_build(vm, p, err)) == NULL)
+			goto out;
+		spec.seed_iso = seed;
+	} else {
+		seed_remove(p);
+	}
 	rc = qemu_launch(&spec, p, err);
 out:
 	image_free(&im);
@@ -196,6 +348,7 @@ out:
 	free(kernel);
 	free(initrd);
 	free(base);
+	free(seed);
 	return rc;
 }
 

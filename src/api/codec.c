@@ -55,7 +55,7 @@ json_t *vm_to_json(const struct vm *vm)
 			"name", vm->keys[i].name ? vm->keys[i].name : "",
 			"fingerprint", vm->keys[i].fingerprint ? vm->keys[i].fingerprint : ""));
 	image_id_format(vm->image, image_id);
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:b}",
 		"id", vm_id_format(vm->id).s,
 		"name", vm->name,
 		"state", vm->state,
@@ -70,7 +70,8 @@ json_t *vm_to_json(const struct vm *vm)
 		"created", (json_int_t)vm->created,
 		"nics", nics,
 		"keys", keys,
-		"user_data_size", (json_int_t)vm->user_data_len);
+		"user_data_size", (json_int_t)vm->user_data_len,
+		"config_drive", vm->config_drive ? 1 : 0);
 }
 
 json_t *image_to_json(const struct image *im)

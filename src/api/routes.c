@@ -247,10 +247,10 @@ static bool vm_create_user_data(struct req *r, struct vm *vm)
 static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
-					    "start", "keys", "user_data", NULL };
+					    "start", "keys", "user_data", "config_drive", NULL };
 	const char *name, *image_ref;
 	int cpus = 1, memory = 256;
-	bool start = true;
+	bool start = true, config_drive = false;
 	uint64_t net_ids[VM_NICS_MAX];
 	size_t n_nets = 0;
 	json_t *nets;
@@ -269,6 +269,12 @@ static int h_vm_create(struct req *r)
 		if (!json_is_boolean(js))
 			return req_error(r, 400, "bad_request", "'start' must be true or false");
 		start = json_is_true(js);
+	}
+	js = json_object_get(r->json, "config_drive");
+	if (js && !json_is_null(js)) {
+		if (!json_is_boolean(js))
+			return req_error(r, 400, "bad_request", "'config_drive' must be true or false");
+		config_drive = json_is_true(js);
 	}
 	rc = store_image_get(r->api->st, image_ref, req_scope(r), &im);
 	if (rc != STORE_OK)
@@ -306,7 +312,7 @@ static int h_vm_create(struct req *r)
 	struct vm vm = {
 		.name = (char *)name, .owner = r->caller, .image = im.id, .cpus = cpus,
 		.memory_mib = memory, .desired = start ? "running" : "stopped",
-		.state = "stopped", .host = r->api->cfg->host_name,
+		.state = "stopped", .host = r->api->cfg->host_name, .config_drive = config_drive,
 	};
 	image_free(&im);
 	if (!vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {

@@ -51,6 +51,7 @@ static const struct opt_spec vm_create_opts[] = {
 	{ "--memory", "MIB", false, "memory in MiB (default 256)" },
 	{ "--key", "KEY", true, "install this SSH key (repeatable; default: all of yours)" },
 	{ "--user-data", "FILE", false, "user data for the guest, at most 64 KiB" },
+	{ "--config-drive", NULL, false, "also attach a NoCloud seed (cidata CD-ROM)" },
 	{ "--no-start", NULL, false, "create it stopped" },
 	{ 0 },
 };
@@ -98,7 +99,7 @@ static const struct command commands[] = {
 
 	{ "vm", "create", cmd_vm_create,
 	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--key KEY]..."
-	  " [--user-data FILE] [--no-start]",
+	  " [--user-data FILE] [--config-drive] [--no-start]",
 	  "create a VM, started unless --no-start", 1, 1, vm_create_opts, &res_vm },
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },

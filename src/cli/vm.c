@@ -93,6 +93,7 @@ static const struct column vm_show[] = {
 	{ "host", "host", NULL },
 	{ "keys", "keys", fmt_key_names },
 	{ "user data", "user_data_size", fmt_bytes },
+	{ "config drive", "config_drive", NULL },
 	{ "created", "created", fmt_time },
 	{ 0 },
 };
@@ -176,6 +177,8 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_object_set_new(body, "cpus", json_integer(cpus));
 	if (body && memory)
 		json_object_set_new(body, "memory_mib", json_integer(memory));
+	if (body && arg_flag(a, "--config-drive"))
+		json_object_set_new(body, "config_drive", json_true());
 	if (body == NULL) {
 		hc_usage(h, "arguments must be valid UTF-8 text");
 		return NULL;

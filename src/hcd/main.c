@@ -250,6 +250,7 @@ int main(int argc, char **argv)
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
 	int again = agent_reconcile(h.agent);
+	metadata_sync(h.md);
 	long long next_pass = again >= 0 ? now_ms() + again : -1;
 	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
 	log_info("hcd %s ready: state %s, api %s/api.sock%s%s", HC_VERSION, h.cfg.state_dir,
@@ -257,10 +258,9 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[4];
-		int fds[3], n = api_server_fds(h.api, fds);
-		if (h.md && metadata_fd(h.md) >= 0)
-			fds[n++] = metadata_fd(h.md);
+		struct pollfd pfd[1 + 2 + 64];
+		int fds[2 + 64], n = api_server_fds(h.api, fds);
+		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
 		long long wake = h.next_resync;
 
@@ -313,6 +313,7 @@ int main(int argc, char **argv)
 			h.reconcile_due = false;
 			again = agent_reconcile(h.agent);
 			next_pass = again >= 0 ? now_ms() + again : -1;
+			metadata_sync(h.md);
 		}
 	}
 	close(sfd);

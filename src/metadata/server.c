@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <net/if.h>
 #include <netlink/route/link.h>
 #include <netlink/route/neighbour.h>
 #include <stdlib.h>
@@ -25,9 +26,21 @@ struct bucket {
 	long long at;
 };
 
+#define BRIDGES_MAX 256
+
+/* One listener per bridge for the link-local address: a link-local
+ * bind needs its interface. */
+struct md_link {
+	unsigned ifindex;
+	struct MHD_Daemon *d;
+};
+
 struct metadata_server {
 	struct store *st;
-	struct MHD_Daemon *d;
+	int port;
+	struct MHD_Daemon *d;           /* 169.254.169.254, all bridges */
+	struct md_link links[BRIDGES_MAX];
+	size_t n_links;
 	struct bucket buckets[BUCKETS_MAX];
 	size_t n_buckets;
 };
@@ -156,6 +169,82 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply(conn, 200, r.type, r.body, r.len, true);
 }
 
+static struct MHD_Daemon *daemon_on(struct metadata_server *s, int fd)
+{
+	return MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
+				on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
+				MHD_OPTION_END);
+}
+
+/* [fe80::a9fe:a9fe%bridge]:port; -1 on failure. */
+static int listen_link_local(unsigned ifindex, int port)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+				   .sin6_scope_id = ifindex };
+	int fd, one = 1;
+
+	inet_pton(AF_INET6, METADATA_IPV6, &sa.sin6_addr);
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void metadata_sync(struct metadata_server *s)
+{
+	struct network *nets = NULL;
+	size_t n = 0;
+	unsigned want[BRIDGES_MAX];
+	size_t n_want = 0;
+
+	if (s == NULL || store_network_list(s->st, OWNER_ANY, &nets, &n) != STORE_OK)
+		return;
+	for (size_t i = 0; i < n && n_want < BRIDGES_MAX; i++) {
+		unsigned idx = if_nametoindex(ifname_bridge(nets[i].id).s);
+		if (idx)
+			want[n_want++] = idx;
+	}
+	networks_free(nets, n);
+	/* Drop listeners of bridges that went (or were re-created). */
+	for (size_t i = 0; i < s->n_links;) {
+		bool keep = false;
+		for (size_t j = 0; j < n_want && !keep; j++)
+			keep = want[j] == s->links[i].ifindex;
+		if (keep) {
+			i++;
+			continue;
+		}
+		MHD_stop_daemon(s->links[i].d);
+		s->links[i] = s->links[--s->n_links];
+	}
+	for (size_t j = 0; j < n_want; j++) {
+		bool have = false;
+		for (size_t i = 0; i < s->n_links && !have; i++)
+			have = s->links[i].ifindex == want[j];
+		if (have || s->n_links == BRIDGES_MAX)
+			continue;
+		int fd = listen_link_local(want[j], s->port);
+		struct MHD_Daemon *d = fd >= 0 ? daemon_on(s, fd) : NULL;
+		if (d == NULL) {
+			if (fd >= 0)
+				close(fd);
+			log_warn("metadata: cannot listen on [%s%%%u]:%d", METADATA_IPV6, want[j], s->port);
+			continue;
+		}
+		s->links[s->n_links++] = (struct md_link){ .ifindex = want[j], .d = d };
+	}
+}
+
 struct metadata_server *metadata_start(struct store *st, int port, char **err)
 {
 	struct metadata_server *s = calloc(1, sizeof(*s));
@@ -166,6 +255,7 @@ struct metadata_server *metadata_start(struct store *st, int port, char **err)
 	if (s == NULL)
 		return NULL;
 	s->st = st;
+	s->port = port;
 	inet_pton(AF_INET, METADATA_IPV4, &sa.sin_addr);
 	/* FREEBIND: the address appears on the bridges only as networks are
 	 * created; the socket is bound once, before any exists. */
@@ -176,12 +266,7 @@ struct metadata_server *metadata_start(struct store *st, int port, char **err)
 		*err = strdup(strerror(errno));
 		goto fail;
 	}
-	s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
-				on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
-				MHD_OPTION_END);
+	s->d = daemon_on(s, fd);
 	if (s->d == NULL) {
 		*err = strdup("libmicrohttpd cannot start");
 		goto fail;
@@ -200,22 +285,44 @@ void metadata_stop(struct metadata_server *s)
 		return;
 	if (s->d)
 		MHD_stop_daemon(s->d);
+	for (size_t i = 0; i < s->n_links; i++)
+		MHD_stop_daemon(s->links[i].d);
 	free(s);
 }
 
-int metadata_fd(struct metadata_server *s)
+/* The i-th daemon: 0 is the IPv4 one, then one per bridge. */
+static struct MHD_Daemon *daemon_at(struct metadata_server *s, size_t i)
 {
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-	return di ? di->epoll_fd : -1;
+	return i == 0 ? s->d : s->links[i - 1].d;
+}
+
+size_t metadata_fds(struct metadata_server *s, int *fds, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; s && i <= s->n_links && n < max; i++) {
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_at(s, i),
+								     MHD_DAEMON_INFO_EPOLL_FD);
+		if (di)
+			fds[n++] = di->epoll_fd;
+	}
+	return n;
 }
 
 long long metadata_timeout_ms(struct metadata_server *s)
 {
-	MHD_UNSIGNED_LONG_LONG t;
-	return MHD_get_timeout(s->d, &t) == MHD_YES ? (long long)t : -1;
+	long long best = -1;
+
+	for (size_t i = 0; s && i <= s->n_links; i++) {
+		MHD_UNSIGNED_LONG_LONG t;
+		if (MHD_get_timeout(daemon_at(s, i), &t) == MHD_YES && (best < 0 || (long long)t < best))
+			best = (long long)t;
+	}
+	return best;
 }
 
 void metadata_run(struct metadata_server *s)
 {
-	MHD_run(s->d);
+	for (size_t i = 0; s && i <= s->n_links; i++)
+		MHD_run(daemon_at(s, i));
 }

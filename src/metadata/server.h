@@ -1,6 +1,8 @@
 /*
- * server — the metadata service (DESIGN §7) on 169.254.169.254:80.
+ * server — the metadata service (DESIGN §7).
  *
+ * It listens on 169.254.169.254:80 (one socket: the address is on every
+ * bridge) and on [fe80::a9fe:a9fe]:80 of each bridge.
  * The caller is identified only by the packet: its source address is
  * looked up in the kernel's neighbour table on one of our bridges, the
  * MAC found there names the NIC (02:00:<NIC id>), the NIC its VM.  Nothing
@@ -16,13 +18,18 @@
 #include "store/store.h"
 
 #define METADATA_IPV4 "169.254.169.254"
+#define METADATA_IPV6 "fe80::a9fe:a9fe"
 
 struct metadata_server;
 
 /* port: 80 normally. NULL and *err when it cannot listen. */
 struct metadata_server *metadata_start(struct store *st, int port, char **err);
 void metadata_stop(struct metadata_server *s);
-int metadata_fd(struct metadata_server *s);
+/* Listen on [fe80::a9fe:a9fe%bridge] of every bridge the store has (and
+ * stop for bridges that went); call after each reconcile pass. */
+void metadata_sync(struct metadata_server *s);
+/* Descriptors to poll (up to max) for all listeners. */
+size_t metadata_fds(struct metadata_server *s, int *fds, size_t max);
 long long metadata_timeout_ms(struct metadata_server *s);
 void metadata_run(struct metadata_server *s);
 

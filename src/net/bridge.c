@@ -101,7 +101,8 @@ int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_
 	/* The metadata service's address lives on every bridge (the same
 	 * /32 on several links is fine): guests reach it through their
 	 * gateway, and the service tells them apart by their MAC. */
-	if (addr_ensure(sk, rtnl_link_get_ifindex(br), "169.254.169.254/32", err) < 0)
+	if (addr_ensure(sk, rtnl_link_get_ifindex(br), "169.254.169.254/32", err) < 0 ||
+	    addr_ensure(sk, rtnl_link_get_ifindex(br), "fe80::a9fe:a9fe/64", err) < 0)
 		goto out;
 	const char *prefixes[2] = { ipv6_prefix, ipv4_cidr };
 	const int families[2] = { AF_INET6, AF_INET };

@@ -57,6 +57,8 @@ static const char *const migrations[] = {
 	" key BIGINT NOT NULL REFERENCES keys(id), PRIMARY KEY (vm, key));"
 	"INSERT INTO counters (name, next) VALUES ('key', 1);"
 	"ALTER TABLE vms ADD COLUMN user_data TEXT;",
+	/* 4: optional NoCloud seed (a cidata CD-ROM) per VM */
+	"ALTER TABLE vms ADD COLUMN config_drive INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

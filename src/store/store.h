@@ -141,6 +141,8 @@ struct vm {
 	/* User data, verbatim (may hold NULs); NULL when the VM has none. */
 	unsigned char *user_data;
 	size_t user_data_len;
+	/* Attach a NoCloud "cidata" seed ISO as a CD-ROM. */
+	bool config_drive;
 };
 
 /*

@@ -124,6 +124,9 @@ char **qemu_argv(const struct qemu_spec *s)
 	if (s->disk)
 		add2(&a, "-drive", opt_path("if=virtio,format=qcow2,cache=none,aio=threads,file=",
 					    s->disk, ""));
+	if (s->seed_iso)
+		add2(&a, "-drive", opt_path("if=ide,media=cdrom,readonly=on,format=raw,file=",
+					    s->seed_iso, ""));
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct qemu_nic *n = &s->nics[i];
 		/* IDs carry the NIC's ID, so hotplug can diff QEMU's devices

@@ -28,6 +28,7 @@ struct qemu_spec {
 	const char *initrd;
 	const char *cmdline;
 	const char *disk;        /* the VM's qcow2 overlay (disk boot, or a data disk) */
+	const char *seed_iso;    /* NoCloud cidata ISO, attached as an IDE CD-ROM; NULL = none */
 	const char *qmp_path;
 	const char *serial_path;
 	const char *serial_log;

@@ -36,6 +36,11 @@ want=$(cat "$T_DIR/k1.pub" "$T_DIR/k3.pub" | sort)
 [ "$(guest_run alice 20 'hostname' | tr -d '\r' | tail -1)" = alice ] || fail "hostname is not alice"
 ok "alice's authorized_keys hold exactly k1 and k3"
 
+# The same service over IPv6, on the bridge's link-local address.
+out=$(guest_run alice 30 'timeout 10 wget -q -O - "http://[fe80::a9fe:a9fe%eth0]/latest/meta-data/hostname"; echo') || true
+grep -q '^alice' <<<"$out" || fail "the IPv6 metadata endpoint did not answer alice: $out"
+ok "metadata over [fe80::a9fe:a9fe] answers too"
+
 blog=$(hc vm log bob)
 grep -q "HACKCLOUD-CONTEXT hostname=bob" <<<"$blog" || fail "bob's hostname not set"
 grep -q "HACKCLOUD-CONTEXT keys=1" <<<"$blog" || fail "bob did not install 1 key"
