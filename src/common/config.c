@@ -38,6 +38,7 @@ static const struct key keys[] = {
 	S("hcd", "log_level", log_level),
 	I("hcd", "stop_timeout", stop_timeout),
 	I("hcd", "metadata_port", metadata_port),
+	I("hcd", "metadata_rate", metadata_rate),
 	I("hcd", "resync_interval", resync_interval),
 	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body) },
 	S("auth", "passwd_file", passwd_file),
@@ -72,6 +73,7 @@ void config_defaults(struct config *c)
 	set_str(&c->ldap_filter, "(uid=%s)");
 	c->stop_timeout = 30;
 	c->metadata_port = 80;
+	c->metadata_rate = 20;
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;

@@ -239,7 +239,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	h.md = metadata_start(h.st, h.cfg.metadata_port, &err);
+	h.md = metadata_start(h.st, h.cfg.metadata_port, h.cfg.metadata_rate, &err);
 	if (h.md == NULL) {
 		log_warn("metadata service on %s:%d: %s; guests get no metadata", METADATA_IPV4,
 			 h.cfg.metadata_port, err ? err : "failed");

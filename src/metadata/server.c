@@ -16,8 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BUCKET_RATE 20.0      /* requests per second, per VM */
-#define BUCKET_BURST 60.0
 #define BUCKETS_MAX 4096
 
 struct bucket {
@@ -38,6 +36,7 @@ struct md_link {
 struct metadata_server {
 	struct store *st;
 	int port;
+	double rate, burst;             /* per-VM token bucket; rate 0 = off */
 	struct MHD_Daemon *d;           /* 169.254.169.254, all bridges */
 	struct md_link links[BRIDGES_MAX];
 	size_t n_links;
@@ -51,16 +50,18 @@ static bool bucket_take(struct metadata_server *s, uint64_t vm)
 	long long now = now_ms();
 	struct bucket *b = NULL;
 
+	if (s->rate <= 0)
+		return true;
 	for (size_t i = 0; i < s->n_buckets && !b; i++)
 		if (s->buckets[i].vm == vm)
 			b = &s->buckets[i];
 	if (b == NULL) {
 		b = &s->buckets[s->n_buckets < BUCKETS_MAX ? s->n_buckets++ : (size_t)(vm % BUCKETS_MAX)];
-		*b = (struct bucket){ .vm = vm, .tokens = BUCKET_BURST, .at = now };
+		*b = (struct bucket){ .vm = vm, .tokens = s->burst, .at = now };
 	}
-	b->tokens += (double)(now - b->at) / 1000.0 * BUCKET_RATE;
-	if (b->tokens > BUCKET_BURST)
-		b->tokens = BUCKET_BURST;
+	b->tokens += (double)(now - b->at) / 1000.0 * s->rate;
+	if (b->tokens > s->burst)
+		b->tokens = s->burst;
 	b->at = now;
 	if (b->tokens < 1.0)
 		return false;
@@ -245,7 +246,7 @@ void metadata_sync(struct metadata_server *s)
 	}
 }
 
-struct metadata_server *metadata_start(struct store *st, int port, char **err)
+struct metadata_server *metadata_start(struct store *st, int port, int rate, char **err)
 {
 	struct metadata_server *s = calloc(1, sizeof(*s));
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -256,6 +257,8 @@ struct metadata_server *metadata_start(struct store *st, int port, char **err)
 		return NULL;
 	s->st = st;
 	s->port = port;
+	s->rate = rate;
+	s->burst = rate * 3.0;
 	inet_pton(AF_INET, METADATA_IPV4, &sa.sin_addr);
 	/* FREEBIND: the address appears on the bridges only as networks are
 	 * created; the socket is bound once, before any exists. */

@@ -22,8 +22,9 @@
 
 struct metadata_server;
 
-/* port: 80 normally. NULL and *err when it cannot listen. */
-struct metadata_server *metadata_start(struct store *st, int port, char **err);
+/* port: 80 normally; rate: requests per second per VM (bursts of 3 s
+ * worth), 0 = unlimited.  NULL and *err when it cannot listen. */
+struct metadata_server *metadata_start(struct store *st, int port, int rate, char **err);
 void metadata_stop(struct metadata_server *s);
 /* Listen on [fe80::a9fe:a9fe%bridge] of every bridge the store has (and
  * stop for bridges that went); call after each reconcile pass. */
