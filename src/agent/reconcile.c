@@ -14,6 +14,8 @@
 #include "vm/qmp.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -470,6 +472,34 @@ static void netdevs_release(const struct vm *vm, const struct vm_paths *p, const
 	(void)vm;
 }
 
+#define SERIAL_LOG_MAX (16LL << 20)
+#define SERIAL_LOG_KEEP (4LL << 20)
+
+/*
+ * QEMU appends everything the guest prints to serial.log; a chatty (or
+ * hostile) guest must not fill the disk.  Past SERIAL_LOG_MAX the head is
+ * cut off in place (collapse range keeps the inode QEMU appends to and the
+ * last SERIAL_LOG_KEEP bytes); where the file system cannot do that, the
+ * log starts over.
+ */
+static void serial_log_cap(const struct vm_paths *p)
+{
+	struct stat sb;
+	int fd;
+
+	if (stat(p->log, &sb) < 0 || sb.st_size <= SERIAL_LOG_MAX)
+		return;
+	fd = open(p->log, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t cut = (sb.st_size - SERIAL_LOG_KEEP) & ~((off_t)sb.st_blksize - 1);
+	if (cut <= 0 || fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, cut) < 0) {
+		if (ftruncate(fd, 0) == 0)
+			log_warn("%s: over %lld bytes, started over", p->log, SERIAL_LOG_MAX);
+	}
+	close(fd);
+}
+
 /* Drive one VM towards its desired state.  Returns ms until it needs
  * another look, or -1. */
 static int vm_converge(struct agent *a, struct vm *vm)
@@ -505,6 +535,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			if (nics_ensure(a, vm, &err) < 0)
 				log_warn("vm %s: %s", vm->name, err);
 			nics_hotplug(a, vm, &p);
+			serial_log_cap(&p);
 			t->seen_running = true;
 			observe(a, vm, "running", NULL);
 			goto out;

@@ -2,7 +2,8 @@
  * test_qemu_argv — the QEMU argv of a VM (src/vm/qemu_argv.h, DESIGN §5):
  * kernel boot (kernel, initrd, cmdline as one argument) and disk boot
  * (qcow2 overlay), tcg and kvm, NICs as tap netdevs with their MACs,
- * daemonize/pidfile/sandbox/runas, QMP and serial chardevs, and the
+ * daemonize/pidfile/sandbox/runas, QMP and serial chardevs, the NoCloud
+ * seed as an IDE CD-ROM, and the
  * escaping of commas in option values.
  */
 #include <stdarg.h>
@@ -397,6 +398,68 @@ static void smbios_serial_is_vm_id(void **state)
 	strv_free(v);
 }
 
+/* ---- NoCloud seed -------------------------------------------------------- */
+
+static size_t cdrom_drives(char **v, const char **last)
+{
+	const char *vals[16];
+	size_t n = values_of(v, "-drive", vals, 16), cd = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (has_elem(vals[i], "media=cdrom")) {
+			cd++;
+			*last = vals[i];
+		}
+	return cd;
+}
+
+static void seed_iso_is_one_ide_cdrom(void **state)
+{
+	(void)state;
+	const char *cd = NULL;
+	struct qemu_spec s = disk_spec("tcg");
+	s.seed_iso = "/var/lib/hackcloud/vms/000000002b/seed.iso";
+	char **v = qemu_argv(&s);
+
+	check_well_formed(v);
+	/* The disk and the CD-ROM, nothing else. */
+	assert_int_equal(count_arg(v, "-drive"), 2);
+	assert_int_equal(cdrom_drives(v, &cd), 1);
+	assert_true(has_elem(cd, "file=/var/lib/hackcloud/vms/000000002b/seed.iso"));
+	assert_true(has_elem(cd, "if=ide"));
+	assert_true(has_elem(cd, "readonly=on"));
+	assert_true(has_elem(cd, "format=raw"));
+	strv_free(v);
+
+	/* Kernel boot: the CD-ROM is the only drive; commas are escaped. */
+	s = kernel_spec("kvm");
+	s.seed_iso = "/srv/a,b/seed.iso";
+	v = qemu_argv(&s);
+	check_well_formed(v);
+	assert_int_equal(count_arg(v, "-drive"), 1);
+	assert_int_equal(cdrom_drives(v, &cd), 1);
+	assert_true(has_elem(cd, "file=/srv/a,,b/seed.iso"));
+	strv_free(v);
+}
+
+static void no_seed_no_cdrom(void **state)
+{
+	(void)state;
+	const char *cd = NULL;
+	struct qemu_spec s = disk_spec("tcg");
+	char **v = qemu_argv(&s);
+
+	check_well_formed(v);
+	assert_int_equal(cdrom_drives(v, &cd), 0);
+	for (size_t i = 0; v[i]; i++)
+		assert_null(strstr(v[i], "cdrom"));
+	strv_free(v);
+	s = kernel_spec("tcg");
+	v = qemu_argv(&s);
+	assert_int_equal(count_arg(v, "-drive"), 0);
+	strv_free(v);
+}
+
 /* ---- escaping ----------------------------------------------------------- */
 
 static void commas_in_paths_are_doubled(void **state)
@@ -475,6 +538,8 @@ int main(void)
 		cmocka_unit_test(runas_only_when_set),
 		cmocka_unit_test(qmp_and_serial_chardevs),
 		cmocka_unit_test(smbios_serial_is_vm_id),
+		cmocka_unit_test(seed_iso_is_one_ide_cdrom),
+		cmocka_unit_test(no_seed_no_cdrom),
 		cmocka_unit_test(commas_in_paths_are_doubled),
 		cmocka_unit_test(options_have_values),
 	};
