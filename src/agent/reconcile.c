@@ -790,6 +790,13 @@ int agent_reconcile(struct agent *a)
 		again = 5000;
 		goto out;
 	}
+	if (n_nets > 0) {
+		char *err = NULL;
+		/* Guests reach the metadata service through their gateway. */
+		if (loopback_addr_ensure("169.254.169.254/32", &err) < 0)
+			log_warn("metadata address: %s", err);
+		free(err);
+	}
 	for (size_t i = 0; i < n_nets; i++) {
 		char *err = NULL;
 		if (bridge_ensure(ifname_bridge(nets[i].id).s, nets[i].ipv6, nets[i].ipv4, &err) < 0) {

@@ -98,11 +98,9 @@ int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_
 			goto out;
 		}
 	}
-	/* The metadata service's address lives on every bridge (the same
-	 * /32 on several links is fine): guests reach it through their
-	 * gateway, and the service tells them apart by their MAC. */
-	if (addr_ensure(sk, rtnl_link_get_ifindex(br), "169.254.169.254/32", err) < 0 ||
-	    addr_ensure(sk, rtnl_link_get_ifindex(br), "fe80::a9fe:a9fe/64", err) < 0)
+	/* The metadata service's link-local IPv6 address, on every bridge
+	 * (scoped, so one per link is no conflict). */
+	if (addr_ensure(sk, rtnl_link_get_ifindex(br), "fe80::a9fe:a9fe/64", err) < 0)
 		goto out;
 	const char *prefixes[2] = { ipv6_prefix, ipv4_cidr };
 	const int families[2] = { AF_INET6, AF_INET };
@@ -187,4 +185,22 @@ void link_names_free(char **names, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+}
+
+int loopback_addr_ensure(const char *cidr, char **err)
+{
+	struct nl_sock *sk = nl_open(err);
+	struct rtnl_link *lo = NULL;
+	int nerr, rc = -1;
+
+	*err = NULL;
+	if (sk == NULL)
+		return -1;
+	if ((nerr = rtnl_link_get_kernel(sk, 0, "lo", &lo)) < 0)
+		*err = str_printf("lo: %s", nl_geterror(nerr));
+	else
+		rc = addr_ensure(sk, rtnl_link_get_ifindex(lo), cidr, err);
+	rtnl_link_put(lo);
+	nl_socket_free(sk);
+	return rc;
 }

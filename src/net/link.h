@@ -23,6 +23,11 @@ int tap_open(const char *ifname, char **err);
 /* bridge.c */
 /* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len). */
 int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err);
+/* An address on the loopback link (idempotent).  The metadata service's
+ * 169.254.169.254 lives there rather than on the bridges: on a bridge,
+ * every network's dnsmasq (bound to all of its bridge's addresses) would
+ * try to serve DNS on it and all but one would fail. */
+int loopback_addr_ensure(const char *cidr, char **err);
 /* Delete any link by name. */
 int link_remove(const char *ifname, char **err);
 /* Names of all links whose name parses as one of ours (ifname_parse), of

@@ -37,7 +37,7 @@ ok "ruleset byte-identical after kill -9 and restart"
 
 # Kill a dnsmasq: hcd starts it again.
 dpid=$(pgrep -f "dnsmasq.*$T_STATE" | head -1)
-kill -9 "$dpid"
+kill -9 "$dpid"; echo "killed dnsmasq $dpid" >>"$T_DIR/hcd.log"
 for i in $(seq 1 40); do
 	[ "$(pgrep -f "dnsmasq.*$T_STATE" | wc -l)" = 2 ] && break
 	sleep 0.5
