@@ -13,8 +13,13 @@ if [ "${1-}" = "--stop" ]; then
 	export HC_URL="unix:$STATE/api.sock"
 	hc=build/hc
 	if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+		id=$("$hc" --json vm show demo 2>/dev/null | sed -n 's/.*"id": *"\([0-9a-f]\{10\}\)".*/\1/p' || true)
 		"$hc" vm delete demo >/dev/null 2>&1 || true
-		for _ in $(seq 1 120); do "$hc" vm show demo >/dev/null 2>&1 || break; sleep 0.5; done
+		# The host finishes a delete in the background: wait for it, then
+		# drop the network so its bridge, dnsmasq and rules go too.
+		for _ in $(seq 1 120); do [ -n "$id" ] && [ -e "$STATE/vms/$id" ] || break; sleep 0.5; done
+		"$hc" net delete default >/dev/null 2>&1 || true
+		sleep 2
 		kill -TERM "$(cat "$PIDFILE")"
 		rm -f "$PIDFILE"
 		echo "demo stopped"
