@@ -12,6 +12,7 @@ N=${BENCH_VMS:-20}
 DUR=${BENCH_WRK_SECONDS:-10}
 
 dir=$(mktemp -d /tmp/hc-bench.XXXXXX)
+chmod 711 "$dir"   # dnsmasq runs as its own user and must reach the state dir
 ns=hcbench-$$
 state=$dir/state
 hcd_pid= relay_pid=
