@@ -12,28 +12,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-/* Create the tap if needed.  QEMU re-attaches to it by name later. */
-static int tun_create_persistent(const char *ifname, long owner, char **err)
-{
-	struct ifreq ifr = { 0 };
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0) {
-		*err = str_printf("/dev/net/tun: %s", strerror(errno));
-		return -1;
-	}
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0 ||
-	    (owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0)) {
-		*err = str_printf("tap %s: %s", ifname, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 int tap_open(const char *ifname, char **err)
 {
 	struct ifreq ifr = { 0 };
@@ -51,6 +29,23 @@ int tap_open(const char *ifname, char **err)
 		return -1;
 	}
 	return fd;
+}
+
+/* Create the tap if needed.  QEMU re-attaches to it by name later. */
+static int tun_create_persistent(const char *ifname, long owner, char **err)
+{
+	int fd = tap_open(ifname, err);
+
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, TUNSETPERSIST, 1) < 0 ||
+	    (owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0)) {
+		*err = str_printf("tap %s: %s", ifname, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 int tap_ensure(const char *ifname, const char *bridge, long owner, char **err)
