@@ -42,7 +42,11 @@ static int probe_kvm(const char *work_dir)
 
 	accel_probe_sector(sector);
 	if (img && drive && file_write_atomic(img, sector, sizeof(sector), 0644) == 0) {
-		char *argv[] = { "qemu-system-x86_64", "-accel", "kvm", "-nodefaults",
+		/* The same machine and CPU model as real VMs (qemu_argv.c): on
+		 * some nested hosts the boot sector runs but `-cpu host` cannot
+		 * even set up its MSRs, so only the real model proves anything. */
+		char *argv[] = { "qemu-system-x86_64", "-accel", "kvm", "-machine", "pc",
+				 "-cpu", "host", "-nodefaults",
 				 "-no-user-config", "-display", "none", "-m", "16",
 				 "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=1",
 				 "-drive", drive, NULL };
