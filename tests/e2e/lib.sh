@@ -157,20 +157,21 @@ tap_exists() { nsexec ip link show "$1" >/dev/null 2>&1; }
 
 # Run a shell command inside a guest through its serial console and print
 # what it printed; returns the command's exit status.  The console echoes
-# the line we type, so the marker we wait for is the one with a digit
-# where the typed line has "$?".
+# the line we type, and other output (the context script) may land in the
+# middle of that echo, so the markers are computed by the guest's shell:
+# the typed line holds "$((N+0))", only the output holds N itself.
 guest_run() {
 	local vm=$1 timeout=$2 cmd=$3 n i log rc
 	n=$RANDOM$RANDOM
-	printf '%s; echo "HCDONE-%s-rc=$?"\n' "$cmd" "$n" | timeout 20 "$HC_BIN" vm console "$vm" >/dev/null 2>&1 || true
+	printf 'echo "HCSTART-$((%s+0))"; %s; echo "HCDONE-$((%s+0))-rc=$?"\n' "$n" "$cmd" "$n" |
+		timeout 20 "$HC_BIN" vm console "$vm" >/dev/null 2>&1 || true
 	for i in $(seq 1 $((timeout * 4))); do
 		log=$(hc vm log "$vm" --tail 200000 | tr -d '\r')
-		if grep -aq "HCDONE-$n-rc=[0-9]" <<<"$log"; then
-			rc=$(grep -ao "HCDONE-$n-rc=[0-9]*" <<<"$log" | tail -1 | sed 's/.*rc=//')
-			# the output: between our echoed command line and the marker
-			awk -v n="HCDONE-$n-rc=" '
-				index($0, n "$?") { on = 1; next }
-				index($0, n) { on = 0 }
+		if grep -aq "^HCDONE-$n-rc=[0-9]" <<<"$log"; then
+			rc=$(grep -ao "^HCDONE-$n-rc=[0-9]*" <<<"$log" | tail -1 | sed 's/.*rc=//')
+			awk -v s="HCSTART-$n" -v d="HCDONE-$n-rc=" '
+				$0 == s { on = 1; next }
+				index($0, d) == 1 { on = 0 }
 				on { print }' <<<"$log"
 			return "$rc"
 		fi
