@@ -8,14 +8,14 @@ packages=(
 	build-essential meson ninja-build pkg-config
 	libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
-	libcmocka-dev
+	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder
 	busybox-static cpio kmod dpkg-dev
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
-	xorriso
+	xorriso oathtool slapd ldap-utils postgresql debootstrap
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml

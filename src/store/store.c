@@ -59,6 +59,21 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN user_data TEXT;",
 	/* 4: optional NoCloud seed (a cidata CD-ROM) per VM */
 	"ALTER TABLE vms ADD COLUMN config_drive INTEGER NOT NULL DEFAULT 0;",
+	/* 5: users and authentication (DESIGN §8); image visibility.
+	 * auth is a comma list of backends (file, ldap, otp); otp_secret is
+	 * sealed with the host's secret key, so the database alone does not
+	 * yield it; otp_step is the last accepted TOTP step (replay guard).
+	 * Tokens are stored only as hashes. */
+	"ALTER TABLE users ADD COLUMN auth TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE users ADD COLUMN otp_secret TEXT;"
+	"ALTER TABLE users ADD COLUMN otp_step BIGINT NOT NULL DEFAULT 0;"
+	"CREATE TABLE tokens (id BIGINT PRIMARY KEY,"
+	" owner BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	" hash TEXT NOT NULL UNIQUE, created BIGINT NOT NULL, expires BIGINT NOT NULL,"
+	" source TEXT);"
+	"INSERT INTO counters (name, next) VALUES ('token', 1);"
+	"ALTER TABLE images ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
