@@ -21,10 +21,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct api_auth;
+
 struct api_ctx {
 	struct store *st;
 	struct agent *agent;
 	struct config *cfg;
+	struct api_auth *auth;            /* auth.c: created by api_server_start */
 };
 
 enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
@@ -39,8 +42,12 @@ struct route {
 	/* BODY_STREAM: begin (may refuse), then every chunk as it arrives. */
 	int (*stream_begin)(struct req *r);
 	int (*stream_chunk)(struct req *r, const char *data, size_t len);
-	bool admin_only;
+	/* Who may call: false/ROUTE_USER any identified caller, true/ROUTE_ADMIN
+	 * admins only, ROUTE_ANON anybody (logging in needs no identity). */
+	int access;
 };
+
+enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2 };
 
 #define REQ_MAX_PARAMS 4
 
@@ -53,6 +60,8 @@ struct req {
 	size_t n_params;
 	uint64_t caller;                  /* user ID */
 	bool admin;
+	uint64_t token_id;                /* the bearer token used, 0 = none (peer credentials) */
+	char source[64];                  /* the peer: an address, or "unix:UID" */
 	/* request body */
 	char *body;
 	size_t body_len;
@@ -67,6 +76,7 @@ struct req {
 	char *text;                       /* text/plain response, malloc'd */
 	size_t text_len;
 	struct MHD_Response *raw;         /* prebuilt (protocol upgrade) */
+	int retry_after;                  /* seconds, sent as Retry-After when > 0 */
 };
 
 /* Scope for store lookups: admins see everything. */
@@ -84,6 +94,13 @@ int req_store_error(struct req *r, int rc, const char *what, const char *ref);
 int req_json(struct req *r, int status, json_t *body);
 /* A resource name is valid and does not read as an ID of id_digits hex. */
 bool api_name_check(struct req *r, const char *name, size_t id_digits, const char *what);
+/* JSON body members (routes.c).  Each returns false with a 400 set. */
+/* Refuse members the endpoint does not know: a typo must not fall back to a default. */
+bool only_keys(struct req *r, const char *const *allowed);
+/* Optional (or required) string member. */
+bool get_str(struct req *r, const char *key, bool required, const char **out);
+/* Optional integer member within [lo, hi]; *out untouched when absent. */
+bool get_int(struct req *r, const char *key, int lo, int hi, int *out);
 /* Query-string argument or NULL. */
 const char *req_query(struct req *r, const char *key);
 
@@ -123,6 +140,27 @@ int h_key_create(struct req *r);
 int h_key_get(struct req *r);
 int h_key_delete(struct req *r);
 int h_vm_user_data(struct req *r);
+
+/* auth.c: who is calling, logins, users and tokens. */
+struct api_auth *api_auth_new(const struct config *cfg, char **err);
+void api_auth_free(struct api_auth *a);
+/* Establish the caller of r (bearer token, else the unix peer's
+ * credentials).  False with the error response set (401, 403, 429). */
+bool api_identify(struct req *r, bool is_unix);
+int h_login(struct req *r);
+int h_logout(struct req *r);
+int h_whoami(struct req *r);
+int h_token_list(struct req *r);
+int h_token_delete(struct req *r);
+int h_user_list(struct req *r);
+int h_user_create(struct req *r);
+int h_user_get(struct req *r);
+int h_user_update(struct req *r);
+int h_user_delete(struct req *r);
+int h_user_password(struct req *r);
+int h_user_otp_enable(struct req *r);
+int h_user_otp_disable(struct req *r);
+int h_auth_backoff(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);

@@ -54,8 +54,14 @@ json_t *vm_to_json(const struct vm *vm)
 		json_array_append_new(keys, json_pack("{s:s, s:s}",
 			"name", vm->keys[i].name ? vm->keys[i].name : "",
 			"fingerprint", vm->keys[i].fingerprint ? vm->keys[i].fingerprint : ""));
+	/* Data disks by size, in the order the guest sees them after the root
+	 * disk; disk_size null = the image's own size. */
+	json_t *disks = json_array();
+	for (size_t i = 0; i < vm->n_disks; i++)
+		json_array_append_new(disks, json_pack("{s:I}", "size", (json_int_t)vm->disks[i].size));
 	image_id_format(vm->image, image_id);
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:b}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:b,"
+			 " s:o, s:o}",
 		"id", vm_id_format(vm->id).s,
 		"name", vm->name,
 		"state", vm->state,
@@ -71,7 +77,9 @@ json_t *vm_to_json(const struct vm *vm)
 		"nics", nics,
 		"keys", keys,
 		"user_data_size", (json_int_t)vm->user_data_len,
-		"config_drive", vm->config_drive ? 1 : 0);
+		"config_drive", vm->config_drive ? 1 : 0,
+		"disk_size", vm->disk_size > 0 ? json_integer(vm->disk_size) : json_null(),
+		"disks", disks);
 }
 
 json_t *image_to_json(const struct image *im)
@@ -79,7 +87,7 @@ json_t *image_to_json(const struct image *im)
 	char id[9];
 
 	image_id_format(im->id, id);
-	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:b, s:s, s:I}",
+	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:b, s:s, s:I, s:s, s:o, s:o}",
 		"id", id,
 		"name", im->name,
 		"sha256", str_or_null(im->sha256),
@@ -90,7 +98,10 @@ json_t *image_to_json(const struct image *im)
 		"cmdline", str_or_null(im->cmdline),
 		"initrd", im->has_initrd,
 		"state", im->state,
-		"created", (json_int_t)im->created);
+		"created", (json_int_t)im->created,
+		"visibility", im->visibility ? im->visibility : "private",
+		"source", str_or_null(im->source),
+		"error", str_or_null(im->error));
 }
 
 json_t *network_to_json(const struct network *n)

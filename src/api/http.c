@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -153,30 +154,14 @@ static enum MHD_Result send_response(struct req *r)
 	}
 	if (resp == NULL)
 		return MHD_NO;
+	if (r->retry_after > 0) {
+		char secs[16];
+		snprintf(secs, sizeof(secs), "%d", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 	ret = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
-}
-
-/* Who is calling.  Unix socket: root (peer credentials) is admin; other
- * local users and TCP callers have no identity until authentication
- * exists, and are refused. */
-static bool identify(struct req *r, bool is_unix)
-{
-	const union MHD_ConnectionInfo *ci;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
-	if (!is_unix)
-		return false;
-	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci == NULL || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return false;
-	if (cred.uid != 0)
-		return false;
-	r->caller = OWNER_ROOT;
-	r->admin = true;
-	return true;
 }
 
 static const struct route *route_find(struct req *r, const char *method, const char *url,
@@ -220,9 +205,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Errors known before the body arrives are answered at once:
 		 * MHD then closes the connection instead of reading (and
 		 * discarding) a body that may be huge. */
-		if (!identify(r, is_unix)) {
-			req_error(r, is_unix ? 403 : 401, is_unix ? "forbidden" : "unauthorized",
-				  "authentication required");
+		if (!api_identify(r, is_unix)) {
 			r->route = NULL;
 			return send_response(r);
 		} else if (r->route == NULL) {
@@ -231,7 +214,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			else
 				req_error(r, 404, "not_found", "no such endpoint: %s", url);
 			return send_response(r);
-		} else if (r->route->admin_only && !r->admin) {
+		} else if (r->route->access == ROUTE_ADMIN && !r->admin) {
 			req_error(r, 403, "forbidden", "admin only");
 			r->route = NULL;
 			return send_response(r);
@@ -331,7 +314,9 @@ static int unix_listen(const char *path, char **err)
 		return -1;
 	}
 	unlink(path); /* a stale socket from a crashed hcd */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
+	/* Anyone may connect: every request is authenticated (peer
+	 * credentials or a token), and unknown local users are refused. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
 	    listen(fd, 128) < 0) {
 		*err = str_printf("%s: %s", path, strerror(errno));
 		close(fd);
@@ -423,6 +408,9 @@ struct api_server *api_server_start(struct api_ctx *ctx, char **err)
 	if (s == NULL)
 		return NULL;
 	s->ctx = ctx;
+	ctx->auth = api_auth_new(ctx->cfg, err);
+	if (ctx->auth == NULL)
+		goto fail;
 	s->sock_path = str_printf("%s/api.sock", ctx->cfg->state_dir);
 	fd = unix_listen(s->sock_path, err);
 	if (fd < 0)
@@ -467,6 +455,8 @@ void api_server_stop(struct api_server *s)
 		MHD_stop_daemon(s->tcp_d);
 	if (s->sock_path)
 		unlink(s->sock_path);
+	api_auth_free(s->ctx->auth);
+	s->ctx->auth = NULL;
 	free(s->sock_path);
 	if (s->tls_key)
 		sodium_memzero(s->tls_key, strlen(s->tls_key));

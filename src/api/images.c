@@ -47,6 +47,21 @@ static bool image_resolve(struct req *r, struct image *im)
 	return true;
 }
 
+/* An image the caller may change: its own (or any, for admins).  Somebody
+ * else's public image is visible, so refusing it says nothing new. */
+static bool image_resolve_owned(struct req *r, struct image *im)
+{
+	if (!image_resolve(r, im))
+		return false;
+	if (!r->admin && im->owner != r->caller) {
+		req_error(r, 403, "forbidden", "image '%s' is somebody else's public image",
+			  r->params[0]);
+		image_free(im);
+		return false;
+	}
+	return true;
+}
+
 int h_image_list(struct req *r)
 {
 	struct image *ims = NULL;
@@ -153,7 +168,7 @@ int h_image_upload_begin(struct req *r)
 	struct upload *u;
 	char *dir;
 
-	if (!image_resolve(r, &im))
+	if (!image_resolve_owned(r, &im))
 		return -1;
 	if (strcmp(im.state, "uploading") != 0 || !part_valid(&im, r->params[1])) {
 		req_error(r, 409, "conflict", "image '%s' takes no file '%s' now", im.name, r->params[1]);
@@ -296,7 +311,7 @@ int h_image_finalize(struct req *r)
 
 	if (json_object_size(r->json) != 0)
 		return req_error(r, 400, "bad_request", "finalize takes no fields");
-	if (!image_resolve(r, &im))
+	if (!image_resolve_owned(r, &im))
 		return 0;
 	if (strcmp(im.state, "uploading") != 0) {
 		req_error(r, 409, "conflict", "image '%s' is already %s", im.name, im.state);
@@ -367,7 +382,7 @@ int h_image_delete(struct req *r)
 	struct image im = { 0 };
 	int refs = 0;
 
-	if (!image_resolve(r, &im))
+	if (!image_resolve_owned(r, &im))
 		return 0;
 	int rc = store_image_delete(r->api->st, im.id);
 	if (rc == STORE_CONFLICT) {

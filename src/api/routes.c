@@ -29,7 +29,7 @@
 
 /* Refuse members of a JSON object that the endpoint does not know: a typo
  * must not silently fall back to a default. */
-static bool only_keys(struct req *r, const char *const *allowed)
+bool only_keys(struct req *r, const char *const *allowed)
 {
 	const char *key;
 	json_t *v;
@@ -71,7 +71,7 @@ bool api_name_check(struct req *r, const char *name, size_t id_digits, const cha
 }
 
 /* Optional integer member within [lo, hi]; false (and an error) when bad. */
-static bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
+bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
 {
 	json_t *v = json_object_get(r->json, key);
 
@@ -86,7 +86,7 @@ static bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
 }
 
 /* Optional string member; false (and an error) when present but not a string. */
-static bool get_str(struct req *r, const char *key, bool required, const char **out)
+bool get_str(struct req *r, const char *key, bool required, const char **out)
 {
 	json_t *v = json_object_get(r->json, key);
 
@@ -570,6 +570,21 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+
+	{ "POST",   "/v1/login",                 h_login,          BODY_JSON, NULL, NULL, ROUTE_ANON },
+	{ "POST",   "/v1/logout",                h_logout,         BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/whoami",                h_whoami,         BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/tokens",                h_token_list,     BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/tokens/{}",             h_token_delete,   BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/users",                 h_user_list,      BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/users",                 h_user_create,    BODY_JSON, NULL, NULL, true },
+	{ "GET",    "/v1/users/{}",              h_user_get,       BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/users/{}",              h_user_update,    BODY_JSON, NULL, NULL, false },
+	{ "DELETE", "/v1/users/{}",              h_user_delete,    BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/users/{}/password",     h_user_password,  BODY_JSON, NULL, NULL, false },
+	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
+	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
 
 	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/keys",                  h_key_create,     BODY_JSON, NULL, NULL, false },

@@ -9,8 +9,9 @@
  *     text is derived from that table.
  *   - The daemon is reached at --url, else $HC_URL, else
  *     unix:/var/lib/hackcloud/api.sock.  Every request carries the headers
- *     made in one place (client.c: client_headers), where the bearer token
- *     will be added.
+ *     made in one place (client.c: client_headers), including the bearer
+ *     token: $HC_TOKEN, else the one `hc login` saved for this URL.
+ *     $HC_CACERT names the CA file for https:// URLs.
  *   - stdout carries results only: aligned tables or "key: value" lines, or
  *     with --json the API's JSON as returned (pretty-printed).
  *   - A failure prints exactly one line "hc: <message>" on stderr — the
@@ -216,6 +217,17 @@ int cmd_vm_stop(struct hc *h, const struct args *a);
 int cmd_vm_reboot(struct hc *h, const struct args *a);
 int cmd_vm_log(struct hc *h, const struct args *a);
 int cmd_vm_wait(struct hc *h, const struct args *a);
+
+/* user.c */
+extern const struct resource res_user;
+extern const struct resource res_token;
+int cmd_user_create(struct hc *h, const struct args *a);
+int cmd_user_set(struct hc *h, const struct args *a);
+int cmd_user_passwd(struct hc *h, const struct args *a);
+int cmd_user_otp(struct hc *h, const struct args *a);
+int cmd_login(struct hc *h, const struct args *a);
+int cmd_logout(struct hc *h, const struct args *a);
+int cmd_whoami(struct hc *h, const struct args *a);
 
 /* console.c */
 int cmd_vm_console(struct hc *h, const struct args *a);

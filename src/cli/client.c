@@ -10,11 +10,13 @@
  */
 #include "cli/cli.h"
 
+#include "auth/credfile.h"
 #include "common/fsutil.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <netdb.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,11 +41,32 @@ struct client {
 
 /* ---- targets ------------------------------------------------------------ */
 
-/* Every request's extra headers.  A bearer token ("Authorization: Bearer …")
- * joins here, and nowhere else, when authentication exists. */
+/* Every request's extra headers, decided here and nowhere else: the bearer
+ * token is $HC_TOKEN, else the one `hc login` saved for this URL. */
 static int headers_init(struct client *c)
 {
+	const char *env = getenv("HC_TOKEN");
+	char *token = NULL;
+
+	if (env && *env) {
+		token = strdup(env);
+	} else {
+		/* No saved token (or no readable file) is no error: the unix
+		 * socket knows root without one, and the daemon says 401. */
+		char *path = credfile_path();
+		if (path && credfile_load(path, c->url, &token) != 0)
+			token = NULL;
+		free(path);
+	}
+
 	c->headers[0] = str_printf("User-Agent: hc/%s", HC_VERSION);
+	if (token) {
+		c->headers[1] = str_printf("Authorization: Bearer %s", token);
+		sodium_memzero(token, strlen(token));
+		free(token);
+		if (c->headers[1] == NULL)
+			return -1;
+	}
 	return c->headers[0] ? 0 : -1;
 }
 
@@ -127,8 +150,10 @@ void client_free(struct client *c)
 		return;
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
-	for (char **hd = c->headers; *hd; hd++)
+	for (char **hd = c->headers; *hd; hd++) {
+		sodium_memzero(*hd, strlen(*hd)); /* the token */
 		free(*hd);
+	}
 	free(c->url);
 	free(c->base);
 	free(c->unix_path);
@@ -273,6 +298,8 @@ static int prepare(struct client *c, const struct api_req *rq, struct transfer *
 	SET(CURLOPT_ERRORBUFFER, c->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	if (c->tls && getenv("HC_CACERT") && *getenv("HC_CACERT"))
+		SET(CURLOPT_CAINFO, getenv("HC_CACERT"));
 	if (c->unix_path)
 		SET(CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
 	SET(CURLOPT_HTTPHEADER, headers);

@@ -75,6 +75,33 @@ static const struct opt_spec vm_rule_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec user_create_opts[] = {
+	{ "--role", "ROLE", false, "admin or member (default member)" },
+	{ "--auth", "BACKEND", true, "file, ldap or otp (repeatable: file + otp)" },
+	{ "--password-stdin", NULL, false, "read the password from standard input" },
+	{ 0 },
+};
+
+static const struct opt_spec user_set_opts[] = {
+	{ "--role", "ROLE", false, "admin or member" },
+	{ "--auth", "BACKEND", true, "replace the backends: file, ldap, otp (repeatable)" },
+	{ "--enable", NULL, false, "allow the user to log in" },
+	{ "--disable", NULL, false, "refuse the user's logins and tokens" },
+	{ 0 },
+};
+
+static const struct opt_spec password_opts[] = {
+	{ "--password-stdin", NULL, false, "read the password from standard input" },
+	{ 0 },
+};
+
+static const struct opt_spec login_opts[] = {
+	{ "--password-stdin", NULL, false, "read the password from standard input" },
+	{ "--otp", "CODE", false, "the one-time code (else asked for when needed)" },
+	{ "--otp-only", NULL, false, "the user logs in with a one-time code alone" },
+	{ 0 },
+};
+
 static const struct command commands[] = {
 	{ "info", NULL, cmd_info, "", "show the daemon's version, host and accelerator",
 	  0, 0, NULL, NULL },
@@ -96,6 +123,26 @@ static const struct command commands[] = {
 	{ "key", "list", cmd_list, "", "list SSH keys", 0, 0, NULL, &res_key },
 	{ "key", "show", cmd_show, "KEY", "show one SSH key", 1, 1, NULL, &res_key },
 	{ "key", "delete", cmd_delete, "KEY", "delete a key no VM uses", 1, 1, NULL, &res_key },
+
+	{ "login", NULL, cmd_login, "USER [--password-stdin] [--otp CODE]",
+	  "log in and keep a token for this daemon", 1, 1, login_opts, NULL },
+	{ "logout", NULL, cmd_logout, "", "revoke and forget this daemon's token", 0, 0, NULL, NULL },
+	{ "whoami", NULL, cmd_whoami, "", "show who the daemon takes you for", 0, 0, NULL, NULL },
+	{ "user", "create", cmd_user_create, "NAME [--role ROLE] [--auth BACKEND]... [--password-stdin]",
+	  "create a user (admin)", 1, 1, user_create_opts, &res_user },
+	{ "user", "list", cmd_list, "", "list users", 0, 0, NULL, &res_user },
+	{ "user", "show", cmd_show, "USER", "show one user", 1, 1, NULL, &res_user },
+	{ "user", "set", cmd_user_set, "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable]",
+	  "change a user (admin)", 1, 1, user_set_opts, &res_user },
+	{ "user", "delete", cmd_delete, "USER", "delete a user who owns nothing (admin)", 1, 1, NULL,
+	  &res_user },
+	{ "user", "passwd", cmd_user_passwd, "USER [--password-stdin]",
+	  "set a user's password (the file backend)", 1, 1, password_opts, &res_user },
+	{ "user", "otp", cmd_user_otp, "enable|disable USER",
+	  "enrol a TOTP authenticator (prints the otpauth:// URI and a QR code) or remove it",
+	  2, 2, NULL, &res_user },
+	{ "token", "list", cmd_list, "", "list live login tokens", 0, 0, NULL, &res_token },
+	{ "token", "revoke", cmd_delete, "ID", "revoke a token", 1, 1, NULL, &res_token },
 
 	{ "vm", "create", cmd_vm_create,
 	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--key KEY]..."

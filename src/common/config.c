@@ -41,7 +41,14 @@ static const struct key keys[] = {
 	I("hcd", "metadata_rate", metadata_rate),
 	I("hcd", "resync_interval", resync_interval),
 	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body) },
+	I("hcd", "api_rate", api_rate),
+	I("hcd", "api_burst", api_burst),
 	S("auth", "passwd_file", passwd_file),
+	S("auth", "secret_key_file", secret_key_file),
+	S("auth", "otp_issuer", otp_issuer),
+	I("auth", "ldap_starttls", ldap_starttls),
+	I("auth", "ldap_timeout", ldap_timeout),
+	S("auth", "ldap_ca_file", ldap_ca_file),
 	S("auth", "ldap_uri", ldap_uri),
 	S("auth", "ldap_base", ldap_base),
 	S("auth", "ldap_filter", ldap_filter),
@@ -69,7 +76,12 @@ void config_defaults(struct config *c)
 	set_str(&c->host_name, host);
 	set_str(&c->log_level, "info");
 	set_str(&c->qemu_user, "nobody");
-	set_str(&c->passwd_file, "/etc/hackcloud/passwd");
+	set_str(&c->passwd_file, "");
+	set_str(&c->secret_key_file, "");
+	set_str(&c->otp_issuer, "hackcloud");
+	c->api_rate = 50;
+	c->api_burst = 100;
+	c->ldap_timeout = 5;
 	set_str(&c->ldap_filter, "(uid=%s)");
 	c->stop_timeout = 30;
 	c->metadata_port = 80;

@@ -24,7 +24,14 @@ struct config {
 	int stop_timeout;     /* seconds between ACPI powerdown and quit */
 	int resync_interval;  /* seconds between safety-net reconciles */
 	long long max_body;   /* bytes of a JSON request body */
-	char *passwd_file;
+	int api_rate;         /* API requests per second per user (tokens); 0 = unlimited */
+	int api_burst;        /* bucket size of that limit */
+	char *passwd_file;    /* empty: STATE_DIR/passwd */
+	char *secret_key_file;/* seals OTP secrets; empty: STATE_DIR/secret.key */
+	char *otp_issuer;     /* shown by authenticator apps */
+	int ldap_starttls;    /* 1: StartTLS on ldap:// URIs */
+	int ldap_timeout;     /* seconds: network and operation timeout */
+	char *ldap_ca_file;
 	char *ldap_uri;
 	char *ldap_base;
 	char *ldap_filter;

@@ -144,3 +144,45 @@ bool ipv4_cidr_overlap(struct in_addr a, unsigned alen, struct in_addr b, unsign
 	uint32_t mask = len == 0 ? 0 : ~UINT32_C(0) << (32 - len);
 	return (ntohl(a.s_addr) & mask) == (ntohl(b.s_addr) & mask);
 }
+
+bool size_parse(const char *s, uint64_t *bytes)
+{
+	uint64_t v = 0, unit = 1;
+	size_t i = 0;
+
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return false;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (UINT64_C(1) << 63) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (s[i] != '\0') {
+		const char *units = "kmgt";
+		const char *u = strchr(units, s[i] | 0x20);
+		if (u == NULL || s[i + 1] != '\0')
+			return false;
+		unit = UINT64_C(1) << (10 * (u - units + 1));
+	}
+	/* The product must stay below 2^63: sizes travel as signed 64-bit. */
+	if (v > (UINT64_C(1) << 63) / unit || v * unit >= (UINT64_C(1) << 63))
+		return false;
+	*bytes = v * unit;
+	return true;
+}
+
+bool sha256_hex_parse(const char *s, char out[65])
+{
+	if (s == NULL || strlen(s) != 64)
+		return false;
+	for (size_t i = 0; i < 64; i++) {
+		char c = s[i];
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+		out[i] = c;
+	}
+	out[64] = '\0';
+	return true;
+}

@@ -34,4 +34,16 @@ bool ipv4_cidr_overlap(struct in_addr a, unsigned alen, struct in_addr b, unsign
 /* Kernel command line for kernel images: printable ASCII, bounded. */
 bool cmdline_valid(const char *s);
 
+/*
+ * A size in bytes: decimal digits, optionally followed by one of K, M, G,
+ * T (or k, m, g, t; binary units, 1K = 1024).  No sign, space or fraction;
+ * false on anything else or when the value does not fit 63 bits.  Ranges
+ * are the caller's to check.
+ */
+bool size_parse(const char *s, uint64_t *bytes);
+
+/* A SHA-256 in hex: exactly 64 hex digits of either case; writes the
+ * lowercase form (what the store and the API show) into out. */
+bool sha256_hex_parse(const char *s, char out[65]);
+
 #endif

@@ -4,6 +4,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/ratelimit.h"
 #include "metadata/tree.h"
 
 #include <arpa/inet.h>
@@ -20,8 +21,7 @@
 
 struct bucket {
 	uint64_t vm;
-	double tokens;
-	long long at;
+	struct rate_bucket rb;
 };
 
 #define BRIDGES_MAX 256
@@ -57,16 +57,10 @@ static bool bucket_take(struct metadata_server *s, uint64_t vm)
 			b = &s->buckets[i];
 	if (b == NULL) {
 		b = &s->buckets[s->n_buckets < BUCKETS_MAX ? s->n_buckets++ : (size_t)(vm % BUCKETS_MAX)];
-		*b = (struct bucket){ .vm = vm, .tokens = s->burst, .at = now };
+		b->vm = vm;
+		ratelimit_fill(&b->rb, s->burst, now);
 	}
-	b->tokens += (double)(now - b->at) / 1000.0 * s->rate;
-	if (b->tokens > s->burst)
-		b->tokens = s->burst;
-	b->at = now;
-	if (b->tokens < 1.0)
-		return false;
-	b->tokens -= 1.0;
-	return true;
+	return ratelimit_take(&b->rb, s->rate, s->burst, now, NULL);
 }
 
 /* The NIC behind a source address: the neighbour entry on one of our

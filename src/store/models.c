@@ -22,7 +22,7 @@ static int64_t now_unix(void)
 }
 
 /* A ref is an ID when it is exactly `digits` lowercase hex digits. */
-static bool ref_as_id(const char *ref, size_t digits, uint64_t *id)
+bool ref_as_id(const char *ref, size_t digits, uint64_t *id)
 {
 	uint64_t v = 0;
 
@@ -39,12 +39,15 @@ static bool ref_as_id(const char *ref, size_t digits, uint64_t *id)
 }
 
 /* Scope clause parameter: OWNER_ANY matches every owner. */
-static struct sval scope_param(uint64_t scope)
+struct sval scope_param(uint64_t scope)
 {
 	return scope == OWNER_ANY ? SV_I(-1) : SV_I(scope);
 }
 
 #define SCOPE_SQL " AND (? = -1 OR x.owner = ?)"
+/* Public images are readable by everyone; a name resolves to the caller's
+ * own image before a public one of somebody else. */
+#define IMAGE_SCOPE_SQL " AND (? = -1 OR x.owner = ? OR x.visibility = 'public')"
 
 /* ---- users -------------------------------------------------------------- */
 
@@ -77,6 +80,10 @@ void image_free(struct image *im)
 	free(im->boot);
 	free(im->cmdline);
 	free(im->state);
+	free(im->visibility);
+	free(im->source);
+	free(im->expect_sha256);
+	free(im->error);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -88,7 +95,8 @@ void images_free(struct image *v, size_t n)
 }
 
 #define IMAGE_COLS "x.id, x.name, x.owner, u.name, x.sha256, x.format, x.boot, x.size," \
-	" x.cmdline, x.has_initrd, x.state, x.created FROM images x JOIN users u ON u.id = x.owner"
+	" x.cmdline, x.has_initrd, x.state, x.created, x.visibility, x.source, x.expect_sha256," \
+	" x.error FROM images x JOIN users u ON u.id = x.owner"
 
 static void image_from_row(struct image *im, const struct sval *c)
 {
@@ -104,15 +112,13 @@ static void image_from_row(struct image *im, const struct sval *c)
 	im->has_initrd = c[9].i != 0;
 	im->state = sv_strdup(&c[10]);
 	im->created = c[11].i;
+	im->visibility = sv_strdup(&c[12]);
+	im->source = sv_strdup(&c[13]);
+	im->expect_sha256 = sv_strdup(&c[14]);
+	im->error = sv_strdup(&c[15]);
 }
 
-struct rows {
-	void *v;
-	size_t n, cap, elem;
-	void (*fill)(void *elem, const struct sval *c);
-};
-
-static int rows_add(void *arg, const struct sval *c, int ncols)
+int rows_add(void *arg, const struct sval *c, int ncols)
 {
 	struct rows *r = arg;
 	(void)ncols;
@@ -142,10 +148,13 @@ int store_image_create(struct store *st, struct image *im)
 	im->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(im->id), SV_S(im->name), SV_I(im->owner), SV_S(im->format),
-			SV_S(im->boot), SV_S(im->cmdline), SV_I(im->has_initrd), SV_I(im->created) };
+			SV_S(im->boot), SV_S(im->cmdline), SV_I(im->has_initrd),
+			SV_S(im->state ? im->state : "uploading"), SV_I(im->created),
+			SV_S(im->visibility ? im->visibility : "private"), SV_S(im->source),
+			SV_S(im->expect_sha256) };
 		rc = store_w(st, "INSERT INTO images (id, name, owner, format, boot, cmdline,"
-			     " has_initrd, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'uploading', ?)",
-			     p, 8);
+			     " has_initrd, state, created, visibility, source, expect_sha256)"
+			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 12);
 	}
 	return store_tx_end(st, rc);
 }
@@ -154,7 +163,7 @@ static int image_one(struct store *st, const char *where, const struct sval *p, 
 		     struct image *out)
 {
 	struct rows r = { .elem = sizeof(struct image), .fill = fill_image };
-	char sql[512];
+	char sql[1024];
 	int rc;
 
 	snprintf(sql, sizeof(sql), "SELECT " IMAGE_COLS " WHERE %s", where);
@@ -181,12 +190,13 @@ int store_image_get(struct store *st, const char *ref, uint64_t scope, struct im
 
 	if (ref_as_id(ref, IMAGE_ID_DIGITS, &id)) {
 		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = image_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
+		int rc = image_one(st, "x.id = ?" IMAGE_SCOPE_SQL, p, 3, out);
 		if (rc != STORE_NOTFOUND)
 			return rc;
 	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return image_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+	struct sval p[] = { SV_S(ref), sp, sp, sp };
+	return image_one(st, "x.name = ?" IMAGE_SCOPE_SQL
+			 " ORDER BY CASE WHEN x.owner = ? THEN 0 ELSE 1 END, x.owner LIMIT 1", p, 4, out);
 }
 
 int store_image_list(struct store *st, uint64_t scope, struct image **out, size_t *n)
@@ -194,7 +204,7 @@ int store_image_list(struct store *st, uint64_t scope, struct image **out, size_
 	struct rows r = { .elem = sizeof(struct image), .fill = fill_image };
 	struct sval sp = scope_param(scope);
 	struct sval p[] = { sp, sp };
-	int rc = store_q(st, "SELECT " IMAGE_COLS " WHERE 1 = 1" SCOPE_SQL " ORDER BY x.id",
+	int rc = store_q(st, "SELECT " IMAGE_COLS " WHERE 1 = 1" IMAGE_SCOPE_SQL " ORDER BY x.id",
 			 p, 2, rows_add, &r);
 	if (rc != STORE_OK) {
 		images_free(r.v, r.n);
@@ -213,6 +223,16 @@ int store_image_finalize(struct store *st, uint64_t id, const char *sha256,
 	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE images SET sha256 = ?, format = ?, size = ?, state = 'ready'"
 			     " WHERE id = ?", p, 4);
+	return store_tx_end(st, rc);
+}
+
+int store_image_fail(struct store *st, uint64_t id, const char *error)
+{
+	struct sval p[] = { SV_S(error), SV_I(id) };
+	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = store_w(st, "UPDATE images SET state = 'error', error = ?"
+			     " WHERE id = ? AND state = 'importing'", p, 2);
 	return store_tx_end(st, rc);
 }
 
@@ -506,6 +526,7 @@ void vm_free(struct vm *vm)
 	}
 	free(vm->keys);
 	free(vm->user_data);
+	free(vm->disks);
 	memset(vm, 0, sizeof(*vm));
 }
 
@@ -517,7 +538,8 @@ void vms_free(struct vm *v, size_t n)
 }
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
-	" x.desired, x.state, x.host, x.error, x.created, x.user_data, x.config_drive FROM vms x" \
+	" x.desired, x.state, x.host, x.error, x.created, x.user_data, x.config_drive," \
+	" x.disk_size FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -548,6 +570,7 @@ static void fill_vm(void *e, const struct sval *c)
 		vm->user_data_len = vm->user_data ? out : 0;
 	}
 	vm->config_drive = c[14].i != 0;
+	vm->disk_size = c[15].i;
 }
 
 static void fill_vm_key(void *e, const struct sval *c)
@@ -591,6 +614,21 @@ static int vm_load_keys(struct store *st, struct vm *vm)
 	return rc;
 }
 
+static void fill_vm_disk(void *e, const struct sval *c)
+{
+	((struct vm_disk *)e)->size = c[0].i;
+}
+
+static int vm_load_disks(struct store *st, struct vm *vm)
+{
+	struct rows r = { .elem = sizeof(struct vm_disk), .fill = fill_vm_disk };
+	int rc = store_q(st, "SELECT size FROM vm_disks WHERE vm = ? ORDER BY idx",
+			 &SV_I(vm->id), 1, rows_add, &r);
+	vm->disks = r.v;
+	vm->n_disks = r.n;
+	return rc;
+}
+
 static int vm_query(struct store *st, const char *where, const struct sval *p, int n,
 		    struct vm **out, size_t *count)
 {
@@ -604,6 +642,8 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 		rc = vm_load_nics(st, &((struct vm *)r.v)[i]);
 	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
 		rc = vm_load_keys(st, &((struct vm *)r.v)[i]);
+	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
+		rc = vm_load_disks(st, &((struct vm *)r.v)[i]);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
@@ -717,13 +757,18 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),
 			SV_I(vm->cpus), SV_I(vm->memory_mib), SV_S(vm->desired), SV_S(vm->state),
-			SV_S(vm->host), SV_I(vm->created), SV_S(ud), SV_I(vm->config_drive ? 1 : 0) };
+			SV_S(vm->host), SV_I(vm->created), SV_S(ud), SV_I(vm->config_drive ? 1 : 0),
+			SV_I(vm->disk_size) };
 		rc = store_w(st, "INSERT INTO vms (id, name, owner, image, cpus, memory_mib, desired,"
-			     " state, host, created, user_data, config_drive)"
-			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			     p, 12);
+			     " state, host, created, user_data, config_drive, disk_size)"
+			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     p, 13);
 	}
 	free(ud);
+	for (size_t i = 0; rc == STORE_OK && i < vm->n_disks; i++) {
+		struct sval p[] = { SV_I(vm->id), SV_I(i), SV_I(vm->disks[i].size) };
+		rc = store_w(st, "INSERT INTO vm_disks (vm, idx, size) VALUES (?, ?, ?)", p, 3);
+	}
 	for (size_t i = 0; rc == STORE_OK && i < vm->n_keys; i++) {
 		struct sval p[] = { SV_I(vm->id), SV_I(vm->keys[i].id) };
 		rc = store_w(st, "INSERT INTO vm_keys (vm, key) VALUES (?, ?)", p, 2);
@@ -773,6 +818,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 		rc = store_q(st, "DELETE FROM rules WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_keys WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM vm_disks WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);
 	return store_tx_end(st, rc);

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * Numbered migrations; one schema for every engine, so only portable SQL
@@ -74,6 +75,16 @@ static const char *const migrations[] = {
 	" source TEXT);"
 	"INSERT INTO counters (name, next) VALUES ('token', 1);"
 	"ALTER TABLE images ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private';",
+	/* 6: images imported from a URL (issue 6): where from, the checksum
+	 * the importer expects, why an import failed (state 'error').  A VM's
+	 * root disk size (0 = the image's own) and its extra data disks, in
+	 * the order the guest sees them. */
+	"ALTER TABLE images ADD COLUMN source TEXT;"
+	"ALTER TABLE images ADD COLUMN expect_sha256 TEXT;"
+	"ALTER TABLE images ADD COLUMN error TEXT;"
+	"ALTER TABLE vms ADD COLUMN disk_size BIGINT NOT NULL DEFAULT 0;"
+	"CREATE TABLE vm_disks (vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL, size BIGINT NOT NULL, PRIMARY KEY (vm, idx));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -137,6 +148,11 @@ int store_tx_end(struct store *st, int rc)
 	return STORE_OK;
 }
 
+int64_t store_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
 int store_row_int(void *arg, const struct sval *cols, int ncols)
 {
 	if (ncols > 0 && cols[0].t == SV_INT)
@@ -151,20 +167,23 @@ char *sv_strdup(const struct sval *v)
 
 int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out)
 {
-	int64_t next = -1;
-	int rc;
+	/* Increment and read in one statement, under the row's write lock: two
+	 * writers never get the same value, whatever the engine or isolation
+	 * (reading first, then incrementing, hands one value out twice under
+	 * PostgreSQL's READ COMMITTED).  The bump alone is no change of intent:
+	 * the row that uses the ID is, so the hook is not armed here. */
+	struct sval p[] = { SV_S(name), SV_I(max > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : max) };
+	int64_t issued = -1;
+	uint64_t next;
+	int rc = store_q(st, "UPDATE counters SET next = next + 1 WHERE name = ? AND next <= ?"
+			 " RETURNING next - 1", p, 2, store_row_int, &issued);
 
-	rc = store_q(st, "SELECT next FROM counters WHERE name = ?", &SV_S(name), 1,
-		     store_row_int, &next);
 	if (rc != STORE_OK)
 		return rc;
-	if (next < 0)
-		return STORE_ERR;
-	if ((uint64_t)next > max)
-		return STORE_FULL;
-	rc = store_w(st, "UPDATE counters SET next = next + 1 WHERE name = ?", &SV_S(name), 1);
-	*out = (uint64_t)next;
-	return rc;
+	if (issued < 0)   /* nothing updated: past max, or no such counter */
+		return store_counter_peek(st, name, &next) == STORE_OK ? STORE_FULL : STORE_ERR;
+	*out = (uint64_t)issued;
+	return STORE_OK;
 }
 
 int store_counter_peek(struct store *st, const char *name, uint64_t *next)
@@ -179,7 +198,7 @@ int store_counter_peek(struct store *st, const char *name, uint64_t *next)
 	return rc;
 }
 
-static int migrate(struct store *st)
+static int migrate_steps(struct store *st)
 {
 	int64_t version = 0;
 	int rc;
@@ -219,6 +238,30 @@ fail:
 	return STORE_ERR;
 }
 
+/* Several hcd may start at once on one database: one migrates while the
+ * others wait, then find nothing left to do. */
+static int migrate(struct store *st)
+{
+	char *err = NULL;
+	int rc;
+
+	if (st->eng->lock_migrations == NULL)
+		return migrate_steps(st);
+	if (st->eng->lock_migrations(st->h, true, &err) != STORE_OK) {
+		log_err("store: %s", err);
+		free(err);
+		return STORE_ERR;
+	}
+	rc = migrate_steps(st);
+	if (st->eng->lock_migrations(st->h, false, &err) != STORE_OK) {
+		/* Do not run on holding it: closing the connection releases it. */
+		log_err("store: %s", err);
+		free(err);
+		rc = STORE_ERR;
+	}
+	return rc;
+}
+
 struct store *store_open(const char *uri, const char *state_dir, char **err)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -228,16 +271,21 @@ struct store *store_open(const char *uri, const char *state_dir, char **err)
 		*err = strdup("out of memory");
 		return NULL;
 	}
+	st->eng = &store_engine_sqlite;
 	if (strcmp(uri, "sqlite") == 0) {
 		path = str_printf("%s/hackcloud.db", state_dir);
 	} else if (strncmp(uri, "sqlite:", 7) == 0) {
 		path = strdup(uri + 7);
+	} else if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0) {
+		/* libpq reads the whole URI: host, port, user, database, options. */
+		st->eng = &store_engine_pg;
+		path = strdup(uri);
 	} else {
-		*err = str_printf("store '%s': unsupported (use sqlite or sqlite:PATH)", uri);
+		*err = str_printf("store '%s': unsupported (use sqlite, sqlite:PATH or postgresql://…)",
+				  uri);
 		free(st);
 		return NULL;
 	}
-	st->eng = &store_engine_sqlite;
 	st->h = st->eng->open(path, err);
 	free(path);
 	if (st->h == NULL) {

@@ -2,8 +2,8 @@
  * store — the single source of truth (DESIGN §1, §4).
  *
  * Two layers:
- *   - an engine (store_sqlite.c now, store_pg.c later) that only knows how
- *     to open a database, run one parameterised statement and manage a
+ *   - an engine (store_sqlite.c, store_pg.c) that only knows how to open
+ *     a database, run one parameterised statement and manage a
  *     transaction.  Statements use '?' placeholders; an engine that wants
  *     another syntax rewrites them.
  *   - the model functions below (models.c), written once against the
@@ -11,6 +11,12 @@
  *
  * Invariants:
  *   - every multi-row change runs in one transaction;
+ *   - no two transactions run at once, on any host (SQLite's write lock;
+ *     an advisory lock on PostgreSQL), so model code may read and then
+ *     write what it read;
+ *   - a statement that fails inside a transaction ends it: PostgreSQL runs
+ *     nothing more in it, so the caller stops and rolls back (store_tx_end
+ *     with the error);
  *   - IDs come from the counters table in the same transaction as the row
  *     that uses them, so they are never reused, even after a crash;
  *   - after every committed change of intent the change callback runs (the
@@ -62,13 +68,22 @@ struct store_engine {
 	int (*commit)(void *h, char **err);
 	void (*rollback)(void *h);
 	void (*close)(void *h);
+	/* Optional (NULL: not needed).  Hold (lock) or release a lock that
+	 * serialises schema migrations between processes opening the same
+	 * database at once.  SQLite needs none: each step's BEGIN IMMEDIATE
+	 * already serialises them.  A notification source (LISTEN/NOTIFY, a
+	 * pollable fd and a drain function) would be further optional hooks. */
+	int (*lock_migrations)(void *h, bool lock, char **err);
 };
 
 extern const struct store_engine store_engine_sqlite;
+extern const struct store_engine store_engine_pg;
 
 struct store;
 
-/* uri: "sqlite" (STATE_DIR/hackcloud.db), "sqlite:PATH". Migrates on open. */
+/* uri: "sqlite" (STATE_DIR/hackcloud.db), "sqlite:PATH", or a libpq URI
+ * "postgresql://…" / "postgres://…".  Migrates on open; several processes
+ * may open one database at once. */
 struct store *store_open(const char *uri, const char *state_dir, char **err);
 void store_close(struct store *st);
 void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
@@ -89,8 +104,12 @@ struct image {
 	int64_t size;     /* bytes (virtual size for disks) */
 	char *cmdline;    /* kernel images */
 	bool has_initrd;
-	char *state;      /* uploading | ready */
+	char *state;      /* uploading | importing | ready | error */
 	int64_t created;
+	char *visibility; /* private | public */
+	char *source;     /* the URL of an import from the web, else NULL */
+	char *expect_sha256; /* checksum a URL import must have, or NULL */
+	char *error;      /* why an import failed (state error), else NULL */
 };
 
 struct network {
@@ -119,6 +138,11 @@ struct vm_key {
 	char *pubkey;     /* canonical OpenSSH line, for the guest */
 };
 
+/* An extra data disk of a VM: STATE_DIR/vms/<id>/data<index>.qcow2. */
+struct vm_disk {
+	int64_t size;     /* bytes */
+};
+
 struct vm {
 	uint64_t id;
 	char *name;
@@ -143,6 +167,12 @@ struct vm {
 	size_t user_data_len;
 	/* Attach a NoCloud "cidata" seed ISO as a CD-ROM. */
 	bool config_drive;
+	/* Bytes of the root disk; 0 = the image's own size (a kernel image
+	 * then has no root disk at all). */
+	int64_t disk_size;
+	/* Extra empty data disks, in the order the guest sees them. */
+	struct vm_disk *disks;
+	size_t n_disks;
 };
 
 /*
@@ -159,12 +189,16 @@ void images_free(struct image *v, size_t n);
 void networks_free(struct network *v, size_t n);
 
 /* Images.  ref is a name or an 8-hex ID. */
+/* The row in im->state ("uploading" when NULL) with im->visibility
+ * ("private" when NULL), source and expect_sha256. */
 int store_image_create(struct store *st, struct image *im);
 int store_image_get(struct store *st, const char *ref, uint64_t scope, struct image *out);
 int store_image_get_id(struct store *st, uint64_t id, struct image *out);
 int store_image_list(struct store *st, uint64_t scope, struct image **out, size_t *n);
 int store_image_finalize(struct store *st, uint64_t id, const char *sha256,
 			 const char *format, int64_t size);
+/* An import gave up: state error with the reason (no-op unless importing). */
+int store_image_fail(struct store *st, uint64_t id, const char *error);
 /* STORE_CONFLICT while a VM uses it. */
 int store_image_delete(struct store *st, uint64_t id);
 /* How many images (other than except_id) share a content hash. */
@@ -203,7 +237,8 @@ int store_key_delete(struct store *st, uint64_t id);
 /* VMs.  ref is a name or a 10-hex ID.  VMs with desired=deleted are
  * invisible to get/list unless include_deleted. */
 /* In one transaction: the row, a NIC per network, the VM's keys
- * (vm->keys[i].id) and its user data (vm->user_data, may be NULL). */
+ * (vm->keys[i].id), its user data (vm->user_data, may be NULL) and its
+ * data disks (vm->disks). */
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks);
 int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out);
 int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
@@ -246,5 +281,63 @@ int store_counter_peek(struct store *st, const char *name, uint64_t *next);
 
 /* The owner's name for display. */
 int store_user_name(struct store *st, uint64_t id, char **name);
+
+/* ---- users and tokens (users.c) ----------------------------------------- */
+
+/* A user of hackcloud.  auth is a comma list of backends: "file" (argon2id
+ * hash in the passwd file), "ldap" (bind as the directory entry), "otp"
+ * (TOTP second factor).  Users are referred to by name. */
+struct user {
+	uint64_t id;
+	char *name;
+	char *role;       /* admin | member */
+	char *auth;
+	bool enabled;
+	bool otp;         /* a TOTP secret is enrolled */
+	int64_t created;
+};
+
+void user_free(struct user *u);
+void users_free(struct user *v, size_t n);
+/* STORE_CONFLICT on a duplicate name. */
+int store_user_create(struct store *st, struct user *u);
+int store_user_get(struct store *st, const char *name, struct user *out);
+int store_user_get_id(struct store *st, uint64_t id, struct user *out);
+int store_user_list(struct store *st, struct user **out, size_t *n);
+/* Any of role/auth may be NULL (unchanged); enabled < 0 = unchanged. */
+int store_user_update(struct store *st, uint64_t id, const char *role, const char *auth,
+		      int enabled);
+/* STORE_CONFLICT while the user owns anything; the user's tokens go too. */
+int store_user_delete(struct store *st, uint64_t id);
+/* The sealed TOTP secret (NULL = none) and the last accepted step. */
+int store_user_otp_get(struct store *st, uint64_t id, char **sealed, int64_t *step);
+/* Enrol (sealed != NULL) or remove the secret; resets the step. */
+int store_user_otp_set(struct store *st, uint64_t id, const char *sealed);
+/* Record `step` as used, atomically and only if it is newer than the last
+ * accepted one: STORE_CONFLICT when it is not (a replayed code), even when
+ * two hosts race on the same code. */
+int store_user_otp_use(struct store *st, uint64_t id, int64_t step);
+
+/* A login session.  Only the token's hash is ever stored. */
+struct token {
+	uint64_t id;
+	uint64_t owner;
+	char *owner_name;
+	int64_t created;
+	int64_t expires;
+	char *source;     /* where the login came from, for the owner to see */
+};
+
+#define TOKEN_ID_DIGITS 8
+
+void tokens_free(struct token *v, size_t n);
+int store_token_create(struct store *st, struct token *t, const char *hash);
+/* The live (unexpired, enabled user) token with this hash; STORE_NOTFOUND otherwise. */
+int store_token_lookup(struct store *st, const char *hash, int64_t now, struct token *out);
+int store_token_list(struct store *st, uint64_t scope, struct token **out, size_t *n);
+/* STORE_NOTFOUND when no such token in scope. */
+int store_token_delete(struct store *st, uint64_t id, uint64_t scope);
+/* Drop expired tokens. */
+int store_token_purge(struct store *st, int64_t now);
 
 #endif

@@ -30,6 +30,18 @@ int store_tx_end(struct store *st, int rc);
 int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out);
 
 /* Row helpers. */
+/* Collects result rows into a growing array of elem-sized structs. */
+struct rows {
+	void *v;
+	size_t n, cap, elem;
+	void (*fill)(void *elem, const struct sval *c);
+};
+int rows_add(void *arg, const struct sval *c, int ncols);
+/* A ref is an ID when it is exactly `digits` lowercase hex digits. */
+bool ref_as_id(const char *ref, size_t digits, uint64_t *id);
+/* Scope clause parameter: OWNER_ANY matches every owner. */
+struct sval scope_param(uint64_t scope);
+int64_t store_now(void);
 char *sv_strdup(const struct sval *v);
 int store_row_int(void *arg, const struct sval *cols, int ncols);
 

@@ -89,14 +89,18 @@ hc() { "$HC_BIN" "$@"; }
 
 # Raw API call: api METHOD PATH [BODY] → prints body, sets API_STATUS
 # (call it without $(…), or the status is lost with the subshell).
+# With API_TOKEN set, the call carries that bearer token (else the unix
+# socket's peer credentials make it root's).
 api() {
 	local method=$1 path=$2 body=${3-}
-	local out
+	local out auth=()
+	[ -n "${API_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $API_TOKEN")
 	if [ -n "$body" ]; then
 		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" -H 'Content-Type: application/json' \
-			--data-binary "$body" -w '\n%{http_code}' "http://hc$path")
+			"${auth[@]}" --data-binary "$body" -w '\n%{http_code}' "http://hc$path")
 	else
-		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" -w '\n%{http_code}' "http://hc$path")
+		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" "${auth[@]}" \
+			-w '\n%{http_code}' "http://hc$path")
 	fi
 	API_STATUS=${out##*$'\n'}
 	printf '%s\n' "${out%$'\n'*}"

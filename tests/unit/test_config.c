@@ -90,7 +90,8 @@ static void defaults(void **state)
 	assert_string_equal(g->store, "sqlite");
 	assert_string_equal(g->roles, "api,scheduler,agent");
 	assert_string_equal(g->log_level, "info");
-	assert_string_equal(g->passwd_file, "/etc/hackcloud/passwd");
+	assert_string_equal(g->passwd_file, ""); /* empty: STATE_DIR/passwd */
+	assert_int_equal(g->api_rate, 50);
 	assert_string_equal(g->ldap_filter, "(uid=%s)");
 	assert_non_null(g->host_name);
 	assert_true(strlen(g->host_name) > 0);

@@ -1,0 +1,343 @@
+/*
+ * user.c — `hc user …`, `hc login`, `hc logout`, `hc whoami`, `hc token …`.
+ *
+ * Passwords come from --password-stdin (the first line of standard input)
+ * or, on a terminal, from a prompt with echo off; never from the command
+ * line, where other local users could read them.  A login's token is kept
+ * per daemon URL in the credentials file (auth/token.h: 0600 in a 0700
+ * directory) and sent by client.c with every later request.
+ */
+#include "cli/cli.h"
+
+#include "auth/credfile.h"
+#include "auth/totp.h"
+#include "common/fsutil.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define SECRET_LINE_MAX 1024
+
+static const struct column user_list[] = {
+	{ "ID", "id", NULL },
+	{ "NAME", "name", NULL },
+	{ "ROLE", "role", NULL },
+	{ "AUTH", "auth", NULL },
+	{ "ENABLED", "enabled", NULL },
+	{ 0 },
+};
+
+static const struct column user_show[] = {
+	{ "id", "id", NULL },
+	{ "name", "name", NULL },
+	{ "role", "role", NULL },
+	{ "auth", "auth", NULL },
+	{ "enabled", "enabled", NULL },
+	{ "otp", "otp", NULL },
+	{ "created", "created", fmt_time },
+	{ 0 },
+};
+
+const struct resource res_user = { "user", "users", user_list, user_show, NULL };
+
+static const struct column token_list[] = {
+	{ "ID", "id", NULL },
+	{ "OWNER", "owner", NULL },
+	{ "SOURCE", "source", NULL },
+	{ "CREATED", "created", fmt_time },
+	{ "EXPIRES", "expires", fmt_time },
+	{ "CURRENT", "current", NULL },
+	{ 0 },
+};
+
+static const struct column token_show[] = {
+	{ "id", "id", NULL },
+	{ "owner", "owner", NULL },
+	{ "source", "source", NULL },
+	{ "created", "created", fmt_time },
+	{ "expires", "expires", fmt_time },
+	{ 0 },
+};
+
+const struct resource res_token = { "token", "tokens", token_list, token_show, NULL };
+
+/* One line of standard input, without its newline; malloc'd, or NULL. */
+static char *read_stdin_line(void)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, stdin);
+
+	if (n < 0 || n > SECRET_LINE_MAX) {
+		if (line)
+			sodium_memzero(line, cap);
+		free(line);
+		return NULL;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	return line;
+}
+
+/* Prompt on the terminal with echo off. */
+static char *prompt_secret(const char *prompt, bool echo)
+{
+	struct termios saved, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+	char *line;
+
+	if (!tty)
+		return NULL;
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
+	quiet = saved;
+	if (!echo) {
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	line = read_stdin_line();
+	if (!echo) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		fputc('\n', stderr);
+	}
+	return line;
+}
+
+static void secret_free(char *s)
+{
+	if (s) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* The password of a command: --password-stdin, else a prompt (twice when
+ * setting one, so a typo does not lock the user out). */
+static char *get_password(struct hc *h, const struct args *a, bool confirm)
+{
+	char *pw, *again;
+
+	if (arg_flag(a, "--password-stdin")) {
+		pw = read_stdin_line();
+		if (pw == NULL)
+			hc_fail(h, "no password on standard input");
+		return pw;
+	}
+	pw = prompt_secret("Password: ", false);
+	if (pw == NULL) {
+		hc_usage(h, "no terminal to ask for the password: use --password-stdin");
+		return NULL;
+	}
+	if (!confirm)
+		return pw;
+	again = prompt_secret("Again: ", false);
+	if (again == NULL || strcmp(pw, again) != 0) {
+		secret_free(pw);
+		secret_free(again);
+		hc_fail(h, "the passwords differ");
+		return NULL;
+	}
+	secret_free(again);
+	return pw;
+}
+
+/* --auth file --auth otp → ["file","otp"] */
+static json_t *auth_list(const struct args *a)
+{
+	json_t *arr = json_array();
+	const char *v;
+
+	for (size_t i = 0; (v = arg_opt_nth(a, "--auth", i)) != NULL; i++)
+		json_array_append_new(arr, json_string(v));
+	return arr;
+}
+
+int cmd_user_create(struct hc *h, const struct args *a)
+{
+	json_t *body, *user = NULL;
+	const char *role = arg_opt(a, "--role");
+	bool wants_pw = arg_flag(a, "--password-stdin");
+	char *pw = NULL;
+	int rc;
+
+	for (size_t i = 0; arg_opt_nth(a, "--auth", i); i++)
+		if (strcmp(arg_opt_nth(a, "--auth", i), "file") == 0)
+			wants_pw = true;
+	if (wants_pw && (pw = get_password(h, a, true)) == NULL)
+		return -1;
+	body = json_pack("{s:s, s:o}", "name", a->pos[0], "auth", auth_list(a));
+	if (role)
+		json_object_set_new(body, "role", json_string(role));
+	if (pw)
+		json_object_set_new(body, "password", json_string(pw));
+	secret_free(pw);
+	rc = api_call(h, "POST", "/v1/users", body, &user, NULL);
+	json_decref(body);
+	if (rc < 0)
+		return -1;
+	print_resource(h, &res_user, user);
+	json_decref(user);
+	return 0;
+}
+
+int cmd_user_set(struct hc *h, const struct args *a)
+{
+	json_t *body = json_object(), *user = NULL;
+	char *path = api_path("users", a->pos[0], NULL);
+	int rc;
+
+	if (arg_opt(a, "--role"))
+		json_object_set_new(body, "role", json_string(arg_opt(a, "--role")));
+	if (arg_opt(a, "--auth"))
+		json_object_set_new(body, "auth", auth_list(a));
+	if (arg_flag(a, "--enable") && arg_flag(a, "--disable")) {
+		json_decref(body);
+		free(path);
+		return hc_usage(h, "user set: --enable or --disable, not both");
+	}
+	if (arg_flag(a, "--enable") || arg_flag(a, "--disable"))
+		json_object_set_new(body, "enabled", json_boolean(arg_flag(a, "--enable")));
+	rc = api_call(h, "PATCH", path, body, &user, NULL);
+	json_decref(body);
+	free(path);
+	if (rc < 0)
+		return -1;
+	print_resource(h, &res_user, user);
+	json_decref(user);
+	return 0;
+}
+
+int cmd_user_passwd(struct hc *h, const struct args *a)
+{
+	char *pw = get_password(h, a, true);
+	char *path;
+	json_t *body;
+	int rc;
+
+	if (pw == NULL)
+		return -1;
+	path = api_path("users", a->pos[0], "password");
+	body = json_pack("{s:s}", "password", pw);
+	secret_free(pw);
+	rc = api_call(h, "POST", path, body, NULL, NULL);
+	json_decref(body);
+	free(path);
+	return rc;
+}
+
+int cmd_user_otp(struct hc *h, const struct args *a)
+{
+	const char *verb = a->pos[0];
+	json_t *out = NULL;
+	char *path;
+	int rc;
+
+	if (strcmp(verb, "enable") != 0 && strcmp(verb, "disable") != 0)
+		return hc_usage(h, "user otp: enable or disable, not '%s'", verb);
+	path = api_path("users", a->pos[1], "otp");
+	if (strcmp(verb, "disable") == 0) {
+		rc = api_call(h, "DELETE", path, NULL, NULL, NULL);
+		free(path);
+		return rc;
+	}
+	json_t *empty = json_object();
+	rc = api_call(h, "POST", path, empty, &out, NULL);
+	json_decref(empty);
+	free(path);
+	if (rc < 0)
+		return -1;
+	if (h->json) {
+		print_json(out);
+	} else {
+		const char *uri = json_str(out, "uri");
+		printf("%s\n", uri);
+		/* The QR code is for a phone's camera: only worth drawing on a terminal. */
+		if (isatty(STDOUT_FILENO)) {
+			putchar('\n');
+			totp_qr_render(uri, stdout);
+		}
+		printf("Scan the code or enter the URI in an authenticator app; "
+		       "logins now need a code.\n");
+	}
+	json_decref(out);
+	return 0;
+}
+
+int cmd_login(struct hc *h, const struct args *a)
+{
+	const char *otp = arg_opt(a, "--otp");
+	char *pw = NULL, *code = NULL;
+	json_t *body, *out = NULL;
+	long status = 0;
+	int rc;
+
+	if (!arg_flag(a, "--otp-only") && (pw = get_password(h, a, false)) == NULL)
+		return -1;
+	for (int attempt = 0;; attempt++) {
+		body = json_pack("{s:s}", "user", a->pos[0]);
+		if (pw)
+			json_object_set_new(body, "password", json_string(pw));
+		if (otp || code)
+			json_object_set_new(body, "otp", json_string(otp ? otp : code));
+		rc = api_call(h, "POST", "/v1/login", body, &out, &status);
+		json_decref(body);
+		/* A second factor is asked for only once the password is right. */
+		if (rc < 0 && status == 401 && attempt == 0 && !otp && h->err &&
+		    strstr(h->err, "one-time code is required") &&
+		    (code = prompt_secret("One-time code: ", true)) != NULL) {
+			hc_clear(h);
+			continue;
+		}
+		break;
+	}
+	secret_free(pw);
+	secret_free(code);
+	if (rc < 0)
+		return -1;
+	const char *token = json_str(out, "token");
+	char *file = credfile_path();
+	if (file == NULL || credfile_store(file, client_url(h->cl), token) < 0) {
+		rc = hc_fail(h, "logged in, but the token cannot be saved in %s: %s",
+			     file ? file : "(no home directory)", file ? strerror(errno) : "");
+		free(file);
+		json_decref(out);
+		return rc;
+	}
+	free(file);
+	if (!h->json)
+		printf("logged in as %s (token %s)\n", a->pos[0], json_str(out, "id"));
+	json_decref(out);
+	return 0;
+}
+
+int cmd_logout(struct hc *h, const struct args *a)
+{
+	json_t *empty = json_object();
+	int rc = api_call(h, "POST", "/v1/logout", empty, NULL, NULL);
+
+	json_decref(empty);
+
+	/* Forget the token even when the daemon already had: it is useless. */
+	char *file = credfile_path();
+	if (file && credfile_remove(file, client_url(h->cl)) < 0) {
+		hc_clear(h);
+		rc = hc_fail(h, "%s: %s", file, strerror(errno));
+	}
+	free(file);
+	return rc;
+}
+
+int cmd_whoami(struct hc *h, const struct args *a)
+{
+	json_t *me = NULL;
+
+	if (api_call(h, "GET", "/v1/whoami", NULL, &me, NULL) < 0)
+		return -1;
+	print_resource(h, &res_user, me);
+	json_decref(me);
+	return 0;
+}
