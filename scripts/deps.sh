@@ -11,11 +11,12 @@ packages=(
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
-	# guest image builder
+	# guest image builder (tiny: the first line; debian: the second)
 	busybox-static cpio kmod dpkg-dev
+	debootstrap fdisk e2fsprogs util-linux
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
-	xorriso oathtool slapd ldap-utils postgresql debootstrap
+	xorriso oathtool slapd ldap-utils postgresql
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml

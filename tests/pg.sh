@@ -9,15 +9,17 @@
 # so as root the server runs as the `postgres` system user.
 #
 #   tests/pg.sh run CMD [ARG...]
-#       Start a server, run CMD with HC_TEST_PG (the database's URI) and
+#       Start a server, run CMD with HC_TEST_PG (the database's URI, over
+#       TCP), HC_TEST_PG_SOCKET (the same over the unix socket, which works
+#       from inside any network namespace of this machine) and
 #       HC_TEST_PG_RESTART (a command that restarts the server) in its
 #       environment, then stop the server and remove its directory —
 #       whatever CMD did.  Exits with CMD's status.
 #   tests/pg.sh restart DIR
 #       Restart the server of DIR (what HC_TEST_PG_RESTART runs).
 #   . tests/pg.sh
-#       As a library: pg_start sets PG_URI and PG_DIR; pg_stop stops the
-#       server and removes PG_DIR (trap it).
+#       As a library: pg_start sets PG_URI, PG_SOCKET_URI and PG_DIR;
+#       pg_stop stops the server and removes PG_DIR (trap it).
 #
 # PG_BINDIR overrides where initdb and pg_ctl are looked for.
 set -euo pipefail
@@ -83,6 +85,7 @@ pg_start() {
 	fi
 	pg_as_owner "$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U postgres hctest
 	PG_URI="postgresql://postgres@127.0.0.1:$PG_PORT/hctest"
+	PG_SOCKET_URI="postgresql://postgres@/hctest?host=$PG_DIR&port=$PG_PORT"
 }
 
 pg_stop() {
@@ -112,7 +115,8 @@ run)
 	pg_start
 	self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 	rc=0
-	HC_TEST_PG=$PG_URI HC_TEST_PG_RESTART="$self restart $PG_DIR" "$@" || rc=$?
+	HC_TEST_PG=$PG_URI HC_TEST_PG_SOCKET=$PG_SOCKET_URI HC_TEST_PG_RESTART="$self restart $PG_DIR" \
+		"$@" || rc=$?
 	exit "$rc"
 	;;
 restart)

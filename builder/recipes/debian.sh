@@ -158,12 +158,12 @@ if [ -s "$TARBALL" ] && [ -z "$(find "$TARBALL" -mtime +14)" ]; then
 else
 	step "debootstrap $SUITE (minbase): downloading the base system into $(basename "$TARBALL")"
 	mkdir -p "$WORK/dl"
+	on_exit rm -f "$TARBALL.tmp"
 	run debootstrap --arch=amd64 --variant=minbase --include=ca-certificates \
 		--make-tarball="$TARBALL.tmp" "$SUITE" "$WORK/dl" "$MIRROR"
 	mv -f "$TARBALL.tmp" "$TARBALL"
 	rm -rf "$WORK/dl"
 fi
-on_exit rm -f "$TARBALL.tmp"
 run debootstrap --arch=amd64 --variant=minbase --include=ca-certificates \
 	--unpack-tarball="$TARBALL" "$SUITE" "$ROOT" "$MIRROR"
 # debootstrap leaves none of its mounts behind, but be sure before going on.

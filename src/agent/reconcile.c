@@ -287,11 +287,43 @@ static void seed_remove(const struct vm_paths *p)
 	free(iso);
 }
 
+/*
+ * The VM's extra data disks, each created empty when missing (a disk that
+ * exists keeps what the guest wrote); paths into *out (n_disks of them,
+ * malloc'd, free with strv_free).
+ */
+static int data_disks_ensure(const struct vm *vm, const struct vm_paths *p, char ***out,
+			     char **err)
+{
+	char **paths = calloc(vm->n_disks + 1, sizeof(*paths));
+	struct stat sb;
+
+	*out = NULL;
+	if (paths == NULL) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < vm->n_disks; i++) {
+		if ((paths[i] = vm_data_disk_path(p, i)) == NULL) {
+			*err = strdup("out of memory");
+			strv_free(paths);
+			return -1;
+		}
+		if (stat(paths[i], &sb) < 0 && qemu_disk_create(paths[i], vm->disks[i].size, err) < 0) {
+			strv_free(paths);
+			return -1;
+		}
+	}
+	*out = paths;
+	return 0;
+}
+
 static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, char **err)
 {
 	struct image im = { 0 };
 	struct qemu_nic *nics = NULL;
-	char *kernel = NULL, *initrd = NULL, *base = NULL, *seed = NULL;
+	char *kernel = NULL, *initrd = NULL, *base = NULL, *seed = NULL, **data = NULL;
+	struct stat sb;
 	int rc = -1;
 
 	*err = NULL;
@@ -328,14 +360,24 @@ static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, c
 		spec.kernel = kernel;
 		spec.initrd = initrd;
 		spec.cmdline = im.cmdline;
+		/* A kernel image has no disk of its own: --disk-size gives the
+		 * VM a blank root disk. */
+		if (vm->disk_size > 0) {
+			if (stat(p->disk, &sb) < 0 && qemu_disk_create(p->disk, vm->disk_size, err) < 0)
+				goto out;
+			spec.disk = p->disk;
+		}
 	} else {
-		struct stat sb;
 		base = image_file(a->cfg->state_dir, im.sha256, "disk");
 		if (stat(p->disk, &sb) < 0 &&
-		    qemu_overlay_create(base, im.format, p->disk, err) < 0)
+		    qemu_overlay_create(base, im.format, p->disk, vm->disk_size, err) < 0)
 			goto out;
 		spec.disk = p->disk;
 	}
+	if (data_disks_ensure(vm, p, &data, err) < 0)
+		goto out;
+	spec.data_disks = (const char *const *)data;
+	spec.n_data_disks = vm->n_disks;
 	if (vm->config_drive) {
 		if ((seed = seed_build(vm, p, err)) == NULL)
 			goto out;
@@ -351,6 +393,7 @@ out:
 	free(initrd);
 	free(base);
 	free(seed);
+	strv_free(data);
 	return rc;
 }
 

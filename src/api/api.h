@@ -28,6 +28,7 @@ struct api_ctx {
 	struct agent *agent;
 	struct config *cfg;
 	struct api_auth *auth;            /* auth.c: created by api_server_start */
+	struct importer *importer;        /* image/import.h: downloads from URLs */
 };
 
 enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };

@@ -1,23 +1,29 @@
 /*
  * images — image import over the API.
  *
- * An import is three steps so that large files stream straight to disk and
+ * An upload is three steps so that large files stream straight to disk and
  * a half-sent file never becomes an image:
  *   POST /v1/images                   {name, boot, cmdline?, initrd?} → state "uploading"
  *   PUT  /v1/images/{}/files/{part}   raw bytes of kernel | initrd | disk
  *   POST /v1/images/{}/finalize       validate, hash, move into place → "ready"
+ * An import from the web is one:
+ *   POST /v1/images                   {name, url, sha256?} → state "importing"
+ * and hcd downloads the disk in the background (image/import.h) until the
+ * image is "ready" or "error"; GET shows its progress meanwhile.
  * Files stage in STATE_DIR/images/staging/<id>/ and end content-addressed
- * in STATE_DIR/images/<sha256>/ (see vm/qemu.h), shared by equal imports.
+ * in STATE_DIR/images/<sha256>/ (image/files.h), shared by equal imports.
  */
 #include "api/api.h"
 
 #include "api/codec.h"
 #include "common/fsutil.h"
 #include "common/log.h"
-#include "common/proc.h"
+#include "common/sha256.h"
 #include "common/validate.h"
-#include "vm/qemu.h"
+#include "image/files.h"
+#include "image/import.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -27,13 +33,24 @@
 #include <unistd.h>
 
 #define IMAGE_ID_DIGITS 8
-#define IMAGE_MAX_BYTES (64LL << 30)
+#define URL_MAX 2048
 
 static char *staging_dir(struct req *r, uint64_t id)
 {
-	char sid[9];
-	image_id_format(id, sid);
-	return str_printf("%s/images/staging/%s", r->api->cfg->state_dir, sid);
+	return image_staging_dir(r->api->cfg->state_dir, id);
+}
+
+/* The image as the API shows it: a running import adds its progress. */
+static json_t *image_json(struct req *r, const struct image *im)
+{
+	json_t *j = image_to_json(im);
+	long long done, total;
+
+	if (j && strcmp(im->state, "importing") == 0 && r->api->importer &&
+	    importer_progress(r->api->importer, im->id, &done, &total))
+		json_object_set_new(j, "progress", json_pack("{s:I, s:o}", "done", (json_int_t)done,
+			"total", total >= 0 ? json_integer(total) : json_null()));
+	return j;
 }
 
 static bool image_resolve(struct req *r, struct image *im)
@@ -72,7 +89,7 @@ int h_image_list(struct req *r)
 		return req_store_error(r, rc, "image", NULL);
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, image_to_json(&ims[i]));
+		json_array_append_new(arr, image_json(r, &ims[i]));
 	images_free(ims, n);
 	return req_json(r, 200, arr);
 }
@@ -83,55 +100,129 @@ int h_image_get(struct req *r)
 
 	if (!image_resolve(r, &im))
 		return 0;
-	req_json(r, 200, image_to_json(&im));
+	req_json(r, 200, image_json(r, &im));
 	image_free(&im);
+	return 0;
+}
+
+/*
+ * "url": an absolute http(s) URL with a host and no user:password (the URL
+ * is shown with the image, to everyone when the image is public).  Returns
+ * curl's normalised form (malloc'd), or NULL with a 400 set.
+ */
+static char *url_check(struct req *r, const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *user = NULL, *norm = NULL;
+
+	if (strlen(url) > URL_MAX) {
+		req_error(r, 400, "bad_request", "'url' is longer than %d bytes", URL_MAX);
+		goto out;
+	}
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f) {
+			req_error(r, 400, "bad_request", "'url' must not contain spaces or control characters");
+			goto out;
+		}
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
+		req_error(r, 400, "bad_request", "'url' must be an absolute http:// or https:// URL");
+		goto out;
+	}
+	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+		req_error(r, 400, "bad_request", "'url' must be http:// or https://, not %s://", scheme);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+		req_error(r, 400, "bad_request", "'url' must not carry a user name or password");
+		goto out;
+	}
+	char *got = NULL;
+	if (curl_url_get(u, CURLUPART_URL, &got, 0) != CURLUE_OK) {
+		req_error(r, 400, "bad_request", "'url' must be an absolute http:// or https:// URL");
+		goto out;
+	}
+	norm = strdup(got);
+	curl_free(got);
+	if (norm == NULL)
+		req_error(r, 500, "internal", "out of memory");
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return norm;
+}
+
+/* The new image row, then (for a URL) its download; answers 201. */
+static int image_create_reply(struct req *r, struct image *im)
+{
+	char *err = NULL;
+	int rc = store_image_create(r->api->st, im);
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "image", im->name);
+	if (im->source && importer_start(r->api->importer, im, &err) < 0) {
+		/* The row says why; the caller sees it in the reply. */
+		log_warn("image %s: %s", im->name, err);
+		store_image_fail(r->api->st, im->id, err ? err : "cannot start the download");
+	}
+	free(err);
+	struct image out = { 0 };
+	rc = store_image_get_id(r->api->st, im->id, &out);
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "image", im->name);
+	req_json(r, 201, image_json(r, &out));
+	image_free(&out);
 	return 0;
 }
 
 int h_image_create(struct req *r)
 {
-	const char *key;
-	json_t *v, *jname, *jboot, *jcmd, *jinitrd;
+	static const char *const keys[] = { "name", "boot", "cmdline", "initrd", "url", "sha256",
+					    "visibility", NULL };
+	const char *name, *boot, *cmdline, *url, *sha, *visibility;
+	json_t *jinitrd = json_object_get(r->json, "initrd");
+	char expect[SHA256_HEX_LEN + 1];
 
-	json_object_foreach(r->json, key, v) {
-		if (strcmp(key, "name") && strcmp(key, "boot") && strcmp(key, "cmdline") &&
-		    strcmp(key, "initrd"))
-			return req_error(r, 400, "bad_request", "unknown field '%s'", key);
-	}
-	jname = json_object_get(r->json, "name");
-	jboot = json_object_get(r->json, "boot");
-	jcmd = json_object_get(r->json, "cmdline");
-	jinitrd = json_object_get(r->json, "initrd");
-	if (!json_is_string(jname))
-		return req_error(r, 400, "bad_request", "'name' is required and must be a string");
-	if (!api_name_check(r, json_string_value(jname), IMAGE_ID_DIGITS, "image"))
+	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
+	    !get_str(r, "boot", false, &boot) || !get_str(r, "cmdline", false, &cmdline) ||
+	    !get_str(r, "url", false, &url) || !get_str(r, "sha256", false, &sha) ||
+	    !get_str(r, "visibility", false, &visibility))
 		return 0;
-	const char *boot = json_is_string(jboot) ? json_string_value(jboot) : NULL;
-	if (boot == NULL || (strcmp(boot, "kernel") && strcmp(boot, "disk")))
+	if (!api_name_check(r, name, IMAGE_ID_DIGITS, "image"))
+		return 0;
+	if (visibility && strcmp(visibility, "private") && strcmp(visibility, "public"))
+		return req_error(r, 400, "bad_request", "'visibility' must be \"private\" or \"public\"");
+	if (url && boot && strcmp(boot, "disk") != 0)
+		return req_error(r, 400, "bad_request", "an image from a 'url' is a disk image");
+	if (url == NULL && (boot == NULL || (strcmp(boot, "kernel") && strcmp(boot, "disk"))))
 		return req_error(r, 400, "bad_request", "'boot' must be \"kernel\" or \"disk\"");
-	bool kernel = strcmp(boot, "kernel") == 0;
-	if (jcmd && !json_is_null(jcmd) &&
-	    (!kernel || !json_is_string(jcmd) || !cmdline_valid(json_string_value(jcmd))))
+	bool kernel = boot && strcmp(boot, "kernel") == 0;
+	if (cmdline && (!kernel || !cmdline_valid(cmdline)))
 		return req_error(r, 400, "bad_request",
 				 "'cmdline' is a printable string of kernel images only");
 	if (jinitrd && !json_is_null(jinitrd) && (!kernel || !json_is_boolean(jinitrd)))
 		return req_error(r, 400, "bad_request", "'initrd' is a boolean of kernel images only");
+	if (sha && (url == NULL || !sha256_hex_parse(sha, expect)))
+		return req_error(r, 400, "bad_request", "'sha256' is 64 hex digits and goes with 'url'");
 
 	struct image im = {
-		.name = (char *)json_string_value(jname), .owner = r->caller,
-		.format = kernel ? "kernel" : "pending", .boot = (char *)boot,
-		.cmdline = json_is_string(jcmd) ? (char *)json_string_value(jcmd) : NULL,
-		.has_initrd = json_is_true(jinitrd),
+		.name = (char *)name, .owner = r->caller,
+		.format = kernel ? "kernel" : "pending", .boot = kernel ? "kernel" : "disk",
+		.cmdline = (char *)cmdline, .has_initrd = json_is_true(jinitrd),
+		.state = url ? "importing" : "uploading", .visibility = (char *)visibility,
+		.expect_sha256 = sha ? expect : NULL,
 	};
-	int rc = store_image_create(r->api->st, &im);
-	if (rc != STORE_OK)
-		return req_store_error(r, rc, "image", im.name);
-	struct image out = { 0 };
-	rc = store_image_get_id(r->api->st, im.id, &out);
-	if (rc != STORE_OK)
-		return req_store_error(r, rc, "image", im.name);
-	req_json(r, 201, image_to_json(&out));
-	image_free(&out);
+	if (url) {
+		if (r->api->importer == NULL)
+			return req_error(r, 503, "unavailable", "this hcd does not import from URLs");
+		if ((im.source = url_check(r, url)) == NULL)
+			return 0;
+	}
+	image_create_reply(r, &im);
+	free(im.source);
 	return 0;
 }
 
@@ -237,77 +328,12 @@ int h_image_upload(struct req *r)
 
 /* ---- finalize ----------------------------------------------------------- */
 
-/* SHA-256 of a file (hex) and its size; -1 when unreadable. */
-static int sha256_file(const char *path, char hex[65], long long *size)
-{
-	crypto_hash_sha256_state st;
-	unsigned char buf[1 << 16], digest[crypto_hash_sha256_BYTES];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	*size = 0;
-	crypto_hash_sha256_init(&st);
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-		*size += n;
-	}
-	close(fd);
-	if (n < 0)
-		return -1;
-	crypto_hash_sha256_final(&st, digest);
-	sodium_bin2hex(hex, 65, digest, sizeof(digest));
-	return 0;
-}
-
-/*
- * Ask qemu-img what a disk file is.  Only raw and qcow2 without a backing
- * file are accepted: a backing file would let an upload read any file on
- * the host (a qcow2 backed by /etc/shadow).
- */
-static int disk_inspect(struct req *r, const char *path, char **format, long long *vsize)
-{
-	char *argv[] = { "qemu-img", "info", "--output=json", (char *)path, NULL };
-	char *out = NULL;
-	json_t *info;
-	int rc = proc_run(argv, 30000, &out, 1 << 20, false);
-
-	if (rc != 0) {
-		free(out);
-		req_error(r, 422, "bad_image", "qemu-img cannot read the disk file");
-		return -1;
-	}
-	info = json_loads(out, 0, NULL);
-	free(out);
-	const char *fmt = json_string_value(json_object_get(info, "format"));
-	if (fmt == NULL || (strcmp(fmt, "raw") && strcmp(fmt, "qcow2"))) {
-		req_error(r, 422, "bad_image", "disk format '%s' is not raw or qcow2", fmt ? fmt : "?");
-		json_decref(info);
-		return -1;
-	}
-	/* An external data file (qcow2 "data-file") would let the image read
-	 * any host file just as a backing file would. */
-	json_t *fs = json_object_get(json_object_get(info, "format-specific"), "data");
-	if (json_object_get(info, "backing-filename") || json_object_get(info, "full-backing-filename") ||
-	    json_object_get(fs, "data-file")) {
-		req_error(r, 422, "bad_image", "disk images with a backing or external data file are refused");
-		json_decref(info);
-		return -1;
-	}
-	*format = strdup(fmt);
-	*vsize = json_integer_value(json_object_get(info, "virtual-size"));
-	json_decref(info);
-	return 0;
-}
-
 int h_image_finalize(struct req *r)
 {
 	struct image im = { 0 };
-	char *dir = NULL, *final = NULL, *format = NULL, *p1 = NULL, *p2 = NULL;
+	char *dir = NULL, *format = NULL, *p1 = NULL, *p2 = NULL, *why = NULL;
 	char sha[65], sha2[65];
 	long long size = 0, size2 = 0;
-	struct stat sb;
 
 	if (json_object_size(r->json) != 0)
 		return req_error(r, 400, "bad_request", "finalize takes no fields");
@@ -324,8 +350,13 @@ int h_image_finalize(struct req *r)
 			req_error(r, 409, "incomplete", "the disk file was not uploaded");
 			goto out;
 		}
-		if (disk_inspect(r, p1, &format, &size) < 0)
+		struct disk_info info;
+		if (disk_inspect(p1, &info, &why) < 0) {
+			req_error(r, 422, "bad_image", "%s", why);
 			goto out;
+		}
+		format = strdup(info.format);
+		size = info.virtual_size;
 	} else {
 		/* A kernel image is named by the hash of its parts' hashes. */
 		p1 = str_printf("%s/kernel", dir);
@@ -350,10 +381,7 @@ int h_image_finalize(struct req *r)
 		size += size2;
 		format = strdup("kernel");
 	}
-	final = str_printf("%s/images/%s", r->api->cfg->state_dir, sha);
-	if (stat(final, &sb) == 0) {
-		dir_remove_tree(dir); /* same content already stored */
-	} else if (rename(dir, final) < 0) {
+	if (image_files_place(r->api->cfg->state_dir, dir, sha) < 0) {
 		req_error(r, 500, "internal", "cannot store the image: %s", strerror(errno));
 		goto out;
 	}
@@ -370,10 +398,10 @@ int h_image_finalize(struct req *r)
 out:
 	image_free(&im);
 	free(dir);
-	free(final);
 	free(format);
 	free(p1);
 	free(p2);
+	free(why);
 	return 0;
 }
 
@@ -393,6 +421,10 @@ int h_image_delete(struct req *r)
 		req_store_error(r, rc, "image", r->params[0]);
 		goto out;
 	}
+	/* A download in flight stops; its thread lets go of the files soon,
+	 * and the importer removes whatever it wrote meanwhile. */
+	if (strcmp(im.state, "importing") == 0 && r->api->importer)
+		importer_cancel(r->api->importer, im.id);
 	/* Files go when no other image shares them. */
 	char *path = im.sha256 ? str_printf("%s/images/%s", r->api->cfg->state_dir, im.sha256)
 			       : staging_dir(r, im.id);

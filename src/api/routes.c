@@ -24,6 +24,9 @@
 #define VM_NICS_MAX 16
 #define VM_KEYS_MAX 64
 #define VM_USER_DATA_MAX (64 * 1024)   /* decoded bytes (issue 4: 64 KiB) */
+#define VM_DISKS_MAX 8
+#define DISK_SIZE_MIN (1LL << 20)
+#define DISK_SIZE_MAX (16LL << 40)
 #define LOG_TAIL_DEFAULT (256 * 1024)
 #define LOG_TAIL_MAX (16 * 1024 * 1024)
 
@@ -244,10 +247,71 @@ static bool vm_create_user_data(struct req *r, struct vm *vm)
 	return true;
 }
 
+/* A disk size: bytes, a multiple of the 512-byte sector, 1 MiB..16 TiB
+ * (qcow2 files are sparse: only what the guest writes takes space). */
+static bool disk_size_get(struct req *r, json_t *v, const char *what, int64_t *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < DISK_SIZE_MIN ||
+	    json_integer_value(v) > DISK_SIZE_MAX || json_integer_value(v) % 512 != 0) {
+		req_error(r, 400, "bad_request",
+			  "%s must be bytes, a multiple of 512 from 1 MiB to 16 TiB", what);
+		return false;
+	}
+	*out = json_integer_value(v);
+	return true;
+}
+
+/*
+ * "disk_size" (the root disk: a disk image's overlay grown to it, or a
+ * blank root disk for a kernel image) and "disks" (extra empty data disks,
+ * [{"size": BYTES}]).  False with a 400 set when one is bad.
+ */
+static bool vm_create_disks(struct req *r, struct vm *vm, const struct image *im)
+{
+	json_t *v = json_object_get(r->json, "disk_size"), *d;
+	size_t i;
+
+	if (v && !json_is_null(v)) {
+		if (!disk_size_get(r, v, "'disk_size'", &vm->disk_size))
+			return false;
+		/* Shrinking would cut off the end of the image's file system. */
+		if (strcmp(im->boot, "disk") == 0 && vm->disk_size < im->size) {
+			req_error(r, 400, "bad_request",
+				  "'disk_size' %lld is smaller than image '%s' (%lld bytes)",
+				  (long long)vm->disk_size, im->name, (long long)im->size);
+			return false;
+		}
+	}
+	v = json_object_get(r->json, "disks");
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_array(v) || json_array_size(v) > VM_DISKS_MAX) {
+		req_error(r, 400, "bad_request",
+			  "'disks' must be an array of at most %d {\"size\": BYTES}", VM_DISKS_MAX);
+		return false;
+	}
+	if ((vm->disks = calloc(json_array_size(v) + 1, sizeof(*vm->disks))) == NULL) {
+		req_error(r, 500, "internal", "out of memory");
+		return false;
+	}
+	json_array_foreach(v, i, d) {
+		json_t *size = json_object_get(d, "size");
+		if (!json_is_object(d) || json_object_size(d) != 1 || size == NULL) {
+			req_error(r, 400, "bad_request", "each of 'disks' must be {\"size\": BYTES}");
+			return false;
+		}
+		if (!disk_size_get(r, size, "the 'size' of a disk", &vm->disks[i].size))
+			return false;
+		vm->n_disks++;
+	}
+	return true;
+}
+
 static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
-					    "start", "keys", "user_data", "config_drive", NULL };
+					    "start", "keys", "user_data", "config_drive", "disk_size",
+					    "disks", NULL };
 	const char *name, *image_ref;
 	int cpus = 1, memory = 256;
 	bool start = true, config_drive = false;
@@ -280,8 +344,9 @@ static int h_vm_create(struct req *r)
 	if (rc != STORE_OK)
 		return req_store_error(r, rc == STORE_NOTFOUND ? STORE_NOTFOUND : rc, "image", image_ref);
 	if (strcmp(im.state, "ready") != 0) {
+		req_error(r, 409, "conflict", "image '%s' is %s, not ready", image_ref, im.state);
 		image_free(&im);
-		return req_error(r, 409, "conflict", "image '%s' is still being uploaded", image_ref);
+		return 0;
 	}
 
 	nets = json_object_get(r->json, "networks");
@@ -314,15 +379,18 @@ static int h_vm_create(struct req *r)
 		.memory_mib = memory, .desired = start ? "running" : "stopped",
 		.state = "stopped", .host = r->api->cfg->host_name, .config_drive = config_drive,
 	};
+	bool disks_ok = vm_create_disks(r, &vm, &im);
 	image_free(&im);
-	if (!vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {
+	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {
 		free(vm.keys);
 		free(vm.user_data);
+		free(vm.disks);
 		return 0;
 	}
 	rc = store_vm_create(r->api->st, &vm, net_ids, n_nets);
 	free(vm.keys);
 	free(vm.user_data);
+	free(vm.disks);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", name);
 	return reply_vm(r, 201, vm.id);

@@ -3,7 +3,9 @@
 
 #include "common/fsutil.h"
 
+#include <errno.h>
 #include <ldap.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,16 @@ static void set_err(char **err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* libldap's own detail about the last error ("TLS: peer cert untrusted
+ * …"), or "" — worth having in the log next to the generic error string. */
+static const char *diagnostic(LDAP *ld, char **buf)
+{
+	*buf = NULL;
+	if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, buf) != LDAP_OPT_SUCCESS || *buf == NULL)
+		return "";
+	return *buf;
+}
+
 /* The template with its one "%s" replaced by the escaped name — built by
  * hand, because the template is configuration and must never be a printf
  * format.  NULL when the template does not have exactly one "%s" and no
@@ -62,6 +74,84 @@ static char *filter_build(const char *tmpl, const char *escaped)
 		return NULL;
 	pre = (size_t)(at - tmpl);
 	return str_printf("%.*s%s%s", (int)pre, tmpl, escaped, at + 2);
+}
+
+/*
+ * A socket layer that turns "would block" into waiting, at most the
+ * timeout, and then into a hard ETIMEDOUT.  libldap 2.5 makes the socket
+ * non-blocking for the TLS handshake when a network timeout is set and then
+ * retries the handshake in a loop that never waits and never gives up: a
+ * server that accepts and stays silent (ldaps://, or after StartTLS) would
+ * spin the CPU forever.  Below TLS, this layer bounds that wait too.
+ */
+static int deadline_setup(Sockbuf_IO_Desc *sbiod, void *arg)
+{
+	sbiod->sbiod_pvt = arg;
+	return 0;
+}
+
+static int deadline_ctrl(Sockbuf_IO_Desc *sbiod, int opt, void *arg)
+{
+	return LBER_SBIOD_CTRL_NEXT(sbiod, opt, arg);
+}
+
+/* Wait until fd is ready for events; false (errno ETIMEDOUT) after the
+ * timeout. */
+static bool deadline_wait(Sockbuf_IO_Desc *sbiod, short events)
+{
+	const int *timeout_ms = sbiod->sbiod_pvt;
+	struct pollfd pfd = { .events = events };
+	int rc;
+
+	if (ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &pfd.fd) != 1)
+		return false;
+	do
+		rc = poll(&pfd, 1, *timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		errno = ETIMEDOUT;
+	return rc > 0;
+}
+
+static ber_slen_t deadline_read(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	for (;;) {
+		ber_slen_t n = LBER_SBIOD_READ_NEXT(sbiod, buf, len);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return n;
+		if (!deadline_wait(sbiod, POLLIN))
+			return -1;
+	}
+}
+
+static ber_slen_t deadline_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	for (;;) {
+		ber_slen_t n = LBER_SBIOD_WRITE_NEXT(sbiod, buf, len);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return n;
+		if (!deadline_wait(sbiod, POLLOUT))
+			return -1;
+	}
+}
+
+static Sockbuf_IO deadline_io = {
+	.sbi_setup = deadline_setup,
+	.sbi_ctrl = deadline_ctrl,
+	.sbi_read = deadline_read,
+	.sbi_write = deadline_write,
+};
+
+/* Connection callback: put the layer on each new connection, below the
+ * TLS layer that is added after it. */
+static int deadline_attach(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+			   struct ldap_conncb *ctx)
+{
+	return ber_sockbuf_add_io(sb, &deadline_io, LBER_SBIOD_LEVEL_TRANSPORT, ctx->lc_arg);
+}
+
+static void deadline_detach(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
 }
 
 /* Errors that mean "these credentials are not good", as opposed to "we
@@ -80,7 +170,8 @@ static bool bind_denied(int rc)
 	return false;
 }
 
-static int set_options(LDAP *ld, const struct ldap_auth_cfg *cfg, char **err)
+static int set_options(LDAP *ld, const struct ldap_auth_cfg *cfg, struct ldap_conncb *conncb,
+		       char **err)
 {
 	int version = LDAP_VERSION3, off = 0, demand = LDAP_OPT_X_TLS_DEMAND, rc;
 	int secs = cfg->timeout_s > 0 ? cfg->timeout_s : DEFAULT_TIMEOUT;
@@ -91,7 +182,8 @@ static int set_options(LDAP *ld, const struct ldap_auth_cfg *cfg, char **err)
 	if ((rc = ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version)) != LDAP_OPT_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF)) != LDAP_OPT_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv)) != LDAP_OPT_SUCCESS ||
-	    (rc = ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv)) != LDAP_OPT_SUCCESS) {
+	    (rc = ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv)) != LDAP_OPT_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_CONNECT_CB, conncb)) != LDAP_OPT_SUCCESS) {
 		set_err(err, "ldap: cannot set options: %s", ldap_err2string(rc));
 		return -1;
 	}
@@ -118,6 +210,9 @@ enum auth_result ldap_authenticate(const struct ldap_auth_cfg *cfg, const char *
 	char *escaped = NULL, *filter = NULL, *dn = NULL;
 	LDAPMessage *res = NULL, *entry;
 	enum auth_result result = AUTH_UNAVAILABLE;
+	int io_timeout_ms = secs * 1000;
+	struct ldap_conncb conncb = { .lc_add = deadline_attach, .lc_del = deadline_detach,
+				      .lc_arg = &io_timeout_ms };
 	struct berval cred;
 	LDAP *ld = NULL;
 	int rc, n;
@@ -149,7 +244,7 @@ enum auth_result ldap_authenticate(const struct ldap_auth_cfg *cfg, const char *
 		set_err(err, "ldap: bad URI %s: %s", cfg->uri, ldap_err2string(rc));
 		goto out;
 	}
-	if (set_options(ld, cfg, err) < 0)
+	if (set_options(ld, cfg, &conncb, err) < 0)
 		goto out;
 	if (cfg->starttls && strncmp(cfg->uri, "ldaps://", 8) != 0) {
 		rc = ldap_start_tls_s(ld, NULL, NULL);
@@ -205,6 +300,16 @@ enum auth_result ldap_authenticate(const struct ldap_auth_cfg *cfg, const char *
 		set_err(err, "ldap: bind as %s failed: %s", dn, ldap_err2string(rc));
 	}
 out:
+	if (result != AUTH_OK && ld != NULL && err != NULL && *err != NULL) {
+		char *buf, *longer;
+		const char *diag = diagnostic(ld, &buf);
+		if (diag[0] && (longer = str_printf("%s (%s)", *err, diag)) != NULL) {
+			free(*err);
+			*err = longer;
+		}
+		if (buf)
+			ldap_memfree(buf);
+	}
 	if (res)
 		ldap_msgfree(res);
 	if (dn)

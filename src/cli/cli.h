@@ -35,6 +35,7 @@
 enum { HC_EXIT_OK = 0, HC_EXIT_FAIL = 1, HC_EXIT_USAGE = 2 };
 
 struct client;
+struct progress;
 
 /* One run of hc: where the daemon is, how to print, and the first error. */
 struct hc {
@@ -111,7 +112,7 @@ struct api_req {
 	json_t *body;              /* JSON body, or NULL */
 	FILE *upload;              /* raw body streamed from this file, or NULL */
 	long long upload_size;
-	const char *progress;      /* label of a progress line on a tty stderr, or NULL */
+	struct progress *progress; /* shows the upload's progress on stderr, or NULL */
 	volatile sig_atomic_t *cancel;  /* abort the transfer once this is set */
 	FILE *sink;                /* a 2xx body is written here instead of kept */
 };
@@ -200,6 +201,9 @@ int cmd_info(struct hc *h, const struct args *a);
 /* image.c */
 extern const struct resource res_image;
 int cmd_image_import(struct hc *h, const struct args *a);
+
+/* build.c */
+int cmd_image_build(struct hc *h, const struct args *a);
 
 /* key.c */
 extern const struct resource res_key;

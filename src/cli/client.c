@@ -9,6 +9,7 @@
  * from its file, never loaded.
  */
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 #include "auth/credfile.h"
 #include "common/fsutil.h"
@@ -180,7 +181,6 @@ struct transfer {
 	CURL *curl;
 	bool failed;               /* out of memory or the sink refused a write */
 	int sink_errno;            /* why the sink refused, before curl touches errno */
-	int last_shown;            /* progress percent last printed, -1 for none */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -220,25 +220,16 @@ static size_t on_upload_read(char *buf, size_t size, size_t n, void *arg)
 	return got == 0 && ferror(f) ? CURL_READFUNC_ABORT : got;
 }
 
-/* Called by curl as the transfer runs: cancels, and draws the progress line. */
+/* Called by curl as the transfer runs: cancels, and shows the progress. */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
 	struct transfer *t = arg;
-	int pct;
-	char now[32], total[32];
 
 	if (t->rq->cancel && *t->rq->cancel)
 		return 1;
-	if (t->rq->progress == NULL || ultotal <= 0)
-		return 0;
-	pct = (int)(ulnow * 100 / ultotal);
-	if (pct == t->last_shown)
-		return 0;
-	t->last_shown = pct;
-	human_bytes(ulnow, now, sizeof(now));
-	human_bytes(ultotal, total, sizeof(total));
-	fprintf(stderr, "\r%s: %3d%%  %s of %s\033[K", t->rq->progress, pct, now, total);
+	if (t->rq->progress && ultotal > 0)
+		progress_update(t->rq->progress, stderr, ulnow, ultotal);
 	return 0;
 }
 
@@ -325,7 +316,7 @@ static int prepare(struct client *c, const struct api_req *rq, struct transfer *
 int client_perform(struct hc *h, const struct api_req *rq, struct api_resp *rs)
 {
 	struct client *c = h->cl;
-	struct transfer t = { .rq = rq, .rs = rs, .curl = c->curl, .last_shown = -1 };
+	struct transfer t = { .rq = rq, .rs = rs, .curl = c->curl };
 	struct curl_slist *headers = request_headers(c, rq);
 	char *url = str_printf("%s%s", c->base, rq->path);
 	char *json = rq->body ? json_dumps(rq->body, JSON_COMPACT) : NULL;
@@ -342,8 +333,8 @@ int client_perform(struct hc *h, const struct api_req *rq, struct api_resp *rs)
 		goto out;
 	}
 	code = curl_easy_perform(c->curl);
-	if (t.last_shown >= 0)
-		fputc('\n', stderr); /* end the progress line */
+	if (rq->progress)
+		progress_end(rq->progress, stderr);
 	if (t.failed) {
 		if (t.sink_errno) {
 			errno = t.sink_errno;

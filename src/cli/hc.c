@@ -30,6 +30,20 @@ static const struct opt_spec import_opts[] = {
 	{ "--initrd", "F", false, "initrd file to go with --kernel" },
 	{ "--cmdline", "S", false, "kernel command line (default: the daemon's)" },
 	{ "--disk", "F", false, "raw or qcow2 disk file of a firmware-booted image" },
+	{ "--url", "URL", false, "let hcd download a raw or qcow2 disk from http(s)://…" },
+	{ "--sha256", "HEX", false, "the checksum the download must have (with --url)" },
+	{ "--public", NULL, false, "let every user see and boot the image" },
+	{ 0 },
+};
+
+static const struct opt_spec build_opts[] = {
+	{ "--recipe", "R", false, "builder recipe (builder/recipes/R.sh): tiny or debian (required)" },
+	{ "--suite", "S", false, "debian: the Debian suite (default bookworm)" },
+	{ "--packages", "P1,P2", false, "debian: packages beyond the base system"
+	  " (default cloud-init,openssh-server)" },
+	{ "--mirror", "URL", false, "debian: the Debian mirror (default: the host's apt source)" },
+	{ "--size", "SIZE", false, "debian: the disk's size, e.g. 2G (default 2G)" },
+	{ "--public", NULL, false, "let every user see and boot the image" },
 	{ 0 },
 };
 
@@ -52,6 +66,8 @@ static const struct opt_spec vm_create_opts[] = {
 	{ "--key", "KEY", true, "install this SSH key (repeatable; default: all of yours)" },
 	{ "--user-data", "FILE", false, "user data for the guest, at most 64 KiB" },
 	{ "--config-drive", NULL, false, "also attach a NoCloud seed (cidata CD-ROM)" },
+	{ "--disk-size", "SIZE", false, "root disk size, e.g. 4G (default: the image's own)" },
+	{ "--disk", "SIZE", true, "add an empty data disk of SIZE, e.g. 10G (repeatable, at most 8)" },
 	{ "--no-start", NULL, false, "create it stopped" },
 	{ 0 },
 };
@@ -106,8 +122,12 @@ static const struct command commands[] = {
 	{ "info", NULL, cmd_info, "", "show the daemon's version, host and accelerator",
 	  0, 0, NULL, NULL },
 
-	{ "image", "import", cmd_image_import, "NAME (--kernel F [--initrd F] [--cmdline S] | --disk F)",
-	  "upload files as a new image", 1, 1, import_opts, &res_image },
+	{ "image", "import", cmd_image_import,
+	  "NAME (--kernel F [--initrd F] [--cmdline S] | --disk F | --url URL [--sha256 HEX]) [--public]",
+	  "upload files, or have hcd download a disk, as a new image", 1, 1, import_opts, &res_image },
+	{ "image", "build", cmd_image_build,
+	  "NAME --recipe tiny|debian [--suite S] [--packages P1,P2] [--mirror URL] [--size SIZE] [--public]",
+	  "build an image on this machine with a recipe, then import it", 1, 1, build_opts, &res_image },
 	{ "image", "list", cmd_list, "", "list images", 0, 0, NULL, &res_image },
 	{ "image", "show", cmd_show, "IMG", "show one image", 1, 1, NULL, &res_image },
 	{ "image", "delete", cmd_delete, "IMG", "delete an image no VM uses", 1, 1, NULL, &res_image },
@@ -146,7 +166,7 @@ static const struct command commands[] = {
 
 	{ "vm", "create", cmd_vm_create,
 	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--key KEY]..."
-	  " [--user-data FILE] [--config-drive] [--no-start]",
+	  " [--user-data FILE] [--config-drive] [--disk-size SIZE] [--disk SIZE]... [--no-start]",
 	  "create a VM, started unless --no-start", 1, 1, vm_create_opts, &res_vm },
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },

@@ -2,15 +2,20 @@
  * image.c — `hc image …`: images.  list, show and delete are the shared
  * verbs of resource.c; import is here.
  *
- * An import is the API's three steps (create → upload each file → finalize,
- * see src/api/images.c).  Invariant: when hc returns, the import either
- * produced a ready image or left nothing behind — every failure after the
- * create deletes the half-made image.  Ctrl-C (SIGINT, SIGTERM, SIGHUP) is
- * one of those failures: it is caught for the whole import so that the
- * transfer stops and the cleanup still runs.  Local files are opened and
- * checked before anything is created, and streamed from disk.
+ * An import of local files is the API's three steps (create → upload each
+ * file → finalize, see src/api/images.c); an import from a URL is one
+ * create, after which hc follows hcd's download until the image is ready,
+ * showing its progress (cli/progress.h).  Invariant: when hc returns, the
+ * import either produced a ready image or left nothing behind — every
+ * failure after the create (a refused file, a wrong checksum, a failed
+ * download) deletes the half-made image, which also stops hcd's download.
+ * Ctrl-C (SIGINT, SIGTERM, SIGHUP) is one of those failures: it is caught
+ * for the whole import so that the transfer stops and the cleanup still
+ * runs.  Local files are opened and checked before anything is created,
+ * and streamed from disk.
  */
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 #include "common/fsutil.h"
 
@@ -19,7 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define IMPORT_POLL_MS 500
 
 static const struct column image_list[] = {
 	{ "ID", "id", NULL },
@@ -41,6 +49,9 @@ static const struct column image_show[] = {
 	{ "sha256", "sha256", NULL },
 	{ "cmdline", "cmdline", NULL },
 	{ "initrd", "initrd", NULL },
+	{ "visibility", "visibility", NULL },
+	{ "source", "source", NULL },
+	{ "error", "error", NULL },
 	{ "owner", "owner", NULL },
 	{ "created", "created", fmt_time },
 	{ 0 },
@@ -79,20 +90,28 @@ static int part_open(struct hc *h, struct part *p)
 	return 0;
 }
 
-/* The parts the options name, opened; the create body says what they are. */
+/* The parts the options name, opened; the create body says what they are.
+ * An import from --url has no parts. */
 static int parts_from_args(struct hc *h, const struct args *a, struct part *parts, size_t *n,
 			   json_t **create)
 {
 	const char *kernel = arg_opt(a, "--kernel"), *initrd = arg_opt(a, "--initrd");
 	const char *cmdline = arg_opt(a, "--cmdline"), *disk = arg_opt(a, "--disk");
+	const char *url = arg_opt(a, "--url"), *sha = arg_opt(a, "--sha256");
 
 	*n = 0;
 	*create = NULL;
-	if ((kernel == NULL) == (disk == NULL))
-		return hc_usage(h, "image import: give one of --kernel F or --disk F");
-	if (disk && (initrd || cmdline))
+	if ((kernel != NULL) + (disk != NULL) + (url != NULL) != 1)
+		return hc_usage(h, "image import: give one of --kernel F, --disk F or --url URL");
+	if ((disk || url) && (initrd || cmdline))
 		return hc_usage(h, "image import: --initrd and --cmdline go with --kernel only");
-	if (disk) {
+	if (sha && !url)
+		return hc_usage(h, "image import: --sha256 goes with --url");
+	if (url) {
+		*create = json_pack("{s:s, s:s}", "name", a->pos[0], "url", url);
+		if (*create && sha)
+			json_object_set_new(*create, "sha256", json_string(sha));
+	} else if (disk) {
 		parts[(*n)++] = (struct part){ .name = "disk", .path = disk };
 		*create = json_pack("{s:s, s:s}", "name", a->pos[0], "boot", "disk");
 	} else {
@@ -104,6 +123,8 @@ static int parts_from_args(struct hc *h, const struct args *a, struct part *part
 		if (*create && cmdline)
 			json_object_set_new(*create, "cmdline", json_string(cmdline));
 	}
+	if (*create && arg_flag(a, "--public"))
+		json_object_set_new(*create, "visibility", json_string("public"));
 	if (*create == NULL)
 		return hc_usage(h, "arguments must be valid UTF-8 text");
 	for (size_t i = 0; i < *n; i++)
@@ -125,10 +146,14 @@ static int upload_part(struct hc *h, const char *id, const struct part *p)
 {
 	char *suffix = str_printf("files/%s", p->name);
 	char *path = suffix ? api_path("images", id, suffix) : NULL;
+	struct progress pr;
+	/* Over the local socket an upload is quick: only a terminal shows it. */
 	bool tty = isatty(STDERR_FILENO);
 	struct api_req rq = { .method = "PUT", .path = path, .upload = p->f,
-			      .upload_size = p->size, .progress = tty ? p->name : NULL,
+			      .upload_size = p->size, .progress = tty ? &pr : NULL,
 			      .cancel = &hc_interrupted };
+
+	progress_init(&pr, p->name, tty);
 	struct api_resp rs;
 	int rc;
 
@@ -189,6 +214,73 @@ static int fill(struct hc *h, const char *id, const struct part *parts, size_t n
 	return finalize(h, id, image);
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL); /* a signal cuts it short: the caller looks at once */
+}
+
+/*
+ * Follow hcd's download of the image `made` until it is ready (0 and
+ * *image) or has failed (-1 with the reason hcd recorded); the progress
+ * goes to stderr, as a bar on a terminal, else as "N%" lines.
+ */
+static int await_download(struct hc *h, const char *label, json_t *made, json_t **image)
+{
+	char *path = api_path("images", json_str(made, "id"), NULL);
+	json_t *cur = json_incref(made);
+	struct progress pr;
+	long long total = -1, done = 0;
+	int rc = -1;
+
+	if (path == NULL)
+		return hc_fail(h, "out of memory");
+	progress_init(&pr, label, isatty(STDERR_FILENO));
+	for (;;) {
+		json_t *prog = json_object_get(cur, "progress");
+		const char *state = json_str(cur, "state");
+		if (prog) {
+			json_t *jt = json_object_get(prog, "total");
+			total = json_is_integer(jt) ? json_integer_value(jt) : -1;
+			done = json_integer_value(json_object_get(prog, "done"));
+			progress_update(&pr, stderr, done, total);
+		}
+		if (strcmp(state, "ready") == 0) {
+			/* Complete, even when it ended between two looks. */
+			long long all = total >= 0 ? total : done;
+			if (all > 0 || !pr.tty)
+				progress_update(&pr, stderr, all, all);
+			*image = cur;
+			cur = NULL;
+			rc = 0;
+			break;
+		}
+		if (strcmp(state, "importing") != 0) {
+			progress_end(&pr, stderr);
+			hc_fail(h, "image '%s': %s", json_str(cur, "name"),
+				json_is_string(json_object_get(cur, "error")) ? json_str(cur, "error")
+				: "the import failed");
+			break;
+		}
+		if (hc_interrupted) {
+			progress_end(&pr, stderr);
+			hc_fail(h, "interrupted");
+			break;
+		}
+		sleep_ms(IMPORT_POLL_MS);
+		if (hc_interrupted)
+			continue;
+		json_decref(cur);
+		cur = NULL;
+		if (api_call(h, "GET", path, NULL, &cur, NULL) < 0)
+			break;
+	}
+	progress_end(&pr, stderr);
+	json_decref(cur);
+	free(path);
+	return rc;
+}
+
 int cmd_image_import(struct hc *h, const struct args *a)
 {
 	struct part parts[MAX_PARTS] = { 0 };
@@ -206,7 +298,8 @@ int cmd_image_import(struct hc *h, const struct args *a)
 	id = strdup(json_str(made, "id"));
 	if (id == NULL) {
 		hc_fail(h, "out of memory");
-	} else if (fill(h, id, parts, n, &image) < 0) {
+	} else if (n == 0 ? await_download(h, a->pos[0], made, &image) < 0
+			  : fill(h, id, parts, n, &image) < 0) {
 		discard(h, id);
 	} else {
 		print_resource(h, &res_image, image);

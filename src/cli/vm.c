@@ -10,6 +10,7 @@
 
 #include "common/fsutil.h"
 #include "common/proc.h"
+#include "common/validate.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -80,6 +81,34 @@ static char *fmt_key_names(json_t *vm, const char *key)
 	return out ? out : strdup("-");
 }
 
+/* The root disk: its size, or what it is without one. */
+static char *fmt_disk_size(json_t *vm, const char *key)
+{
+	char buf[32];
+
+	if (!json_is_integer(json_object_get(vm, key)))
+		return strdup("the image's");
+	human_bytes(json_integer_value(json_object_get(vm, key)), buf, sizeof(buf));
+	return strdup(buf);
+}
+
+/* "10.0 GiB, 1.0 GiB": the data disks' sizes, in the guest's order. */
+static char *fmt_disks(json_t *vm, const char *key)
+{
+	json_t *disks = json_object_get(vm, key), *d;
+	char *out = NULL, buf[32];
+	size_t i;
+
+	json_array_foreach(disks, i, d) {
+		human_bytes(json_integer_value(json_object_get(d, "size")), buf, sizeof(buf));
+		char *next = out ? str_printf("%s, %s", out, buf) : strdup(buf);
+		free(out);
+		if ((out = next) == NULL)
+			return NULL;
+	}
+	return out ? out : strdup("-");
+}
+
 static const struct column vm_show[] = {
 	{ "id", "id", NULL },
 	{ "name", "name", NULL },
@@ -94,6 +123,8 @@ static const struct column vm_show[] = {
 	{ "keys", "keys", fmt_key_names },
 	{ "user data", "user_data_size", fmt_bytes },
 	{ "config drive", "config_drive", NULL },
+	{ "disk size", "disk_size", fmt_disk_size },
+	{ "data disks", "disks", fmt_disks },
 	{ "created", "created", fmt_time },
 	{ 0 },
 };
@@ -157,6 +188,32 @@ static json_t *user_data_b64(struct hc *h, const char *path)
 }
 
 /* The request body of `vm create`, from the command line. */
+/* --disk-size SIZE and --disk SIZE…: bytes or K/M/G/T; the daemon checks
+ * the ranges.  0, or -1 with a usage error. */
+static int disks_to_body(struct hc *h, const struct args *a, json_t *body)
+{
+	const char *v = arg_opt(a, "--disk-size");
+	uint64_t size;
+
+	if (v) {
+		if (!size_parse(v, &size))
+			return hc_usage(h, "vm create: --disk-size '%s' is not a size (e.g. 4G, 512M)", v);
+		json_object_set_new(body, "disk_size", json_integer((json_int_t)size));
+	}
+	if (arg_opt(a, "--disk") == NULL)
+		return 0;
+	json_t *disks = json_array();
+	for (size_t i = 0; disks && (v = arg_opt_nth(a, "--disk", i)); i++) {
+		if (!size_parse(v, &size)) {
+			json_decref(disks);
+			return hc_usage(h, "vm create: --disk '%s' is not a size (e.g. 10G)", v);
+		}
+		json_array_append_new(disks, json_pack("{s:I}", "size", (json_int_t)size));
+	}
+	json_object_set_new(body, "disks", disks);
+	return 0;
+}
+
 static json_t *create_body(struct hc *h, const struct args *a)
 {
 	long cpus = 0, memory = 0;
@@ -204,6 +261,10 @@ static json_t *create_body(struct hc *h, const struct args *a)
 			return NULL;
 		}
 		json_object_set_new(body, "user_data", ud);
+	}
+	if (disks_to_body(h, a, body) < 0) {
+		json_decref(body);
+		return NULL;
 	}
 	return body;
 }

@@ -8,10 +8,12 @@
  *   scheduler  a VM create                          places it on this host (single-host store)
  *   agent      store change hook, a transition      agent/ reconcile pass
  *              in flight, the periodic resync
+ *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: they daemonize and outlive
- * hcd, which re-adopts them on start.
+ * hcd, which re-adopts them on start.  The only other threads are the
+ * importer's downloads, which never touch the store (image/fetch.h).
  */
 #include "agent/reconcile.h"
 #include "api/api.h"
@@ -19,6 +21,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "image/import.h"
 #include "metadata/server.h"
 #include "store/store.h"
 #include "vm/accel.h"
@@ -48,6 +51,7 @@ struct hcd {
 	struct api_server *api;
 	struct api_ctx api_ctx;
 	struct metadata_server *md;
+	struct importer *importer;
 	bool reconcile_due;
 	long long next_resync;
 };
@@ -164,6 +168,7 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 static void hcd_free(struct hcd *h)
 {
 	api_server_stop(h->api);
+	importer_free(h->importer);
 	metadata_stop(h->md);
 	agent_free(h->agent);
 	store_close(h->st);
@@ -232,7 +237,14 @@ int main(int argc, char **argv)
 		log_err("agent: cannot initialise in %s", h.cfg.state_dir);
 		goto out;
 	}
-	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg };
+	h.importer = importer_new(h.st, h.cfg.state_dir, &err);
+	if (h.importer == NULL) {
+		log_err("images: %s", err);
+		goto out;
+	}
+	importer_resume(h.importer);
+	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg,
+				      .importer = h.importer };
 	h.api = api_server_start(&h.api_ctx, &err);
 	if (h.api == NULL) {
 		log_err("api: %s", err);
@@ -258,7 +270,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64];
+		struct pollfd pfd[1 + 2 + 64 + 1];
 		int fds[2 + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
@@ -278,7 +290,8 @@ int main(int argc, char **argv)
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		for (int i = 0; i < n; i++)
 			pfd[1 + i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-		if (poll(pfd, (nfds_t)(1 + n), (int)timeout) < 0 && errno != EINTR) {
+		pfd[1 + n] = (struct pollfd){ .fd = importer_fd(h.importer), .events = POLLIN };
+		if (poll(pfd, (nfds_t)(1 + n + 1), (int)timeout) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -301,6 +314,8 @@ int main(int argc, char **argv)
 		api_server_run(h.api);
 		if (h.md)
 			metadata_run(h.md);
+		if (pfd[1 + n].revents & POLLIN)
+			importer_run(h.importer);
 
 		now = now_ms();
 		if (now >= h.next_resync) {

@@ -228,7 +228,8 @@ static int body_begin(struct fetch *f)
 			}
 		}
 	} else {
-		say_why(f, code >= 500 || code == 408 || code == 429,
+		/* Only a server's trouble may pass; 4xx is the URL's fault. */
+		say_why(f, !(code >= 500 || code == 408 || code == 429),
 			str_printf("the server answered HTTP %ld", code));
 		return -1;
 	}
@@ -376,8 +377,9 @@ static enum outcome attempt(struct fetch *f)
 		start_over(f);
 		out = OUT_RETRY;
 	} else if (!f->body_started && code != 200 && code != 206) {
-		say_why(f, code < 500, str_printf("the server answered HTTP %ld", code));
-		out = code < 500 ? OUT_FAIL : OUT_RETRY;
+		bool permanent = !(code >= 500 || code == 408 || code == 429);
+		say_why(f, permanent, str_printf("the server answered HTTP %ld", code));
+		out = permanent ? OUT_FAIL : OUT_RETRY;
 	} else {
 		if (!f->body_started && code == 200 && f->offset > 0)
 			start_over(f); /* the resource is empty now */

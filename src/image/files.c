@@ -38,6 +38,10 @@ int disk_info_parse(const char *json, struct disk_info *out, char **why)
 		*why = strdup("disk images with a backing or external data file are refused");
 		goto out;
 	}
+	if (json_is_true(json_object_get(data, "corrupt"))) {
+		*why = strdup("the qcow2 image is marked corrupt");
+		goto out;
+	}
 	if (!json_is_integer(vsize) || json_integer_value(vsize) <= 0) {
 		*why = strdup("the disk has no size");
 		goto out;

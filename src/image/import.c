@@ -103,7 +103,11 @@ int importer_start(struct importer *imp, const struct image *im, char **err)
 	char *file = NULL, *checkpoint = NULL;
 
 	*err = NULL;
-	if (j == NULL || im->source == NULL)
+	if (im->source == NULL) {
+		*err = strdup("the image has no URL to import from");
+		goto fail;
+	}
+	if (j == NULL)
 		goto oom;
 	j->image_id = im->id;
 	j->staging = image_staging_dir(imp->state_dir, im->id);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,19 +97,68 @@ int qemu_launch(const struct qemu_spec *spec, const struct vm_paths *p, char **e
 	return 0;
 }
 
-int qemu_overlay_create(const char *base, const char *base_format, const char *overlay, char **err)
+char *vm_data_disk_path(const struct vm_paths *p, size_t index)
 {
-	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", (char *)base_format,
-			 "-b", (char *)base, (char *)overlay, NULL };
-	char *out = NULL;
+	return str_printf("%s/data%zu.qcow2", p->dir, index);
+}
+
+/*
+ * qemu-img create into a temporary name, then rename: a disk that exists
+ * is always whole, so "create it when missing" can be re-run after a
+ * crash at any point.
+ */
+static int qemu_img_create(const char *path, const char *base, const char *base_format,
+			   long long size, char **err)
+{
+	char *tmp = str_printf("%s.tmp", path), sz[32], *out = NULL;
+	char *argv[16];
+	size_t n = 0;
 	int rc;
 
 	*err = NULL;
+	if (tmp == NULL) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	argv[n++] = "qemu-img";
+	argv[n++] = "create";
+	argv[n++] = "-q";
+	argv[n++] = "-f";
+	argv[n++] = "qcow2";
+	if (base) {
+		argv[n++] = "-F";
+		argv[n++] = (char *)base_format;
+		argv[n++] = "-b";
+		argv[n++] = (char *)base;
+	}
+	argv[n++] = tmp;
+	if (size > 0) {
+		snprintf(sz, sizeof(sz), "%lld", size);
+		argv[n++] = sz;
+	}
+	argv[n] = NULL;
+	file_remove(tmp);
 	rc = proc_run(argv, 30000, &out, 4096, true);
 	if (rc != 0)
 		*err = str_printf("qemu-img create failed (%d): %s", rc, out ? out : "");
+	else if (rename(tmp, path) < 0)
+		*err = str_printf("%s: %s", path, strerror(errno));
+	if (*err)
+		file_remove(tmp);
 	free(out);
-	return rc == 0 ? 0 : -1;
+	free(tmp);
+	return *err ? -1 : 0;
+}
+
+int qemu_overlay_create(const char *base, const char *base_format, const char *overlay,
+			long long size, char **err)
+{
+	return qemu_img_create(overlay, base, base_format, size, err);
+}
+
+int qemu_disk_create(const char *path, long long size, char **err)
+{
+	return qemu_img_create(path, NULL, NULL, size, err);
 }
 
 int qemu_powerdown(const struct vm_paths *p, char **err)

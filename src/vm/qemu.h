@@ -6,6 +6,7 @@
  *
  * Layout of STATE_DIR/vms/<id>/:
  *   qmp.sock  serial.sock  serial.log  qemu.pid  disk.qcow2  qemu.err
+ *   data0.qcow2 data1.qcow2 …   (extra data disks, in the VM's order)
  */
 #ifndef HC_QEMU_H
 #define HC_QEMU_H
@@ -34,8 +35,15 @@ pid_t qemu_running_pid(const struct vm_paths *p);
 /* Launch; returns once QEMU has daemonized.  -1 and a message on failure. */
 int qemu_launch(const struct qemu_spec *spec, const struct vm_paths *p, char **err);
 
-/* Create the VM's qcow2 overlay on a base image (never written to). */
-int qemu_overlay_create(const char *base, const char *base_format, const char *overlay, char **err);
+/* STATE_DIR/vms/<id>/data<index>.qcow2 (malloc'd). */
+char *vm_data_disk_path(const struct vm_paths *p, size_t index);
+
+/* Create the VM's qcow2 overlay on a base image (never written to), of
+ * `size` bytes (0: the base's size; never smaller than the base). */
+int qemu_overlay_create(const char *base, const char *base_format, const char *overlay,
+			long long size, char **err);
+/* Create an empty qcow2 disk of `size` bytes. */
+int qemu_disk_create(const char *path, long long size, char **err);
 
 int qemu_powerdown(const struct vm_paths *p, char **err);  /* ACPI power button */
 int qemu_quit(const struct vm_paths *p, char **err);       /* QMP quit */

@@ -121,9 +121,14 @@ char **qemu_argv(const struct qemu_spec *s)
 		if (s->cmdline && s->cmdline[0])
 			add2(&a, "-append", strdup(s->cmdline));
 	}
+	/* virtio-blk in this order: the guest sees the root disk as vda and
+	 * the data disks as vdb, vdc, … (vda onwards without a root disk). */
 	if (s->disk)
 		add2(&a, "-drive", opt_path("if=virtio,format=qcow2,cache=none,aio=threads,file=",
 					    s->disk, ""));
+	for (size_t i = 0; i < s->n_data_disks; i++)
+		add2(&a, "-drive", opt_path("if=virtio,format=qcow2,cache=none,aio=threads,file=",
+					    s->data_disks[i], ""));
 	if (s->seed_iso)
 		add2(&a, "-drive", opt_path("if=ide,media=cdrom,readonly=on,format=raw,file=",
 					    s->seed_iso, ""));

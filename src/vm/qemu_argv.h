@@ -27,7 +27,10 @@ struct qemu_spec {
 	const char *kernel;      /* kernel boot: kernel, optional initrd, cmdline */
 	const char *initrd;
 	const char *cmdline;
-	const char *disk;        /* the VM's qcow2 overlay (disk boot, or a data disk) */
+	const char *disk;        /* the root disk (qcow2): the overlay of a disk image, or a
+				  * blank one of a kernel image; NULL = none */
+	const char *const *data_disks;  /* extra qcow2 data disks, after the root disk */
+	size_t n_data_disks;
 	const char *seed_iso;    /* NoCloud cidata ISO, attached as an IDE CD-ROM; NULL = none */
 	const char *qmp_path;
 	const char *serial_path;

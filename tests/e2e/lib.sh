@@ -16,6 +16,7 @@ T_STATE=$T_DIR/state
 T_NS=hce2e-$$
 HCD_PID=
 T_EXTRA_NS=()   # more namespaces a test creates; cleanup removes them too
+T_ON_EXIT=()    # commands (strings) a test adds; cleanup runs them first
 export HC_URL="unix:$T_STATE/api.sock"
 
 fail() {
@@ -40,6 +41,8 @@ our_qemu_pids() { pgrep -f "qemu-system-x86_64.*$T_STATE" || true; }
 cleanup() {
 	local rc=$?
 	set +e
+	local c
+	for c in "${T_ON_EXIT[@]}"; do eval "$c"; done
 	if [ -n "$HCD_PID" ]; then kill -9 "$HCD_PID"; wait "$HCD_PID"; fi 2>/dev/null
 	for p in $(our_qemu_pids) $(pgrep -f "dnsmasq.*$T_STATE"); do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$T_NS" 2>/dev/null

@@ -3,7 +3,8 @@
  * kernel boot (kernel, initrd, cmdline as one argument) and disk boot
  * (qcow2 overlay), tcg and kvm, NICs as tap netdevs with their MACs,
  * daemonize/pidfile/sandbox/runas, QMP and serial chardevs, the NoCloud
- * seed as an IDE CD-ROM, and the
+ * seed as an IDE CD-ROM, extra data disks as virtio-blk after the root
+ * disk (also on a kernel image with or without a root disk), and the
  * escaping of commas in option values.
  */
 #include <stdarg.h>
@@ -239,6 +240,66 @@ static void disk_boot(void **state)
 		assert_string_equal(value_of(v, "-m"), "2048");
 		strv_free(v);
 	}
+}
+
+/* ---- data disks --------------------------------------------------------- */
+
+static const char *const three_data_disks[] = {
+	"/var/lib/hackcloud/vms/000000002b/data0.qcow2",
+	"/var/lib/hackcloud/vms/000000002b/data1.qcow2",
+	"/var/lib/hackcloud/vms/000000002b/data2.qcow2",
+};
+
+/* The drives in argv order are the guest's vda, vdb, …: root disk first. */
+static void data_disks_follow_the_root_disk(void **state)
+{
+	(void)state;
+	struct qemu_spec s = disk_spec("tcg");
+	s.data_disks = three_data_disks;
+	s.n_data_disks = 3;
+	char **v = qemu_argv(&s);
+	const char *drives[8];
+	char want[128];
+
+	check_well_formed(v);
+	assert_int_equal(values_of(v, "-drive", drives, 8), 4);
+	assert_true(has_elem(drives[0], "file=/var/lib/hackcloud/vms/000000002b/disk.qcow2"));
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "file=%s", three_data_disks[i]);
+		assert_true(has_elem(drives[i + 1], want));
+		assert_true(has_elem(drives[i + 1], "if=virtio"));
+		assert_true(has_elem(drives[i + 1], "format=qcow2"));
+		assert_false(has_elem(drives[i + 1], "readonly=on"));
+	}
+	strv_free(v);
+}
+
+/* A kernel image: no root disk unless one was asked for; data disks alone
+ * come first then. */
+static void data_disks_of_a_kernel_image(void **state)
+{
+	(void)state;
+	struct qemu_spec s = kernel_spec("tcg");
+	const char *drives[8];
+	char **v;
+
+	s.data_disks = three_data_disks;
+	s.n_data_disks = 2;
+	v = qemu_argv(&s);
+	check_well_formed(v);
+	assert_int_equal(values_of(v, "-drive", drives, 8), 2);
+	assert_true(has_elem(drives[0], "file=/var/lib/hackcloud/vms/000000002b/data0.qcow2"));
+	assert_true(has_elem(drives[1], "file=/var/lib/hackcloud/vms/000000002b/data1.qcow2"));
+	assert_string_equal(value_of(v, "-kernel"), s.kernel);
+	strv_free(v);
+
+	/* with a blank root disk (--disk-size on a kernel image) */
+	s.disk = "/var/lib/hackcloud/vms/000000002a/disk.qcow2";
+	v = qemu_argv(&s);
+	assert_int_equal(values_of(v, "-drive", drives, 8), 3);
+	assert_true(has_elem(drives[0], "file=/var/lib/hackcloud/vms/000000002a/disk.qcow2"));
+	assert_true(has_elem(drives[1], "file=/var/lib/hackcloud/vms/000000002b/data0.qcow2"));
+	strv_free(v);
 }
 
 /* ---- NICs --------------------------------------------------------------- */
@@ -532,6 +593,8 @@ int main(void)
 		cmocka_unit_test(kernel_boot_without_initrd_or_cmdline),
 		cmocka_unit_test(cmdline_with_quotes_and_commas_is_verbatim),
 		cmocka_unit_test(disk_boot),
+		cmocka_unit_test(data_disks_follow_the_root_disk),
+		cmocka_unit_test(data_disks_of_a_kernel_image),
 		cmocka_unit_test(nics_are_taps_with_macs),
 		cmocka_unit_test(no_nics),
 		cmocka_unit_test(daemon_pidfile_sandbox),

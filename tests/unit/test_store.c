@@ -4,7 +4,8 @@
  * (counter IDs, IPv4 allocation and reuse after purge), soft delete,
  * conflicts, owner scope, counter and address pool exhaustion, atomicity of
  * failed creates, the change hook, SSH keys with the keys and user data of
- * VMs, and what the engines must agree on (value types, placeholders,
+ * VMs, images imported from a URL (state, source, checksum, failure), the
+ * root disk size and data disks of VMs, and what the engines must agree on (value types, placeholders,
  * constraint errors).
  *
  * Every test runs on SQLite (a file in a fresh temporary directory) and,
@@ -223,6 +224,15 @@ static void open_rejects_bad_uri(void **state)
 	char path[160];
 
 	assert_null(store_open("mysql://x", c->dir, &err));
+	assert_non_null(err);
+	free(err);
+	err = NULL;
+	/* Nothing listens on port 1: refused at once, with the reason. */
+	assert_null(store_open("postgresql://127.0.0.1:1/hc", c->dir, &err));
+	assert_non_null(strstr(err, "postgresql"));
+	free(err);
+	err = NULL;
+	assert_null(store_open("postgres://127.0.0.1:1/hc", c->dir, &err));
 	assert_non_null(err);
 	free(err);
 	err = NULL;
@@ -822,15 +832,470 @@ static void keys_and_user_data(void **state)
 	assert_int_equal(store_key_delete(c->st, desk), STORE_OK);
 }
 
+/* ---- users and tokens --------------------------------------------------- */
+
+static void users_and_tokens(void **state)
+{
+	struct ctx *c = *state;
+	struct user u = { .name = "alice", .role = "member", .auth = "file,otp", .enabled = true };
+	struct user got = { 0 }, *ul = NULL;
+	struct token t = { .expires = INT64_C(4000000000), .source = "unix" }, tk = { 0 }, *tl = NULL;
+	size_t n = 0;
+	char *sealed = NULL;
+	int64_t step = -1;
+
+	assert_int_equal(store_user_create(c->st, &u), STORE_OK);
+	assert_int_equal(u.id, 1);
+	struct user dup = { .name = "alice", .role = "member", .auth = "file", .enabled = true };
+	assert_int_equal(store_user_create(c->st, &dup), STORE_CONFLICT);
+	assert_int_equal(store_user_get(c->st, "alice", &got), STORE_OK);
+	assert_int_equal(got.id, u.id);
+	assert_string_equal(got.auth, "file,otp");
+	assert_true(got.enabled);
+	assert_false(got.otp);        /* a truth value computed by the query */
+	user_free(&got);
+	assert_int_equal(store_user_update(c->st, u.id, "admin", NULL, 0), STORE_OK);
+	assert_int_equal(store_user_get_id(c->st, u.id, &got), STORE_OK);
+	assert_string_equal(got.role, "admin");
+	assert_string_equal(got.auth, "file,otp");
+	assert_false(got.enabled);
+	user_free(&got);
+	assert_int_equal(store_user_update(c->st, u.id, NULL, NULL, 1), STORE_OK);
+	assert_int_equal(store_user_list(c->st, &ul, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(ul[0].name, "root");
+	users_free(ul, n);
+
+	/* TOTP: enrol, use a step once, never again nor an older one. */
+	assert_int_equal(store_user_otp_set(c->st, u.id, "sealed-secret"), STORE_OK);
+	assert_int_equal(store_user_otp_get(c->st, u.id, &sealed, &step), STORE_OK);
+	assert_string_equal(sealed, "sealed-secret");
+	assert_int_equal(step, 0);
+	free(sealed);
+	assert_int_equal(store_user_otp_use(c->st, u.id, 100), STORE_OK);
+	assert_int_equal(store_user_otp_use(c->st, u.id, 100), STORE_CONFLICT);
+	assert_int_equal(store_user_otp_use(c->st, u.id, 99), STORE_CONFLICT);
+	assert_int_equal(store_user_otp_use(c->st, u.id, 101), STORE_OK);
+	assert_int_equal(store_user_get_id(c->st, u.id, &got), STORE_OK);
+	assert_true(got.otp);
+	user_free(&got);
+	assert_int_equal(store_user_otp_set(c->st, 77, "x"), STORE_NOTFOUND);
+
+	/* Tokens: live ones by hash, scope, expiry, delete, purge. */
+	t.owner = u.id;
+	assert_int_equal(store_token_create(c->st, &t, "hash-1"), STORE_OK);
+	assert_int_equal(store_token_lookup(c->st, "hash-1", store_now(), &tk), STORE_OK);
+	assert_int_equal(tk.id, t.id);
+	assert_string_equal(tk.owner_name, "alice");
+	free(tk.owner_name);
+	free(tk.source);
+	assert_int_equal(store_token_lookup(c->st, "hash-1", INT64_C(4000000000), &tk), STORE_NOTFOUND);
+	assert_int_equal(store_token_list(c->st, u.id, &tl, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	tokens_free(tl, n);
+	assert_int_equal(store_token_list(c->st, OWNER_ROOT, &tl, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	tokens_free(tl, n);
+	assert_int_equal(store_token_delete(c->st, t.id, OWNER_ROOT), STORE_NOTFOUND);
+	assert_int_equal(store_token_delete(c->st, t.id, u.id), STORE_OK);
+	assert_int_equal(store_token_create(c->st, &t, "hash-2"), STORE_OK);
+	assert_int_equal(store_token_purge(c->st, INT64_C(4000000001)), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM tokens"), 0);
+
+	/* A user who owns something stays; without it, goes with its tokens. */
+	assert_int_equal(store_token_create(c->st, &t, "hash-3"), STORE_OK);
+	make_key(c->st, "k", u.id, STORE_OK);
+	assert_int_equal(store_user_delete(c->st, u.id), STORE_CONFLICT);
+	assert_int_equal(store_key_delete(c->st, 1), STORE_OK);
+	assert_int_equal(store_user_delete(c->st, u.id), STORE_OK);
+	assert_int_equal(store_user_get(c->st, "alice", &got), STORE_NOTFOUND);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM tokens"), 0);
+}
+
+/* ---- what the engines agree on ----------------------------------------- */
+
+struct captured {
+	int rows;
+	enum sval_type t[8];
+	int64_t i[8];
+	char s[8][32];
+};
+
+static int capture_row(void *arg, const struct sval *c, int n)
+{
+	struct captured *g = arg;
+
+	g->rows++;
+	for (int k = 0; k < n && k < 8; k++) {
+		g->t[k] = c[k].t;
+		g->i[k] = c[k].i;
+		if (c[k].t == SV_TEXT)
+			snprintf(g->s[k], sizeof(g->s[k]), "%s", c[k].s);
+	}
+	return 0;
+}
+
+static void engine_values_and_errors(void **state)
+{
+	struct ctx *c = *state;
+	struct captured g = { 0 };
+	struct sval p[] = { SV_I(INT64_C(1) << 40), SV_S("it's ?"), SV_S(NULL) };
+	uint64_t id = 0;
+
+	/* Parameters of each kind; a '?' inside a literal is no placeholder;
+	 * integers, counts and truth values read back as SV_INT. */
+	assert_int_equal(store_q(c->st, "SELECT ?, ?, ?, 'a ? in a literal', NULL,"
+				 " (SELECT COUNT(*) FROM counters), 1 < 2", p, 3, capture_row, &g),
+			 STORE_OK);
+	assert_int_equal(g.rows, 1);
+	assert_int_equal(g.t[0], SV_INT);
+	assert_int_equal(g.i[0], INT64_C(1) << 40);
+	assert_int_equal(g.t[1], SV_TEXT);
+	assert_string_equal(g.s[1], "it's ?");
+	assert_int_equal(g.t[2], SV_NULL);
+	assert_int_equal(g.t[3], SV_TEXT);
+	assert_string_equal(g.s[3], "a ? in a literal");
+	assert_int_equal(g.t[4], SV_NULL);
+	assert_int_equal(g.t[5], SV_INT);
+	assert_true(g.i[5] >= 5);
+	assert_int_equal(g.t[6], SV_INT);
+	assert_int_equal(g.i[6], 1);
+
+	/* Constraint violations are conflicts: unique, foreign key, not null. */
+	assert_int_equal(store_q(c->st, "INSERT INTO counters (name, next) VALUES ('vm', 1)",
+				 NULL, 0, NULL, NULL), STORE_CONFLICT);
+	assert_int_equal(store_q(c->st, "INSERT INTO nics (id, vm, network, idx) VALUES (1, 999, 999, 0)",
+				 NULL, 0, NULL, NULL), STORE_CONFLICT);
+	assert_int_equal(store_q(c->st, "INSERT INTO counters (name, next) VALUES ('x', NULL)",
+				 NULL, 0, NULL, NULL), STORE_CONFLICT);
+	/* Anything else is a failure of the database. */
+	assert_int_equal(store_q(c->st, "SELECT nothing FROM nowhere", NULL, 0, NULL, NULL), STORE_ERR);
+
+	/* A conflict ends its transaction: nothing of it stays. */
+	assert_int_equal(store_tx_begin(c->st), STORE_OK);
+	int rc = store_w(c->st, "INSERT INTO users (id, name, role) VALUES (9, 'half', 'user')", NULL, 0);
+	assert_int_equal(rc, STORE_OK);
+	rc = store_w(c->st, "INSERT INTO users (id, name, role) VALUES (10, 'root', 'user')", NULL, 0);
+	assert_int_equal(rc, STORE_CONFLICT);
+	assert_int_equal(store_tx_end(c->st, rc), STORE_CONFLICT);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM users WHERE id = 9"), 0);
+	assert_int_equal(c->hooks, 0);
+	/* ...and the connection goes on. */
+	assert_int_equal(make_image(c->st, "after"), 1);
+
+	/* A counter hands out its last value, then is full; an unknown one fails. */
+	assert_int_equal(store_q(c->st, "UPDATE counters SET next = 5 WHERE name = 'rule'",
+				 NULL, 0, NULL, NULL), STORE_OK);
+	assert_int_equal(store_tx_begin(c->st), STORE_OK);
+	assert_int_equal(store_counter_next(c->st, "rule", 5, &id), STORE_OK);
+	assert_int_equal(id, 5);
+	assert_int_equal(store_counter_next(c->st, "rule", 5, &id), STORE_FULL);
+	assert_int_equal(store_counter_next(c->st, "nosuch", 5, &id), STORE_ERR);
+	assert_int_equal(store_tx_end(c->st, STORE_OK), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT next FROM counters WHERE name = 'rule'"), 6);
+}
+
+/* ---- PostgreSQL: several processes, a server restart -------------------- */
+
+/*
+ * Run fn in n child processes that start at the same moment (they wait on
+ * a pipe that the parent then closes) and return how many failed.  A child
+ * opens its own store: it never touches the parent's connection.
+ */
+static int in_children(int n, int (*fn)(struct ctx *c, int who), struct ctx *c)
+{
+	pid_t pids[8];
+	int gate[2], failed = 0;
+
+	assert_true(n <= 8);
+	assert_int_equal(pipe(gate), 0);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			char b;
+			close(gate[1]);
+			if (read(gate[0], &b, 1) < 0)
+				_exit(9);
+			_exit(fn(c, i));
+		}
+	}
+	close(gate[1]);
+	close(gate[0]);
+	for (int i = 0; i < n; i++) {
+		int status = 0;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "child %d: status %#x\n", i, status);
+			failed++;
+		}
+	}
+	return failed;
+}
+
+static int expected_version;
+
+static int child_open(struct ctx *c, int who)
+{
+	char *err = NULL;
+	struct store *st = store_open(c->uri, c->dir, &err);
+	int v;
+
+	(void)who;
+	if (st == NULL) {
+		fprintf(stderr, "store_open: %s\n", err ? err : "?");
+		free(err);
+		return 1;
+	}
+	v = store_schema_version(st);
+	store_close(st);
+	return v == expected_version ? 0 : 2;
+}
+
+static void pg_concurrent_migrations(void **state)
+{
+	struct ctx *c = *state;
+	char sqlite_uri[128], *err = NULL;
+
+	/* The version every engine reaches: whatever SQLite migrates to. */
+	snprintf(sqlite_uri, sizeof(sqlite_uri), "sqlite:%s/ref.db", c->dir);
+	struct store *ref = store_open(sqlite_uri, c->dir, &err);
+	assert_non_null(ref);
+	expected_version = store_schema_version(ref);
+	store_close(ref);
+	assert_true(expected_version >= 5);
+
+	/* Four hcd starting at once on an empty database: one migrates. */
+	assert_int_equal(in_children(4, child_open, c), 0);
+	c->st = store_open(c->uri, c->dir, &err);
+	assert_non_null(c->st);
+	assert_int_equal(store_schema_version(c->st), expected_version);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM schema_version"), expected_version);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(DISTINCT version) FROM schema_version"),
+			 expected_version);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM users"), 1);
+}
+
+#define WRITES 40
+
+static uint64_t shared_image, shared_net, shared_vm;
+
+/* Networks, VMs (each takes an address of one shared network) and NICs of
+ * one shared VM (each takes the next index: read, then written). */
+static int child_create(struct ctx *c, int who)
+{
+	char *err = NULL;
+	struct store *st = store_open(c->uri, c->dir, &err);
+	int failed = 0;
+
+	if (st == NULL) {
+		free(err);
+		return 1;
+	}
+	for (int i = 0; i < WRITES; i++) {
+		char name[32], v6[64];
+		snprintf(name, sizeof(name), "w%d-%d", who, i);
+		snprintf(v6, sizeof(v6), "fd00:%x:%x::/64", who, i);
+		struct network n = { .name = name, .owner = OWNER_ROOT, .ipv6 = v6 };
+		struct vm vm = { .name = name, .owner = OWNER_ROOT, .image = shared_image, .cpus = 1,
+				 .memory_mib = 128, .desired = "stopped", .state = "stopped" };
+		uint64_t nic;
+		failed += store_network_create(st, &n) != STORE_OK;
+		failed += store_vm_create(st, &vm, &shared_net, 1) != STORE_OK;
+		failed += store_nic_add(st, shared_vm, shared_net, &nic) != STORE_OK;
+	}
+	store_close(st);
+	return failed ? 1 : 0;
+}
+
+#define COUNTS 200
+
+static int id_pipe[2];
+
+/* The counter alone, in transactions that skip the engine's writer lock
+ * (plain BEGIN): two of them must still never get the same value. */
+static int child_count(struct ctx *c, int who)
+{
+	char *err = NULL;
+	struct store *st = store_open(c->uri, c->dir, &err);
+	int failed = 0;
+
+	(void)who;
+	if (st == NULL) {
+		free(err);
+		return 1;
+	}
+	for (int i = 0; i < COUNTS; i++) {
+		uint64_t id = 0;
+		failed += store_q(st, "BEGIN", NULL, 0, NULL, NULL) != STORE_OK;
+		failed += store_counter_next(st, "rule", UINT32_MAX, &id) != STORE_OK;
+		failed += store_q(st, "COMMIT", NULL, 0, NULL, NULL) != STORE_OK;
+		failed += write(id_pipe[1], &id, sizeof(id)) != (ssize_t)sizeof(id);
+	}
+	store_close(st);
+	return failed ? 1 : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void pg_concurrent_writers(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t ids[3 * COUNTS];
+	uint64_t next = 0;
+
+	shared_image = make_image(c->st, "tiny");
+	shared_net = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/22");
+	assert_int_equal(make_vm(c->st, "shared", OWNER_ROOT, shared_image, NULL, 0, &shared_vm),
+			 STORE_OK);
+
+	/* Through the model: nothing fails, no ID, address or index twice. */
+	assert_int_equal(in_children(3, child_create, c), 0);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM networks"), 1 + 3 * WRITES);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 1 + 3 * WRITES);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(DISTINCT ipv4) FROM nics"), 6 * WRITES);
+	assert_int_equal(count_rows(c->st, "SELECT MAX(idx) FROM nics WHERE vm = 1"), 3 * WRITES - 1);
+	assert_int_equal(store_counter_peek(c->st, "network", &next), STORE_OK);
+	assert_int_equal(next, 2 + 3 * WRITES);
+	assert_int_equal(store_counter_peek(c->st, "vm", &next), STORE_OK);
+	assert_int_equal(next, 2 + 3 * WRITES);
+
+	/* The counter by itself: 1..3*COUNTS, each handed out once. */
+	assert_int_equal(pipe(id_pipe), 0);
+	assert_int_equal(in_children(3, child_count, c), 0);
+	close(id_pipe[1]);
+	assert_int_equal(read(id_pipe[0], ids, sizeof(ids)), (ssize_t)sizeof(ids));
+	close(id_pipe[0]);
+	qsort(ids, 3 * COUNTS, sizeof(ids[0]), cmp_u64);
+	for (int i = 0; i < 3 * COUNTS; i++)
+		assert_int_equal(ids[i], (uint64_t)i + 1);
+}
+
+static void pg_reconnects_after_restart(void **state)
+{
+	struct ctx *c = *state;
+	const char *restart = getenv("HC_TEST_PG_RESTART");
+	struct image got = { 0 };
+	uint64_t img, vm;
+	int rc;
+
+	if (restart == NULL)
+		skip();
+	img = make_image(c->st, "before");
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &vm), STORE_OK);
+
+	/* Between transactions each kind of call finds the connection gone
+	 * and reconnects first: a read, a transaction, a single write. */
+	assert_int_equal(system(restart), 0);
+	assert_int_equal(store_image_get(c->st, "before", OWNER_ANY, &got), STORE_OK);
+	assert_int_equal(got.id, img);
+	image_free(&got);
+	assert_int_equal(system(restart), 0);
+	make_net(c->st, "after", "2001:db8:10::/64", NULL);
+	assert_int_equal(system(restart), 0);
+	assert_int_equal(store_vm_set_state(c->st, vm, "running", NULL), STORE_OK);
+
+	/* Inside a transaction the statement fails, and nothing of the
+	 * transaction is applied. */
+	int hooks = c->hooks;
+	assert_int_equal(store_tx_begin(c->st), STORE_OK);
+	rc = store_w(c->st, "INSERT INTO users (id, name, role) VALUES (9, 'half', 'user')", NULL, 0);
+	assert_int_equal(rc, STORE_OK);
+	assert_int_equal(system(restart), 0);
+	rc = store_w(c->st, "INSERT INTO users (id, name, role) VALUES (10, 'other', 'user')", NULL, 0);
+	assert_int_equal(rc, STORE_ERR);
+	assert_int_equal(store_tx_end(c->st, rc), STORE_ERR);
+	assert_int_equal(c->hooks, hooks);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM users WHERE id IN (9, 10)"), 0);
+	assert_int_equal(make_image(c->st, "later"), img + 1);
+}
+
+/* An import from a URL: the row carries its source and expected checksum
+ * while importing; a failure keeps the row with the reason. */
+static void image_import_rows(void **state)
+{
+	struct ctx *c = *state;
+	struct image im = { .name = "alpine", .owner = OWNER_ROOT, .format = "pending",
+			    .boot = "disk", .state = "importing", .visibility = "public",
+			    .source = "https://example.org/alpine.qcow2", .expect_sha256 = SHA_A };
+	struct image got = { 0 }, plain = { .name = "up", .owner = OWNER_ROOT, .format = "pending",
+					     .boot = "disk" };
+
+	assert_int_equal(store_image_create(c->st, &im), STORE_OK);
+	assert_int_equal(store_image_get_id(c->st, im.id, &got), STORE_OK);
+	assert_string_equal(got.state, "importing");
+	assert_string_equal(got.visibility, "public");
+	assert_string_equal(got.source, "https://example.org/alpine.qcow2");
+	assert_string_equal(got.expect_sha256, SHA_A);
+	assert_null(got.error);
+	assert_null(got.sha256);
+	image_free(&got);
+
+	assert_int_equal(store_image_fail(c->st, im.id, "checksum mismatch"), STORE_OK);
+	assert_int_equal(store_image_get_id(c->st, im.id, &got), STORE_OK);
+	assert_string_equal(got.state, "error");
+	assert_string_equal(got.error, "checksum mismatch");
+	image_free(&got);
+
+	/* Defaults: an upload, private, no source. */
+	assert_int_equal(store_image_create(c->st, &plain), STORE_OK);
+	assert_int_equal(store_image_get_id(c->st, plain.id, &got), STORE_OK);
+	assert_string_equal(got.state, "uploading");
+	assert_string_equal(got.visibility, "private");
+	assert_null(got.source);
+	assert_null(got.expect_sha256);
+	image_free(&got);
+	/* Only an importing image can fail an import. */
+	assert_int_equal(store_image_fail(c->st, plain.id, "no"), STORE_OK);
+	assert_int_equal(store_image_get_id(c->st, plain.id, &got), STORE_OK);
+	assert_string_equal(got.state, "uploading");
+	assert_null(got.error);
+	image_free(&got);
+}
+
+/* The root disk size and the data disks, in order, and gone with the VM. */
+static void vm_disks_roundtrip(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	struct vm_disk disks[] = { { 10LL << 30 }, { 1LL << 20 }, { 3LL << 40 } };
+	struct vm vm = { .name = "db", .owner = OWNER_ROOT, .image = img, .cpus = 1,
+			 .memory_mib = 128, .desired = "stopped", .state = "stopped",
+			 .disk_size = 4LL << 30, .disks = disks, .n_disks = 3 };
+	struct vm got = { 0 };
+	uint64_t plain;
+
+	assert_int_equal(store_vm_create(c->st, &vm, NULL, 0), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_int_equal(got.disk_size, 4LL << 30);
+	assert_int_equal(got.n_disks, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(got.disks[i].size, disks[i].size);
+	vm_free(&got);
+
+	assert_int_equal(make_vm(c->st, "plain", OWNER_ROOT, img, NULL, 0, &plain), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, plain, &got), STORE_OK);
+	assert_int_equal(got.disk_size, 0);
+	assert_int_equal(got.n_disks, 0);
+	assert_null(got.disks);
+	vm_free(&got);
+
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_disks"), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
+	/* On every engine. */
 	const struct CMUnitTest tests[] = {
 		T(open_migrates),
 		T(reopen_is_idempotent),
-		T(open_rejects_bad_uri),
-		T(open_default_path_in_state_dir),
 		T(image_lifecycle),
 		T(image_delete_in_use_conflicts),
 		T(network_lifecycle),
@@ -844,6 +1309,29 @@ int main(void)
 		T(counter_exhaustion),
 		T(change_hook),
 		T(keys_and_user_data),
+		T(image_import_rows),
+		T(vm_disks_roundtrip),
+		T(users_and_tokens),
+		T(engine_values_and_errors),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* About store_open's URIs and files; no server needed. */
+	const struct CMUnitTest open_tests[] = {
+		T(open_rejects_bad_uri),
+		T(open_default_path_in_state_dir),
+	};
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(pg_concurrent_migrations, setup_empty, teardown),
+		T(pg_concurrent_writers),
+		T(pg_reconnects_after_restart),
+	};
+	int failed = 0;
+
+	failed += cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("open", open_tests, NULL, NULL);
+	pg_uri = getenv("HC_TEST_PG");
+	if (pg_uri && *pg_uri) {
+		failed += cmocka_run_group_tests_name("postgresql", tests, NULL, NULL);
+		failed += cmocka_run_group_tests_name("postgresql only", pg_tests, NULL, NULL);
+	}
+	return failed;
 }

@@ -1,6 +1,7 @@
 /*
  * test_validate — user-input checks (src/common/validate.h): resource names,
- * IPv6 /64 prefixes, IPv4 subnets and kernel command lines.
+ * IPv6 /64 prefixes, IPv4 subnets, kernel command lines, sizes with unit
+ * suffixes and SHA-256 hex checksums.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -246,6 +247,73 @@ static void prefix_any_family(void **state)
 	assert_false(prefix_parse("", &fam, canon, sizeof(canon)));
 }
 
+/* ---- sizes -------------------------------------------------------------- */
+
+static void size_parse_accepts(void **state)
+{
+	(void)state;
+	uint64_t v = 1;
+
+	assert_true(size_parse("0", &v));
+	assert_int_equal(v, 0);
+	assert_true(size_parse("1073741824", &v));
+	assert_int_equal(v, 1073741824ULL);
+	assert_true(size_parse("512", &v));
+	assert_int_equal(v, 512);
+	assert_true(size_parse("4K", &v));
+	assert_int_equal(v, 4096);
+	assert_true(size_parse("4k", &v));
+	assert_int_equal(v, 4096);
+	assert_true(size_parse("512M", &v));
+	assert_int_equal(v, 512ULL << 20);
+	assert_true(size_parse("4G", &v));
+	assert_int_equal(v, 4ULL << 30);
+	assert_true(size_parse("10g", &v));
+	assert_int_equal(v, 10ULL << 30);
+	assert_true(size_parse("2T", &v));
+	assert_int_equal(v, 2ULL << 40);
+	assert_true(size_parse("007M", &v));
+	assert_int_equal(v, 7ULL << 20);
+	/* the largest that fits: 2^63 - 1 bytes, 2^23 - 1 TiB */
+	assert_true(size_parse("9223372036854775807", &v));
+	assert_int_equal(v, 9223372036854775807ULL);
+	assert_true(size_parse("8388607T", &v));
+	assert_int_equal(v, 8388607ULL << 40);
+}
+
+static void size_parse_rejects(void **state)
+{
+	(void)state;
+	uint64_t v = 42;
+	const char *bad[] = { "", "G", "-1", "+1", " 1", "1 ", "1.5G", "1GB", "1GiB", "1P", "1E",
+			      "4G4", "0x10", "1e9", "9223372036854775808", "8388608T",
+			      "99999999999999999999", "18446744073709551616", "1\n", NULL };
+
+	for (size_t i = 0; bad[i]; i++)
+		if (size_parse(bad[i], &v))
+			fail_msg("size_parse accepted '%s'", bad[i]);
+	assert_false(size_parse(NULL, &v));
+	assert_int_equal(v, 42); /* untouched on failure */
+}
+
+static void sha256_hex_parse_checks(void **state)
+{
+	(void)state;
+	char out[65];
+	const char *lower = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+	assert_true(sha256_hex_parse(lower, out));
+	assert_string_equal(out, lower);
+	assert_true(sha256_hex_parse("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", out));
+	assert_string_equal(out, lower);
+	assert_false(sha256_hex_parse(NULL, out));
+	assert_false(sha256_hex_parse("", out));
+	assert_false(sha256_hex_parse("ba7816bf", out));
+	assert_false(sha256_hex_parse("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0", out));
+	assert_false(sha256_hex_parse("ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", out));
+	assert_false(sha256_hex_parse("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a ", out));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +328,9 @@ int main(void)
 		cmocka_unit_test(special_ranges_rejected),
 		cmocka_unit_test(ipv4_overlap),
 		cmocka_unit_test(prefix_any_family),
+		cmocka_unit_test(size_parse_accepts),
+		cmocka_unit_test(size_parse_rejects),
+		cmocka_unit_test(sha256_hex_parse_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
