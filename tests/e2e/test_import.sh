@@ -183,6 +183,7 @@ ok "ftp://, file://, credentials, relative URLs and bad fields: 400"
 
 # ---- interrupted transfers -----------------------------------------------------
 bigsha=$(sha "$www/big.raw")
+set -x
 api POST /v1/images '{"name": "cut", "url": "'"$base"'/cut/mid.raw", "visibility": "public"}' >"$T_DIR/resp"
 id=$(jq -r .id "$T_DIR/resp")
 [ "$(jq -r .visibility "$T_DIR/resp")" = public ] || fail "visibility not returned"
