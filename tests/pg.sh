@@ -31,7 +31,7 @@ pg_bindir() {
 	fi
 	# Debian keeps the server binaries out of PATH, one dir per major version.
 	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 	if [ -n "$d" ] && [ -x "$d/initdb" ]; then
 		echo "$d"
 	elif command -v initdb >/dev/null; then
@@ -66,9 +66,9 @@ pg_start() {
 	fi
 	# A port that is free now may be taken before the server binds it:
 	# try a few, each start waits until the server accepts connections.
-	local attempt
+	local _
 	PG_PORT=
-	for attempt in 1 2 3 4 5 6 7 8; do
+	for _ in 1 2 3 4 5 6 7 8; do
 		local port=$((20000 + RANDOM % 40000))
 		# One line: pg_ctl hands the options to a shell.
 		local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DIR"

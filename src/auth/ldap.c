@@ -14,6 +14,14 @@
 
 #define DEFAULT_FILTER  "(uid=%s)"
 #define DEFAULT_TIMEOUT 5
+#define MAX_TIMEOUT     600
+
+static int timeout_of(const struct ldap_auth_cfg *cfg)
+{
+	if (cfg->timeout_s <= 0)
+		return DEFAULT_TIMEOUT;
+	return cfg->timeout_s < MAX_TIMEOUT ? cfg->timeout_s : MAX_TIMEOUT;
+}
 
 char *ldap_filter_escape(const char *s, size_t len)
 {
@@ -51,12 +59,14 @@ static void set_err(char **err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* libldap's own detail about the last error ("TLS: peer cert untrusted
- * …"), or "" — worth having in the log next to the generic error string. */
+/* The server's (or libldap's) detail about the last error, e.g. "unable
+ * to bind: confidentiality required", or "".  GnuTLS's placeholder
+ * "(unknown error code)" for failed certificate checks says nothing. */
 static const char *diagnostic(LDAP *ld, char **buf)
 {
 	*buf = NULL;
-	if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, buf) != LDAP_OPT_SUCCESS || *buf == NULL)
+	if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, buf) != LDAP_OPT_SUCCESS ||
+	    *buf == NULL || (*buf)[0] == '(')
 		return "";
 	return *buf;
 }
@@ -174,11 +184,12 @@ static int set_options(LDAP *ld, const struct ldap_auth_cfg *cfg, struct ldap_co
 		       char **err)
 {
 	int version = LDAP_VERSION3, off = 0, demand = LDAP_OPT_X_TLS_DEMAND, rc;
-	int secs = cfg->timeout_s > 0 ? cfg->timeout_s : DEFAULT_TIMEOUT;
+	int secs = timeout_of(cfg);
 	struct timeval tv = { .tv_sec = secs };
 
-	/* Network timeout bounds connect(); the plain timeout bounds waiting
-	 * for each synchronous operation's answer (bind, StartTLS, search). */
+	/* The network timeout bounds connect(); the plain timeout bounds
+	 * waiting for each operation's answer (bind, StartTLS, search); the
+	 * deadline layer each read or write, the TLS handshake's included. */
 	if ((rc = ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version)) != LDAP_OPT_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF)) != LDAP_OPT_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv)) != LDAP_OPT_SUCCESS ||
@@ -204,7 +215,7 @@ enum auth_result ldap_authenticate(const struct ldap_auth_cfg *cfg, const char *
 				   const char *password, char **err)
 {
 	const char *tmpl = cfg->filter && cfg->filter[0] ? cfg->filter : DEFAULT_FILTER;
-	int secs = cfg->timeout_s > 0 ? cfg->timeout_s : DEFAULT_TIMEOUT;
+	int secs = timeout_of(cfg);
 	struct timeval tv = { .tv_sec = secs };
 	char *attrs[] = { LDAP_NO_ATTRS, NULL };
 	char *escaped = NULL, *filter = NULL, *dn = NULL;

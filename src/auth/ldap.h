@@ -10,11 +10,15 @@
  *   - an empty password is refused before any network traffic: LDAP treats
  *     a simple bind with a DN and no password as an unauthenticated bind,
  *     which servers answer with success;
- *   - no call blocks longer than about cfg->timeout_s per server step: a
- *     dead or hung server is AUTH_UNAVAILABLE, not a stuck login
- *     (name resolution is the system resolver's and not bounded here);
+ *   - no step waits longer than about cfg->timeout_s — connecting, each
+ *     read or write (the TLS handshake's too), each answer: a dead or hung
+ *     server is AUTH_UNAVAILABLE, not a stuck login (name resolution is the
+ *     system resolver's and not bounded here);
  *   - passwords never appear in *err or anywhere else we write.
- * One connection per call, always unbound before returning.
+ * One connection per call, always unbound before returning.  Blocking, so
+ * a caller with an event loop pays up to a few timeouts per call.  Writing
+ * to a server that hung up raises SIGPIPE: the process must ignore or
+ * block it (hcd blocks it).
  */
 #ifndef HC_AUTH_LDAP_H
 #define HC_AUTH_LDAP_H
@@ -35,7 +39,7 @@ struct ldap_auth_cfg {
 	const char *filter;     /* exactly one "%s"; NULL = "(uid=%s)" */
 	const char *bind_dn;    /* service account; NULL or "" = anonymous search */
 	const char *bind_password;
-	int timeout_s;          /* per step; <= 0 = 5 */
+	int timeout_s;          /* per step; <= 0 = 5, at most 600 */
 	const char *ca_file;    /* PEM CA bundle for ldaps/StartTLS; NULL = system */
 };
 

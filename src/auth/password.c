@@ -409,6 +409,7 @@ int passwd_lookup(struct passwd_file *pf, const char *name, char hash[PASSWORD_H
 {
 	struct pw_line *l;
 	int status;
+	size_t n;
 
 	if (!name_valid(name))
 		return PASSWD_ERR_NAME;
@@ -418,10 +419,11 @@ int passwd_lookup(struct passwd_file *pf, const char *name, char hash[PASSWORD_H
 	l = find_user(pf, name);
 	if (l == NULL)
 		return PASSWD_ERR_NOUSER;
-	if (strlen(l->hash) >= PASSWORD_HASH_LEN)
-		hash[0] = '\0';         /* not a hash of ours: unusable anyway */
-	else
-		strcpy(hash, l->hash);
+	n = strlen(l->hash);
+	if (n >= PASSWORD_HASH_LEN)
+		n = 0;                  /* not a hash of ours: unusable anyway */
+	memcpy(hash, l->hash, n);
+	hash[n] = '\0';
 	return PASSWD_OK;
 }
 

@@ -14,7 +14,10 @@
  *
  * Invariants:
  *   - the file is re-read when, and only when, its inode, size or mtime
- *     changed since it was last read or written by us;
+ *     changed since it was last read or written by us (an in-place edit
+ *     that keeps the size within one tick of the file system's clock goes
+ *     unnoticed until the next change; editors that save by rename, and
+ *     our own writes, always change the inode);
  *   - it is only ever replaced whole (temporary file in the same
  *     directory, mode 0600, fsync, rename): a reader sees the old or the
  *     new file, never a partial one; we never rewrite a file we could not

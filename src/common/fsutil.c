@@ -111,9 +111,15 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 	if (tmp == NULL)
 		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* A temp file left by a crash of an earlier process with our pid
+	 * would keep its old mode: start from nothing, and never follow a
+	 * link somebody put there. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		goto fail;
+	if (fchmod(fd, mode) < 0) /* the umask must not loosen or tighten it */
+		goto fail_fd;
 	while (len > 0) {
 		ssize_t w = write(fd, p, len);
 		if (w < 0) {
@@ -133,6 +139,19 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	if (rename(tmp, path) < 0)
 		goto fail;
 	free(tmp);
+	/* The rename itself must reach the disk too. */
+	char *dir = strdup(path);
+	if (dir) {
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(dir);
+	}
 	return 0;
 fail_fd:
 	saved = errno;

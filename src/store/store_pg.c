@@ -26,21 +26,25 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-/* Advisory lock keys: fixed, distinct, and spelled in ASCII so that
- * pg_locks says whose they are ("hcmigrat", "hcwriter"). */
+/* Advisory lock keys: fixed and distinct — "hcmigrat" and "hcwriter" in
+ * ASCII, read as 64-bit numbers, unlikely to be some other program's. */
 #define LOCK_MIGRATIONS "7521976102113403252"
 #define LOCK_WRITER     "7521987135918073202"
 
-/* Reconnecting: at once, then after 0.1, 0.2, 0.4, 0.8, 1.6, 2 s — about
- * five seconds in all before the statement fails; the next one tries again. */
-#define RECONNECT_TRIES    7
-#define RECONNECT_FIRST_MS 100
-#define RECONNECT_MAX_MS   2000
+/* Reconnecting: at once, then after waits doubling from 0.1 s up to 2 s,
+ * for five seconds at most (a try on a silent network may itself take
+ * connect_timeout) before the statement fails; the next one tries again.
+ * hcd's event loop waits meanwhile: without its database it has nothing
+ * better to do. */
+#define RECONNECT_FIRST_MS  100
+#define RECONNECT_MAX_MS    2000
+#define RECONNECT_BUDGET_MS 5000
 
 /* Type OIDs (catalog/pg_type.h, not installed with libpq; they are fixed). */
 #define OID_BOOL    16
@@ -117,11 +121,20 @@ static void sleep_ms(int ms)
 		;
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int pg_reconnect(struct pg *pg, char **err)
 {
+	long long start = now_ms();
 	int delay = RECONNECT_FIRST_MS;
 
-	for (int i = 0;; i++) {
+	for (;;) {
 		PQreset(pg->conn);
 		if (PQstatus(pg->conn) == CONNECTION_OK) {
 			/* Not an error, but worth a line: whatever a session holds
@@ -130,7 +143,7 @@ static int pg_reconnect(struct pg *pg, char **err)
 			log_warn("store: postgresql connection lost; reconnected");
 			return STORE_OK;
 		}
-		if (i + 1 == RECONNECT_TRIES)
+		if (now_ms() - start + delay > RECONNECT_BUDGET_MS)
 			break;
 		sleep_ms(delay);
 		delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
@@ -166,7 +179,8 @@ static int pg_ready(struct pg *pg, char **err)
  * on a new connection?  Yes when the server reported why it ended the
  * session (SQLSTATE class 57, operator intervention, or 08, connection
  * exception): it did not run or did not commit the statement.  Yes for a
- * SELECT, which changes nothing.  Otherwise the statement may have been
+ * SELECT, which changes nothing (or, like pg_advisory_lock, takes what a
+ * new session must take again).  Otherwise the statement may have been
  * committed just before the connection broke.
  */
 static bool pg_rerun_safe(const PGresult *res, const char *sql)
@@ -184,14 +198,15 @@ static bool pg_rerun_safe(const PGresult *res, const char *sql)
  * NULL when out of memory. */
 static char *pg_placeholders(const char *sql, int *count)
 {
-	size_t marks = 0;
+	size_t marks = 0, size;
 	char *out, *o, quote = 0;
 	int n = 0;
 
 	for (const char *p = sql; *p; p++)
 		marks += *p == '?';
 	/* "$" and up to 10 digits in place of each '?'. */
-	out = malloc(strlen(sql) + marks * 10 + 1);
+	size = strlen(sql) + marks * 10 + 1;
+	out = malloc(size);
 	if (out == NULL)
 		return NULL;
 	o = out;
@@ -202,7 +217,7 @@ static char *pg_placeholders(const char *sql, int *count)
 		} else if (*p == '\'' || *p == '"') {
 			quote = *p;
 		} else if (*p == '?') {
-			o += sprintf(o, "$%d", ++n);
+			o += snprintf(o, size - (size_t)(o - out), "$%d", ++n);
 			continue;
 		}
 		*o++ = *p;

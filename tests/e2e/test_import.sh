@@ -44,8 +44,10 @@ qemu-img convert -q -f raw -O qcow2 "$T_DIR/boot.img" "$www/boot.qcow2"
 # ---- the server ----------------------------------------------------------------
 log=$T_DIR/http.log
 : >"$log"
-nsexec python3 "$here/http_server.py" "$www" "$T_DIR/port" "$log" $((2 * 1024 * 1024)) \
+# A simple command (not nsexec) so that $! is the server itself.
+ip netns exec "$T_NS" python3 "$here/http_server.py" "$www" "$T_DIR/port" "$log" $((2 * 1024 * 1024)) \
 	>"$T_DIR/http.err" 2>&1 &
+T_ON_EXIT+=("kill -9 $!")
 for i in $(seq 1 50); do [ -s "$T_DIR/port" ] && break; sleep 0.1; done
 [ -s "$T_DIR/port" ] || fail "the HTTP server did not start: $(cat "$T_DIR/http.err")"
 base=http://127.0.0.1:$(cat "$T_DIR/port")
@@ -183,7 +185,6 @@ ok "ftp://, file://, credentials, relative URLs and bad fields: 400"
 
 # ---- interrupted transfers -----------------------------------------------------
 bigsha=$(sha "$www/big.raw")
-set -x
 api POST /v1/images '{"name": "cut", "url": "'"$base"'/cut/mid.raw", "visibility": "public"}' >"$T_DIR/resp"
 id=$(jq -r .id "$T_DIR/resp")
 [ "$(jq -r .visibility "$T_DIR/resp")" = public ] || fail "visibility not returned"
@@ -215,13 +216,12 @@ done
 hcd_kill9
 [ -e "$T_STATE/images/$bigsha" ] && fail "a partial download became an image file"
 [ -s "$T_STATE/images/staging/$id/checkpoint" ] || fail "no checkpoint after kill -9"
-before=$(grep -c "^GET /slow/big.raw" "$log")
 hcd_start
 [ "$(wait_imported "$id" 90)" = ready ] || fail "big after restart: $(img_field "$id" .error)"
 [ "$(img_field "$id" .sha256)" = "$bigsha" ] || fail "big: wrong content after resume"
 cmp "$T_STATE/images/$bigsha/disk" "$www/big.raw" || fail "big: stored file differs"
-grep "^GET /slow/big.raw" "$log" | tail -n +$((before + 1)) |
-	grep -q "range=bytes=[1-9][0-9]*- if-range=\".* status=206" ||
+# The first hcd asked for the whole file; only the second can have sent a Range.
+grep -q "^GET /slow/big.raw range=bytes=[1-9][0-9]*- if-range=\".* status=206" "$log" ||
 	fail "no ranged request with If-Range after the restart: $(grep /slow/big "$log")"
 grep -q "resuming at byte" "$T_DIR/hcd.log" || fail "hcd did not log the resume"
 ok "hcd killed -9 mid-download: resumed from its checkpoint with Range + If-Range"

@@ -213,6 +213,16 @@ static void passwd_safe_rewrite(void **state)
 	passwd_close(pf);
 	free(text);
 	free(path);
+
+	/* The first user creates the file. */
+	path = tmp_path("passwd4");
+	pf = passwd_open(path);
+	assert_int_equal(passwd_set(pf, "erin", "erinpw"), PASSWD_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(passwd_verify(pf, "erin", "erinpw"), PASSWD_OK);
+	passwd_close(pf);
+	free(path);
 }
 
 /* ---- TOTP --------------------------------------------------------------- */

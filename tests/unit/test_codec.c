@@ -1,7 +1,8 @@
 /*
  * test_codec — JSON shapes of the API resources (src/api/codec.h, DESIGN §9):
  * a hand-built VM with two NICs (IDs in hex, MAC/ifname derived from the NIC
- * ID, IPv6 = network /64 + modified EUI-64), images, networks, and nic_ipv6
+ * ID, IPv6 = network /64 + modified EUI-64) and its disks, images (also
+ * ones imported from a URL), networks, and nic_ipv6
  * on good and bad prefixes.
  */
 #include <stdarg.h>
@@ -186,6 +187,29 @@ static void vm_to_json_no_nics(void **state)
 	json_t *arr = json_object_get(j, "nics");
 	assert_true(json_is_array(arr));
 	assert_int_equal(json_array_size(arr), 0);
+	/* No disks asked for: the image's size, no data disks. */
+	assert_jnull(j, "disk_size");
+	assert_true(json_is_array(json_object_get(j, "disks")));
+	assert_int_equal(json_array_size(json_object_get(j, "disks")), 0);
+	json_decref(j);
+}
+
+static void vm_to_json_disks(void **state)
+{
+	(void)state;
+	struct vm_disk disks[] = { { (int64_t)10 << 30 }, { (int64_t)1 << 20 } };
+	struct vm vm = { .id = 1, .name = "a", .desired = "running", .state = "stopped",
+			 .cpus = 1, .memory_mib = 128, .disk_size = (int64_t)4 << 30,
+			 .disks = disks, .n_disks = 2 };
+	json_t *j = vm_to_json(&vm), *d;
+
+	assert_non_null(j);
+	assert_int_equal(jint(j, "disk_size"), (json_int_t)4 << 30);
+	d = json_object_get(j, "disks");
+	assert_int_equal(json_array_size(d), 2);
+	assert_int_equal(jint(json_array_get(d, 0), "size"), (json_int_t)10 << 30);
+	assert_int_equal(jint(json_array_get(d, 1), "size"), (json_int_t)1 << 20);
+	assert_int_equal(json_object_size(json_array_get(d, 0)), 1);
 	json_decref(j);
 }
 
@@ -228,6 +252,20 @@ static void image_to_json_fields(void **state)
 	assert_string_equal(jstr(j, "boot"), "disk");
 	assert_true(json_is_false(json_object_get(j, "initrd")));
 	assert_int_equal(jint(j, "size"), (json_int_t)5 << 32); /* > 32 bits survives */
+	assert_string_equal(jstr(j, "visibility"), "private"); /* the default */
+	assert_jnull(j, "source");
+	assert_jnull(j, "error");
+	json_decref(j);
+
+	/* An import from the web that failed. */
+	struct image bad = { .id = 3, .name = "alpine", .format = "pending", .boot = "disk",
+			     .state = "error", .visibility = "public",
+			     .source = "https://example.org/a.qcow2", .error = "checksum mismatch" };
+	j = image_to_json(&bad);
+	assert_string_equal(jstr(j, "state"), "error");
+	assert_string_equal(jstr(j, "visibility"), "public");
+	assert_string_equal(jstr(j, "source"), "https://example.org/a.qcow2");
+	assert_string_equal(jstr(j, "error"), "checksum mismatch");
 	json_decref(j);
 }
 
@@ -266,6 +304,7 @@ int main(void)
 		cmocka_unit_test(vm_to_json_full),
 		cmocka_unit_test(vm_to_json_nullable_fields),
 		cmocka_unit_test(vm_to_json_no_nics),
+		cmocka_unit_test(vm_to_json_disks),
 		cmocka_unit_test(image_to_json_fields),
 		cmocka_unit_test(network_to_json_fields),
 	};

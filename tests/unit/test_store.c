@@ -939,7 +939,8 @@ static void engine_values_and_errors(void **state)
 {
 	struct ctx *c = *state;
 	struct captured g = { 0 };
-	struct sval p[] = { SV_I(INT64_C(1) << 40), SV_S("it's ?"), SV_S(NULL) };
+	const char *text = "it's ?";
+	struct sval p[] = { SV_I(INT64_C(1) << 40), SV_S(text), SV_S(NULL) };
 	uint64_t id = 0;
 
 	/* Parameters of each kind; a '?' inside a literal is no placeholder;
