@@ -48,6 +48,7 @@ log=$T_DIR/http.log
 ip netns exec "$T_NS" python3 "$here/http_server.py" "$www" "$T_DIR/port" "$log" $((2 * 1024 * 1024)) \
 	>"$T_DIR/http.err" 2>&1 &
 T_ON_EXIT+=("kill -9 $!")
+disown # its end is no news
 for i in $(seq 1 50); do [ -s "$T_DIR/port" ] && break; sleep 0.1; done
 [ -s "$T_DIR/port" ] || fail "the HTTP server did not start: $(cat "$T_DIR/http.err")"
 base=http://127.0.0.1:$(cat "$T_DIR/port")
