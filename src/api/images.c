@@ -163,7 +163,7 @@ static int image_create_reply(struct req *r, struct image *im)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "image", im->name);
-	if (im->source && importer_start(r->api->importer, im, &err) < 0) {
+	if (im->source && importer_start(r->api->importer, im, r->admin, &err) < 0) {
 		/* The row says why; the caller sees it in the reply. */
 		log_warn("image %s: %s", im->name, err);
 		store_image_fail(r->api->st, im->id, err ? err : "cannot start the download");

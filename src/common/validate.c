@@ -171,6 +171,28 @@ bool size_parse(const char *s, uint64_t *bytes)
 	return true;
 }
 
+bool ip_is_host_local(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	uint32_t v4;
+
+	if (s && inet_pton(AF_INET6, s, &a6) == 1) {
+		if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) ||
+		    IN6_IS_ADDR_UNSPECIFIED(&a6))
+			return true;
+		if (!IN6_IS_ADDR_V4MAPPED(&a6))
+			return false;
+		memcpy(&v4, &a6.s6_addr[12], 4);
+	} else if (s && inet_pton(AF_INET, s, &a4) == 1) {
+		v4 = a4.s_addr;
+	} else {
+		return false;
+	}
+	v4 = ntohl(v4);
+	return (v4 >> 24) == 127 || (v4 >> 24) == 0 || (v4 >> 16) == 0xa9fe; /* 169.254/16 */
+}
+
 bool sha256_hex_parse(const char *s, char out[65])
 {
 	if (s == NULL || strlen(s) != 64)

@@ -42,6 +42,14 @@ bool cmdline_valid(const char *s);
  */
 bool size_parse(const char *s, uint64_t *bytes);
 
+/*
+ * True for an address (text, IPv4 or IPv6) that names this host or its
+ * links rather than a server somewhere: loopback, link-local (where the
+ * metadata service lives), unspecified, and their IPv4-mapped forms.
+ * False for anything else, including text that is no address.
+ */
+bool ip_is_host_local(const char *s);
+
 /* A SHA-256 in hex: exactly 64 hex digits of either case; writes the
  * lowercase form (what the store and the API show) into out. */
 bool sha256_hex_parse(const char *s, char out[65]);

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/sha256.h"
+#include "common/validate.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,6 +38,7 @@ enum outcome { OUT_DONE, OUT_RETRY, OUT_FAIL, OUT_CANCELLED };
 struct fetch {
 	char *url, *file, *checkpoint;
 	long long max_bytes;
+	bool allow_local;
 	int wake_fd;
 	pthread_t thread;
 	atomic_bool cancel;
@@ -281,6 +283,21 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Every connection, before its request goes out: where did DNS (or a
+ * redirect) really lead? */
+static int on_connected(void *arg, char *remote_ip, char *local_ip, int remote_port,
+			int local_port)
+{
+	struct fetch *f = arg;
+	(void)local_ip, (void)remote_port, (void)local_port;
+
+	if (f->allow_local || !ip_is_host_local(remote_ip))
+		return CURL_PREREQFUNC_OK;
+	say_why(f, true, str_printf("the server is at %s, an address of this host or its links,"
+				    " which only an admin may import from", remote_ip));
+	return CURL_PREREQFUNC_ABORT;
+}
+
 static int on_xfer(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		   curl_off_t ulnow)
 {
@@ -340,6 +357,8 @@ static enum outcome attempt(struct fetch *f)
 	SET(CURLOPT_HEADERDATA, f);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, f);
+	SET(CURLOPT_PREREQFUNCTION, on_connected);
+	SET(CURLOPT_PREREQDATA, f);
 	SET(CURLOPT_XFERINFOFUNCTION, on_xfer);
 	SET(CURLOPT_XFERINFODATA, f);
 	SET(CURLOPT_NOPROGRESS, 0L);
@@ -496,6 +515,7 @@ struct fetch *fetch_start(const struct fetch_spec *spec, char **err)
 		return NULL;
 	}
 	f->max_bytes = spec->max_bytes;
+	f->allow_local = spec->allow_local;
 	f->wake_fd = spec->wake_fd;
 	f->fd = -1;
 	atomic_init(&f->cancel, false);

@@ -19,6 +19,9 @@
  *   - a server that answers with the whole resource (200) instead of the
  *     range starts the file over from byte 0; so does any answer that does
  *     not continue exactly where the file ends;
+ *   - unless allowed, no connection to this host or its links (loopback,
+ *     link-local: the metadata service, services bound to lo) — checked on
+ *     the address really connected to, after DNS and every redirect;
  *   - only http and https, also after redirects (at most 5); the size is
  *     limited (Content-Length and the bytes that really arrive); a stalled
  *     transfer times out; transient failures are retried (with the Range)
@@ -34,6 +37,7 @@ struct fetch_spec {
 	const char *file;          /* the partial download */
 	const char *checkpoint;    /* where the resume point is kept */
 	long long max_bytes;
+	bool allow_local;          /* may connect to loopback / link-local */
 	int wake_fd;               /* an eventfd, written once when finished */
 };
 

@@ -97,7 +97,7 @@ static struct job *job_find(const struct importer *imp, uint64_t image_id)
 	return NULL;
 }
 
-int importer_start(struct importer *imp, const struct image *im, char **err)
+int importer_start(struct importer *imp, const struct image *im, bool allow_local, char **err)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	char *file = NULL, *checkpoint = NULL;
@@ -121,7 +121,8 @@ int importer_start(struct importer *imp, const struct image *im, char **err)
 		goto fail;
 	}
 	struct fetch_spec spec = { .url = im->source, .file = file, .checkpoint = checkpoint,
-				   .max_bytes = IMAGE_MAX_BYTES, .wake_fd = imp->wake_fd };
+				   .max_bytes = IMAGE_MAX_BYTES, .allow_local = allow_local,
+				   .wake_fd = imp->wake_fd };
 	if ((j->fetch = fetch_start(&spec, err)) == NULL)
 		goto fail;
 	j->next = imp->jobs;
@@ -168,21 +169,43 @@ static void job_fail(struct importer *imp, struct job *j, const char *why)
 	dir_remove_tree(j->staging);
 }
 
+/* Only the disk goes into the store: the checkpoint, and a temporary file
+ * a crash may have left next to it, are the download's, not the image's. */
+static int staging_keep_disk(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, "disk") == 0)
+			continue;
+		char *path = str_printf("%s/%s", dir, de->d_name);
+		if (path == NULL || file_remove(path) < 0)
+			rc = -1;
+		free(path);
+	}
+	closedir(d);
+	return rc;
+}
+
 /* A complete download: check it like an upload, then make it the image. */
 static void job_complete(struct importer *imp, struct job *j, const char *sha, long long size)
 {
 	struct disk_info info;
 	char *why = NULL, *file = str_printf("%s/disk", j->staging);
-	char *checkpoint = str_printf("%s/checkpoint", j->staging);
 
-	if (file == NULL || checkpoint == NULL) {
+	if (file == NULL) {
 		job_fail(imp, j, "out of memory");
 	} else if (j->expect_sha256 && strcmp(j->expect_sha256, sha) != 0) {
 		why = str_printf("checksum mismatch: expected sha256 %s, got %s", j->expect_sha256, sha);
 		job_fail(imp, j, why ? why : "checksum mismatch");
 	} else if (disk_inspect(file, &info, &why) < 0) {
 		job_fail(imp, j, why);
-	} else if (file_remove(checkpoint) < 0 ||
+	} else if (staging_keep_disk(j->staging) < 0 ||
 		   image_files_place(imp->state_dir, j->staging, sha) < 0) {
 		why = str_printf("cannot store the image: %s", strerror(errno));
 		job_fail(imp, j, why ? why : "cannot store the image");
@@ -197,7 +220,6 @@ static void job_complete(struct importer *imp, struct job *j, const char *sha, l
 	}
 	free(why);
 	free(file);
-	free(checkpoint);
 }
 
 void importer_run(struct importer *imp)
@@ -276,12 +298,17 @@ void importer_resume(struct importer *imp)
 	}
 	staging_sweep(imp, ims, n);
 	for (size_t i = 0; i < n; i++) {
+		struct user owner = { 0 };
 		char *err = NULL;
 		if (strcmp(ims[i].state, "importing") != 0 || job_find(imp, ims[i].id))
 			continue;
+		/* As when it began: what the owner may reach depends on its role now. */
+		bool admin = store_user_get_id(imp->st, ims[i].owner, &owner) == STORE_OK &&
+			     owner.role && strcmp(owner.role, "admin") == 0;
+		user_free(&owner);
 		log_info("image %08llx (%s): resuming its import from %s",
 			 (unsigned long long)ims[i].id, ims[i].name, ims[i].source ? ims[i].source : "?");
-		if (importer_start(imp, &ims[i], &err) < 0) {
+		if (importer_start(imp, &ims[i], admin, &err) < 0) {
 			store_image_fail(imp->st, ims[i].id, err ? err : "cannot resume the import");
 			log_warn("image %08llx: %s", (unsigned long long)ims[i].id, err ? err : "?");
 		}

@@ -44,9 +44,14 @@ int importer_fd(const struct importer *imp);
 /* Finish the downloads that have ended (check, store, mark ready/error). */
 void importer_run(struct importer *imp);
 
-/* Start downloading an image whose row is in state importing, from
- * im->source.  -1 and a malloc'd message when it cannot start. */
-int importer_start(struct importer *imp, const struct image *im, char **err);
+/*
+ * Start downloading an image whose row is in state importing, from
+ * im->source.  allow_local: the image's owner is an admin, who may import
+ * from this host's loopback and link-local addresses (nobody else may:
+ * that would publish whatever a local service answers as a disk).
+ * -1 and a malloc'd message when it cannot start.
+ */
+int importer_start(struct importer *imp, const struct image *im, bool allow_local, char **err);
 /* The image is gone from the store: stop its download and drop its files. */
 void importer_cancel(struct importer *imp, uint64_t image_id);
 /* Bytes so far and the total (-1: not known yet) of a running import;

@@ -85,6 +85,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN disk_size BIGINT NOT NULL DEFAULT 0;"
 	"CREATE TABLE vm_disks (vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
 	" idx INTEGER NOT NULL, size BIGINT NOT NULL, PRIMARY KEY (vm, idx));",
+	/* 7: hosts of a cluster (issue 7).  Each hcd registers itself and
+	 * heartbeats; the scheduler marks hosts dead after a silence and
+	 * places VMs (vms.host) on live ones.  An ephemeral VM's disks can be
+	 * made anew from its image, so it may be restarted elsewhere. */
+	"CREATE TABLE hosts (name TEXT PRIMARY KEY, address TEXT, cpus INTEGER NOT NULL,"
+	" memory_mib BIGINT NOT NULL, accel TEXT, state TEXT NOT NULL,"
+	" drain INTEGER NOT NULL DEFAULT 0, last_seen BIGINT NOT NULL, created BIGINT NOT NULL);"
+	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -167,6 +167,9 @@ struct vm {
 	size_t user_data_len;
 	/* Attach a NoCloud "cidata" seed ISO as a CD-ROM. */
 	bool config_drive;
+	/* Its disks can be made anew from the image: the scheduler may restart
+	 * it on another host when its own dies. */
+	bool ephemeral;
 	/* Bytes of the root disk; 0 = the image's own size (a kernel image
 	 * then has no root disk at all). */
 	int64_t disk_size;
@@ -339,5 +342,62 @@ int store_token_list(struct store *st, uint64_t scope, struct token **out, size_
 int store_token_delete(struct store *st, uint64_t id, uint64_t scope);
 /* Drop expired tokens. */
 int store_token_purge(struct store *st, int64_t now);
+
+/* ---- hosts and placement (hosts.c) -------------------------------------- */
+
+/* A host of the cluster, with its load: what the VMs placed on it (not
+ * deleted) ask for. */
+struct host {
+	char *name;
+	char *address;    /* underlay address (VXLAN source), may be NULL */
+	int cpus;
+	int64_t memory_mib;
+	char *accel;
+	char *state;      /* live | dead */
+	bool drain;       /* no new placements */
+	int64_t last_seen;
+	int64_t created;
+	int vms;
+	int used_cpus;
+	int64_t used_mib;
+};
+
+void host_free(struct host *h);
+void hosts_free(struct host *v, size_t n);
+/* Insert or refresh this host (state live, last_seen now).  Fires the
+ * change hook: peers follow hosts that come and go. */
+int store_host_register(struct store *st, const struct host *h);
+/* Refresh last_seen; a host marked dead comes back to life (hook fires). */
+int store_host_heartbeat(struct store *st, const char *name, int64_t now);
+int store_host_get(struct store *st, const char *name, struct host *out);
+int store_host_list(struct store *st, struct host **out, size_t *n);
+int store_host_set_drain(struct store *st, const char *name, bool drain);
+/* Mark live hosts silent since before now - timeout as dead; *n_dead
+ * tells how many (hook fires when any). */
+int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead);
+
+/* Placement policy: spread (the live, undrained host with the most free
+ * memory that fits), or the pinned host, which must be live and fit.
+ * STORE_FULL when no host fits, STORE_NOTFOUND for an unknown pin. */
+struct placement {
+	int cpus;
+	int memory_mib;
+	const char *pin;      /* host name or NULL */
+	const char *avoid;    /* host name or NULL: a dead host being evacuated */
+	double cpu_ratio;     /* virtual CPUs per host CPU */
+	int64_t now;
+	int fresh;            /* seconds: a host silent longer is not a candidate */
+};
+/* In the caller's transaction (or its own): the chosen host's name. */
+int store_place(struct store *st, const struct placement *p, char **host);
+/* VMs of dead hosts: ephemeral ones are placed anew (state stopped, so the
+ * new host's agent starts them if they should run); the others get state
+ * error until their host returns.  *moved counts the re-placed VMs. */
+int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fresh,
+			size_t *moved);
+/* Take a VM for this host's agent before starting it: STORE_NOTFOUND when
+ * the VM is no longer placed here (it moved, or was deleted), so two
+ * agents never both start one VM. */
+int store_vm_claim(struct store *st, uint64_t id, const char *host);
 
 #endif

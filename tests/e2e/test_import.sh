@@ -184,6 +184,21 @@ done
 	fail "a refused import left a row"
 ok "ftp://, file://, credentials, relative URLs and bad fields: 400"
 
+# A member may not import from this host's loopback (or link-local)
+# addresses: whatever a local service answers would become a disk.
+printf 'alice-password\n' | hc user create alice --auth file --password-stdin >/dev/null ||
+	fail "user create alice"
+api POST /v1/login '{"user": "alice", "password": "alice-password"}' >"$T_DIR/login"
+API_TOKEN=$(jq -r .token "$T_DIR/login")
+api POST /v1/images '{"name": "sneaky", "url": "'"$base"'/range/mid.raw"}' >"$T_DIR/resp"
+[ "$API_STATUS" = 201 ] || fail "member import: $API_STATUS $(cat "$T_DIR/resp")"
+id=$(jq -r .id "$T_DIR/resp")
+[ "$(wait_imported "$id" 30)" = error ] || fail "a member imported from 127.0.0.1"
+img_field "$id" .error | grep -q "only an admin" || fail "reason: $(img_field "$id" .error)"
+api DELETE "/v1/images/$id" >/dev/null
+unset API_TOKEN
+ok "a member's import from 127.0.0.1 is refused at connect time"
+
 # ---- interrupted transfers -----------------------------------------------------
 bigsha=$(sha "$www/big.raw")
 api POST /v1/images '{"name": "cut", "url": "'"$base"'/cut/mid.raw", "visibility": "public"}' >"$T_DIR/resp"

@@ -1,7 +1,7 @@
 /*
  * test_validate — user-input checks (src/common/validate.h): resource names,
  * IPv6 /64 prefixes, IPv4 subnets, kernel command lines, sizes with unit
- * suffixes and SHA-256 hex checksums.
+ * suffixes, SHA-256 hex checksums and addresses of this host or its links.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -314,6 +314,25 @@ static void sha256_hex_parse_checks(void **state)
 	assert_false(sha256_hex_parse("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a ", out));
 }
 
+static void host_local_addresses(void **state)
+{
+	(void)state;
+	const char *local[] = { "127.0.0.1", "127.1.2.3", "0.0.0.0", "169.254.169.254",
+				"169.254.0.1", "::1", "::", "fe80::a9fe:a9fe", "fe80::1",
+				"febf::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", NULL };
+	const char *remote[] = { "10.0.0.1", "192.168.1.1", "8.8.8.8", "128.0.0.1",
+				 "169.253.255.255", "169.255.0.1", "2001:db8::1", "fd00::1",
+				 "fec0::1", "::ffff:8.8.8.8", "localhost", "", "1.2.3", NULL };
+
+	for (size_t i = 0; local[i]; i++)
+		if (!ip_is_host_local(local[i]))
+			fail_msg("%s is not seen as local", local[i]);
+	for (size_t i = 0; remote[i]; i++)
+		if (ip_is_host_local(remote[i]))
+			fail_msg("%s is seen as local", remote[i]);
+	assert_false(ip_is_host_local(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +350,7 @@ int main(void)
 		cmocka_unit_test(size_parse_accepts),
 		cmocka_unit_test(size_parse_rejects),
 		cmocka_unit_test(sha256_hex_parse_checks),
+		cmocka_unit_test(host_local_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,300 @@
+/*
+ * hosts — the hosts of a cluster, their liveness, and where VMs go.
+ *
+ * Placement is computed from the store alone, inside one transaction, so
+ * every scheduler (each hcd with the scheduler role) reaches the same
+ * answer from the same rows, and two placements never both take the last
+ * free memory of a host: writers are serialised by either engine.
+ */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void host_free(struct host *h)
+{
+	if (!h)
+		return;
+	free(h->name);
+	free(h->address);
+	free(h->accel);
+	free(h->state);
+	memset(h, 0, sizeof(*h));
+}
+
+void hosts_free(struct host *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		host_free(&v[i]);
+	free(v);
+}
+
+/* A host with what its VMs (those not deleted) ask for. */
+#define HOST_COLS "h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state, h.drain," \
+	" h.last_seen, h.created, COUNT(v.id), COALESCE(SUM(v.cpus), 0)," \
+	" COALESCE(SUM(v.memory_mib), 0)" \
+	" FROM hosts h LEFT JOIN vms v ON v.host = h.name AND v.desired <> 'deleted'"
+#define HOST_GROUP " GROUP BY h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state," \
+	" h.drain, h.last_seen, h.created"
+
+static void fill_host(void *e, const struct sval *c)
+{
+	struct host *h = e;
+
+	h->name = sv_strdup(&c[0]);
+	h->address = sv_strdup(&c[1]);
+	h->cpus = (int)c[2].i;
+	h->memory_mib = c[3].i;
+	h->accel = sv_strdup(&c[4]);
+	h->state = sv_strdup(&c[5]);
+	h->drain = c[6].i != 0;
+	h->last_seen = c[7].i;
+	h->created = c[8].i;
+	h->vms = (int)c[9].i;
+	h->used_cpus = (int)c[10].i;
+	h->used_mib = c[11].i;
+}
+
+static int host_rows(struct store *st, const char *where, const struct sval *p, int n,
+		     struct host **out, size_t *count)
+{
+	struct rows r = { .elem = sizeof(struct host), .fill = fill_host };
+	char sql[1024];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS "%s" HOST_GROUP " ORDER BY h.name", where);
+	rc = store_q(st, sql, p, n, rows_add, &r);
+	if (rc != STORE_OK) {
+		hosts_free(r.v, r.n);
+		return rc;
+	}
+	*out = r.v;
+	*count = r.n;
+	return STORE_OK;
+}
+
+int store_host_list(struct store *st, struct host **out, size_t *n)
+{
+	return host_rows(st, "", NULL, 0, out, n);
+}
+
+int store_host_get(struct store *st, const char *name, struct host *out)
+{
+	struct host *v = NULL;
+	size_t n = 0;
+	int rc = host_rows(st, " WHERE h.name = ?", &SV_S(name), 1, &v, &n);
+
+	if (rc == STORE_OK && n == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK) {
+		*out = v[0];
+		memset(&v[0], 0, sizeof(v[0]));
+	}
+	hosts_free(v, n);
+	return rc;
+}
+
+int store_host_register(struct store *st, const struct host *h)
+{
+	int64_t now = store_now();
+	struct sval p[] = { SV_S(h->name), SV_S(h->address), SV_I(h->cpus), SV_I(h->memory_mib),
+			    SV_S(h->accel), SV_I(now), SV_I(now) };
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_w(st, "INSERT INTO hosts (name, address, cpus, memory_mib, accel, state,"
+			     " last_seen, created) VALUES (?, ?, ?, ?, ?, 'live', ?, ?)"
+			     " ON CONFLICT (name) DO UPDATE SET address = excluded.address,"
+			     " cpus = excluded.cpus, memory_mib = excluded.memory_mib,"
+			     " accel = excluded.accel, state = 'live', last_seen = excluded.last_seen",
+			     p, 7);
+	return store_tx_end(st, rc);
+}
+
+int store_host_heartbeat(struct store *st, const char *name, int64_t now)
+{
+	struct sval p[] = { SV_I(now), SV_S(name) };
+	int64_t revived = -1;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE hosts SET last_seen = ? WHERE name = ?", p, 2, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE hosts SET state = 'live' WHERE name = ? AND state = 'dead'"
+			     " RETURNING 1", &SV_S(name), 1, store_row_int, &revived);
+	/* Only a return to life is news for the other hosts. */
+	if (rc == STORE_OK && revived > 0)
+		st->dirty = true;
+	return store_tx_end(st, rc);
+}
+
+int store_host_set_drain(struct store *st, const char *name, bool drain)
+{
+	struct sval p[] = { SV_I(drain ? 1 : 0), SV_S(name) };
+	int64_t found = -1;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE hosts SET drain = ? WHERE name = ? RETURNING 1", p, 2,
+			     store_row_int, &found);
+	if (rc == STORE_OK && found < 0)
+		rc = STORE_NOTFOUND;
+	return store_tx_end(st, rc);
+}
+
+static int count_row(void *arg, const struct sval *c, int n)
+{
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead)
+{
+	struct sval p[] = { SV_I(now - timeout) };
+	int rc = store_tx_begin(st);
+
+	*n_dead = 0;
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live' AND last_seen < ?"
+			     " RETURNING name", p, 1, count_row, n_dead);
+	if (rc == STORE_OK && *n_dead > 0)
+		st->dirty = true;
+	return store_tx_end(st, rc);
+}
+
+/* Does a host take a VM of this size? */
+static bool host_fits(const struct host *h, const struct placement *p)
+{
+	return h->memory_mib - h->used_mib >= p->memory_mib &&
+	       (double)(h->used_cpus + p->cpus) <= p->cpu_ratio * (double)h->cpus;
+}
+
+static bool host_candidate(const struct host *h, const struct placement *p)
+{
+	return strcmp(h->state, "live") == 0 && h->last_seen >= p->now - p->fresh &&
+	       !(p->avoid && strcmp(h->name, p->avoid) == 0);
+}
+
+int store_place(struct store *st, const struct placement *p, char **host)
+{
+	struct host *v = NULL;
+	size_t n = 0;
+	const struct host *best = NULL;
+	int rc = store_tx_begin(st);
+
+	*host = NULL;
+	if (rc == STORE_OK)
+		rc = store_host_list(st, &v, &n);
+	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		const struct host *h = &v[i];
+		if (p->pin) {
+			if (strcmp(h->name, p->pin) == 0)
+				best = host_candidate(h, p) && host_fits(h, p) ? h : NULL;
+			continue;
+		}
+		if (h->drain || !host_candidate(h, p) || !host_fits(h, p))
+			continue;
+		/* Spread: the most free memory wins; ties go to fewer VMs, then the name. */
+		int64_t free_h = h->memory_mib - h->used_mib;
+		int64_t free_b = best ? best->memory_mib - best->used_mib : -1;
+		if (!best || free_h > free_b || (free_h == free_b && h->vms < best->vms))
+			best = h;
+	}
+	if (rc == STORE_OK && p->pin) {
+		bool known = false;
+		for (size_t i = 0; i < n; i++)
+			known = known || strcmp(v[i].name, p->pin) == 0;
+		if (!known)
+			rc = STORE_NOTFOUND;
+	}
+	if (rc == STORE_OK && best == NULL)
+		rc = STORE_FULL;
+	if (rc == STORE_OK && (*host = strdup(best->name)) == NULL)
+		rc = STORE_ERR;
+	hosts_free(v, n);
+	return store_tx_end(st, rc);
+}
+
+struct stranded {
+	uint64_t id;
+	int cpus, memory_mib;
+	bool ephemeral;
+	char *host;
+};
+
+static void fill_stranded(void *e, const struct sval *c)
+{
+	struct stranded *s = e;
+
+	s->id = (uint64_t)c[0].i;
+	s->cpus = (int)c[1].i;
+	s->memory_mib = (int)c[2].i;
+	s->ephemeral = c[3].i != 0;
+	s->host = sv_strdup(&c[4]);
+}
+
+int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fresh,
+			size_t *moved)
+{
+	struct rows r = { .elem = sizeof(struct stranded), .fill = fill_stranded };
+	int rc = store_tx_begin(st);
+
+	*moved = 0;
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT v.id, v.cpus, v.memory_mib, v.ephemeral, v.host FROM vms v"
+			     " JOIN hosts h ON h.name = v.host WHERE h.state = 'dead'"
+			     " AND v.desired <> 'deleted' AND (v.ephemeral <> 0 OR v.state <> 'error')"
+			     " ORDER BY v.id", NULL, 0, rows_add, &r);
+	for (size_t i = 0; rc == STORE_OK && i < r.n; i++) {
+		struct stranded *s = &((struct stranded *)r.v)[i];
+		char *to = NULL;
+		if (s->ephemeral) {
+			struct placement p = { .cpus = s->cpus, .memory_mib = s->memory_mib,
+					       .avoid = s->host, .cpu_ratio = cpu_ratio,
+					       .now = now, .fresh = fresh };
+			int prc = store_place(st, &p, &to);
+			if (prc == STORE_OK) {
+				struct sval q[] = { SV_S(to), SV_I(s->id) };
+				rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped', error = NULL"
+					     " WHERE id = ?", q, 2);
+				(*moved)++;
+				free(to);
+				continue;
+			}
+			if (prc != STORE_FULL) {
+				rc = prc;
+				break;
+			}
+		}
+		/* Its disks are on the dead host (or no host has room): it waits. */
+		char err[160];
+		snprintf(err, sizeof(err), "host %s is dead%s", s->host,
+			 s->ephemeral ? " and no live host has room" : "");
+		const char *msg = err;
+		struct sval q[] = { SV_S(msg), SV_I(s->id) };
+		rc = store_q(st, "UPDATE vms SET state = 'error', error = ? WHERE id = ?", q, 2,
+			     NULL, NULL);
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(((struct stranded *)r.v)[i].host);
+	free(r.v);
+	return store_tx_end(st, rc);
+}
+
+int store_vm_claim(struct store *st, uint64_t id, const char *host)
+{
+	struct sval p[] = { SV_I(id), SV_S(host) };
+	int64_t found = -1;
+	int rc = store_tx_begin(st);
+
+	/* FOR UPDATE is not portable; the engines' one-writer transaction
+	 * makes this read and the start that follows it safe enough: the
+	 * scheduler moves a VM only in a transaction of its own. */
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE vms SET state = 'starting' WHERE id = ? AND host = ?"
+			     " AND desired = 'running' RETURNING 1", p, 2, store_row_int, &found);
+	if (rc == STORE_OK && found < 0)
+		rc = STORE_NOTFOUND;
+	return store_tx_end(st, rc);
+}
