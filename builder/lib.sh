@@ -21,6 +21,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 umask 022
 exec 1>&2
 
+# shellcheck disable=SC2034 # for the recipes
 BUILDER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RECIPE=$(basename "$0" .sh)
 STEPS=${STEPS:-1}

@@ -41,7 +41,9 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${HC_BUILD_NS:-}" ]; then
 	exec env HC_BUILD_NS=1 unshare --mount --propagation private -- bash "$0" "$@"
 fi
 
+# shellcheck disable=SC2034 # read by lib.sh
 STEPS=7
+# shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # What every image gets, whatever --packages says: booting (kernel, GRUB's
@@ -205,8 +207,10 @@ run in_root "${APT[@]}" dist-upgrade
 run in_root "${APT[@]}" install --no-install-recommends "${BASE[@]}" "${EXTRA[@]}"
 # Keep the cache to what the mirror still has.
 run in_root apt-get autoclean
-KVER=$(cd "$ROOT/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
-[ -n "$KVER" ] && [ -f "$ROOT/boot/initrd.img-$KVER" ] || die "no kernel and initrd in $ROOT/boot"
+KVER=$(for k in "$ROOT"/boot/vmlinuz-*; do echo "${k##*/vmlinuz-}"; done | sort -V | tail -n 1)
+if [ ! -f "$ROOT/boot/vmlinuz-$KVER" ] || [ ! -f "$ROOT/boot/initrd.img-$KVER" ]; then
+	die "no kernel and initrd in $ROOT/boot"
+fi
 note "kernel $KVER, $(in_root dpkg-query -W -f '.\n' | wc -l) packages"
 
 # ---- 4. configure ------------------------------------------------------------
@@ -301,6 +305,7 @@ mkdir -p "$ROOT/boot/grub/i386-pc"
 cp "$GRUBLIB"/*.mod "$GRUBLIB"/*.lst "$ROOT/boot/grub/i386-pc/"
 # The embedded config finds the root filesystem by UUID, whatever other
 # disks the VM has; normal mode then reads $prefix/grub.cfg.
+# shellcheck disable=SC2016 # $root is GRUB's variable
 printf 'search.fs_uuid %s root\nset prefix=($root)/boot/grub\n' "$UUID" >"$ROOT/boot/grub/early.cfg"
 run in_root grub-mkimage -O i386-pc -o /boot/grub/core.img -c /boot/grub/early.cfg -p /boot/grub \
 	biosdisk part_msdos ext2 search_fs_uuid

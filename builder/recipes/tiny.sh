@@ -10,10 +10,14 @@
 # Leaves OUTDIR/vmlinuz, OUTDIR/initrd.img, OUTDIR/cmdline (a kernel image)
 # and OUTDIR/manifest.  Downloads are cached in $HC_GUEST_CACHE, by default
 # the "tiny" directory of the build cache (builder/lib.sh: cache_dir).
+# shellcheck disable=SC2034 # read by lib.sh
 STEPS=2
+# shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-[ $# -eq 1 ] && [ "${1#-}" = "$1" ] || usage_die "usage: tiny.sh OUTDIR (the tiny recipe takes no options)"
+if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
+	usage_die "usage: tiny.sh OUTDIR (the tiny recipe takes no options)"
+fi
 OUT=$(out_dir "$1")
 # Installed, the builder sits in share/hackcloud/builder beside
 # share/hackcloud/guest; in the source tree beside guest/.

@@ -595,6 +595,12 @@ static int vm_converge(struct agent *a, struct vm *vm)
 		}
 		if (strcmp(vm->state, "error") == 0)
 			goto out; /* retried when the user asks again */
+		/* Take it in the store first: when the scheduler has moved it
+		 * to another host meanwhile, that host's agent owns it. */
+		if (store_vm_claim(a->st, vm->id, a->cfg->host_name) != STORE_OK) {
+			log_info("vm %s: no longer placed on this host; not starting it", vm->name);
+			goto out;
+		}
 		observe(a, vm, "starting", NULL);
 		if (vm_launch(a, vm, &p, &err) < 0) {
 			nics_remove(vm);

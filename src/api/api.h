@@ -28,6 +28,7 @@ struct api_ctx {
 	struct agent *agent;
 	struct config *cfg;
 	struct api_auth *auth;            /* auth.c: created by api_server_start */
+	struct cluster *cluster;          /* placement policy of this host */
 	struct importer *importer;        /* image/import.h: downloads from URLs */
 };
 
@@ -162,6 +163,11 @@ int h_user_password(struct req *r);
 int h_user_otp_enable(struct req *r);
 int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
+
+/* hosts.c */
+int h_host_list(struct req *r);
+int h_host_get(struct req *r);
+int h_host_drain(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);

@@ -350,7 +350,7 @@ int h_image_finalize(struct req *r)
 			req_error(r, 409, "incomplete", "the disk file was not uploaded");
 			goto out;
 		}
-		struct disk_info info;
+		struct disk_info info = { 0 };
 		if (disk_inspect(p1, &info, &why) < 0) {
 			req_error(r, 422, "bad_image", "%s", why);
 			goto out;

@@ -7,6 +7,7 @@
 #include "api/api.h"
 
 #include "api/codec.h"
+#include "cluster/cluster.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/validate.h"
@@ -311,10 +312,10 @@ static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
 					    "start", "keys", "user_data", "config_drive", "disk_size",
-					    "disks", NULL };
-	const char *name, *image_ref;
+					    "disks", "host", "ephemeral", NULL };
+	const char *name, *image_ref, *pin;
 	int cpus = 1, memory = 256;
-	bool start = true, config_drive = false;
+	bool start = true, config_drive = false, ephemeral = false;
 	uint64_t net_ids[VM_NICS_MAX];
 	size_t n_nets = 0;
 	json_t *nets;
@@ -324,10 +325,21 @@ static int h_vm_create(struct req *r)
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
 	    !get_str(r, "image", true, &image_ref) ||
 	    !get_int(r, "cpus", 1, VM_CPUS_MAX, &cpus) ||
-	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory))
+	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory) ||
+	    !get_str(r, "host", false, &pin))
 		return 0;
 	if (!api_name_check(r, name, VM_ID_STRLEN, "vm"))
 		return 0;
+	if (pin && !r->admin)
+		return req_error(r, 403, "forbidden", "choosing the host is for admins");
+	if (pin && !host_name_valid(pin))
+		return req_error(r, 400, "bad_request", "'host' is not a host name");
+	json_t *je = json_object_get(r->json, "ephemeral");
+	if (je && !json_is_null(je)) {
+		if (!json_is_boolean(je))
+			return req_error(r, 400, "bad_request", "'ephemeral' must be true or false");
+		ephemeral = json_is_true(je);
+	}
 	json_t *js = json_object_get(r->json, "start");
 	if (js && !json_is_null(js)) {
 		if (!json_is_boolean(js))
@@ -377,7 +389,7 @@ static int h_vm_create(struct req *r)
 	struct vm vm = {
 		.name = (char *)name, .owner = r->caller, .image = im.id, .cpus = cpus,
 		.memory_mib = memory, .desired = start ? "running" : "stopped",
-		.state = "stopped", .host = r->api->cfg->host_name, .config_drive = config_drive,
+		.state = "stopped", .config_drive = config_drive, .ephemeral = ephemeral,
 	};
 	bool disks_ok = vm_create_disks(r, &vm, &im);
 	image_free(&im);
@@ -387,10 +399,17 @@ static int h_vm_create(struct req *r)
 		free(vm.disks);
 		return 0;
 	}
-	rc = store_vm_create(r->api->st, &vm, net_ids, n_nets);
+	struct placement pl = { .cpus = cpus, .memory_mib = memory, .pin = pin };
+	cluster_policy(r->api->cluster, &pl);
+	rc = store_vm_create_placed(r->api->st, &vm, net_ids, n_nets, &pl);
 	free(vm.keys);
 	free(vm.user_data);
 	free(vm.disks);
+	if (rc == STORE_FULL)
+		return req_error(r, 409, "no_capacity", pin ? "host '%s' is not live or has no room for this VM"
+				 : "no live host has room for this VM%s", pin ? pin : "");
+	if (rc == STORE_NOTFOUND && pin)
+		return req_error(r, 404, "not_found", "host '%s' not found", pin);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", name);
 	return reply_vm(r, 201, vm.id);
@@ -638,6 +657,10 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+
+	{ "GET",    "/v1/hosts",                 h_host_list,      BODY_NONE, NULL, NULL, ROUTE_ADMIN },
+	{ "GET",    "/v1/hosts/{}",              h_host_get,       BODY_NONE, NULL, NULL, ROUTE_ADMIN },
+	{ "POST",   "/v1/hosts/{}/drain",        h_host_drain,     BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 
 	{ "POST",   "/v1/login",                 h_login,          BODY_JSON, NULL, NULL, ROUTE_ANON },
 	{ "POST",   "/v1/logout",                h_logout,         BODY_JSON, NULL, NULL, false },

@@ -59,7 +59,7 @@ static bool is_file(const char *path)
 static char *builder_dir(void)
 {
 	const char *env = getenv("HC_BUILDER_DIR");
-	char exe[PATH_MAX], *slash;
+	char exe[PATH_MAX];
 	ssize_t n;
 
 	if (env && *env)
@@ -69,7 +69,7 @@ static char *builder_dir(void)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = '\0';
-		slash = strrchr(exe, '/');
+		char *slash = strrchr(exe, '/');
 		if (slash)
 			*slash = '\0';
 		if (strcmp(exe, HC_BUILD_ROOT) == 0)

@@ -58,6 +58,8 @@ int hc_output_failed(struct hc *h);
  * sleeps (no SA_RESTART). */
 extern volatile sig_atomic_t hc_interrupted;
 void hc_catch_signals(bool on);
+/* Wait between two looks at the daemon; a caught signal ends it early. */
+void hc_sleep_ms(long ms);
 /* Forget a recorded error (an expected refusal, e.g. 404 in `vm wait --gone`). */
 void hc_clear(struct hc *h);
 /* Take the recorded message (caller frees), leaving none. */
@@ -232,6 +234,10 @@ int cmd_user_otp(struct hc *h, const struct args *a);
 int cmd_login(struct hc *h, const struct args *a);
 int cmd_logout(struct hc *h, const struct args *a);
 int cmd_whoami(struct hc *h, const struct args *a);
+
+/* host.c */
+extern const struct resource res_host;
+int cmd_host_drain(struct hc *h, const struct args *a);
 
 /* console.c */
 int cmd_vm_console(struct hc *h, const struct args *a);

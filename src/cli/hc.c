@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_URL "unix:/var/lib/hackcloud/api.sock"
 
@@ -30,7 +31,8 @@ static const struct opt_spec import_opts[] = {
 	{ "--initrd", "F", false, "initrd file to go with --kernel" },
 	{ "--cmdline", "S", false, "kernel command line (default: the daemon's)" },
 	{ "--disk", "F", false, "raw or qcow2 disk file of a firmware-booted image" },
-	{ "--url", "URL", false, "let hcd download a raw or qcow2 disk from http(s)://…" },
+	{ "--url", "URL", false, "let hcd download a raw or qcow2 disk from http(s)://…"
+	  " (hc's own --url goes before 'image')" },
 	{ "--sha256", "HEX", false, "the checksum the download must have (with --url)" },
 	{ "--public", NULL, false, "let every user see and boot the image" },
 	{ 0 },
@@ -66,6 +68,8 @@ static const struct opt_spec vm_create_opts[] = {
 	{ "--key", "KEY", true, "install this SSH key (repeatable; default: all of yours)" },
 	{ "--user-data", "FILE", false, "user data for the guest, at most 64 KiB" },
 	{ "--config-drive", NULL, false, "also attach a NoCloud seed (cidata CD-ROM)" },
+	{ "--host", "HOST", false, "place it on this host (admins; default: the scheduler's choice)" },
+	{ "--ephemeral", NULL, false, "its disks may be made anew elsewhere when its host dies" },
 	{ "--disk-size", "SIZE", false, "root disk size, e.g. 4G (default: the image's own)" },
 	{ "--disk", "SIZE", true, "add an empty data disk of SIZE, e.g. 10G (repeatable, at most 8)" },
 	{ "--no-start", NULL, false, "create it stopped" },
@@ -118,6 +122,11 @@ static const struct opt_spec login_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec host_drain_opts[] = {
+	{ "--undo", NULL, false, "take new VMs again" },
+	{ 0 },
+};
+
 static const struct command commands[] = {
 	{ "info", NULL, cmd_info, "", "show the daemon's version, host and accelerator",
 	  0, 0, NULL, NULL },
@@ -161,6 +170,11 @@ static const struct command commands[] = {
 	{ "user", "otp", cmd_user_otp, "enable|disable USER",
 	  "enrol a TOTP authenticator (prints the otpauth:// URI and a QR code) or remove it",
 	  2, 2, NULL, &res_user },
+	{ "host", "list", cmd_list, "", "list hosts: capacity, load, liveness (admin)", 0, 0, NULL,
+	  &res_host },
+	{ "host", "show", cmd_show, "HOST", "show one host (admin)", 1, 1, NULL, &res_host },
+	{ "host", "drain", cmd_host_drain, "HOST [--undo]",
+	  "place no new VMs on a host, or take them again (admin)", 1, 1, host_drain_opts, &res_host },
 	{ "token", "list", cmd_list, "", "list live login tokens", 0, 0, NULL, &res_token },
 	{ "token", "revoke", cmd_delete, "ID", "revoke a token", 1, 1, NULL, &res_token },
 
@@ -254,6 +268,12 @@ void hc_catch_signals(bool on)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
+}
+
+void hc_sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL); /* a signal cuts it short: the caller just looks again */
 }
 
 void hc_clear(struct hc *h)

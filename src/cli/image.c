@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define IMPORT_POLL_MS 500
@@ -149,11 +148,11 @@ static int upload_part(struct hc *h, const char *id, const struct part *p)
 	struct progress pr;
 	/* Over the local socket an upload is quick: only a terminal shows it. */
 	bool tty = isatty(STDERR_FILENO);
+
+	progress_init(&pr, p->name, tty);
 	struct api_req rq = { .method = "PUT", .path = path, .upload = p->f,
 			      .upload_size = p->size, .progress = tty ? &pr : NULL,
 			      .cancel = &hc_interrupted };
-
-	progress_init(&pr, p->name, tty);
 	struct api_resp rs;
 	int rc;
 
@@ -214,12 +213,6 @@ static int fill(struct hc *h, const char *id, const struct part *parts, size_t n
 	return finalize(h, id, image);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL); /* a signal cuts it short: the caller looks at once */
-}
-
 /*
  * Follow hcd's download of the image `made` until it is ready (0 and
  * *image) or has failed (-1 with the reason hcd recorded); the progress
@@ -267,7 +260,7 @@ static int await_download(struct hc *h, const char *label, json_t *made, json_t 
 			hc_fail(h, "interrupted");
 			break;
 		}
-		sleep_ms(IMPORT_POLL_MS);
+		hc_sleep_ms(IMPORT_POLL_MS);
 		if (hc_interrupted)
 			continue;
 		json_decref(cur);

@@ -123,6 +123,7 @@ static const struct column vm_show[] = {
 	{ "keys", "keys", fmt_key_names },
 	{ "user data", "user_data_size", fmt_bytes },
 	{ "config drive", "config_drive", NULL },
+	{ "ephemeral", "ephemeral", NULL },
 	{ "disk size", "disk_size", fmt_disk_size },
 	{ "data disks", "disks", fmt_disks },
 	{ "created", "created", fmt_time },
@@ -236,6 +237,10 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_object_set_new(body, "memory_mib", json_integer(memory));
 	if (body && arg_flag(a, "--config-drive"))
 		json_object_set_new(body, "config_drive", json_true());
+	if (body && arg_flag(a, "--ephemeral"))
+		json_object_set_new(body, "ephemeral", json_true());
+	if (body && arg_opt(a, "--host"))
+		json_object_set_new(body, "host", json_string(arg_opt(a, "--host")));
 	if (body == NULL) {
 		hc_usage(h, "arguments must be valid UTF-8 text");
 		return NULL;
@@ -360,12 +365,6 @@ static bool state_known(const char *s)
 	return false;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL); /* a signal cuts it short: the caller just looks again */
-}
-
 /* One look at the VM: 1 when the wait is over, 0 to keep waiting, -1 on failure. */
 static int wait_check(struct hc *h, const char *path, const char *state, bool gone,
 		      json_t **vm)
@@ -414,7 +413,7 @@ int cmd_vm_wait(struct hc *h, const struct args *a)
 
 	long long deadline = now_ms() + timeout * 1000LL;
 	while ((rc = wait_check(h, path, state, gone, &vm)) == 0 && now_ms() < deadline)
-		sleep_ms(WAIT_POLL_MS);
+		hc_sleep_ms(WAIT_POLL_MS);
 	if (rc == 0)
 		rc = hc_fail(h, "vm '%s' is %s after %ld s, not %s", a->pos[0],
 			     gone ? "still there" : json_str(vm, "state"), timeout,

@@ -41,6 +41,10 @@ static const struct key keys[] = {
 	I("hcd", "metadata_rate", metadata_rate),
 	I("hcd", "resync_interval", resync_interval),
 	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body) },
+	I("hcd", "heartbeat_interval", heartbeat_interval),
+	I("hcd", "dead_timeout", dead_timeout),
+	I("hcd", "cpu_overcommit", cpu_overcommit),
+	I("hcd", "reserved_memory_mib", reserved_memory_mib),
 	I("hcd", "api_rate", api_rate),
 	I("hcd", "api_burst", api_burst),
 	S("auth", "passwd_file", passwd_file),
@@ -79,6 +83,10 @@ void config_defaults(struct config *c)
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
+	c->heartbeat_interval = 2;
+	c->dead_timeout = 10;
+	c->cpu_overcommit = 4;
+	c->reserved_memory_mib = 512;
 	c->api_rate = 50;
 	c->api_burst = 100;
 	c->ldap_timeout = 5;

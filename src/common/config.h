@@ -24,6 +24,10 @@ struct config {
 	int stop_timeout;     /* seconds between ACPI powerdown and quit */
 	int resync_interval;  /* seconds between safety-net reconciles */
 	long long max_body;   /* bytes of a JSON request body */
+	int heartbeat_interval; /* seconds between this host's heartbeats */
+	int dead_timeout;     /* seconds of silence after which a host is dead */
+	int cpu_overcommit;   /* virtual CPUs placed per host CPU */
+	int reserved_memory_mib; /* host memory kept from VMs */
 	int api_rate;         /* API requests per second per user (tokens); 0 = unlimited */
 	int api_burst;        /* bucket size of that limit */
 	char *passwd_file;    /* empty: STATE_DIR/passwd */

@@ -6,6 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool host_name_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  ((c == '-' || c == '.') && i > 0);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 bool name_valid(const char *s)
 {
 	size_t n;

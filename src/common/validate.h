@@ -13,6 +13,9 @@
 
 /* Resource names: [a-z0-9][a-z0-9-]{0,62}. */
 bool name_valid(const char *s);
+/* A host name as hosts call themselves: letters, digits, '-' and '.', at
+ * most 253 characters, not starting with '-' or '.'. */
+bool host_name_valid(const char *s);
 
 /* An IPv6 prefix written "addr/64" whose host bits are zero. */
 bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix);

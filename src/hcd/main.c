@@ -17,6 +17,7 @@
  */
 #include "agent/reconcile.h"
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "common/config.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -52,6 +53,7 @@ struct hcd {
 	struct api_ctx api_ctx;
 	struct metadata_server *md;
 	struct importer *importer;
+	struct cluster *cluster;
 	bool reconcile_due;
 	long long next_resync;
 };
@@ -169,6 +171,7 @@ static void hcd_free(struct hcd *h)
 {
 	api_server_stop(h->api);
 	importer_free(h->importer);
+	cluster_free(h->cluster);
 	metadata_stop(h->md);
 	agent_free(h->agent);
 	store_close(h->st);
@@ -237,6 +240,11 @@ int main(int argc, char **argv)
 		log_err("agent: cannot initialise in %s", h.cfg.state_dir);
 		goto out;
 	}
+	h.cluster = cluster_new(h.st, &h.cfg, accel, &err);
+	if (h.cluster == NULL) {
+		log_err("%s", err ? err : "cluster: out of memory");
+		goto out;
+	}
 	h.importer = importer_new(h.st, h.cfg.state_dir, &err);
 	if (h.importer == NULL) {
 		log_err("images: %s", err);
@@ -244,7 +252,7 @@ int main(int argc, char **argv)
 	}
 	importer_resume(h.importer);
 	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg,
-				      .importer = h.importer };
+				      .importer = h.importer, .cluster = h.cluster };
 	h.api = api_server_start(&h.api_ctx, &err);
 	if (h.api == NULL) {
 		log_err("api: %s", err);
@@ -278,6 +286,9 @@ int main(int argc, char **argv)
 
 		if (next_pass >= 0 && next_pass < wake)
 			wake = next_pass;
+		long long beat = cluster_tick(h.cluster, now);
+		if (now + beat < wake)
+			wake = now + beat;
 		long long timeout = wake - now;
 		long long mhd = api_server_timeout_ms(h.api);
 		if (mhd >= 0 && mhd < timeout)

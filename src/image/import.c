@@ -195,7 +195,7 @@ static int staging_keep_disk(const char *dir)
 /* A complete download: check it like an upload, then make it the image. */
 static void job_complete(struct importer *imp, struct job *j, const char *sha, long long size)
 {
-	struct disk_info info;
+	struct disk_info info = { 0 };
 	char *why = NULL, *file = str_printf("%s/disk", j->staging);
 
 	if (file == NULL) {

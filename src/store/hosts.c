@@ -216,6 +216,23 @@ int store_place(struct store *st, const struct placement *p, char **host)
 	return store_tx_end(st, rc);
 }
 
+int store_vm_create_placed(struct store *st, struct vm *vm, const uint64_t *networks,
+			   size_t n_networks, const struct placement *p)
+{
+	char *host = NULL;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_place(st, p, &host);
+	if (rc == STORE_OK) {
+		vm->host = host;
+		rc = store_vm_create(st, vm, networks, n_networks);
+		vm->host = NULL;
+	}
+	free(host);
+	return store_tx_end(st, rc);
+}
+
 struct stranded {
 	uint64_t id;
 	int cpus, memory_mib;

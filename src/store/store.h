@@ -390,6 +390,10 @@ struct placement {
 };
 /* In the caller's transaction (or its own): the chosen host's name. */
 int store_place(struct store *st, const struct placement *p, char **host);
+/* store_vm_create on the host store_place chooses (vm->host is set),
+ * in one transaction: two schedulers never both fill the same room. */
+int store_vm_create_placed(struct store *st, struct vm *vm, const uint64_t *networks,
+			   size_t n_networks, const struct placement *p);
 /* VMs of dead hosts: ephemeral ones are placed anew (state stopped, so the
  * new host's agent starts them if they should run); the others get state
  * error until their host returns.  *moved counts the re-placed VMs. */

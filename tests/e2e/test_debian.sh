@@ -41,8 +41,21 @@ grep -q "exists already" "$T_DIR/again.log" || fail "taken name: $(cat "$T_DIR/a
 ok "recipe tiny = make guest's image (same sha256); a taken name fails before building"
 
 # ---- debian: build ------------------------------------------------------------
-scratch() { ls -d "${TMPDIR:-/var/tmp}"/hc-build-* 2>/dev/null | sort || true; }
+# What a build leaves in the scratch dir (other builds may run too).
+scratch() { find "${TMPDIR:-/var/tmp}" -maxdepth 1 -name 'hc-build-*' | sort; }
 before=$(scratch)
+
+# A failure inside the chroot (an unknown package, after the mounts are
+# made): nothing registered, no work dir and no mount left.
+hc image build bad --recipe debian --packages no-such-package-hc >/dev/null 2>"$T_DIR/bad.log" &&
+	fail "a build with an unknown package succeeded"
+grep -q "recipe debian failed" "$T_DIR/bad.log" || fail "bad build: $(tail -n 5 "$T_DIR/bad.log")"
+grep -q "no-such-package-hc" "$T_DIR/bad.log" || fail "the build log's tail was not shown: $(cat "$T_DIR/bad.log")"
+hc image show bad >/dev/null 2>&1 && fail "a failed build registered an image"
+[ "$(scratch)" = "$before" ] || fail "the failed build left work dirs behind: $(scratch)"
+grep -q 'hc-build-' /proc/mounts && fail "the failed build left mounts behind: $(grep hc-build- /proc/mounts)"
+ok "a failed build registers nothing and leaves no work dir or mount"
+
 t0=$(date +%s)
 hc image build deb --recipe debian --suite bookworm --packages cloud-init,openssh-server \
 	>"$T_DIR/deb.out" 2>"$T_DIR/deb.log" ||
@@ -73,7 +86,7 @@ wait_log web "Cloud-init v. " 900
 wait_log web "finished at" 900
 boot_s=$(($(date +%s) - t0))
 out=
-for i in $(seq 1 60); do
+for _ in $(seq 1 60); do
 	if out=$(nsexec ssh "${SSH_OPTS[@]}" "root@$ip6" hostname 2>"$T_DIR/ssh.err"); then
 		break
 	fi

@@ -7,7 +7,8 @@
 #     boot-sector disk from a URL boots by firmware; progress lines on a
 #     non-terminal stderr;
 #   - a wrong checksum, a qcow2 backed by /etc/shadow, HTTP 404, a redirect
-#     to file://: never ready, state error with the reason, no file left;
+#     to file://, a member's import from 127.0.0.1: never ready, state
+#     error with the reason, no file left;
 #   - a server that drops the connection mid-file: resumed with a Range
 #     request; one that cannot resume: started over, still right;
 #   - hcd killed -9 mid-download: the next hcd resumes from its checkpoint

@@ -1,0 +1,72 @@
+/*
+ * hosts — the hosts of the cluster, for admins (issue 7):
+ *
+ *   GET  /v1/hosts                 every host with its capacity, load and liveness
+ *   GET  /v1/hosts/{name}
+ *   POST /v1/hosts/{name}/drain    {"drain": true|false}: no new VMs there
+ */
+#include "api/api.h"
+
+#include "common/validate.h"
+
+static json_t *host_to_json(const struct host *h)
+{
+	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
+			 "name", h->name, "address", h->address, "cpus", h->cpus,
+			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
+			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)h->last_seen,
+			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
+			 "used_mib", (json_int_t)h->used_mib);
+}
+
+int h_host_list(struct req *r)
+{
+	struct host *v = NULL;
+	size_t n = 0;
+	int rc = store_host_list(r->api->st, &v, &n);
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "host", NULL);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, host_to_json(&v[i]));
+	hosts_free(v, n);
+	return req_json(r, 200, arr);
+}
+
+static int reply_host(struct req *r, const char *name)
+{
+	struct host h = { 0 };
+	int rc = host_name_valid(name) ? store_host_get(r->api->st, name, &h) : STORE_NOTFOUND;
+
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "host", name);
+	req_json(r, 200, host_to_json(&h));
+	host_free(&h);
+	return 0;
+}
+
+int h_host_get(struct req *r)
+{
+	return reply_host(r, r->params[0]);
+}
+
+int h_host_drain(struct req *r)
+{
+	static const char *const keys[] = { "drain", NULL };
+	json_t *jd = json_object_get(r->json, "drain");
+	bool drain = true;
+	int rc;
+
+	if (!only_keys(r, keys))
+		return 0;
+	if (jd && !json_is_boolean(jd))
+		return req_error(r, 400, "bad_request", "'drain' must be true or false");
+	if (jd)
+		drain = json_is_true(jd);
+	rc = host_name_valid(r->params[0]) ? store_host_set_drain(r->api->st, r->params[0], drain)
+		: STORE_NOTFOUND;
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "host", r->params[0]);
+	return reply_host(r, r->params[0]);
+}

@@ -1,0 +1,116 @@
+/*
+ * cluster — registration, heartbeats, dead hosts and placement.  See
+ * cluster.h for the contract.
+ */
+#include "cluster/cluster.h"
+
+#include "common/fsutil.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct cluster {
+	struct store *st;
+	const struct config *cfg;
+	bool scheduler;             /* the "scheduler" role is ours */
+	long long next_beat;
+};
+
+/* MemTotal in MiB, from /proc/meminfo; 0 when unreadable. */
+static long long host_memory_mib(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	long long kib = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %lld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib / 1024;
+}
+
+static bool has_role(const char *roles, const char *role)
+{
+	size_t n = strlen(role);
+
+	for (const char *p = roles; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == n && strncmp(p, role, n) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+struct cluster *cluster_new(struct store *st, const struct config *cfg, const char *accel,
+			    char **err)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+	long long mem = host_memory_mib() - cfg->reserved_memory_mib;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*err = NULL;
+	if (c == NULL)
+		return NULL;
+	c->st = st;
+	c->cfg = cfg;
+	c->scheduler = has_role(cfg->roles, "scheduler");
+	struct host h = {
+		.name = cfg->host_name,
+		.address = cfg->underlay && cfg->underlay[0] ? cfg->underlay : NULL,
+		.cpus = cpus > 0 ? (int)cpus : 1,
+		.memory_mib = mem > 0 ? mem : 0,
+		.accel = (char *)accel,
+	};
+	if (store_host_register(st, &h) != STORE_OK) {
+		*err = str_printf("cannot register host '%s' in the store", cfg->host_name);
+		free(c);
+		return NULL;
+	}
+	log_info("cluster: host %s registered (%d CPUs, %lld MiB for VMs, underlay %s)%s",
+		 h.name, h.cpus, (long long)h.memory_mib, h.address ? h.address : "none",
+		 c->scheduler ? "; scheduler role" : "");
+	return c;
+}
+
+void cluster_free(struct cluster *c)
+{
+	free(c);
+}
+
+long long cluster_tick(struct cluster *c, long long now_ms)
+{
+	long long interval = (long long)(c->cfg->heartbeat_interval > 0 ? c->cfg->heartbeat_interval : 1) * 1000;
+	int64_t now = (int64_t)time(NULL);
+	size_t dead = 0, moved = 0;
+
+	if (now_ms < c->next_beat)
+		return c->next_beat - now_ms;
+	c->next_beat = now_ms + interval;
+	if (store_host_heartbeat(c->st, c->cfg->host_name, now) != STORE_OK)
+		log_warn("cluster: heartbeat of %s failed", c->cfg->host_name);
+	if (!c->scheduler)
+		return interval;
+	if (store_hosts_mark_dead(c->st, now, c->cfg->dead_timeout, &dead) == STORE_OK && dead > 0)
+		log_warn("cluster: %zu host(s) silent for %d s marked dead", dead, c->cfg->dead_timeout);
+	/* Also after a restart of every scheduler: evacuation is idempotent. */
+	if (store_evacuate_dead(c->st, (double)c->cfg->cpu_overcommit, now, c->cfg->dead_timeout,
+				&moved) == STORE_OK && moved > 0)
+		log_warn("cluster: %zu ephemeral VM(s) of dead hosts placed anew", moved);
+	return interval;
+}
+
+void cluster_policy(const struct cluster *c, struct placement *p)
+{
+	p->cpu_ratio = (double)(c->cfg->cpu_overcommit > 0 ? c->cfg->cpu_overcommit : 1);
+	p->now = (int64_t)time(NULL);
+	p->fresh = c->cfg->dead_timeout;
+}
