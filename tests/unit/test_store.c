@@ -1289,6 +1289,161 @@ static void vm_disks_roundtrip(void **state)
 	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_disks"), 0);
 }
 
+/* ---- hosts and placement -------------------------------------------------- */
+
+static void add_host(struct store *st, const char *name, int cpus, int64_t mem)
+{
+	struct host h = { .name = (char *)name, .address = "fd00:99::1", .cpus = cpus,
+			  .memory_mib = mem, .accel = "tcg" };
+	assert_int_equal(store_host_register(st, &h), STORE_OK);
+}
+
+/* Place and create a 1-CPU VM of mem MiB; returns its host (malloc'd) or NULL. */
+static char *place_vm(struct store *st, const char *name, uint64_t image, int mem,
+		      const char *pin, bool ephemeral, int *rc)
+{
+	struct vm vm = { .name = (char *)name, .owner = OWNER_ROOT, .image = image, .cpus = 1,
+			 .memory_mib = mem, .desired = "running", .state = "stopped",
+			 .ephemeral = ephemeral };
+	struct placement p = { .cpus = 1, .memory_mib = mem, .pin = pin, .cpu_ratio = 4,
+			       .now = store_now(), .fresh = 10 };
+	struct vm got = { 0 };
+	char *host = NULL;
+
+	*rc = store_vm_create_placed(st, &vm, NULL, 0, &p);
+	if (*rc != STORE_OK)
+		return NULL;
+	assert_int_equal(store_vm_get_id(st, vm.id, &got), STORE_OK);
+	host = strdup(got.host);
+	assert_int_equal(got.ephemeral, ephemeral);
+	vm_free(&got);
+	return host;
+}
+
+static void hosts_spread_pin_drain(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	char *h;
+	int rc;
+
+	add_host(c->st, "h1", 2, 1000);
+	add_host(c->st, "h2", 2, 2000);
+	add_host(c->st, "h3", 2, 1500);
+	/* Most free memory first: h2 (2000), then h3 (1500 vs h2's 1400)… */
+	const char *expect[] = { "h2", "h3", "h2", "h1", "h3" };
+	for (size_t i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%zu", i);
+		h = place_vm(c->st, name, img, 600, NULL, false, &rc);
+		assert_int_equal(rc, STORE_OK);
+		assert_string_equal(h, expect[i]);
+		free(h);
+	}
+	struct host got = { 0 };
+	assert_int_equal(store_host_get(c->st, "h2", &got), STORE_OK);
+	assert_int_equal(got.vms, 2);
+	assert_int_equal(got.used_mib, 1200);
+	assert_int_equal(got.used_cpus, 2);
+	host_free(&got);
+	/* h1: 400 free, h2: 800, h3: 300 — 900 fits nowhere. */
+	assert_null(place_vm(c->st, "big", img, 900, NULL, false, &rc));
+	assert_int_equal(rc, STORE_FULL);
+	/* Pinning: to a host with room, to one without, to an unknown one. */
+	h = place_vm(c->st, "pinned", img, 300, "h1", false, &rc);
+	assert_int_equal(rc, STORE_OK);
+	assert_string_equal(h, "h1");
+	free(h);
+	assert_null(place_vm(c->st, "p2", img, 500, "h3", false, &rc));
+	assert_int_equal(rc, STORE_FULL);
+	assert_null(place_vm(c->st, "p3", img, 100, "nowhere", false, &rc));
+	assert_int_equal(rc, STORE_NOTFOUND);
+	/* A drained host takes nothing new. */
+	assert_int_equal(store_host_set_drain(c->st, "h2", true), STORE_OK);
+	h = place_vm(c->st, "after-drain", img, 100, NULL, false, &rc);
+	assert_int_equal(rc, STORE_OK);
+	assert_string_not_equal(h, "h2");
+	free(h);
+	assert_int_equal(store_host_set_drain(c->st, "nowhere", true), STORE_NOTFOUND);
+	/* CPUs count too: 2 CPUs × 4 = 8 VMs of 1 CPU at most. */
+	add_host(c->st, "tiny", 1, 100000);
+	assert_int_equal(store_host_set_drain(c->st, "h1", true), STORE_OK);
+	assert_int_equal(store_host_set_drain(c->st, "h3", true), STORE_OK);
+	int placed = 0;
+	for (int i = 0; i < 10; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "c%d", i);
+		h = place_vm(c->st, name, img, 10, NULL, false, &rc);
+		placed += rc == STORE_OK;
+		free(h);
+	}
+	assert_int_equal(placed, 4);
+}
+
+static void hosts_dead_and_evacuation(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	size_t n = 0, moved = 0;
+	int rc;
+	char *h;
+
+	add_host(c->st, "a", 2, 1000);
+	add_host(c->st, "b", 2, 4000);
+	h = place_vm(c->st, "eph", img, 500, "b", true, &rc);
+	free(h);
+	h = place_vm(c->st, "pet", img, 500, "b", false, &rc);
+	free(h);
+	/* b falls silent: 20 s later it is dead, a is not (it beat). */
+	int64_t later = store_now() + 20;
+	assert_int_equal(store_host_heartbeat(c->st, "a", later), STORE_OK);
+	c->hooks = 0;
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_true(c->hooks > 0);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	struct host got = { 0 };
+	assert_int_equal(store_host_get(c->st, "b", &got), STORE_OK);
+	assert_string_equal(got.state, "dead");
+	host_free(&got);
+	/* A dead host is no candidate even when pinned. */
+	assert_null(place_vm(c->st, "late", img, 100, "b", false, &rc));
+	assert_int_equal(rc, STORE_FULL);
+
+	assert_int_equal(store_evacuate_dead(c->st, 4, later, 10, &moved), STORE_OK);
+	assert_int_equal(moved, 1);
+	struct vm vm = { 0 };
+	assert_int_equal(store_vm_get(c->st, "eph", OWNER_ANY, &vm), STORE_OK);
+	assert_string_equal(vm.host, "a");
+	assert_string_equal(vm.state, "stopped");
+	uint64_t eph = vm.id;
+	vm_free(&vm);
+	assert_int_equal(store_vm_get(c->st, "pet", OWNER_ANY, &vm), STORE_OK);
+	assert_string_equal(vm.host, "b");
+	assert_string_equal(vm.state, "error");
+	assert_non_null(strstr(vm.error, "host b is dead"));
+	uint64_t pet = vm.id;
+	vm_free(&vm);
+	/* Idempotent: a second scheduler finds nothing more to do. */
+	assert_int_equal(store_evacuate_dead(c->st, 4, later, 10, &moved), STORE_OK);
+	assert_int_equal(moved, 0);
+	/* Only the host a VM is placed on may claim it. */
+	assert_int_equal(store_vm_claim(c->st, eph, "b"), STORE_NOTFOUND);
+	assert_int_equal(store_vm_claim(c->st, eph, "a"), STORE_OK);
+	assert_int_equal(store_vm_claim(c->st, pet, "a"), STORE_NOTFOUND);
+	/* b beats again: alive, and the change is announced. */
+	c->hooks = 0;
+	assert_int_equal(store_host_heartbeat(c->st, "b", later + 1), STORE_OK);
+	assert_true(c->hooks > 0);
+	assert_int_equal(store_host_get(c->st, "b", &got), STORE_OK);
+	assert_string_equal(got.state, "live");
+	host_free(&got);
+	c->hooks = 0;
+	assert_int_equal(store_host_heartbeat(c->st, "b", later + 2), STORE_OK);
+	assert_int_equal(c->hooks, 0); /* a plain heartbeat is no news */
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1313,6 +1468,8 @@ int main(void)
 		T(image_import_rows),
 		T(vm_disks_roundtrip),
 		T(users_and_tokens),
+		T(hosts_spread_pin_drain),
+		T(hosts_dead_and_evacuation),
 		T(engine_values_and_errors),
 	};
 	/* About store_open's URIs and files; no server needed. */
