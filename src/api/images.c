@@ -159,7 +159,11 @@ out:
 static int image_create_reply(struct req *r, struct image *im)
 {
 	char *err = NULL;
-	int rc = store_image_create(r->api->st, im);
+	int rc;
+
+	if (im->source)
+		im->import_host = r->api->cfg->host_name;
+	rc = store_image_create(r->api->st, im);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "image", im->name);
@@ -195,6 +199,10 @@ int h_image_create(struct req *r)
 		return 0;
 	if (visibility && strcmp(visibility, "private") && strcmp(visibility, "public"))
 		return req_error(r, 400, "bad_request", "'visibility' must be \"private\" or \"public\"");
+	/* A public image is offered to every user: publishing is for admins,
+	 * as in most clouds. */
+	if (visibility && strcmp(visibility, "public") == 0 && !r->admin)
+		return req_error(r, 403, "forbidden", "only admins publish public images");
 	if (url && boot && strcmp(boot, "disk") != 0)
 		return req_error(r, 400, "bad_request", "an image from a 'url' is a disk image");
 	if (url == NULL && (boot == NULL || (strcmp(boot, "kernel") && strcmp(boot, "disk"))))

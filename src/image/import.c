@@ -28,11 +28,13 @@ struct job {
 struct importer {
 	struct store *st;
 	const char *state_dir;
+	const char *host;           /* this host: it resumes only its own imports */
 	int wake_fd;
 	struct job *jobs;
 };
 
-struct importer *importer_new(struct store *st, const char *state_dir, char **err)
+struct importer *importer_new(struct store *st, const char *state_dir, const char *host,
+			      char **err)
 {
 	struct importer *imp = calloc(1, sizeof(*imp));
 
@@ -43,6 +45,7 @@ struct importer *importer_new(struct store *st, const char *state_dir, char **er
 	}
 	imp->st = st;
 	imp->state_dir = state_dir;
+	imp->host = host;
 	imp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* Before any thread exists: curl's global setup is not thread-safe. */
 	if (imp->wake_fd < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -301,6 +304,9 @@ void importer_resume(struct importer *imp)
 		struct user owner = { 0 };
 		char *err = NULL;
 		if (strcmp(ims[i].state, "importing") != 0 || job_find(imp, ims[i].id))
+			continue;
+		/* In a cluster the host that took the import downloads it. */
+		if (ims[i].import_host && imp->host && strcmp(ims[i].import_host, imp->host) != 0)
 			continue;
 		/* As when it began: what the owner may reach depends on its role now. */
 		bool admin = store_user_get_id(imp->st, ims[i].owner, &owner) == STORE_OK &&

@@ -32,7 +32,8 @@
 struct importer;
 
 /* NULL and a malloc'd message on failure.  state_dir must outlive it. */
-struct importer *importer_new(struct store *st, const char *state_dir, char **err);
+struct importer *importer_new(struct store *st, const char *state_dir, const char *host,
+			      char **err);
 /* Cancel and wait for every download (their files stay for a resume). */
 void importer_free(struct importer *imp);
 

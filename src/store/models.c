@@ -82,6 +82,7 @@ void image_free(struct image *im)
 	free(im->state);
 	free(im->visibility);
 	free(im->source);
+	free(im->import_host);
 	free(im->expect_sha256);
 	free(im->error);
 	memset(im, 0, sizeof(*im));
@@ -96,7 +97,7 @@ void images_free(struct image *v, size_t n)
 
 #define IMAGE_COLS "x.id, x.name, x.owner, u.name, x.sha256, x.format, x.boot, x.size," \
 	" x.cmdline, x.has_initrd, x.state, x.created, x.visibility, x.source, x.expect_sha256," \
-	" x.error FROM images x JOIN users u ON u.id = x.owner"
+	" x.error, x.import_host FROM images x JOIN users u ON u.id = x.owner"
 
 static void image_from_row(struct image *im, const struct sval *c)
 {
@@ -116,6 +117,7 @@ static void image_from_row(struct image *im, const struct sval *c)
 	im->source = sv_strdup(&c[13]);
 	im->expect_sha256 = sv_strdup(&c[14]);
 	im->error = sv_strdup(&c[15]);
+	im->import_host = sv_strdup(&c[16]);
 }
 
 int rows_add(void *arg, const struct sval *c, int ncols)
@@ -151,10 +153,10 @@ int store_image_create(struct store *st, struct image *im)
 			SV_S(im->boot), SV_S(im->cmdline), SV_I(im->has_initrd),
 			SV_S(im->state ? im->state : "uploading"), SV_I(im->created),
 			SV_S(im->visibility ? im->visibility : "private"), SV_S(im->source),
-			SV_S(im->expect_sha256) };
+			SV_S(im->expect_sha256), SV_S(im->import_host) };
 		rc = store_w(st, "INSERT INTO images (id, name, owner, format, boot, cmdline,"
-			     " has_initrd, state, created, visibility, source, expect_sha256)"
-			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 12);
+			     " has_initrd, state, created, visibility, source, expect_sha256, import_host)"
+			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 13);
 	}
 	return store_tx_end(st, rc);
 }

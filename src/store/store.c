@@ -92,7 +92,9 @@ static const char *const migrations[] = {
 	"CREATE TABLE hosts (name TEXT PRIMARY KEY, address TEXT, cpus INTEGER NOT NULL,"
 	" memory_mib BIGINT NOT NULL, accel TEXT, state TEXT NOT NULL,"
 	" drain INTEGER NOT NULL DEFAULT 0, last_seen BIGINT NOT NULL, created BIGINT NOT NULL);"
-	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;",
+	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
+	/* The host whose hcd downloads an import (only it resumes it). */
+	"ALTER TABLE images ADD COLUMN import_host TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -108,6 +108,7 @@ struct image {
 	int64_t created;
 	char *visibility; /* private | public */
 	char *source;     /* the URL of an import from the web, else NULL */
+	char *import_host;/* the host downloading it (clusters: only it resumes it) */
 	char *expect_sha256; /* checksum a URL import must have, or NULL */
 	char *error;      /* why an import failed (state error), else NULL */
 };

@@ -9,7 +9,8 @@ import_tiny tiny
 hc net create lan --ipv6 fd00:e2e:3::/64 --ipv4 10.78.0.0/24 >/dev/null
 hc vm create keep --image tiny --net lan --no-start >/dev/null
 
-dump() { sqlite3 "$T_STATE/hackcloud.db" .dump; }
+# Heartbeats move hosts.last_seen; everything else must stay.
+dump() { sqlite3 "$T_STATE/hackcloud.db" .dump | grep -v "^INSERT INTO hosts "; }
 before=$(dump)
 
 # expect STATUS METHOD PATH [BODY]: the answer is that status with a JSON error.
@@ -59,6 +60,23 @@ expect 404 GET /v1/vms/no-such-vm
 expect 404 GET /v1/vms/ffffffffff
 expect 404 POST /v1/vms/no-such-vm/start '{}'
 expect 404 GET /v1/nothing-here
+# Users, logins and hosts.
+expect 400 POST /v1/login '{"user": 7}'
+expect 400 POST /v1/login '{"user": "Root!", "password": "x"}'
+expect 400 POST /v1/login '{"user": "root", "password": "'"$(head -c 2000 /dev/zero | tr '\0' a)"'"}'
+expect 400 POST /v1/login '{"user": "root", "otp": "12ab56"}'
+expect 401 POST /v1/login '{"user": "nobody-here", "password": "whatever-pw"}'
+expect 400 POST /v1/users '{"name": "u1", "role": "king"}'
+expect 400 POST /v1/users '{"name": "u1", "auth": "file,ldap", "password": "long-enough"}'
+expect 400 POST /v1/users '{"name": "u1", "auth": ["file"], "password": "short"}'
+expect 400 POST /v1/users '{"name": "u1", "auth": ["kerberos"]}'
+expect 404 GET /v1/users/no-such-user
+expect 404 DELETE /v1/tokens/zz
+expect 404 GET /v1/hosts/no-such-host
+expect 400 POST /v1/hosts/no-such-host/drain '{"drain": "yes"}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "host": "bad host!"}'
+expect 404 POST /v1/vms '{"name": "ok", "image": "tiny", "host": "no-such-host"}'
+API_TOKEN=hct_forged expect 401 GET /v1/whoami
 expect 405 PATCH /v1/vms
 ok "unknown references and endpoints refused"
 

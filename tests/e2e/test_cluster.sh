@@ -24,7 +24,7 @@
 
 HEARTBEAT=1
 DEAD_TIMEOUT=6
-RESYNC=600
+RESYNC=${CLUSTER_RESYNC:-600}   # lower only to debug the rest without triggers
 CL_HCD_ARGS=(--heartbeat-interval=$HEARTBEAT --dead-timeout=$DEAD_TIMEOUT
 	--resync-interval=$RESYNC)
 cl_setup h1 h2 h3
