@@ -43,7 +43,6 @@
 #include "common/validate.h"
 
 #include <arpa/inet.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sodium.h>
@@ -69,6 +68,15 @@ struct api_auth {
 	struct backoff *backoff;
 	struct user_bucket buckets[RATE_BUCKETS];
 };
+
+/* Whole seconds to wait, rounded up, at least 1 (Retry-After). */
+static int wait_secs(double s)
+{
+	int whole = (int)s;
+
+	whole += (double)whole < s;
+	return whole > 0 ? whole : 1;
+}
 
 static int64_t now_ms(void)
 {
@@ -157,7 +165,7 @@ static bool rate_allow(struct req *r)
 	}
 	if (ratelimit_take(&slot->b, cfg->api_rate, cfg->api_burst, now_ms(), &retry))
 		return true;
-	r->retry_after = (int)ceil(retry) > 0 ? (int)ceil(retry) : 1;
+	r->retry_after = wait_secs(retry);
 	req_error(r, 429, "rate_limited", "too many requests; retry in %d s", r->retry_after);
 	return false;
 }
@@ -286,7 +294,7 @@ static void backoff_keys(const struct req *r, const char *user, char k_user[96],
 
 static int too_many(struct req *r, double wait_s)
 {
-	r->retry_after = (int)ceil(wait_s) > 0 ? (int)ceil(wait_s) : 1;
+	r->retry_after = wait_secs(wait_s);
 	return req_error(r, 429, "too_many_attempts",
 			 "too many failed logins; retry in %d s", r->retry_after);
 }
