@@ -273,16 +273,7 @@ bool api_identify(struct req *r, bool is_unix)
 
 static bool has_backend(const char *list, const char *name)
 {
-	size_t n = strlen(name);
-
-	for (const char *p = list; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len == n && memcmp(p, name, n) == 0)
-			return true;
-		p = end ? end + 1 : NULL;
-	}
-	return false;
+	return list_has(list, name);
 }
 
 /* Wait keys of the backoff table: the user name and the source. */

@@ -6,6 +6,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +37,6 @@ static long long host_memory_mib(void)
 	return kib / 1024;
 }
 
-static bool has_role(const char *roles, const char *role)
-{
-	size_t n = strlen(role);
-
-	for (const char *p = roles; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len == n && strncmp(p, role, n) == 0)
-			return true;
-		p = end ? end + 1 : NULL;
-	}
-	return false;
-}
-
 struct cluster *cluster_new(struct store *st, const struct config *cfg, const char *accel,
 			    char **err)
 {
@@ -62,7 +49,7 @@ struct cluster *cluster_new(struct store *st, const struct config *cfg, const ch
 		return NULL;
 	c->st = st;
 	c->cfg = cfg;
-	c->scheduler = has_role(cfg->roles, "scheduler");
+	c->scheduler = list_has(cfg->roles, "scheduler");
 	struct host h = {
 		.name = cfg->host_name,
 		.address = cfg->underlay && cfg->underlay[0] ? cfg->underlay : NULL,

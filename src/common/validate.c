@@ -6,6 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == n && memcmp(p, item, n) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
 bool host_name_valid(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;

@@ -16,6 +16,8 @@ bool name_valid(const char *s);
 /* A host name as hosts call themselves: letters, digits, '-' and '.', at
  * most 253 characters, not starting with '-' or '.'. */
 bool host_name_valid(const char *s);
+/* Whether a comma-separated list ("api,agent", "file,otp") holds item. */
+bool list_has(const char *list, const char *item);
 
 /* An IPv6 prefix written "addr/64" whose host bits are zero. */
 bool ipv6_prefix64_parse(const char *s, struct in6_addr *prefix);

@@ -333,11 +333,33 @@ static void host_local_addresses(void **state)
 	assert_false(ip_is_host_local(NULL));
 }
 
+static void host_names_and_lists(void **state)
+{
+	(void)state;
+	assert_true(host_name_valid("h1"));
+	assert_true(host_name_valid("Node-7.example.org"));
+	assert_false(host_name_valid(""));
+	assert_false(host_name_valid(NULL));
+	assert_false(host_name_valid("-h"));
+	assert_false(host_name_valid(".h"));
+	assert_false(host_name_valid("bad host"));
+	assert_false(host_name_valid("h/1"));
+
+	assert_true(list_has("api,scheduler,agent", "scheduler"));
+	assert_true(list_has("file", "file"));
+	assert_true(list_has("file,otp", "otp"));
+	assert_false(list_has("file,otp", "ot"));
+	assert_false(list_has("files", "file"));
+	assert_false(list_has("", "file"));
+	assert_false(list_has(NULL, "file"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(name_valid_accepts),
 		cmocka_unit_test(name_valid_rejects),
+		cmocka_unit_test(host_names_and_lists),
 		cmocka_unit_test(ipv6_prefix64_accepts),
 		cmocka_unit_test(ipv6_prefix64_rejects),
 		cmocka_unit_test(ipv4_cidr_accepts),
