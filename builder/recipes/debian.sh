@@ -235,13 +235,20 @@ rm -f "$ROOT/etc/resolv.conf"
 : >"$ROOT/etc/resolv.conf"
 
 # cloud-init writes the NICs' stanzas into interfaces.d (its "eni"
-# renderer).  Without cloud-init, eth0 gets DHCPv4 here; IPv6 comes from
-# router advertisements (SLAAC) either way.
+# renderer); without cloud-init, eth0 gets DHCPv4 from a stanza there.
+# IPv6 by SLAAC on eth0 is ours, whatever a data source says: the eni
+# renderer turns a NIC without IPv4 (dhcp4: false, accept-ra: true: the
+# NoCloud seed on an IPv6-only network) into "inet manual" without
+# "auto", which leaves the NIC down.  ifupdown takes several stanzas for
+# one interface, so this one adds to cloud-init's.
 mkdir -p "$ROOT/etc/network/interfaces.d"
 cat >"$ROOT/etc/network/interfaces" <<'EOF'
-# interfaces(5); the NICs' stanzas are in interfaces.d.
+# interfaces(5); the NICs' other stanzas are in interfaces.d.
 auto lo
 iface lo inet loopback
+
+auto eth0
+iface eth0 inet6 auto
 
 source /etc/network/interfaces.d/*
 EOF
@@ -274,7 +281,7 @@ EOF
 	# An unidentified EC2 is a "maybe"; by default ds-identify drops maybes.
 	echo 'policy: search,found=all,maybe=all,notfound=disabled' >"$ROOT/etc/cloud/ds-identify.cfg"
 else
-	printf 'allow-hotplug eth0\niface eth0 inet dhcp\n' >"$ROOT/etc/network/interfaces.d/eth0"
+	printf 'iface eth0 inet dhcp\n' >"$ROOT/etc/network/interfaces.d/eth0"
 fi
 echo 'LANG=C.UTF-8' >"$ROOT/etc/default/locale"
 

@@ -31,6 +31,131 @@ static int cmp_nic(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Placed here, or nowhere yet (then this host's agent acts on it, as
+ * reconcile.c does). */
+static bool vm_here(const struct vm *vm, const char *host)
+{
+	return vm->host == NULL || host == NULL || strcmp(vm->host, host) == 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int cmp_fdb(const void *a, const void *b)
+{
+	const struct ns_fdb *x = a, *y = b;
+	int c;
+
+	if (x->net_id != y->net_id)
+		return (x->net_id > y->net_id) - (x->net_id < y->net_id);
+	if ((c = memcmp(x->mac, y->mac, sizeof(x->mac))) != 0)
+		return c;
+	if (x->family != y->family)
+		return x->family - y->family;
+	return memcmp(x->dst, y->dst, sizeof(x->dst));
+}
+
+/* A peer: another live host with an underlay address. */
+struct peer {
+	const char *name;
+	int family;
+	uint8_t addr[16];
+};
+
+static const struct peer *peer_find(const struct peer *v, size_t n, const char *name)
+{
+	for (size_t i = 0; name != NULL && i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/*
+ * The overlay's entries (struct ns_fdb): for each network that a VM
+ * placed here (not deleted) has a NIC on, every NIC on it of a VM (not
+ * deleted) placed on a peer, and a flood entry per such peer.  A stopped
+ * VM keeps its network carried, so stopping and starting VMs does not
+ * tear the overlay down and build it again.
+ */
+static int overlay_load(struct store *st, const char *host, const struct vm *vms, size_t n_vms,
+			struct netstate *ns)
+{
+	struct host *hosts = NULL;
+	struct peer *peers = NULL;
+	uint64_t *local = NULL;
+	size_t n_hosts = 0, n_peers = 0, n_local = 0, total = 0;
+	int rc;
+
+	if (host == NULL)
+		return STORE_OK;            /* no name, no cluster: no overlay */
+	if ((rc = store_host_list(st, &hosts, &n_hosts)) != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < n_vms; i++)
+		total += vms[i].n_nics;
+	peers = calloc(n_hosts + 1, sizeof(*peers));
+	local = calloc(total + 1, sizeof(*local));
+	ns->fdb = calloc(2 * total + 1, sizeof(*ns->fdb));
+	if (peers == NULL || local == NULL || ns->fdb == NULL) {
+		rc = STORE_ERR;
+		goto out;
+	}
+	for (size_t i = 0; i < n_hosts; i++) {
+		const struct host *h = &hosts[i];
+		struct peer *p = &peers[n_peers];
+		if (strcmp(h->name, host) == 0 || strcmp(h->state, "live") != 0 || h->address == NULL)
+			continue;
+		memset(p, 0, sizeof(*p));       /* an IPv4 address leaves 12 bytes unwritten */
+		if (inet_pton(AF_INET, h->address, p->addr) == 1)
+			p->family = AF_INET;
+		else if (inet_pton(AF_INET6, h->address, p->addr) == 1)
+			p->family = AF_INET6;
+		else
+			continue;               /* not an address literal: unusable */
+		static const uint8_t any[16];
+		if (memcmp(p->addr, any, sizeof(any)) == 0)
+			continue;               /* 0.0.0.0 or ::, which the kernel reads as "all" */
+		p->name = h->name;
+		n_peers++;
+	}
+	for (size_t i = 0; i < n_vms; i++)
+		if (strcmp(vms[i].desired, "deleted") != 0 && vm_here(&vms[i], host))
+			for (size_t j = 0; j < vms[i].n_nics; j++)
+				local[n_local++] = vms[i].nics[j].network;
+	qsort(local, n_local, sizeof(*local), cmp_u64);
+	for (size_t i = 0; i < n_vms; i++) {
+		const struct peer *p = vm_here(&vms[i], host) ? NULL :
+				       peer_find(peers, n_peers, vms[i].host);
+		if (p == NULL || strcmp(vms[i].desired, "deleted") == 0)
+			continue;
+		for (size_t j = 0; j < vms[i].n_nics; j++) {
+			uint64_t net = vms[i].nics[j].network;
+			if (n_local == 0 || !bsearch(&net, local, n_local, sizeof(*local), cmp_u64))
+				continue;
+			struct ns_fdb *flood = &ns->fdb[ns->n_fdb++], *nic = &ns->fdb[ns->n_fdb++];
+			flood->net_id = nic->net_id = net;
+			flood->family = nic->family = p->family;
+			memcpy(flood->dst, p->addr, sizeof(flood->dst));
+			memcpy(nic->dst, p->addr, sizeof(nic->dst));
+			nic_mac_bytes(vms[i].nics[j].id, nic->mac);
+		}
+	}
+	/* Sorted and unique: one flood entry per (network, peer). */
+	qsort(ns->fdb, ns->n_fdb, sizeof(*ns->fdb), cmp_fdb);
+	size_t out = 0;
+	for (size_t i = 0; i < ns->n_fdb; i++)
+		if (out == 0 || cmp_fdb(&ns->fdb[out - 1], &ns->fdb[i]) != 0)
+			ns->fdb[out++] = ns->fdb[i];
+	ns->n_fdb = out;
+out:
+	free(local);
+	free(peers);
+	hosts_free(hosts, n_hosts);
+	return rc;
+}
+
 int netstate_load(struct store *st, const char *host, const char *uplink, struct netstate *ns)
 {
 	struct network *nets = NULL;
@@ -103,6 +228,7 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 		r->family = r->source == NULL ? 0 : strchr(r->source, ':') ? AF_INET6 : AF_INET;
 	}
 	ns->uplink = uplink && uplink[0] ? strdup(uplink) : NULL;
+	rc = overlay_load(st, host, vms, n_vms, ns);
 out:
 	networks_free(nets, n_nets);
 	vms_free(vms, n_vms);

@@ -1,7 +1,9 @@
 /*
  * netstate_load — fill a net/netstate.h snapshot from the store: every
  * network, every NIC (with its computed addresses; "active" when its VM
- * runs or should run on this host) and every VM rule.
+ * runs or should run on this host), every VM rule, and the overlay's
+ * forwarding entries towards the other live hosts (struct ns_fdb; none
+ * when host is NULL).
  */
 #ifndef HC_NETSTATE_LOAD_H
 #define HC_NETSTATE_LOAD_H

@@ -9,6 +9,7 @@
 #include "net/dnsmasq.h"
 #include "net/firewall.h"
 #include "net/link.h"
+#include "net/vxlan.h"
 #include "vm/qemu.h"
 
 #include "vm/qmp.h"
@@ -46,6 +47,10 @@ struct agent {
 	char *vms_dir;
 	struct vm_track *tracks;
 	size_t n_tracks;
+	struct agent_wakeups wakeups;
+	unsigned why;           /* the reasons of the pass under way */
+	bool told;              /* it logged why it acts */
+	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 };
 
 struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel)
@@ -102,6 +107,18 @@ static void track_drop(struct agent *a, uint64_t id)
 		}
 }
 
+/* A pass that another host's change caused says so at its first change,
+ * so the log shows which path acted; a pass that changes nothing stays
+ * quiet. */
+static void acting(struct agent *a, const struct vm *vm, const char *what)
+{
+	if (!(a->why & AGENT_WAKE_NOTIFY) || a->told)
+		return;
+	a->told = true;
+	log_info("agent: acting on a store notification: vm %s (%s): %s",
+		 vm_id_format(vm->id).s, vm->name, what);
+}
+
 /* Record an observed state when it differs from the stored one. */
 static void observe(struct agent *a, struct vm *vm, const char *state, const char *error)
 {
@@ -109,6 +126,7 @@ static void observe(struct agent *a, struct vm *vm, const char *state, const cha
 			(error && vm->error && strcmp(error, vm->error) == 0);
 	if (strcmp(vm->state, state) == 0 && same_err)
 		return;
+	acting(a, vm, state);
 	vm_id_str id = vm_id_format(vm->id);
 	if (error)
 		log_warn("vm %s (%s): %s: %s", id.s, vm->name, state, error);
@@ -649,6 +667,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 		}
 		store_vm_purge(a->st, vm->id);
 		track_drop(a, vm->id);
+		acting(a, vm, "deleted");
 		log_info("vm %s (%s): deleted", vm_id_format(vm->id).s, vm->name);
 		goto out;
 	}
@@ -701,14 +720,27 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 		}
 		link_names_free(names, n);
 	}
-	if (link_list_ours('b', &names, &n, &err) == 0) {
+	/* Bridges and vxlan links of networks no longer in the store (the
+	 * overlay itself removes the x-links it no longer needs). */
+	static const enum ifname_kind net_links[] = { IFNAME_VXLAN, IFNAME_BRIDGE };
+	for (size_t k = 0; k < sizeof(net_links) / sizeof(net_links[0]); k++) {
+		if (link_list_ours((char)net_links[k], &names, &n, &err) != 0) {
+			free(err);
+			err = NULL;
+			continue;
+		}
 		for (size_t i = 0; i < n; i++) {
+			enum ifname_kind kind;
+			uint64_t id;
 			bool wanted = false;
+			if (!ifname_parse(names[i], &kind, &id))
+				continue;
 			for (size_t j = 0; j < n_nets && !wanted; j++)
-				wanted = strcmp(ifname_bridge(nets[j].id).s, names[i]) == 0;
+				wanted = nets[j].id == id;
 			if (wanted)
 				continue;
-			log_info("removing stray bridge %s", names[i]);
+			log_info("removing stray %s %s", kind == IFNAME_VXLAN ? "vxlan" : "bridge",
+				 names[i]);
 			if (link_remove(names[i], &err) < 0) {
 				log_warn("%s", err);
 				free(err);
@@ -794,6 +826,36 @@ static void forwarding_ensure(const char *uplink)
 }
 
 /*
+ * The VXLAN links and their FDB (net/vxlan.h).  Logged when something
+ * changed, so a quiet pass says nothing; entries that cannot be used
+ * (a peer of the other address family, no underlay here) are warned about
+ * when their number changes.
+ */
+static int overlay_converge(struct agent *a, const struct netstate *ns)
+{
+	struct vxlan_report r;
+	char *err = NULL;
+	int rc = vxlan_converge(ns, a->cfg->underlay, a->cfg->vxlan_port, &r, &err);
+
+	if (rc < 0)
+		log_warn("overlay: %s", err ? err : "failed");
+	free(err);
+	if (r.links_created || r.links_removed || r.fdb_added || r.fdb_removed)
+		log_info("overlay: %zu vxlan links (%zu created, %zu removed), fdb entries"
+			 " %zu added, %zu removed", r.links, r.links_created, r.links_removed,
+			 r.fdb_added, r.fdb_removed);
+	if (r.skipped != a->overlay_skipped && r.skipped > 0)
+		log_warn("overlay: %zu fdb entries unusable (%s)", r.skipped,
+			 a->cfg->underlay && a->cfg->underlay[0] ?
+			 "peers whose underlay address family differs from ours" :
+			 "this host has no underlay address");
+	else if (r.skipped != a->overlay_skipped)
+		log_info("overlay: every fdb entry usable again");
+	a->overlay_skipped = r.skipped;
+	return rc;
+}
+
+/*
  * Per-network services, derived from one snapshot taken after the VMs
  * converged (so purged VMs are already gone from it): a dnsmasq per
  * network, and none for a network that no longer exists.
@@ -823,17 +885,27 @@ static int network_services_converge(struct agent *a)
 		again = 5000;
 	}
 	free(err);
+	/* The overlay after the firewall: the ruleset fences every network's
+	 * x-link by name, so a new one is fenced before it comes up. */
+	if (overlay_converge(a, &ns) < 0)
+		again = 5000;
 	netstate_free(&ns);
 	return again;
 }
 
-int agent_reconcile(struct agent *a)
+int agent_reconcile(struct agent *a, unsigned why)
 {
 	struct vm *vms = NULL;
 	struct network *nets = NULL;
 	size_t n_vms = 0, n_nets = 0;
 	int again = -1;
 
+	a->wakeups.local += (why & AGENT_WAKE_LOCAL) != 0;
+	a->wakeups.notify += (why & AGENT_WAKE_NOTIFY) != 0;
+	a->wakeups.resync += (why & AGENT_WAKE_RESYNC) != 0;
+	a->wakeups.retry += (why & AGENT_WAKE_RETRY) != 0;
+	a->why = why;
+	a->told = false;
 	if (store_network_list(a->st, OWNER_ANY, &nets, &n_nets) != STORE_OK ||
 	    store_vm_list(a->st, OWNER_ANY, true, &vms, &n_vms) != STORE_OK) {
 		again = 5000;
@@ -865,6 +937,11 @@ out:
 	vms_free(vms, n_vms);
 	networks_free(nets, n_nets);
 	return again;
+}
+
+void agent_wakeups(const struct agent *a, struct agent_wakeups *out)
+{
+	*out = a->wakeups;
 }
 
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err)

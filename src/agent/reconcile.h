@@ -5,10 +5,12 @@
  * any point, e.g. after hcd was killed):
  *   - a QEMU process runs iff its VM is on this host and desired running;
  *   - a tap exists iff its NIC's VM runs here; a bridge exists for every
- *     network in the store;
+ *     network in the store; a vxlan link exists iff its network has NICs
+ *     of VMs placed here and on another live host, its FDB exactly what
+ *     the store says (net/vxlan.h);
  *   - a VM's runtime directory exists iff its row does; a VM desired
  *     deleted has its process stopped, files removed, then its row purged;
- *   - nothing named like ours (v…, b…, a vms/ directory) survives without
+ *   - nothing named like ours (v…, b…, x…, a vms/ directory) survives without
  *     a row that wants it.
  * It never blocks on a guest: stopping walks powerdown → quit → SIGKILL
  * across several passes, asking to be called back soon meanwhile.
@@ -19,14 +21,36 @@
 #include "common/config.h"
 #include "store/store.h"
 
+#include <stdint.h>
+
 struct agent;
 
 struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel);
 void agent_free(struct agent *a);
 
-/* One pass.  Returns how many ms until it wants another pass even without
- * a change (transitions in flight), or -1 when only changes matter. */
-int agent_reconcile(struct agent *a);
+/* Why a pass runs.  The caller gathers the reasons that came up while
+ * it was busy and runs one pass for all of them: a burst of changes
+ * costs one pass per turn of its loop, not one per change. */
+enum agent_wake {
+	AGENT_WAKE_LOCAL  = 1 << 0, /* this process changed the store (change hook) */
+	AGENT_WAKE_NOTIFY = 1 << 1, /* another process announced a change (store_notify_drain) */
+	AGENT_WAKE_RESYNC = 1 << 2, /* the periodic safety net, or a configuration reload */
+	AGENT_WAKE_RETRY  = 1 << 3, /* a transition in flight or a failed step asked again */
+};
+
+/* Passes per reason since start (a pass with two reasons counts in both;
+ * the first pass at start counts in none).  A host acted on another's
+ * change through a notification when `notify` grew and `resync` did not. */
+struct agent_wakeups {
+	uint64_t local, notify, resync, retry;
+};
+
+/* One pass, for the reasons in `why` (AGENT_WAKE_* bits, 0 at start).
+ * Returns how many ms until it wants another pass even without a change
+ * (transitions in flight), or -1 when only changes matter.  A pass that a
+ * notification caused logs, at info, the first change it makes. */
+int agent_reconcile(struct agent *a, unsigned why);
+void agent_wakeups(const struct agent *a, struct agent_wakeups *out);
 
 /* Ask a running VM to reset (reboot); 0, or -1 and a message. */
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err);

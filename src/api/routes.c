@@ -112,11 +112,19 @@ bool get_str(struct req *r, const char *key, bool required, const char **out)
 
 static int h_info(struct req *r)
 {
-	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i}",
+	/* Why this host's agent ran its passes: which path acts on changes
+	 * (store notifications vs. the periodic resync) is observable. */
+	struct agent_wakeups w = { 0 };
+
+	if (r->api->agent)
+		agent_wakeups(r->api->agent, &w);
+	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I}}",
 		"version", HC_VERSION,
 		"host", r->api->cfg->host_name,
 		"accel", r->api->cfg->accel,
-		"schema", store_schema_version(r->api->st)));
+		"schema", store_schema_version(r->api->st),
+		"wakeups", "local", (json_int_t)w.local, "notify", (json_int_t)w.notify,
+		"resync", (json_int_t)w.resync, "retry", (json_int_t)w.retry));
 }
 
 /* ---- VMs ---------------------------------------------------------------- */

@@ -34,6 +34,7 @@ static const struct key keys[] = {
 	S("hcd", "tls_key", tls_key),
 	S("hcd", "uplink", uplink),
 	S("hcd", "underlay", underlay),
+	I("hcd", "vxlan_port", vxlan_port),
 	S("hcd", "qemu_user", qemu_user),
 	S("hcd", "log_level", log_level),
 	I("hcd", "stop_timeout", stop_timeout),
@@ -91,6 +92,7 @@ void config_defaults(struct config *c)
 	c->api_burst = 100;
 	c->ldap_timeout = 5;
 	set_str(&c->ldap_filter, "(uid=%s)");
+	c->vxlan_port = 4789;         /* IANA's VXLAN port */
 	c->stop_timeout = 30;
 	c->metadata_port = 80;
 	c->metadata_rate = 20;

@@ -17,6 +17,7 @@ struct config {
 	char *tls_key;
 	char *uplink;
 	char *underlay;
+	int vxlan_port;       /* UDP port of the overlay (VXLAN) between hosts */
 	char *qemu_user;      /* QEMU drops to this user (-runas); empty = stay root */
 	char *log_level;      /* debug | info | warn | error */
 	int metadata_port;    /* the metadata service's port on 169.254.169.254 */

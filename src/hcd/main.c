@@ -6,8 +6,10 @@
  *   role       event sources                        work
  *   api        the unix socket, the TCP listener    api/ (libmicrohttpd)
  *   scheduler  a VM create                          places it on this host (single-host store)
- *   agent      store change hook, a transition      agent/ reconcile pass
- *              in flight, the periodic resync
+ *   agent      store change hook (this process),    agent/ reconcile pass,
+ *              store notifications (other hosts),   one per loop turn for
+ *              a transition in flight, the          all that came up
+ *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
@@ -54,7 +56,7 @@ struct hcd {
 	struct metadata_server *md;
 	struct importer *importer;
 	struct cluster *cluster;
-	bool reconcile_due;
+	unsigned wake;          /* AGENT_WAKE_* reasons for the next pass */
 	long long next_resync;
 };
 
@@ -116,12 +118,12 @@ static void reload_config(struct hcd *h)
 	log_set_level(level_of(c.log_level));
 	config_free(&c);
 	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
-	h->reconcile_due = true;
+	h->wake |= AGENT_WAKE_RESYNC;
 }
 
 static void on_store_change(void *arg)
 {
-	((struct hcd *)arg)->reconcile_due = true;
+	((struct hcd *)arg)->wake |= AGENT_WAKE_LOCAL;
 }
 
 static int parse_args(struct hcd *h, int argc, char **argv)
@@ -228,6 +230,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	store_set_change_hook(h.st, on_store_change, &h);
+	/* Listen before the first pass: what other hosts change after it
+	 * reads the store is heard. */
+	(void)store_notify_fd(h.st);
 
 	accel = accel_resolve(h.cfg.accel, h.cfg.state_dir, &why);
 	log_info("%s", why);
@@ -269,7 +274,8 @@ int main(int argc, char **argv)
 
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
-	int again = agent_reconcile(h.agent);
+	h.wake = 0;   /* this pass covers every change made so far (registration) */
+	int again = agent_reconcile(h.agent, 0);
 	metadata_sync(h.md);
 	long long next_pass = again >= 0 ? now_ms() + again : -1;
 	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
@@ -278,7 +284,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 1];
+		struct pollfd pfd[1 + 2 + 64 + 2];
 		int fds[2 + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
@@ -302,7 +308,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			pfd[1 + i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
 		pfd[1 + n] = (struct pollfd){ .fd = importer_fd(h.importer), .events = POLLIN };
-		if (poll(pfd, (nfds_t)(1 + n + 1), (int)timeout) < 0 && errno != EINTR) {
+		/* Asked anew each turn: a reconnect changes it (-1: ignored). */
+		pfd[2 + n] = (struct pollfd){ .fd = store_notify_fd(h.st), .events = POLLIN };
+		if (poll(pfd, (nfds_t)(1 + n + 2), (int)timeout) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -327,17 +335,23 @@ int main(int argc, char **argv)
 			metadata_run(h.md);
 		if (pfd[1 + n].revents & POLLIN)
 			importer_run(h.importer);
+		/* Every turn, not only on input: a listener set up again after
+		 * a lost connection has no input to show, yet may have missed
+		 * changes.  With nothing there this is one non-blocking read. */
+		if (store_notify_drain(h.st) > 0)
+			h.wake |= AGENT_WAKE_NOTIFY;
 
 		now = now_ms();
 		if (now >= h.next_resync) {
-			h.reconcile_due = true;
+			h.wake |= AGENT_WAKE_RESYNC;
 			h.next_resync = now + (long long)h.cfg.resync_interval * 1000;
 		}
 		if (next_pass >= 0 && now >= next_pass)
-			h.reconcile_due = true;
-		if (h.reconcile_due) {
-			h.reconcile_due = false;
-			again = agent_reconcile(h.agent);
+			h.wake |= AGENT_WAKE_RETRY;
+		if (h.wake) {
+			unsigned causes = h.wake;
+			h.wake = 0;
+			again = agent_reconcile(h.agent, causes);
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}

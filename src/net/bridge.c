@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct nl_sock *nl_open(char **err)
+struct nl_sock *link_nl_open(char **err)
 {
 	struct nl_sock *sk = nl_socket_alloc();
 
@@ -73,7 +73,7 @@ static char *gateway_of(const char *prefix, int family)
 
 int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err)
 {
-	struct nl_sock *sk = nl_open(err);
+	struct nl_sock *sk = link_nl_open(err);
 	struct rtnl_link *br = NULL, *change = NULL;
 	int nerr, rc = -1;
 
@@ -125,7 +125,7 @@ out:
 
 int link_remove(const char *ifname, char **err)
 {
-	struct nl_sock *sk = nl_open(err);
+	struct nl_sock *sk = link_nl_open(err);
 	struct rtnl_link *l = NULL;
 	int nerr, rc = 0;
 
@@ -146,7 +146,7 @@ int link_remove(const char *ifname, char **err)
 
 int link_list_ours(char kind, char ***names, size_t *n, char **err)
 {
-	struct nl_sock *sk = nl_open(err);
+	struct nl_sock *sk = link_nl_open(err);
 	struct nl_cache *cache = NULL;
 	char **v = NULL;
 	size_t count = 0;
@@ -189,7 +189,7 @@ void link_names_free(char **names, size_t n)
 
 int loopback_addr_ensure(const char *cidr, char **err)
 {
-	struct nl_sock *sk = nl_open(err);
+	struct nl_sock *sk = link_nl_open(err);
 	struct rtnl_link *lo = NULL;
 	int nerr, rc = -1;
 

@@ -35,15 +35,14 @@
 /* The host's own addresses on the bridge: prefix::1 and the subnet's .1. */
 static void gateway6_text(const struct ns_net *net, char out[INET6_ADDRSTRLEN])
 {
-	struct in6_addr gw = net->prefix6;
+	struct in6_addr gw = ns_gateway6(net);
 
-	gw.s6_addr[15] = 1;
 	inet_ntop(AF_INET6, &gw, out, INET6_ADDRSTRLEN);
 }
 
 static void gateway4_text(const struct ns_net *net, char out[INET_ADDRSTRLEN])
 {
-	struct in_addr gw = { .s_addr = htonl(ntohl(net->net4.s_addr) + 1) };
+	struct in_addr gw = ns_gateway4(net);
 
 	inet_ntop(AF_INET, &gw, out, INET_ADDRSTRLEN);
 }

@@ -5,13 +5,18 @@
  * chains' carries it):
  *
  *   table bridge hackcloud          frames on any bridge; only hackcloud
- *                                   taps ("v0200…") are looked at
+ *                                   taps ("v0200…") and vxlan links
+ *                                   ("x…", set overlay-V) are looked at
  *     prerouting  → pre-V           clear the mark bit; from a tap → from-vm-V
- *                                   (anti-spoofing: MAC, ARP, IPv4, IPv6/NDP)
+ *                                   (anti-spoofing: MAC, ARP, IPv4, IPv6/NDP);
+ *                                   from another host → from-peer-V
  *     forward, output → deliver-V   to a tap → to-vm-V (inbound: replies,
- *                                   ICMP, the host's DHCP/RA, the VM's rules)
+ *                                   ICMP, the host's DHCP/RA, the VM's rules);
+ *                                   to another host → to-peer-V
  *     sets mac-V, ip4-V, ip6-V      per-NIC facts, keyed by tap name
  *     map vm-V                      tap → jump vm-<vmid>-V (that VM's rules)
+ *     sets overlay-V, gw4-V, gw6-V  every network's vxlan link; the host's own
+ *                                   addresses on each bridge, keyed by it
  *
  *   table inet hackcloud            routed traffic, conntrack, NAT
  *     forward → fwd-V               into a network: isolation, uplink; sets
@@ -61,6 +66,25 @@
  * it are let into the networks and the VM's rules at the tap decide —
  * routed IPv6 has to reach rules "from anywhere".
  *
+ * Between hosts: several hosts bridge one network through its vxlan link
+ * (net/vxlan.h), each with the same gateway addresses and its own dnsmasq
+ * on its bridge.  What is one host's own business must not cross: DHCP and
+ * DHCPv6 (each dnsmasq serves the VMs of its host), router solicitations,
+ * advertisements and redirects (each host is the router of its VMs), and
+ * ARP/NDP from or about the host's own addresses on the bridge (prefix::1,
+ * the subnet's .1, the metadata service's fe80::a9fe:a9fe): a guest would
+ * otherwise learn another host's bridge as its gateway, whose metadata
+ * service does not know it.  to-peer-V drops those leaving through a vxlan
+ * link, from-peer-V those arriving (in prerouting, before the bridge or a
+ * tap sees them): each host keeps its own and refuses the others'.  All
+ * else between VMs passes: the sending host's anti-spoofing ran at the
+ * VM's tap, and the receiving host applies the destination VM's inbound
+ * rules at its tap (to-vm-V), where replies are "established" because
+ * conntrack of both hosts saw the flow cross their bridges.  The overlay
+ * set names the vxlan link of every network, whether it exists or not, so
+ * a link is fenced from the moment it appears; a wildcard "x*" would also
+ * take other software's links.
+ *
  * Apply: the names of the chains, sets and maps in our tables are listed
  * (JSON; terse, so no set elements are fetched).  When they are exactly
  * the new version's and the base chains are as declared, nothing is done.
@@ -75,6 +99,7 @@
 
 #include "common/ids.h"
 #include "common/validate.h"
+#include "metadata/server.h"    /* METADATA_IPV6, on every bridge */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -740,6 +765,22 @@ static void vm_chains_emit(struct gen *g, const struct view *v, enum family fam)
 	}
 }
 
+/* The filter of a vxlan port; dir is the port's side of the frame
+ * ("iifname" arriving, "oifname" leaving). */
+static void peer_chain_emit(struct gen *g, const char *name, const char *dir)
+{
+	chain_open(g, FAM_BRIDGE, "%s", name);
+	emit(g, "\t\tudp dport { 67, 68, 546, 547 } drop\n"
+		"\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-redirect } drop\n"
+		"\t\t%s . arp saddr ip @gw4-" V " drop\n"
+		"\t\t%s . arp daddr ip @gw4-" V " drop\n"
+		"\t\t%s . ip saddr @gw4-" V " drop\n"
+		"\t\tether type ip6 %s . @nh,64,128 @gw6-" V " drop\n"
+		"\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } %s . @th,64,128 @gw6-" V
+		" drop\n"
+		"\t}\n", dir, dir, dir, dir, dir);
+}
+
 static void bridge_table_emit(struct gen *g, const struct view *v)
 {
 	char a[INET6_ADDRSTRLEN], h[35];
@@ -781,11 +822,39 @@ static void bridge_table_emit(struct gen *g, const struct view *v)
 			     vm_id_format(v->nics[i]->vm_id).s);
 	set_close(g);
 
+	/* The overlay: every network's vxlan link, and the host's own
+	 * addresses on the network's bridge keyed by that link (so an
+	 * address of one network is not taken for another's gateway). */
+	set_open(g, FAM_BRIDGE, KIND_SET, "overlay", "type ifname");
+	for (size_t i = 0; i < v->n_nets; i++)
+		elem(g, "\"%s\"", ifname_vxlan(v->nets[i]->id).s);
+	set_close(g);
+
+	set_open(g, FAM_BRIDGE, KIND_SET, "gw4", "type ifname . ipv4_addr");
+	for (size_t i = 0; i < v->n_nets; i++) {
+		struct in_addr gw = ns_gateway4(v->nets[i]);
+		if (v->nets[i]->has_ip4)
+			elem(g, "\"%s\" . %s", ifname_vxlan(v->nets[i]->id).s, ip4_text(&gw, a));
+	}
+	set_close(g);
+
+	/* Raw 128-bit values, for the same reason as ip6-V: NDP targets. */
+	struct in6_addr md6;
+	inet_pton(AF_INET6, METADATA_IPV6, &md6);
+	set_open(g, FAM_BRIDGE, KIND_SET, "gw6", "typeof iifname . @nh,64,128");
+	for (size_t i = 0; i < v->n_nets; i++) {
+		struct in6_addr gw = ns_gateway6(v->nets[i]);
+		elem(g, "\"%s\" . %s", ifname_vxlan(v->nets[i]->id).s, ip6_hex(&gw, h));
+		elem(g, "\"%s\" . %s", ifname_vxlan(v->nets[i]->id).s, ip6_hex(&md6, h));
+	}
+	set_close(g);
+
 	base_chains_emit(g, FAM_BRIDGE);
 
 	chain_open(g, FAM_BRIDGE, "pre-" V);
 	emit(g, "\t\t" MARK_CLEAR "\n"
 		"\t\tiifname \"" TAP_GLOB "\" goto from-vm-" V "\n"
+		"\t\tiifname @overlay-" V " goto from-peer-" V "\n"
 		"\t}\n");
 
 	/* Anti-spoofing: a frame from a tap must carry its NIC's MAC and,
@@ -835,7 +904,13 @@ static void bridge_table_emit(struct gen *g, const struct view *v)
 
 	chain_open(g, FAM_BRIDGE, "deliver-" V);
 	emit(g, "\t\toifname \"" TAP_GLOB "\" goto to-vm-" V "\n"
+		"\t\toifname @overlay-" V " goto to-peer-" V "\n"
 		"\t}\n");
+
+	/* Between hosts, both ways: each host's DHCP, routers and gateway
+	 * addresses stay its own (see the top of this file). */
+	peer_chain_emit(g, "from-peer-" V, "iifname");
+	peer_chain_emit(g, "to-peer-" V, "oifname");
 
 	/* Inbound: replies, ICMP/NDP, ARP and the host's DHCP/RA, then the
 	 * VM's own rules through the map, then nothing. */

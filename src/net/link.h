@@ -21,6 +21,9 @@ int tap_ensure(const char *ifname, const char *bridge, long owner, char **err);
 int tap_open(const char *ifname, char **err);
 
 /* bridge.c */
+struct nl_sock;
+/* A connected NETLINK_ROUTE socket (free with nl_socket_free), or NULL. */
+struct nl_sock *link_nl_open(char **err);
 /* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len). */
 int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err);
 /* An address on the loopback link (idempotent).  The metadata service's

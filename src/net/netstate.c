@@ -1,7 +1,8 @@
-/* netstate — freeing a snapshot; see netstate.h.  Loading it from the
- * store belongs to the agent. */
+/* netstate — freeing a snapshot, the gateway addresses; see netstate.h.
+ * Loading it from the store belongs to the agent. */
 #include "net/netstate.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,5 +20,19 @@ void netstate_free(struct netstate *ns)
 	free(ns->nics);
 	free(ns->rules);
 	free(ns->uplink);
+	free(ns->fdb);
 	memset(ns, 0, sizeof(*ns));
+}
+
+struct in6_addr ns_gateway6(const struct ns_net *net)
+{
+	struct in6_addr gw = net->prefix6;
+
+	gw.s6_addr[15] = 1;
+	return gw;
+}
+
+struct in_addr ns_gateway4(const struct ns_net *net)
+{
+	return (struct in_addr){ .s_addr = htonl(ntohl(net->net4.s_addr) + 1) };
 }

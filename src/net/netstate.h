@@ -1,9 +1,10 @@
 /*
  * netstate — a plain snapshot of everything the network layer derives
- * from the store: networks, NICs (with their computed addresses) and the
- * per-VM inbound rules.  The generators (firewall ruleset, dnsmasq files)
- * are pure functions of it; the agent loads it from the store once per
- * reconcile pass.  All strings are owned by the snapshot.
+ * from the store: networks, NICs (with their computed addresses), the
+ * per-VM inbound rules and the overlay's forwarding entries.  The
+ * generators (firewall ruleset, dnsmasq files, vxlan FDB) are pure
+ * functions of it; the agent loads it from the store once per reconcile
+ * pass.  All strings are owned by the snapshot.
  */
 #ifndef HC_NETSTATE_H
 #define HC_NETSTATE_H
@@ -51,6 +52,21 @@ struct ns_rule {
 	char *source;                /* canonical prefix "addr/len", or NULL = anywhere */
 };
 
+/*
+ * A forwarding entry of the overlay (DESIGN §6) for a network this host
+ * carries (a NIC of a VM placed here, not deleted, is on it): frames for
+ * mac go to the host at dst, a live peer with NICs on the network too.
+ * The all-zeros MAC is that peer's flood entry (broadcast, multicast and
+ * unknown unicast are sent to every peer: head-end replication); any other
+ * MAC is a NIC of a VM placed on that peer.
+ */
+struct ns_fdb {
+	uint64_t net_id;
+	uint8_t mac[6];
+	int family;                  /* of the peer's underlay address: AF_INET or AF_INET6 */
+	uint8_t dst[16];             /* that address; AF_INET uses the first 4 bytes */
+};
+
 struct netstate {
 	struct ns_net *nets;
 	size_t n_nets;
@@ -59,8 +75,15 @@ struct netstate {
 	struct ns_rule *rules;       /* sorted by vm_id, id */
 	size_t n_rules;
 	char *uplink;                /* routed IPv6 / NAT44 upstream, or NULL */
+	struct ns_fdb *fdb;          /* sorted by net_id, mac, family, dst; no duplicates */
+	size_t n_fdb;
 };
 
 void netstate_free(struct netstate *ns);
+
+/* The host's own (gateway) addresses on a network's bridge: prefix::1 and,
+ * when the network has IPv4, the subnet's first address. */
+struct in6_addr ns_gateway6(const struct ns_net *net);
+struct in_addr ns_gateway4(const struct ns_net *net);
 
 #endif

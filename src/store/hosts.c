@@ -125,7 +125,7 @@ int store_host_heartbeat(struct store *st, const char *name, int64_t now)
 			     " RETURNING 1", &SV_S(name), 1, store_row_int, &revived);
 	/* Only a return to life is news for the other hosts. */
 	if (rc == STORE_OK && revived > 0)
-		st->dirty = true;
+		store_mark_changed(st, "hosts");
 	return store_tx_end(st, rc);
 }
 
@@ -159,7 +159,7 @@ int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_
 		rc = store_q(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live' AND last_seen < ?"
 			     " RETURNING name", p, 1, count_row, n_dead);
 	if (rc == STORE_OK && *n_dead > 0)
-		st->dirty = true;
+		store_mark_changed(st, "hosts");
 	return store_tx_end(st, rc);
 }
 

@@ -7,8 +7,10 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /*
@@ -111,12 +113,59 @@ int store_q(struct store *st, const char *sql, const struct sval *p, int n,
 	return rc;
 }
 
+/* The table a write statement targets ("INSERT INTO t", "UPDATE t",
+ * "DELETE FROM t"), added once to st->changed. */
+static void note_table(struct store *st, const char *sql)
+{
+	static const char *const verbs[] = { "INSERT INTO ", "UPDATE ", "DELETE FROM " };
+	size_t have = strlen(st->changed), len = 0;
+	const char *t = NULL;
+
+	sql += strspn(sql, " \t\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]) && t == NULL; i++)
+		if (strncasecmp(sql, verbs[i], strlen(verbs[i])) == 0)
+			t = sql + strlen(verbs[i]);
+	if (t)
+		len = strspn(t, "abcdefghijklmnopqrstuvwxyz_");
+	if (len == 0 || have + len + 2 > sizeof(st->changed))
+		return;
+	for (const char *c = st->changed; *c;) {
+		size_t l = strcspn(c, ",");
+		if (l == len && strncmp(c, t, len) == 0)
+			return;
+		c += l + (c[l] == ',');
+	}
+	snprintf(st->changed + have, sizeof(st->changed) - have, "%s%.*s", have ? "," : "",
+		 (int)len, t);
+}
+
+void store_mark_changed(struct store *st, const char *table)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "UPDATE %s", table);
+	st->dirty = true;
+	note_table(st, sql);
+}
+
 int store_w(struct store *st, const char *sql, const struct sval *p, int n)
 {
-	int rc = store_q(st, sql, p, n, NULL, NULL);
+	int rc;
 
-	if (rc == STORE_OK)
+	/* Autocommitted, the write would be visible before it could be
+	 * announced, and nothing would fire the hook: give it a transaction
+	 * of its own, like every other change of intent. */
+	if (st->depth == 0) {
+		rc = store_tx_begin(st);
+		if (rc == STORE_OK)
+			rc = store_w(st, sql, p, n);
+		return store_tx_end(st, rc);
+	}
+	rc = store_q(st, sql, p, n, NULL, NULL);
+	if (rc == STORE_OK) {
 		st->dirty = true;
+		note_table(st, sql);
+	}
 	return rc;
 }
 
@@ -127,6 +176,7 @@ int store_tx_begin(struct store *st)
 	if (st->depth++ > 0)
 		return STORE_OK;
 	st->dirty = false;
+	st->changed[0] = '\0';
 	if (st->eng->begin(st->h, &err) != STORE_OK) {
 		log_err("store: %s", err);
 		free(err);
@@ -140,11 +190,25 @@ int store_tx_end(struct store *st, int rc)
 {
 	char *err = NULL;
 
+	/* After a failed store_tx_begin (depth back at 0) there is nothing to
+	 * end; going below 0 would make the next write look autocommitted. */
+	if (st->depth == 0)
+		return rc;
 	if (--st->depth > 0)
 		return rc;
 	if (rc != STORE_OK) {
 		st->eng->rollback(st->h);
 		return rc;
+	}
+	/* Announced inside the transaction: the server delivers it when the
+	 * COMMIT succeeds and drops it with a rollback, so listeners hear of
+	 * exactly the changes that happened. */
+	if (st->dirty && st->eng->announce &&
+	    st->eng->announce(st->h, st->changed, &err) != STORE_OK) {
+		log_err("store: %s", err ? err : "announcing the change failed");
+		free(err);
+		st->eng->rollback(st->h);
+		return STORE_ERR;
 	}
 	if (st->eng->commit(st->h, &err) != STORE_OK) {
 		log_err("store: %s", err);
@@ -322,6 +386,16 @@ void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg)
 {
 	st->hook = fn;
 	st->hook_arg = arg;
+}
+
+int store_notify_fd(struct store *st)
+{
+	return st->eng->notify_fd ? st->eng->notify_fd(st->h) : -1;
+}
+
+int store_notify_drain(struct store *st)
+{
+	return st->eng->notify_drain ? st->eng->notify_drain(st->h) : 0;
 }
 
 int store_schema_version(struct store *st)

@@ -20,9 +20,11 @@
  *   - IDs come from the counters table in the same transaction as the row
  *     that uses them, so they are never reused, even after a crash;
  *   - after every committed change of intent the change callback runs (the
- *     in-process trigger that wakes the reconciler).  The agent's own
- *     bookkeeping — observed state, purging a row it has finished
- *     deleting — is not a change of intent and does not fire it.
+ *     in-process trigger that wakes the reconciler), and an engine that
+ *     can reach other processes announces it in the same transaction
+ *     (store_notify_fd).  The agent's own bookkeeping — observed state,
+ *     purging a row it has finished deleting — is not a change of intent
+ *     and does neither.
  *
  * Model functions return STORE_OK or a negative enum store_rc; an engine
  * failure is logged once here, at the edge of the database.
@@ -71,9 +73,23 @@ struct store_engine {
 	/* Optional (NULL: not needed).  Hold (lock) or release a lock that
 	 * serialises schema migrations between processes opening the same
 	 * database at once.  SQLite needs none: each step's BEGIN IMMEDIATE
-	 * already serialises them.  A notification source (LISTEN/NOTIFY, a
-	 * pollable fd and a drain function) would be further optional hooks. */
+	 * already serialises them. */
 	int (*lock_migrations)(void *h, bool lock, char **err);
+	/* Optional, all three or none: announcements to the other processes
+	 * on the same database (PostgreSQL's LISTEN/NOTIFY).  SQLite has none:
+	 * one host, one writer process, whose change hook is enough.
+	 *   announce: inside the open transaction, just before its COMMIT,
+	 *     so that listeners hear of it exactly when, and only if, it
+	 *     commits; `what` is the payload (store_tx_end's list of tables).
+	 *   notify_fd: a descriptor that turns readable when announcements
+	 *     may have arrived, or -1 while there is none (the server is
+	 *     away); it may change between calls.
+	 *   notify_drain: never blocks; how many announcements of other
+	 *     connections arrived since the last call (a listener that had
+	 *     to be set up again counts one: it may have missed some). */
+	int (*announce)(void *h, const char *what, char **err);
+	int (*notify_fd)(void *h);
+	int (*notify_drain)(void *h);
 };
 
 extern const struct store_engine store_engine_sqlite;
@@ -88,6 +104,21 @@ struct store *store_open(const char *uri, const char *state_dir, char **err);
 void store_close(struct store *st);
 void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
 int store_schema_version(struct store *st);
+
+/*
+ * Changes made by other processes (issue 7, "triggers").  Every committed
+ * change of intent is announced to every other store handle on the same
+ * database; the change hook above covers this handle's own.
+ *   store_notify_fd: poll it for input; -1 when the engine has no
+ *     announcements (SQLite) or none can arrive now.  It may change (a
+ *     reconnect): ask again before every poll.  The first call starts
+ *     listening; only changes committed after it are heard.
+ *   store_notify_drain: never blocks; how many announcements arrived
+ *     since the last call (0: none).  Cheap when nothing arrived, so a
+ *     loop may call it on every turn, not only when the fd was readable.
+ */
+int store_notify_fd(struct store *st);
+int store_notify_drain(struct store *st);
 
 /* ---- models ------------------------------------------------------------- */
 

@@ -14,13 +14,21 @@ struct store {
 	void *hook_arg;
 	int depth;            /* nesting of store_tx_begin */
 	bool dirty;           /* a write happened in the current transaction */
+	/* The tables store_w wrote in it, comma-separated: the payload of
+	 * its announcement, for listeners' logs (advisory: a write that only
+	 * set `dirty` adds nothing, a name that does not fit is left out). */
+	char changed[96];
 };
 
 /* Run one statement; engine errors are logged here. */
 int store_q(struct store *st, const char *sql, const struct sval *p, int n,
 	    store_row_fn fn, void *arg);
-/* Run a write and remember to fire the change hook on commit. */
+/* Run a write of intent: the change hook fires and the change is
+ * announced when its transaction commits (outside one, it gets its own). */
 int store_w(struct store *st, const char *sql, const struct sval *p, int n);
+/* A write made with store_q (to read rows back) that turned out to change
+ * intent after all: fire the hook and announce `table` at commit. */
+void store_mark_changed(struct store *st, const char *table);
 
 int store_tx_begin(struct store *st);
 /* Commits when rc == STORE_OK, else rolls back; returns rc (or STORE_ERR). */

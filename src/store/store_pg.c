@@ -15,9 +15,23 @@
  *     rolls back, and the server has already dropped the half-done work;
  *   - a statement is sent again after a reconnect only when that cannot
  *     apply a change twice: the server said it did not run it, or it is a
- *     SELECT.  A write whose fate is unknown fails instead.
+ *     SELECT.  A write whose fate is unknown fails instead;
+ *   - a change of intent is announced with NOTIFY on CHANNEL in its own
+ *     transaction (pg_announce), so the server delivers it at COMMIT.
  *
- * The connection is used by one thread at a time (hcd's event loop).
+ * Announcements arrive on a second connection of our own, opened on the
+ * first notify_fd/drain, that does nothing but LISTEN.  On the connection
+ * that runs statements they would land in libpq's queue during any query
+ * (PQnotifies after each one), and its socket would then not turn
+ * readable for them: hcd's poll would sleep on news already in hand.  An
+ * idle listener's socket is readable exactly when something arrived.  It
+ * is set up again (LISTEN included) when it breaks — the writer's
+ * reconnects do not touch it — and a listener set up again counts as one
+ * announcement, since it may have missed some meanwhile.  Announcements
+ * of our own writer (its backend PID) are dropped: the change hook has
+ * already told this process.
+ *
+ * The connections are used by one thread at a time (hcd's event loop).
  */
 #include "store/store.h"
 
@@ -56,9 +70,18 @@
 
 #define MAX_COLS 32
 
+/* One channel per database: every hcd on it hears every change. */
+#define CHANNEL "hackcloud"
+
 struct pg {
 	PGconn *conn;
 	bool in_tx;
+	char *uri;              /* for the listener's own connection */
+	PGconn *listener;       /* NULL until first asked for, or while down */
+	bool listened;          /* a LISTEN succeeded before: a new one may have missed news */
+	int missed;             /* listeners set up again since the last drain */
+	long long listen_retry; /* ms: no new try before (after a failure) */
+	int listen_delay;       /* ms: the wait after the next failure */
 };
 
 /* libpq's messages end in a newline and may span lines: one log line. */
@@ -89,27 +112,40 @@ static void pg_notice(void *arg, const char *msg)
 	free(line);
 }
 
+/* A new connection; NULL and *err when it cannot be made.  Array entries
+ * before the URI are defaults that the URI may override; a server that
+ * does not answer fails in five seconds. */
+static PGconn *pg_connect(const char *uri, const char *app, char **err)
+{
+	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *const vals[] = { "5", app, uri, NULL };
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		/* The message names host and port, never the password. */
+		*err = one_line("postgresql: ", conn ? PQerrorMessage(conn) : "out of memory");
+		PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, pg_notice, NULL);
+	return conn;
+}
+
 static void *pg_open(const char *uri, char **err)
 {
-	/* Array entries before the URI are defaults that the URI may
-	 * override; a server that does not answer fails in five seconds. */
-	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *const vals[] = { "5", "hcd", uri, NULL };
 	struct pg *pg = calloc(1, sizeof(*pg));
 
-	if (pg == NULL) {
+	if (pg == NULL || (pg->uri = strdup(uri)) == NULL) {
+		free(pg);
 		*err = strdup("out of memory");
 		return NULL;
 	}
-	pg->conn = PQconnectdbParams(keys, vals, 1);
-	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
-		/* The message names host and port, never the password. */
-		*err = one_line("postgresql: ", pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
-		PQfinish(pg->conn);
+	pg->conn = pg_connect(uri, "hcd", err);
+	if (pg->conn == NULL) {
+		free(pg->uri);
 		free(pg);
 		return NULL;
 	}
-	PQsetNoticeProcessor(pg->conn, pg_notice, NULL);
 	return pg;
 }
 
@@ -137,9 +173,9 @@ static int pg_reconnect(struct pg *pg, char **err)
 	for (;;) {
 		PQreset(pg->conn);
 		if (PQstatus(pg->conn) == CONNECTION_OK) {
-			/* Not an error, but worth a line: whatever a session holds
-			 * (LISTEN channels, once there are some) is gone and must be
-			 * set up again here. */
+			/* Not an error, but worth a line.  Nothing this session
+			 * held needs setting up again: LISTEN lives on the
+			 * listener's own connection, which mends itself. */
 			log_warn("store: postgresql connection lost; reconnected");
 			return STORE_OK;
 		}
@@ -451,13 +487,112 @@ static int pg_lock_migrations(void *h, bool lock, char **err)
 		       NULL, 0, NULL, NULL, err);
 }
 
+/* ---- announcements ------------------------------------------------------ */
+
+/* NOTIFY takes no parameters; pg_notify() does, so the payload needs no
+ * quoting. */
+static int pg_announce(void *h, const char *what, char **err)
+{
+	struct sval p[] = { SV_S(what ? what : "") };
+
+	return pg_exec(h, "SELECT pg_notify('" CHANNEL "', ?)", p, 1, NULL, NULL, err);
+}
+
+/*
+ * A listening connection, made (again) when there is none.  After a
+ * failure the next try waits, doubling from RECONNECT_FIRST_MS up to
+ * RECONNECT_MAX_MS: the caller asks on every turn of its loop.  Logged
+ * once per outage, not per try.
+ */
+static bool pg_listener_ensure(struct pg *pg)
+{
+	char *err = NULL;
+	PGresult *res;
+
+	if (pg->listener && PQstatus(pg->listener) == CONNECTION_OK)
+		return true;
+	if (pg->listener) {
+		PQfinish(pg->listener);
+		pg->listener = NULL;
+	}
+	if (now_ms() < pg->listen_retry)
+		return false;
+	pg->listener = pg_connect(pg->uri, "hcd-listen", &err);
+	res = pg->listener ? PQexec(pg->listener, "LISTEN " CHANNEL) : NULL;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (err == NULL)
+			err = one_line("postgresql: LISTEN: ", PQerrorMessage(pg->listener));
+		if (pg->listen_delay == 0)
+			log_warn("store: cannot listen for changes of other hosts: %s; retrying",
+				 err ? err : "failed");
+		pg->listen_delay = pg->listen_delay == 0 ? RECONNECT_FIRST_MS
+			: pg->listen_delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS
+			: pg->listen_delay * 2;
+		pg->listen_retry = now_ms() + pg->listen_delay;
+		PQclear(res);
+		PQfinish(pg->listener);
+		pg->listener = NULL;
+		free(err);
+		return false;
+	}
+	PQclear(res);
+	if (pg->listened) {
+		log_warn("store: listening for changes of other hosts again");
+		pg->missed++;
+	}
+	pg->listened = true;
+	pg->listen_delay = 0;
+	pg->listen_retry = 0;
+	return true;
+}
+
+static int pg_notify_fd(void *h)
+{
+	struct pg *pg = h;
+
+	return pg_listener_ensure(pg) ? PQsocket(pg->listener) : -1;
+}
+
+static int pg_notify_drain(void *h)
+{
+	struct pg *pg = h;
+	PGnotify *n;
+	int count, self;
+
+	/* PQconsumeInput reads what the socket holds without blocking; it
+	 * fails when the connection broke (its socket then reads as EOF, so
+	 * it is dropped here, not polled again). */
+	if (pg_listener_ensure(pg) &&
+	    (!PQconsumeInput(pg->listener) || PQstatus(pg->listener) != CONNECTION_OK)) {
+		PQfinish(pg->listener);
+		pg->listener = NULL;
+		pg_listener_ensure(pg);
+	}
+	count = pg->missed;
+	pg->missed = 0;
+	if (pg->listener == NULL)
+		return count;
+	self = PQbackendPID(pg->conn);
+	while ((n = PQnotifies(pg->listener)) != NULL) {
+		if (n->be_pid != self) {
+			log_debug("store: change announced by backend %d: %s", n->be_pid,
+				  n->extra && n->extra[0] ? n->extra : "(unnamed)");
+			count++;
+		}
+		PQfreemem(n);
+	}
+	return count;
+}
+
 static void pg_close(void *h)
 {
 	struct pg *pg = h;
 
 	if (pg == NULL)
 		return;
+	PQfinish(pg->listener);
 	PQfinish(pg->conn);
+	free(pg->uri);
 	free(pg);
 }
 
@@ -470,4 +605,7 @@ const struct store_engine store_engine_pg = {
 	.rollback = pg_rollback,
 	.close = pg_close,
 	.lock_migrations = pg_lock_migrations,
+	.announce = pg_announce,
+	.notify_fd = pg_notify_fd,
+	.notify_drain = pg_notify_drain,
 };

@@ -71,7 +71,7 @@ fail() {
 	[ -n "$CL_ASK" ] || exit 1
 	for vm in $(hc_on "$CL_ASK" --json vm list 2>/dev/null | jq -r '.[].name' 2>/dev/null); do
 		h=$(vm_host "$vm" 2>/dev/null) || continue
-		[ -n "$h" ] && [ "$h" != null ] || continue
+		if [ -z "$h" ] || [ "$h" = null ]; then continue; fi
 		echo "---- serial log of $vm on $h (last 12 lines)" >&2
 		hc_on "$h" vm log "$vm" 2>/dev/null | tail -n 12 >&2
 	done
@@ -108,7 +108,8 @@ cl_setup() {
 		CL_HOSTS+=("$h")
 	done
 	CL_ASK=${CL_HOSTS[0]}
-	export HC_URL="unix:$(cl_state "$CL_ASK")/api.sock"
+	HC_URL="unix:$(cl_state "$CL_ASK")/api.sock"
+	export HC_URL
 	# The underlay works before any hcd relies on it.
 	local a b
 	for a in "${CL_HOSTS[@]}"; do
@@ -176,7 +177,7 @@ cl_guest_run() {
 	on "$h" guest_run "$@"
 }
 
-cl_fdb() {
-	cl_nsexec "$1" bridge fdb show dev "x$2" 2>/dev/null |
+cl_fdb() { # (nothing when the device does not exist)
+	{ cl_nsexec "$1" bridge fdb show dev "x$2" 2>/dev/null || true; } |
 		awk '{ for (i = 2; i < NF; i++) if ($i == "dst") print $1, $(i + 1) }' | sort
 }

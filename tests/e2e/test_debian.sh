@@ -13,7 +13,10 @@
 #   - a VM booted from it gets its hostname and SSH key from the metadata
 #     service through cloud-init's EC2 data source; the test logs in over
 #     IPv6 from the host side of the namespace with that key and runs
-#     `hostname`.
+#     `hostname`;
+#   - at the same time a second VM, on an IPv6-only network where the EC2
+#     service (IPv4) is out of reach, gets the same from the NoCloud seed
+#     (--config-drive) and is reached the same way.
 . "$(dirname "$0")/lib.sh"
 
 if [ "${E2E_SKIP_SLOW:-0}" = 1 ]; then
@@ -73,11 +76,13 @@ ok "recipe debian built and registered a qcow2 disk image in ${build_s}s"
 
 # ---- boot it, let cloud-init configure it, log in ------------------------------
 hc net create lan --ipv6 fd00:e2e:60::/64 --ipv4 10.86.0.0/24 >/dev/null
+hc net create v6only --ipv6 fd00:e2e:61::/64 >/dev/null
 ssh-keygen -q -t ed25519 -N '' -C "debian-e2e-$$" -f "$T_DIR/id_ed25519" </dev/null >/dev/null
 hc key add laptop --file "$T_DIR/id_ed25519.pub" >/dev/null
 t0=$(date +%s)
-hc vm create web --image deb --net lan --key laptop --memory 1024 --cpus 2 >/dev/null
-hc vm rule add web --proto tcp --port 22 >/dev/null
+hc vm create web --image deb --net lan --key laptop --memory 1024 >/dev/null
+hc vm create seeded --image deb --net v6only --key laptop --memory 1024 --config-drive >/dev/null
+for vm in web seeded; do hc vm rule add "$vm" --proto tcp --port 22 >/dev/null; done
 ip6=$(vm_field web '.nics[0].ipv6')
 id=$(vm_field web .id)
 
@@ -113,4 +118,19 @@ grep -aq "Datasource DataSourceEc2" <<<"$log" ||
 guest ip -6 addr show dev eth0 | grep -q "${ip6}/64" || fail "eth0 lacks $ip6: $(guest ip -6 addr)"
 [ "$(guest passwd -S root | cut -d' ' -f2)" = L ] || fail "root's password is not locked"
 ok "console: cloud-init finished with the EC2 data source; SLAAC address on eth0; root password locked"
+# ---- the NoCloud seed on an IPv6-only network ---------------------------------
+wait_log seeded "finished at" 900
+slog=$(hc vm log seeded | tr -d '\r')
+grep -aq "Datasource DataSourceNoCloud" <<<"$slog" ||
+	fail "seeded: the console does not show the NoCloud data source: $(grep -a 'Cloud-init' <<<"$slog")"
+sip6=$(vm_field seeded '.nics[0].ipv6')
+out=
+for _ in $(seq 1 60); do
+	if out=$(nsexec ssh "${SSH_OPTS[@]}" "root@$sip6" hostname 2>"$T_DIR/ssh.err"); then
+		break
+	fi
+	sleep 5
+done
+[ "$out" = seeded ] || fail "ssh root@$sip6 hostname: '$out' ($(cat "$T_DIR/ssh.err"))"
+ok "IPv6-only network: NoCloud seed gave hostname and key; ssh over SLAAC works"
 echo "  timings: build ${build_s}s, create → cloud-init done ${boot_s}s, → ssh ${login_s}s"

@@ -68,6 +68,7 @@ static const char sample[] =
 	"host_name = node1\n"
 	"listen    = [::1]:8443\n"
 	"uplink    = eth0\n"
+	"vxlan_port = 8472\n"
 	"stop_timeout = 10\n"
 	"max_body  = 8589934592\n"
 	"\n"
@@ -98,6 +99,7 @@ static void defaults(void **state)
 	assert_int_equal(g->stop_timeout, 30);
 	assert_int_equal(g->resync_interval, 60);
 	assert_int_equal(g->token_ttl, 86400);
+	assert_int_equal(g->vxlan_port, 4789);
 	assert_true(g->max_body > 0);
 	assert_null(g->listen);
 	assert_null(g->tls_cert);
@@ -132,6 +134,7 @@ static void load_file(void **state)
 	assert_string_equal(c->cfg.host_name, "node1");
 	assert_string_equal(c->cfg.listen, "[::1]:8443");
 	assert_string_equal(c->cfg.uplink, "eth0");
+	assert_int_equal(c->cfg.vxlan_port, 8472);
 	assert_int_equal(c->cfg.stop_timeout, 10);
 	assert_true(c->cfg.max_body == 8589934592LL); /* a long long beyond 32 bits */
 	assert_string_equal(c->cfg.passwd_file, "/srv/hackcloud/passwd");

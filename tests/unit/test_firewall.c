@@ -2,7 +2,8 @@
  * test_firewall — the ruleset generator (src/net/firewall.h): golden files
  * for fixed snapshots, determinism (input order does not matter), the
  * version following the content, per-NIC state living in set elements
- * (the rules do not grow with the NICs), and the refusal of snapshots
+ * (the rules do not grow with the NICs or networks), the fence of every
+ * network's vxlan link between hosts, and the refusal of snapshots
  * whose names, addresses or rules could not be emitted safely.
  *
  * Golden files live in $GOLDEN_DIR, else in golden/ next to this source;
@@ -395,6 +396,63 @@ static void rules_do_not_grow_with_nics(void **state)
 	free(f);
 }
 
+/* ---- between hosts --------------------------------------------------------- */
+
+/* Every network's vxlan link is fenced, whether it exists or not: DHCP,
+ * router messages and ARP/NDP of the host's own addresses stay on their
+ * host, both ways; per-network facts are elements, not rules. */
+static void overlay_fences_each_network(void **state)
+{
+	(void)state;
+	struct fixture *f = malloc(sizeof(*f));
+	char *v, *text, *many, line[512];
+
+	fx_two_nets(f);
+	text = ruleset(f, &v);
+	const char *want[] = {
+		"\t\t\t\"x00000a\",\n\t\t\t\"x00000b\"\n",
+		"\"x00000a\" . 10.10.0.1\n",
+		"\"x00000a\" . 0x20010db8001000000000000000000001,\n",
+		"\"x00000b\" . 0xfe8000000000000000000000a9fea9fe\n",   /* the metadata address */
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (strstr(text, want[i]) == NULL)
+			fail_msg("missing element: %s", want[i]);
+	assert_null(strstr(text, "\"x00000b\" . 10."));            /* no IPv4 on backend */
+	const char *rules[] = { "\t\tiifname @overlay-%s goto from-peer-%s\n",
+				"\t\toifname @overlay-%s goto to-peer-%s\n" };
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(line, sizeof(line), rules[i], v, v);
+		assert_non_null(strstr(text, line));
+	}
+	const char *dirs[] = { "from-peer", "iifname", "to-peer", "oifname" };
+	for (size_t i = 0; i < 4; i += 2) {
+		snprintf(line, sizeof(line), "\tchain %s-%s {\n"
+			 "\t\tudp dport { 67, 68, 546, 547 } drop\n"
+			 "\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-redirect } drop\n"
+			 "\t\t%s . arp saddr ip @gw4-%s drop\n", dirs[i], v, dirs[i + 1], v);
+		if (strstr(text, line) == NULL)
+			fail_msg("missing chain start: %s", line);
+	}
+	snprintf(line, sizeof(line), "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }"
+		 " oifname . @th,64,128 @gw6-%s drop\n", v);
+	assert_non_null(strstr(text, line));
+
+	/* Many networks: the same rules, more elements. */
+	for (uint64_t id = 0x100; id < 0x140; id++) {
+		char p6[32];
+		snprintf(p6, sizeof(p6), "2001:db8:%llx::", (unsigned long long)id);
+		fx_net(f, id, p6, "10.99.0.0/24");
+	}
+	many = ruleset(f, NULL);
+	assert_int_equal(rule_lines(text), rule_lines(many));
+	assert_non_null(strstr(many, "\"x00013f\" . 10.99.0.1"));
+	free(many);
+	free(text);
+	free(v);
+	free(f);
+}
+
 /* ---- refused snapshots ---------------------------------------------------- */
 
 static void assert_refused(const struct fixture *f, const char *why)
@@ -560,6 +618,7 @@ int main(void)
 		cmocka_unit_test(version_follows_content),
 		cmocka_unit_test(inactive_nic_left_out),
 		cmocka_unit_test(rules_do_not_grow_with_nics),
+		cmocka_unit_test(overlay_fences_each_network),
 		cmocka_unit_test(refuses_bad_interface_names),
 		cmocka_unit_test(refuses_foreign_addresses),
 		cmocka_unit_test(inactive_nics_are_not_checked),

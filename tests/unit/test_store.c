@@ -11,8 +11,10 @@
  * Every test runs on SQLite (a file in a fresh temporary directory) and,
  * when HC_TEST_PG names a PostgreSQL database (tests/pg.sh starts one), on
  * that database emptied before each test.  PostgreSQL alone: several
- * processes migrating and writing at once, and the connection surviving a
- * server restart (HC_TEST_PG_RESTART, a command that restarts it).
+ * processes migrating and writing at once, the connection surviving a
+ * server restart (HC_TEST_PG_RESTART, a command that restarts it), and
+ * announcements between two handles (LISTEN/NOTIFY): only committed
+ * changes of intent, heard at once, after a restart too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,10 +27,12 @@
 #include "store/store.h"
 #include "store/store_internal.h" /* white-box: raw counts and counters */
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SHA_A "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -718,6 +722,40 @@ static void change_hook(void **state)
 	assert_int_equal(c->hooks, 5);
 }
 
+/* Every write of intent reaches the hook, in a transaction or not, and
+ * its announcement names the tables it wrote.  SQLite has no
+ * announcements to listen for. */
+static void announce_interface(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny"), lan, id;
+
+	lan = make_net(c->st, "lan", "2001:db8:10::/64", NULL);
+	uint64_t nets[2] = { lan, lan };
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 2, &id), STORE_OK);
+	assert_string_equal(c->st->changed, "vms,nics");
+	c->hooks = 0;
+
+	/* Outside a transaction store_w makes one: hook and announcement. */
+	assert_int_equal(store_w(c->st, "UPDATE vms SET cpus = 2 WHERE id = ?", &SV_I(id), 1),
+			 STORE_OK);
+	assert_int_equal(c->hooks, 1);
+	assert_int_equal(c->st->depth, 0);
+	assert_string_equal(c->st->changed, "vms");
+	assert_int_equal(count_rows(c->st, "SELECT cpus FROM vms"), 2);
+	/* …and a failed one neither commits nor calls. */
+	assert_int_equal(store_w(c->st, "INSERT INTO vms (id) VALUES (1)", NULL, 0), STORE_CONFLICT);
+	assert_int_equal(c->hooks, 1);
+	assert_int_equal(c->st->depth, 0);
+
+	if (pg_uri == NULL) {
+		assert_int_equal(store_notify_fd(c->st), -1);
+		assert_int_equal(store_notify_drain(c->st), 0);
+	} else {
+		assert_true(store_notify_fd(c->st) >= 0);
+	}
+}
+
 /* ---- keys and user data ------------------------------------------------ */
 
 static uint64_t make_key(struct store *st, const char *name, uint64_t owner, int rc_want)
@@ -1143,6 +1181,133 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How many announcements reach st within ms: poll its fd, drain; stops
+ * at the first that arrive.  *after_ms: when they did. */
+static int heard(struct store *st, int ms, long long *after_ms)
+{
+	long long start = mono_ms(), left;
+	int total = 0;
+
+	while (total == 0 && (left = start + ms - mono_ms()) > 0) {
+		struct pollfd p = { .fd = store_notify_fd(st), .events = POLLIN };
+		if (poll(&p, 1, (int)left) > 0)
+			total += store_notify_drain(st);
+	}
+	if (after_ms)
+		*after_ms = mono_ms() - start;
+	return total;
+}
+
+/* A second hcd's store on the same database. */
+static struct store *open_other(struct ctx *c)
+{
+	char *err = NULL;
+	struct store *st = store_open(c->uri, c->dir, &err);
+
+	if (st == NULL)
+		fprintf(stderr, "store_open: %s\n", err ? err : "?");
+	free(err);
+	assert_non_null(st);
+	return st;
+}
+
+/* A change committed through one handle makes the other's fd readable
+ * at once, with something to drain; the writer does not hear itself. */
+static void pg_announce_across_handles(void **state)
+{
+	struct ctx *c = *state;
+	struct store *b = open_other(c);
+	long long ms;
+	uint64_t img, id;
+
+	assert_true(store_notify_fd(b) >= 0);
+	assert_true(store_notify_fd(c->st) >= 0);
+	assert_int_equal(store_notify_drain(b), 0);
+
+	img = make_image(c->st, "tiny");   /* two transactions: create, finalize */
+	assert_true(heard(b, 1000, &ms) > 0);
+	assert_true(ms < 1000);
+	(void)heard(b, 200, NULL);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &id), STORE_OK);
+	assert_int_equal(heard(b, 1000, NULL), 1);
+	assert_int_equal(store_vm_set_desired(c->st, id, "stopped"), STORE_OK);
+	assert_int_equal(heard(b, 1000, NULL), 1);
+	assert_int_equal(heard(c->st, 300, NULL), 0);   /* its own changes: the hook's job */
+
+	/* And the other way round. */
+	assert_int_equal(store_vm_set_desired(b, id, "running"), STORE_OK);
+	assert_int_equal(heard(c->st, 1000, NULL), 1);
+	assert_int_equal(heard(b, 300, NULL), 0);
+	store_close(b);
+}
+
+/* Only committed changes of intent are announced: not a rolled-back
+ * transaction, not a read-only one, not the agent's observations.  Each
+ * case is followed by one real change; exactly one announcement arrives
+ * (the server delivers in commit order, so a wrong one would come first). */
+static void pg_announce_only_commits(void **state)
+{
+	struct ctx *c = *state;
+	struct store *b = open_other(c);
+	uint64_t img, id;
+	int64_t n = 0;
+
+	img = make_image(c->st, "tiny");
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &id), STORE_OK);
+	assert_true(store_notify_fd(b) >= 0);
+
+	/* Rolled back. */
+	assert_int_equal(store_tx_begin(c->st), STORE_OK);
+	assert_int_equal(store_w(c->st, "UPDATE vms SET cpus = 4 WHERE id = ?", &SV_I(id), 1),
+			 STORE_OK);
+	assert_int_equal(store_tx_end(c->st, STORE_CONFLICT), STORE_CONFLICT);
+	assert_int_equal(store_vm_set_desired(c->st, id, "stopped"), STORE_OK);
+	assert_int_equal(heard(b, 1000, NULL) + heard(b, 200, NULL), 1);
+
+	/* Read-only. */
+	assert_int_equal(store_tx_begin(c->st), STORE_OK);
+	assert_int_equal(store_q(c->st, "SELECT COUNT(*) FROM vms", NULL, 0, store_row_int, &n),
+			 STORE_OK);
+	assert_int_equal(store_tx_end(c->st, STORE_OK), STORE_OK);
+	assert_int_equal(store_vm_set_desired(c->st, id, "running"), STORE_OK);
+	assert_int_equal(heard(b, 1000, NULL) + heard(b, 200, NULL), 1);
+
+	/* Observations and a failed write. */
+	assert_int_equal(store_vm_set_state(c->st, id, "running", NULL), STORE_OK);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, NULL), STORE_CONFLICT);
+	assert_int_equal(store_vm_set_desired(c->st, id, "stopped"), STORE_OK);
+	assert_int_equal(heard(b, 1000, NULL) + heard(b, 200, NULL), 1);
+	store_close(b);
+}
+
+/* The listener outlives a server restart: it comes back by itself, says
+ * it may have missed something, and hears what follows. */
+static void pg_listener_after_restart(void **state)
+{
+	struct ctx *c = *state;
+	const char *restart = getenv("HC_TEST_PG_RESTART");
+	struct store *b;
+
+	if (restart == NULL)
+		skip();
+	b = open_other(c);
+	assert_true(store_notify_fd(b) >= 0);
+	assert_int_equal(system(restart), 0);
+	assert_true(heard(b, 3000, NULL) >= 1);
+	assert_true(store_notify_fd(b) >= 0);
+	make_net(c->st, "after", "2001:db8:10::/64", NULL);
+	assert_int_equal(heard(b, 1000, NULL) + heard(b, 200, NULL), 1);
+	store_close(b);
+}
+
 static void pg_concurrent_writers(void **state)
 {
 	struct ctx *c = *state;
@@ -1464,6 +1629,7 @@ int main(void)
 		T(ipv4_pool_exhaustion),
 		T(counter_exhaustion),
 		T(change_hook),
+		T(announce_interface),
 		T(keys_and_user_data),
 		T(image_import_rows),
 		T(vm_disks_roundtrip),
@@ -1481,6 +1647,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pg_concurrent_migrations, setup_empty, teardown),
 		T(pg_concurrent_writers),
 		T(pg_reconnects_after_restart),
+		T(pg_announce_across_handles),
+		T(pg_announce_only_commits),
+		T(pg_listener_after_restart),
 	};
 	int failed = 0;
 
