@@ -59,6 +59,8 @@ install: build
 
 bench: build guest
 	./bench/run.sh $(BUILD) $(GUEST)
+	./bench/cluster.sh $(BUILD)
+	./bench/triggers.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

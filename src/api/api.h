@@ -103,6 +103,9 @@ bool only_keys(struct req *r, const char *const *allowed);
 bool get_str(struct req *r, const char *key, bool required, const char **out);
 /* Optional integer member within [lo, hi]; *out untouched when absent. */
 bool get_int(struct req *r, const char *key, int lo, int hi, int *out);
+/* The VM runs (or would run) on this host; else a 409 naming its host is
+ * set: its serial log, console and QMP socket are that host's. */
+bool api_vm_here(struct req *r, const struct vm *vm);
 /* Query-string argument or NULL. */
 const char *req_query(struct req *r, const char *key);
 

@@ -142,6 +142,10 @@ int h_vm_console(struct req *r)
 	rc = store_vm_get(r->api->st, r->params[0], req_scope(r), &vm);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", r->params[0]);
+	if (!api_vm_here(r, &vm)) {
+		vm_free(&vm);
+		return 0;
+	}
 	if (strcmp(vm.state, "running") != 0) {
 		req_error(r, 409, "conflict", "vm '%s' is %s, not running", vm.name, vm.state);
 		vm_free(&vm);

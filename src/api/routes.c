@@ -470,6 +470,15 @@ static int h_vm_start(struct req *r)  { return set_desired(r, "running"); }
 static int h_vm_stop(struct req *r)   { return set_desired(r, "stopped"); }
 static int h_vm_delete(struct req *r) { return set_desired(r, "deleted"); }
 
+bool api_vm_here(struct req *r, const struct vm *vm)
+{
+	if (vm->host == NULL || strcmp(vm->host, r->api->cfg->host_name) == 0)
+		return true;
+	req_error(r, 409, "elsewhere", "vm '%s' is on host '%s': ask that host's API",
+		  vm->name, vm->host);
+	return false;
+}
+
 static int h_vm_reboot(struct req *r)
 {
 	struct vm vm = { 0 };
@@ -477,7 +486,9 @@ static int h_vm_reboot(struct req *r)
 
 	if (!vm_resolve(r, &vm))
 		return 0;
-	if (strcmp(vm.state, "running") != 0) {
+	if (!api_vm_here(r, &vm)) {
+		/* the error is set */
+	} else if (strcmp(vm.state, "running") != 0) {
 		req_error(r, 409, "conflict", "vm '%s' is %s, not running", vm.name, vm.state);
 	} else if (agent_vm_reboot(r->api->agent, vm.id, &err) < 0) {
 		req_error(r, 409, "conflict", "reboot of '%s' failed: %s", vm.name, err);
@@ -503,6 +514,10 @@ static int h_vm_log(struct req *r)
 	}
 	if (!vm_resolve(r, &vm))
 		return 0;
+	if (!api_vm_here(r, &vm)) {
+		vm_free(&vm);
+		return 0;
+	}
 	char *path = agent_vm_log_path(r->api->agent, vm.id);
 	char *text = NULL;
 	size_t len = 0;

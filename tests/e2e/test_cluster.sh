@@ -77,6 +77,9 @@ for h in h1 h3; do
 	pgrep -f "qemu-system-x86_64.*$(cl_state $h)/vms/$b_id" >/dev/null && fail "$h runs b too"
 done
 ok "a runs on h1 only, b on h2 only"
+# Serial log and console live on the VM's host; another host says where.
+if hc_on h1 vm log b 2>"$T_DIR/err"; then fail "h1 served b's serial log"; fi
+grep -q "is on host 'h2'" "$T_DIR/err" || fail "h1's refusal does not name h2: $(cat "$T_DIR/err")"
 
 for vm in a b; do cl_wait_log "$vm" HACKCLOUD-NET-UP 180; done
 for vm in a b; do
