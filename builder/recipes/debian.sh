@@ -121,7 +121,7 @@ MIRROR=${MIRROR%/}
 
 [ "$(id -u)" -eq 0 ] || die "needs root: debootstrap and chroot (it still never writes outside its work dir)"
 [ "$(uname -m)" = x86_64 ] || die "builds amd64 images on an amd64 host only"
-need_tools debootstrap chroot unshare mount sfdisk mkfs.ext4 qemu-img numfmt sha256sum
+need_tools debootstrap chroot unshare mount flock sfdisk mkfs.ext4 qemu-img numfmt sha256sum
 OUT=$(out_dir "$OUTARG")
 
 # ---- 1. prepare --------------------------------------------------------------
@@ -133,6 +133,13 @@ mkdir -p "$ROOT"
 chmod 0755 "$ROOT"
 CACHE=$(cache_dir debian)
 note "work dir $WORK, cache $CACHE"
+# One build at a time per cache: apt locks its archive directory, and two
+# builds must not write the same tarball.
+exec 9>"$CACHE/.lock"
+if ! flock -n 9; then
+	note "waiting for another build that uses $CACHE"
+	flock 9
+fi
 # shellcheck disable=SC2206
 EXTRA=(${PACKAGES//,/ })
 # shellcheck disable=SC2206
