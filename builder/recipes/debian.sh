@@ -21,10 +21,10 @@
 #
 # How the guest finds its data (cloud-init 22.x): ds-identify picks NoCloud
 # when the `cidata` CD-ROM of `hc vm create --config-drive` is attached, and
-# otherwise the EC2 data source at 169.254.169.254 — hackcloud does not
-# claim to be AWS, so EC2 is only a "maybe" that needs strict_id: false and
-# the maybe=all policy.  OpenStack is listed for when hackcloud's SMBIOS
-# product says "OpenStack Nova".
+# otherwise the OpenStack data source at 169.254.169.254, since hackcloud's
+# SMBIOS product says "OpenStack Nova".  EC2 stays as a fallback: hackcloud
+# does not claim to be AWS, so EC2 is only a "maybe" that needs
+# strict_id: false and the maybe=all policy.
 #
 # Runs as root (debootstrap, chroot) inside a private mount namespace: the
 # mounts the chroot needs cannot leak into the host and vanish with the
@@ -262,8 +262,8 @@ EOF
 if [ -x "$ROOT/usr/bin/cloud-init" ]; then
 	cat >"$ROOT/etc/cloud/cloud.cfg.d/90_hackcloud.cfg" <<'EOF'
 # hackcloud's debian recipe.  Data sources: NoCloud is the "cidata" CD-ROM
-# of `hc vm create --config-drive`; Ec2 (and OpenStack, once the SMBIOS
-# product says "OpenStack Nova") the metadata service on 169.254.169.254.
+# of `hc vm create --config-drive`; OpenStack (SMBIOS product "OpenStack
+# Nova") and Ec2 the metadata service on 169.254.169.254.
 # ds-identify parses this list line by line: keep it on one line.
 datasource_list: [ NoCloud, OpenStack, Ec2, None ]
 # `ssh root@VM` works with the VM's keys, as hackcloud's docs promise;

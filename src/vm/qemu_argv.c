@@ -100,8 +100,12 @@ char **qemu_argv(const struct qemu_spec *s)
 	add2(&a, "-cpu", strdup(kvm ? "host" : "max"));
 	add2(&a, "-smp", str_printf("%d", s->cpus));
 	add2(&a, "-m", str_printf("%d", s->memory_mib));
-	/* The instance ID as SMBIOS serial: guests (and cloud-init) read it. */
-	add2(&a, "-smbios", str_printf("type=1,manufacturer=hackcloud,product=hackcloud,serial=%s", id.s));
+	/* The instance ID as SMBIOS serial: guests (and cloud-init) read it.
+	 * The product "OpenStack Nova" is what cloud-init's ds-identify looks
+	 * for to try the OpenStack data source, which hackcloud serves, so
+	 * stock cloud images find their metadata unchanged (DESIGN §7). */
+	add2(&a, "-smbios", str_printf("type=1,manufacturer=hackcloud,product=OpenStack Nova,serial=%s",
+				       id.s));
 
 	add2(&a, "-chardev", opt_path("socket,id=qmp,server=on,wait=off,path=", s->qmp_path, ""));
 	add2(&a, "-mon", strdup("chardev=qmp,mode=control"));

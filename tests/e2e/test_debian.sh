@@ -11,11 +11,12 @@
 #   - `hc image build --recipe debian` debootstraps Debian with cloud-init
 #     and openssh-server into a disk image and registers it;
 #   - a VM booted from it gets its hostname and SSH key from the metadata
-#     service through cloud-init's EC2 data source; the test logs in over
+#     service through cloud-init's OpenStack data source (chosen because
+#     hackcloud's SMBIOS product is "OpenStack Nova"); the test logs in over
 #     IPv6 from the host side of the namespace with that key and runs
 #     `hostname`;
-#   - at the same time a second VM, on an IPv6-only network where the EC2
-#     service (IPv4) is out of reach, gets the same from the NoCloud seed
+#   - at the same time a second VM, on an IPv6-only network where the
+#     metadata service (IPv4) is out of reach, gets the same from the NoCloud seed
 #     (--config-drive) and is reached the same way.
 . "$(dirname "$0")/lib.sh"
 
@@ -113,11 +114,11 @@ grep -q 'status: done' "$T_DIR/ci-status" || fail "cloud-init status: $(cat "$T_
 ok "cloud-init installed the key for root and debian and took instance-id i-$id from hackcloud"
 
 log=$(hc vm log web | tr -d '\r')
-grep -aq "Datasource DataSourceEc2" <<<"$log" ||
-	fail "the console does not show the EC2 data source: $(grep -a 'Cloud-init' <<<"$log")"
+grep -aq "Datasource DataSourceOpenStack" <<<"$log" ||
+	fail "the console does not show the OpenStack data source: $(grep -a 'Cloud-init' <<<"$log")"
 guest ip -6 addr show dev eth0 | grep -q "${ip6}/64" || fail "eth0 lacks $ip6: $(guest ip -6 addr)"
 [ "$(guest passwd -S root | cut -d' ' -f2)" = L ] || fail "root's password is not locked"
-ok "console: cloud-init finished with the EC2 data source; SLAAC address on eth0; root password locked"
+ok "console: cloud-init finished with the OpenStack data source (SMBIOS says OpenStack Nova); SLAAC address on eth0; root password locked"
 # ---- the NoCloud seed on an IPv6-only network ---------------------------------
 wait_log seeded "finished at" 900
 slog=$(hc vm log seeded | tr -d '\r')

@@ -454,6 +454,8 @@ static void smbios_serial_is_vm_id(void **state)
 	check_well_formed(v);
 	assert_true(has_elem(value_of(v, "-smbios"), "type=1"));
 	assert_true(has_elem(value_of(v, "-smbios"), "serial=000000002a"));
+	/* cloud-init's ds-identify picks the OpenStack source by this product. */
+	assert_true(has_elem(value_of(v, "-smbios"), "product=OpenStack Nova"));
 	/* ps shows which VM a QEMU process belongs to. */
 	assert_true(strncmp(value_of(v, "-name"), "hc-000000002a", 13) == 0);
 	strv_free(v);
