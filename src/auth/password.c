@@ -405,20 +405,28 @@ static struct pw_line *find_user(struct passwd_file *pf, const char *name)
 	return NULL;
 }
 
-int passwd_lookup(struct passwd_file *pf, const char *name, char hash[PASSWORD_HASH_LEN])
+/* The up-to-date line of a user, or why there is none. */
+static int fresh_line(struct passwd_file *pf, const char *name, struct pw_line **out)
 {
-	struct pw_line *l;
 	int status;
-	size_t n;
 
 	if (!name_valid(name))
 		return PASSWD_ERR_NAME;
 	status = passwd_reload(pf);
 	if (status != PASSWD_OK)
 		return status;
-	l = find_user(pf, name);
-	if (l == NULL)
-		return PASSWD_ERR_NOUSER;
+	*out = find_user(pf, name);
+	return *out ? PASSWD_OK : PASSWD_ERR_NOUSER;
+}
+
+int passwd_lookup(struct passwd_file *pf, const char *name, char hash[PASSWORD_HASH_LEN])
+{
+	struct pw_line *l = NULL;
+	int status = fresh_line(pf, name, &l);
+	size_t n;
+
+	if (status != PASSWD_OK)
+		return status;
 	n = strlen(l->hash);
 	if (n >= PASSWORD_HASH_LEN)
 		n = 0;                  /* not a hash of ours: unusable anyway */
@@ -556,17 +564,11 @@ int passwd_set(struct passwd_file *pf, const char *name, const char *password)
 
 int passwd_remove(struct passwd_file *pf, const char *name)
 {
-	struct pw_line *l;
-	int status;
+	struct pw_line *l = NULL;
+	int status = fresh_line(pf, name, &l);
 
-	if (!name_valid(name))
-		return PASSWD_ERR_NAME;
-	status = passwd_reload(pf);
 	if (status != PASSWD_OK)
 		return status;
-	l = find_user(pf, name);
-	if (l == NULL)
-		return PASSWD_ERR_NOUSER;
 	free(l->text);
 	free(l->name);
 	free(l->hash);
