@@ -107,11 +107,14 @@ key=$(cut -d' ' -f1,2 "$T_DIR/id_ed25519.pub")
 guest cat /root/.ssh/authorized_keys | grep -qF "$key" || fail "the key is not in root's authorized_keys"
 guest cat /home/debian/.ssh/authorized_keys | grep -qF "$key" ||
 	fail "the key is not in the default user's authorized_keys"
-[ "$(guest cat /var/lib/cloud/data/instance-id)" = "i-$id" ] ||
-	fail "cloud-init's instance-id is not i-$id: $(guest cat /var/lib/cloud/data/instance-id)"
+# The OpenStack data source takes meta_data.json's uuid as the instance
+# ID: hackcloud's is the VM ID in the last 12 hex digits.
+uuid="00000000-0000-4000-8000-00$id"
+[ "$(guest cat /var/lib/cloud/data/instance-id)" = "$uuid" ] ||
+	fail "cloud-init's instance-id is not $uuid: $(guest cat /var/lib/cloud/data/instance-id)"
 guest cloud-init status --long >"$T_DIR/ci-status" 2>&1 || true
 grep -q 'status: done' "$T_DIR/ci-status" || fail "cloud-init status: $(cat "$T_DIR/ci-status")"
-ok "cloud-init installed the key for root and debian and took instance-id i-$id from hackcloud"
+ok "cloud-init installed the key for root and debian and took instance-id $uuid from hackcloud"
 
 log=$(hc vm log web | tr -d '\r')
 grep -aq "Datasource DataSourceOpenStack" <<<"$log" ||
