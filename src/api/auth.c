@@ -31,6 +31,7 @@
  */
 #include "api/api.h"
 
+#include "api/codec.h"
 #include "auth/backoff.h"
 #include "auth/ldap.h"
 #include "auth/password.h"
@@ -174,7 +175,6 @@ static bool identify_token(struct req *r, const char *header)
 {
 	char hash[TOKEN_HASH_LEN + 1];
 	struct token t = { 0 };
-	struct user u = { 0 };
 	const char *tok;
 	int rc;
 
@@ -189,24 +189,17 @@ static bool identify_token(struct req *r, const char *header)
 	}
 	token_hash(tok, hash);
 	rc = store_token_lookup(r->api->st, hash, (int64_t)time(NULL), &t);
-	if (rc == STORE_OK)
-		rc = store_user_get_id(r->api->st, t.owner, &u);
 	if (rc != STORE_OK) {
-		free(t.owner_name);
-		free(t.source);
-		user_free(&u);
 		if (rc == STORE_NOTFOUND)
 			req_error(r, 401, "unauthorized", "invalid or expired token");
 		else
 			req_store_error(r, rc, "token", "");
 		return false;
 	}
-	r->caller = u.id;
-	r->admin = strcmp(u.role, "admin") == 0;
+	r->caller = t.owner;
+	r->admin = t.owner_admin;
 	r->token_id = t.id;
-	free(t.owner_name);
-	free(t.source);
-	user_free(&u);
+	token_free(&t);
 	return rate_allow(r);
 }
 
@@ -270,11 +263,6 @@ bool api_identify(struct req *r, bool is_unix)
 }
 
 /* ---- login -------------------------------------------------------------- */
-
-static bool has_backend(const char *list, const char *name)
-{
-	return list_has(list, name);
-}
 
 /* Wait keys of the backoff table: the user name and the source. */
 static void backoff_keys(const struct req *r, const char *user, char k_user[96], char k_addr[96])
@@ -383,9 +371,9 @@ static int ldap_check(struct req *r, const char *user, const char *password)
 
 static json_t *user_json(const struct user *u)
 {
-	char id[17];
+	char id[9];
 
-	snprintf(id, sizeof(id), "%08llx", (unsigned long long)u->id);
+	id8_format(u->id, id);
 	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I}", "id", id, "name", u->name,
 			 "role", u->role, "auth", u->auth ? u->auth : "", "enabled", u->enabled,
 			 "otp", u->otp, "created", (json_int_t)u->created);
@@ -393,7 +381,7 @@ static json_t *user_json(const struct user *u)
 
 static int issue_token(struct req *r, const struct user *u)
 {
-	char tok[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1], id[17];
+	char tok[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1], id[9];
 	struct token t = { .owner = u->id, .source = r->source };
 	int rc;
 
@@ -405,7 +393,7 @@ static int issue_token(struct req *r, const struct user *u)
 		sodium_memzero(tok, sizeof(tok));
 		return req_store_error(r, rc, "token", "");
 	}
-	snprintf(id, sizeof(id), "%08llx", (unsigned long long)t.id);
+	id8_format(t.id, id);
 	req_json(r, 200, json_pack("{s:s, s:s, s:I, s:o}", "token", tok, "id", id,
 				   "expires", (json_int_t)t.expires, "user", user_json(u)));
 	sodium_memzero(tok, sizeof(tok));
@@ -449,8 +437,8 @@ int h_login(struct req *r)
 		user_free(&u);
 		return login_failed(r, name, "unknown or disabled user");
 	}
-	have_pw_backend = has_backend(u.auth, "file") || has_backend(u.auth, "ldap");
-	if (!have_pw_backend && !has_backend(u.auth, "otp")) {
+	have_pw_backend = list_has(u.auth, "file") || list_has(u.auth, "ldap");
+	if (!have_pw_backend && !list_has(u.auth, "otp")) {
 		user_free(&u);
 		return login_failed(r, name, "the user has no login backend");
 	}
@@ -459,7 +447,7 @@ int h_login(struct req *r)
 			user_free(&u);
 			return login_failed(r, name, "no password");
 		}
-		if (has_backend(u.auth, "file")) {
+		if (list_has(u.auth, "file")) {
 			pw_ok = passwd_verify(a->pw, name, password) == PASSWD_OK;
 		} else {
 			rc = ldap_check(r, name, password);
@@ -475,7 +463,7 @@ int h_login(struct req *r)
 			return login_failed(r, name, "wrong password");
 		}
 	}
-	if (has_backend(u.auth, "otp")) {
+	if (list_has(u.auth, "otp")) {
 		/* Two steps: a right password without a code asks for the code
 		 * (not a failure); the code alone is throttled like a password. */
 		if (otp == NULL) {
@@ -523,9 +511,9 @@ int h_whoami(struct req *r)
 
 static json_t *token_json(const struct token *t, uint64_t current)
 {
-	char id[17];
+	char id[9];
 
-	snprintf(id, sizeof(id), "%08llx", (unsigned long long)t->id);
+	id8_format(t->id, id);
 	return json_pack("{s:s, s:s, s:I, s:I, s:s?, s:b}", "id", id, "owner", t->owner_name,
 			 "created", (json_int_t)t->created, "expires", (json_int_t)t->expires,
 			 "source", t->source, "current", t->id == current);
@@ -674,9 +662,9 @@ int h_user_create(struct req *r)
 		return 0;
 	if (password && !password_acceptable(r, password))
 		return 0;
-	if (has_backend(auth, "file") && password == NULL)
+	if (list_has(auth, "file") && password == NULL)
 		return req_error(r, 400, "bad_request", "the file backend needs a 'password'");
-	if (password && !has_backend(auth, "file"))
+	if (password && !list_has(auth, "file"))
 		return req_error(r, 400, "bad_request", "'password' is only for the file backend");
 
 	struct user u = { .name = (char *)name, .role = (char *)(role ? role : "member"),
@@ -804,10 +792,10 @@ int h_user_password(struct req *r)
 		return 0;
 	}
 	int prc = passwd_set(r->api->auth->pw, u.name, password);
-	if (prc == PASSWD_OK && !has_backend(u.auth, "file") && !has_backend(u.auth, "ldap")) {
+	if (prc == PASSWD_OK && !list_has(u.auth, "file") && !list_has(u.auth, "ldap")) {
 		/* Setting a password enables the file backend for a user who had none. */
 		char auth[64];
-		snprintf(auth, sizeof(auth), "file%s", has_backend(u.auth, "otp") ? ",otp" : "");
+		snprintf(auth, sizeof(auth), "file%s", list_has(u.auth, "otp") ? ",otp" : "");
 		store_user_update(r->api->st, u.id, NULL, auth, -1);
 	}
 	log_info("auth: password of '%s' changed by %s", u.name, r->source);
@@ -838,7 +826,7 @@ int h_user_otp_enable(struct req *r)
 	sodium_memzero(key, sizeof(key));
 	sodium_memzero(secret, sizeof(secret));
 	rc = sealed && uri ? store_user_otp_set(r->api->st, u.id, sealed) : STORE_ERR;
-	if (rc == STORE_OK && !has_backend(u.auth, "otp")) {
+	if (rc == STORE_OK && !list_has(u.auth, "otp")) {
 		snprintf(auth, sizeof(auth), "%s%sotp", u.auth, u.auth[0] ? "," : "");
 		rc = store_user_update(r->api->st, u.id, NULL, auth, -1);
 	}
@@ -867,7 +855,7 @@ int h_user_otp_disable(struct req *r)
 		return 0;
 	rc = store_user_otp_set(r->api->st, u.id, NULL);
 	for (const char *b = "file"; rc == STORE_OK && b; b = strcmp(b, "file") == 0 ? "ldap" : NULL)
-		if (has_backend(u.auth, b))
+		if (list_has(u.auth, b))
 			n += (size_t)snprintf(auth + n, sizeof(auth) - n, "%s%s", n ? "," : "", b);
 	if (rc == STORE_OK)
 		rc = store_user_update(r->api->st, u.id, NULL, auth, -1);

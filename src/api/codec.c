@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void image_id_format(uint64_t id, char buf[9])
+void id8_format(uint64_t id, char buf[9])
 {
 	snprintf(buf, 9, "%08llx", (unsigned long long)(id & 0xffffffffu));
 }
@@ -59,7 +59,7 @@ json_t *vm_to_json(const struct vm *vm)
 	json_t *disks = json_array();
 	for (size_t i = 0; i < vm->n_disks; i++)
 		json_array_append_new(disks, json_pack("{s:I}", "size", (json_int_t)vm->disks[i].size));
-	image_id_format(vm->image, image_id);
+	id8_format(vm->image, image_id);
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:b,"
 			 " s:o, s:o, s:b}",
 		"id", vm_id_format(vm->id).s,
@@ -87,7 +87,7 @@ json_t *image_to_json(const struct image *im)
 {
 	char id[9];
 
-	image_id_format(im->id, id);
+	id8_format(im->id, id);
 	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:b, s:s, s:I, s:s, s:o, s:o}",
 		"id", id,
 		"name", im->name,

@@ -18,6 +18,7 @@ json_t *network_to_json(const struct network *n);
 bool nic_ipv6(const char *prefix64, uint64_t nic_id, char *buf, size_t len);
 
 /* Render an image ID (8 hex digits). */
-void image_id_format(uint64_t id, char buf[9]);
+/* Images, keys, users and tokens are 32-bit counters shown as 8 hex digits. */
+void id8_format(uint64_t id, char buf[9]);
 
 #endif

@@ -13,23 +13,19 @@
  */
 #include "api/api.h"
 
+#include "api/codec.h"
+
 #include "common/sshkey.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Key IDs are a 32-bit counter shown as 8 hex digits, like image IDs. */
-static void key_id_format(uint64_t id, char buf[KEY_ID_DIGITS + 1])
-{
-	snprintf(buf, KEY_ID_DIGITS + 1, "%08llx", (unsigned long long)(id & 0xffffffffu));
-}
-
 static json_t *key_to_json(const struct key *k)
 {
 	char id[KEY_ID_DIGITS + 1];
 
-	key_id_format(k->id, id);
+	id8_format(k->id, id);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
 		"id", id,
 		"name", k->name,
@@ -103,7 +99,7 @@ int h_key_create(struct req *r)
 		return req_store_error(r, rc, "key", name);
 	struct key out = { 0 };
 	char id[KEY_ID_DIGITS + 1];
-	key_id_format(k.id, id);
+	id8_format(k.id, id);
 	rc = store_key_get(r->api->st, id, OWNER_ANY, &out);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "key", name);

@@ -115,14 +115,14 @@ int store_host_register(struct store *st, const struct host *h)
 int store_host_heartbeat(struct store *st, const char *name, int64_t now)
 {
 	struct sval p[] = { SV_I(now), SV_S(name) };
-	int64_t revived = -1;
+	size_t revived = 0;
 	int rc = store_tx_begin(st);
 
 	if (rc == STORE_OK)
 		rc = store_q(st, "UPDATE hosts SET last_seen = ? WHERE name = ?", p, 2, NULL, NULL);
 	if (rc == STORE_OK)
-		rc = store_q(st, "UPDATE hosts SET state = 'live' WHERE name = ? AND state = 'dead'"
-			     " RETURNING 1", &SV_S(name), 1, store_row_int, &revived);
+		rc = store_q_count(st, "UPDATE hosts SET state = 'live' WHERE name = ? AND state = 'dead'"
+				   " RETURNING 1", &SV_S(name), 1, &revived);
 	/* Only a return to life is news for the other hosts. */
 	if (rc == STORE_OK && revived > 0)
 		store_mark_changed(st, "hosts");
@@ -132,21 +132,11 @@ int store_host_heartbeat(struct store *st, const char *name, int64_t now)
 int store_host_set_drain(struct store *st, const char *name, bool drain)
 {
 	struct sval p[] = { SV_I(drain ? 1 : 0), SV_S(name) };
-	int64_t found = -1;
-	int rc = store_tx_begin(st);
+	size_t found = 0;
+	int rc = store_q_count(st, "UPDATE hosts SET drain = ? WHERE name = ? RETURNING 1", p, 2,
+			       &found);
 
-	if (rc == STORE_OK)
-		rc = store_q(st, "UPDATE hosts SET drain = ? WHERE name = ? RETURNING 1", p, 2,
-			     store_row_int, &found);
-	if (rc == STORE_OK && found < 0)
-		rc = STORE_NOTFOUND;
-	return store_tx_end(st, rc);
-}
-
-static int count_row(void *arg, const struct sval *c, int n)
-{
-	(*(size_t *)arg)++;
-	return 0;
+	return rc == STORE_OK && found == 0 ? STORE_NOTFOUND : rc;
 }
 
 int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead)
@@ -156,8 +146,8 @@ int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_
 
 	*n_dead = 0;
 	if (rc == STORE_OK)
-		rc = store_q(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live' AND last_seen < ?"
-			     " RETURNING name", p, 1, count_row, n_dead);
+		rc = store_q_count(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live'"
+				   " AND last_seen < ? RETURNING name", p, 1, n_dead);
 	if (rc == STORE_OK && *n_dead > 0)
 		store_mark_changed(st, "hosts");
 	return store_tx_end(st, rc);
@@ -302,16 +292,12 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 int store_vm_claim(struct store *st, uint64_t id, const char *host)
 {
 	struct sval p[] = { SV_I(id), SV_S(host) };
-	int64_t found = -1;
-	int rc = store_tx_begin(st);
+	size_t found = 0;
+	/* One conditional UPDATE: the scheduler moves a VM only in a
+	 * transaction of its own, so this sees either the old placement or
+	 * the new one, never half of it. */
+	int rc = store_q_count(st, "UPDATE vms SET state = 'starting' WHERE id = ? AND host = ?"
+			       " AND desired = 'running' RETURNING 1", p, 2, &found);
 
-	/* FOR UPDATE is not portable; the engines' one-writer transaction
-	 * makes this read and the start that follows it safe enough: the
-	 * scheduler moves a VM only in a transaction of its own. */
-	if (rc == STORE_OK)
-		rc = store_q(st, "UPDATE vms SET state = 'starting' WHERE id = ? AND host = ?"
-			     " AND desired = 'running' RETURNING 1", p, 2, store_row_int, &found);
-	if (rc == STORE_OK && found < 0)
-		rc = STORE_NOTFOUND;
-	return store_tx_end(st, rc);
+	return rc == STORE_OK && found == 0 ? STORE_NOTFOUND : rc;
 }

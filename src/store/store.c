@@ -139,6 +139,22 @@ static void note_table(struct store *st, const char *sql)
 		 (int)len, t);
 }
 
+static int count_row(void *arg, const struct sval *c, int n)
+{
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+int store_q_count(struct store *st, const char *sql, const struct sval *p, int n, size_t *rows)
+{
+	int rc = store_tx_begin(st);
+
+	*rows = 0;
+	if (rc == STORE_OK)
+		rc = store_q(st, sql, p, n, count_row, rows);
+	return store_tx_end(st, rc);
+}
+
 void store_mark_changed(struct store *st, const char *table)
 {
 	char sql[64];

@@ -361,10 +361,13 @@ struct token {
 	int64_t created;
 	int64_t expires;
 	char *source;     /* where the login came from, for the owner to see */
+	bool owner_admin; /* the owner's role is admin (read with the token, so
+			   * authenticating a request is one query) */
 };
 
 #define TOKEN_ID_DIGITS 8
 
+void token_free(struct token *t);
 void tokens_free(struct token *v, size_t n);
 int store_token_create(struct store *st, struct token *t, const char *hash);
 /* The live (unexpired, enabled user) token with this hash; STORE_NOTFOUND otherwise. */

@@ -26,6 +26,10 @@ int store_q(struct store *st, const char *sql, const struct sval *p, int n,
 /* Run a write of intent: the change hook fires and the change is
  * announced when its transaction commits (outside one, it gets its own). */
 int store_w(struct store *st, const char *sql, const struct sval *p, int n);
+/* Run one statement that returns a row per row it touched (RETURNING) in
+ * a transaction of its own (or the caller's); *rows counts them.  For the
+ * conditional updates whose outcome is "did it apply". */
+int store_q_count(struct store *st, const char *sql, const struct sval *p, int n, size_t *rows);
 /* A write made with store_q (to read rows back) that turned out to change
  * intent after all: fire the hook and announce `table` at commit. */
 void store_mark_changed(struct store *st, const char *table);

@@ -198,29 +198,32 @@ int store_user_otp_use(struct store *st, uint64_t id, int64_t step)
 	 * database lock) makes the second of two racing writers see the
 	 * first one's step and update nothing. */
 	struct sval p[] = { SV_I(step), SV_I(id), SV_I(step) };
-	int64_t updated = -1;
-	int rc = store_tx_begin(st);
+	size_t updated = 0;
+	int rc = store_q_count(st, "UPDATE users SET otp_step = ? WHERE id = ? AND otp_step < ?"
+			       " RETURNING id", p, 3, &updated);
 
-	if (rc == STORE_OK)
-		rc = store_q(st, "UPDATE users SET otp_step = ? WHERE id = ? AND otp_step < ?"
-			     " RETURNING id", p, 3, store_row_int, &updated);
-	if (rc == STORE_OK && updated < 0)
-		rc = STORE_CONFLICT;
-	return store_tx_end(st, rc);
+	return rc == STORE_OK && updated == 0 ? STORE_CONFLICT : rc;
 }
 
 /* ---- tokens ------------------------------------------------------------- */
 
+void token_free(struct token *t)
+{
+	if (!t)
+		return;
+	free(t->owner_name);
+	free(t->source);
+	memset(t, 0, sizeof(*t));
+}
+
 void tokens_free(struct token *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].owner_name);
-		free(v[i].source);
-	}
+	for (size_t i = 0; i < n; i++)
+		token_free(&v[i]);
 	free(v);
 }
 
-#define TOKEN_COLS "x.id, x.owner, u.name, x.created, x.expires, x.source" \
+#define TOKEN_COLS "x.id, x.owner, u.name, x.created, x.expires, x.source, u.role" \
 	" FROM tokens x JOIN users u ON u.id = x.owner"
 
 static void fill_token(void *e, const struct sval *c)
@@ -233,6 +236,7 @@ static void fill_token(void *e, const struct sval *c)
 	t->created = c[3].i;
 	t->expires = c[4].i;
 	t->source = sv_strdup(&c[5]);
+	t->owner_admin = c[6].t == SV_TEXT && strcmp(c[6].s, "admin") == 0;
 }
 
 int store_token_create(struct store *st, struct token *t, const char *hash)
@@ -261,9 +265,9 @@ int store_token_lookup(struct store *st, const char *hash, int64_t now, struct t
 	if (rc == STORE_OK && r.n == 0)
 		rc = STORE_NOTFOUND;
 	if (rc == STORE_OK) {
+		/* The hash is unique: one row at most. */
 		*out = ((struct token *)r.v)[0];
-		r.n--;
-		memmove(r.v, (struct token *)r.v + 1, r.n * sizeof(struct token));
+		memset(r.v, 0, sizeof(struct token));
 	}
 	tokens_free(r.v, r.n);
 	return rc;
@@ -290,15 +294,11 @@ int store_token_delete(struct store *st, uint64_t id, uint64_t scope)
 {
 	struct sval sp = scope_param(scope);
 	struct sval p[] = { SV_I(id), sp, sp };
-	int64_t deleted = -1;
-	int rc = store_tx_begin(st);
+	size_t deleted = 0;
+	int rc = store_q_count(st, "DELETE FROM tokens WHERE id = ? AND (? = -1 OR owner = ?)"
+			       " RETURNING id", p, 3, &deleted);
 
-	if (rc == STORE_OK)
-		rc = store_q(st, "DELETE FROM tokens WHERE id = ? AND (? = -1 OR owner = ?)"
-			     " RETURNING id", p, 3, store_row_int, &deleted);
-	if (rc == STORE_OK && deleted < 0)
-		rc = STORE_NOTFOUND;
-	return store_tx_end(st, rc);
+	return rc == STORE_OK && deleted == 0 ? STORE_NOTFOUND : rc;
 }
 
 int store_token_purge(struct store *st, int64_t now)

@@ -84,9 +84,9 @@ static void image_id_is_8_hex(void **state)
 {
 	(void)state;
 	char buf[9];
-	image_id_format(0xa, buf);
+	id8_format(0xa, buf);
 	assert_string_equal(buf, "0000000a");
-	image_id_format(0xdeadbeef, buf);
+	id8_format(0xdeadbeef, buf);
 	assert_string_equal(buf, "deadbeef");
 }
 

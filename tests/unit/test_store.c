@@ -925,8 +925,12 @@ static void users_and_tokens(void **state)
 	assert_int_equal(store_token_lookup(c->st, "hash-1", store_now(), &tk), STORE_OK);
 	assert_int_equal(tk.id, t.id);
 	assert_string_equal(tk.owner_name, "alice");
-	free(tk.owner_name);
-	free(tk.source);
+	assert_true(tk.owner_admin);   /* alice was made admin above */
+	token_free(&tk);
+	assert_int_equal(store_user_update(c->st, u.id, "member", NULL, -1), STORE_OK);
+	assert_int_equal(store_token_lookup(c->st, "hash-1", store_now(), &tk), STORE_OK);
+	assert_false(tk.owner_admin);  /* the role is read with the token, not cached */
+	token_free(&tk);
 	assert_int_equal(store_token_lookup(c->st, "hash-1", INT64_C(4000000000), &tk), STORE_NOTFOUND);
 	assert_int_equal(store_token_list(c->st, u.id, &tl, &n), STORE_OK);
 	assert_int_equal(n, 1);
