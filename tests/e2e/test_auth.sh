@@ -5,7 +5,8 @@
 # oathtool accepted once and refused when replayed; failed logins backing
 # off 1, 2, 4 s (asserted from the daemon's backoff state, not the clock);
 # the per-user API rate limit answering 429 with Retry-After; LDAP logins
-# against a slapd started here (right, wrong, unknown, server down → 503).
+# against a slapd started here (right, wrong, unknown, server down → 503),
+# and over StartTLS and ldaps:// (the right CA logs in, another one does not).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slapd.sh"
 
@@ -172,3 +173,30 @@ code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' --max-time 30 --unix-socket "$
 [ "$code" = 503 ] || fail "a silent LDAP server gave $code: $(cat "$T_DIR/resp")"
 [ "$(api GET /v1/whoami | jq -r .name)" = root ] || fail "the API did not recover from a silent LDAP server"
 ok "LDAP: right password in, wrong and unknown out; server down → 503 in ${down_s}s, silent server → 503 in $(( $(date +%s) - start ))s (timeout 3s)"
+
+# ---- LDAP over TLS: StartTLS and ldaps://, verified against the test's CA -----
+kill "$SOCAT_PID" 2>/dev/null
+TLS_DIR=$T_DIR/ldap-tls
+TLS_PORT=3891 LDAPS_PORT=6361
+SLAPD_TLS=1 SLAPD_LDAPS_PORT=$LDAPS_PORT slapd_start "$TLS_DIR" "$TLS_PORT" "$T_NS" ||
+	fail "slapd with TLS did not start"
+T_ON_EXIT+=('slapd_stop "$TLS_DIR"')
+ldap_login_with() {   # ldap_login_with EXPECTED-STATUS WHAT hcd-overrides…
+	local want=$1 what=$2
+	shift 2
+	hcd_stop
+	hcd_start "${hcd_args[@]}" "$@"
+	[ "$(login_status alice "$SLAPD_ALICE_PW")" = "$want" ] ||
+		fail "LDAP $what: wanted $want, got $(cat "$T_DIR/resp")"
+}
+ldap_login_with 200 "StartTLS with the right CA" --auth.ldap-uri="ldap://127.0.0.1:$TLS_PORT" \
+	--auth.ldap-starttls=1 --auth.ldap-ca-file="$TLS_DIR/ca.pem"
+ldap_login_with 200 "ldaps:// with the right CA" --auth.ldap-uri="ldaps://127.0.0.1:$LDAPS_PORT" \
+	--auth.ldap-ca-file="$TLS_DIR/ca.pem"
+# A certificate the configured CA did not sign: no login, and no quiet
+# fallback to plain LDAP.
+ldap_login_with 503 "StartTLS with another CA" --auth.ldap-uri="ldap://127.0.0.1:$TLS_PORT" \
+	--auth.ldap-starttls=1 --auth.ldap-ca-file="$T_DIR/tls.crt"
+ldap_login_with 503 "ldaps:// with another CA" --auth.ldap-uri="ldaps://127.0.0.1:$LDAPS_PORT" \
+	--auth.ldap-ca-file="$T_DIR/tls.crt"
+ok "LDAP over StartTLS and ldaps:// logs in with the right CA and refuses a server it cannot verify"
