@@ -122,7 +122,7 @@ cl_setup() {
 }
 
 cl_hcd_start() {
-	local h=$1 i
+	local h=$1
 	shift
 	# A simple command (not a function) so that $! is hcd itself.
 	ip netns exec "$(cl_ns "$h")" "$HCD_BIN" --state-dir "$(cl_state "$h")" \
@@ -130,14 +130,7 @@ cl_hcd_start() {
 		--host-name="$h" --underlay="${CL_ADDR[$h]}" "${CL_HCD_ARGS[@]}" "$@" \
 		>>"$(cl_log "$h")" 2>&1 &
 	CL_PID[$h]=$!
-	for i in $(seq 1 150); do
-		if curl -sf --unix-socket "$(cl_state "$h")/api.sock" http://hc/v1/info >/dev/null 2>&1; then
-			return 0
-		fi
-		kill -0 "${CL_PID[$h]}" 2>/dev/null || fail "hcd of $h exited during start"
-		sleep 0.1
-	done
-	fail "hcd of $h did not come up"
+	hcd_wait_api "$(cl_state "$h")" "${CL_PID[$h]}" || fail "hcd of $h did not start"
 }
 
 cl_kill() {

@@ -58,20 +58,30 @@ mkdir -p "$T_STATE"
 
 nsexec() { ip netns exec "$T_NS" "$@"; }
 
+# hcd_wait_api STATE_DIR PID: 0 once that hcd answers on its socket (15 s
+# at most); 1 with the reason on stderr when it exits or never answers.
+hcd_wait_api() {
+	local state=$1 pid=$2 i
+	for i in $(seq 1 150); do
+		if curl -sf --unix-socket "$state/api.sock" http://hc/v1/info >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "hcd of $state exited during start" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "hcd of $state did not come up" >&2
+	return 1
+}
+
 hcd_start() {
 	# A simple command (not the nsexec function) so that $! is hcd itself.
 	ip netns exec "$T_NS" "$HCD_BIN" --state-dir "$T_STATE" --accel "${E2E_ACCEL:-tcg}" \
 		--stop-timeout=20 --resync-interval=5 "$@" >>"$T_DIR/hcd.log" 2>&1 &
 	HCD_PID=$!
-	local i
-	for i in $(seq 1 100); do
-		if curl -sf --unix-socket "$T_STATE/api.sock" http://hc/v1/info >/dev/null 2>&1; then
-			return 0
-		fi
-		kill -0 "$HCD_PID" 2>/dev/null || fail "hcd exited during start"
-		sleep 0.1
-	done
-	fail "hcd did not come up"
+	hcd_wait_api "$T_STATE" "$HCD_PID" || fail "hcd did not start"
 }
 
 hcd_kill9() {

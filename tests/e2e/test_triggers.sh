@@ -33,21 +33,13 @@ ln -s "$T_DIR/images" "$B_STATE/images"
 # hcd of host NAME in NS on STATE; prints its PID.  A simple command (not
 # a function) so that $! is hcd itself.
 hcd_host() {
-	local name=$1 ns=$2 state=$3 i pid
+	local name=$1 ns=$2 state=$3 pid
 	ip netns exec "$ns" "$HCD_BIN" --state-dir "$state" --accel "${E2E_ACCEL:-tcg}" \
 		--stop-timeout=3 --store="$PG_SOCKET_URI" --host-name="$name" \
 		--resync-interval=$RESYNC >>"$T_DIR/hcd-$name.log" 2>&1 &
 	pid=$!
-	for i in $(seq 1 150); do
-		if curl -sf --unix-socket "$state/api.sock" http://hc/v1/info >/dev/null 2>&1; then
-			echo "$pid"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || { echo "hcd of $name exited during start" >&2; return 1; }
-		sleep 0.1
-	done
-	echo "hcd of $name did not come up" >&2
-	return 1
+	hcd_wait_api "$state" "$pid" || return 1
+	echo "$pid"
 }
 # lib.sh's fail() shows one hcd's log: show both.
 fail() {
