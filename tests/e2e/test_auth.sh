@@ -6,7 +6,8 @@
 # off 1, 2, 4 s (asserted from the daemon's backoff state, not the clock);
 # the per-user API rate limit answering 429 with Retry-After; LDAP logins
 # against a slapd started here (right, wrong, unknown, server down → 503),
-# and over StartTLS and ldaps:// (the right CA logs in, another one does not).
+# and over StartTLS and ldaps:// (the right CA logs in, another one does not);
+# hc user passwd, and a hand edit of the password file read without a restart.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slapd.sh"
 
@@ -200,3 +201,19 @@ ldap_login_with 503 "StartTLS with another CA" --auth.ldap-uri="ldap://127.0.0.1
 ldap_login_with 503 "ldaps:// with another CA" --auth.ldap-uri="ldaps://127.0.0.1:$LDAPS_PORT" \
 	--auth.ldap-ca-file="$T_DIR/tls.crt"
 ok "LDAP over StartTLS and ldaps:// logs in with the right CA and refuses a server it cannot verify"
+
+# ---- the password file: hc user passwd, and edits by hand are picked up --------
+backoff_wait
+printf 'carol-second-pw\n' | hc user passwd carol --password-stdin || fail "hc user passwd"
+[ "$(login_status carol carol-second-pw)" = 200 ] || fail "the new password: $(cat "$T_DIR/resp")"
+[ "$(login_status carol carol-password)" = 401 ] || fail "the old password still works"
+backoff_wait
+# An admin edits the file (as an editor does: new file, rename): carol now
+# has gina's hash, and the running hcd notices without a restart.
+gina_hash=$(awk -F: '$1 == "gina" { print $2 }' "$T_STATE/passwd")
+[ -n "$gina_hash" ] || fail "gina has no line in the password file"
+awk -F: -v h="$gina_hash" 'BEGIN { OFS = ":" } $1 == "carol" { $2 = h } { print }' \
+	"$T_STATE/passwd" >"$T_STATE/passwd.edit"
+mv "$T_STATE/passwd.edit" "$T_STATE/passwd"
+[ "$(login_status carol gina-password)" = 200 ] || fail "a hand edit of the file was not picked up"
+ok "hc user passwd changes the password; a hand edit of the password file is read without a restart"
