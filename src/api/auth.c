@@ -56,7 +56,6 @@
 #define RATE_BUCKETS 256
 
 struct user_bucket {
-	uint64_t user;
 	bool used;
 	struct rate_bucket b;
 };
@@ -148,23 +147,25 @@ static void set_source(struct req *r, bool is_unix, const struct ucred *cred)
 			  r->source, sizeof(r->source));
 }
 
-/* A token bucket per user; a full table recycles by hash, which at worst
- * lets a user share a bucket with another — never more than the limit. */
+/* A token bucket per user, in a table indexed by user ID: beyond 256
+ * users some share a bucket, which is stricter, never looser. */
 static bool rate_allow(struct req *r)
 {
 	struct api_auth *a = r->api->auth;
 	const struct config *cfg = r->api->cfg;
 	struct user_bucket *slot = &a->buckets[r->caller % RATE_BUCKETS];
+	int64_t now = now_ms();
 	double retry = 0;
 
 	if (cfg->api_rate <= 0)
 		return true;
-	if (!slot->used || slot->user != r->caller) {
+	/* Users whose IDs collide share one bucket rather than refilling
+	 * it for each other, which would lift the limit for both. */
+	if (!slot->used) {
 		slot->used = true;
-		slot->user = r->caller;
-		ratelimit_fill(&slot->b, cfg->api_burst, now_ms());
+		ratelimit_fill(&slot->b, cfg->api_burst, now);
 	}
-	if (ratelimit_take(&slot->b, cfg->api_rate, cfg->api_burst, now_ms(), &retry))
+	if (ratelimit_take(&slot->b, cfg->api_rate, cfg->api_burst, now, &retry))
 		return true;
 	r->retry_after = wait_secs(retry);
 	req_error(r, 429, "rate_limited", "too many requests; retry in %d s", r->retry_after);
