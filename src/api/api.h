@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 struct api_auth;
+struct worker_pool;
 
 struct api_ctx {
 	struct store *st;
@@ -30,6 +31,7 @@ struct api_ctx {
 	struct api_auth *auth;            /* auth.c: created by api_server_start */
 	struct cluster *cluster;          /* placement policy of this host */
 	struct importer *importer;        /* image/import.h: downloads from URLs */
+	struct worker_pool *workers;      /* common/worker.h: slow steps off the loop */
 };
 
 enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };

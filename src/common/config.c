@@ -48,6 +48,7 @@ static const struct key keys[] = {
 	I("hcd", "reserved_memory_mib", reserved_memory_mib),
 	I("hcd", "api_rate", api_rate),
 	I("hcd", "api_burst", api_burst),
+	I("hcd", "workers", workers),
 	S("auth", "passwd_file", passwd_file),
 	S("auth", "secret_key_file", secret_key_file),
 	S("auth", "otp_issuer", otp_issuer),
@@ -90,6 +91,7 @@ void config_defaults(struct config *c)
 	c->reserved_memory_mib = 512;
 	c->api_rate = 50;
 	c->api_burst = 100;
+	c->workers = 4;
 	c->ldap_timeout = 5;
 	set_str(&c->ldap_filter, "(uid=%s)");
 	c->vxlan_port = 4789;         /* IANA's VXLAN port */

@@ -31,6 +31,7 @@ struct config {
 	int reserved_memory_mib; /* host memory kept from VMs */
 	int api_rate;         /* API requests per second per user (tokens); 0 = unlimited */
 	int api_burst;        /* bucket size of that limit */
+	int workers;          /* threads for slow steps off the event loop (common/worker.h) */
 	char *passwd_file;    /* empty: STATE_DIR/passwd */
 	char *secret_key_file;/* seals OTP secrets; empty: STATE_DIR/secret.key */
 	char *otp_issuer;     /* shown by authenticator apps */

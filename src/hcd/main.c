@@ -11,6 +11,7 @@
  *              a transition in flight, the          all that came up
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
+ *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: they daemonize and outlive
@@ -24,6 +25,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/worker.h"
 #include "image/import.h"
 #include "metadata/server.h"
 #include "store/store.h"
@@ -55,6 +57,7 @@ struct hcd {
 	struct api_ctx api_ctx;
 	struct metadata_server *md;
 	struct importer *importer;
+	struct worker_pool *workers;
 	struct cluster *cluster;
 	unsigned wake;          /* AGENT_WAKE_* reasons for the next pass */
 	long long next_resync;
@@ -171,6 +174,8 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 
 static void hcd_free(struct hcd *h)
 {
+	/* Workers first: their done callbacks may resume API requests. */
+	worker_pool_free(h->workers);
 	api_server_stop(h->api);
 	importer_free(h->importer);
 	cluster_free(h->cluster);
@@ -256,8 +261,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	importer_resume(h.importer);
+	h.workers = worker_pool_new(h.cfg.workers > 0 ? h.cfg.workers : 1, &err);
+	if (h.workers == NULL) {
+		log_err("%s", err);
+		goto out;
+	}
 	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg,
-				      .importer = h.importer, .cluster = h.cluster };
+				      .importer = h.importer, .cluster = h.cluster,
+				      .workers = h.workers };
 	h.api = api_server_start(&h.api_ctx, &err);
 	if (h.api == NULL) {
 		log_err("api: %s", err);
@@ -284,7 +295,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 2];
+		struct pollfd pfd[1 + 2 + 64 + 3];
 		int fds[2 + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
@@ -310,7 +321,8 @@ int main(int argc, char **argv)
 		pfd[1 + n] = (struct pollfd){ .fd = importer_fd(h.importer), .events = POLLIN };
 		/* Asked anew each turn: a reconnect changes it (-1: ignored). */
 		pfd[2 + n] = (struct pollfd){ .fd = store_notify_fd(h.st), .events = POLLIN };
-		if (poll(pfd, (nfds_t)(1 + n + 2), (int)timeout) < 0 && errno != EINTR) {
+		pfd[3 + n] = (struct pollfd){ .fd = worker_pool_fd(h.workers), .events = POLLIN };
+		if (poll(pfd, (nfds_t)(1 + n + 3), (int)timeout) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -335,6 +347,8 @@ int main(int argc, char **argv)
 			metadata_run(h.md);
 		if (pfd[1 + n].revents & POLLIN)
 			importer_run(h.importer);
+		if (pfd[3 + n].revents & POLLIN)
+			worker_pool_run(h.workers);
 		/* Every turn, not only on input: a listener set up again after
 		 * a lost connection has no input to show, yet may have missed
 		 * changes.  With nothing there this is one non-blocking read. */
