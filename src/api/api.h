@@ -81,6 +81,9 @@ struct req {
 	size_t text_len;
 	struct MHD_Response *raw;         /* prebuilt (protocol upgrade) */
 	int retry_after;                  /* seconds, sent as Retry-After when > 0 */
+	/* req_defer: suspended while a worker runs; the response is ready
+	 * once resumed. */
+	bool deferred, resumed;
 };
 
 /* Scope for store lookups: admins see everything. */
@@ -110,6 +113,17 @@ bool get_int(struct req *r, const char *key, int lo, int hi, int *out);
 bool api_vm_here(struct req *r, const struct vm *vm);
 /* Query-string argument or NULL. */
 const char *req_query(struct req *r, const char *key);
+/*
+ * Finish a request off the event loop: work(arg) runs on a worker thread
+ * (common/worker.h: it must not touch the store or r), then finish(r,
+ * arg, ran) runs on the loop and sets the response (ran = false: hcd is
+ * stopping and work never ran; finish must still free arg).  The
+ * connection is suspended meanwhile, so other requests go on.  A handler
+ * calls it last: `return req_defer(r, …);`.  Without a worker pool (unit
+ * tests) both run at once, in order.
+ */
+int req_defer(struct req *r, void (*work)(void *arg),
+	      void (*finish)(struct req *r, void *arg, bool ran), void *arg);
 
 /* http.c: listeners.  Returns NULL and a message on failure. */
 struct api_server;

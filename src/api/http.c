@@ -8,6 +8,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/worker.h"
 
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -76,6 +77,61 @@ int req_store_error(struct req *r, int rc, const char *what, const char *ref)
 const char *req_query(struct req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* ---- requests finished by a worker -------------------------------------- */
+
+struct deferred {
+	struct req *r;
+	void (*work)(void *arg);
+	void (*finish)(struct req *r, void *arg, bool ran);
+	void *arg;
+};
+
+static void deferred_work(void *p)
+{
+	struct deferred *d = p;
+
+	d->work(d->arg);
+}
+
+static void deferred_done(void *p, bool ran)
+{
+	struct deferred *d = p;
+	struct req *r = d->r;
+
+	d->finish(r, d->arg, ran);
+	if (!ran && r->resp == NULL)
+		req_error(r, 503, "unavailable", "hcd is stopping");
+	r->resumed = true;
+	/* on_request suspended it when the handler returned. */
+	MHD_resume_connection(r->conn);
+	free(d);
+}
+
+int req_defer(struct req *r, void (*work)(void *arg),
+	      void (*finish)(struct req *r, void *arg, bool ran), void *arg)
+{
+	struct deferred *d;
+
+	if (r->api->workers == NULL) {
+		work(arg);
+		finish(r, arg, true);
+		return 0;
+	}
+	d = malloc(sizeof(*d));
+	if (d == NULL) {
+		finish(r, arg, false);
+		return req_error(r, 503, "unavailable", "out of memory");
+	}
+	*d = (struct deferred){ .r = r, .work = work, .finish = finish, .arg = arg };
+	if (worker_submit(r->api->workers, deferred_work, deferred_done, d) < 0) {
+		free(d);
+		finish(r, arg, false);
+		return req_error(r, 503, "unavailable", "no worker for the request");
+	}
+	r->deferred = true;
+	return 0;
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -267,6 +323,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 
+	/* Resumed after req_defer: the worker's result is the response. */
+	if (r->resumed)
+		return send_response(r);
 	/* The request is complete. */
 	if (r->route && !r->body_too_large && !r->stream_failed) {
 		if (r->route->body == BODY_JSON) {
@@ -286,6 +345,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		} else {
 			r->route->handler(r);
 		}
+	}
+	if (r->deferred) {
+		MHD_suspend_connection(conn);
+		return MHD_YES;
 	}
 	return send_response(r);
 }
@@ -382,7 +445,8 @@ bad:
 
 static struct MHD_Daemon *daemon_start(struct api_server *s, int fd, bool tls)
 {
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_SUPPRESS_DATE_NO_CLOCK;
 
 	if (tls)
 		return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s,
