@@ -6,7 +6,7 @@ BUILD  ?= build
 ASAN   ?= build-asan
 GUEST  ?= $(BUILD)/guest
 
-.PHONY: all deps build asan guest check unit unit-asan e2e e2e-asan demo demo-stop install bench clean
+.PHONY: all deps deps-check build asan guest check unit unit-asan e2e e2e-asan demo demo-stop install bench clean
 
 all: build
 
@@ -44,8 +44,12 @@ e2e: build guest
 e2e-asan: asan guest
 	E2E_ONLY=badinput ./tests/e2e/run.sh $(ASAN) $(GUEST)
 
+# deps-check: every meson dependency() is installed by scripts/deps.sh.
+deps-check:
+	./scripts/check-deps.sh
+
 check: deps
-	$(MAKE) unit unit-asan e2e e2e-asan
+	$(MAKE) deps-check unit unit-asan e2e e2e-asan
 
 demo: deps build guest
 	./scripts/demo.sh $(BUILD) $(GUEST)
