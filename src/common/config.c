@@ -35,7 +35,6 @@ static const struct key keys[] = {
 	S("hcd", "uplink", uplink),
 	S("hcd", "underlay", underlay),
 	I("hcd", "vxlan_port", vxlan_port),
-	S("hcd", "qemu_user", qemu_user),
 	S("hcd", "log_level", log_level),
 	I("hcd", "stop_timeout", stop_timeout),
 	I("hcd", "metadata_port", metadata_port),
@@ -61,6 +60,9 @@ static const struct key keys[] = {
 	S("auth", "ldap_bind_dn", ldap_bind_dn),
 	S("auth", "ldap_bind_password_file", ldap_bind_password_file),
 	I("auth", "token_ttl", token_ttl),
+	/* vmrt: QEMU confinement */
+	I("hcd", "qemu_uid_base", qemu_uid_base),
+	I("hcd", "qemu_uid_count", qemu_uid_count),
 };
 
 static void set_str(char **slot, const char *v)
@@ -81,7 +83,6 @@ void config_defaults(struct config *c)
 	set_str(&c->roles, "api,scheduler,agent");
 	set_str(&c->host_name, host);
 	set_str(&c->log_level, "info");
-	set_str(&c->qemu_user, "nobody");
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
@@ -101,6 +102,11 @@ void config_defaults(struct config *c)
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;
+	/* Clear of the first user's subordinate ids (useradd: 100000..165535)
+	 * and below systemd-nspawn's (524288..); hcd refuses a range that
+	 * overlaps anyone's ids (vm/identity.h). */
+	c->qemu_uid_base = 200000;
+	c->qemu_uid_count = 65536;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

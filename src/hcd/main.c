@@ -11,11 +11,13 @@
  *              a transition in flight, the          all that came up
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
- *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
+ *   workers    an eventfd: a slow job finished        its done callback (common/worker.h);
+ *                                                   the agent's jobs (VM launch, end of a
+ *                                                   QEMU) then ask for a pass
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
- * QEMU processes are not children of the loop: they daemonize and outlive
- * hcd, which re-adopts them on start.  The only other threads are the
+ * QEMU processes are not children of the loop: hcd starts each detached
+ * (vm/spawn.h) and they outlive it; it re-adopts them on start.  The only other threads are the
  * importer's downloads, which never touch the store (image/fetch.h).
  */
 #include "agent/reconcile.h"
@@ -127,6 +129,11 @@ static void reload_config(struct hcd *h)
 static void on_store_change(void *arg)
 {
 	((struct hcd *)arg)->wake |= AGENT_WAKE_LOCAL;
+}
+
+static void on_agent_job(void *arg)
+{
+	((struct hcd *)arg)->wake |= AGENT_WAKE_JOB;
 }
 
 static int parse_args(struct hcd *h, int argc, char **argv)
@@ -245,11 +252,17 @@ int main(int argc, char **argv)
 	free(h.cfg.accel);
 	h.cfg.accel = strdup(accel);
 
-	h.agent = agent_new(h.st, &h.cfg, accel);
-	if (h.agent == NULL) {
-		log_err("agent: cannot initialise in %s", h.cfg.state_dir);
+	h.workers = worker_pool_new(h.cfg.workers > 0 ? h.cfg.workers : 1, &err);
+	if (h.workers == NULL) {
+		log_err("%s", err);
 		goto out;
 	}
+	h.agent = agent_new(h.st, &h.cfg, accel, h.workers, &err);
+	if (h.agent == NULL) {
+		log_err("agent: %s", err ? err : "out of memory");
+		goto out;
+	}
+	agent_set_wake_hook(h.agent, on_agent_job, &h);
 	h.cluster = cluster_new(h.st, &h.cfg, accel, &err);
 	if (h.cluster == NULL) {
 		log_err("%s", err ? err : "cluster: out of memory");
@@ -261,11 +274,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	importer_resume(h.importer);
-	h.workers = worker_pool_new(h.cfg.workers > 0 ? h.cfg.workers : 1, &err);
-	if (h.workers == NULL) {
-		log_err("%s", err);
-		goto out;
-	}
 	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg,
 				      .importer = h.importer, .cluster = h.cluster,
 				      .workers = h.workers };

@@ -541,7 +541,7 @@ void vms_free(struct vm *v, size_t n)
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
 	" x.desired, x.state, x.host, x.error, x.created, x.user_data, x.config_drive," \
-	" x.disk_size, x.ephemeral FROM vms x" \
+	" x.disk_size, x.ephemeral, x.force_stop FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -574,6 +574,7 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->config_drive = c[14].i != 0;
 	vm->disk_size = c[15].i;
 	vm->ephemeral = c[16].i != 0;
+	vm->force_stop = c[17].i != 0;
 }
 
 static void fill_vm_key(void *e, const struct sval *c)
@@ -801,7 +802,18 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 	struct sval p[] = { SV_S(desired), SV_I(id) };
 	int rc = store_tx_begin(st);
 	if (rc == STORE_OK)
-		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
+		rc = store_w(st, "UPDATE vms SET desired = ?, force_stop = 0, error = NULL WHERE id = ?",
+			     p, 2);
+	return store_tx_end(st, rc);
+}
+
+int store_vm_stop(struct store *st, uint64_t id, bool force)
+{
+	struct sval p[] = { SV_I(force), SV_I(id) };
+	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = store_w(st, "UPDATE vms SET desired = 'stopped', force_stop = ?, error = NULL"
+			     " WHERE id = ?", p, 2);
 	return store_tx_end(st, rc);
 }
 

@@ -97,6 +97,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
+	/* vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
+	 * kept in the row so that the agent of the VM's host (and a restarted
+	 * hcd) still knows. */
+	"ALTER TABLE vms ADD COLUMN force_stop INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

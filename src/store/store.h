@@ -208,6 +208,8 @@ struct vm {
 	/* Extra empty data disks, in the order the guest sees them. */
 	struct vm_disk *disks;
 	size_t n_disks;
+	/* desired stopped without ACPI: QMP quit, then SIGKILL */
+	bool force_stop;
 };
 
 /*
@@ -279,7 +281,10 @@ int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *o
 int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 		  struct vm **out, size_t *n);
+/* Also takes back a forced stop (force_stop = false). */
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
+/* desired = stopped; force skips ACPI (the agent quits QEMU at once). */
+int store_vm_stop(struct store *st, uint64_t id, bool force);
 /* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error);
 /* Remove the row, its NICs, rules and key links for good (after the host
