@@ -24,8 +24,11 @@
 #include <unistd.h>
 
 #define TRANSITION_POLL_MS 200
-/* How long QEMU has to exit after QMP quit before it gets SIGKILL. */
+/* How long QEMU has to exit after QMP quit before it gets SIGKILL: a
+ * stop lets it close its disks; a delete throws them away, so it waits
+ * only as long as a healthy QEMU takes. */
 #define QUIT_GRACE_MS 5000
+#define DELETE_GRACE_MS 500
 
 /*
  * What the agent remembers between passes; all of it can be lost.  A
@@ -44,6 +47,7 @@ struct vm_track {
 	bool powerdown_sent;    /* ACPI asked; `since` says when */
 	long long since;
 	bool seen_running;      /* this hcd saw its QEMU run */
+	uint64_t nics_sig;      /* nics_sig() of the NICs its QEMU is known to have; 0 = ask */
 };
 
 struct agent {
@@ -198,6 +202,20 @@ static int nics_ensure(const struct vm *vm, char **err)
 	return 0;
 }
 
+/* The VM's NIC set (IDs and networks) in one number, never 0: QEMU is
+ * asked for its devices (QMP, slow while TCG boots the guest) only when
+ * this differs from what it was last seen to have. */
+static uint64_t nics_sig(const struct vm *vm)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		h = (h ^ vm->nics[i].id) * 1099511628211ULL;
+		h = (h ^ vm->nics[i].network) * 1099511628211ULL;
+	}
+	return h ? h : 1;
+}
+
 static void tap_remove(const char *ifname)
 {
 	char *err = NULL;
@@ -218,6 +236,7 @@ static void nics_remove(const struct vm *vm)
 struct launch_job {
 	struct agent *a;
 	struct vm_launch *l;
+	uint64_t nics_sig;      /* of the NICs it starts QEMU with */
 	int rc;
 };
 
@@ -242,8 +261,10 @@ static void launch_done(void *arg, bool ran)
 			tap_remove(l->nics[i].ifname);
 		record(j->a, l->vm_id, l->name, "error", l->err ? l->err : "launch failed");
 	} else if (ran) {
-		if (t)
+		if (t) {
 			t->seen_running = true;
+			t->nics_sig = j->nics_sig;
+		}
 		record(j->a, l->vm_id, l->name, "running", NULL);
 	}
 	wake(j->a);
@@ -265,6 +286,7 @@ static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *
 	if (j == NULL || (j->l = vm_launch_new(vm, &im, a->cfg, a->accel, err)) == NULL)
 		goto out;
 	j->a = a;
+	j->nics_sig = nics_sig(vm);
 	if (worker_submit(a->workers, launch_work, launch_done, j) < 0) {
 		*err = strdup("no worker to start it");
 		goto out;
@@ -285,6 +307,7 @@ out:
 struct end_job {
 	struct agent *a;
 	uint64_t id;
+	int grace_ms;
 	char *name;
 	struct vm_paths p;
 	char *err;
@@ -295,7 +318,9 @@ static void end_work(void *arg)
 {
 	struct end_job *j = arg;
 
-	j->rc = qemu_end(&j->p, QUIT_GRACE_MS, &j->err);
+	long long t0 = now_ms();
+	j->rc = qemu_end(&j->p, j->grace_ms, &j->err);
+	log_warn("TIMING end_work %s: %lld ms", j->name, now_ms() - t0);
 }
 
 static void end_done(void *arg, bool ran)
@@ -328,6 +353,7 @@ static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
 	}
 	j->a = a;
 	j->id = vm->id;
+	j->grace_ms = strcmp(vm->desired, "deleted") == 0 ? DELETE_GRACE_MS : QUIT_GRACE_MS;
 	if (worker_submit(a->workers, end_work, end_done, j) < 0) {
 		vm_paths_free(&j->p);
 		free(j->name);
@@ -335,6 +361,42 @@ static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
 		return;
 	}
 	t->job = JOB_END;
+}
+
+/* The taps of a VM being deleted, removed on a worker: the kernel takes
+ * its time to unregister a link, and nothing waits for it. */
+struct taps_job {
+	size_t n;
+	char names[][16];
+};
+
+static void taps_work(void *arg)
+{
+	struct taps_job *j = arg;
+
+	for (size_t i = 0; i < j->n; i++)
+		tap_remove(j->names[i]);
+}
+
+static void taps_done(void *arg, bool ran)
+{
+	(void)ran;
+	free(arg);
+}
+
+static void taps_remove_async(struct agent *a, const struct vm *vm)
+{
+	struct taps_job *j = malloc(sizeof(*j) + vm->n_nics * sizeof(j->names[0]));
+
+	if (j != NULL) {
+		j->n = vm->n_nics;
+		for (size_t i = 0; i < vm->n_nics; i++)
+			memcpy(j->names[i], ifname_tap(vm->nics[i].id).s, sizeof(j->names[i]));
+		if (worker_submit(a->workers, taps_work, taps_done, j) == 0)
+			return;
+		free(j);
+	}
+	nics_remove(vm);
 }
 
 /* ---- one VM ------------------------------------------------------------- */
@@ -367,17 +429,25 @@ static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const stru
 		 * already shutting down.  Let it finish, then launch. */
 		return TRANSITION_POLL_MS;
 	}
-	if (pid <= 0 && t->powerdown_sent) {
-		t->powerdown_sent = false;
-		t->seen_running = false;
-		nics_remove(vm);
+	if (pid <= 0) {
+		t->nics_sig = 0;
+		if (t->powerdown_sent) {
+			t->powerdown_sent = false;
+			t->seen_running = false;
+			nics_remove(vm);
+		}
 	}
 	if (pid > 0) {
-		/* Running (or re-adopted after a restart of hcd). */
-		if (nics_ensure(vm, &err) < 0)
-			log_warn("vm %s: %s", vm->name, err);
-		free(err);
-		hotplug_nics(vm, p);
+		/* Running (or re-adopted after a restart of hcd).  Its taps and
+		 * QEMU's NICs are checked when its NIC set changed (hotplug),
+		 * and by the periodic resync. */
+		uint64_t sig = nics_sig(vm);
+		if (sig != t->nics_sig || (a->why & AGENT_WAKE_RESYNC)) {
+			if (nics_ensure(vm, &err) < 0)
+				log_warn("vm %s: %s", vm->name, err);
+			free(err);
+			t->nics_sig = hotplug_nics(vm, p) == 0 ? sig : 0;
+		}
 		qemu_serial_log_cap(p);
 		t->seen_running = true;
 		observe(a, vm, "running", NULL);
@@ -429,15 +499,22 @@ static int vm_halt(struct agent *a, struct vm *vm, struct vm_track *t)
 	struct vm_paths p;
 	char *err = NULL;
 
-	observe(a, vm, "stopping", NULL);
 	if (deleting || vm->force_stop ||
 	    (t->powerdown_sent && now - t->since >= (long long)a->cfg->stop_timeout * 1000)) {
+		/* The worker starts on QEMU first; what follows overlaps it. */
+		end_submit(a, vm, t);
+		observe(a, vm, "stopping", NULL);
 		log_info("vm %s: %s", vm->name, deleting ? "deleted: quitting QEMU now" :
 			 vm->force_stop ? "forced stop: quitting QEMU now" :
 			 "no powerdown in time: quitting QEMU");
-		end_submit(a, vm, t);
+		/* Its disks go with it: nothing of it needs to wait for QEMU.
+		 * Its taps go now, and with them (netstate_load) its firewall
+		 * elements, while QEMU ends. */
+		if (deleting)
+			taps_remove_async(a, vm);
 		return t->job == JOB_END ? -1 : TRANSITION_POLL_MS;
 	}
+	observe(a, vm, "stopping", NULL);
 	if (!t->powerdown_sent && vm_paths_init(&p, a->cfg->state_dir, vm->id) == 0) {
 		if (qemu_powerdown(&p, &err) < 0)
 			log_warn("vm %s: powerdown: %s", vm->name, err);
@@ -689,9 +766,21 @@ static int network_services_converge(struct agent *a)
 	char *err = NULL;
 	int again = -1;
 
+	long long N0 = now_ms();
 	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
 		return 5000;
+	long long N1 = now_ms();
 	forwarding_ensure(a->cfg->uplink);
+	/* The whole ruleset, every pass: a no-op when its version (a hash of
+	 * its text) is the one installed.  First: a new VM's traffic passes
+	 * (and a deleted VM's elements go) without waiting for dnsmasq. */
+	if (firewall_apply(&ns, &err) < 0) {
+		log_warn("firewall: %s", err ? err : "failed");
+		again = 5000;
+	}
+	free(err);
+	err = NULL;
+	long long N2 = now_ms();
 	for (size_t i = 0; i < ns.n_nets; i++) {
 		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {
 			log_warn("network %s: dnsmasq: %s", ns.nets[i].name, err ? err : "failed");
@@ -701,23 +790,19 @@ static int network_services_converge(struct agent *a)
 		err = NULL;
 	}
 	dnsmasq_sweep(&ns, a->cfg->state_dir);
-	/* The whole ruleset, every pass: a no-op when its version (a hash of
-	 * its text) is the one installed. */
-	if (firewall_apply(&ns, &err) < 0) {
-		log_warn("firewall: %s", err ? err : "failed");
-		again = 5000;
-	}
-	free(err);
 	/* The overlay after the firewall: the ruleset fences every network's
 	 * x-link by name, so a new one is fenced before it comes up. */
+	long long N3 = now_ms();
 	if (overlay_converge(a, &ns) < 0)
 		again = 5000;
+	log_warn("TIMING net: load %lld fw %lld dnsmasq %lld overlay %lld", N1 - N0, N2 - N1, N3 - N2, now_ms() - N3);
 	netstate_free(&ns);
 	return again;
 }
 
 int agent_reconcile(struct agent *a, unsigned why)
 {
+	long long T0 = now_ms();
 	struct vm *vms = NULL;
 	struct network *nets = NULL;
 	size_t n_vms = 0, n_nets = 0;
@@ -757,8 +842,11 @@ int agent_reconcile(struct agent *a, unsigned why)
 			continue;
 		again = min_wait(again, vm_converge(a, &vms[i]));
 	}
+	long long T1 = now_ms();
 	again = min_wait(again, network_services_converge(a));
+	long long T2 = now_ms();
 	sweep_strays(a, vms, n_vms, nets, n_nets);
+	log_warn("TIMING pass why=%u: vms %lld net %lld sweep %lld total", why, T1 - T0, T2 - T1, now_ms() - T2);
 out:
 	a->pass_vms = NULL;
 	a->pass_n = 0;

@@ -92,14 +92,15 @@ static int nic_plug(const struct vm_paths *p, const struct nic *nic, char **err)
 	return rc;
 }
 
-void hotplug_nics(const struct vm *vm, const struct vm_paths *p)
+int hotplug_nics(const struct vm *vm, const struct vm_paths *p)
 {
 	uint64_t have[MAX_NICS];
 	size_t n_have;
 	char *err = NULL;
+	int rc = 0;
 
 	if (qemu_nic_ids(p, have, MAX_NICS, &n_have) < 0)
-		return;
+		return -1;
 	for (size_t i = 0; i < vm->n_nics; i++) {
 		const struct nic *nic = &vm->nics[i];
 		bool present = false;
@@ -108,10 +109,12 @@ void hotplug_nics(const struct vm *vm, const struct vm_paths *p)
 		if (present)
 			continue;
 		ifname_str tap = ifname_tap(nic->id);
-		if (nic_plug(p, nic, &err) < 0)
+		if (nic_plug(p, nic, &err) < 0) {
 			log_warn("vm %s: hot-plug of %s: %s", vm->name, tap.s, err ? err : "failed");
-		else
+			rc = -1;
+		} else {
 			log_info("vm %s: hot-plugged %s", vm->name, tap.s);
+		}
 		free(err);
 		err = NULL;
 	}
@@ -121,6 +124,8 @@ void hotplug_nics(const struct vm *vm, const struct vm_paths *p)
 			wanted = vm->nics[i].id == have[j];
 		if (wanted)
 			continue;
+		/* The guest may take its time: look again on the next pass. */
+		rc = -1;
 		char dev[16];
 		snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)have[j]);
 		json_t *args = json_pack("{s:s}", "id", dev);
@@ -130,6 +135,7 @@ void hotplug_nics(const struct vm *vm, const struct vm_paths *p)
 		err = NULL;
 		json_decref(args);
 	}
+	return rc;
 }
 
 void hotplug_netdev_release(const struct vm_paths *p, const char *tap)

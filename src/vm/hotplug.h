@@ -15,9 +15,9 @@
 #include "store/store.h"
 #include "vm/qemu.h"
 
-/* One pass over a running VM; failures are logged and retried on the
- * next pass. */
-void hotplug_nics(const struct vm *vm, const struct vm_paths *p);
+/* One pass over a running VM; failures are logged.  0 when QEMU's NICs
+ * are now exactly the row's (nothing left to retry), else -1. */
+int hotplug_nics(const struct vm *vm, const struct vm_paths *p);
 
 /* Delete the netdev of tap (a NIC whose device is gone) so that QEMU lets
  * go of the tap. */

@@ -154,6 +154,32 @@ pid_t qemu_running_pid(const struct vm_paths *p)
 	return 0;
 }
 
+/*
+ * The pidfile, whole or not at all (rename), but not synced: it matters
+ * while the host runs (a restarted hcd adopts QEMU by it, and must never
+ * start a second one), and a host that crashed runs no QEMU anyway.
+ */
+static int pidfile_write(const char *path, pid_t pid)
+{
+	char *tmp = str_printf("%s.tmp", path), text[32];
+	int fd = -1, rc = -1, n = snprintf(text, sizeof(text), "%ld\n", (long)pid);
+
+	if (tmp == NULL)
+		return -1;
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && write(fd, text, (size_t)n) == n && close(fd) == 0) {
+		fd = -1;
+		rc = rename(tmp, path);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
 /* The first line QEMU wrote to stderr, or NULL. */
 static char *launch_message(const struct vm_paths *p)
 {
@@ -177,7 +203,7 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 	size_t n_keep = 2 + spec->n_nics;
 	int *keep = calloc(n_keep, sizeof(*keep)), errfd = -1, rc = -1;
 	struct qemu_nic *nics = calloc(spec->n_nics + 1, sizeof(*nics));
-	char **argv = NULL, pidtext[32];
+	char **argv = NULL;
 	json_t *status = NULL;
 	char *qerr = NULL;
 
@@ -215,7 +241,9 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 		*err = strdup("out of memory");
 		goto out;
 	}
+	long long T0 = now_ms();
 	*pid = spawn_daemon(argv, id, keep, n_keep, errfd);
+	log_warn("TIMING spawn %lld ms", now_ms() - T0);
 	if (*pid < 0) {
 		*err = str_printf("cannot start qemu-system-x86_64: %s", strerror(errno));
 		*pid = 0;
@@ -226,8 +254,7 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 	close(keep[0]);
 	close(keep[1]);
 	keep[0] = keep[1] = -1;
-	snprintf(pidtext, sizeof(pidtext), "%ld\n", (long)*pid);
-	if (file_write_atomic(p->pid, pidtext, strlen(pidtext), 0600) < 0) {
+	if (pidfile_write(p->pid, *pid) < 0) {
 		*err = str_printf("%s: %s", p->pid, strerror(errno));
 		kill(*pid, SIGKILL);
 		goto out;
@@ -240,6 +267,7 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 		kill(*pid, SIGKILL);
 		goto out;
 	}
+	log_warn("TIMING qmp running after %lld ms", now_ms() - T0);
 	rc = 0;
 out:
 	if (keep) {
@@ -338,11 +366,6 @@ int qemu_powerdown(const struct vm_paths *p, char **err)
 	return qmp_command(p->qmp, "system_powerdown", NULL, NULL, err);
 }
 
-int qemu_quit(const struct vm_paths *p, char **err)
-{
-	return qmp_command(p->qmp, "quit", NULL, NULL, err);
-}
-
 int qemu_reset(const struct vm_paths *p, char **err)
 {
 	return qmp_command(p->qmp, "system_reset", NULL, NULL, err);
@@ -391,7 +414,14 @@ int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
 		*err = str_printf("pidfd of %ld: %s", (long)pid, strerror(errno));
 		return -1;
 	}
-	if (qemu_quit(p, &qerr) == 0 && pidfd_wait(pidfd, grace_ms)) {
+	/* The grace covers the QMP exchange too: a wedged monitor gets no
+	 * more time than a QEMU that is slow to exit. */
+	long long deadline = now_ms() + grace_ms;
+	long long T0 = now_ms();
+	int qrc = qmp_command_within(p->qmp, grace_ms, "quit", NULL, NULL, &qerr);
+	log_warn("TIMING quit replied after %lld ms", now_ms() - T0);
+	long long left = deadline - now_ms();
+	if (qrc == 0 && pidfd_wait(pidfd, left > 0 ? (int)left : 0)) {
 		rc = 0;
 		goto out;
 	}

@@ -79,13 +79,13 @@ int qemu_overlay_create(const char *base, const char *base_format, long long bas
 int qemu_disk_create(const char *path, long long size, const struct spawn_id *id, char **err);
 
 int qemu_powerdown(const struct vm_paths *p, char **err);  /* ACPI power button */
-int qemu_quit(const struct vm_paths *p, char **err);       /* QMP quit */
 int qemu_reset(const struct vm_paths *p, char **err);      /* QMP system_reset */
 void qemu_kill(const struct vm_paths *p);                  /* SIGKILL, last resort */
 
 /*
  * End the VM's QEMU now, for a forced stop or a delete: QMP quit, SIGKILL
- * when it is not gone within grace_ms, and wait until the process is.
+ * when it has not quit within grace_ms (the QMP exchange included), and
+ * wait until the process is gone.
  * 0 when no QEMU of this VM runs any more; -1 and a message otherwise.
  */
 int qemu_end(const struct vm_paths *p, int grace_ms, char **err);
