@@ -318,9 +318,7 @@ static void end_work(void *arg)
 {
 	struct end_job *j = arg;
 
-	long long t0 = now_ms();
 	j->rc = qemu_end(&j->p, j->grace_ms, &j->err);
-	log_warn("TIMING end_work %s: %lld ms", j->name, now_ms() - t0);
 }
 
 static void end_done(void *arg, bool ran)
@@ -766,10 +764,8 @@ static int network_services_converge(struct agent *a)
 	char *err = NULL;
 	int again = -1;
 
-	long long N0 = now_ms();
 	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
 		return 5000;
-	long long N1 = now_ms();
 	forwarding_ensure(a->cfg->uplink);
 	/* The whole ruleset, every pass: a no-op when its version (a hash of
 	 * its text) is the one installed.  First: a new VM's traffic passes
@@ -780,7 +776,6 @@ static int network_services_converge(struct agent *a)
 	}
 	free(err);
 	err = NULL;
-	long long N2 = now_ms();
 	for (size_t i = 0; i < ns.n_nets; i++) {
 		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {
 			log_warn("network %s: dnsmasq: %s", ns.nets[i].name, err ? err : "failed");
@@ -792,17 +787,14 @@ static int network_services_converge(struct agent *a)
 	dnsmasq_sweep(&ns, a->cfg->state_dir);
 	/* The overlay after the firewall: the ruleset fences every network's
 	 * x-link by name, so a new one is fenced before it comes up. */
-	long long N3 = now_ms();
 	if (overlay_converge(a, &ns) < 0)
 		again = 5000;
-	log_warn("TIMING net: load %lld fw %lld dnsmasq %lld overlay %lld", N1 - N0, N2 - N1, N3 - N2, now_ms() - N3);
 	netstate_free(&ns);
 	return again;
 }
 
 int agent_reconcile(struct agent *a, unsigned why)
 {
-	long long T0 = now_ms();
 	struct vm *vms = NULL;
 	struct network *nets = NULL;
 	size_t n_vms = 0, n_nets = 0;
@@ -842,11 +834,8 @@ int agent_reconcile(struct agent *a, unsigned why)
 			continue;
 		again = min_wait(again, vm_converge(a, &vms[i]));
 	}
-	long long T1 = now_ms();
 	again = min_wait(again, network_services_converge(a));
-	long long T2 = now_ms();
 	sweep_strays(a, vms, n_vms, nets, n_nets);
-	log_warn("TIMING pass why=%u: vms %lld net %lld sweep %lld total", why, T1 - T0, T2 - T1, now_ms() - T2);
 out:
 	a->pass_vms = NULL;
 	a->pass_n = 0;

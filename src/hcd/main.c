@@ -374,6 +374,11 @@ int main(int argc, char **argv)
 			unsigned causes = h.wake;
 			h.wake = 0;
 			again = agent_reconcile(h.agent, causes);
+			/* Nothing else runs during a pass: a local change now is
+			 * the agent's own (a claim, a purge), which that pass
+			 * already took into account; another pass for it would
+			 * only hold up the loop (and a VM's launch ending). */
+			h.wake &= ~AGENT_WAKE_LOCAL;
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}

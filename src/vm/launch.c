@@ -3,8 +3,6 @@
 
 #include "common/fsutil.h"
 #include "common/ids.h"
-#include "common/log.h"
-#include "common/proc.h"
 #include "net/link.h"
 #include "vm/identity.h"
 
@@ -184,10 +182,8 @@ int vm_launch_run(struct vm_launch *l)
 	} else {
 		seed_remove(&l->paths);
 	}
-	long long T0 = now_ms();
 	if (taps_open(l) < 0)
 		goto out;
-	log_warn("TIMING taps %lld ms", now_ms() - T0);
 	rc = qemu_launch(&l->spec, &l->paths, &l->qemu_id, &l->pid, &l->err);
 out:
 	for (size_t i = 0; i < l->spec.n_nics; i++)

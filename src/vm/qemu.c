@@ -241,9 +241,7 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 		*err = strdup("out of memory");
 		goto out;
 	}
-	long long T0 = now_ms();
 	*pid = spawn_daemon(argv, id, keep, n_keep, errfd);
-	log_warn("TIMING spawn %lld ms", now_ms() - T0);
 	if (*pid < 0) {
 		*err = str_printf("cannot start qemu-system-x86_64: %s", strerror(errno));
 		*pid = 0;
@@ -267,7 +265,6 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 		kill(*pid, SIGKILL);
 		goto out;
 	}
-	log_warn("TIMING qmp running after %lld ms", now_ms() - T0);
 	rc = 0;
 out:
 	if (keep) {
@@ -417,9 +414,7 @@ int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
 	/* The grace covers the QMP exchange too: a wedged monitor gets no
 	 * more time than a QEMU that is slow to exit. */
 	long long deadline = now_ms() + grace_ms;
-	long long T0 = now_ms();
 	int qrc = qmp_command_within(p->qmp, grace_ms, "quit", NULL, NULL, &qerr);
-	log_warn("TIMING quit replied after %lld ms", now_ms() - T0);
 	long long left = deadline - now_ms();
 	if (qrc == 0 && pidfd_wait(pidfd, left > 0 ? (int)left : 0)) {
 		rc = 0;
