@@ -16,10 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Descriptors are first moved this high, so that renumbering the kept
- * ones to 3, 4, … cannot overwrite one that is still to be moved. */
-#define FD_PARK 64
-
 /* Tell the parent why the child could not start, then give up. */
 static void child_fail(int report_fd)
 {
@@ -33,15 +29,20 @@ static void child_fail(int report_fd)
 /*
  * In the child, between fork and exec: descriptors, limits, identity.
  * Only system calls: the parent has other threads, whose locks the child
- * inherited in whatever state they were.
+ * inherited in whatever state they were.  Returns the report descriptor
+ * (it moves).
  */
-static void child_enter(const struct spawn_id *id, const int *keep, size_t n_keep,
+static int child_enter(const struct spawn_id *id, const int *keep, size_t n_keep,
 			int out_fd, int err_fd, int report_fd)
 {
 	sigset_t none;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	int park[n_keep + 3];
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	/* Everything is first copied above the numbers it goes to, so that
+	 * renumbering the kept ones to 3, 4, … cannot overwrite one that is
+	 * still to be moved. */
+	int above = 3 + (int)n_keep;
 
 	/* hcd blocks TERM/INT/HUP/PIPE for its signalfd; a blocked mask
 	 * survives exec. */
@@ -55,11 +56,11 @@ static void child_enter(const struct spawn_id *id, const int *keep, size_t n_kee
 	if (err_fd < 0)
 		err_fd = nul;
 	for (size_t i = 0; i < n_keep; i++)
-		if ((park[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, FD_PARK)) < 0)
+		if ((park[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, above)) < 0)
 			child_fail(report_fd);
-	if ((park[n_keep] = fcntl(out_fd, F_DUPFD_CLOEXEC, FD_PARK)) < 0 ||
-	    (park[n_keep + 1] = fcntl(err_fd, F_DUPFD_CLOEXEC, FD_PARK)) < 0 ||
-	    (report_fd >= 0 && (report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, FD_PARK)) < 0))
+	if ((park[n_keep] = fcntl(out_fd, F_DUPFD_CLOEXEC, above)) < 0 ||
+	    (park[n_keep + 1] = fcntl(err_fd, F_DUPFD_CLOEXEC, above)) < 0 ||
+	    (report_fd >= 0 && (report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, above)) < 0))
 		child_fail(report_fd);
 	/* dup2 clears close-on-exec on the new number: exactly these pass. */
 	if (dup2(nul, 0) < 0 || dup2(park[n_keep], 1) < 0 || dup2(park[n_keep + 1], 2) < 0)
@@ -93,6 +94,7 @@ static void child_enter(const struct spawn_id *id, const int *keep, size_t n_kee
 	    chdir("/") < 0)
 		child_fail(report_fd);
 	umask(077);
+	return report_fd;
 }
 
 /* Read exactly len bytes unless EOF comes first; returns what was read. */
@@ -146,9 +148,9 @@ int spawn_wait(char *const argv[], const struct spawn_id *id, int timeout_ms,
 		goto out;
 	if (pid == 0) {
 		close(report[0]);
-		child_enter(id, NULL, 0, mem, mem, report[1]);
+		int rep = child_enter(id, NULL, 0, mem, mem, report[1]);
 		execvp(argv[0], argv);
-		child_fail(report[1]);
+		child_fail(rep);
 	}
 	close(report[1]);
 	report[1] = -1;
@@ -215,9 +217,9 @@ pid_t spawn_daemon(char *const argv[], const struct spawn_id *id, const int *kee
 		if (d < 0)
 			child_fail(report[1]);
 		if (d == 0) {
-			child_enter(id, keep, n_keep, -1, err_fd, report[1]);
+			int rep = child_enter(id, keep, n_keep, -1, err_fd, report[1]);
 			execvp(argv[0], argv);
-			child_fail(report[1]);
+			child_fail(rep);
 		}
 		_exit(write(pids[1], &d, sizeof(d)) == sizeof(d) ? 0 : 1);
 	}
