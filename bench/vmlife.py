@@ -127,7 +127,19 @@ def tap_open(name):
     return fd
 
 
-class Raw:
+class System:
+    """What the three have in common: the guest's serial log says when it
+    has booted."""
+    log = None
+
+    def booted(self):
+        wait_file_has(self.log, MARK)
+
+    def close(self):
+        pass
+
+
+class Raw(System):
     name = "raw"
 
     def __init__(self, template):
@@ -192,9 +204,6 @@ class Raw:
         assert st["return"]["running"], st
         return (t1 - t0) * 1000
 
-    def booted(self):
-        wait_file_has(self.log, MARK)
-
     def delete(self):
         pidfd = pid_gone_waiter(self.pid)
         t0 = now()
@@ -210,7 +219,7 @@ class Raw:
 
 # ---- libvirt ------------------------------------------------------------------
 
-class Virsh:
+class Virsh(System):
     name = "virsh"
 
     def __init__(self):
@@ -267,9 +276,6 @@ class Virsh:
         self.pid = int(open("/run/libvirt/qemu/%s.pid" % self.dom).read())
         return (t1 - t0) * 1000
 
-    def booted(self):
-        wait_file_has(self.log, MARK)
-
     def delete(self):
         pidfd = pid_gone_waiter(self.pid)
         t0 = now()
@@ -280,13 +286,10 @@ class Virsh:
         until(lambda: not link_exists(self.tap))
         return (now() - t0) * 1000
 
-    def close(self):
-        pass
-
 
 # ---- hackcloud ----------------------------------------------------------------
 
-class Hackcloud:
+class Hackcloud(System):
     name = "hackcloud"
 
     def __init__(self):
@@ -310,11 +313,9 @@ class Hackcloud:
             time.sleep(0.001)
         t1 = now()
         self.dir = "%s/vms/%s" % (STATE, self.id)
+        self.log = self.dir + "/serial.log"
         self.pid = int(open(self.dir + "/qemu.pid").read())
         return (t1 - t0) * 1000
-
-    def booted(self):
-        wait_file_has(self.dir + "/serial.log", MARK)
 
     def delete(self):
         pidfd = pid_gone_waiter(self.pid)
@@ -327,9 +328,6 @@ class Hackcloud:
         until(lambda: not link_exists(self.tap))
         until(lambda: not in_ruleset(self.tap), step=0)
         return (now() - t0) * 1000
-
-    def close(self):
-        pass
 
 
 def template_argv():

@@ -35,7 +35,7 @@ struct vm_launch {
 	struct spawn_id qemu_id;      /* QEMU: the VM's uid/gid (+ /dev/kvm's group) */
 	struct spawn_id tool_id;      /* qemu-img, genisoimage: the VM's, limited */
 	struct qemu_spec spec;        /* strings below are owned by the launch */
-	char *accel, *vm_name, *kernel, *initrd, *cmdline, *base, *base_format;
+	char *accel, *kernel, *initrd, *cmdline, *base, *base_format;
 	long long base_size;          /* the image's virtual size (disk images) */
 	long long disk_size;          /* root disk bytes; 0 = the image's */
 	bool blank_root;              /* a kernel image with --disk-size: an empty root disk */

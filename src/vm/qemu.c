@@ -111,6 +111,22 @@ int qemu_file_give(const char *path, const struct spawn_id *id, mode_t mode, cha
 	return 0;
 }
 
+int qemu_file_for_tool(const char *path, const struct spawn_id *id, char **err)
+{
+	int fd;
+
+	file_remove(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fchown(fd, id->uid, id->gid) < 0) {
+		*err = str_printf("%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int qemu_dir_ensure(const struct vm_paths *p, const struct spawn_id *id, char **err)
 {
 	/* dirname() cuts its argument in place: vms = STATE_DIR/vms, then
@@ -284,9 +300,7 @@ out:
 /*
  * qemu-img create into a temporary name, then rename: a disk that exists
  * is always whole, so "create it when missing" can be re-run after a
- * crash at any point.  The temporary file is made by hcd and given to the
- * VM first: qemu-img runs as the VM and may not create files in its
- * directory.
+ * crash at any point.  qemu-img runs as the VM, into a file made for it.
  */
 static int qemu_img_create(const char *path, const char *base, const char *base_format,
 			   long long size, const struct spawn_id *id, char **err)
@@ -294,22 +308,15 @@ static int qemu_img_create(const char *path, const char *base, const char *base_
 	char *tmp = str_printf("%s.tmp", path), sz[32], *out = NULL;
 	char *argv[16];
 	size_t n = 0;
-	int rc, fd;
+	int rc;
 
 	*err = NULL;
 	if (tmp == NULL) {
 		*err = strdup("out of memory");
 		return -1;
 	}
-	file_remove(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fchown(fd, id->uid, id->gid) < 0) {
-		*err = str_printf("%s: %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (qemu_file_for_tool(tmp, id, err) < 0)
 		goto out;
-	}
-	close(fd);
 	snprintf(sz, sizeof(sz), "%lld", size);
 	argv[n++] = "qemu-img";
 	argv[n++] = "create";

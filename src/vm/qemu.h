@@ -52,6 +52,11 @@ char *vm_data_disk_path(const struct vm_paths *p, size_t index);
  * searchable; its serial log created and owned by the VM. */
 int qemu_dir_ensure(const struct vm_paths *p, const struct spawn_id *id, char **err);
 
+/* An empty file at path (whatever was there goes), the VM's: a tool that
+ * runs as the VM writes its output there, since it may not create files
+ * in the VM's directory. */
+int qemu_file_for_tool(const char *path, const struct spawn_id *id, char **err);
+
 /* Hand a file of the VM's directory to the VM (chown uid:gid, mode). */
 int qemu_file_give(const char *path, const struct spawn_id *id, mode_t mode, char **err);
 

@@ -114,7 +114,7 @@ char *seed_build(const struct seed_files *f, const struct vm_paths *p, const str
 	char *iso = str_printf("%s/seed.iso", p->dir);
 	char *tmp = str_printf("%s/seed.iso.tmp", p->dir);
 	char *out = NULL;
-	int rc, fd;
+	int rc;
 
 	*err = NULL;
 	if (!f_meta || !f_user || !f_net || !iso || !tmp) {
@@ -128,17 +128,8 @@ char *seed_build(const struct seed_files *f, const struct vm_paths *p, const str
 		*err = str_printf("seed: %s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	/* The VM may not create files in its directory: the output is made
-	 * here and given to it. */
-	file_remove(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fchown(fd, id->uid, id->gid) < 0) {
-		*err = str_printf("seed: %s: %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (qemu_file_for_tool(tmp, id, err) < 0)
 		goto fail_tmp;
-	}
-	close(fd);
 	char *argv[] = { "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet",
 			 "-rock", f_meta, f_user, f_net, NULL };
 	rc = spawn_wait(argv, id, GENISOIMAGE_TIMEOUT_MS, &out, 4096);

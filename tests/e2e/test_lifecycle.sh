@@ -74,23 +74,24 @@ tap_exists "$tap" && fail "tap $tap left after stop"
 ok "stopped by ACPI powerdown; tap removed"
 
 boots() { hc vm log web --tail 16777216 | grep -c HACKCLOUD-BOOT-OK || true; }
+# wait_boots_past N WHY: until the log holds more than N boot markers.
+wait_boots_past() {
+	local i
+	for i in $(seq 1 240); do
+		[ "$(boots)" -gt "$1" ] && return 0
+		sleep 0.5
+	done
+	fail "$2"
+}
 n0=$(boots)
 hc vm start web >/dev/null
 wait_state web running 60
-for i in $(seq 1 240); do
-	[ "$(boots)" -gt "$n0" ] && break
-	sleep 0.5
-done
-[ "$(boots)" -gt "$n0" ] || fail "no second boot after start"
+wait_boots_past "$n0" "no second boot after start"
 ok "started again (second boot in the log)"
 
 n1=$(boots)
 hc vm reboot web >/dev/null
-for i in $(seq 1 240); do
-	[ "$(boots)" -gt "$n1" ] && break
-	sleep 0.5
-done
-[ "$(boots)" -gt "$n1" ] || fail "no third boot after reboot"
+wait_boots_past "$n1" "no third boot after reboot"
 ok "rebooted"
 
 # A forced stop skips ACPI: the guest never sees the power button.
@@ -110,11 +111,7 @@ ok "stop --force: QEMU quit at once, no ACPI; tap removed"
 n2=$(boots)
 hc vm start web >/dev/null
 wait_state web running 60
-for i in $(seq 1 240); do
-	[ "$(boots)" -gt "$n2" ] && break
-	sleep 0.5
-done
-[ "$(boots)" -gt "$n2" ] || fail "no boot after the forced stop"
+wait_boots_past "$n2" "no boot after the forced stop"
 # A later plain stop is not forced again: start took the force back.
 [ "$(hc --json vm show web | jq -r .desired)" = running ] || fail "not desired running"
 
