@@ -29,6 +29,9 @@
  * only as long as a healthy QEMU takes. */
 #define QUIT_GRACE_MS 5000
 #define DELETE_GRACE_MS 500
+/* A pass that started QEMUs leaves the network services to a pass this
+ * much later at the latest (see agent_reconcile). */
+#define NETWORK_DEFER_MS 500
 
 /*
  * What the agent remembers between passes; all of it can be lost.  A
@@ -65,6 +68,7 @@ struct agent {
 	bool told;              /* it logged why it acts */
 	const struct vm *pass_vms;  /* every VM row, during a pass */
 	size_t pass_n;
+	size_t launched;        /* launches this pass submitted */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 };
 
@@ -292,6 +296,7 @@ static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *
 		goto out;
 	}
 	t->job = JOB_LAUNCH;
+	a->launched++;
 	j = NULL;
 	rc = 0;
 out:
@@ -829,10 +834,21 @@ int agent_reconcile(struct agent *a, unsigned why)
 	}
 	a->pass_vms = vms;
 	a->pass_n = n_vms;
+	a->launched = 0;
 	for (size_t i = 0; i < n_vms; i++) {
 		if (vms[i].host && strcmp(vms[i].host, a->cfg->host_name) != 0)
 			continue;
 		again = min_wait(again, vm_converge(a, &vms[i]));
+	}
+	/* A pass that started QEMUs leaves the ruleset swap, dnsmasq and the
+	 * sweep to the next pass (a launch's end, or NETWORK_DEFER_MS later
+	 * at the latest), so that QEMU's start has the CPU: nothing needs
+	 * them sooner.  A new tap that the ruleset does not know yet has its
+	 * frames dropped (fail closed), and its guest sends none before its
+	 * kernel has booted anyway. */
+	if (a->launched > 0) {
+		again = min_wait(again, NETWORK_DEFER_MS);
+		goto out;
 	}
 	again = min_wait(again, network_services_converge(a));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
