@@ -226,14 +226,17 @@ pid_t spawn_daemon(char *const argv[], const struct spawn_id *id, const int *kee
 	close(pids[1]);
 	close(report[1]);
 	pids[1] = report[1] = -1;
-	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
-		;
+	/* The pid, then the exec, then the middle child's end: each as soon
+	 * as it is there (on a loaded host every wait is a turn of the
+	 * scheduler). */
 	pid_t d = 0;
 	bool have_pid = read_full(pids[0], &d, sizeof(d)) == sizeof(d) && d > 0;
 	if (exec_result(report[0]) < 0)
 		e = errno;
 	else if (have_pid)
 		pid = d;
+	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+		;
 out:
 	for (int i = 0; i < 2; i++) {
 		if (pids[i] >= 0)
