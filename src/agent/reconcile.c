@@ -309,6 +309,10 @@ out:
 	return rc;
 }
 
+/* Ending a QEMU, and then its taps: both take the kernel a while (the
+ * process's memory, a link's unregistering), and nothing on the loop
+ * waits for them.  The taps go after QEMU, not beside it: both would
+ * queue on the same kernel lock. */
 struct end_job {
 	struct agent *a;
 	uint64_t id;
@@ -317,6 +321,8 @@ struct end_job {
 	struct vm_paths p;
 	char *err;
 	int rc;
+	size_t n_taps;
+	char taps[][16];
 };
 
 static void end_work(void *arg)
@@ -324,6 +330,16 @@ static void end_work(void *arg)
 	struct end_job *j = arg;
 
 	j->rc = qemu_end(&j->p, j->grace_ms, &j->err);
+	for (size_t i = 0; j->rc == 0 && i < j->n_taps; i++)
+		tap_remove(j->taps[i]);
+}
+
+static void end_job_free(struct end_job *j)
+{
+	vm_paths_free(&j->p);
+	free(j->name);
+	free(j->err);
+	free(j);
 }
 
 static void end_done(void *arg, bool ran)
@@ -336,70 +352,28 @@ static void end_done(void *arg, bool ran)
 	if (ran && j->rc < 0)
 		log_warn("vm %s: %s", j->name, j->err);
 	wake(j->a);
-	vm_paths_free(&j->p);
-	free(j->name);
-	free(j->err);
-	free(j);
+	end_job_free(j);
 }
 
 /* Quit QEMU now (then SIGKILL), off the loop. */
 static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
 {
-	struct end_job *j = calloc(1, sizeof(*j));
+	struct end_job *j = calloc(1, sizeof(*j) + vm->n_nics * sizeof(j->taps[0]));
 
-	if (j == NULL || (j->name = strdup(vm->name)) == NULL ||
-	    vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0) {
-		if (j)
-			free(j->name);
-		free(j);
+	if (j == NULL)
 		return; /* tried again on the next pass */
-	}
 	j->a = a;
 	j->id = vm->id;
 	j->grace_ms = strcmp(vm->desired, "deleted") == 0 ? DELETE_GRACE_MS : QUIT_GRACE_MS;
-	if (worker_submit(a->workers, end_work, end_done, j) < 0) {
-		vm_paths_free(&j->p);
-		free(j->name);
-		free(j);
+	j->n_taps = vm->n_nics;
+	for (size_t i = 0; i < vm->n_nics; i++)
+		memcpy(j->taps[i], ifname_tap(vm->nics[i].id).s, sizeof(j->taps[i]));
+	if ((j->name = strdup(vm->name)) == NULL || vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0 ||
+	    worker_submit(a->workers, end_work, end_done, j) < 0) {
+		end_job_free(j);
 		return;
 	}
 	t->job = JOB_END;
-}
-
-/* The taps of a VM being deleted, removed on a worker: the kernel takes
- * its time to unregister a link, and nothing waits for it. */
-struct taps_job {
-	size_t n;
-	char names[][16];
-};
-
-static void taps_work(void *arg)
-{
-	struct taps_job *j = arg;
-
-	for (size_t i = 0; i < j->n; i++)
-		tap_remove(j->names[i]);
-}
-
-static void taps_done(void *arg, bool ran)
-{
-	(void)ran;
-	free(arg);
-}
-
-static void taps_remove_async(struct agent *a, const struct vm *vm)
-{
-	struct taps_job *j = malloc(sizeof(*j) + vm->n_nics * sizeof(j->names[0]));
-
-	if (j != NULL) {
-		j->n = vm->n_nics;
-		for (size_t i = 0; i < vm->n_nics; i++)
-			memcpy(j->names[i], ifname_tap(vm->nics[i].id).s, sizeof(j->names[i]));
-		if (worker_submit(a->workers, taps_work, taps_done, j) == 0)
-			return;
-		free(j);
-	}
-	nics_remove(vm);
 }
 
 /* ---- one VM ------------------------------------------------------------- */
@@ -510,11 +484,8 @@ static int vm_halt(struct agent *a, struct vm *vm, struct vm_track *t)
 		log_info("vm %s: %s", vm->name, deleting ? "deleted: quitting QEMU now" :
 			 vm->force_stop ? "forced stop: quitting QEMU now" :
 			 "no powerdown in time: quitting QEMU");
-		/* Its disks go with it: nothing of it needs to wait for QEMU.
-		 * Its taps go now, and with them (netstate_load) its firewall
-		 * elements, while QEMU ends. */
-		if (deleting)
-			taps_remove_async(a, vm);
+		/* A VM being deleted loses its firewall elements in this
+		 * pass (netstate_load), while QEMU ends. */
 		return t->job == JOB_END ? -1 : TRANSITION_POLL_MS;
 	}
 	observe(a, vm, "stopping", NULL);
