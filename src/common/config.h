@@ -6,6 +6,9 @@
 #ifndef HC_CONFIG_H
 #define HC_CONFIG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct config {
 	char *state_dir;
 	char *accel;          /* kvm | tcg | auto */
@@ -58,5 +61,18 @@ int config_load(struct config *c, const char *path, int optional,
 /* Set one key; -1 for an unknown key or a bad value. */
 int config_set(struct config *c, const char *section, const char *key, const char *value);
 void config_free(struct config *c);
+
+/* The key table as documentation sees it: `hcd --print-config`, and from
+ * it hcd.conf(5), hcd(8) and the sample hcd.conf (packaging/gendoc.py). */
+struct config_key_doc {
+	const char *section;
+	const char *name;
+	const char *type;     /* "string" | "integer" */
+	const char *help;     /* one line; "" when the row has none */
+};
+/* The i-th key of the table; false past the last. */
+bool config_key_at(size_t i, struct config_key_doc *out);
+/* The i-th key's value in c as text (malloc'd); NULL for an unset string. */
+char *config_value_text(const struct config *c, size_t i);
 
 #endif
