@@ -23,6 +23,7 @@
 #include <time.h>
 
 #define DEFAULT_URL "unix:/var/lib/hackcloud/api.sock"
+#define USAGE "[--url URL | --state-dir DIR] [--json] NOUN [VERB] [ARGS]..."
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -365,7 +366,7 @@ static void print_commands(FILE *f, const char *noun)
 
 static void help_top(FILE *f)
 {
-	fputs("usage: hc [--url URL | --state-dir DIR] [--json] NOUN [VERB] [ARGS]...\n\n"
+	fputs("usage: hc " USAGE "\n\n"
 	      "Commands (VM, NET, IMG and KEY are a name or an ID):\n", f);
 	print_commands(f, NULL);
 	fputs("\nGlobal options (anywhere on the line):\n", f);
@@ -417,6 +418,7 @@ static int print_table_json(struct hc *h)
 			"options", opts_json(c->opts)));
 	}
 	json_object_set_new(root, "version", json_string(HC_VERSION));
+	json_object_set_new(root, "usage", json_string(USAGE));
 	json_object_set_new(root, "default_url", json_string(DEFAULT_URL));
 	json_object_set_new(root, "global_options", opts_json(global_opts));
 	json_object_set_new(root, "commands", cmds);

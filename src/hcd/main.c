@@ -80,9 +80,11 @@ static const struct {
 };
 #define N_HCD_OPTS (sizeof(hcd_opts) / sizeof(hcd_opts[0]))
 
+#define USAGE "[--state-dir DIR] [--config FILE] [--accel kvm|tcg|auto] [--KEY=VALUE]..."
+
 static void usage(FILE *f)
 {
-	fputs("usage: hcd [--state-dir DIR] [--config FILE] [--accel kvm|tcg|auto] [--KEY=VALUE]...\n"
+	fputs("usage: hcd " USAGE "\n"
 	      "\n"
 	      "Runs the hackcloud daemon in the foreground.\n", f);
 	for (size_t i = 0; i < N_HCD_OPTS; i++) {
@@ -118,6 +120,7 @@ static int print_config(const struct config *cfg)
 		free(v);
 	}
 	json_object_set_new(root, "version", json_string(HC_VERSION));
+	json_object_set_new(root, "usage", json_string(USAGE));
 	json_object_set_new(root, "config_path", json_string(CONFIG_DEFAULT_PATH));
 	json_object_set_new(root, "options", opts);
 	json_object_set_new(root, "keys", keys);
