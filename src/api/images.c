@@ -416,11 +416,12 @@ int h_image_upload_begin(struct req *r)
 		goto fail;
 	}
 	u = calloc(1, sizeof(*u));
+	if (u)
+		u->fd = -1;
 	if (u == NULL || (u->dir = staging_dir(r, im.id)) == NULL || mkdir_p(u->dir, 0700) < 0) {
 		req_error(r, 500, "internal", "cannot create the staging directory");
 		goto fail;
 	}
-	u->fd = -1;
 	u->image = im.id;
 	snprintf(u->part, sizeof(u->part), "%s", r->params[1]);
 	randombytes_buf(rnd, sizeof(rnd));

@@ -5,7 +5,6 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/sha256.h"
-#include "common/validate.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
