@@ -375,7 +375,8 @@ static void dedup_never_trusts_a_poisoned_dir(void **state)
 	char *bad = str_printf("%s/other", final);
 	image_parts_of(false, false, &parts);
 	assert_int_equal(mkdir_p(final, 0755), 0);
-	write_file(disk, "QFI\xfb backed by /etc/shadow", 28);
+	static const char poison[] = "QFI\xfb backed by /etc/shadow";
+	write_file(disk, poison, sizeof(poison) - 1);
 	write_file(bad, "x", 1);
 	assert_int_equal(mkdir_p(st, 0700), 0);
 	write_file(f, "official image", 14);
