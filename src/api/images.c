@@ -275,7 +275,7 @@ struct upload {
 	char part[8];
 	char *dir, *tmp, *path;      /* staging dir, this PUT's own file, the part's name */
 	int fd;
-	crypto_hash_sha256_state hash;
+	struct sha256_stream hash;
 	long long written;
 	long long checked_ms;
 	/* set by upload_commit_work */
@@ -432,7 +432,7 @@ int h_image_upload_begin(struct req *r)
 		req_error(r, 500, "internal", "cannot write the upload: %s", strerror(errno));
 		goto fail;
 	}
-	crypto_hash_sha256_init(&u->hash);
+	sha256_begin(&u->hash);
 	u->checked_ms = now_ms();
 	u->open = true;
 	u->next = uploads;
@@ -483,7 +483,7 @@ int h_image_upload_chunk(struct req *r, const char *data, size_t len)
 		req_error(r, 413, "too_large", "image files are limited to %lld bytes", IMAGE_MAX_BYTES);
 		return -1;
 	}
-	crypto_hash_sha256_update(&u->hash, (const unsigned char *)data, len);
+	sha256_feed(&u->hash, data, len);
 	while (len > 0) {
 		ssize_t w = write(u->fd, data, len);
 		if (w < 0 && errno == EINTR)
@@ -603,8 +603,8 @@ static int fin_part(struct fin_job *j, size_t i, char sha[SHA256_HEX_LEN + 1], l
 	if (j->known[i].image && same_file(&j->known[i].sb, &sb)) {
 		memcpy(sha, j->known[i].sha, SHA256_HEX_LEN + 1);
 	} else {
-		crypto_hash_sha256_state st;
-		crypto_hash_sha256_init(&st);
+		struct sha256_stream st;
+		sha256_begin(&st);
 		if (sha256_update_fd(&st, fd, -1) != (long long)sb.st_size) {
 			fin_fail(j, 500, "internal", str_printf("cannot read the %s file", j->parts.name[i]));
 			goto out;

@@ -56,7 +56,7 @@ struct fetch {
 
 	/* Only the thread touches the rest. */
 	int fd;
-	crypto_hash_sha256_state hash;
+	struct sha256_stream hash;
 	long long offset;              /* bytes in the file, all hashed */
 	char *validator;               /* ETag or Last-Modified of what the file holds */
 	long long synced_offset;       /* what the checkpoint says */
@@ -102,7 +102,7 @@ static int start_over(struct fetch *f)
 	f->synced_offset = 0;
 	f->offset = 0;
 	atomic_store(&f->done, 0);
-	crypto_hash_sha256_init(&f->hash);
+	sha256_begin(&f->hash);
 	free(f->validator);
 	f->validator = NULL;
 	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
@@ -121,7 +121,7 @@ static int resume(struct fetch *f)
 	f->fd = open(f->file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (f->fd < 0 || fstat(f->fd, &sb) < 0)
 		return -1;
-	crypto_hash_sha256_init(&f->hash);
+	sha256_begin(&f->hash);
 	if (file_read(f->checkpoint, 64 + VALIDATOR_MAX, &cp, NULL) == 0) {
 		char *nl = strchr(cp, '\n');
 		at = strtoll(cp, NULL, 10);
@@ -280,7 +280,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 		}
 		p += w;
 	}
-	crypto_hash_sha256_update(&f->hash, (const unsigned char *)data, len);
+	sha256_feed(&f->hash, data, len);
 	f->offset += (long long)len;
 	atomic_store(&f->done, f->offset);
 	if (now_ms() - f->synced_ms >= CHECKPOINT_EVERY_MS)

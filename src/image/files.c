@@ -211,18 +211,19 @@ void image_parts_of(bool kernel, bool has_initrd, struct image_parts *out)
 void image_kernel_sha(const char *kernel_sha, const char *initrd_sha, char out[65])
 {
 	char combo[160];
-	unsigned char d[crypto_hash_sha256_BYTES];
+	struct sha256_stream st;
 
 	snprintf(combo, sizeof(combo), "kernel:%s\ninitrd:%s\n", kernel_sha,
 		 initrd_sha ? initrd_sha : "-");
-	crypto_hash_sha256(d, (unsigned char *)combo, strlen(combo));
-	sodium_bin2hex(out, 65, d, sizeof(d));
+	sha256_begin(&st);
+	sha256_feed(&st, combo, strlen(combo));
+	sha256_final_hex(&st, out);
 }
 
 /* SHA-256 of a regular file (a symlink is refused, not followed). */
 static int file_sha(const char *path, char out[65])
 {
-	crypto_hash_sha256_state st;
+	struct sha256_stream st;
 	struct stat sb;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = -1, saved;
 
@@ -234,7 +235,7 @@ static int file_sha(const char *path, char out[65])
 		errno = EINVAL;
 		goto out;
 	}
-	crypto_hash_sha256_init(&st);
+	sha256_begin(&st);
 	if (sha256_update_fd(&st, fd, -1) != (long long)sb.st_size) {
 		if (errno == 0)
 			errno = EIO;
