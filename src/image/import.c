@@ -117,13 +117,10 @@ static void job_discard(struct importer *imp, struct job *j)
 	int refs = 0;
 
 	if (j->placed) {
+		image_files_release(j->sha);
 		if (j->deleted && store_image_sha_refs(imp->st, j->sha, j->image_id, &refs) == STORE_OK &&
-		    refs == 0) {
-			image_files_release(j->sha);
+		    refs == 0)
 			image_files_remove(imp->state_dir, j->sha);
-		} else {
-			image_files_release(j->sha);
-		}
 	}
 	if (j->deleted)
 		dir_remove_tree(j->staging);
