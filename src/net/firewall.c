@@ -149,6 +149,7 @@ static const struct base_chain {
 	 * chain that sets the "established" bit of bridged frames. */
 	{ FAM_BRIDGE,  100, "forward",     "filter", "forward",     "100",    "deliver" },
 	{ FAM_BRIDGE,  100, "output",      "filter", "output",      "100",    "deliver" },
+	{ FAM_INET,      0, "input",       "filter", "input",       "filter", "in" },
 	{ FAM_INET,      0, "forward",     "filter", "forward",     "filter", "fwd" },
 	{ FAM_INET,      0, "output",      "filter", "output",      "filter", "out" },
 	{ FAM_INET,    100, "postrouting", "nat",    "postrouting", "srcnat", "nat" },
@@ -341,6 +342,8 @@ int firewall_check(const struct netstate *ns, char **err)
 			return -1;
 	if (ns->uplink != NULL && !uplink_valid(ns->uplink))
 		return fail(err, "uplink: not a usable interface name");
+	if (ns->metadata_port < 0 || ns->metadata_port > 65535)
+		return fail(err, "metadata port %d out of range", ns->metadata_port);
 	return ids_unique(ns, err);
 }
 
@@ -928,7 +931,7 @@ static void bridge_table_emit(struct gen *g, const struct view *v)
 	emit(g, "}\n");
 }
 
-static void inet_table_emit(struct gen *g, const struct view *v, const char *uplink)
+static void inet_table_emit(struct gen *g, const struct view *v, const char *uplink, int md_port)
 {
 	char a[INET6_ADDRSTRLEN];
 
@@ -955,7 +958,50 @@ static void inet_table_emit(struct gen *g, const struct view *v, const char *upl
 		elem(g, "%s : jump vm-%s-" V, ip6_text(v->x6[i].a, a), vm_id_format(v->x6[i].vm_id).s);
 	set_close(g);
 
+	/* The host's own addresses on each bridge, keyed by it: a guest's
+	 * DNS goes to its own network's dnsmasq only. */
+	set_open(g, FAM_INET, KIND_SET, "dns4", "type ifname . ipv4_addr");
+	for (size_t i = 0; i < v->n_nets; i++) {
+		struct in_addr gw = ns_gateway4(v->nets[i]);
+		if (v->nets[i]->has_ip4)
+			elem(g, "\"%s\" . %s", v->nets[i]->bridge, ip4_text(&gw, a));
+	}
+	set_close(g);
+
+	set_open(g, FAM_INET, KIND_SET, "dns6", "type ifname . ipv6_addr");
+	for (size_t i = 0; i < v->n_nets; i++) {
+		struct in6_addr gw = ns_gateway6(v->nets[i]);
+		elem(g, "\"%s\" . %s", v->nets[i]->bridge, ip6_text(&gw, a));
+	}
+	set_close(g);
+
+	/* Unversioned like the base chains: its count survives swaps. */
+	emit(g, "\tcounter " FIREWALL_GUEST_DROP " {\n\t}\n");
+
 	base_chains_emit(g, FAM_INET);
+
+	/* To the host itself: from a guest (its bridge, or a tap not yet
+	 * enslaved) only what a guest needs of its host; the host's own
+	 * traffic, the uplink and the underlay are not looked at. */
+	chain_open(g, FAM_INET, "in-" V);
+	emit(g, "\t\tiifname @bridges-" V " goto guest-in-" V "\n"
+		"\t\tiifname \"" TAP_GLOB "\" goto guest-in-" V "\n"
+		"\t}\n");
+
+	chain_open(g, FAM_INET, "guest-in-" V);
+	emit(g, "\t\tct state established,related accept\n"
+		"\t\ticmpv6 type { echo-request, nd-router-solicit, nd-neighbor-solicit, "
+		"nd-neighbor-advert } accept\n"
+		"\t\ticmp type echo-request accept\n"
+		"\t\tudp sport 68 udp dport 67 accept\n"
+		"\t\tudp sport 546 udp dport 547 accept\n"
+		"\t\tmeta l4proto { tcp, udp } th dport 53 iifname . ip daddr @dns4-" V " accept\n"
+		"\t\tmeta l4proto { tcp, udp } th dport 53 iifname . ip6 daddr @dns6-" V " accept\n");
+	if (md_port != 0)
+		emit(g, "\t\tip daddr " METADATA_IPV4 " tcp dport %d accept\n"
+			"\t\tip6 daddr " METADATA_IPV6 " tcp dport %d accept\n", md_port, md_port);
+	emit(g, "\t\tcounter name \"" FIREWALL_GUEST_DROP "\" drop\n"
+		"\t}\n");
 
 	/* Sent by the host itself into a network. */
 	chain_open(g, FAM_INET, "out-" V);
@@ -1036,7 +1082,7 @@ static int generate(const struct netstate *ns, struct gen *g, char **err)
 		return -1;
 	emit(g, "# hackcloud firewall " V ": generated from the store, replaced whole on change\n");
 	bridge_table_emit(g, &v);
-	inet_table_emit(g, &v, ns->uplink);
+	inet_table_emit(g, &v, ns->uplink, ns->metadata_port);
 	view_free(&v);
 	if (g->oom) {
 		gen_free(g);

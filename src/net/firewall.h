@@ -38,6 +38,9 @@
 #define FIREWALL_TABLE      "hackcloud"
 #define FIREWALL_VERSION_LEN 8
 #define FIREWALL_MARK_EST   0x01000000u
+/* The named counter (inet table) of what guests sent their host and the
+ * input chain dropped; unversioned, so it counts across swaps. */
+#define FIREWALL_GUEST_DROP "guest-drop"
 
 /* 0 when the snapshot can be turned into a ruleset; -1 and why otherwise
  * (a bad interface name, MAC, rule, duplicate, …).  Pure. */

@@ -42,6 +42,7 @@ static void fx_init(struct fixture *f)
 	f->ns.nets = f->nets;
 	f->ns.nics = f->nics;
 	f->ns.rules = f->rules;
+	f->ns.metadata_port = 80;
 }
 
 static struct ns_net *fx_net(struct fixture *f, uint64_t id, const char *prefix6, const char *cidr4)
@@ -575,6 +576,70 @@ static void refuses_bad_rules(void **state)
 	assert_refused(&f, "protocol");
 }
 
+/* ---- guests and their host ------------------------------------------------- */
+
+/* The input chain: only from a hackcloud bridge or tap; DNS only to the
+ * gateway addresses of the bridge the packet came in on; the metadata
+ * service on its configured port; everything else counted and dropped.
+ * Per-network facts are elements: more networks, the same rules. */
+static void input_chain_fences_guests(void **state)
+{
+	(void)state;
+	struct fixture *f = malloc(sizeof(*f));
+	char *v, *text, *many, line[512];
+
+	fx_two_nets(f);
+	f->ns.metadata_port = 8775;
+	text = ruleset(f, &v);
+	const char *rules[] = {
+		"\t\tjump in-%s\n",
+		"\tchain in-%s {\n\t\tiifname @bridges-%s goto guest-in-%s\n"
+		"\t\tiifname \"v0200*\" goto guest-in-%s\n\t}\n",
+		"\tchain guest-in-%s {\n\t\tct state established,related accept\n",
+		"\t\tmeta l4proto { tcp, udp } th dport 53 iifname . ip daddr @dns4-%s accept\n",
+		"\t\tmeta l4proto { tcp, udp } th dport 53 iifname . ip6 daddr @dns6-%s accept\n",
+	};
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		snprintf(line, sizeof(line), rules[i], v, v, v, v);
+		if (strstr(text, line) == NULL)
+			fail_msg("missing: %s", line);
+	}
+	const char *want[] = {
+		"\t\tip daddr 169.254.169.254 tcp dport 8775 accept\n",
+		"\t\tip6 daddr fe80::a9fe:a9fe tcp dport 8775 accept\n",
+		"\t\tudp sport 68 udp dport 67 accept\n",
+		"\t\tudp sport 546 udp dport 547 accept\n",
+		"\t\tcounter name \"guest-drop\" drop\n\t}\n",
+		"\tcounter guest-drop {\n",
+		"\t\t\t\"b00000a\" . 10.10.0.1\n",           /* a's dnsmasq, keyed by a's bridge */
+		"\t\t\t\"b00000b\" . 2001:db8:20::1\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (strstr(text, want[i]) == NULL)
+			fail_msg("missing: %s", want[i]);
+	assert_null(strstr(text, "\"b00000b\" . 10."));   /* b has no IPv4 */
+	assert_null(strstr(text, "tcp dport 80 accept\n\t\tip6 daddr fe80"));
+
+	for (uint64_t id = 0x100; id < 0x140; id++) {
+		char p6[32];
+		snprintf(p6, sizeof(p6), "2001:db8:%llx::", (unsigned long long)id);
+		fx_net(f, id, p6, "10.99.0.0/24");
+	}
+	many = ruleset(f, NULL);
+	assert_int_equal(rule_lines(text), rule_lines(many));
+	free(many);
+	free(text);
+	free(v);
+
+	f->ns.metadata_port = 0;                       /* no metadata service */
+	text = ruleset(f, NULL);
+	assert_null(strstr(text, "169.254.169.254"));
+	free(text);
+	f->ns.metadata_port = 65536;
+	assert_refused(f, "metadata port");
+	free(f);
+}
+
 /* Every rule shape renders, and as expected. */
 static void rule_shapes(void **state)
 {
@@ -624,6 +689,7 @@ int main(void)
 		cmocka_unit_test(inactive_nics_are_not_checked),
 		cmocka_unit_test(refuses_bad_rules),
 		cmocka_unit_test(rule_shapes),
+		cmocka_unit_test(input_chain_fences_guests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
