@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The nftables ruleset (src/net/firewall.c) at scale, and a check that it
+# The nftables ruleset (src/net/fw_*.c) at scale, and a check that it
 # loads and does what it says.  Run as root from anywhere:
 #
 #   bench/firewall.sh [bench]   generate + atomic apply for 100 / 1,000 /
@@ -39,9 +39,9 @@ spawn() { ip netns exec "$@" & pids+=($!); }
 FWGEN=$dir/fwgen
 # shellcheck disable=SC2046
 cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wno-unused-parameter -I"$SRC/src" \
-	-o "$FWGEN" "$SRC/bench/fwgen.c" "$SRC/src/net/firewall.c" "$SRC/src/net/netstate.c" \
+	-o "$FWGEN" "$SRC/bench/fwgen.c" "$SRC"/src/net/fw_*.c "$SRC/src/net/netstate.c" \
 	"$SRC/src/common/ids.c" "$SRC/src/common/validate.c" \
-	$(pkg-config --cflags --libs libnftables jansson libsodium)
+	$(pkg-config --cflags --libs libnftables libnftnl libmnl libsodium)
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }

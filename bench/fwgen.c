@@ -6,6 +6,9 @@
  *   fwgen [options] print     the ruleset on stdout (pure, needs no root)
  *   fwgen [options] apply     firewall_apply(); prints "<ms> <version>"
  *   fwgen [options] time      generate and apply, prints "<gen ms> <apply ms>"
+ *   fwgen [options] text      the baseline: the same ruleset as text through
+ *                             libnftables (both tables replaced in one
+ *                             transaction), prints "<gen ms> <apply ms>"
  *   fwgen remove              firewall_remove()
  *
  * Options: -n NICS (100) -N NETS (4) -p NICS_PER_VM (1) -r RULE_EVERY (10:
@@ -17,6 +20,7 @@
 #include "net/firewall.h"
 
 #include <arpa/inet.h>
+#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +147,26 @@ int main(int argc, char **argv)
 			printf("%.1f %.1f %s\n", t1 - t0, t2 - t1, version);
 		else
 			printf("%.1f %s\n", t2 - t1, version);
+		free(text);
+		free(version);
+	} else if (strcmp(cmd, "text") == 0) {
+		/* What hcd did before the netlink batch: text, parsed by nft. */
+		static const char drop[] = "add table bridge " FIREWALL_TABLE "\ndelete table bridge " FIREWALL_TABLE
+					   "\nadd table inet " FIREWALL_TABLE "\ndelete table inet " FIREWALL_TABLE "\n";
+		struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+		char *script;
+		t0 = now_ms();
+		if ((text = firewall_ruleset(&ns, &version)) == NULL)
+			die("generate", "failed");
+		t1 = now_ms();
+		if (ctx == NULL || nft_ctx_buffer_error(ctx) < 0 || asprintf(&script, "%s%s", drop, text) < 0)
+			die("text", "out of memory");
+		if (nft_run_cmd_from_buffer(ctx, script) != 0)
+			die("text", nft_ctx_get_error_buffer(ctx));
+		t2 = now_ms();
+		printf("%.1f %.1f %s\n", t1 - t0, t2 - t1, version);
+		free(script);
+		nft_ctx_free(ctx);
 		free(text);
 		free(version);
 	} else {

@@ -64,10 +64,12 @@ for i in $(seq 1 10); do
 done
 guest_run eve 20 'ping -c 1 -W 2 10.83.0.1' >/dev/null || fail "eve cannot ping her gateway"
 
-# Each TCP attempt prints "open" only when a connection was made.
-tcp_try() { # vm host port → "open" or "closed"
-	guest_run "$1" 30 "if nc -z -w 4 $2 $3; then echo tcp-open; else echo tcp-closed; fi" |
-		tr -d '\r' | grep -o 'tcp-[a-z]*' | tail -1
+# A TCP attempt: busybox nc exits 1 when it cannot connect (refused or
+# timed out), 0 when the server closed on it; a server that keeps the
+# connection open is ended by timeout (another status): open as well.
+tcp_try() { # vm host port → tcp-open or tcp-closed
+	guest_run "$1" 40 "timeout 12 sh -c 'echo | nc -w 5 $2 $3' >/dev/null 2>&1; echo tcp-rc=\$?" |
+		tr -d '\r' | sed -n 's/^tcp-rc=//p' | tail -1 | awk '{ print ($1 == 1 ? "tcp-closed" : "tcp-open") }'
 }
 for target in 10.83.0.1 fd00:e2e:30::1 10.84.0.1 fd00:e2e:31::1; do
 	for port in "$HOST_PORT" "$API_PORT"; do
@@ -95,9 +97,9 @@ out=$(guest_run eve 40 'udhcpc -i eth0 -n -q -f -t 4 -T 2 -s /bin/true; echo rc=
 grep -q 'rc=0' <<<"$out" || fail "eve got no DHCPv4 lease: $out"
 grep -q "$eve4" <<<"$out" || fail "eve's DHCP lease is not $eve4: $out"
 ok "DHCPv4 still works"
-out=$(guest_run eve 30 'wget -q -T 8 -O - http://169.254.169.254/latest/meta-data/hostname; echo') || true
+out=$(guest_run eve 30 'timeout 10 wget -q -O - http://169.254.169.254/latest/meta-data/hostname; echo') || true
 grep -q '^eve' <<<"$out" || fail "the metadata service over IPv4 did not answer eve: $out"
-out=$(guest_run eve 30 'wget -q -T 8 -O - "http://[fe80::a9fe:a9fe%eth0]/latest/meta-data/hostname"; echo') || true
+out=$(guest_run eve 30 'timeout 10 wget -q -O - "http://[fe80::a9fe:a9fe%eth0]/latest/meta-data/hostname"; echo') || true
 grep -q '^eve' <<<"$out" || fail "the metadata service over IPv6 did not answer eve: $out"
 guest_run eve 20 'ping -6 -c 1 -W 3 fd00:e2e:30::1' >/dev/null || fail "eve cannot ping6 her gateway"
 nsexec ping -c 1 -W 3 "$eve4" >/dev/null || fail "the host cannot ping eve (replies dropped on input?)"

@@ -6,6 +6,12 @@
  * network's vxlan link between hosts, and the refusal of snapshots
  * whose names, addresses or rules could not be emitted safely.
  *
+ * What the kernel gets is a netlink batch (fw_batch.c), not the text: as
+ * root, each golden snapshot is also loaded both ways into throwaway
+ * network namespaces, and what the kernel lists back must be the same
+ * (nft's listing, and the raw expressions and elements of
+ * `nft --debug=netlink`), and equal to a golden file of that listing.
+ *
  * Golden files live in $GOLDEN_DIR, else in golden/ next to this source;
  * UPDATE_GOLDEN=1 rewrites them (review the diff before committing).
  */
@@ -20,9 +26,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- building snapshots ------------------------------------------------- */
 
@@ -196,12 +205,139 @@ static void golden_compare(const struct fixture *f, const char *name)
 	free(path);
 }
 
+/* ---- what the kernel lists back ------------------------------------------- */
+
+/* A command's output (run in this process's network namespace). */
+static char *run(const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+
+	assert_non_null(p);
+	assert_non_null(mem);
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		fwrite(chunk, 1, n, mem);
+	assert_int_equal(pclose(p), 0);
+	fclose(mem);
+	return buf;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of a listing, sorted: hash sets list their elements in an
+ * order of their own. */
+static char *sorted_lines(char *text)
+{
+	char **lines = NULL, *out = NULL, *save = NULL;
+	size_t n = 0, len = 0;
+	FILE *mem = open_memstream(&out, &len);
+
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		lines = realloc(lines, (n + 1) * sizeof(*lines));
+		assert_non_null(lines);
+		lines[n++] = l;
+	}
+	qsort(lines, n, sizeof(*lines), cmp_line);
+	for (size_t i = 0; i < n; i++)
+		fprintf(mem, "%s\n", lines[i]);
+	fclose(mem);
+	free(lines);
+	return out;
+}
+
+/* A fresh, empty network namespace for this process. */
+static void fresh_netns(void)
+{
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+}
+
+static void assert_same_text(const char *what, const char *got, const char *want)
+{
+	if (strcmp(got, want) != 0) {
+		size_t i = 0, line = 1;
+		while (got[i] && got[i] == want[i])
+			line += got[i++] == '\n';
+		fail_msg("%s differ from line %zu on", what, line);
+	}
+}
+
+/* Load the snapshot as text (libnftables) and as a batch (firewall_apply)
+ * into two namespaces; the kernel must list the same back, and that
+ * listing must be the golden one. */
+static void kernel_compare(const struct fixture *f, const char *name)
+{
+	char *text = ruleset(f, NULL), *err = NULL;
+	char *by_text, *by_batch, *raw_text, *raw_batch;
+	struct nft_ctx *ctx;
+
+	if (geteuid() != 0) {
+		print_message("not root: the kernel comparison of %s is skipped\n", name);
+		skip();
+	}
+	fresh_netns();
+	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	assert_non_null(ctx);
+	assert_int_equal(nft_ctx_buffer_error(ctx), 0);
+	if (nft_run_cmd_from_buffer(ctx, text) != 0)
+		fail_msg("nft refused the text of %s: %s", name, nft_ctx_get_error_buffer(ctx));
+	nft_ctx_free(ctx);
+	by_text = run("nft list ruleset");
+	raw_text = sorted_lines(run("nft --debug=netlink list ruleset 2>&1"));
+
+	fresh_netns();
+	if (firewall_apply(&f->ns, &err) < 0)
+		fail_msg("firewall_apply(%s): %s", name, err);
+	by_batch = run("nft list ruleset");
+	raw_batch = sorted_lines(run("nft --debug=netlink list ruleset 2>&1"));
+	assert_same_text("nft's listings of the text and of the batch", by_batch, by_text);
+	assert_same_text("the raw expressions and elements of the text and of the batch", raw_batch,
+			 raw_text);
+
+	/* Applying the same state again changes nothing; removing leaves nothing. */
+	assert_int_equal(firewall_apply(&f->ns, &err), 0);
+	char *again = run("nft list ruleset");
+	assert_string_equal(again, by_batch);
+	assert_int_equal(firewall_remove(&err), 0);
+	char *none = run("nft list ruleset");
+	assert_string_equal(none, "");
+
+	char *path = golden_path(name);
+	const char *update = getenv("UPDATE_GOLDEN");
+	if (update != NULL && strcmp(update, "1") == 0) {
+		FILE *fp = fopen(path, "w");
+		assert_non_null(fp);
+		fputs(by_batch, fp);
+		assert_int_equal(fclose(fp), 0);
+	}
+	char *want = slurp(path);
+	if (want == NULL)
+		fail_msg("%s: missing (run with UPDATE_GOLDEN=1 as root to create it)", path);
+	assert_same_text("the kernel's listing and its golden file", by_batch, want);
+	free(want);
+	free(path);
+	free(none);
+	free(again);
+	free(by_text);
+	free(by_batch);
+	free(raw_text);
+	free(raw_batch);
+	free(text);
+}
+
 static void golden_empty(void **state)
 {
 	(void)state;
 	struct fixture f;
 	fx_init(&f);
 	golden_compare(&f, "empty.nft");
+	kernel_compare(&f, "empty.kernel");
 }
 
 static void golden_two_networks(void **state)
@@ -210,6 +346,7 @@ static void golden_two_networks(void **state)
 	struct fixture f;
 	fx_two_nets(&f);
 	golden_compare(&f, "two-networks.nft");
+	kernel_compare(&f, "two-networks.kernel");
 }
 
 static void golden_uplink(void **state)
@@ -220,6 +357,29 @@ static void golden_uplink(void **state)
 	fx_two_nets(&f);
 	f.ns.uplink = uplink;
 	golden_compare(&f, "uplink.nft");
+	kernel_compare(&f, "uplink.kernel");
+}
+
+/* Every rule shape, through the kernel both ways. */
+static void golden_rule_shapes(void **state)
+{
+	(void)state;
+	struct fixture f;
+	char uplink[] = "eth0";
+	fx_two_nets(&f);
+	f.ns.uplink = uplink;
+	fx_rule(&f, 3, 0x2a, NS_PROTO_TCP, 0, 0, 0, NULL);
+	fx_rule(&f, 4, 0x2a, NS_PROTO_UDP, 1000, 2000, AF_INET, NULL);
+	fx_rule(&f, 5, 0x2a, NS_PROTO_ICMP, 0, 0, 0, NULL);
+	fx_rule(&f, 6, 0x2a, NS_PROTO_ICMP, 0, 0, AF_INET6, NULL);
+	fx_rule(&f, 7, 0x2b, NS_PROTO_ANY, 0, 0, 0, "192.0.2.0/24");
+	fx_rule(&f, 8, 0x2b, NS_PROTO_UDP, 53, 53, 0, "2001:db8::/33");
+	fx_rule(&f, 9, 0x2b, NS_PROTO_TCP, 1, 65535, 0, "0.0.0.0/0");
+	fx_rule(&f, 10, 0x2b, NS_PROTO_TCP, 22, 22, 0, "10.16.0.0/12");
+	fx_rule(&f, 11, 0x2b, NS_PROTO_TCP, 22, 22, 0, "2001:db8:1::5/128");
+	fx_rule(&f, 12, 0x2a, NS_PROTO_ANY, 0, 0, AF_INET6, NULL);
+	golden_compare(&f, "rule-shapes.nft");
+	kernel_compare(&f, "rule-shapes.kernel");
 }
 
 /* ---- determinism and versions -------------------------------------------- */
@@ -678,6 +838,7 @@ int main(void)
 		cmocka_unit_test(golden_empty),
 		cmocka_unit_test(golden_two_networks),
 		cmocka_unit_test(golden_uplink),
+		cmocka_unit_test(golden_rule_shapes),
 		cmocka_unit_test(same_snapshot_any_order_same_text),
 		cmocka_unit_test(version_is_hex_and_names_every_object),
 		cmocka_unit_test(version_follows_content),
