@@ -357,8 +357,8 @@ static void ifglob(struct fw_model *m, enum fw_field f)
 
 static void ifname(struct fw_model *m, enum fw_field f, const char *name)
 {
-	char buf[16] = { 0 };
-	strncpy(buf, name, sizeof(buf) - 1);
+	char buf[16] = { 0 };   /* NUL-padded: the kernel compares all 16 bytes */
+	snprintf(buf, sizeof(buf), "%s", name);
 	cmp(m, f, false, buf, NULL);
 }
 
@@ -488,36 +488,116 @@ static void rule_add(struct fw_model *m, const struct ns_rule *r, enum fw_family
 	ACCEPT(m);
 }
 
-/* Declares the chains of the VMs' rules: all of them in the bridge table;
- * in the inet table only for VMs with a rule naming a source (cross-net).
- * chains[i] is the chain of vms[i]. */
-static uint32_t *vm_chains_declare(struct fw_model *m, const struct view *v, enum fw_family fam)
+/*
+ * The chains of the VMs' rules: all of a VM's rules in the bridge table;
+ * in the inet table only its rules naming a source (cross-net).  VMs whose
+ * rules are the same (a template given to many VMs) share one chain, named
+ * after the lowest of their IDs: a chain and its rules cost the kernel far
+ * more than the map elements that lead to it.
+ */
+struct vm_rules {
+	const struct ns_rule *const *r; /* the VM's rules in view order */
+	size_t n;                       /* all of them, used or not */
+	enum fw_family fam;
+	size_t at;                      /* its index in vms[] */
+};
+
+static bool rule_used(const struct ns_rule *r, enum fw_family fam)
+{
+	return fam == FW_BRIDGE || r->source != NULL;
+}
+
+/* The used rules of two VMs, compared as lists (IDs aside); then by VM. */
+static int cmp_vm_rules(const void *a, const void *b)
+{
+	const struct vm_rules *x = a, *y = b;
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < x->n && !rule_used(x->r[i], x->fam))
+			i++;
+		while (j < y->n && !rule_used(y->r[j], y->fam))
+			j++;
+		if (i == x->n || j == y->n)
+			break;
+		const struct ns_rule *p = x->r[i++], *q = y->r[j++];
+		int c = (int)p->proto - (int)q->proto;
+		if (c == 0)
+			c = p->family - q->family;
+		if (c == 0)
+			c = p->port_lo - q->port_lo;
+		if (c == 0)
+			c = p->port_hi - q->port_hi;
+		if (c == 0)
+			c = cmp_str(p->source, q->source);
+		if (c != 0)
+			return c;
+	}
+	if ((i == x->n) != (j == y->n))
+		return i == x->n ? -1 : 1;
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+/* chains[i] is the chain of vms[i]; *leader[i] tells whether vms[i] is
+ * the one its chain is named after (and filled from). */
+static uint32_t *vm_chains_declare(struct fw_model *m, const struct view *v, enum fw_family fam,
+				   bool **leader)
 {
 	const uint64_t *vms = fam == FW_BRIDGE ? v->rule_vms : v->src_vms;
-	size_t n = fam == FW_BRIDGE ? v->n_rule_vms : v->n_src_vms;
+	size_t n = fam == FW_BRIDGE ? v->n_rule_vms : v->n_src_vms, j = 0;
 	uint32_t *chains = calloc(n + 1, sizeof(*chains));
+	struct vm_rules *byr = calloc(n + 1, sizeof(*byr));
+	size_t *lead = calloc(n + 1, sizeof(*lead));
 
-	if (chains == NULL) {
+	*leader = calloc(n + 1, sizeof(**leader));
+	if (chains == NULL || byr == NULL || lead == NULL || *leader == NULL) {
 		m->oom = true;
-		return NULL;
+		free(chains);
+		free(*leader);
+		*leader = NULL;
+		chains = NULL;
+		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		chains[i] = fw_model_chain(m, fam, "vm-%s", vm_id_format(vms[i]).s);
+	for (size_t i = 0; i < n; i++) {
+		while (j < v->n_rules && v->rules[j]->vm_id < vms[i])
+			j++;
+		byr[i] = (struct vm_rules){ .r = &v->rules[j], .fam = fam, .at = i };
+		while (j < v->n_rules && v->rules[j]->vm_id == vms[i])
+			byr[i].n++, j++;
+	}
+	qsort(byr, n, sizeof(*byr), cmp_vm_rules);
+	for (size_t i = 0, first = 0; i < n; i++) {
+		if (i > 0 && cmp_vm_rules(&(struct vm_rules){ byr[i - 1].r, byr[i - 1].n, fam, 0 },
+					  &(struct vm_rules){ byr[i].r, byr[i].n, fam, 0 }) != 0)
+			first = i;
+		lead[byr[i].at] = byr[first].at;        /* the lowest VM of the group */
+	}
+	for (size_t i = 0; i < n; i++) {
+		(*leader)[i] = lead[i] == i;
+		if ((*leader)[i])
+			chains[i] = fw_model_chain(m, fam, "vm-%s", vm_id_format(vms[i]).s);
+		else
+			chains[i] = chains[lead[i]];
+	}
+out:
+	free(byr);
+	free(lead);
 	return chains;
 }
 
 static void vm_chains_fill(struct fw_model *m, const struct view *v, enum fw_family fam,
-			   const uint32_t *chains)
+			   const uint32_t *chains, const bool *leader)
 {
 	const uint64_t *vms = fam == FW_BRIDGE ? v->rule_vms : v->src_vms;
 	size_t n = fam == FW_BRIDGE ? v->n_rule_vms : v->n_src_vms, j = 0;
 
 	for (size_t i = 0; chains != NULL && i < n; i++) {
-		fw_model_fill(m, chains[i]);
 		while (j < v->n_rules && v->rules[j]->vm_id < vms[i])
 			j++;
+		if (leader[i])
+			fw_model_fill(m, chains[i]);
 		for (; j < v->n_rules && v->rules[j]->vm_id == vms[i]; j++)
-			if (fam == FW_BRIDGE || v->rules[j]->source != NULL)
+			if (leader[i] && rule_used(v->rules[j], fam))
 				rule_add(m, v->rules[j], fam);
 	}
 }
@@ -573,7 +653,8 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		 from_vm_ip6 = fw_model_chain(m, B, "from-vm-ip6"), deliver = fw_model_chain(m, B, "deliver"),
 		 from_peer = fw_model_chain(m, B, "from-peer"), to_peer = fw_model_chain(m, B, "to-peer"),
 		 to_vm = fw_model_chain(m, B, "to-vm");
-	uint32_t *vm_chains = vm_chains_declare(m, v, B);
+	bool *leader;
+	uint32_t *vm_chains = vm_chains_declare(m, v, B, &leader);
 
 	uint32_t mac = fw_model_set(m, B, FW_SET, false, "mac", 2, k_mac);
 	for (size_t i = 0; i < v->n_nics; i++)
@@ -738,8 +819,9 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 	end(m, FW_V_NONE, 0);
 	DROP(m);
 
-	vm_chains_fill(m, v, B, vm_chains);
+	vm_chains_fill(m, v, B, vm_chains, leader);
 	free(vm_chains);
+	free(leader);
 }
 
 /* ---- the inet table ------------------------------------------------------------- */
@@ -759,7 +841,8 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 		 out = fw_model_chain(m, I, "out"), fwd = fw_model_chain(m, I, "fwd"),
 		 into_net = fw_model_chain(m, I, "into-net"), from_net = fw_model_chain(m, I, "from-net"),
 		 cross_net = fw_model_chain(m, I, "cross-net");
-	uint32_t *vm_chains = vm_chains_declare(m, v, I);
+	bool *leader;
+	uint32_t *vm_chains = vm_chains_declare(m, v, I, &leader);
 	uint32_t nat = fw_model_chain(m, I, "nat");
 
 	uint32_t bridges = fw_model_set(m, I, FW_SET, false, "bridges", 1, k_if);
@@ -890,8 +973,9 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	end(m, FW_V_NONE, 0);
 	DROP(m);
 
-	vm_chains_fill(m, v, I, vm_chains);
+	vm_chains_fill(m, v, I, vm_chains, leader);
 	free(vm_chains);
+	free(leader);
 
 	fw_model_fill(m, nat);
 	for (size_t i = 0; uplink != NULL && i < v->n_nets; i++) {

@@ -18,7 +18,7 @@ const char *const fw_family_name[FW_N_FAMILIES] = { "bridge", "inet" };
  * as nft 1.0.6 sends them; the unit test compares the kernel's listing
  * of our batch with that of nft's own, which catches any mistake here. */
 enum { DT_INTEGER = 4, DT_IPV4 = 7, DT_IPV6 = 8, DT_ETHER = 9, DT_INET_PROTO = 12,
-       DT_INET_SERVICE = 13, DT_ICMPV6_TYPE = 29, DT_IFNAME = 41 };
+       DT_INET_SERVICE = 13, DT_ICMPV6_TYPE = 29, DT_IFNAME = FW_DTYPE_IFNAME };
 enum { BO_NONE = 0, BO_HOST = 1, BO_BIG = 2 };
 enum { PROTO_UDP = 6, PROTO_ICMPV6 = 14 };
 
@@ -176,8 +176,12 @@ void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values, 
 	uint8_t *e = s->elems + s->n_elems * s->key_len;
 	memset(e, 0, s->key_len);
 	for (unsigned i = 0, off = 0; i < s->n_keys; i++) {
-		memcpy(e + off, values[i], fw_fields[s->keys[i]].len);
-		off += (fw_fields[s->keys[i]].len + 3u) & ~3u;
+		const struct fw_field_desc *d = &fw_fields[s->keys[i]];
+		/* An interface name is a string: the kernel compares all 16
+		 * bytes, so whatever follows its NUL must be zeros. */
+		size_t n = d->dtype == FW_DTYPE_IFNAME ? strnlen(values[i], d->len) : d->len;
+		memcpy(e + off, values[i], n);
+		off += (d->len + 3u) & ~3u;
 	}
 	if (s->kind == FW_MAP)
 		s->targets[s->n_elems] = target;

@@ -67,6 +67,7 @@ struct fw_field_desc {
 	uint8_t proto, tmpl;        /* nft's protocol/field ids (typeof); 0 = raw */
 };
 extern const struct fw_field_desc fw_fields[FW_N_FIELDS];
+#define FW_DTYPE_IFNAME 41          /* nft's "ifname": a NUL-padded string */
 
 /* A set (or verdict map) of the model. */
 enum fw_set_kind { FW_SET, FW_MAP, FW_ANON };

@@ -59,6 +59,8 @@ static struct ns_net *fx_net(struct fixture *f, uint64_t id, const char *prefix6
 	struct ns_net *n = &f->nets[f->ns.n_nets++];
 
 	n->id = id;
+	/* Bytes after the name's NUL are not zero in real snapshots either. */
+	memset(n->bridge, 0x5a, sizeof(n->bridge));
 	snprintf(n->bridge, sizeof(n->bridge), "%s", ifname_bridge(id).s);
 	assert_int_equal(inet_pton(AF_INET6, prefix6, &n->prefix6), 1);
 	if (cidr4 != NULL) {
@@ -90,6 +92,7 @@ static struct ns_nic *fx_nic(struct fixture *f, uint64_t id, uint64_t vm, uint64
 	c->id = id;
 	c->vm_id = vm;
 	c->net_id = net;
+	memset(c->ifname, 0x5a, sizeof(c->ifname));
 	snprintf(c->ifname, sizeof(c->ifname), "%s", ifname_tap(id).s);
 	nic_mac_bytes(id, c->mac);
 	eui64_from_mac(c->mac, iid);
@@ -557,6 +560,36 @@ static void rules_do_not_grow_with_nics(void **state)
 	free(f);
 }
 
+/* VMs with the same rules share one chain (named after the lowest VM);
+ * a VM whose rules differ keeps its own; the map leads each tap there. */
+static void same_rules_share_a_chain(void **state)
+{
+	(void)state;
+	struct fixture f;
+	char *v, *text, line[256];
+
+	fx_two_nets(&f);
+	fx_nic(&f, 0x112, 0x2c, 0x0a, "10.10.0.7");
+	fx_rule(&f, 7, 0x2c, NS_PROTO_TCP, 80, 80, 0, NULL);          /* as 2a's */
+	fx_nic(&f, 0x113, 0x2d, 0x0a, "10.10.0.8");
+	fx_rule(&f, 8, 0x2d, NS_PROTO_TCP, 80, 81, 0, NULL);          /* not as 2a's */
+	text = ruleset(&f, &v);
+	const char *want[] = {
+		"\t\t\t\"v020000000112\" : jump vm-000000002a-%s",
+		"\t\t\t\"v020000000113\" : jump vm-000000002d-%s",
+		"\tchain vm-000000002a-%s {\n\t\ttcp dport 80 accept\n\t}\n",
+		"\tchain vm-000000002d-%s {\n\t\ttcp dport 80-81 accept\n\t}\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		snprintf(line, sizeof(line), want[i], v);
+		if (strstr(text, line) == NULL)
+			fail_msg("missing: %s", line);
+	}
+	assert_null(strstr(text, "chain vm-000000002c"));
+	free(text);
+	free(v);
+}
+
 /* ---- between hosts --------------------------------------------------------- */
 
 /* Every network's vxlan link is fenced, whether it exists or not: DHCP,
@@ -844,6 +877,7 @@ int main(void)
 		cmocka_unit_test(version_follows_content),
 		cmocka_unit_test(inactive_nic_left_out),
 		cmocka_unit_test(rules_do_not_grow_with_nics),
+		cmocka_unit_test(same_rules_share_a_chain),
 		cmocka_unit_test(overlay_fences_each_network),
 		cmocka_unit_test(refuses_bad_interface_names),
 		cmocka_unit_test(refuses_foreign_addresses),
