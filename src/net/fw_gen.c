@@ -609,6 +609,14 @@ static uint32_t vm_chain(const uint64_t *vms, size_t n, const uint32_t *chains, 
 	return chains[p - vms];
 }
 
+/* The family's base chains, in fw_bases[] order, into base[]. */
+static void bases_declare(struct fw_model *m, enum fw_family fam, uint32_t *base)
+{
+	for (size_t i = 0, k = 0; i < fw_n_bases; i++)
+		if (fw_bases[i].fam == fam)
+			base[k++] = fw_model_base(m, &fw_bases[i]);
+}
+
 /* ---- the bridge table ----------------------------------------------------------- */
 
 /* The filter of a vxlan port; dir is the port's side of the frame
@@ -645,9 +653,7 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 
 	/* Chains first (maps jump to them), in the order they are listed. */
 	uint32_t base[3];
-	for (size_t i = 0, k = 0; i < fw_n_bases; i++)
-		if (fw_bases[i].fam == B)
-			base[k++] = fw_model_base(m, &fw_bases[i]);
+	bases_declare(m, B, base);
 	uint32_t pre = fw_model_chain(m, B, "pre"), from_vm = fw_model_chain(m, B, "from-vm"),
 		 from_vm_arp = fw_model_chain(m, B, "from-vm-arp"), from_vm_ip4 = fw_model_chain(m, B, "from-vm-ip4"),
 		 from_vm_ip6 = fw_model_chain(m, B, "from-vm-ip6"), deliver = fw_model_chain(m, B, "deliver"),
@@ -834,9 +840,7 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	const enum fw_family I = FW_INET;
 
 	uint32_t base[4];
-	for (size_t i = 0, k = 0; i < fw_n_bases; i++)
-		if (fw_bases[i].fam == I)
-			base[k++] = fw_model_base(m, &fw_bases[i]);
+	bases_declare(m, I, base);
 	uint32_t in = fw_model_chain(m, I, "in"), guest_in = fw_model_chain(m, I, "guest-in"),
 		 out = fw_model_chain(m, I, "out"), fwd = fw_model_chain(m, I, "fwd"),
 		 into_net = fw_model_chain(m, I, "into-net"), from_net = fw_model_chain(m, I, "from-net"),
