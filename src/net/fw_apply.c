@@ -246,37 +246,57 @@ static int installed_list(struct mnl_socket *nl, struct installed *in, char **er
 	return 0;
 }
 
-/* Exactly the new version's chains and sets, base chains as declared? */
-static bool installed_is(const struct installed *in, const struct fw_model *m)
+static int cmp_installed(const void *a, const void *b)
+{
+	const struct installed_obj *x = a, *y = b;
+
+	if (x->fam != y->fam)
+		return (int)x->fam - (int)y->fam;
+	if (x->chain != y->chain)
+		return (int)x->chain - (int)y->chain;
+	return strcmp(x->name, y->name);
+}
+
+/* Is this chain or set installed (and a base chain as declared)? */
+static bool installed_has(const struct installed *in, enum fw_family fam, bool chain, const char *name,
+			  const struct fw_base *base)
+{
+	struct installed_obj key = { .fam = fam, .chain = chain };
+	const struct installed_obj *o;
+
+	snprintf(key.name, sizeof(key.name), "%s", name);
+	o = bsearch(&key, in->v, in->n, sizeof(*in->v), cmp_installed);
+	return o != NULL && o->base == base;
+}
+
+/* Exactly the new version's chains and sets, base chains as declared?
+ * (in->v is sorted here: at 20,000 chains a linear search per name is
+ * seconds.) */
+static bool installed_is(struct installed *in, const struct fw_model *m)
 {
 	size_t want = 0;
 	char name[NFT_NAME_MAXLEN];
 
 	if (in->odd_name)
 		return false;
+	if (in->n > 0)
+		qsort(in->v, in->n, sizeof(*in->v), cmp_installed);
 	for (size_t i = 0; i < m->n_chains; i++) {
 		const struct fw_chain *c = &m->chains[i];
-		bool found = false;
 		if (c->base)
 			snprintf(name, sizeof(name), "%s", c->name);
 		else
 			snprintf(name, sizeof(name), "%s-%s", c->name, m->version);
-		for (size_t j = 0; j < in->n && !found; j++)
-			found = in->v[j].chain && in->v[j].fam == c->fam && strcmp(in->v[j].name, name) == 0 &&
-				in->v[j].base == c->base;
-		if (!found)
+		if (!installed_has(in, c->fam, true, name, c->base))
 			return false;
 		want++;
 	}
 	for (size_t i = 0; i < m->n_sets; i++) {
 		const struct fw_set *s = &m->sets[i];
-		bool found = false;
 		if (s->kind == FW_ANON)
 			continue;
 		snprintf(name, sizeof(name), "%s-%s", s->name, m->version);
-		for (size_t j = 0; j < in->n && !found; j++)
-			found = !in->v[j].chain && in->v[j].fam == s->fam && strcmp(in->v[j].name, name) == 0;
-		if (!found)
+		if (!installed_has(in, s->fam, false, name, NULL))
 			return false;
 		want++;
 	}
