@@ -264,6 +264,8 @@ static bool installed_has(const struct installed *in, enum fw_family fam, bool c
 	struct installed_obj key = { .fam = fam, .chain = chain };
 	const struct installed_obj *o;
 
+	if (in->n == 0)
+		return false;
 	snprintf(key.name, sizeof(key.name), "%s", name);
 	o = bsearch(&key, in->v, in->n, sizeof(*in->v), cmp_installed);
 	return o != NULL && o->base == base;

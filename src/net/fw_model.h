@@ -17,9 +17,10 @@
  *     concatenation of fields, for lookups) from a fixed table (fw_fields)
  *     that says how the kernel loads it and which protocol it implies;
  *     the batch adds those dependencies the way nft does.
- *   - Per-NIC and per-network facts are set elements (flat key bytes,
- *     each field padded to 4 bytes, in the kernel's layout); rules and
- *     chains do not grow with them.  Adding a per-NIC set is a
+ *   - Per-NIC and per-network facts are set elements (flat key bytes in
+ *     the kernel's layout: concatenated fields each padded to 4 bytes,
+ *     interface names NUL-padded to 16); rules and chains do not grow
+ *     with them.  Adding a per-NIC set is a
  *     fw_model_set() and one fw_model_elem() per NIC.
  *   - Allocation failures are sticky: every builder call after one is a
  *     no-op and fw_model_finish() reports ENOMEM.

@@ -234,8 +234,8 @@ static int cmp_line(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The lines of a listing, sorted: hash sets list their elements in an
- * order of their own. */
+/* The lines of a listing (freed here), sorted: hash sets list their
+ * elements in an order of their own. */
 static char *sorted_lines(char *text)
 {
 	char **lines = NULL, *out = NULL, *save = NULL;
@@ -252,6 +252,7 @@ static char *sorted_lines(char *text)
 		fprintf(mem, "%s\n", lines[i]);
 	fclose(mem);
 	free(lines);
+	free(text);
 	return out;
 }
 
