@@ -102,6 +102,17 @@ static const struct key keys[] = {
 	  "file with the service account's password"),
 	I("auth", "token_ttl", token_ttl,
 	  "seconds a login token lives"),
+	/* images */
+	S("hcd", "image_user", image_user,
+	  "unprivileged user qemu-img runs as, to inspect uploaded and imported disks"),
+	S("hcd", "import_allow", import_allow,
+	  "CIDR[,CIDR...] that members may import from although private or ULA"),
+	S("hcd", "import_proxy", import_proxy,
+	  "the only proxy URL imports use; empty: none (never the environment's)"),
+	I("hcd", "import_max_per_user", import_max_per_user,
+	  "concurrent URL imports of one user; 0: no cap"),
+	I("hcd", "import_max_total", import_max_total,
+	  "concurrent URL imports on this host; 0: no cap"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -142,6 +153,12 @@ void config_defaults(struct config *c)
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;
+	/* images */
+	set_str(&c->image_user, "nobody");
+	set_str(&c->import_allow, "");
+	set_str(&c->import_proxy, "");
+	c->import_max_per_user = 2;
+	c->import_max_total = 8;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

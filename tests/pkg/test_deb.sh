@@ -127,7 +127,8 @@ wait_log() {
 	fail "'$needle' did not appear in the serial log of $vm within $4 s"
 }
 
-# The firewall is loaded in the namespace (it needs /etc/protocols: netbase).
+# The firewall is loaded in the namespace.  (A fresh minbase has no
+# /etc/protocols: a ruleset that names protocols would fail here.)
 firewall_loaded() {
 	ip netns exec "$NS" nft list tables 2>/dev/null | grep -qx "table inet hackcloud"
 }
