@@ -13,7 +13,8 @@
 #   5. the root boots with systemd (systemd-nspawn, in that namespace): the
 #      package enabled hcd.service, which starts hcd under all of its
 #      hardening; the VM runs again and reads its metadata, the firewall
-#      is loaded; hcd, QEMU and dnsmasq carry the unit's bounding set,
+#      is loaded, a raw disk imports (qemu-img, confined by hcd);
+#      hcd, QEMU and dnsmasq carry the unit's bounding set,
 #      no_new_privs and seccomp filter; `systemctl reload` reaches hcd;
 #      `systemctl stop hcd` leaves the guest running and `start` adopts it;
 #   6. everything goes: processes, namespaces, mounts, the scratch root.
@@ -332,6 +333,13 @@ for p in "$main" "$qemu" "$dnsmasq"; do
 	[ "$(status "$p" Seccomp)" = 2 ] || fail "process $p runs without a seccomp filter"
 done
 ok "hcd, QEMU ($qemu) and dnsmasq ($dnsmasq): bounding set $bound, no_new_privs, seccomp"
+
+# A disk image: hcd checks it with qemu-img run as image_user, with
+# resource limits and no_new_privs, all under the unit's filters.
+ct truncate -s 4M /root/blank.raw
+ct hc image import blank --disk /root/blank.raw >/dev/null || fail "hc image import --disk under the unit"
+[ "$(ct hc --json image show blank | jq -r .state)" = ready ] || fail "the disk image is not ready"
+ok "a raw disk imported (qemu-img confined under the unit)"
 
 ct systemctl reload hcd || fail "systemctl reload hcd"
 for i in $(seq 1 50); do
