@@ -287,6 +287,14 @@ say "boot the root with systemd (systemd-nspawn) in $NS: hcd.service and its har
 command -v systemd-nspawn >/dev/null || fail "systemd-nspawn missing (systemd-container)"
 awk -v d="$ROOT" 'index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r | xargs -r umount
 rm -f "$ROOT/usr/sbin/policy-rc.d"
+# An uplink, set the way an operator would (in the packaged hcd.conf): hcd
+# then turns on forwarding, a write to /proc/sys/net, which the unit keeps
+# writable under ProtectKernelTunables.
+ip -n "$NS" link add up0 type veth peer name up0p   # (no dummy module everywhere)
+ip -n "$NS" link set up0 up
+sed -i 's/^#uplink =$/uplink = up0/' "$ROOT/etc/hackcloud/hcd.conf"
+grep -qx 'uplink = up0' "$ROOT/etc/hackcloud/hcd.conf" || fail "no '#uplink =' line in the packaged hcd.conf"
+[ "$(ip netns exec "$NS" cat /proc/sys/net/ipv4/ip_forward)" = 0 ] || fail "forwarding already on in $NS"
 # CAP_NET_ADMIN: nspawn withholds it unless asked, even in a namespace of
 # the container's own.  No machine registration and no scope: there may be
 # no systemd on this host.
@@ -317,7 +325,9 @@ ok "systemd $state; hcd.service active (Type=notify: READY=1 seen), main PID $ma
 
 wait_log ct t "HACKCLOUD-CONTEXT instance-id=" 240
 firewall_loaded || fail "no hackcloud table in the namespace's nftables under the unit"
-ok "the VM runs again under hcd.service and reads its metadata; firewall loaded"
+[ "$(ip netns exec "$NS" cat /proc/sys/net/ipv4/ip_forward)" = 1 ] ||
+	fail "hcd.service did not turn on forwarding for its uplink (/proc/sys/net not writable?)"
+ok "the VM runs again under hcd.service and reads its metadata; firewall loaded; forwarding on for the uplink"
 
 # What the unit gives hcd, its children inherit: the bounding set,
 # no_new_privs, the seccomp filter.
