@@ -13,7 +13,7 @@
  * Files stage in STATE_DIR/images/staging/<id>/ and end content-addressed
  * in STATE_DIR/images/<sha256>/ (image/files.h), shared by equal imports.
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "api/codec.h"
 #include "common/fsutil.h"

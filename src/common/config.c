@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STR, K_INT, K_LL };
+enum kind { K_STR, K_INT, K_LL, K_BOOL };
 
 struct key {
 	const char *section;
@@ -61,6 +61,12 @@ static const struct key keys[] = {
 	S("auth", "ldap_bind_dn", ldap_bind_dn),
 	S("auth", "ldap_bind_password_file", ldap_bind_password_file),
 	I("auth", "token_ttl", token_ttl),
+	{ "hcd", "listen_insecure", K_BOOL, offsetof(struct config, listen_insecure) },
+	I("hcd", "api_max_connections", api_max_connections),
+	I("hcd", "api_max_per_peer", api_max_per_peer),
+	I("hcd", "api_header_timeout", api_header_timeout),
+	S("auth", "local_users", local_users),
+	I("auth", "token_cache_ttl", token_cache_ttl),
 };
 
 static void set_str(char **slot, const char *v)
@@ -101,6 +107,11 @@ void config_defaults(struct config *c)
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;
+	c->api_max_connections = 1000;
+	c->api_max_per_peer = 32;
+	c->api_header_timeout = 10;
+	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
+	c->token_cache_ttl = 5;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)
@@ -115,6 +126,16 @@ int config_set(struct config *c, const char *section, const char *key, const cha
 		switch (k->kind) {
 		case K_STR:
 			set_str(slot, value);
+			return 0;
+		case K_BOOL:
+			if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+			    strcmp(value, "1") == 0)
+				*(int *)slot = 1;
+			else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+				 strcmp(value, "0") == 0)
+				*(int *)slot = 0;
+			else
+				return -1;
 			return 0;
 		case K_INT:
 		case K_LL:

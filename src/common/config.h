@@ -44,6 +44,13 @@ struct config {
 	char *ldap_bind_dn;
 	char *ldap_bind_password_file;
 	int token_ttl;
+	/* The API's listeners and sessions (issue 11 §6, §10; issue 12 §4). */
+	int listen_insecure;  /* 1: a TCP listener without tls_cert, loopback only */
+	int api_max_connections; /* per listener */
+	int api_max_per_peer; /* connections per IPv4 address / IPv6 /64 / local uid */
+	int api_header_timeout; /* seconds a connection may take to send a request's headers */
+	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
+	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

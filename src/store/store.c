@@ -3,6 +3,7 @@
  * See store.h for the contract.
  */
 #include "store/store_internal.h"
+#include "store/tokencache.h"
 
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -395,6 +396,7 @@ void store_close(struct store *st)
 	if (st == NULL)
 		return;
 	st->eng->close(st->h);
+	tokencache_free(st->tokens);
 	free(st);
 }
 

@@ -18,6 +18,8 @@ struct store {
 	 * its announcement, for listeners' logs (advisory: a write that only
 	 * set `dirty` adds nothing, a name that does not fit is left out). */
 	char changed[96];
+	/* What bearer tokens stand for (users.c; NULL: not cached). */
+	struct tokencache *tokens;
 };
 
 /* Run one statement; engine errors are logged here. */
