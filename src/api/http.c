@@ -63,6 +63,10 @@ struct api_server {
 	char *sock_path;
 	char *tls_cert, *tls_key;
 	long long next_console_check;
+	/* A request was resumed since the daemons last ran: libmicrohttpd
+	 * (external select, no inter-thread channel) only sends its answer
+	 * when run again. */
+	bool resumed;
 };
 
 /* What a connection carries from accept to close (MHD's socket context). */
@@ -160,6 +164,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			  cc->peer.source);
 		shutdown(fd, SHUT_RDWR);
 	}
+}
+
+void http_req_resumed(struct http_req *h)
+{
+	h->server->resumed = true;
 }
 
 static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn)
@@ -416,6 +425,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = h;
 		h->pub.api = s->ctx;
 		h->pub.method = method;
+		h->server = s;
 		h->conn = conn;
 		if (!request_begin(s, h, url, method, cc))
 			return send_response(h);
@@ -703,6 +713,8 @@ long long api_server_timeout_ms(struct api_server *s)
 {
 	long long best = -1, now = mono_ms();
 
+	if (s->resumed)
+		return 0;
 	for (int i = 0; i < L_N; i++) {
 		MHD_UNSIGNED_LONG_LONG t;
 		long long dl;
@@ -726,6 +738,7 @@ void api_server_run(struct api_server *s)
 {
 	long long now;
 
+	s->resumed = false;
 	for (int i = 0; i < L_N; i++)
 		if (s->l[i].d)
 			MHD_run(s->l[i].d);

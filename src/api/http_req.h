@@ -12,9 +12,11 @@
 #include <microhttpd.h>
 
 struct upgrade_call;
+struct api_server;
 
 struct http_req {
 	struct req pub;                   /* first: a struct req * is a struct http_req * */
+	struct api_server *server;
 	struct MHD_Connection *conn;
 	const struct route *route;
 	/* the body as it arrives */
@@ -46,5 +48,9 @@ static inline struct http_req *http_req_of(struct req *r)
 /* req.c: free what an answer holds (before another replaces it, and with
  * the request). */
 void http_req_answer_free(struct http_req *h);
+
+/* http.c: h was resumed (req_defer).  In external-select mode nothing wakes
+ * libmicrohttpd for it, so the server asks the loop for an immediate turn. */
+void http_req_resumed(struct http_req *h);
 
 #endif

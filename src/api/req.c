@@ -276,6 +276,7 @@ static void deferred_done(void *p, bool ran)
 	h->resumed = true;
 	/* http.c suspended it when the handler returned. */
 	MHD_resume_connection(h->conn);
+	http_req_resumed(h);
 }
 
 int req_defer(struct req *r, void (*work)(void *arg),
