@@ -58,7 +58,12 @@ static int h_vm_list(struct req *r)
 {
 	struct vm *vms = NULL;
 	size_t n = 0;
-	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	int rc;
+
+	/* One snapshot for the VMs and their NICs, keys and disks. */
+	store_read_begin(r->api->st);
+	rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	store_read_end(r->api->st);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", NULL);
@@ -363,8 +368,12 @@ static bool vm_resolve(struct req *r, struct vm *vm)
 static int h_vm_get(struct req *r)
 {
 	struct vm vm = { 0 };
+	bool found;
 
-	if (!vm_resolve(r, &vm))
+	store_read_begin(r->api->st);
+	found = vm_resolve(r, &vm);
+	store_read_end(r->api->st);
+	if (!found)
 		return 0;
 	req_json(r, 200, vm_to_json(&vm));
 	vm_free(&vm);

@@ -68,6 +68,9 @@ struct store_engine {
 		    store_row_fn fn, void *arg, char **err);
 	int (*begin)(void *h, char **err);
 	int (*commit)(void *h, char **err);
+	/* Optional: a read-only snapshot for several statements (ended by
+	 * commit), where that is cheaper than one per statement. */
+	int (*read_begin)(void *h, char **err);
 	void (*rollback)(void *h);
 	void (*close)(void *h);
 	/* Optional (NULL: not needed).  Hold (lock) or release a lock that
@@ -104,6 +107,15 @@ struct store *store_open(const char *uri, const char *state_dir, char **err);
 void store_close(struct store *st);
 void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
 int store_schema_version(struct store *st);
+
+/*
+ * Several reads as one: between these, reads see one snapshot and pay
+ * for it once (SQLite takes its locks once instead of per statement; a
+ * no-op on engines without read_begin).  A write meanwhile is fine: it
+ * ends the snapshot first.  Not nested; not across a return to the loop.
+ */
+void store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 
 /*
  * Changes made by other processes (issue 7, "triggers").  Every committed

@@ -13,6 +13,7 @@ struct store {
 	void (*hook)(void *);
 	void *hook_arg;
 	int depth;            /* nesting of store_tx_begin */
+	bool reading;         /* store_read_begin's snapshot is open */
 	bool dirty;           /* a write happened in the current transaction */
 	/* The tables store_w wrote in it, comma-separated: the payload of
 	 * its announcement, for listeners' logs (advisory: a write that only
