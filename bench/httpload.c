@@ -18,7 +18,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUCKETS 100000          /* 10 µs each: up to 1 s */
+/* Latency buckets: 10 µs up to 100 ms, then 1 ms up to a minute. */
+#define FINE 10000
+#define BUCKETS (FINE + 60000)
+
+static size_t bucket_of(double us)
+{
+	size_t b = us < FINE * 10 ? (size_t)(us / 10) : FINE + (size_t)((us - FINE * 10) / 1000);
+
+	return b < BUCKETS ? b : BUCKETS - 1;
+}
+
+static double us_of(size_t b)
+{
+	return b < FINE ? (double)b * 10 : FINE * 10 + (double)(b - FINE) * 1000;
+}
 
 struct worker {
 	const char *sock, *path, *token;
@@ -100,8 +114,7 @@ static void *run(void *arg)
 			continue;
 		}
 		double us = (now_s() - t0) * 1e6;
-		size_t b = (size_t)(us / 10);
-		w->hist[b < BUCKETS ? b : BUCKETS - 1]++;
+		w->hist[bucket_of(us)]++;
 		w->requests++;
 		w->errors += status != 200;
 	}
@@ -116,9 +129,9 @@ static double percentile(const uint64_t *hist, uint64_t total, double p)
 	for (size_t b = 0; b < BUCKETS; b++) {
 		seen += hist[b];
 		if (seen >= want && seen > 0)
-			return (double)b * 10;
+			return us_of(b);
 	}
-	return (double)BUCKETS * 10;
+	return us_of(BUCKETS - 1);
 }
 
 int main(int argc, char **argv)

@@ -234,9 +234,10 @@ ok "local account nobody (uid 65534, nologin) is refused even with a user 'nobod
 
 # ---- §3: a login on a worker, its client gone, then hcd stopping ------------------------
 api POST /v1/users '{"name": "lars", "auth": "ldap"}' >/dev/null
-ip netns exec "$T_NS" socat TCP-LISTEN:"$LDAP_PORT",bind=127.0.0.1,reuseaddr,fork SYSTEM:'sleep 60' &
+# socat forks a child per connection: its own process group, ended whole.
+setsid ip netns exec "$T_NS" socat TCP-LISTEN:"$LDAP_PORT",bind=127.0.0.1,reuseaddr,fork SYSTEM:'sleep 60' &
 SOCAT_PID=$!
-T_ON_EXIT+=('kill $SOCAT_PID 2>/dev/null')
+T_ON_EXIT+=('kill -- -$SOCAT_PID 2>/dev/null')
 for _ in $(seq 1 50); do nsexec bash -c "exec 3<>/dev/tcp/127.0.0.1/$LDAP_PORT" 2>/dev/null && break; sleep 0.1; done
 lars() { tls_curl --interface "$1" -o "$T_DIR/lars.$1" -w '%{http_code}' --max-time "$2" \
 	-H 'Content-Type: application/json' --data-binary '{"user": "lars", "password": "lars-pw"}' "$URL/v1/login"; }
@@ -255,7 +256,7 @@ ok "a login waiting on a silent LDAP server: its client may leave, and hcd stops
 hcd_start "${hcd_args[@]}"
 
 # ---- §10: an open console ends when its token is revoked -------------------------------
-kill "$SOCAT_PID" 2>/dev/null
+kill -- "-$SOCAT_PID" 2>/dev/null
 hc image import tiny --public --kernel "$E2E_GUEST/vmlinuz" --initrd "$E2E_GUEST/initrd.img" \
 	--cmdline "$(cat "$E2E_GUEST/cmdline")" >/dev/null || fail "import the tiny image"
 P=$(token pat pat-password-3)
