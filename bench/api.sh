@@ -3,7 +3,8 @@
 # baseline: identification and HTTP, no store read), with a bearer token
 # of an admin and the per-user rate limit lifted, measured in one run:
 #   - over the TLS listener with wrk -t2 -c16 (keep-alive),
-#   - over the unix socket with bench/httpload (16 connections).
+#   - over the unix socket with bench/httpload (16 connections),
+#   - over a plain TCP listener (listen_insecure, loopback) with wrk.
 # Prints req/s, p99 and the ratio of each endpoint to /v1/info.  Not a
 # test: figures only.  Run as root: ./bench/api.sh BUILD GUEST [SECONDS]
 set -euo pipefail
@@ -14,48 +15,10 @@ CONNS=16
 PORT=8443
 
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-dir=$(mktemp -d /tmp/hc-bench-api.XXXXXX)
-chmod 711 "$dir"
-ns=hcbapi-$$
-state=$dir/state
-hcd_pid=
-cleanup() {
-	set +e
-	[ -n "$hcd_pid" ] && kill "$hcd_pid" && wait "$hcd_pid"
-	ip netns del "$ns" 2>/dev/null
-	rm -rf "$dir" "/etc/netns/$ns"
-}
-trap cleanup EXIT
-[ -n "${BENCH_KEEP:-}" ] && trap - EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# wrk sends the URL's host as TLS SNI even when it is an address literal,
-# which GnuTLS refuses: give ::1 a name inside the namespace.
-mkdir -p "/etc/netns/$ns"
-echo "::1 hcd-bench" >"/etc/netns/$ns/hosts"
-mkdir -p "$state"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-	-subj /CN=hcd-bench -addext 'subjectAltName=DNS:hcd-bench' \
-	-keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null
-# hcd_run ARGS… — (re)start hcd with these listener arguments
-hcd_run() {
-	if [ -n "$hcd_pid" ]; then kill "$hcd_pid"; wait "$hcd_pid" || true; fi
-	ip netns exec "$ns" "$BUILD/hcd" --state-dir "$state" --accel tcg --log-level=warn \
-		--api-rate=0 "$@" >>"$dir/hcd.log" 2>&1 &
-	hcd_pid=$!
-	for _ in $(seq 1 100); do "$BUILD/hc" info >/dev/null 2>&1 && return; sleep 0.1; done
-	echo "hcd did not start" >&2
-	exit 1
-}
-export HC_URL=unix:$state/api.sock
-hc() { "$BUILD/hc" "$@"; }
-hcd_run --listen="[::1]:$PORT" --tls-cert="$dir/tls.crt" --tls-key="$dir/tls.key"
-hc image import tiny --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "$(cat "$GUEST/cmdline")" >/dev/null
-vm=$(hc --json vm create bench --image tiny --no-start | jq -r .id)
-printf 'bench-password\n' | hc user create bench --role admin --auth file --password-stdin >/dev/null
-tok=$(curl -s --unix-socket "$state/api.sock" -H 'Content-Type: application/json' \
-	--data-binary '{"user": "bench", "password": "bench-password"}' http://hc/v1/login | jq -r .token)
+. "$(dirname "$0")/lib.sh"
+bench_setup api
+bench_hcd --log-level=warn --listen="[::1]:$PORT" --tls-cert="$dir/tls.crt" --tls-key="$dir/tls.key"
+bench_fixture
 
 # wrk_run URL → "req/s p99_ms"
 wrk_run() {
@@ -87,5 +50,5 @@ echo "== API throughput: wrk -t2 -c$CONNS -d${DUR}s over TCP, httpload -c$CONNS 
 printf '%-22s %-18s %9s %8s %6s\n' listener endpoint "req/s" "p99 ms" ratio
 row "TLS [::1]" tls_run
 row "unix socket" unix_run
-hcd_run --listen="[::1]:$PORT" --listen-insecure=true
+bench_hcd --log-level=warn --listen="[::1]:$PORT" --listen-insecure=true
 row "plain TCP [::1]" tcp_run

@@ -18,45 +18,17 @@ LDAP_PORT=3890
 HERE=$(cd "$(dirname "$0")" && pwd)
 LOAD=${HTTPLOAD:-$HERE/../build/httpload}
 
-dir=$(mktemp -d /tmp/hc-bench-loop.XXXXXX)
-chmod 711 "$dir"
-ns=hcbloop-$$
-state=$dir/state
-hcd_pid= silent_pid=
 loops=()
-cleanup() {
-	set +e
-	for p in "${loops[@]}"; do kill -- "-$p"; done
-	# socat forks a child per connection: end its whole process group.
-	[ -n "$silent_pid" ] && kill -- "-$silent_pid"
-	[ -n "$hcd_pid" ] && kill -9 "$hcd_pid"
-	wait 2>/dev/null
-	ip netns del "$ns" 2>/dev/null
-	rm -rf "$dir" "/etc/netns/$ns"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-mkdir -p "/etc/netns/$ns"
-echo "::1 hcd-bench" >"/etc/netns/$ns/hosts"
-mkdir -p "$state"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-	-subj /CN=hcd-bench -addext 'subjectAltName=DNS:hcd-bench' \
-	-keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null
-ip netns exec "$ns" "$BUILD/hcd" --state-dir "$state" --accel tcg --log-level=info --api-rate=0 \
-	--listen="[::1]:$PORT" --tls-cert="$dir/tls.crt" --tls-key="$dir/tls.key" \
-	--auth.ldap-uri="ldap://127.0.0.1:$LDAP_PORT" --auth.ldap-base=dc=example \
-	--auth.ldap-timeout=3 >"$dir/hcd.log" 2>&1 &
-hcd_pid=$!
-export HC_URL=unix:$state/api.sock
+silent_pid=
+. "$HERE/lib.sh"
+bench_setup loop
+# socat forks a child per connection, the loops curl: end whole groups.
+BENCH_ON_EXIT+=('for p in "${loops[@]}"; do kill -- "-$p"; done'
+		'[ -n "$silent_pid" ] && kill -- "-$silent_pid"')
+bench_hcd --log-level=info --listen="[::1]:$PORT" --tls-cert="$dir/tls.crt" --tls-key="$dir/tls.key" \
+	--auth.ldap-uri="ldap://127.0.0.1:$LDAP_PORT" --auth.ldap-base=dc=example --auth.ldap-timeout=3
+bench_fixture
 hc() { "$BUILD/hc" "$@"; }
-for _ in $(seq 1 100); do hc info >/dev/null 2>&1 && break; sleep 0.1; done
-hc image import tiny --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "$(cat "$GUEST/cmdline")" >/dev/null
-vm=$(hc --json vm create bench --image tiny --no-start | jq -r .id)
-printf 'bench-password\n' | hc user create bench --role admin --auth file --password-stdin >/dev/null
-tok=$(curl -s --unix-socket "$state/api.sock" -H 'Content-Type: application/json' \
-	--data-binary '{"user": "bench", "password": "bench-password"}' http://hc/v1/login | jq -r .token)
 for i in 1 2 3; do hc user create "dir$i" --auth ldap >/dev/null; done
 for i in 4 5 6; do printf 'file-password\n' | hc user create "file$i" --auth file --password-stdin >/dev/null; done
 

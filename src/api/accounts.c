@@ -445,6 +445,23 @@ static void change_free(struct change *c)
 	free(c);
 }
 
+/* A change of the path's user by apply; NULL with the answer set. */
+static struct change *change_new(struct req *r, int (*apply)(struct req *r, struct change *c))
+{
+	struct change *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		req_error(r, 500, "internal", "out of memory");
+		return NULL;
+	}
+	c->apply = apply;
+	if (!user_resolve(r, &c->u)) {
+		change_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 static void proven(struct req *r, void *arg, enum login_result res, const struct user *who)
 {
 	struct change *c = arg;
@@ -526,12 +543,10 @@ int h_user_password(struct req *r)
 	struct change *c;
 	const char *password;
 
-	if (!only_keys(r, keys) || !get_str(r, "password", true, &password))
+	if (!only_keys(r, keys) || !get_str(r, "password", true, &password) ||
+	    (c = change_new(r, password_apply)) == NULL)
 		return 0;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return req_error(r, 500, "internal", "out of memory");
-	c->apply = password_apply;
-	if (!user_resolve(r, &c->u) || !password_acceptable(r, password)) {
+	if (!password_acceptable(r, password)) {
 		change_free(c);
 		return 0;
 	}
@@ -586,15 +601,8 @@ int h_user_otp_enable(struct req *r)
 	static const char *const keys[] = { "current_password", "otp", NULL };
 	struct change *c;
 
-	if (!only_keys(r, keys))
+	if (!only_keys(r, keys) || (c = change_new(r, otp_enable_apply)) == NULL)
 		return 0;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return req_error(r, 500, "internal", "out of memory");
-	c->apply = otp_enable_apply;
-	if (!user_resolve(r, &c->u)) {
-		change_free(c);
-		return 0;
-	}
 	return with_proof(r, c);
 }
 
@@ -626,15 +634,8 @@ int h_user_otp_disable(struct req *r)
 	static const char *const keys[] = { "current_password", "otp", NULL };
 	struct change *c;
 
-	if (r->json && !only_keys(r, keys))
+	if (!only_keys(r, keys) || (c = change_new(r, otp_disable_apply)) == NULL)
 		return 0;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return req_error(r, 500, "internal", "out of memory");
-	c->apply = otp_disable_apply;
-	if (!user_resolve(r, &c->u)) {
-		change_free(c);
-		return 0;
-	}
 	return with_proof(r, c);
 }
 

@@ -26,9 +26,7 @@ done
 
 PORT=8443
 URL="https://[::1]:$PORT"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-	-subj /CN=hackcloud-e2e -addext 'subjectAltName=IP:::1' \
-	-keyout "$T_DIR/tls.key" -out "$T_DIR/tls.crt" 2>/dev/null || fail "openssl could not make a certificate"
+make_tls_cert "$T_DIR" IP:::1
 LDAP_PORT=3890
 HEADER_TIMEOUT=4
 hcd_args=(--listen="[::]:$PORT" --tls-cert="$T_DIR/tls.crt" --tls-key="$T_DIR/tls.key"
