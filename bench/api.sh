@@ -13,6 +13,7 @@ GUEST=$(cd "${2:?guest dir}" && pwd)
 DUR=${3:-${BENCH_WRK_SECONDS:-10}}
 CONNS=16
 PORT=8443
+LOAD=${HTTPLOAD:-$(cd "$(dirname "$0")" && pwd)/../build/httpload}
 
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 . "$(dirname "$0")/lib.sh"
@@ -34,7 +35,7 @@ tls_run() { wrk_run "https://hcd-bench:$PORT$1"; }
 tcp_run() { wrk_run "http://hcd-bench:$PORT$1"; }
 # unix_run PATH → "req/s p99_ms"
 unix_run() {
-	"$BUILD/httpload" "$state/api.sock" "$1" "$DUR" $CONNS "$tok" |
+	"$LOAD" "$state/api.sock" "$1" "$DUR" $CONNS "$tok" |
 		sed 's/.*rps=\([0-9]*\) .*p99_us=\([0-9]*\).*/\1 \2/' | awk '{ printf "%s %.2f\n", $1, $2 / 1000 }'
 }
 row() {   # row LISTENER RUNNER
