@@ -423,11 +423,12 @@ static void shutdown_with_suspended_requests(void **state)
 	struct call queued = { .method = "POST", .path = "/v1/users/mia/password",
 			       .body = "{\"password\":\"mia-second-pw\"}" };
 	assert_int_equal(pthread_create(&t[0], NULL, client, &ldap), 0);
-	for (int i = 0; i < 50; i++)
+	for (int i = 0; i < 3000 && worker_pool_pending(s.pool) < 1; i++)
 		turn(&s, 10);
 	assert_int_equal(pthread_create(&t[1], NULL, client, &queued), 0);
-	for (int i = 0; i < 50; i++)
+	for (int i = 0; i < 3000 && worker_pool_pending(s.pool) < 2; i++)
 		turn(&s, 10);
+	/* Both wait: the bind on the worker (for seconds), the hash behind it. */
 	assert_int_equal(worker_pool_pending(s.pool), 2);
 	server_stop(&s);
 	pthread_join(t[0], NULL);
