@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STR, K_INT, K_LL };
+enum kind { K_STR, K_INT, K_LL, K_BOOL };
 
 struct key {
 	const char *section;
@@ -113,6 +113,18 @@ static const struct key keys[] = {
 	  "concurrent URL imports of one user; 0: no cap"),
 	I("hcd", "import_max_total", import_max_total,
 	  "concurrent URL imports on this host; 0: no cap"),
+	{ "hcd", "listen_insecure", K_BOOL, offsetof(struct config, listen_insecure),
+	  "true: a TCP listener without tls_cert may serve plain HTTP, on a loopback address only" },
+	I("hcd", "api_max_connections", api_max_connections,
+	  "connections each API listener holds at most"),
+	I("hcd", "api_max_per_peer", api_max_per_peer,
+	  "connections per IPv4 address, IPv6 /64 or local uid on each listener"),
+	I("hcd", "api_header_timeout", api_header_timeout,
+	  "seconds a connection has to send a request's headers"),
+	S("auth", "local_users", local_users,
+	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
+	I("auth", "token_cache_ttl", token_cache_ttl,
+	  "seconds a token check is cached; a revoke on another host takes effect within it"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -159,6 +171,11 @@ void config_defaults(struct config *c)
 	set_str(&c->import_proxy, "");
 	c->import_max_per_user = 2;
 	c->import_max_total = 8;
+	c->api_max_connections = 1000;
+	c->api_max_per_peer = 32;
+	c->api_header_timeout = 10;
+	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
+	c->token_cache_ttl = 5;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)
@@ -173,6 +190,16 @@ int config_set(struct config *c, const char *section, const char *key, const cha
 		switch (k->kind) {
 		case K_STR:
 			set_str(slot, value);
+			return 0;
+		case K_BOOL:
+			if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+			    strcmp(value, "1") == 0)
+				*(int *)slot = 1;
+			else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+				 strcmp(value, "0") == 0)
+				*(int *)slot = 0;
+			else
+				return -1;
 			return 0;
 		case K_INT:
 		case K_LL:
@@ -306,6 +333,8 @@ char *config_value_text(const struct config *c, size_t i)
 		return str_printf("%d", *(const int *)slot);
 	case K_LL:
 		return str_printf("%lld", *(const long long *)slot);
+	case K_BOOL:
+		return strdup(*(const int *)slot ? "true" : "false");
 	}
 	return NULL;
 }

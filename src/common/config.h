@@ -53,6 +53,13 @@ struct config {
 	char *import_proxy;   /* the only proxy imports use ("" = none; never the environment's) */
 	int import_max_per_user; /* concurrent URL imports of one user; 0 = no cap */
 	int import_max_total; /* concurrent URL imports on this host; 0 = no cap */
+	/* The API's listeners and sessions (issue 11 §6, §10; issue 12 §4). */
+	int listen_insecure;  /* 1: a TCP listener without tls_cert, loopback only */
+	int api_max_connections; /* per listener */
+	int api_max_per_peer; /* connections per IPv4 address / IPv6 /64 / local uid */
+	int api_header_timeout; /* seconds a connection may take to send a request's headers */
+	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
+	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"
