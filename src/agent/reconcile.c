@@ -742,6 +742,7 @@ static int network_services_converge(struct agent *a)
 
 	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
 		return 5000;
+	ns.metadata_port = a->cfg->metadata_port;
 	forwarding_ensure(a->cfg->uplink);
 	/* The whole ruleset, every pass: a no-op when its version (a hash of
 	 * its text) is the one installed.  First: a new VM's traffic passes

@@ -94,14 +94,13 @@ int identity_range_check(long long base, long long count, char **err)
 }
 
 int identity_qemu(long long base, long long count, uint64_t vm_id, bool kvm,
-		  struct spawn_id *out, char **err)
+		  struct proc_opts *out, char **err)
 {
 	struct stat st;
 
 	*err = NULL;
-	*out = (struct spawn_id){ .uid = identity_uid(base, count, vm_id),
-				  .gid = (gid_t)identity_uid(base, count, vm_id),
-				  .extra_gid = (gid_t)-1 };
+	*out = (struct proc_opts){ .drop = true, .uid = identity_uid(base, count, vm_id),
+				   .gid = (gid_t)identity_uid(base, count, vm_id), .pass_fd = -1 };
 	if (!kvm)
 		return 0;
 	if (stat("/dev/kvm", &st) < 0) {
@@ -113,14 +112,15 @@ int identity_qemu(long long base, long long count, uint64_t vm_id, bool kvm,
 			      " group read-write (e.g. root:kvm 0660)");
 		return -1;
 	}
-	out->extra_gid = st.st_gid;
+	out->with_group = true;
+	out->group = st.st_gid;
 	return 0;
 }
 
-void identity_tool(long long base, long long count, uint64_t vm_id, struct spawn_id *out)
+void identity_tool(long long base, long long count, uint64_t vm_id, struct proc_opts *out)
 {
-	*out = (struct spawn_id){ .uid = identity_uid(base, count, vm_id),
-				  .gid = (gid_t)identity_uid(base, count, vm_id),
-				  .extra_gid = (gid_t)-1, .as_limit = TOOL_AS_LIMIT,
-				  .cpu_limit = TOOL_CPU_LIMIT };
+	*out = (struct proc_opts){ .drop = true, .uid = identity_uid(base, count, vm_id),
+				   .gid = (gid_t)identity_uid(base, count, vm_id),
+				   .limit_as = TOOL_AS_LIMIT, .limit_cpu = TOOL_CPU_LIMIT,
+				   .pass_fd = -1 };
 }

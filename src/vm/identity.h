@@ -18,7 +18,7 @@
 #ifndef HC_IDENTITY_H
 #define HC_IDENTITY_H
 
-#include "vm/spawn.h"
+#include "common/proc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,16 +31,16 @@ uid_t identity_uid(long long base, long long count, uint64_t vm_id);
 int identity_range_check(long long base, long long count, char **err);
 
 /*
- * The identity QEMU runs with: the VM's uid/gid and, with KVM, the group
- * that may open /dev/kvm (QEMU opens it after it dropped root, so the
+ * How QEMU runs (common/proc.h): as the VM's uid/gid and, with KVM, in the
+ * group that may open /dev/kvm (QEMU opens it as the VM's uid, so the
  * device must be group-accessible, e.g. root:kvm 0660 as udev makes it).
  * -1 and a message when KVM is wanted but its device is root's alone.
  */
 int identity_qemu(long long base, long long count, uint64_t vm_id, bool kvm,
-		  struct spawn_id *out, char **err);
+		  struct proc_opts *out, char **err);
 
-/* The identity for a short helper (qemu-img, genisoimage) working on a
- * VM's files: its uid/gid, address space and CPU time limited. */
-void identity_tool(long long base, long long count, uint64_t vm_id, struct spawn_id *out);
+/* How a short helper (qemu-img, genisoimage) working on a VM's files
+ * runs: as the VM's uid/gid, its address space and CPU time limited. */
+void identity_tool(long long base, long long count, uint64_t vm_id, struct proc_opts *out);
 
 #endif

@@ -21,7 +21,7 @@
 #include "store/store.h"
 #include "vm/qemu.h"
 #include "vm/seed.h"
-#include "vm/spawn.h"
+#include "common/proc.h"
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -32,8 +32,8 @@ struct vm_launch {
 	char *name;
 	char *state_dir;
 	struct vm_paths paths;
-	struct spawn_id qemu_id;      /* QEMU: the VM's uid/gid (+ /dev/kvm's group) */
-	struct spawn_id tool_id;      /* qemu-img, genisoimage: the VM's, limited */
+	struct proc_opts qemu_id;      /* QEMU: the VM's uid/gid (+ /dev/kvm's group) */
+	struct proc_opts tool_id;      /* qemu-img, genisoimage: the VM's, limited */
 	struct qemu_spec spec;        /* strings below are owned by the launch */
 	char *accel, *kernel, *initrd, *cmdline, *base, *base_format;
 	long long base_size;          /* the image's virtual size (disk images) */

@@ -101,7 +101,7 @@ char *vm_data_disk_path(const struct vm_paths *p, size_t index)
 	return str_printf("%s/data%zu.qcow2", p->dir, index);
 }
 
-int qemu_file_give(const char *path, const struct spawn_id *id, mode_t mode, char **err)
+int qemu_file_give(const char *path, const struct proc_opts *id, mode_t mode, char **err)
 {
 	/* The directory is root's: nobody can swap the file for a link. */
 	if (chown(path, id->uid, id->gid) < 0 || chmod(path, mode) < 0) {
@@ -111,7 +111,7 @@ int qemu_file_give(const char *path, const struct spawn_id *id, mode_t mode, cha
 	return 0;
 }
 
-int qemu_file_for_tool(const char *path, const struct spawn_id *id, char **err)
+int qemu_file_for_tool(const char *path, const struct proc_opts *id, char **err)
 {
 	int fd;
 
@@ -127,7 +127,7 @@ int qemu_file_for_tool(const char *path, const struct spawn_id *id, char **err)
 	return 0;
 }
 
-int qemu_dir_ensure(const struct vm_paths *p, const struct spawn_id *id, char **err)
+int qemu_dir_ensure(const struct vm_paths *p, const struct proc_opts *id, char **err)
 {
 	/* dirname() cuts its argument in place: vms = STATE_DIR/vms, then
 	 * state = STATE_DIR. */
@@ -213,7 +213,7 @@ static char *launch_message(const struct vm_paths *p)
 	return out;
 }
 
-int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct spawn_id *id,
+int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct proc_opts *id,
 		pid_t *pid, char **err)
 {
 	size_t n_keep = 2 + spec->n_nics;
@@ -257,7 +257,10 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
 		*err = strdup("out of memory");
 		goto out;
 	}
-	*pid = spawn_daemon(argv, id, keep, n_keep, errfd);
+	struct proc_opts o = *id;
+	o.keep = keep;
+	o.n_keep = n_keep;
+	*pid = proc_daemon(argv, &o, errfd);
 	if (*pid < 0) {
 		*err = str_printf("cannot start qemu-system-x86_64: %s", strerror(errno));
 		*pid = 0;
@@ -303,7 +306,7 @@ out:
  * crash at any point.  qemu-img runs as the VM, into a file made for it.
  */
 static int qemu_img_create(const char *path, const char *base, const char *base_format,
-			   long long size, const struct spawn_id *id, char **err)
+			   long long size, const struct proc_opts *id, char **err)
 {
 	char *tmp = str_printf("%s.tmp", path), sz[32], *out = NULL;
 	char *argv[16];
@@ -335,7 +338,9 @@ static int qemu_img_create(const char *path, const char *base, const char *base_
 	argv[n++] = tmp;
 	argv[n++] = sz;
 	argv[n] = NULL;
-	rc = spawn_wait(argv, id, QEMU_IMG_TIMEOUT_MS, &out, 4096);
+	struct proc_opts o = *id;
+	o.timeout_ms = QEMU_IMG_TIMEOUT_MS;
+	rc = proc_run_opts(argv, &o, &out, 4096, true);
 	if (rc != 0)
 		*err = rc < 0 ? str_printf("cannot run qemu-img: %s", strerror(errno))
 			      : str_printf("qemu-img create failed (%d): %s", rc, out ? out : "");
@@ -350,7 +355,7 @@ out:
 }
 
 int qemu_overlay_create(const char *base, const char *base_format, long long base_size,
-			const char *overlay, long long size, const struct spawn_id *id, char **err)
+			const char *overlay, long long size, const struct proc_opts *id, char **err)
 {
 	if (base_size <= 0) {
 		*err = strdup("the image's size is unknown");
@@ -360,7 +365,7 @@ int qemu_overlay_create(const char *base, const char *base_format, long long bas
 			       err);
 }
 
-int qemu_disk_create(const char *path, long long size, const struct spawn_id *id, char **err)
+int qemu_disk_create(const char *path, long long size, const struct proc_opts *id, char **err)
 {
 	return qemu_img_create(path, NULL, NULL, size, id, err);
 }

@@ -23,7 +23,7 @@
 #define HC_QEMU_H
 
 #include "vm/qemu_argv.h"
-#include "vm/spawn.h"
+#include "common/proc.h"
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -50,15 +50,15 @@ char *vm_data_disk_path(const struct vm_paths *p, size_t index);
 
 /* The VM's directory as the layout above says, STATE_DIR and vms/
  * searchable; its serial log created and owned by the VM. */
-int qemu_dir_ensure(const struct vm_paths *p, const struct spawn_id *id, char **err);
+int qemu_dir_ensure(const struct vm_paths *p, const struct proc_opts *id, char **err);
 
 /* An empty file at path (whatever was there goes), the VM's: a tool that
  * runs as the VM writes its output there, since it may not create files
  * in the VM's directory. */
-int qemu_file_for_tool(const char *path, const struct spawn_id *id, char **err);
+int qemu_file_for_tool(const char *path, const struct proc_opts *id, char **err);
 
 /* Hand a file of the VM's directory to the VM (chown uid:gid, mode). */
-int qemu_file_give(const char *path, const struct spawn_id *id, mode_t mode, char **err);
+int qemu_file_give(const char *path, const struct proc_opts *id, mode_t mode, char **err);
 
 /* The PID of this VM's QEMU when it runs, else 0. */
 pid_t qemu_running_pid(const struct vm_paths *p);
@@ -71,7 +71,7 @@ pid_t qemu_running_pid(const struct vm_paths *p);
  * then it is killed).  -1 and a message on failure (QEMU's own stderr,
  * kept in qemu.err, when it said something).
  */
-int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct spawn_id *id,
+int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct proc_opts *id,
 		pid_t *pid, char **err);
 
 /* Create the VM's qcow2 overlay on a base image (never written to, never
@@ -79,9 +79,9 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct s
  * the base's size; never smaller than the base).  qemu-img runs as the VM
  * (id), into a temporary name that is renamed when whole. */
 int qemu_overlay_create(const char *base, const char *base_format, long long base_size,
-			const char *overlay, long long size, const struct spawn_id *id, char **err);
+			const char *overlay, long long size, const struct proc_opts *id, char **err);
 /* Create an empty qcow2 disk of `size` bytes, the same way. */
-int qemu_disk_create(const char *path, long long size, const struct spawn_id *id, char **err);
+int qemu_disk_create(const char *path, long long size, const struct proc_opts *id, char **err);
 
 int qemu_powerdown(const struct vm_paths *p, char **err);  /* ACPI power button */
 int qemu_reset(const struct vm_paths *p, char **err);      /* QMP system_reset */

@@ -10,7 +10,7 @@
  *     followed;
  *   - QEMU opens no network device and binds no socket itself: taps and
  *     the listening QMP and serial sockets are descriptors hcd passes in
- *     (spawn.h), so it needs no privilege at all;
+ *     (proc_daemon in common/proc.h), so it needs no privilege at all;
  *   - it neither daemonizes nor changes user (hcd does both), so its
  *     seccomp filter denies spawning, privilege changes, obsolete system
  *     calls and resource control.

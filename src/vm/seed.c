@@ -97,14 +97,14 @@ int seed_render(const struct vm *vm, struct seed_files *out)
 /* One input file, readable by the VM's group only (genisoimage runs as
  * the VM). */
 static int seed_file_write(const char *path, const void *data, size_t len,
-			   const struct spawn_id *id)
+			   const struct proc_opts *id)
 {
 	if (file_write_atomic(path, data, len, 0640) < 0 || chown(path, 0, id->gid) < 0)
 		return -1;
 	return 0;
 }
 
-char *seed_build(const struct seed_files *f, const struct vm_paths *p, const struct spawn_id *id,
+char *seed_build(const struct seed_files *f, const struct vm_paths *p, const struct proc_opts *id,
 		 char **err)
 {
 	char *dir = str_printf("%s/seed", p->dir);
@@ -132,7 +132,9 @@ char *seed_build(const struct seed_files *f, const struct vm_paths *p, const str
 		goto fail_tmp;
 	char *argv[] = { "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet",
 			 "-rock", f_meta, f_user, f_net, NULL };
-	rc = spawn_wait(argv, id, GENISOIMAGE_TIMEOUT_MS, &out, 4096);
+	struct proc_opts o = *id;
+	o.timeout_ms = GENISOIMAGE_TIMEOUT_MS;
+	rc = proc_run_opts(argv, &o, &out, 4096, true);
 	if (rc != 0) {
 		*err = rc < 0 ? str_printf("genisoimage: %s", strerror(errno))
 			      : str_printf("genisoimage failed (%d): %s", rc, out ? out : "");

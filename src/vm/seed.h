@@ -15,7 +15,7 @@
 
 #include "store/store.h"
 #include "vm/qemu.h"
-#include "vm/spawn.h"
+#include "common/proc.h"
 
 #include <stddef.h>
 
@@ -32,7 +32,7 @@ void seed_files_free(struct seed_files *f);
 
 /* Write the files and pack them; the ISO's path (malloc'd), or NULL and a
  * message. */
-char *seed_build(const struct seed_files *f, const struct vm_paths *p, const struct spawn_id *id,
+char *seed_build(const struct seed_files *f, const struct vm_paths *p, const struct proc_opts *id,
 		 char **err);
 
 /* A VM without a seed has none lying around from an earlier setting. */

@@ -1,10 +1,11 @@
 /*
- * Unit tests for vm/identity and vm/spawn: the uid of a VM from the
- * configured range; ranges that hold accounts, nobody or 2^31 refused;
- * a program run as another uid has exactly that uid/gid, no other group,
- * its limits and only the descriptors it was given; a daemon is nobody's
- * child; an exec failure comes back as an errno.  The spawn tests need
- * root (they change uid) and are skipped without it.
+ * Unit tests for vm/identity and the way VMs' programs run under it
+ * (common/proc.h): the uid of a VM from the configured range; ranges that
+ * hold accounts, nobody or 2^31 refused; a tool run as a VM has exactly
+ * its uid/gid, no other group, its limits and only 0-2; QEMU's way
+ * (proc_daemon) is nobody's child, as the VM, with the descriptors it was
+ * given at 3, 4, …, and an exec failure comes back as an errno.  What
+ * changes uid needs root and is skipped without it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,7 @@
 #include <cmocka.h>
 
 #include "vm/identity.h"
-#include "vm/spawn.h"
+#include "common/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,24 +85,34 @@ static void a_range_holding_an_account_is_refused(void **state)
 	free(err);
 }
 
-static void kvm_needs_a_group(void **state)
+static void qemu_and_tools_identities(void **state)
 {
 	(void)state;
-	struct spawn_id id;
+	struct proc_opts o;
 	char *err = NULL;
 
-	assert_int_equal(identity_qemu(BASE, COUNT, 5, false, &id, &err), 0);
-	assert_int_equal(id.uid, BASE + 5);
-	assert_int_equal(id.gid, BASE + 5);
-	assert_int_equal(id.extra_gid, (gid_t)-1);
-	assert_int_equal(id.as_limit, 0);
-	identity_tool(BASE, COUNT, 5, &id);
-	assert_int_equal(id.uid, BASE + 5);
-	assert_true(id.as_limit > 0 && id.cpu_limit > 0);
+	assert_int_equal(identity_qemu(BASE, COUNT, 5, false, &o, &err), 0);
+	assert_true(o.drop);
+	assert_int_equal(o.uid, BASE + 5);
+	assert_int_equal(o.gid, BASE + 5);
+	assert_false(o.with_group);
+	assert_int_equal(o.limit_as, 0);
+	assert_int_equal(o.pass_fd, -1);
+	identity_tool(BASE, COUNT, 5, &o);
+	assert_true(o.drop);
+	assert_int_equal(o.uid, BASE + 5);
+	assert_true(o.limit_as > 0 && o.limit_cpu > 0);
+	assert_int_equal(o.pass_fd, -1);
 }
 
-static const struct spawn_id as_vm = { .uid = BASE + 7, .gid = BASE + 7, .extra_gid = (gid_t)-1,
-				       .as_limit = 1ULL << 30, .cpu_limit = 30 };
+static struct proc_opts as_vm(int timeout_ms)
+{
+	struct proc_opts o;
+
+	identity_tool(BASE, COUNT, 7, &o);
+	o.timeout_ms = timeout_ms;
+	return o;
+}
 
 static void runs_as_the_vm_with_limits(void **state)
 {
@@ -111,12 +122,14 @@ static void runs_as_the_vm_with_limits(void **state)
 			 "echo $(id -u) $(id -g) $(id -G) $(ulimit -v) $(ulimit -t);"
 			 " ls /proc/self/fd | sort -n | tr '\\n' ' '", NULL };
 
+	struct proc_opts o = as_vm(10000);
+
 	if (geteuid() != 0)
 		skip();
 	/* A descriptor of ours that must not reach the child. */
 	int leak = open("/dev/null", O_RDONLY);
 	assert_true(leak >= 0);
-	assert_int_equal(spawn_wait(argv, &as_vm, 10000, &out, 4096), 0);
+	assert_int_equal(proc_run_opts(argv, &o, &out, 4096, true), 0);
 	assert_non_null(out);
 	assert_true(strncmp(out, "300007 300007 300007 1048576 30\n", 32) == 0);
 	/* 0-2, and the one ls opens for /proc/self/fd. */
@@ -130,14 +143,14 @@ static void exec_failure_is_an_errno(void **state)
 	(void)state;
 	char *argv[] = { "/nonexistent/program", NULL };
 	int keep[1] = { 0 };
+	struct proc_opts o = as_vm(0);
 
 	if (geteuid() != 0)
 		skip();
+	o.keep = keep;
+	o.n_keep = 1;
 	errno = 0;
-	assert_int_equal(spawn_wait(argv, &as_vm, 1000, NULL, 0), -1);
-	assert_int_equal(errno, ENOENT);
-	errno = 0;
-	assert_int_equal(spawn_daemon(argv, &as_vm, keep, 1, -1), -1);
+	assert_int_equal(proc_daemon(argv, &o, -1), -1);
 	assert_int_equal(errno, ENOENT);
 }
 
@@ -145,10 +158,11 @@ static void timeout_kills(void **state)
 {
 	(void)state;
 	char *argv[] = { "sleep", "30", NULL };
+	struct proc_opts o = as_vm(100);
 
 	if (geteuid() != 0)
 		skip();
-	assert_int_equal(spawn_wait(argv, &as_vm, 100, NULL, 0), 128 + SIGKILL);
+	assert_int_equal(proc_run_opts(argv, &o, NULL, 0, false), 128 + SIGKILL);
 }
 
 /* The daemon: detached (not our child), as the VM, with the descriptors
@@ -158,21 +172,33 @@ static void daemon_is_nobodys_child(void **state)
 	(void)state;
 	int p[2];
 	char buf[256] = "";
-	char *argv[] = { "sh", "-c", "echo $(id -u) $PPID >&3; exec sleep 30", NULL };
+	char *argv[] = { "sh", "-c", "echo $(id -u) $(id -G) $PPID $(pwd) >&4; exec sleep 30", NULL };
+	struct proc_opts o;
+	char *err = NULL;
 
 	if (geteuid() != 0)
 		skip();
+	assert_int_equal(identity_qemu(BASE, COUNT, 7, false, &o, &err), 0);
+	o.with_group = true;          /* as /dev/kvm's group would be */
+	o.group = 12345;
 	assert_int_equal(pipe(p), 0);
-	pid_t pid = spawn_daemon(argv, &as_vm, &p[1], 1, -1);
+	int keep[2] = { p[0], p[1] }; /* 3: a descriptor it merely holds; 4: the pipe it writes to */
+	o.keep = keep;
+	o.n_keep = 2;
+	pid_t pid = proc_daemon(argv, &o, -1);
 	assert_true(pid > 0);
 	close(p[1]);
 	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
 	close(p[0]);
 	assert_true(n > 0);
-	long uid, ppid;
-	assert_int_equal(sscanf(buf, "%ld %ld", &uid, &ppid), 2);
+	long uid, gid, group, ppid;
+	char cwd[64];
+	assert_int_equal(sscanf(buf, "%ld %ld %ld %ld %63s", &uid, &gid, &group, &ppid, cwd), 5);
 	assert_int_equal(uid, BASE + 7);
+	assert_int_equal(gid, BASE + 7);
+	assert_int_equal(group, 12345);
 	assert_int_not_equal(ppid, getpid());
+	assert_string_equal(cwd, "/");
 	int pidfd = pidfd_open(pid, 0);
 	assert_true(pidfd >= 0);
 	assert_int_equal(pidfd_send_signal(pidfd, SIGKILL, NULL, 0), 0);
@@ -187,7 +213,7 @@ int main(void)
 		cmocka_unit_test(uid_is_base_plus_id_mod_count),
 		cmocka_unit_test(bad_ranges_are_refused),
 		cmocka_unit_test(a_range_holding_an_account_is_refused),
-		cmocka_unit_test(kvm_needs_a_group),
+		cmocka_unit_test(qemu_and_tools_identities),
 		cmocka_unit_test(runs_as_the_vm_with_limits),
 		cmocka_unit_test(exec_failure_is_an_errno),
 		cmocka_unit_test(timeout_kills),
