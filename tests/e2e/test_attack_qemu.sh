@@ -9,7 +9,8 @@
 #    qemu-img runs as the VM's uid, with limits, and never opens the base.
 # 2. Confinement: each VM's QEMU runs as its own uid/gid from the
 #    configured range, under seccomp, detached from hcd; one VM's uid can
-#    neither read the other's disk or log nor signal its QEMU.
+#    neither read the other's disk or log nor signal its QEMU; two VMs of
+#    a host never share a uid; a range holding an account is refused.
 . "$(dirname "$0")/lib.sh"
 
 command -v setpriv >/dev/null || fail "setpriv is needed (util-linux)"
@@ -159,6 +160,23 @@ PATH="$T_DIR/bin:$PATH" hcd_start --qemu-uid-base=300000 --qemu-uid-count=1000
 [ "$(vm_field a .state)" = running ] || fail "a not running after the restart"
 [ "$(pgrep -f "qemu-system-x86_64.*$T_STATE/vms/$aid/" | head -1)" = "$apid" ] || fail "a's QEMU was not adopted"
 ok "QEMU outlived kill -9 of hcd and was adopted"
+
+# Two VMs of a host never share a uid: with room for two uids, a VM whose
+# ID is a's plus two is refused (a's files would be its).
+hcd_stop
+PATH="$T_DIR/bin:$PATH" hcd_start --qemu-uid-base=300000 --qemu-uid-count=2
+hc vm create c --image tiny --no-start >/dev/null
+cid=$(vm_field c .id)
+while [ $(( (16#$cid - 16#$aid) % 2 )) != 0 ]; do
+	hc vm delete c >/dev/null
+	hc vm create c --image tiny --no-start >/dev/null
+	cid=$(vm_field c .id)
+done
+hc vm start c >/dev/null
+wait_state c error 60
+vm_field c .error | grep -q "is VM $aid's too" || fail "c's error: $(vm_field c .error)"
+[ -z "$(pgrep -f "qemu-system-x86_64.*$T_STATE/vms/$cid/")" ] || fail "c's QEMU runs"
+ok "a VM whose uid another VM of the host has is not started"
 
 # A range that holds real accounts is refused (uid 1 is daemon's on Debian).
 hcd_stop
