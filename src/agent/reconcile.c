@@ -26,9 +26,11 @@
 #define TRANSITION_POLL_MS 200
 /* How long QEMU has to exit after QMP quit before it gets SIGKILL: a
  * stop lets it close its disks; a delete throws them away, so it waits
- * only as long as a healthy QEMU takes. */
+ * only as long as a healthy QEMU on an idle host takes (~15 ms here):
+ * on a busy host QEMU's main loop may not even get to the quit sooner,
+ * and the kill ends it as well. */
 #define QUIT_GRACE_MS 5000
-#define DELETE_GRACE_MS 500
+#define DELETE_GRACE_MS 100
 /* A pass that started QEMUs leaves the network services to a pass this
  * much later at the latest (see agent_reconcile). */
 #define NETWORK_DEFER_MS 500
