@@ -40,6 +40,7 @@ static const struct key keys[] = {
 	I("hcd", "stop_timeout", stop_timeout),
 	I("hcd", "metadata_port", metadata_port),
 	I("hcd", "metadata_rate", metadata_rate),
+	S("hcd", "metadata_tokens", metadata_tokens),
 	I("hcd", "resync_interval", resync_interval),
 	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body) },
 	I("hcd", "heartbeat_interval", heartbeat_interval),
@@ -98,6 +99,7 @@ void config_defaults(struct config *c)
 	c->stop_timeout = 30;
 	c->metadata_port = 80;
 	c->metadata_rate = 20;
+	set_str(&c->metadata_tokens, "optional");
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;
