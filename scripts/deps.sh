@@ -17,6 +17,8 @@ packages=(
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
 	xorriso oathtool slapd ldap-utils postgresql
+	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
+	amazon-ec2-utils strace
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml
