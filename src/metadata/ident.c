@@ -23,6 +23,7 @@ struct entry {
 	struct ident_key key;
 	uint32_t gen;              /* valid only while equal to ident.gen */
 	bool found;
+	int oif;                   /* the interface it was resolved on, or 0 */
 	uint64_t nic_id, net_id;
 };
 
@@ -100,7 +101,7 @@ static bool neigh_key(const struct nlmsghdr *nh, struct ident_key *k)
 }
 
 void ident_parse_events(const void *buf, size_t len,
-			void (*drop)(void *arg, const struct ident_key *k), void *arg)
+			void (*drop)(void *arg, const struct ident_key *k, int ifindex), void *arg)
 {
 	int rem = (int)len;
 
@@ -111,13 +112,18 @@ void ident_parse_events(const void *buf, size_t len,
 		case RTM_DELNEIGH:
 			/* Bridge FDB entries (AF_BRIDGE) say nothing of addresses. */
 			if (neigh_key(nh, &k))
-				drop(arg, &k);
+				drop(arg, &k, 0);
 			break;
 		case RTM_NEWLINK:
 		case RTM_DELLINK:
+			if (nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+				drop(arg, NULL, ((const struct ifinfomsg *)NLMSG_DATA(nh))->ifi_index);
+			else
+				drop(arg, NULL, 0);
+			break;
 		case RTM_NEWROUTE:
 		case RTM_DELROUTE:
-			drop(arg, NULL);
+			drop(arg, NULL, 0);
 			break;
 		default:
 			break;
@@ -214,16 +220,24 @@ static void drop_all(struct ident *id)
 	id->stats.flushes++;
 }
 
-static void on_event(void *arg, const struct ident_key *k)
+static void on_event(void *arg, const struct ident_key *k, int ifindex)
 {
 	struct ident *id = arg;
 	struct entry *e;
 
 	id->stats.events++;
-	if (k == NULL)
+	if (k != NULL) {
+		if ((e = cache_find(id, k)) != NULL)
+			e->gen = 0;
+	} else if (ifindex > 0) {
+		/* A link changed (a rename, a deletion): what was resolved
+		 * through it; changes of bridge ports touch nothing cached. */
+		for (size_t i = 0; i < CACHE_SLOTS; i++)
+			if (id->cache[i].gen == id->gen && id->cache[i].oif == ifindex)
+				id->cache[i].gen = 0;
+	} else {
 		drop_all(id);
-	else if ((e = cache_find(id, k)) != NULL)
-		e->gen = 0;
+	}
 }
 
 /* Read every notification that is there, without waiting. */
@@ -294,7 +308,8 @@ static ssize_t query(struct ident *id, struct nl_req *r, char *buf, size_t cap)
 }
 
 /* Ask the kernel: route → interface → neighbour entry → NIC. */
-static bool resolve(struct ident *id, const struct ident_key *k, uint64_t *nic_id, uint64_t *net_id)
+static bool resolve(struct ident *id, const struct ident_key *k, int *oif_out,
+		    uint64_t *nic_id, uint64_t *net_id)
 {
 	char buf[4096], name[IF_NAMESIZE];
 	size_t alen = k->family == AF_INET ? 4 : 16;
@@ -312,6 +327,7 @@ static bool resolve(struct ident *id, const struct ident_key *k, uint64_t *nic_i
 		    (oif = ident_parse_route(buf, (size_t)n)) == 0)
 			return false;
 	}
+	*oif_out = oif;
 	if (if_indextoname((unsigned)oif, name) == NULL || !ifname_parse(name, &kind, net_id) ||
 	    kind != IFNAME_BRIDGE)
 		return false;
@@ -333,13 +349,14 @@ bool ident_lookup(struct ident *id, const struct ident_key *k, uint64_t *nic_id,
 	drain(id);
 	if ((e = cache_find(id, k)) == NULL) {
 		uint64_t nic = 0, net = 0;
-		bool found = resolve(id, k, &nic, &net);
+		int oif = 0;
+		bool found = resolve(id, k, &oif, &nic, &net);
 		id->stats.misses++;
 		/* Not drained again before caching: a change made while we
 		 * asked must stay queued, so that the next lookup drops this
 		 * answer rather than have it hide the change. */
 		e = cache_slot(id, k);
-		*e = (struct entry){ .key = *k, .gen = id->gen, .found = found,
+		*e = (struct entry){ .key = *k, .gen = id->gen, .found = found, .oif = oif,
 				     .nic_id = nic, .net_id = net };
 	}
 	*nic_id = e->nic_id;
@@ -370,10 +387,10 @@ static int nl_open(unsigned groups)
 
 struct ident *ident_new(char **err)
 {
-	struct ident *id = calloc(1, sizeof(*id));
+	struct ident *id;
 
 	*err = NULL;
-	if (id == NULL) {
+	if (sodium_init() < 0 || (id = calloc(1, sizeof(*id))) == NULL) {
 		*err = strdup("out of memory");
 		return NULL;
 	}

@@ -16,7 +16,10 @@
  * that could alter it.  A netlink socket subscribed to neighbour, link and
  * route changes is read (without blocking) before every lookup:
  *   - a neighbour change for an address drops that address's answer;
- *   - any link or route change, and a lost event (ENOBUFS), drop them all.
+ *   - a link change (a rename, a deletion) drops the answers resolved
+ *     through that link (changes of the bridges' ports alter no route,
+ *     name or neighbour entry: they keep theirs);
+ *   - any route change, and a lost event (ENOBUFS), drop them all.
  * Dropping is all an event ever does, so its order relative to the query
  * that filled an entry does not matter: at worst an entry is refilled
  * once more.  A miss costs two netlink requests (a route lookup and the
@@ -63,11 +66,12 @@ const struct ident_stats *ident_stats(const struct ident *id);
 
 /* ---- exposed for the unit tests ---------------------------------------- */
 
-/* For each notification in a buffer read from the netlink socket: drop(arg,
- * key) for a neighbour change of an IPv4/IPv6 address, drop(arg, NULL) for
- * a link or route change.  Other messages are skipped. */
+/* For each notification in a buffer read from the netlink socket:
+ * drop(arg, key, 0) for a neighbour change of an IPv4/IPv6 address,
+ * drop(arg, NULL, ifindex) for a change of that link, drop(arg, NULL, 0)
+ * for a route change.  Other messages are skipped. */
 void ident_parse_events(const void *buf, size_t len,
-			void (*drop)(void *arg, const struct ident_key *k), void *arg);
+			void (*drop)(void *arg, const struct ident_key *k, int ifindex), void *arg);
 
 /* A route lookup's reply: the outgoing interface of a directly connected
  * unicast route; 0 for anything else (an error, a gateway, a local or

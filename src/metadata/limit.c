@@ -21,9 +21,9 @@ struct limit_table {
 
 struct limit_table *limit_new(double rate, double burst)
 {
-	struct limit_table *t = calloc(1, sizeof(*t));
+	struct limit_table *t;
 
-	if (t == NULL)
+	if (sodium_init() < 0 || (t = calloc(1, sizeof(*t))) == NULL)
 		return NULL;
 	t->rate = rate;
 	t->burst = burst;

@@ -286,12 +286,12 @@ void metadata_sync(struct metadata_server *s)
 
 struct metadata_server *metadata_start(struct store *st, int port, int rate, char **err)
 {
-	struct metadata_server *s = calloc(1, sizeof(*s));
+	struct metadata_server *s = NULL;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int fd = -1, one = 1;
 
 	*err = NULL;
-	if (s == NULL) {
+	if (sodium_init() < 0 || (s = calloc(1, sizeof(*s))) == NULL) {
 		*err = strdup("out of memory");
 		return NULL;
 	}

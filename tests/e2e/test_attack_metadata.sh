@@ -247,14 +247,15 @@ out=$(get "$A" /latest/meta-data/instance-id)
 become "$A" "$(vm_field carol '.nics[0].mac')" "$(vm_field carol '.nics[0].ipv4')/24"
 out=$(get "$A" /latest/meta-data/instance-id)
 [ "$out" = "200 $(id_of carol)" ] || fail "back with carol's MAC and address: $out"
-# The MAC alone changes (the address stays): once the host's neighbour
-# entry follows (here: flushed, then resolved anew), the answer follows.
-become "$A" "$(vm_field dave '.nics[0].mac')" "$(vm_field carol '.nics[0].ipv4')/24"
+# The MAC alone changes, the link staying up and the address the same:
+# no link or route changes on the host, only its neighbour entry follows
+# (here: flushed, then resolved anew) — and the answer with it.
+ip -n "$A" link set dev eth0 address "$(vm_field dave '.nics[0].mac')"
 ip -n "$T_NS" neigh flush dev "$(bridge_of md)" to "$(vm_field carol '.nics[0].ipv4')"
 out=$(get "$A" /latest/meta-data/instance-id)
 [ "$out" = "200 $(id_of dave)" ] || fail "with dave's MAC on carol's address the namespace got: $out"
 # An unregistered MAC on carol's address.
-become "$A" 02:00:7f:ff:ff:f0 "$(vm_field carol '.nics[0].ipv4')/24"
+ip -n "$A" link set dev eth0 address 02:00:7f:ff:ff:f0
 ip -n "$T_NS" neigh flush dev "$(bridge_of md)" to "$(vm_field carol '.nics[0].ipv4')"
 out=$(get "$A" /latest/meta-data/instance-id)
 [ "$(status_of "$out")" = 403 ] || fail "an unregistered MAC on carol's address got: $out"
