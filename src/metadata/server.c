@@ -195,7 +195,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!limit_take(s->by_vm, &vm->id, sizeof(vm->id), now_ms()))
 		return reply(conn, 429, "slow down\n");
 	if (put)
-		return token_request(s, conn, url, vm, key.family);
+		return token_request(s, conn, url, vm, ci->client_addr->sa_family);
 	token = header(conn, IMDS_TOKEN_HEADER);
 	if (token != NULL ? imds_token_check(s->token_key, token, vm->id, now_ms()) != IMDS_TOKEN_OK
 			  : vm->metadata_tokens_required)

@@ -392,27 +392,31 @@ static void route_replies(void **state)
 
 static void neigh_replies(void **state)
 {
-	struct msgbuf m = { 0 };
 	static const uint8_t ours[6] = { 2, 0, 0, 0, 1, 0x0f }, theirs[6] = { 2, 1, 0, 0, 1, 0x0f };
-	uint64_t nic = 0;
+	static const struct {
+		const uint8_t *mac;
+		int state;
+		bool found;
+	} cases[] = {
+		{ ours, NUD_STALE, true },
+		{ ours, NUD_REACHABLE, true },
+		{ theirs, NUD_REACHABLE, false },   /* not a hackcloud MAC */
+		{ ours, NUD_FAILED, false },
+		{ ours, NUD_INCOMPLETE, false },
+		{ NULL, NUD_REACHABLE, false },     /* no link-layer address */
+	};
 	(void)state;
 
-	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", ours, NUD_STALE);
-	assert_true(ident_parse_neigh(m.b, m.len, &nic));
-	assert_int_equal(nic, 0x10f);
-	memset(&m, 0, sizeof(m));
-	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", theirs, NUD_REACHABLE);
-	assert_false(ident_parse_neigh(m.b, m.len, &nic));
-	memset(&m, 0, sizeof(m));
-	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", ours, NUD_FAILED);
-	assert_false(ident_parse_neigh(m.b, m.len, &nic));
-	memset(&m, 0, sizeof(m));
-	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", ours, NUD_INCOMPLETE);
-	assert_false(ident_parse_neigh(m.b, m.len, &nic));
-	memset(&m, 0, sizeof(m));
-	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", NULL, NUD_REACHABLE);
-	assert_false(ident_parse_neigh(m.b, m.len, &nic));
-	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct msgbuf m = { 0 };
+		uint64_t nic = 0;
+		neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", cases[i].mac, cases[i].state);
+		assert_int_equal(ident_parse_neigh(m.b, m.len, &nic), cases[i].found);
+		if (cases[i].found)
+			assert_int_equal(nic, 0x10f);
+	}
+	struct msgbuf m = { 0 };
+	uint64_t nic = 0;
 	struct nlmsgerr e = { .error = -ENOENT };
 	msg_start(&m, NLMSG_ERROR, &e, sizeof(e));
 	assert_false(ident_parse_neigh(m.b, m.len, &nic));
