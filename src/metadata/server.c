@@ -17,6 +17,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #define BRIDGES_MAX 256
@@ -43,6 +44,10 @@ struct metadata_server {
 	struct MHD_Daemon *d;           /* 169.254.169.254, all bridges */
 	struct md_link links[BRIDGES_MAX];
 	size_t n_links;
+	/* Every daemon's own epoll descriptor in one: hcd polls one
+	 * descriptor however many bridges there are, and a turn runs only
+	 * the daemons that have something to do. */
+	int epfd;
 	struct ident *ident;
 	struct limit_table *by_source, *by_vm;
 	uint8_t token_key[IMDS_KEY_BYTES];
@@ -208,14 +213,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply_with(conn, 200, r.type, r.body, r.len, true, NULL, NULL);
 }
 
+/* A daemon serving the listening socket fd (which it owns from now on,
+ * even when it fails), its events joined to s->epfd. */
 static struct MHD_Daemon *daemon_on(struct metadata_server *s, int fd)
 {
-	return MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
-				on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
-				MHD_OPTION_END);
+	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0,
+						NULL, NULL, on_request, s,
+						MHD_OPTION_LISTEN_SOCKET, fd,
+						MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+						MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+						MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
+						MHD_OPTION_END);
+	const union MHD_DaemonInfo *di;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = d };
+
+	if (d == NULL) {
+		close(fd);
+		return NULL;
+	}
+	di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (di == NULL || epoll_ctl(s->epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) < 0) {
+		MHD_stop_daemon(d);   /* closes fd */
+		return NULL;
+	}
+	return d;
+}
+
+static void daemon_off(struct metadata_server *s, struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	if (di)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, di->epoll_fd, NULL);
+	MHD_stop_daemon(d);
 }
 
 /* [fe80::a9fe:a9fe%bridge]:port; -1 on failure. */
@@ -263,7 +293,7 @@ void metadata_sync(struct metadata_server *s)
 			i++;
 			continue;
 		}
-		MHD_stop_daemon(s->links[i].d);
+		daemon_off(s, s->links[i].d);
 		s->links[i] = s->links[--s->n_links];
 	}
 	for (size_t j = 0; j < n_want; j++) {
@@ -275,8 +305,6 @@ void metadata_sync(struct metadata_server *s)
 		int fd = listen_link_local(want[j], s->port);
 		struct MHD_Daemon *d = fd >= 0 ? daemon_on(s, fd) : NULL;
 		if (d == NULL) {
-			if (fd >= 0)
-				close(fd);
 			log_warn("metadata: cannot listen on [%s%%%u]:%d", METADATA_IPV6, want[j], s->port);
 			continue;
 		}
@@ -298,6 +326,11 @@ struct metadata_server *metadata_start(struct store *st, int port, int rate, cha
 	s->st = st;
 	s->port = port;
 	s->gen = 1;
+	s->epfd = -1;
+	if ((s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		*err = strdup(strerror(errno));
+		goto fail;
+	}
 	randombytes_buf(s->token_key, sizeof(s->token_key));
 	s->by_source = limit_new(rate, rate * 3.0);
 	s->by_vm = limit_new(rate, rate * 3.0);
@@ -318,6 +351,7 @@ struct metadata_server *metadata_start(struct store *st, int port, int rate, cha
 		goto fail;
 	}
 	s->d = daemon_on(s, fd);
+	fd = -1;   /* the daemon's now, or closed */
 	if (s->d == NULL) {
 		*err = strdup("libmicrohttpd cannot start");
 		goto fail;
@@ -335,9 +369,11 @@ void metadata_stop(struct metadata_server *s)
 	if (s == NULL)
 		return;
 	if (s->d)
-		MHD_stop_daemon(s->d);
+		daemon_off(s, s->d);
 	for (size_t i = 0; i < s->n_links; i++)
-		MHD_stop_daemon(s->links[i].d);
+		daemon_off(s, s->links[i].d);
+	if (s->epfd >= 0)
+		close(s->epfd);
 	if (s->ident && s->requests) {
 		const struct ident_stats *is = ident_stats(s->ident);
 		log_info("metadata: %llu requests; callers asked of the kernel %llu times,"
@@ -362,15 +398,10 @@ static struct MHD_Daemon *daemon_at(struct metadata_server *s, size_t i)
 
 size_t metadata_fds(struct metadata_server *s, int *fds, size_t max)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; s && i <= s->n_links && n < max; i++) {
-		const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_at(s, i),
-								     MHD_DAEMON_INFO_EPOLL_FD);
-		if (di)
-			fds[n++] = di->epoll_fd;
-	}
-	return n;
+	if (s == NULL || max == 0)
+		return 0;
+	fds[0] = s->epfd;
+	return 1;
 }
 
 long long metadata_timeout_ms(struct metadata_server *s)
@@ -387,6 +418,20 @@ long long metadata_timeout_ms(struct metadata_server *s)
 
 void metadata_run(struct metadata_server *s)
 {
-	for (size_t i = 0; s && i <= s->n_links; i++)
-		MHD_run(daemon_at(s, i));
+	struct epoll_event ev[64];
+	int n;
+
+	if (s == NULL)
+		return;
+	n = epoll_wait(s->epfd, ev, 64, 0);
+	for (int i = 0; i < n; i++)
+		MHD_run(ev[i].data.ptr);
+	/* Work a daemon has in hand without a new event (connections that
+	 * can still go on, a connection timeout due) shows as timeout 0. */
+	for (size_t i = 0; i <= s->n_links; i++) {
+		MHD_UNSIGNED_LONG_LONG t;
+		struct MHD_Daemon *d = daemon_at(s, i);
+		if (MHD_get_timeout(d, &t) == MHD_YES && t == 0)
+			MHD_run(d);
+	}
 }
