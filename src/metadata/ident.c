@@ -246,14 +246,20 @@ static void drain(struct ident *id)
 	char buf[16384];
 
 	for (;;) {
-		ssize_t n = recv(id->ev_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		/* MSG_TRUNC: the datagram's real length, so that one too
+		 * big for buf is noticed rather than half read. */
+		ssize_t n = recv(id->ev_fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+		if (n > (ssize_t)sizeof(buf)) {
+			drop_all(id);
+			continue;
+		}
 		if (n > 0) {
 			ident_parse_events(buf, (size_t)n, on_event, id);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
 			return;
 		/* ENOBUFS: the kernel dropped notifications; anything may have
 		 * changed.  Any other error: the same, to be safe. */
