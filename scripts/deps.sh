@@ -18,6 +18,9 @@ packages=(
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
 	xorriso oathtool slapd ldap-utils postgresql
+	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
+	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
+	debhelper systemd-container
 	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
 	amazon-ec2-utils strace
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)

@@ -1,10 +1,12 @@
 /*
- * routes — the API surface as one table, and the handlers for VMs,
- * networks and the daemon itself.  Images are in images.c, the console in
- * console.c, keys and a VM's user data in keys.c.  docs/API.md describes
- * every row of the table.
+ * routes — the API surface as one table (route.h), and the handlers for
+ * VMs, networks and the daemon itself.  Images are in images.c, the
+ * console in console.c, keys and a VM's user data in keys.c, logins in
+ * login.c, users and tokens in accounts.c.  docs/API.md describes every
+ * row of the table.
  */
-#include "api/api.h"
+#include "api/handlers.h"
+#include "api/route.h"
 
 #include "api/codec.h"
 #include "cluster/cluster.h"
@@ -31,83 +33,6 @@
 #define LOG_TAIL_DEFAULT (256 * 1024)
 #define LOG_TAIL_MAX (16 * 1024 * 1024)
 
-/* Refuse members of a JSON object that the endpoint does not know: a typo
- * must not silently fall back to a default. */
-bool only_keys(struct req *r, const char *const *allowed)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(r->json, key, v) {
-		bool ok = false;
-		for (const char *const *a = allowed; *a && !ok; a++)
-			ok = strcmp(*a, key) == 0;
-		if (!ok) {
-			req_error(r, 400, "bad_request", "unknown field '%s'", key);
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool all_hex(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return false;
-	return true;
-}
-
-/* Names must be valid and must not read as an ID of the same kind, so a
- * reference is never ambiguous. */
-bool api_name_check(struct req *r, const char *name, size_t id_digits, const char *what)
-{
-	if (!name_valid(name)) {
-		req_error(r, 400, "bad_name",
-			  "%s name must match [a-z0-9][a-z0-9-]{0,62}", what);
-		return false;
-	}
-	if (strlen(name) == id_digits && all_hex(name)) {
-		req_error(r, 400, "bad_name", "%s name must not look like an ID", what);
-		return false;
-	}
-	return true;
-}
-
-/* Optional integer member within [lo, hi]; false (and an error) when bad. */
-bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
-{
-	json_t *v = json_object_get(r->json, key);
-
-	if (v == NULL || json_is_null(v))
-		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		req_error(r, 400, "bad_request", "'%s' must be an integer in %d..%d", key, lo, hi);
-		return false;
-	}
-	*out = (int)json_integer_value(v);
-	return true;
-}
-
-/* Optional string member; false (and an error) when present but not a string. */
-bool get_str(struct req *r, const char *key, bool required, const char **out)
-{
-	json_t *v = json_object_get(r->json, key);
-
-	*out = NULL;
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			req_error(r, 400, "bad_request", "'%s' is required", key);
-		return !required;
-	}
-	if (!json_is_string(v)) {
-		req_error(r, 400, "bad_request", "'%s' must be a string", key);
-		return false;
-	}
-	*out = json_string_value(v);
-	return true;
-}
-
 /* ---- daemon ------------------------------------------------------------- */
 
 static int h_info(struct req *r)
@@ -133,7 +58,12 @@ static int h_vm_list(struct req *r)
 {
 	struct vm *vms = NULL;
 	size_t n = 0;
-	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	int rc;
+
+	/* One snapshot for the VMs and their NICs, keys and disks. */
+	store_read_begin(r->api->st);
+	rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	store_read_end(r->api->st);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", NULL);
@@ -452,8 +382,12 @@ static bool vm_resolve(struct req *r, struct vm *vm)
 static int h_vm_get(struct req *r)
 {
 	struct vm vm = { 0 };
+	bool found;
 
-	if (!vm_resolve(r, &vm))
+	store_read_begin(r->api->st);
+	found = vm_resolve(r, &vm);
+	store_read_end(r->api->st);
+	if (!found)
 		return 0;
 	req_json(r, 200, vm_to_json(&vm));
 	vm_free(&vm);
@@ -568,14 +502,11 @@ static int h_vm_log(struct req *r)
 	}
 	free(path);
 	vm_free(&vm);
-	if (r->resp == NULL) {
-		r->status = 200;
-		r->text = text;
-		r->text_len = len;
-	} else {
+	if (req_answered(r)) {
 		free(text);
+		return 0;
 	}
-	return 0;
+	return req_text(r, 200, text, len);
 }
 
 /* ---- networks ----------------------------------------------------------- */
@@ -737,7 +668,7 @@ const struct route api_routes[] = {
 	{ "DELETE", "/v1/users/{}",              h_user_delete,    BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/password",     h_user_password,  BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
-	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
 
 	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },
