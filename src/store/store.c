@@ -98,7 +98,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
-	/* vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
+	/* 8: metadata — IMDSv2 per VM (issue 11 item 13): 'optional' answers
+	 * plain GETs too (what every VM did before), 'required' only those
+	 * with a session token. */
+	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
+	/* 9: vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
 	 * kept in the row so that the agent of the VM's host (and a restarted
 	 * hcd) still knows. */
 	"ALTER TABLE vms ADD COLUMN force_stop INTEGER NOT NULL DEFAULT 0;",
