@@ -15,11 +15,12 @@ vCPU, 256 MiB, one virtio NIC on a tap), in interleaved rounds:
              DELETE /v1/vms/ID → QEMU gone, its tap gone, and its tap in
              no nftables element.
 
-Deletes are measured on a guest still booting (right after create) and on
+Deletes are measured on a guest still booting (half a second after create) and on
 a booted one (its boot marker printed).  Times are wall clock, monotonic,
 in ms; the medians and their ratios are printed.
 """
 import http.client
+import itertools
 import json
 import os
 import select
@@ -32,6 +33,7 @@ import time
 STATE, GUEST, WORK, ROUNDS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 NET = "bench"
 POLL_S = 0.005
+SETTLE_S = 0.5
 MARK = b"HACKCLOUD-BOOT-OK"
 
 
@@ -359,14 +361,23 @@ def main():
     systems = [Raw(template_argv()), Virsh(), Hackcloud()]
     res = {s.name: {"create": [], "del_booting": [], "del_booted": []} for s in systems}
     try:
+        # Every order of the three in turn, so that each follows each
+        # other as often (libvirtd, for one, goes on working after its
+        # virsh returned); and a pause before every measured step, so that
+        # what the last one left to do is done.
+        orders = list(itertools.permutations(systems))
         for rnd in range(ROUNDS):
-            order = systems[rnd % 3:] + systems[:rnd % 3]
+            order = orders[rnd % len(orders)]
             for s in order:
+                time.sleep(SETTLE_S)
                 res[s.name]["create"].append(s.create())
+                time.sleep(SETTLE_S)
                 res[s.name]["del_booting"].append(s.delete())
             for s in order:
+                time.sleep(SETTLE_S)
                 res[s.name]["create"].append(s.create())
                 s.booted()
+                time.sleep(SETTLE_S)
                 res[s.name]["del_booted"].append(s.delete())
             print("round %d/%d: %s" % (rnd + 1, ROUNDS, "  ".join(
                 "%s %.0f/%.0f/%.0f" % (s.name, res[s.name]["create"][-1], res[s.name]["del_booting"][-1],
