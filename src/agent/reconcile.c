@@ -34,6 +34,8 @@
 /* A pass that started QEMUs leaves the network services to a pass this
  * much later at the latest (see agent_reconcile). */
 #define NETWORK_DEFER_MS 500
+/* After a failed application of the network services. */
+#define NETWORK_RETRY_MS 5000
 
 /*
  * What the agent remembers between passes; all of it can be lost.  A
@@ -71,6 +73,9 @@ struct agent {
 	const struct vm *pass_vms;  /* every VM row, during a pass */
 	size_t pass_n;
 	size_t launched;        /* launches this pass submitted */
+	bool net_busy;          /* network services are being applied (a job) */
+	bool net_dirty;         /* a pass wanted them meanwhile */
+	long long net_retry_at; /* after a failure: when to try again (ms), or 0 */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 };
 
@@ -733,43 +738,98 @@ static int overlay_converge(struct agent *a, const struct netstate *ns)
 
 /*
  * Per-network services, derived from one snapshot taken after the VMs
- * converged (so purged VMs are already gone from it): a dnsmasq per
- * network, and none for a network that no longer exists.
+ * converged (so purged VMs are already gone from it): the ruleset, a
+ * dnsmasq per network (and none for a network that no longer exists),
+ * the overlay.  The snapshot is read on the loop; applying it (a ruleset
+ * swap, dnsmasq reloads: tens of milliseconds on a busy host) runs on a
+ * worker, one application at a time: the loop goes on answering the API
+ * meanwhile.  A pass while one is under way marks the services dirty,
+ * and the end of that one asks for another pass.
  */
-static int network_services_converge(struct agent *a)
-{
+struct net_job {
+	struct agent *a;
 	struct netstate ns;
-	char *err = NULL;
-	int again = -1;
+	bool failed;
+};
 
-	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
-		return 5000;
-	ns.metadata_port = a->cfg->metadata_port;
+static void net_work(void *arg)
+{
+	struct net_job *j = arg;
+	struct agent *a = j->a;
+	char *err = NULL;
+
 	forwarding_ensure(a->cfg->uplink);
-	/* The whole ruleset, every pass: a no-op when its version (a hash of
-	 * its text) is the one installed.  First: a new VM's traffic passes
-	 * (and a deleted VM's elements go) without waiting for dnsmasq. */
-	if (firewall_apply(&ns, &err) < 0) {
+	/* The whole ruleset: a no-op when its version is the one installed.
+	 * First: a new VM's traffic passes (and a deleted VM's elements go)
+	 * without waiting for dnsmasq. */
+	if (firewall_apply(&j->ns, &err) < 0) {
 		log_warn("firewall: %s", err ? err : "failed");
-		again = 5000;
+		j->failed = true;
 	}
 	free(err);
 	err = NULL;
-	for (size_t i = 0; i < ns.n_nets; i++) {
-		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {
-			log_warn("network %s: dnsmasq: %s", ns.nets[i].name, err ? err : "failed");
-			again = 5000;
+	for (size_t i = 0; i < j->ns.n_nets; i++) {
+		if (dnsmasq_ensure(&j->ns, &j->ns.nets[i], a->cfg->state_dir, &err) < 0) {
+			log_warn("network %s: dnsmasq: %s", j->ns.nets[i].name, err ? err : "failed");
+			j->failed = true;
 		}
 		free(err);
 		err = NULL;
 	}
-	dnsmasq_sweep(&ns, a->cfg->state_dir);
+	dnsmasq_sweep(&j->ns, a->cfg->state_dir);
 	/* The overlay after the firewall: the ruleset fences every network's
 	 * x-link by name, so a new one is fenced before it comes up. */
-	if (overlay_converge(a, &ns) < 0)
-		again = 5000;
-	netstate_free(&ns);
-	return again;
+	if (overlay_converge(a, &j->ns) < 0)
+		j->failed = true;
+}
+
+static void net_done(void *arg, bool ran)
+{
+	struct net_job *j = arg;
+	struct agent *a = j->a;
+
+	a->net_busy = false;
+	if (ran && j->failed)
+		a->net_retry_at = now_ms() + NETWORK_RETRY_MS;
+	if (a->net_dirty || (ran && j->failed)) {
+		a->net_dirty = false;
+		wake(a);
+	}
+	netstate_free(&j->ns);
+	free(j);
+}
+
+/* Returns ms until the services want another pass, or -1. */
+static int network_services_converge(struct agent *a)
+{
+	struct net_job *j;
+
+	if (a->net_busy) {
+		a->net_dirty = true;
+		return -1;
+	}
+	/* After a failure, only a change or the retry brings them back: a
+	 * pass that a job's end caused would only fail again at once. */
+	if (a->net_retry_at > now_ms() && !(a->why & (AGENT_WAKE_LOCAL | AGENT_WAKE_NOTIFY |
+						      AGENT_WAKE_RESYNC | AGENT_WAKE_RETRY)))
+		return (int)(a->net_retry_at - now_ms());
+	a->net_retry_at = 0;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return NETWORK_RETRY_MS;
+	j->a = a;
+	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &j->ns) != STORE_OK) {
+		free(j);
+		return NETWORK_RETRY_MS;
+	}
+	j->ns.metadata_port = a->cfg->metadata_port;
+	a->net_busy = true;
+	/* The first pass (hcd starts: readiness waits for it), or no worker
+	 * (hcd is stopping): here and now. */
+	if (a->why == 0 || worker_submit(a->workers, net_work, net_done, j) < 0) {
+		net_work(j);
+		net_done(j, true);
+	}
+	return -1;
 }
 
 int agent_reconcile(struct agent *a, unsigned why)
