@@ -33,7 +33,7 @@ import time
 STATE, GUEST, WORK, ROUNDS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 NET = "bench"
 POLL_S = 0.005
-SETTLE_S = 0.5
+SETTLE_S = float(os.environ.get("VMLIFE_SETTLE_S", "0.5"))
 MARK = b"HACKCLOUD-BOOT-OK"
 
 

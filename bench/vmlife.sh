@@ -4,6 +4,7 @@
 # the same tiny TCG guest; medians and ratios are printed (bench/vmlife.py
 # says what each figure measures).  Run as root:
 #   bench/deps.sh && bench/vmlife.sh BUILD_DIR GUEST_DIR [ROUNDS]
+# VMLIFE_SETTLE_S (default 0.5): the pause before each measured step.
 # Everything runs in a network namespace of its own; a libvirtd (and its
 # virtlogd) is started there for the run when none is running.
 set -euo pipefail
