@@ -23,6 +23,8 @@ packages=(
 	debhelper systemd-container
 	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
 	amazon-ec2-utils strace
+	# the API description's validator (OpenAPI 3.0; tests/openapi/check.pl)
+	libjson-validator-perl
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml

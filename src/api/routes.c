@@ -2,8 +2,9 @@
  * routes — the API surface as one table (route.h), and the handlers for
  * VMs, networks and the daemon itself.  Images are in images.c, the
  * console in console.c, keys and a VM's user data in keys.c, logins in
- * login.c, users and tokens in accounts.c.  docs/API.md describes every
- * row of the table.
+ * login.c, users and tokens in accounts.c, the API's description in
+ * openapi.c.  docs/API.md describes every row of the table for people,
+ * docs/openapi.json for programs (the openapi test holds the two to it).
  */
 #include "api/handlers.h"
 #include "api/route.h"
@@ -621,6 +622,7 @@ static int h_net_delete(struct req *r)
 
 const struct route api_routes[] = {
 	{ "GET",    "/v1/info",                  h_info,           BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/openapi.json",          h_openapi,        BODY_NONE, NULL, NULL, ROUTE_ANON },
 
 	{ "GET",    "/v1/vms",                   h_vm_list,        BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms",                   h_vm_create,      BODY_JSON, NULL, NULL, false },
