@@ -420,12 +420,16 @@ static int h_vm_update(struct req *r)
 	return rc;
 }
 
+/* Bodies of verbs that take no fields: empty or {} (a member given is a
+ * mistake of the caller's, refused like any unknown one). */
+static const char *const no_fields[] = { NULL };
+
 static int set_desired(struct req *r, const char *desired)
 {
 	struct vm vm = { 0 };
 	int rc;
 
-	if (!vm_resolve(r, &vm))
+	if (!only_keys(r, no_fields) || !vm_resolve(r, &vm))
 		return 0;
 	/* A start after a failed start tries again from a clean slate. */
 	if (strcmp(desired, "running") == 0 && strcmp(vm.state, "error") == 0)
@@ -458,7 +462,7 @@ static int h_vm_reboot(struct req *r)
 	struct vm vm = { 0 };
 	char *err = NULL;
 
-	if (!vm_resolve(r, &vm))
+	if (!only_keys(r, no_fields) || !vm_resolve(r, &vm))
 		return 0;
 	if (!api_vm_here(r, &vm)) {
 		/* the error is set */

@@ -52,6 +52,10 @@ expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "colour": "blue"}'
 expect 400 POST /v1/networks '{"name": "n2", "ipv6": "fd00::/48"}'
 expect 400 POST /v1/networks '{"name": "n2", "ipv6": "fd00:1::/64", "ipv4": "10.0.0.1/24"}'
 expect 400 POST /v1/images '{"name": "img", "boot": "floppy"}'
+# Verbs that take no fields refuse one, as every route refuses unknown members.
+expect 400 POST /v1/vms/keep/start '{"force": true}'
+expect 400 POST /v1/vms/keep/stop '{"now": 1}'
+expect 400 POST /v1/logout '{"all": true}'
 ok "invalid names and values refused"
 
 expect 404 POST /v1/vms '{"name": "ok", "image": "no-such-image"}'
