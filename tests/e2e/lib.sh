@@ -49,6 +49,8 @@ ok() { echo "  ok - $*"; }
 # (with the problems on stderr) when one is not as described.
 openapi_check() {
 	[ -n "${HC_TRACE:-}" ] && [ -s "$HC_TRACE" ] || return 0
+	# E2E_OPENAPI_KEEP=DIR keeps each test's trace (for coverage across tests).
+	[ -z "${E2E_OPENAPI_KEEP:-}" ] || cp "$HC_TRACE" "$E2E_OPENAPI_KEEP/$T_NAME.jsonl"
 	if ! perl "$E2E_SRC/tests/openapi/check.pl" responses "$E2E_SRC/docs/openapi.json" "$HC_TRACE" \
 		>"$T_DIR/openapi.out" 2>&1; then
 		echo "FAIL [$T_NAME]: answers not as docs/openapi.json describes them:" >&2

@@ -19,7 +19,8 @@
 #       status is one the operation lists, the Content-Type one of its,
 #       and a JSON body valid against its schema.  Answer objects are
 #       checked closed (no member the document does not name), though the
-#       document leaves them open for clients.
+#       document leaves them open for clients.  OPENAPI_COVERAGE=1 also
+#       prints which operations and statuses the traces exercised.
 #
 # Exits 0 when all is well, 1 with one line per problem otherwise.
 use strict;
@@ -32,6 +33,7 @@ use Storable qw(dclone);
 
 my @problems;
 sub problem { push @problems, join('', @_) }
+my %answered;    # "METHOD /template" -> {status -> count}: what the traces exercised
 
 sub load_doc {
 	my ($file) = @_;
@@ -225,6 +227,7 @@ sub check_exchange {
 		return problem("$what: the body is not JSON: ", substr($x->{body}, 0, 200)) if $@;
 	}
 	my ($tmpl, $op) = find_route($doc, $m, $url);
+	$answered{"$m $tmpl"}{$st}++ if $op;
 	if (!$op) {
 		my $codes = $UNROUTED{$st};
 		return problem("$what: no operation is described for this request") unless $codes;
@@ -244,7 +247,7 @@ sub check_exchange {
 	my @errors = $schema->validate_response([lc $m, $tmpl, $st],
 		{ body => sub { { exists => 1, value => $body, content_type => $type } } });
 	problem("$what: $_") for @errors;
-	problem("$what: the body was ", substr($x->{body}, 0, 300)) if @errors;
+	problem("$what: the body was ", substr($x->{body}, 0, 300) =~ s/\s+\z//r) if @errors;
 }
 
 sub check_responses {
@@ -283,7 +286,16 @@ if ($mode eq 'doc') {
 		scalar(my @o = operations($doc));
 } else {
 	my $n = check_responses($doc, @rest);
-	$summary = "openapi: $n answers checked against $file";
+	my @ops = map { "$_->[0] $_->[1]" } operations($doc);
+	$summary = sprintf "openapi: %d answers of %d of the %d operations checked against %s", $n,
+		scalar(grep { $answered{$_} } @ops), scalar @ops, $file;
+	# OPENAPI_COVERAGE=1: which operations and statuses the traces exercised.
+	if ($ENV{OPENAPI_COVERAGE}) {
+		for my $o (@ops) {
+			my $by = $answered{$o} || {};
+			printf "%-45s %s\n", $o, join(' ', map { "$_:$by->{$_}" } sort keys %$by) || '-';
+		}
+	}
 }
 print STDERR "FAIL: $_\n" for @problems;
 print "$summary, ", scalar(@problems), " problems\n";
