@@ -80,8 +80,12 @@ def array(items, desc=None, **kw):
 
 
 def nullable(s):
-    if "$ref" in s:
-        return {"allOf": [s], "nullable": True}
+    """s, or null.  OpenAPI 3.0 reads nullable only beside a type: a
+    choice (oneOf) takes it on its first alternative."""
+    if "oneOf" in s:
+        return {**s, "oneOf": [nullable(s["oneOf"][0])] + s["oneOf"][1:]}
+    if "type" not in s:
+        raise SystemExit("openapi.py: nullable() needs a schema with a type or a oneOf")
     return {**s, "nullable": True}
 
 

@@ -9,10 +9,11 @@
  * from its file, never loaded.
  *
  * With HC_TRACE=FILE, every exchange is appended to FILE as one JSON line
- * {method, path, status, type, body} (body: a JSON answer's text, else
- * null) — what tests/openapi/check.pl reads to hold real answers to
- * docs/openapi.json.  Like curl --trace it holds what hcd said, a login's
- * token included: the file is made 0600, and nothing hc sends is in it.
+ * {method, path, request, status, type, body} (request: the JSON body hc
+ * sent, its passwords and codes masked; body: a JSON answer's text, else
+ * null) — what tests/openapi/check.pl reads to hold real requests and
+ * answers to docs/openapi.json.  Like curl --trace it holds what hcd
+ * said, a login's token included: the file is made 0600.
  */
 #include "cli/cli.h"
 #include "cli/progress.h"
@@ -320,6 +321,21 @@ static int prepare(struct client *c, const struct api_req *rq, struct transfer *
 	return e == CURLE_OK ? 0 : -1;
 }
 
+/* A request body as the trace shows it: secrets replaced by values of
+ * the same shape (the trace is for checking shapes, not for replaying). */
+static json_t *trace_request(const json_t *body)
+{
+	static const struct { const char *key, *mask; } secrets[] = {
+		{ "password", "********" }, { "current_password", "********" }, { "otp", "000000" },
+	};
+	json_t *j = body ? json_deep_copy(body) : NULL;
+
+	for (size_t i = 0; j && i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (json_is_string(json_object_get(j, secrets[i].key)))
+			json_object_set_new(j, secrets[i].key, json_string(secrets[i].mask));
+	return j;
+}
+
 /* HC_TRACE: the exchange as one line, written at once (O_APPEND), so the
  * lines of several hc at a time do not mix.  Best effort: a trace that
  * cannot be written changes nothing of the command. */
@@ -335,8 +351,8 @@ static void trace_exchange(struct client *c, const struct api_req *rq, const str
 		return;
 	curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
 	json = type && strncmp(type, "application/json", 16) == 0;
-	j = json_pack("{s:s, s:s, s:I, s:s?, s:o?}", "method", rq->method, "path", rq->path,
-		      "status", (json_int_t)rs->status, "type", type,
+	j = json_pack("{s:s, s:s, s:o?, s:I, s:s?, s:o?}", "method", rq->method, "path", rq->path,
+		      "request", trace_request(rq->body), "status", (json_int_t)rs->status, "type", type,
 		      "body", json && rs->body ? json_stringn(rs->body, rs->len) : NULL);
 	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);

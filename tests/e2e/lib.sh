@@ -138,19 +138,23 @@ api() {
 	meta=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" "${auth[@]}" "${data[@]}" \
 		-o "$resp" -w '%{http_code} %{content_type}' "http://hc$path")
 	API_STATUS=${meta%% *}
-	api_trace "$method" "$path" "$API_STATUS" "${meta#* }" "$resp"
+	api_trace "$method" "$path" "$API_STATUS" "${meta#* }" "$resp" "$body"
 	printf '%s\n' "$(cat "$resp" 2>/dev/null)"
 	rm -f "$resp"
 }
 
-# api_trace METHOD PATH STATUS TYPE BODYFILE: one exchange into $HC_TRACE,
-# as hc writes them (src/cli/client.c).
+# api_trace METHOD PATH STATUS TYPE BODYFILE [REQUEST]: one exchange into
+# $HC_TRACE, as hc writes them (src/cli/client.c); a request that is no
+# JSON (the bad-input tests send such) is left out.
 api_trace() {
 	[ -n "${HC_TRACE:-}" ] && [ "$3" != 000 ] || return 0
-	local text=null
+	local text=null req=null
 	case $4 in application/json*) text=$(jq -Rs . <"$5") ;; esac
-	jq -nc --arg m "$1" --arg p "$2" --argjson s "$((10#$3))" --arg t "$4" --argjson b "$text" \
-		'{method: $m, path: $p, status: $s, type: (if $t == "" then null else $t end), body: $b}' >>"$HC_TRACE"
+	[ -z "${6-}" ] || req=$(jq -c . <<<"$6" 2>/dev/null) || req=null
+	[ -n "$req" ] || req=null
+	jq -nc --arg m "$1" --arg p "$2" --argjson r "$req" --argjson s "$((10#$3))" --arg t "$4" \
+		--argjson b "$text" '{method: $m, path: $p, request: $r, status: $s,
+		type: (if $t == "" then null else $t end), body: $b}' >>"$HC_TRACE" || true
 }
 
 vm_field() { hc --json vm show "$1" | jq -r "$2"; }

@@ -14,12 +14,14 @@
 #
 #   check.pl responses DOC TRACE...
 #       Every exchange recorded in the TRACE files (JSON lines of
-#       {method, path, status, type, body}: tests/e2e/lib.sh's api helper
-#       and hc with HC_TRACE write them) was answered as DOC says: the
-#       status is one the operation lists, the Content-Type one of its,
-#       and a JSON body valid against its schema.  Answer objects are
-#       checked closed (no member the document does not name), though the
-#       document leaves them open for clients.  OPENAPI_COVERAGE=1 also
+#       {method, path, request, status, type, body}: tests/e2e/lib.sh's
+#       api helper and hc with HC_TRACE write them) was answered as DOC
+#       says: the status is one the operation lists, the Content-Type one
+#       of its, and a JSON body valid against its schema.  Answer objects
+#       are checked closed (no member the document does not name), though
+#       the document leaves them open for clients.  And a request hcd
+#       accepted (2xx) was valid as DOC describes requests: the document
+#       does not refuse what hcd takes.  OPENAPI_COVERAGE=1 also
 #       prints which operations and statuses the traces exercised.
 #
 # Exits 0 when all is well, 1 with one line per problem otherwise.
@@ -29,6 +31,7 @@ use warnings;
 use JSON::Validator::Schema::OpenAPIv3;
 use Mojo::File qw(path);
 use Mojo::JSON qw(decode_json encode_json);
+use Mojo::Util;
 use Storable qw(dclone);
 
 my @problems;
@@ -169,6 +172,9 @@ sub strict_doc {
 	for my $o (operations($d)) {
 		my $rs = $o->[2]{responses};
 		$rs->{$_} = dclone deref($d, $rs->{$_}) for keys %$rs;
+		for my $ps ($d->{paths}{ $o->[1] }{parameters}, $o->[2]{parameters}) {
+			@$ps = map { dclone deref($d, $_) } @$ps if $ps;
+		}
 	}
 	my $close;
 	$close = sub {
@@ -244,10 +250,38 @@ sub check_exchange {
 	return problem("$what: Content-Type '$type' is not one of ", join(', ', sort keys %$content))
 		unless $content->{$type};
 	return unless defined $body;
+	check_request($schema, $x, $tmpl, $op, $what) if $st =~ /^2/;
+	return unless defined $body;
 	my @errors = $schema->validate_response([lc $m, $tmpl, $st],
 		{ body => sub { { exists => 1, value => $body, content_type => $type } } });
 	problem("$what: $_") for @errors;
 	problem("$what: the body was ", substr($x->{body}, 0, 300) =~ s/\s+\z//r) if @errors;
+}
+
+# An accepted request against the operation's parameters and JSON body.
+sub check_request {
+	my ($schema, $x, $tmpl, $op, $what) = @_;
+	my ($p, $q) = split /\?/, $x->{path}, 2;
+	$p =~ s{(.)/$}{$1};
+	my (%path, %query);
+	my @ts = split m{/}, $tmpl, -1;
+	my @ss = split m{/}, $p, -1;
+	for my $i (0 .. $#ts) {
+		$path{$1} = Mojo::Util::url_unescape($ss[$i]) if $ts[$i] =~ /^\{([^}]+)\}$/;
+	}
+	for my $kv (split /&/, $q // '') {
+		my ($k, $v) = split /=/, $kv, 2;
+		$query{ Mojo::Util::url_unescape($k) } = Mojo::Util::url_unescape($v // '');
+	}
+	my $json = $op->{requestBody} && $op->{requestBody}{content}{'application/json'};
+	my $req = { path => \%path, query => \%query, header => {} };
+	# A JSON body hc or the test sent (an empty one reads as {}); others
+	# (uploads) are not recorded.
+	$req->{body} = sub { { exists => 1, value => $x->{request} // {}, content_type => 'application/json' } }
+		if $json;
+	my @errors = $schema->validate_request([lc $x->{method}, $tmpl], $req);
+	problem("$what: accepted, yet the request is not as described: $_") for @errors;
+	problem("$what: the request was ", encode_json($x->{request})) if @errors && $x->{request};
 }
 
 sub check_responses {
