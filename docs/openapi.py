@@ -135,7 +135,7 @@ CODES = {
     "unauthorized": "no token, or an invalid, expired or revoked one",
     "invalid_credentials": "wrong user name, password or one-time code",
     "otp_required": "the password was right; the user's one-time code is needed too",
-    "forbidden": "a local account that is no hackcloud user (or a disabled one); a member calling an admin route",
+    "forbidden": "the caller is a local account that is no hackcloud user, or a disabled user",
     "proof_required": "a member changing their own credentials with a token gives current_password or otp",
     "wrong_proof": "the current password or code given as proof is wrong",
     "rate_limited": "over the per-user request rate (Retry-After says when to come back)",
@@ -587,10 +587,10 @@ op("GET", "/v1/users/{user}", "user", "getUser", "users", "A user (a member: onl
 op("PATCH", "/v1/users/{user}", "user", "updateUser", "users", "Change a user's role, backends or state (admins)",
    req="UserUpdate", ok=(200, "User", "the user"),
    errors={400: {"bad_request": "invalid member, or root made a member or disabled"},
-           403: {"forbidden": "a member calling it"}})
+           403: {"forbidden": "the caller is no admin"}})
 op("DELETE", "/v1/users/{user}", "user", "deleteUser", "users", "Delete a user (admins)",
    ok=(200, "Empty", "deleted"),
-   errors={400: {"bad_request": "root cannot be deleted"}, 403: {"forbidden": "a member calling it"},
+   errors={400: {"bad_request": "root cannot be deleted"}, 403: {"forbidden": "the caller is no admin"},
            409: {"conflict": "the user still owns resources"}})
 PROOF_ERRORS = {403: ["proof_required", "wrong_proof"], 429: ["too_many_attempts"],
                 503: ["auth_unavailable"]}
@@ -627,8 +627,7 @@ def common_errors(o):
     e = {500: ["internal"]}
     if o["access"] != "anon":
         e[401] = ["unauthorized"]
-        e[403] = {"forbidden": CODES["forbidden"] if o["access"] == "user" else
-                  "a member calling an admin route; a local account that is no hackcloud user"}
+        e[403] = {"forbidden": CODES["forbidden"] + ("; or the caller is no admin" if o["access"] == "admin" else "")}
         e[429] = ["rate_limited"]
     if "{" in o["path"]:
         e[404] = ["not_found"]
@@ -653,8 +652,10 @@ def merge_errors(*sets):
             for code, meaning in items:
                 if code not in CODES:
                     raise SystemExit("openapi.py: unknown error code %r (add it to CODES)" % code)
-                if meaning or code not in d:
-                    d[code] = meaning or d.get(code) or CODES[code]
+                if code not in d:
+                    d[code] = meaning or CODES[code]
+                elif meaning and meaning not in d[code]:
+                    d[code] += "; or " + meaning   # the route's own reason, beside the common one
     return out
 
 
