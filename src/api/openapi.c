@@ -4,6 +4,7 @@
 #include "api/handlers.h"
 #include "api/route.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,16 +16,31 @@ static const char *const body_names[] = {
 	[BODY_NONE] = "none", [BODY_JSON] = "json", [BODY_STREAM] = "stream",
 };
 
+/* names[v], or "?N" for a value the table here does not know yet: the
+ * route still shows (and differs from the document), never vanishes. */
+static json_t *enum_name(const char *const *names, size_t n, int v)
+{
+	char buf[16];
+
+	if (v >= 0 && (size_t)v < n && names[v])
+		return json_string(names[v]);
+	snprintf(buf, sizeof(buf), "?%d", v);
+	return json_string(buf);
+}
+
 json_t *api_routes_json(void)
 {
 	json_t *arr = json_array();
 
 	for (size_t i = 0; arr && i < api_n_routes; i++) {
 		const struct route *rt = &api_routes[i];
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "method", rt->method,
-						     "path", rt->pattern,
-						     "access", access_names[rt->access],
-						     "body", body_names[rt->body]));
+		json_t *row = json_pack("{s:s, s:s, s:o, s:o}", "method", rt->method, "path", rt->pattern,
+			"access", enum_name(access_names, sizeof(access_names) / sizeof(access_names[0]), rt->access),
+			"body", enum_name(body_names, sizeof(body_names) / sizeof(body_names[0]), (int)rt->body));
+		if (row == NULL || json_array_append_new(arr, row) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
 	}
 	return arr;
 }

@@ -15,7 +15,8 @@ enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
 
 /* Who may call: ROUTE_USER any identified caller, ROUTE_ADMIN admins only,
  * ROUTE_ANON anybody (logging in needs no identity).  false/true read as
- * USER/ADMIN, as older rows write them. */
+ * USER/ADMIN, as older rows write them.  Each has a name in openapi.c
+ * (hcd --print-routes, x-hackcloud-access in docs/openapi.json). */
 enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2 };
 
 /* Bodies of ROUTE_ANON routes are read before anyone is identified: they

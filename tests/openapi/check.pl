@@ -9,7 +9,8 @@
 #       a path declared, x-hackcloud-access on each operation, error
 #       answers in the error envelope), and describes exactly the routes
 #       of `HCD --print-routes`: the same methods and paths, the same
-#       access, a body where the route reads one.  Every difference is
+#       access, a body where the route reads one (or the route is listed
+#       in x-hackcloud-not-described, with a reason).  Every difference is
 #       named, route by route.
 #
 #   check.pl responses DOC TRACE...
@@ -152,6 +153,14 @@ sub check_routes {
 		} elsif (!$content->{$want}) {
 			problem("body: $m $p reads a $rt->{body} body, but the document has no $want requestBody");
 		}
+	}
+	# Routes the document says it leaves out, and why (docs/openapi.py NOT_DESCRIBED).
+	for my $nd (@{ $doc->{'x-hackcloud-not-described'} || [] }) {
+		my $key = "$nd->{method} $nd->{path}";
+		problem("extra: $key is listed as not described, but is not in the route table") unless $table{$key};
+		problem("$key: listed as not described, and described too") if $described{$key};
+		problem("$key: listed as not described without a reason") unless $nd->{why};
+		$described{$key} = 1;
 	}
 	for my $rt (@$routes) {
 		my $key = "$rt->{method} $rt->{path}";
