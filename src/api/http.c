@@ -69,6 +69,11 @@ int req_store_error(struct req *r, int rc, const char *what, const char *ref)
 				 what, ref ? ref : "");
 	case STORE_FULL:
 		return req_error(r, 409, "exhausted", "no free identifier or address for %s", what);
+	case STORE_AMBIGUOUS:
+		return req_error(r, 409, "ambiguous", "several public %ss are named '%s': say OWNER/%s",
+				 what, ref ? ref : "", ref ? ref : "");
+	case STORE_QUOTA:
+		return req_error(r, 403, "quota_exceeded", "%s", store_refusal(r->api->st));
 	default:
 		return req_error(r, 500, "internal", "store failure");
 	}

@@ -108,6 +108,21 @@ bool get_str(struct req *r, const char *key, bool required, const char **out)
 	return true;
 }
 
+const char *req_ref(struct req *r)
+{
+	const char *owner = req_query(r, "owner");
+	char *q;
+
+	/* Qualified once: a segment never holds a '/' of its own. */
+	if (r->n_params == 0 || owner == NULL || strchr(r->params[0], '/'))
+		return r->n_params ? r->params[0] : "";
+	if ((q = str_printf("%s/%s", owner, r->params[0])) == NULL)
+		return r->params[0];
+	free(r->params[0]);
+	r->params[0] = q;
+	return q;
+}
+
 /* ---- daemon ------------------------------------------------------------- */
 
 static int h_info(struct req *r)
@@ -426,7 +441,7 @@ static int h_vm_create(struct req *r)
 /* Resolve the {} of the path to a VM the caller may see. */
 static bool vm_resolve(struct req *r, struct vm *vm)
 {
-	int rc = store_vm_get(r->api->st, r->params[0], req_scope(r), vm);
+	int rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), vm);
 
 	if (rc != STORE_OK) {
 		req_store_error(r, rc, "vm", r->params[0]);
@@ -621,7 +636,7 @@ static int h_net_create(struct req *r)
 static int h_net_get(struct req *r)
 {
 	struct network net = { 0 };
-	int rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", r->params[0]);
@@ -633,7 +648,7 @@ static int h_net_get(struct req *r)
 static int h_net_delete(struct req *r)
 {
 	struct network net = { 0 };
-	int rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
 	if (rc == STORE_OK)
 		rc = store_network_delete(r->api->st, net.id);

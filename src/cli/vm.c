@@ -340,7 +340,8 @@ int cmd_vm_log(struct hc *h, const struct args *a)
 		free(base);
 		return -1;
 	}
-	path = tail ? str_printf("%s?tail=%ld", base, tail) : strdup(base);
+	path = tail ? str_printf("%s%ctail=%ld", base, strchr(base, '?') ? '&' : '?', tail)
+		    : strdup(base);
 	free(base);
 	if (path == NULL)
 		return hc_fail(h, "out of memory");

@@ -38,16 +38,81 @@ bool ref_as_id(const char *ref, size_t digits, uint64_t *id)
 	return true;
 }
 
-/* Scope clause parameter: OWNER_ANY matches every owner. */
+/* Scope clause parameter: -1 (every owner) for admins and OWNER_ANY. */
 struct sval scope_param(uint64_t scope)
 {
-	return scope == OWNER_ANY ? SV_I(-1) : SV_I(scope);
+	return scope & SCOPE_ALL_BIT ? SV_I(-1) : SV_I(scope);
 }
 
 #define SCOPE_SQL " AND (? = -1 OR x.owner = ?)"
-/* Public images are readable by everyone; a name resolves to the caller's
- * own image before a public one of somebody else. */
+/* Public images are readable by everyone. */
 #define IMAGE_SCOPE_SQL " AND (? = -1 OR x.owner = ? OR x.visibility = 'public')"
+
+/*
+ * One resolver for every kind (store.h, References): a kind says how its
+ * IDs read, what else a row must satisfy, whether public rows are in
+ * everybody's scope, and how to fetch one row of it.
+ */
+struct kind {
+	bool (*id_parse)(const char *ref, uint64_t *id);
+	const char *table;          /* for counting public rows */
+	const char *live;           /* more WHERE for visible rows, or "" */
+	bool has_public;            /* images */
+	int (*one)(struct store *st, const char *where, const struct sval *p, int n, void *out);
+};
+
+static int ref_get(struct store *st, const struct kind *k, const char *ref, uint64_t scope,
+		   void *out)
+{
+	const char *slash = strchr(ref, '/');
+	const char *vis = k->has_public ? IMAGE_SCOPE_SQL : SCOPE_SQL;
+	struct sval sp = scope_param(scope);
+	/* A member's scope is its caller; an admin's carries it. */
+	uint64_t caller = scope & ~SCOPE_ALL_BIT;
+	char where[256];
+	uint64_t id;
+	int rc;
+
+	if (slash == NULL && k->id_parse(ref, &id)) {
+		struct sval p[] = { SV_I(id), sp, sp };
+		snprintf(where, sizeof(where), "x.id = ?%s%s", k->live, vis);
+		rc = k->one(st, where, p, 3, out);
+		/* Names never read as IDs (refused at creation): a miss is a miss. */
+		return rc;
+	}
+	if (slash) {
+		char owner[64];
+		size_t len = (size_t)(slash - ref);
+		if (len >= sizeof(owner))
+			return STORE_NOTFOUND;
+		memcpy(owner, ref, len);
+		owner[len] = '\0';
+		if (!name_valid(owner) || !name_valid(slash + 1))
+			return STORE_NOTFOUND;
+		const char *who = owner;
+		struct sval p[] = { SV_S(who), SV_S(slash + 1), sp, sp };
+		snprintf(where, sizeof(where), "u.name = ? AND x.name = ?%s%s", k->live, vis);
+		return k->one(st, where, p, 4, out);
+	}
+	struct sval own[] = { SV_S(ref), SV_I(caller) };
+	snprintf(where, sizeof(where), "x.name = ? AND x.owner = ?%s", k->live);
+	rc = k->one(st, where, own, 2, out);
+	if (rc != STORE_NOTFOUND || !k->has_public)
+		return rc;
+	/* Somebody else's public row: only when exactly one owner has one,
+	 * so a second publisher cannot take the name over silently. */
+	int64_t count = 0;
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s x WHERE x.name = ?"
+		 " AND x.visibility = 'public'", k->table);
+	rc = store_q(st, sql, &SV_S(ref), 1, store_row_int, &count);
+	if (rc == STORE_OK && count > 1)
+		return STORE_AMBIGUOUS;
+	if (rc != STORE_OK || count == 0)
+		return rc == STORE_OK ? STORE_NOTFOUND : rc;
+	snprintf(where, sizeof(where), "x.name = ? AND x.visibility = 'public'%s", k->live);
+	return k->one(st, where, own, 1, out);
+}
 
 /* ---- users -------------------------------------------------------------- */
 
@@ -185,20 +250,21 @@ int store_image_get_id(struct store *st, uint64_t id, struct image *out)
 	return image_one(st, "x.id = ?", &SV_I(id), 1, out);
 }
 
+static bool image_id_parse(const char *ref, uint64_t *id)
+{
+	return ref_as_id(ref, IMAGE_ID_DIGITS, id);
+}
+
+static int image_one_v(struct store *st, const char *where, const struct sval *p, int n, void *out)
+{
+	return image_one(st, where, p, n, out);
+}
+
 int store_image_get(struct store *st, const char *ref, uint64_t scope, struct image *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { image_id_parse, "images", "", true, image_one_v };
 
-	if (ref_as_id(ref, IMAGE_ID_DIGITS, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = image_one(st, "x.id = ?" IMAGE_SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp, sp };
-	return image_one(st, "x.name = ?" IMAGE_SCOPE_SQL
-			 " ORDER BY CASE WHEN x.owner = ? THEN 0 ELSE 1 END, x.owner LIMIT 1", p, 4, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_image_list(struct store *st, uint64_t scope, struct image **out, size_t *n)
@@ -333,19 +399,17 @@ static int network_one(struct store *st, const char *where, const struct sval *p
 	return rc;
 }
 
+static int network_one_v(struct store *st, const char *where, const struct sval *p, int n,
+			 void *out)
+{
+	return network_one(st, where, p, n, out);
+}
+
 int store_network_get(struct store *st, const char *ref, uint64_t scope, struct network *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { net_id_parse, "networks", "", false, network_one_v };
 
-	if (net_id_parse(ref, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = network_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return network_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_network_list(struct store *st, uint64_t scope, struct network **out, size_t *n)
@@ -451,19 +515,21 @@ static int key_one(struct store *st, const char *where, const struct sval *p, in
 	return rc;
 }
 
+static bool key_id_parse(const char *ref, uint64_t *id)
+{
+	return ref_as_id(ref, KEY_ID_DIGITS, id);
+}
+
+static int key_one_v(struct store *st, const char *where, const struct sval *p, int n, void *out)
+{
+	return key_one(st, where, p, n, out);
+}
+
 int store_key_get(struct store *st, const char *ref, uint64_t scope, struct key *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { key_id_parse, "keys", "", false, key_one_v };
 
-	if (ref_as_id(ref, KEY_ID_DIGITS, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = key_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return key_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_key_list(struct store *st, uint64_t scope, struct key **out, size_t *n)
@@ -678,20 +744,17 @@ int store_vm_get_id(struct store *st, uint64_t id, struct vm *out)
 	return vm_one(st, "x.id = ?", &SV_I(id), 1, out);
 }
 
+static int vm_one_v(struct store *st, const char *where, const struct sval *p, int n, void *out)
+{
+	return vm_one(st, where, p, n, out);
+}
+
 int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { vm_id_parse, "vms", " AND x.desired <> 'deleted'", false,
+				       vm_one_v };
 
-	if (vm_id_parse(ref, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = vm_one(st, "x.id = ? AND x.desired <> 'deleted'" SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return vm_one(st, "x.name = ? AND x.desired <> 'deleted'" SCOPE_SQL
-		      " ORDER BY x.owner LIMIT 1", p, 3, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,

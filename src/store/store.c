@@ -420,3 +420,8 @@ int store_schema_version(struct store *st)
 	store_q(st, "SELECT MAX(version) FROM schema_version", NULL, 0, store_row_int, &v);
 	return (int)v;
 }
+
+const char *store_refusal(struct store *st)
+{
+	return st->refusal[0] ? st->refusal : "over quota";
+}

@@ -42,6 +42,8 @@ enum store_rc {
 	STORE_NOTFOUND = -2,
 	STORE_CONFLICT = -3,  /* uniqueness or a reference still in use */
 	STORE_FULL = -4,      /* a counter or an address pool is exhausted */
+	STORE_AMBIGUOUS = -5, /* a plain name matches several public images */
+	STORE_QUOTA = -6,     /* over the owner's quota: store_refusal says which */
 };
 
 /* ---- engine interface --------------------------------------------------- */
@@ -104,6 +106,9 @@ struct store *store_open(const char *uri, const char *state_dir, char **err);
 void store_close(struct store *st);
 void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
 int store_schema_version(struct store *st);
+/* Why the last call of this handle answered STORE_QUOTA: which quota,
+ * its limit and what is in use (text for the API's error). */
+const char *store_refusal(struct store *st);
 
 /*
  * Changes made by other processes (issue 7, "triggers").  Every committed
@@ -211,10 +216,27 @@ struct vm {
 };
 
 /*
- * Scope of a lookup: OWNER_ANY sees everything (admins, the agent);
- * otherwise only that owner's rows exist.
+ * Scope of a lookup: who asks, and so which rows exist for it.
+ *   an owner ID (a member): only that owner's rows (and public images);
+ *   scope_all(caller) (an admin): every row, on behalf of that caller;
+ *   OWNER_ANY (the agent, internals): every row, on behalf of root.
+ *
+ * References (issue 11, item 2).  Every get below takes `ref` as
+ *   - an ID of its kind (exactly its hex digits): that row, if in scope;
+ *   - NAME: the caller's own row of that name, always — for admins too,
+ *     so nobody's name can stand in for the caller's own.  Images only:
+ *     without an own image of that name, the public image of that name
+ *     (STORE_AMBIGUOUS when several owners published one);
+ *   - OWNER/NAME: the row of that user and name, if in scope (admins: any
+ *     owner; members: their own, and public images).
+ * A row out of scope is STORE_NOTFOUND, exactly like a missing one.
  */
-#define OWNER_ANY UINT64_MAX
+#define SCOPE_ALL_BIT (UINT64_C(1) << 63)
+static inline uint64_t scope_all(uint64_t caller)
+{
+	return caller | SCOPE_ALL_BIT;
+}
+#define OWNER_ANY scope_all(OWNER_ROOT)
 
 void image_free(struct image *im);
 void network_free(struct network *n);
@@ -223,7 +245,7 @@ void vms_free(struct vm *v, size_t n);
 void images_free(struct image *v, size_t n);
 void networks_free(struct network *v, size_t n);
 
-/* Images.  ref is a name or an 8-hex ID. */
+/* Images.  ref is an 8-hex ID, NAME or OWNER/NAME (see References above). */
 /* The row in im->state ("uploading" when NULL) with im->visibility
  * ("private" when NULL), source and expect_sha256. */
 int store_image_create(struct store *st, struct image *im);
@@ -239,7 +261,7 @@ int store_image_delete(struct store *st, uint64_t id);
 /* How many images (other than except_id) share a content hash. */
 int store_image_sha_refs(struct store *st, const char *sha256, uint64_t except_id, int *count);
 
-/* Networks.  ref is a name or a 6-hex ID. */
+/* Networks.  ref is a 6-hex ID, NAME or OWNER/NAME. */
 int store_network_create(struct store *st, struct network *n);
 int store_network_get(struct store *st, const char *ref, uint64_t scope, struct network *out);
 int store_network_list(struct store *st, uint64_t scope, struct network **out, size_t *n);
@@ -262,14 +284,14 @@ struct key {
 
 void key_free(struct key *k);
 void keys_free(struct key *v, size_t n);
-/* Keys.  ref is a name or an 8-hex ID.  STORE_CONFLICT on a duplicate name. */
+/* Keys.  ref is an 8-hex ID, NAME or OWNER/NAME.  STORE_CONFLICT on a duplicate name. */
 int store_key_create(struct store *st, struct key *k);
 int store_key_get(struct store *st, const char *ref, uint64_t scope, struct key *out);
 int store_key_list(struct store *st, uint64_t scope, struct key **out, size_t *n);
 /* STORE_CONFLICT while a VM (not deleted) uses it. */
 int store_key_delete(struct store *st, uint64_t id);
 
-/* VMs.  ref is a name or a 10-hex ID.  VMs with desired=deleted are
+/* VMs.  ref is a 10-hex ID, NAME or OWNER/NAME.  VMs with desired=deleted are
  * invisible to get/list unless include_deleted. */
 /* In one transaction: the row, a NIC per network, the VM's keys
  * (vm->keys[i].id), its user data (vm->user_data, may be NULL) and its

@@ -18,6 +18,8 @@ struct store {
 	 * its announcement, for listeners' logs (advisory: a write that only
 	 * set `dirty` adds nothing, a name that does not fit is left out). */
 	char changed[96];
+	/* What store_refusal returns: set with STORE_QUOTA. */
+	char refusal[192];
 };
 
 /* Run one statement; engine errors are logged here. */

@@ -870,6 +870,138 @@ static void keys_and_user_data(void **state)
 	assert_int_equal(store_key_delete(c->st, desk), STORE_OK);
 }
 
+/* ---- references: own names first, OWNER/NAME, public images ------------ */
+
+static uint64_t add_user(struct store *st, const char *name, const char *role)
+{
+	struct user u = { .name = (char *)name, .role = (char *)role, .auth = "file",
+			  .enabled = true };
+	assert_int_equal(store_user_create(st, &u), STORE_OK);
+	return u.id;
+}
+
+static uint64_t owned_image(struct store *st, const char *name, uint64_t owner, bool pub)
+{
+	struct image im = { .name = (char *)name, .owner = owner, .format = "kernel",
+			    .boot = "kernel", .visibility = pub ? "public" : "private" };
+	assert_int_equal(store_image_create(st, &im), STORE_OK);
+	assert_int_equal(store_image_finalize(st, im.id, SHA_A, "kernel", 4096), STORE_OK);
+	return im.id;
+}
+
+static uint64_t owned_net(struct store *st, const char *name, uint64_t owner, const char *v6)
+{
+	struct network n = { .name = (char *)name, .owner = owner, .ipv6 = (char *)v6 };
+	assert_int_equal(store_network_create(st, &n), STORE_OK);
+	return n.id;
+}
+
+/* The image, network and key a reference finds in a scope (0: none). */
+static uint64_t img_of(struct store *st, const char *ref, uint64_t scope, int rc_want)
+{
+	struct image im = { 0 };
+	uint64_t id;
+	assert_int_equal(store_image_get(st, ref, scope, &im), rc_want);
+	id = im.id;
+	image_free(&im);
+	return id;
+}
+
+static uint64_t net_of(struct store *st, const char *ref, uint64_t scope, int rc_want)
+{
+	struct network n = { 0 };
+	uint64_t id;
+	assert_int_equal(store_network_get(st, ref, scope, &n), rc_want);
+	id = n.id;
+	network_free(&n);
+	return id;
+}
+
+static uint64_t key_of(struct store *st, const char *ref, uint64_t scope, int rc_want)
+{
+	struct key k = { 0 };
+	uint64_t id;
+	assert_int_equal(store_key_get(st, ref, scope, &k), rc_want);
+	id = k.id;
+	key_free(&k);
+	return id;
+}
+
+/*
+ * Issue 11, item 2: a member with a lower user ID owns tiny, office and
+ * laptop; an admin with the same names always gets its own by name, and
+ * alice's only as alice/NAME (or by ID); another member never does.
+ */
+static void references_own_first(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t adm = add_user(c->st, "adm", "admin");
+	uint64_t bob = add_user(c->st, "bob", "member");
+	uint64_t a_img = owned_image(c->st, "tiny", alice, false);
+	uint64_t a_net = owned_net(c->st, "office", alice, "fd00:a::/64");
+	uint64_t a_key = make_key(c->st, "laptop", alice, STORE_OK);
+	uint64_t d_img = owned_image(c->st, "tiny", adm, false);
+	uint64_t d_net = owned_net(c->st, "office", adm, "fd00:d::/64");
+	uint64_t d_key = make_key(c->st, "laptop", adm, STORE_OK);
+	uint64_t as_adm = scope_all(adm);
+	struct image im = { 0 };
+	char id[16];
+
+	assert_true(alice < adm);
+	assert_int_equal(img_of(c->st, "tiny", as_adm, STORE_OK), d_img);
+	assert_int_equal(net_of(c->st, "office", as_adm, STORE_OK), d_net);
+	assert_int_equal(key_of(c->st, "laptop", as_adm, STORE_OK), d_key);
+	/* Root (OWNER_ANY acts as root) has none of them. */
+	net_of(c->st, "office", OWNER_ANY, STORE_NOTFOUND);
+	/* Owner-qualified: the admin reaches alice's, bob does not; alice does. */
+	assert_int_equal(img_of(c->st, "alice/tiny", as_adm, STORE_OK), a_img);
+	assert_int_equal(net_of(c->st, "alice/office", as_adm, STORE_OK), a_net);
+	assert_int_equal(key_of(c->st, "alice/laptop", as_adm, STORE_OK), a_key);
+	img_of(c->st, "alice/tiny", bob, STORE_NOTFOUND);
+	net_of(c->st, "alice/office", bob, STORE_NOTFOUND);
+	key_of(c->st, "alice/laptop", bob, STORE_NOTFOUND);
+	net_of(c->st, "office", bob, STORE_NOTFOUND);
+	assert_int_equal(net_of(c->st, "alice/office", alice, STORE_OK), a_net);
+	assert_int_equal(net_of(c->st, "office", alice, STORE_OK), a_net);
+	/* By ID: whoever may see the row. */
+	snprintf(id, sizeof(id), "%06llx", (unsigned long long)a_net);
+	assert_int_equal(net_of(c->st, id, as_adm, STORE_OK), a_net);
+	net_of(c->st, id, bob, STORE_NOTFOUND);
+	/* Malformed or unknown owners find nothing. */
+	net_of(c->st, "carol/office", as_adm, STORE_NOTFOUND);
+	net_of(c->st, "alice/", as_adm, STORE_NOTFOUND);
+	net_of(c->st, "/office", as_adm, STORE_NOTFOUND);
+	net_of(c->st, "alice/office/x", as_adm, STORE_NOTFOUND);
+
+	/* VMs the same way. */
+	uint64_t a_vm, d_vm;
+	assert_int_equal(make_vm(c->st, "web", alice, a_img, NULL, 0, &a_vm), STORE_OK);
+	assert_int_equal(make_vm(c->st, "web", adm, d_img, NULL, 0, &d_vm), STORE_OK);
+	struct vm vm = { 0 };
+	assert_int_equal(store_vm_get(c->st, "web", as_adm, &vm), STORE_OK);
+	assert_int_equal(vm.id, d_vm);
+	vm_free(&vm);
+	assert_int_equal(store_vm_get(c->st, "alice/web", as_adm, &vm), STORE_OK);
+	assert_int_equal(vm.id, a_vm);
+	vm_free(&vm);
+	assert_int_equal(store_vm_get(c->st, "alice/web", bob, &vm), STORE_NOTFOUND);
+
+	/* Public images: own first, then public; two publishers of one name
+	 * make the plain name ambiguous for the others, never a silent pick. */
+	uint64_t pub = owned_image(c->st, "pub", OWNER_ROOT, true);
+	assert_int_equal(img_of(c->st, "pub", bob, STORE_OK), pub);
+	assert_int_equal(img_of(c->st, "root/pub", bob, STORE_OK), pub);
+	uint64_t bobs = owned_image(c->st, "pub", bob, false);
+	assert_int_equal(img_of(c->st, "pub", bob, STORE_OK), bobs);
+	uint64_t pub2 = owned_image(c->st, "pub", adm, true);
+	assert_int_equal(store_image_get(c->st, "pub", alice, &im), STORE_AMBIGUOUS);
+	assert_int_equal(img_of(c->st, "adm/pub", alice, STORE_OK), pub2);
+	assert_int_equal(img_of(c->st, "pub", as_adm, STORE_OK), pub2);   /* its own */
+	assert_int_equal(img_of(c->st, "pub", bob, STORE_OK), bobs);
+	img_of(c->st, "bob/pub", alice, STORE_NOTFOUND);                  /* private */
+}
+
 /* ---- users and tokens --------------------------------------------------- */
 
 static void users_and_tokens(void **state)
@@ -1638,6 +1770,7 @@ int main(void)
 		T(image_import_rows),
 		T(vm_disks_roundtrip),
 		T(users_and_tokens),
+		T(references_own_first),
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
 		T(engine_values_and_errors),
