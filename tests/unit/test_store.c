@@ -870,6 +870,33 @@ static void keys_and_user_data(void **state)
 	assert_int_equal(store_key_delete(c->st, desk), STORE_OK);
 }
 
+/* ---- durability --------------------------------------------------------- */
+
+static int text_row(void *arg, const struct sval *c, int n)
+{
+	if (n > 0 && c[0].t == SV_TEXT)
+		snprintf(arg, 16, "%s", c[0].s);
+	return 0;
+}
+
+/* SQLite commits sync the WAL (synchronous=FULL = 2): an answered change
+ * survives a power cut.  PostgreSQL's synchronous_commit is on unless the
+ * operator turned it off; the engine leaves that to the server. */
+static void sqlite_commits_are_durable(void **state)
+{
+	struct ctx *c = *state;
+	int64_t sync = -1;
+
+	if (pg_uri)
+		skip();
+	assert_int_equal(store_q(c->st, "PRAGMA synchronous", NULL, 0, store_row_int, &sync),
+			 STORE_OK);
+	assert_int_equal(sync, 2);
+	char mode[16] = "";
+	assert_int_equal(store_q(c->st, "PRAGMA journal_mode", NULL, 0, text_row, mode), STORE_OK);
+	assert_string_equal(mode, "wal");
+}
+
 /* ---- references: own names first, OWNER/NAME, public images ------------ */
 
 static uint64_t add_user(struct store *st, const char *name, const char *role)
@@ -1771,6 +1798,7 @@ int main(void)
 		T(vm_disks_roundtrip),
 		T(users_and_tokens),
 		T(references_own_first),
+		T(sqlite_commits_are_durable),
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
 		T(engine_values_and_errors),
