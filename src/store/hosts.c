@@ -5,6 +5,14 @@
  * every scheduler (each hcd with the scheduler role) reaches the same
  * answer from the same rows, and two placements never both take the last
  * free memory of a host: writers are serialised by either engine.
+ *
+ * Each host's load (vms, used_cpus, used_mib: what its VMs not deleted ask
+ * for) is kept in its own row by the very transactions that change it —
+ * a VM created on it, deleted, purged or moved (host_load_add) — so a
+ * decision reads the hosts and never the VMs: its cost does not grow with
+ * the number of VMs (issue 12 §6).  Registration recounts a host's load
+ * from the VMs, so whatever a crash or an older hcd left is healed at
+ * every start.
  */
 #include "store/store_internal.h"
 
@@ -32,11 +40,7 @@ void hosts_free(struct host *v, size_t n)
 
 /* A host with what its VMs (those not deleted) ask for. */
 #define HOST_COLS "h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state, h.drain," \
-	" h.last_seen, h.created, COUNT(v.id), COALESCE(SUM(v.cpus), 0)," \
-	" COALESCE(SUM(v.memory_mib), 0)" \
-	" FROM hosts h LEFT JOIN vms v ON v.host = h.name AND v.desired <> 'deleted'"
-#define HOST_GROUP " GROUP BY h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state," \
-	" h.drain, h.last_seen, h.created"
+	" h.last_seen, h.created, h.vms, h.used_cpus, h.used_mib FROM hosts h"
 
 static void fill_host(void *e, const struct sval *c)
 {
@@ -63,7 +67,7 @@ static int host_rows(struct store *st, const char *where, const struct sval *p, 
 	char sql[1024];
 	int rc;
 
-	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS "%s" HOST_GROUP " ORDER BY h.name", where);
+	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS "%s ORDER BY h.name", where);
 	rc = store_q(st, sql, p, n, rows_add, &r);
 	if (rc != STORE_OK) {
 		hosts_free(r.v, r.n);
@@ -100,6 +104,7 @@ int store_host_register(struct store *st, const struct host *h)
 	int64_t now = store_now();
 	struct sval p[] = { SV_S(h->name), SV_S(h->address), SV_I(h->cpus), SV_I(h->memory_mib),
 			    SV_S(h->accel), SV_I(now), SV_I(now) };
+	struct sval n[] = { SV_S(h->name), SV_S(h->name), SV_S(h->name), SV_S(h->name) };
 	int rc = store_tx_begin(st);
 
 	if (rc == STORE_OK)
@@ -109,7 +114,59 @@ int store_host_register(struct store *st, const struct host *h)
 			     " cpus = excluded.cpus, memory_mib = excluded.memory_mib,"
 			     " accel = excluded.accel, state = 'live', last_seen = excluded.last_seen",
 			     p, 7);
+	/* The one place the load is counted from the VMs (see the top). */
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE hosts SET"
+			     " vms = (SELECT COUNT(*) FROM vms v WHERE v.host = ? AND v.desired <> 'deleted'),"
+			     " used_cpus = (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+			     " WHERE v.host = ? AND v.desired <> 'deleted'),"
+			     " used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+			     " WHERE v.host = ? AND v.desired <> 'deleted') WHERE name = ?",
+			     n, 4, NULL, NULL);
 	return store_tx_end(st, rc);
+}
+
+/* The row's share of a host's load, and the host it counts on. */
+struct vm_load {
+	char *host;
+	int64_t cpus, mib;
+	bool deleted;
+};
+
+static int vm_load_row(void *arg, const struct sval *c, int n)
+{
+	struct vm_load *l = arg;
+
+	l->host = sv_strdup(&c[0]);
+	l->cpus = c[1].i;
+	l->mib = c[2].i;
+	l->deleted = c[3].t == SV_TEXT && strcmp(c[3].s, "deleted") == 0;
+	return 1;
+}
+
+int host_load_add(struct store *st, const char *host, int sign, int64_t cpus, int64_t mib)
+{
+	struct sval p[] = { SV_I(sign), SV_I(sign * cpus), SV_I(sign * mib), SV_S(host) };
+
+	if (host == NULL)
+		return STORE_OK;
+	return store_q(st, "UPDATE hosts SET vms = vms + ?, used_cpus = used_cpus + ?,"
+		       " used_mib = used_mib + ? WHERE name = ?", p, 4, NULL, NULL);
+}
+
+int host_load_vm(struct store *st, uint64_t vm_id, const char *next)
+{
+	struct vm_load l = { 0 };
+	int rc = store_q(st, "SELECT host, cpus, memory_mib, desired FROM vms WHERE id = ?",
+			 &SV_I(vm_id), 1, vm_load_row, &l);
+	/* A VM counts while it is not deleted. */
+	int was = rc == STORE_OK && l.host && !l.deleted;
+	int will = l.host && next && strcmp(next, "deleted") != 0;
+
+	if (rc == STORE_OK && was != will)
+		rc = host_load_add(st, l.host, will - was, l.cpus, l.mib);
+	free(l.host);
+	return rc;
 }
 
 int store_host_heartbeat(struct store *st, const char *name, int64_t now)
@@ -263,8 +320,12 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 			int prc = store_place(st, &p, &to);
 			if (prc == STORE_OK) {
 				struct sval q[] = { SV_S(to), SV_I(s->id) };
-				rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped', error = NULL"
-					     " WHERE id = ?", q, 2);
+				rc = host_load_add(st, s->host, -1, s->cpus, s->memory_mib);
+				if (rc == STORE_OK)
+					rc = host_load_add(st, to, 1, s->cpus, s->memory_mib);
+				if (rc == STORE_OK)
+					rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped',"
+						     " error = NULL WHERE id = ?", q, 2);
 				(*moved)++;
 				free(to);
 				continue;

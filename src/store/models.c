@@ -830,6 +830,8 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			     p, 14);
 	}
+	if (rc == STORE_OK && strcmp(vm->desired, "deleted") != 0)
+		rc = host_load_add(st, vm->host, 1, vm->cpus, vm->memory_mib);
 	free(ud);
 	for (size_t i = 0; rc == STORE_OK && i < vm->n_disks; i++) {
 		struct sval p[] = { SV_I(vm->id), SV_I(i), SV_I(vm->disks[i].size) };
@@ -864,6 +866,8 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 	struct sval p[] = { SV_S(desired), SV_I(id) };
 	int rc = store_tx_begin(st);
 	if (rc == STORE_OK)
+		rc = host_load_vm(st, id, desired);
+	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
 	return store_tx_end(st, rc);
 }
@@ -878,6 +882,8 @@ int store_vm_set_state(struct store *st, uint64_t id, const char *state, const c
 int store_vm_purge(struct store *st, uint64_t id)
 {
 	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = host_load_vm(st, id, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM nics WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)

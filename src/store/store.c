@@ -97,6 +97,30 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
+	/* 8: tenancy (issue 11 items 2, 4, 12; issue 12 §6).  Per-user quotas
+	 * (NULL: the configured default, -1: unlimited, N: at most N).  Each
+	 * host's load kept in its row by the transactions that change it, so
+	 * placement reads the hosts alone (store_host_register recounts it).
+	 * Settings of the installation, e.g. the random ULA /48 members' networks
+	 * come from when the operator configured no pool. */
+	"ALTER TABLE users ADD COLUMN quota_vms BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_vcpus BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_memory_mib BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_disk_bytes BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_networks BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_images BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_image_bytes BIGINT;"
+	"ALTER TABLE hosts ADD COLUMN vms BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_cpus BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_mib BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE hosts SET"
+	" vms = (SELECT COUNT(*) FROM vms v WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_cpus = (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted');"
+	"CREATE INDEX vms_host ON vms (host);"
+	"CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

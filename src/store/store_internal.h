@@ -43,6 +43,14 @@ int store_tx_end(struct store *st, int rc);
 /* Next value of a named counter; STORE_FULL beyond max. In a transaction. */
 int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out);
 
+/* hosts.c: a host's load (hosts.vms, used_cpus, used_mib), in the
+ * caller's transaction.  host_load_add: sign +1/-1 of one VM of that size
+ * (host NULL: none).  host_load_vm: before the VM row's desired state
+ * becomes `next` (NULL: before the row is removed) — the load changes
+ * when the VM crosses "deleted". */
+int host_load_add(struct store *st, const char *host, int sign, int64_t cpus, int64_t mib);
+int host_load_vm(struct store *st, uint64_t vm_id, const char *next);
+
 /* Row helpers. */
 /* Collects result rows into a growing array of elem-sized structs. */
 struct rows {

@@ -1772,6 +1772,71 @@ static void hosts_dead_and_evacuation(void **state)
 	assert_int_equal(c->hooks, 0); /* a plain heartbeat is no news */
 }
 
+/* Every host's kept load equals what its VMs (not deleted) ask for. */
+static void assert_load_kept(struct store *st)
+{
+	assert_int_equal(count_rows(st, "SELECT COUNT(*) FROM hosts h WHERE"
+		" h.vms <> (SELECT COUNT(*) FROM vms v WHERE v.host = h.name AND v.desired <> 'deleted')"
+		" OR h.used_cpus <> (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+		" WHERE v.host = h.name AND v.desired <> 'deleted')"
+		" OR h.used_mib <> (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+		" WHERE v.host = h.name AND v.desired <> 'deleted')"), 0);
+}
+
+/* Issue 12 §6: the load is kept by the transactions that change it —
+ * create, delete, undelete, purge, evacuation — and registration heals a
+ * row that went wrong. */
+static void hosts_load_kept(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	struct vm vm = { 0 };
+	size_t moved = 0, n = 0;
+	struct host got = { 0 };
+	int rc;
+	char *h;
+
+	add_host(c->st, "a", 4, 8000);
+	add_host(c->st, "b", 4, 1000);
+	for (int i = 0; i < 6; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%d", i);
+		h = place_vm(c->st, name, img, 100 + 50 * i, i < 3 ? "b" : NULL, i == 1, &rc);
+		assert_int_equal(rc, STORE_OK);
+		free(h);
+	}
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_get(c->st, "v0", OWNER_ANY, &vm), STORE_OK);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "stopped"), STORE_OK);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "deleted"), STORE_OK);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "deleted"), STORE_OK);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);
+	vm_free(&vm);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_get(c->st, "v2", OWNER_ANY, &vm), STORE_OK);
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);   /* purged while counted */
+	vm_free(&vm);
+	assert_load_kept(c->st);
+	/* b dies: its ephemeral v1 moves to a, counted there. */
+	int64_t later = store_now() + 20;
+	assert_int_equal(store_host_heartbeat(c->st, "a", later), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(store_evacuate_dead(c->st, 4, later, 10, &moved), STORE_OK);
+	assert_int_equal(moved, 1);
+	assert_load_kept(c->st);
+	assert_int_equal(store_host_get(c->st, "b", &got), STORE_OK);
+	assert_int_equal(got.vms, 0);
+	host_free(&got);
+	/* A row gone wrong (an older hcd, a hand edit) heals at registration. */
+	assert_int_equal(store_q(c->st, "UPDATE hosts SET used_mib = 12345 WHERE name = 'a'",
+				 NULL, 0, NULL, NULL), STORE_OK);
+	add_host(c->st, "a", 4, 8000);
+	assert_load_kept(c->st);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1801,6 +1866,7 @@ int main(void)
 		T(sqlite_commits_are_durable),
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
+		T(hosts_load_kept),
 		T(engine_values_and_errors),
 	};
 	/* About store_open's URIs and files; no server needed. */
