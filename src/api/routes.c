@@ -713,6 +713,8 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/users/{}/password",     h_user_password,  BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/users/{}/quota",        h_user_quota_get, BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/users/{}/quota",        h_user_quota_set, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
 
 	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },

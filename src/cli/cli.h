@@ -229,6 +229,7 @@ extern const struct resource res_user;
 extern const struct resource res_token;
 int cmd_user_create(struct hc *h, const struct args *a);
 int cmd_user_set(struct hc *h, const struct args *a);
+int cmd_user_show(struct hc *h, const struct args *a);
 int cmd_user_passwd(struct hc *h, const struct args *a);
 int cmd_user_otp(struct hc *h, const struct args *a);
 int cmd_login(struct hc *h, const struct args *a);

@@ -21,6 +21,7 @@ struct key {
 
 #define S(sec, n, f) { sec, n, K_STR, offsetof(struct config, f) }
 #define I(sec, n, f) { sec, n, K_INT, offsetof(struct config, f) }
+#define Q(n, i) { "hcd", n, K_LL, offsetof(struct config, default_quota) + (i) * sizeof(long long) }
 
 /* Every configuration key, in one table. */
 static const struct key keys[] = {
@@ -61,6 +62,16 @@ static const struct key keys[] = {
 	S("auth", "ldap_bind_dn", ldap_bind_dn),
 	S("auth", "ldap_bind_password_file", ldap_bind_password_file),
 	I("auth", "token_ttl", token_ttl),
+	/* tenancy */
+	S("hcd", "tenant_ipv6_pool", tenant_ipv6_pool),
+	S("hcd", "tenant_ipv4_pool", tenant_ipv4_pool),
+	Q("default_quota_vms", 0),
+	Q("default_quota_vcpus", 1),
+	Q("default_quota_memory_mib", 2),
+	Q("default_quota_disk_bytes", 3),
+	Q("default_quota_networks", 4),
+	Q("default_quota_images", 5),
+	Q("default_quota_image_bytes", 6),
 };
 
 static void set_str(char **slot, const char *v)
@@ -85,6 +96,8 @@ void config_defaults(struct config *c)
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
+	set_str(&c->tenant_ipv6_pool, "");
+	set_str(&c->tenant_ipv4_pool, "");
 	c->heartbeat_interval = 2;
 	c->dead_timeout = 10;
 	c->cpu_overcommit = 4;

@@ -104,6 +104,18 @@ static int load_config(struct hcd *h, struct config *out)
 	return 0;
 }
 
+/* Members' default quotas (config: 0 = unlimited) into the store. */
+static void quota_defaults_apply(struct hcd *h)
+{
+	int64_t d[QUOTA_N];
+
+	_Static_assert(QUOTA_N == sizeof(h->cfg.default_quota) / sizeof(h->cfg.default_quota[0]),
+		       "config.h's default_quota follows store.h's enum quota");
+	for (int q = 0; q < QUOTA_N; q++)
+		d[q] = h->cfg.default_quota[q] > 0 ? h->cfg.default_quota[q] : QUOTA_UNLIMITED;
+	store_set_quota_defaults(h->st, d);
+}
+
 /* SIGHUP: take the settings that can change at run time. */
 static void reload_config(struct hcd *h)
 {
@@ -116,6 +128,8 @@ static void reload_config(struct hcd *h)
 	h->cfg.stop_timeout = c.stop_timeout;
 	h->cfg.resync_interval = c.resync_interval;
 	h->cfg.max_body = c.max_body;
+	memcpy(h->cfg.default_quota, c.default_quota, sizeof(c.default_quota));
+	quota_defaults_apply(h);
 	free(h->cfg.log_level);
 	h->cfg.log_level = strdup(c.log_level);
 	log_set_level(level_of(c.log_level));
@@ -235,6 +249,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	store_set_change_hook(h.st, on_store_change, &h);
+	quota_defaults_apply(&h);
 	/* Listen before the first pass: what other hosts change after it
 	 * reads the store is heard. */
 	(void)store_notify_fd(h.st);

@@ -199,6 +199,7 @@ static int staging_keep_disk(const char *dir)
 static void job_complete(struct importer *imp, struct job *j, const char *sha, long long size)
 {
 	struct disk_info info = { 0 };
+	int rc;
 	char *why = NULL, *file = str_printf("%s/disk", j->staging);
 
 	if (file == NULL) {
@@ -212,11 +213,12 @@ static void job_complete(struct importer *imp, struct job *j, const char *sha, l
 		   image_files_place(imp->state_dir, j->staging, sha) < 0) {
 		why = str_printf("cannot store the image: %s", strerror(errno));
 		job_fail(imp, j, why ? why : "cannot store the image");
-	} else if (store_image_finalize(imp->st, j->image_id, sha, info.format,
-					info.virtual_size) != STORE_OK) {
+	} else if ((rc = store_image_finalize(imp->st, j->image_id, sha, info.format,
+					      info.virtual_size)) != STORE_OK) {
 		/* The files are in place under their hash; a retry of the
 		 * same content finds them there. */
-		store_image_fail(imp->st, j->image_id, "store failure");
+		store_image_fail(imp->st, j->image_id,
+				 rc == STORE_QUOTA ? store_refusal(imp->st) : "store failure");
 	} else {
 		log_info("image %08llx imported: %s, %lld bytes, sha256 %s",
 			 (unsigned long long)j->image_id, info.format, size, sha);

@@ -208,10 +208,13 @@ static void fill_image(void *e, const struct sval *c) { image_from_row(e, c); }
 
 int store_image_create(struct store *st, struct image *im)
 {
+	int64_t add[QUOTA_N] = { [QUOTA_IMAGES] = 1 };
 	int rc = store_tx_begin(st);
 	if (rc != STORE_OK)
 		return rc;
-	rc = store_counter_next(st, "image", UINT32_MAX, &im->id);
+	rc = quota_admit(st, im->owner, add);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "image", UINT32_MAX, &im->id);
 	im->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(im->id), SV_S(im->name), SV_I(im->owner), SV_S(im->format),
@@ -287,7 +290,18 @@ int store_image_finalize(struct store *st, uint64_t id, const char *sha256,
 			 const char *format, int64_t size)
 {
 	struct sval p[] = { SV_S(sha256), SV_S(format), SV_I(size), SV_I(id) };
+	int64_t add[QUOTA_N] = { [QUOTA_IMAGE_BYTES] = size }, owner = -1, had = 0;
+	struct sval q[] = { SV_I(id) };
 	int rc = store_tx_begin(st);
+	/* Bytes are known only now: the quota is checked as the image
+	 * becomes usable, against what it adds to its current size. */
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT owner FROM images WHERE id = ?", q, 1, store_row_int, &owner);
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT size FROM images WHERE id = ?", q, 1, store_row_int, &had);
+	add[QUOTA_IMAGE_BYTES] -= had;
+	if (rc == STORE_OK && owner >= 0)
+		rc = quota_admit(st, (uint64_t)owner, add);
 	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE images SET sha256 = ?, format = ?, size = ?, state = 'ready'"
 			     " WHERE id = ?", p, 4);
@@ -366,10 +380,13 @@ static void fill_network(void *e, const struct sval *c)
 
 int store_network_create(struct store *st, struct network *n)
 {
+	int64_t add[QUOTA_N] = { [QUOTA_NETWORKS] = 1 };
 	int rc = store_tx_begin(st);
 	if (rc != STORE_OK)
 		return rc;
-	rc = store_counter_next(st, "network", NET_ID_MAX, &n->id);
+	rc = quota_admit(st, n->owner, add);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "network", NET_ID_MAX, &n->id);
 	n->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(n->id), SV_S(n->name), SV_I(n->owner), SV_S(n->ipv6),
@@ -802,6 +819,35 @@ static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, c
 	return rc;
 }
 
+static int image_root_fill(void *arg, const struct sval *c, int n)
+{
+	/* A disk image's overlay is at least the image; a kernel image has
+	 * no root disk unless one is sized. */
+	if (c[0].t == SV_TEXT && strcmp(c[0].s, "disk") == 0)
+		*(int64_t *)arg = c[1].i;
+	return 1;
+}
+
+/* The quotas a new VM counts against: itself, its vCPUs, memory and disks
+ * as sized. */
+static int vm_admit(struct store *st, const struct vm *vm)
+{
+	int64_t add[QUOTA_N] = { [QUOTA_VMS] = 1, [QUOTA_VCPUS] = vm->cpus,
+				 [QUOTA_MEMORY_MIB] = vm->memory_mib };
+	int64_t root = 0;
+	int rc = STORE_OK;
+
+	if (vm->disk_size > 0)
+		root = vm->disk_size;
+	else
+		rc = store_q(st, "SELECT boot, size FROM images WHERE id = ?", &SV_I(vm->image), 1,
+			     image_root_fill, &root);
+	add[QUOTA_DISK_BYTES] = root;
+	for (size_t i = 0; i < vm->n_disks; i++)
+		add[QUOTA_DISK_BYTES] += vm->disks[i].size;
+	return rc == STORE_OK ? quota_admit(st, vm->owner, add) : rc;
+}
+
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks)
 {
 	char *ud = NULL;
@@ -818,7 +864,9 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 		free(ud);
 		return rc;
 	}
-	rc = store_counter_next(st, "vm", VM_ID_MAX, &vm->id);
+	rc = vm_admit(st, vm);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "vm", VM_ID_MAX, &vm->id);
 	vm->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),

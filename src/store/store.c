@@ -400,6 +400,7 @@ struct store *store_open(const char *uri, const char *state_dir, char **err)
 		free(st);
 		return NULL;
 	}
+	store_set_quota_defaults(st, NULL);
 	st->h = st->eng->open(path, err);
 	free(path);
 	if (st->h == NULL) {

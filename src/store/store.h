@@ -400,6 +400,38 @@ int store_token_delete(struct store *st, uint64_t id, uint64_t scope);
 /* Drop expired tokens. */
 int store_token_purge(struct store *st, int64_t now);
 
+/* ---- quotas (quotas.c) -------------------------------------------------- */
+
+/* What a user may hold (issue 11, item 12).  Creates over a quota fail with
+ * STORE_QUOTA in their own transaction — store_vm_create (vms, vcpus,
+ * memory_mib, disk_bytes: the root disk as sized, else a disk image's
+ * size, plus the data disks), store_network_create (networks),
+ * store_image_create (images), store_image_finalize (image_bytes) — and
+ * store_refusal names the quota. */
+enum quota {
+	QUOTA_VMS, QUOTA_VCPUS, QUOTA_MEMORY_MIB, QUOTA_DISK_BYTES,
+	QUOTA_NETWORKS, QUOTA_IMAGES, QUOTA_IMAGE_BYTES, QUOTA_N
+};
+extern const char *const quota_names[QUOTA_N];   /* "vms", … as the API says them */
+
+#define QUOTA_UNLIMITED INT64_C(-1)
+#define QUOTA_DEFAULT INT64_C(-2)    /* a user's own setting: none, the default applies */
+#define QUOTA_KEEP INT64_C(-3)       /* store_quota_set: leave this one as it is */
+
+struct quota_usage {
+	int64_t set[QUOTA_N];      /* the user's own: QUOTA_DEFAULT, QUOTA_UNLIMITED or N */
+	int64_t limit[QUOTA_N];    /* in force: QUOTA_UNLIMITED or N */
+	int64_t used[QUOTA_N];
+};
+
+/* The defaults for members without a setting of their own: QUOTA_UNLIMITED
+ * or a limit (NULL: all unlimited, as after store_open).  Admins are
+ * bound only by settings of their own. */
+void store_set_quota_defaults(struct store *st, const int64_t defaults[QUOTA_N]);
+int store_quota_get(struct store *st, uint64_t user, struct quota_usage *out);
+/* Each entry QUOTA_KEEP, QUOTA_DEFAULT, QUOTA_UNLIMITED or a limit >= 0. */
+int store_quota_set(struct store *st, uint64_t user, const int64_t set[QUOTA_N]);
+
 /* ---- hosts and placement (hosts.c) -------------------------------------- */
 
 /* A host of the cluster, with its load: what the VMs placed on it (not

@@ -20,6 +20,7 @@ struct store {
 	char changed[96];
 	/* What store_refusal returns: set with STORE_QUOTA. */
 	char refusal[192];
+	int64_t quota_default[QUOTA_N];   /* store_set_quota_defaults */
 };
 
 /* Run one statement; engine errors are logged here. */
@@ -42,6 +43,10 @@ int store_tx_end(struct store *st, int rc);
 
 /* Next value of a named counter; STORE_FULL beyond max. In a transaction. */
 int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out);
+
+/* quotas.c: may owner hold add[q] more of each quota?  STORE_QUOTA (and
+ * st->refusal) when not.  In the transaction that creates it. */
+int quota_admit(struct store *st, uint64_t owner, const int64_t add[QUOTA_N]);
 
 /* hosts.c: a host's load (hosts.vms, used_cpus, used_mib), in the
  * caller's transaction.  host_load_add: sign +1/-1 of one VM of that size

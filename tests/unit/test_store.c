@@ -1772,6 +1772,160 @@ static void hosts_dead_and_evacuation(void **state)
 	assert_int_equal(c->hooks, 0); /* a plain heartbeat is no news */
 }
 
+/* ---- quotas -------------------------------------------------------------- */
+
+static int create_sized(struct store *st, const char *name, uint64_t owner, uint64_t image,
+			int cpus, int mib, int64_t disk, int64_t data)
+{
+	struct vm_disk d[] = { { .size = data } };
+	struct vm vm = { .name = (char *)name, .owner = owner, .image = image, .cpus = cpus,
+			 .memory_mib = mib, .desired = "stopped", .state = "stopped",
+			 .disk_size = disk, .disks = data ? d : NULL, .n_disks = data ? 1 : 0 };
+	return store_vm_create(st, &vm, NULL, 0);
+}
+
+/* Issue 11, item 12: defaults bind members, a user's own setting wins,
+ * a refusal names its quota, a deleted VM no longer counts. */
+static void quotas_enforced(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t adm = add_user(c->st, "adm", "admin");
+	uint64_t img = make_image(c->st, "img");
+	int64_t defaults[QUOTA_N] = { [QUOTA_VMS] = 2, [QUOTA_VCPUS] = QUOTA_UNLIMITED,
+		[QUOTA_MEMORY_MIB] = 1024, [QUOTA_DISK_BYTES] = 3LL << 30, [QUOTA_NETWORKS] = 1,
+		[QUOTA_IMAGES] = 2, [QUOTA_IMAGE_BYTES] = 10000 };
+	int64_t set[QUOTA_N];
+	struct quota_usage qu;
+	struct vm vm = { 0 };
+
+	store_set_quota_defaults(c->st, defaults);
+	assert_int_equal(create_sized(c->st, "a1", alice, img, 1, 256, 1LL << 30, 0), STORE_OK);
+	assert_int_equal(create_sized(c->st, "a2", alice, img, 4, 256, 0, 1LL << 30), STORE_OK);
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 128, 0, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'vms'"));
+	assert_non_null(strstr(store_refusal(c->st), "alice"));
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 2);
+	/* Deleted: no longer counted. */
+	assert_int_equal(store_vm_get(c->st, "a1", alice, &vm), STORE_OK);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "deleted"), STORE_OK);
+	vm_free(&vm);
+	/* Memory (256 + 800 > 1024), then disks (1 GiB data + 2.5 GiB > 3 GiB). */
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 800, 0, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'memory_mib'"));
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 256, 5LL << 29, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'disk_bytes'"));
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 256, 1LL << 30, 0), STORE_OK);
+
+	/* Her own settings win over the defaults: more VMs, few vCPUs. */
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_VMS] = QUOTA_UNLIMITED;
+	set[QUOTA_VCPUS] = 6;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	assert_int_equal(create_sized(c->st, "a4", alice, img, 2, 64, 0, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'vcpus'"));
+	assert_int_equal(create_sized(c->st, "a4", alice, img, 1, 64, 0, 0), STORE_OK);
+	assert_int_equal(store_quota_get(c->st, alice, &qu), STORE_OK);
+	assert_int_equal(qu.used[QUOTA_VMS], 3);
+	assert_int_equal(qu.set[QUOTA_VMS], QUOTA_UNLIMITED);
+	assert_int_equal(qu.limit[QUOTA_VMS], QUOTA_UNLIMITED);
+	assert_int_equal(qu.used[QUOTA_VCPUS], 6);
+	assert_int_equal(qu.limit[QUOTA_VCPUS], 6);
+	assert_int_equal(qu.set[QUOTA_MEMORY_MIB], QUOTA_DEFAULT);
+	assert_int_equal(qu.limit[QUOTA_MEMORY_MIB], 1024);
+	assert_int_equal(qu.used[QUOTA_MEMORY_MIB], 256 + 256 + 64);
+	assert_int_equal(qu.used[QUOTA_DISK_BYTES], (1LL << 30) * 2);
+	/* Back to the default. */
+	set[QUOTA_VMS] = QUOTA_DEFAULT;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	assert_int_equal(store_quota_get(c->st, alice, &qu), STORE_OK);
+	assert_int_equal(qu.limit[QUOTA_VMS], 2);
+
+	/* Networks, images (count at create, bytes at finalize). */
+	assert_int_equal(owned_net(c->st, "n1", alice, "fd00:1::/64"), 1);
+	struct network n2 = { .name = "n2", .owner = alice, .ipv6 = "fd00:2::/64" };
+	assert_int_equal(store_network_create(c->st, &n2), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'networks'"));
+	struct image i1 = { .name = "i1", .owner = alice, .format = "kernel", .boot = "kernel" };
+	struct image i2 = { .name = "i2", .owner = alice, .format = "kernel", .boot = "kernel" };
+	struct image i3 = { .name = "i3", .owner = alice, .format = "kernel", .boot = "kernel" };
+	assert_int_equal(store_image_create(c->st, &i1), STORE_OK);
+	assert_int_equal(store_image_create(c->st, &i2), STORE_OK);
+	assert_int_equal(store_image_create(c->st, &i3), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'images'"));
+	assert_int_equal(store_image_finalize(c->st, i1.id, SHA_A, "kernel", 6000), STORE_OK);
+	assert_int_equal(store_image_finalize(c->st, i2.id, SHA_A, "kernel", 6000), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'image_bytes'"));
+	assert_int_equal(store_image_finalize(c->st, i2.id, SHA_A, "kernel", 4000), STORE_OK);
+
+	/* An admin is bound by its own settings only. */
+	for (int i = 0; i < 4; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "d%d", i);
+		assert_int_equal(create_sized(c->st, name, adm, img, 1, 512, 0, 0), STORE_OK);
+	}
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_VMS] = 4;
+	assert_int_equal(store_quota_set(c->st, adm, set), STORE_OK);
+	assert_int_equal(create_sized(c->st, "d4", adm, img, 1, 512, 0, 0), STORE_QUOTA);
+	assert_int_equal(store_quota_set(c->st, 999, set), STORE_NOTFOUND);
+}
+
+#define RACERS 4
+#define RACE_TRIES 4
+#define RACE_QUOTA 5
+
+static uint64_t race_owner, race_image;
+static int race_pipe[2];
+
+static int child_race(struct ctx *c, int who)
+{
+	char *err = NULL;
+	struct store *st = store_open(c->uri, c->dir, &err);
+	int64_t defaults[QUOTA_N] = { [QUOTA_VMS] = RACE_QUOTA };
+	int won = 0, failed = 0;
+
+	if (st == NULL) {
+		free(err);
+		return 1;
+	}
+	for (int q = 1; q < QUOTA_N; q++)
+		defaults[q] = QUOTA_UNLIMITED;
+	store_set_quota_defaults(st, defaults);
+	for (int i = 0; i < RACE_TRIES; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "r%d-%d", who, i);
+		int rc = create_sized(st, name, race_owner, race_image, 1, 64, 0, 0);
+		won += rc == STORE_OK;
+		failed += rc != STORE_OK && rc != STORE_QUOTA;
+	}
+	failed += write(race_pipe[1], &won, sizeof(won)) != (ssize_t)sizeof(won);
+	store_close(st);
+	return failed ? 1 : 0;
+}
+
+/* Creates racing from several processes never pass a quota together:
+ * the check runs in the create's own (serialised) transaction. */
+static void quotas_hold_under_races(void **state)
+{
+	struct ctx *c = *state;
+	int won[RACERS], total = 0;
+
+	race_owner = add_user(c->st, "alice", "member");
+	race_image = make_image(c->st, "img");
+	assert_int_equal(pipe(race_pipe), 0);
+	assert_int_equal(in_children(RACERS, child_race, c), 0);
+	close(race_pipe[1]);
+	assert_int_equal(read(race_pipe[0], won, sizeof(won)), (ssize_t)sizeof(won));
+	close(race_pipe[0]);
+	for (int i = 0; i < RACERS; i++)
+		total += won[i];
+	assert_int_equal(total, RACE_QUOTA);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), RACE_QUOTA);
+}
+
 /* Every host's kept load equals what its VMs (not deleted) ask for. */
 static void assert_load_kept(struct store *st)
 {
@@ -1867,6 +2021,8 @@ int main(void)
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
 		T(hosts_load_kept),
+		T(quotas_enforced),
+		T(quotas_hold_under_races),
 		T(engine_values_and_errors),
 	};
 	/* About store_open's URIs and files; no server needed. */
