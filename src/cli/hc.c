@@ -50,8 +50,10 @@ static const struct opt_spec build_opts[] = {
 };
 
 static const struct opt_spec net_create_opts[] = {
-	{ "--ipv6", "PREFIX/64", false, "the network's IPv6 prefix (required)" },
-	{ "--ipv4", "CIDR", false, "an optional IPv4 subnet, e.g. 10.0.0.0/24" },
+	{ "--ipv6", "PREFIX/64", false,
+	  "the network's IPv6 prefix (default: the next free /64 of the tenant pool)" },
+	{ "--ipv4", "CIDR", false,
+	  "an optional IPv4 subnet, e.g. 10.0.0.0/24, or auto (the next free /24 of the pool)" },
 	{ 0 },
 };
 
@@ -148,7 +150,7 @@ static const struct command commands[] = {
 	{ "image", "show", cmd_show, "IMG", "show one image", 1, 1, NULL, &res_image },
 	{ "image", "delete", cmd_delete, "IMG", "delete an image no VM uses", 1, 1, NULL, &res_image },
 
-	{ "net", "create", cmd_net_create, "NAME --ipv6 PREFIX/64 [--ipv4 CIDR]",
+	{ "net", "create", cmd_net_create, "NAME [--ipv6 PREFIX/64] [--ipv4 CIDR|auto]",
 	  "create a network", 1, 1, net_create_opts, &res_net },
 	{ "net", "list", cmd_list, "", "list networks", 0, 0, NULL, &res_net },
 	{ "net", "show", cmd_show, "NET", "show one network", 1, 1, NULL, &res_net },

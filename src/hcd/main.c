@@ -24,6 +24,7 @@
 #include "common/config.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/netpool.h"
 #include "common/proc.h"
 #include "common/worker.h"
 #include "image/import.h"
@@ -39,6 +40,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -98,6 +100,19 @@ static int load_config(struct hcd *h, struct config *out)
 	}
 	if (strcmp(out->accel, "kvm") && strcmp(out->accel, "tcg") && strcmp(out->accel, "auto")) {
 		log_err("config: accel must be kvm, tcg or auto");
+		config_free(out);
+		return -1;
+	}
+	/* The same parse as a network create's, so a typo stops hcd here. */
+	struct prefix *pools = NULL;
+	size_t n = 0;
+	char bad[64];
+	bool ok = prefix_list_parse(out->tenant_ipv6_pool, AF_INET6, 64, &pools, &n, bad) &&
+		  prefix_list_parse(out->tenant_ipv4_pool, AF_INET, 30, &pools, &n, bad);
+	free(pools);
+	if (!ok) {
+		log_err("config: tenant_ipv6_pool/tenant_ipv4_pool: '%s' is not a prefix of that family"
+			" (IPv6 at most /64, IPv4 at most /30)", bad);
 		config_free(out);
 		return -1;
 	}

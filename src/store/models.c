@@ -116,17 +116,10 @@ static int ref_get(struct store *st, const struct kind *k, const char *ref, uint
 
 /* ---- users -------------------------------------------------------------- */
 
-static int row_str(void *arg, const struct sval *c, int n)
-{
-	if (n > 0)
-		*(char **)arg = sv_strdup(&c[0]);
-	return 1;
-}
-
 int store_user_name(struct store *st, uint64_t id, char **name)
 {
 	*name = NULL;
-	int rc = store_q(st, "SELECT name FROM users WHERE id = ?", &SV_I(id), 1, row_str, name);
+	int rc = store_q(st, "SELECT name FROM users WHERE id = ?", &SV_I(id), 1, store_row_str, name);
 	if (rc == STORE_OK && *name == NULL)
 		return STORE_NOTFOUND;
 	return rc;

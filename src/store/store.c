@@ -274,6 +274,13 @@ int store_row_int(void *arg, const struct sval *cols, int ncols)
 	return 0;
 }
 
+int store_row_str(void *arg, const struct sval *cols, int ncols)
+{
+	if (ncols > 0)
+		*(char **)arg = sv_strdup(&cols[0]);
+	return 1;
+}
+
 char *sv_strdup(const struct sval *v)
 {
 	return v->t == SV_TEXT && v->s ? strdup(v->s) : NULL;

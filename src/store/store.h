@@ -268,6 +268,34 @@ int store_network_list(struct store *st, uint64_t scope, struct network **out, s
 /* STORE_CONFLICT while NICs use it. */
 int store_network_delete(struct store *st, uint64_t id);
 
+/*
+ * Where a network's prefixes come from (netalloc.c; issue 11, item 4).
+ * A network never overlaps another network nor anything of the host
+ * (routes and addresses, as net/hostnet.h reads them).
+ */
+struct prefix;
+struct net_policy {
+	const struct prefix *host;   /* the host's routes and addresses */
+	size_t n_host;
+	const struct prefix *pool6;  /* where /64s are allocated from */
+	size_t n_pool6;
+	const struct prefix *pool4;  /* where IPv4 subnets (/24) are allocated from */
+	size_t n_pool4;
+	bool want_ipv4;              /* n->ipv4 NULL: allocate one (else none) */
+	char why[192];               /* out: what a refusal overlapped or ran out of */
+};
+/* In one transaction: n->ipv6 (NULL: the first free /64 of pool6) and
+ * n->ipv4 (NULL: none, or the first free /24 of pool4) are checked against
+ * every other network and the host, then the network is created
+ * (store_network_create: n->id, n->created).  STORE_CONFLICT on an
+ * overlap, STORE_FULL when a pool has nothing free; pol->why says which. */
+int store_network_allocate(struct store *st, struct network *n, struct net_policy *pol);
+/* The installation's own ULA /48 ("fdxx:xxxx:xxxx::/48", RFC 4193: 40
+ * random bits), made on first use and kept in the store, so every host of
+ * a cluster agrees: members' networks come from it when the operator
+ * configured no tenant_ipv6_pool.  out: at least 64 bytes. */
+int store_ula_prefix(struct store *st, char *out, size_t len);
+
 /* SSH public keys of a user. */
 struct key {
 	uint64_t id;

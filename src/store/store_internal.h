@@ -71,5 +71,7 @@ struct sval scope_param(uint64_t scope);
 int64_t store_now(void);
 char *sv_strdup(const struct sval *v);
 int store_row_int(void *arg, const struct sval *cols, int ncols);
+/* The first column of the first row, strdup'd into *(char **)arg. */
+int store_row_str(void *arg, const struct sval *cols, int ncols);
 
 #endif

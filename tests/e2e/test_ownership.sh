@@ -7,7 +7,8 @@
 # the same name.  No guest boots (--no-start).
 . "$(dirname "$0")/lib.sh"
 
-hcd_start
+# Members take their networks from the tenant pools (issue 11, item 4).
+hcd_start --tenant-ipv6-pool=fd00::/16 --tenant-ipv4-pool=10.77.0.0/16
 
 printf 'alice-password\n' | hc user create alice --auth file --password-stdin >/dev/null ||
 	fail "user create alice"

@@ -24,6 +24,7 @@
 
 #include "common/fsutil.h"
 #include "common/ids.h"
+#include "common/netpool.h"
 #include "store/store.h"
 #include "store/store_internal.h" /* white-box: raw counts and counters */
 
@@ -1772,6 +1773,102 @@ static void hosts_dead_and_evacuation(void **state)
 	assert_int_equal(c->hooks, 0); /* a plain heartbeat is no news */
 }
 
+/* ---- network prefixes: pools, the host's routes ------------------------- */
+
+static int allocate_net(struct store *st, const char *name, const char *v6, const char *v4,
+			struct net_policy *pol, struct network *out)
+{
+	struct network n = { .name = (char *)name, .owner = OWNER_ROOT, .ipv6 = (char *)v6,
+			     .ipv4 = (char *)v4 };
+	int rc = store_network_allocate(st, &n, pol);
+
+	if (rc == STORE_OK && out)
+		assert_int_equal(store_network_get(st, name, OWNER_ANY, out), STORE_OK);
+	return rc;
+}
+
+static struct prefix PFX(const char *s)
+{
+	struct prefix p;
+	assert_true(prefix_from_text(s, &p));
+	return p;
+}
+
+/* Issue 11, item 4: a network never overlaps another one or a route or
+ * address of the host; without a prefix it gets the next free one of the
+ * pools, skipping both. */
+static void networks_from_pools(void **state)
+{
+	struct ctx *c = *state;
+	struct prefix host[] = { PFX("10.88.0.0/16"), PFX("fd00:1:0:1::/64"), PFX("192.0.2.7/32") };
+	struct prefix pool6[] = { PFX("fd00:1::/62") }, pool4[] = { PFX("10.88.0.0/15") };
+	struct net_policy pol = { .host = host, .n_host = 3, .pool6 = pool6, .n_pool6 = 1,
+				  .pool4 = pool4, .n_pool4 = 1 };
+	struct network got = { 0 };
+
+	/* The host's LAN route, and an address of the host, are not for taking. */
+	assert_int_equal(allocate_net(c->st, "a", "fd00:9::/64", "10.88.1.0/24", &pol, NULL),
+			 STORE_CONFLICT);
+	assert_non_null(strstr(pol.why, "10.88.0.0/16"));
+	assert_non_null(strstr(pol.why, "host"));
+	assert_int_equal(allocate_net(c->st, "a", "fd00:9::/64", "192.0.2.0/24", &pol, NULL),
+			 STORE_CONFLICT);
+	assert_int_equal(allocate_net(c->st, "a", "fd00:1:0:1::/64", NULL, &pol, NULL),
+			 STORE_CONFLICT);
+	/* Allocated: the pool's first /64 and the first /24 outside the route. */
+	pol.want_ipv4 = true;
+	assert_int_equal(allocate_net(c->st, "a", NULL, NULL, &pol, &got), STORE_OK);
+	assert_string_equal(got.ipv6, "fd00:1::/64");
+	assert_string_equal(got.ipv4, "10.89.0.0/24");
+	network_free(&got);
+	/* The next skips the network and the host's /64. */
+	pol.want_ipv4 = false;
+	assert_int_equal(allocate_net(c->st, "b", NULL, NULL, &pol, &got), STORE_OK);
+	assert_string_equal(got.ipv6, "fd00:1:0:2::/64");
+	assert_null(got.ipv4);
+	network_free(&got);
+	/* Another network's prefixes are as taken as the host's. */
+	assert_int_equal(allocate_net(c->st, "c", "fd00:1:0:2::/64", NULL, &pol, NULL),
+			 STORE_CONFLICT);
+	assert_non_null(strstr(pol.why, "network"));
+	assert_int_equal(allocate_net(c->st, "c", "fd00:7::/64", "10.89.0.128/25", &pol, NULL),
+			 STORE_CONFLICT);
+	/* Asked for and free: fine (whether a member may ask is the API's). */
+	assert_int_equal(allocate_net(c->st, "c", "fd00:7::/64", "10.90.0.0/24", &pol, &got),
+			 STORE_OK);
+	network_free(&got);
+	/* Full: fd00:1:0:3::/64 is the last; then nothing. */
+	assert_int_equal(allocate_net(c->st, "d", NULL, NULL, &pol, &got), STORE_OK);
+	assert_string_equal(got.ipv6, "fd00:1:0:3::/64");
+	network_free(&got);
+	assert_int_equal(allocate_net(c->st, "e", NULL, NULL, &pol, NULL), STORE_FULL);
+	assert_non_null(strstr(pol.why, "IPv6"));
+	/* No IPv4 pool: nothing to allocate from. */
+	pol.n_pool4 = 0;
+	pol.want_ipv4 = true;
+	assert_int_equal(allocate_net(c->st, "e", "fd00:8::/64", NULL, &pol, NULL), STORE_FULL);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM networks"), 4);
+	/* A name taken is a conflict with nothing overlapped. */
+	pol.want_ipv4 = false;
+	assert_int_equal(allocate_net(c->st, "a", "fd00:8::/64", NULL, &pol, NULL), STORE_CONFLICT);
+	assert_string_equal(pol.why, "");
+}
+
+/* One random ULA /48 per installation, the same on every ask. */
+static void ula_prefix_is_stable(void **state)
+{
+	struct ctx *c = *state;
+	char a[64], b[64];
+	struct prefix p;
+
+	assert_int_equal(store_ula_prefix(c->st, a, sizeof(a)), STORE_OK);
+	assert_int_equal(store_ula_prefix(c->st, b, sizeof(b)), STORE_OK);
+	assert_string_equal(a, b);
+	assert_true(prefix_from_text(a, &p));
+	assert_int_equal(p.len, 48);
+	assert_int_equal(p.a[0], 0xfd);
+}
+
 /* ---- quotas -------------------------------------------------------------- */
 
 static int create_sized(struct store *st, const char *name, uint64_t owner, uint64_t image,
@@ -2022,6 +2119,8 @@ int main(void)
 		T(hosts_dead_and_evacuation),
 		T(hosts_load_kept),
 		T(quotas_enforced),
+		T(networks_from_pools),
+		T(ula_prefix_is_stable),
 		T(quotas_hold_under_races),
 		T(engine_values_and_errors),
 	};
