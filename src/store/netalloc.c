@@ -106,14 +106,15 @@ int store_network_allocate(struct store *st, struct network *n, struct net_polic
 
 int store_ula_prefix(struct store *st, char *out, size_t len)
 {
-	unsigned char g[5];
+	uint8_t a[16] = { 0xfd };
 	char made[64];
 	char *kept = NULL;
 	int rc = store_tx_begin(st);
 
 	/* RFC 4193 §3.2: fd00::/8 and a 40-bit pseudo-random Global ID. */
-	randombytes_buf(g, sizeof(g));
-	snprintf(made, sizeof(made), "fd%02x:%02x%02x:%02x%02x::/48", g[0], g[1], g[2], g[3], g[4]);
+	randombytes_buf(a + 1, 5);
+	struct prefix ula = prefix_make(AF_INET6, a, 48);
+	prefix_text(&ula, made, sizeof(made));
 	const char *m = made;
 	struct sval p[] = { SV_S(m) };
 	/* The first host to ask makes it; every later ask (any host) reads it. */
