@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -574,6 +575,22 @@ static int write_private(const char *path, const char *text, long uid, char **er
 	return file_private(path, uid, err);
 }
 
+/* dnsmasq's own lease file (MACs, addresses, the names guests send): it
+ * opens it as root at start and writes through that descriptor, so a
+ * file made 0600 root beforehand stays so.  Also fences one an older hcd
+ * let dnsmasq create 0644. */
+static int leases_private(const struct dm_paths *p, char **err)
+{
+	int fd = open(p->leases, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		*err = str_printf("%s: %s", p->leases, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return file_private(p->leases, -1, err);
+}
+
 /* The uid dnsmasq drops to (dnsmasq.conf: user=dnsmasq). */
 static int dnsmasq_uid(long *uid, char **err)
 {
@@ -800,7 +817,8 @@ int dnsmasq_ensure(const struct netstate *ns, const struct ns_net *net,
 	    (ch_dhcp ? write_private(p.dhcp_hosts, dhcp, uid, err)
 		     : file_private(p.dhcp_hosts, uid, err)) < 0 ||
 	    (ch_dns ? write_private(p.dns_hosts, dns, uid, err)
-		    : file_private(p.dns_hosts, uid, err)) < 0)
+		    : file_private(p.dns_hosts, uid, err)) < 0 ||
+	    leases_private(&p, err) < 0)
 		goto out;
 
 	pid = running_pid(&p);

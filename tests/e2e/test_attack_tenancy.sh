@@ -136,7 +136,14 @@ for f in dns-hosts dhcp-hosts dnsmasq.conf; do
 		fail "user nobody can read $f"
 	fi
 done
-ok "dns-hosts and dhcp-hosts are 0600 dnsmasq, dnsmasq.conf 0600 root; nobody reads them"
+# dnsmasq's own lease file (MACs, addresses, guests' host names) too.
+lan_id=$(as "$TA" --json net show lan | jq -r .id)
+for i in $(seq 1 100); do [ -e "$T_STATE/net/$lan_id/leases" ] && break; sleep 0.1; done
+[ -e "$T_STATE/net/$lan_id/leases" ] || fail "no lease file for $lan_id"
+if setpriv --reuid=65534 --regid=65534 --clear-groups cat "$T_STATE/net/$lan_id/leases" >/dev/null 2>&1; then
+	fail "user nobody can read the lease file ($(stat -c '%a %U' "$T_STATE/net/$lan_id/leases"))"
+fi
+ok "dns-hosts and dhcp-hosts are 0600 dnsmasq, dnsmasq.conf 0600 root; nobody reads them or the leases"
 
 # ---- 12. quotas ------------------------------------------------------------------
 hc user set bob --quota-vms 1 --quota-networks 1 --quota-disk 100M >/dev/null || fail "hc user set --quota-*"
