@@ -172,8 +172,17 @@ int host_load_vm(struct store *st, uint64_t vm_id, const char *next)
 int store_host_heartbeat(struct store *st, const char *name, int64_t now)
 {
 	struct sval p[] = { SV_I(now), SV_S(name) };
+	struct sval q[] = { SV_S(name), SV_S(name) };
 	size_t revived = 0;
-	int rc = store_tx_begin(st);
+	int64_t readers = 0;
+	/* Who would read it: another live host, or (we are marked dead) the
+	 * cluster that must see us back.  A plain read: no write lock. */
+	int rc = store_q(st, "SELECT COUNT(*) FROM hosts WHERE (name <> ? AND state = 'live')"
+			 " OR (name = ? AND state <> 'live')", q, 2, store_row_int, &readers);
+
+	if (rc != STORE_OK || readers == 0)
+		return rc;
+	rc = store_tx_begin(st);
 
 	if (rc == STORE_OK)
 		rc = store_q(st, "UPDATE hosts SET last_seen = ? WHERE name = ?", p, 2, NULL, NULL);
@@ -196,15 +205,16 @@ int store_host_set_drain(struct store *st, const char *name, bool drain)
 	return rc == STORE_OK && found == 0 ? STORE_NOTFOUND : rc;
 }
 
-int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead)
+int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, const char *self,
+			  size_t *n_dead)
 {
-	struct sval p[] = { SV_I(now - timeout) };
+	struct sval p[] = { SV_I(now - timeout), SV_S(self ? self : "") };
 	int rc = store_tx_begin(st);
 
 	*n_dead = 0;
 	if (rc == STORE_OK)
 		rc = store_q_count(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live'"
-				   " AND last_seen < ? RETURNING name", p, 1, n_dead);
+				   " AND last_seen < ? AND name <> ? RETURNING name", p, 2, n_dead);
 	if (rc == STORE_OK && *n_dead > 0)
 		store_mark_changed(st, "hosts");
 	return store_tx_end(st, rc);
@@ -219,8 +229,9 @@ static bool host_fits(const struct host *h, const struct placement *p)
 
 static bool host_candidate(const struct host *h, const struct placement *p)
 {
-	return strcmp(h->state, "live") == 0 && h->last_seen >= p->now - p->fresh &&
-	       !(p->avoid && strcmp(h->name, p->avoid) == 0);
+	bool fresh = h->last_seen >= p->now - p->fresh || (p->self && strcmp(h->name, p->self) == 0);
+
+	return strcmp(h->state, "live") == 0 && fresh && !(p->avoid && strcmp(h->name, p->avoid) == 0);
 }
 
 int store_place(struct store *st, const struct placement *p, char **host)

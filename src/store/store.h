@@ -484,14 +484,20 @@ void hosts_free(struct host *v, size_t n);
 /* Insert or refresh this host (state live, last_seen now).  Fires the
  * change hook: peers follow hosts that come and go. */
 int store_host_register(struct store *st, const struct host *h);
-/* Refresh last_seen; a host marked dead comes back to life (hook fires). */
+/* Refresh last_seen; a host marked dead comes back to life (hook fires).
+ * last_seen is for the other hosts' schedulers (dead detection, placement
+ * freshness): a host's own hcd knows it is alive without it.  So a live
+ * host with no other live host registered writes nothing — a single host
+ * does not write its store every heartbeat for no reader (issue 12 §6). */
 int store_host_heartbeat(struct store *st, const char *name, int64_t now);
 int store_host_get(struct store *st, const char *name, struct host *out);
 int store_host_list(struct store *st, struct host **out, size_t *n);
 int store_host_set_drain(struct store *st, const char *name, bool drain);
-/* Mark live hosts silent since before now - timeout as dead; *n_dead
+/* Mark live hosts silent since before now - timeout as dead, except self
+ * (the caller's own host: its hcd is running this; NULL: none); *n_dead
  * tells how many (hook fires when any). */
-int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead);
+int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, const char *self,
+			  size_t *n_dead);
 
 /* Placement policy: spread (the live, undrained host with the most free
  * memory that fits), or the pinned host, which must be live and fit.
@@ -504,6 +510,8 @@ struct placement {
 	double cpu_ratio;     /* virtual CPUs per host CPU */
 	int64_t now;
 	int fresh;            /* seconds: a host silent longer is not a candidate */
+	const char *self;     /* the placing hcd's own host, fresh whatever its last_seen
+			       * (it does not beat when alone), or NULL */
 };
 /* In the caller's transaction (or its own): the chosen host's name. */
 int store_place(struct store *st, const struct placement *p, char **host);

@@ -1727,10 +1727,10 @@ static void hosts_dead_and_evacuation(void **state)
 	int64_t later = store_now() + 20;
 	assert_int_equal(store_host_heartbeat(c->st, "a", later), STORE_OK);
 	c->hooks = 0;
-	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, NULL, &n), STORE_OK);
 	assert_int_equal(n, 1);
 	assert_true(c->hooks > 0);
-	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, NULL, &n), STORE_OK);
 	assert_int_equal(n, 0);
 	struct host got = { 0 };
 	assert_int_equal(store_host_get(c->st, "b", &got), STORE_OK);
@@ -1867,6 +1867,66 @@ static void ula_prefix_is_stable(void **state)
 	assert_true(prefix_from_text(a, &p));
 	assert_int_equal(p.len, 48);
 	assert_int_equal(p.a[0], 0xfd);
+}
+
+/* ---- heartbeats of a host alone ------------------------------------------ */
+
+static int64_t last_seen_of(struct store *st, const char *name)
+{
+	struct host h = { 0 };
+	int64_t seen;
+	assert_int_equal(store_host_get(st, name, &h), STORE_OK);
+	seen = h.last_seen;
+	host_free(&h);
+	return seen;
+}
+
+/* Issue 12 §6: alone, a host writes no heartbeat (nobody reads it), never
+ * marks itself dead, and places VMs on itself whatever its last_seen;
+ * once a peer registers, it beats again. */
+static void heartbeat_alone_writes_nothing(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	int64_t later = store_now() + 100;
+	size_t n = 0;
+	char *h = NULL;
+
+	add_host(c->st, "solo", 4, 4000);
+	int64_t seen = last_seen_of(c->st, "solo");
+	c->hooks = 0;
+	assert_int_equal(store_host_heartbeat(c->st, "solo", later), STORE_OK);
+	assert_int_equal(last_seen_of(c->st, "solo"), seen);
+	assert_int_equal(c->hooks, 0);
+	/* Its own scheduler neither buries it nor skips it. */
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, "solo", &n), STORE_OK);
+	assert_int_equal(n, 0);
+	struct placement p = { .cpus = 1, .memory_mib = 100, .cpu_ratio = 4, .now = later,
+			       .fresh = 10, .self = "solo" };
+	assert_int_equal(store_place(c->st, &p, &h), STORE_OK);
+	assert_string_equal(h, "solo");
+	free(h);
+	p.self = NULL;   /* as another host would see it: too quiet */
+	assert_int_equal(store_place(c->st, &p, &h), STORE_FULL);
+	struct vm vm = { .name = "v", .owner = OWNER_ROOT, .image = img, .cpus = 1, .memory_mib = 100,
+			 .desired = "stopped", .state = "stopped" };
+	p.self = "solo";
+	assert_int_equal(store_vm_create_placed(c->st, &vm, NULL, 0, &p), STORE_OK);
+	/* A peer registers: now somebody reads it. */
+	add_host(c->st, "peer", 4, 4000);
+	assert_int_equal(store_host_heartbeat(c->st, "solo", later), STORE_OK);
+	assert_int_equal(last_seen_of(c->st, "solo"), later);
+	/* Marked dead by the peer (it was quiet): its next beat revives it. */
+	assert_int_equal(store_hosts_mark_dead(c->st, later + 50, 10, "peer", &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_hosts_mark_dead(c->st, later + 50, 10, "peer", &n), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_host_heartbeat(c->st, "solo", later + 51), STORE_OK);
+	assert_int_equal(last_seen_of(c->st, "solo"), later + 51);
+	struct host got = { 0 };
+	assert_int_equal(store_host_get(c->st, "solo", &got), STORE_OK);
+	assert_string_equal(got.state, "live");
+	host_free(&got);
 }
 
 /* ---- quotas -------------------------------------------------------------- */
@@ -2074,7 +2134,7 @@ static void hosts_load_kept(void **state)
 	/* b dies: its ephemeral v1 moves to a, counted there. */
 	int64_t later = store_now() + 20;
 	assert_int_equal(store_host_heartbeat(c->st, "a", later), STORE_OK);
-	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, NULL, &n), STORE_OK);
 	assert_int_equal(store_evacuate_dead(c->st, 4, later, 10, &moved), STORE_OK);
 	assert_int_equal(moved, 1);
 	assert_load_kept(c->st);
@@ -2118,6 +2178,7 @@ int main(void)
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
 		T(hosts_load_kept),
+		T(heartbeat_alone_writes_nothing),
 		T(quotas_enforced),
 		T(networks_from_pools),
 		T(ula_prefix_is_stable),
