@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TRANSITION_POLL_MS 200
@@ -51,6 +52,7 @@ struct agent {
 	unsigned why;           /* the reasons of the pass under way */
 	bool told;              /* it logged why it acts */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
+	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
 };
 
 struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel)
@@ -620,7 +622,13 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			goto out;
 		}
 		observe(a, vm, "starting", NULL);
-		if (vm_launch(a, vm, &p, &err) < 0) {
+		/* A list carries no user data or key material (store.h): the
+		 * launch, which may write them into a seed, reads the VM whole. */
+		struct vm whole = { 0 };
+		int launched = store_vm_get_id(a->st, vm->id, &whole) == STORE_OK
+			       ? vm_launch(a, &whole, &p, &err) : (err = strdup("store failure"), -1);
+		vm_free(&whole);
+		if (launched < 0) {
 			nics_remove(vm);
 			observe(a, vm, "error", err);
 			goto out;
@@ -899,7 +907,9 @@ int agent_reconcile(struct agent *a, unsigned why)
 	struct network *nets = NULL;
 	size_t n_vms = 0, n_nets = 0;
 	int again = -1;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	a->wakeups.local += (why & AGENT_WAKE_LOCAL) != 0;
 	a->wakeups.notify += (why & AGENT_WAKE_NOTIFY) != 0;
 	a->wakeups.resync += (why & AGENT_WAKE_RESYNC) != 0;
@@ -936,12 +946,19 @@ int agent_reconcile(struct agent *a, unsigned why)
 out:
 	vms_free(vms, n_vms);
 	networks_free(nets, n_nets);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	a->last_pass_us = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	return again;
 }
 
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out)
 {
 	*out = a->wakeups;
+}
+
+long long agent_last_pass_us(const struct agent *a)
+{
+	return a->last_pass_us;
 }
 
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err)

@@ -132,16 +132,20 @@ static int h_info(struct req *r)
 	/* Why this host's agent ran its passes: which path acts on changes
 	 * (store notifications vs. the periodic resync) is observable. */
 	struct agent_wakeups w = { 0 };
+	long long pass_us = 0;
 
-	if (r->api->agent)
+	if (r->api->agent) {
 		agent_wakeups(r->api->agent, &w);
-	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I}}",
+		pass_us = agent_last_pass_us(r->api->agent);
+	}
+	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I}, s:f}",
 		"version", HC_VERSION,
 		"host", r->api->cfg->host_name,
 		"accel", r->api->cfg->accel,
 		"schema", store_schema_version(r->api->st),
 		"wakeups", "local", (json_int_t)w.local, "notify", (json_int_t)w.notify,
-		"resync", (json_int_t)w.resync, "retry", (json_int_t)w.retry));
+		"resync", (json_int_t)w.resync, "retry", (json_int_t)w.retry,
+		"last_pass_ms", (double)pass_us / 1000.0));
 }
 
 /* ---- VMs ---------------------------------------------------------------- */

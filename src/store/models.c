@@ -616,9 +616,12 @@ void vms_free(struct vm *v, size_t n)
 }
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
-	" x.desired, x.state, x.host, x.error, x.created, x.user_data, x.config_drive," \
+	" x.desired, x.state, x.host, x.error, x.created, x.user_data_size, x.config_drive," \
 	" x.disk_size, x.ephemeral FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
+/* The IDs of the VMs a WHERE clause of VM_COLS finds. */
+#define VM_IDS "SELECT x.id FROM vms x JOIN users u ON u.id = x.owner" \
+	" JOIN images i ON i.id = x.image WHERE "
 
 static void fill_vm(void *e, const struct sval *c)
 {
@@ -636,93 +639,152 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->host = sv_strdup(&c[10]);
 	vm->error = sv_strdup(&c[11]);
 	vm->created = c[12].i;
-	/* A value that does not decode (never written by us) reads as none. */
-	if (c[13].t == SV_TEXT && c[13].s) {
-		size_t len = strlen(c[13].s), max = len / 4 * 3 + 1, out = 0;
-		vm->user_data = malloc(max);
-		if (vm->user_data && sodium_base642bin(vm->user_data, max, c[13].s, len, NULL, &out,
-						       NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-			free(vm->user_data);
-			vm->user_data = NULL;
-		}
-		vm->user_data_len = vm->user_data ? out : 0;
-	}
+	vm->user_data_len = (size_t)c[13].i;
 	vm->config_drive = c[14].i != 0;
 	vm->disk_size = c[15].i;
 	vm->ephemeral = c[16].i != 0;
 }
 
-static void fill_vm_key(void *e, const struct sval *c)
+/* One more zeroed element at the end of *v; NULL when out of memory. */
+static void *grow(void *v, size_t *n, size_t elem, void **out)
 {
-	struct vm_key *k = e;
-	k->id = (uint64_t)c[0].i;
-	k->name = sv_strdup(&c[1]);
-	k->fingerprint = sv_strdup(&c[2]);
-	k->pubkey = sv_strdup(&c[3]);
+	char *nv = realloc(v, (*n + 1) * elem);
+
+	if (nv == NULL)
+		return NULL;
+	*out = nv;
+	memset(nv + *n * elem, 0, elem);
+	return nv + (*n)++ * elem;
 }
 
-static void fill_nic(void *e, const struct sval *c)
+static bool add_nic(struct vm *vm, const struct sval *c)
 {
-	struct nic *n = e;
+	struct nic *n = grow(vm->nics, &vm->n_nics, sizeof(*n), (void **)&vm->nics);
+
+	if (n == NULL)
+		return false;
 	n->id = (uint64_t)c[0].i;
 	n->network = (uint64_t)c[1].i;
 	n->network_name = sv_strdup(&c[2]);
 	n->network_ipv6 = sv_strdup(&c[3]);
 	n->ipv4 = sv_strdup(&c[4]);
+	return true;
 }
 
-static int vm_load_nics(struct store *st, struct vm *vm)
+static bool add_key(struct vm *vm, const struct sval *c)
 {
-	struct rows r = { .elem = sizeof(struct nic), .fill = fill_nic };
-	int rc = store_q(st, "SELECT n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
-			 " JOIN networks w ON w.id = n.network WHERE n.vm = ? ORDER BY n.idx",
-			 &SV_I(vm->id), 1, rows_add, &r);
-	vm->nics = r.v;
-	vm->n_nics = r.n;
-	return rc;
+	struct vm_key *k = grow(vm->keys, &vm->n_keys, sizeof(*k), (void **)&vm->keys);
+
+	if (k == NULL)
+		return false;
+	k->id = (uint64_t)c[0].i;
+	k->name = sv_strdup(&c[1]);
+	k->fingerprint = sv_strdup(&c[2]);
+	k->pubkey = sv_strdup(&c[3]);
+	return true;
 }
 
-static int vm_load_keys(struct store *st, struct vm *vm)
+static bool add_disk(struct vm *vm, const struct sval *c)
 {
-	struct rows r = { .elem = sizeof(struct vm_key), .fill = fill_vm_key };
-	int rc = store_q(st, "SELECT k.id, k.name, k.fingerprint, k.pubkey FROM vm_keys vk"
-			 " JOIN keys k ON k.id = vk.key WHERE vk.vm = ? ORDER BY k.id",
-			 &SV_I(vm->id), 1, rows_add, &r);
-	vm->keys = r.v;
-	vm->n_keys = r.n;
-	return rc;
+	struct vm_disk *d = grow(vm->disks, &vm->n_disks, sizeof(*d), (void **)&vm->disks);
+
+	if (d == NULL)
+		return false;
+	d->size = c[0].i;
+	return true;
 }
 
-static void fill_vm_disk(void *e, const struct sval *c)
+/* User data is stored as base64 text, so arbitrary bytes survive either
+ * engine; a value that does not decode (never written by us) reads as
+ * none. */
+static bool add_user_data(struct vm *vm, const struct sval *c)
 {
-	((struct vm_disk *)e)->size = c[0].i;
+	size_t len = c[0].t == SV_TEXT ? strlen(c[0].s) : 0, max = len / 4 * 3 + 1, out = 0;
+
+	vm->user_data_len = 0;
+	if (len == 0 || (vm->user_data = malloc(max)) == NULL)
+		return len == 0;
+	if (sodium_base642bin(vm->user_data, max, c[0].s, len, NULL, &out, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(vm->user_data);
+		vm->user_data = NULL;
+		out = 0;
+	}
+	vm->user_data_len = out;
+	return true;
 }
 
-static int vm_load_disks(struct store *st, struct vm *vm)
+/* Rows that belong to the VMs of a query, each led by its VM's ID and
+ * sorted by it like the VMs: one merge walk hands each to its VM. */
+struct children {
+	struct vm *vms;
+	size_t n, at;
+	bool (*add)(struct vm *vm, const struct sval *c);
+	bool failed;              /* out of memory: the statement was stopped */
+};
+
+static int child_row(void *arg, const struct sval *c, int ncols)
 {
-	struct rows r = { .elem = sizeof(struct vm_disk), .fill = fill_vm_disk };
-	int rc = store_q(st, "SELECT size FROM vm_disks WHERE vm = ? ORDER BY idx",
-			 &SV_I(vm->id), 1, rows_add, &r);
-	vm->disks = r.v;
-	vm->n_disks = r.n;
-	return rc;
+	struct children *k = arg;
+	uint64_t vm = (uint64_t)c[0].i;
+
+	(void)ncols;
+	while (k->at < k->n && k->vms[k->at].id < vm)
+		k->at++;
+	if (k->at < k->n && k->vms[k->at].id == vm && !k->add(&k->vms[k->at], c + 1))
+		k->failed = true;
+	return k->failed;
 }
 
-static int vm_query(struct store *st, const char *where, const struct sval *p, int n,
+/* One statement for one kind of child of every VM found (not one per VM:
+ * a list of 10,000 VMs is four statements).  sql has a %s for VM_IDS'
+ * WHERE clause, whose parameters p are bound again. */
+static int vm_children(struct store *st, const char *sql, const char *where,
+		       const struct sval *p, int n, struct vm *vms, size_t count,
+		       bool (*add)(struct vm *, const struct sval *))
+{
+	struct children k = { .vms = vms, .n = count, .add = add };
+	char q[1536];
+	int rc;
+
+	if (count == 0)
+		return STORE_OK;
+	snprintf(q, sizeof(q), sql, where);
+	rc = store_q(st, q, p, n, child_row, &k);
+	return rc == STORE_OK && k.failed ? STORE_ERR : rc;
+}
+
+/*
+ * VMs with their NICs, keys and disks.  A list (full = false) carries
+ * what a list shows: no user data (only its size) and no key material
+ * (pubkey NULL); a VM got one by one (full) has both.
+ */
+static int vm_query(struct store *st, const char *where, const struct sval *p, int n, bool full,
 		    struct vm **out, size_t *count)
 {
 	struct rows r = { .elem = sizeof(struct vm), .fill = fill_vm };
-	char sql[768];
+	char sql[1024];
 	int rc;
 
-	snprintf(sql, sizeof(sql), "SELECT " VM_COLS " WHERE %s", where);
+	snprintf(sql, sizeof(sql), "SELECT " VM_COLS " WHERE %s ORDER BY x.id", where);
 	rc = store_q(st, sql, p, n, rows_add, &r);
-	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
-		rc = vm_load_nics(st, &((struct vm *)r.v)[i]);
-	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
-		rc = vm_load_keys(st, &((struct vm *)r.v)[i]);
-	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
-		rc = vm_load_disks(st, &((struct vm *)r.v)[i]);
+	if (rc == STORE_OK)
+		rc = vm_children(st, "SELECT n.vm, n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
+				 " JOIN networks w ON w.id = n.network WHERE n.vm IN (" VM_IDS "%s)"
+				 " ORDER BY n.vm, n.idx", where, p, n, r.v, r.n, add_nic);
+	if (rc == STORE_OK)
+		rc = vm_children(st, full ? "SELECT vk.vm, k.id, k.name, k.fingerprint, k.pubkey"
+				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key WHERE vk.vm IN ("
+				 VM_IDS "%s) ORDER BY vk.vm, k.id"
+				 : "SELECT vk.vm, k.id, k.name, k.fingerprint, NULL"
+				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key WHERE vk.vm IN ("
+				 VM_IDS "%s) ORDER BY vk.vm, k.id", where, p, n, r.v, r.n, add_key);
+	if (rc == STORE_OK)
+		rc = vm_children(st, "SELECT vm, size FROM vm_disks WHERE vm IN (" VM_IDS "%s)"
+				 " ORDER BY vm, idx", where, p, n, r.v, r.n, add_disk);
+	if (rc == STORE_OK && full)
+		rc = vm_children(st, "SELECT vm, data FROM vm_user_data WHERE vm IN (" VM_IDS "%s)"
+				 " ORDER BY vm", where, p, n, r.v, r.n, add_user_data);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
@@ -737,7 +799,7 @@ static int vm_one(struct store *st, const char *where, const struct sval *p, int
 {
 	struct vm *v = NULL;
 	size_t count = 0;
-	int rc = vm_query(st, where, p, n, &v, &count);
+	int rc = vm_query(st, where, p, n, true, &v, &count);
 
 	if (rc == STORE_OK && count == 0)
 		rc = STORE_NOTFOUND;
@@ -772,17 +834,48 @@ int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 {
 	struct sval sp = scope_param(scope);
 	struct sval p[] = { SV_I(include_deleted), sp, sp };
-	return vm_query(st, "(? = 1 OR x.desired <> 'deleted')" SCOPE_SQL " ORDER BY x.id",
-			p, 3, out, n);
+	return vm_query(st, "(? = 1 OR x.desired <> 'deleted')" SCOPE_SQL, p, 3, false, out, n);
 }
 
-/* The lowest free IPv4 host address of a network: .1 is the gateway. */
+/* The IPv4 addresses of a network's NICs, as host-order numbers. */
+struct addrs {
+	uint32_t *v;
+	size_t n;
+	bool failed;
+};
+
+static int addr_row(void *arg, const struct sval *c, int ncols)
+{
+	struct addrs *a = arg;
+	struct in_addr in;
+	void *slot;
+
+	(void)ncols;
+	if (c[0].t != SV_TEXT || inet_pton(AF_INET, c[0].s, &in) != 1)
+		return 0;
+	if ((slot = grow(a->v, &a->n, sizeof(*a->v), (void **)&a->v)) == NULL) {
+		a->failed = true;
+		return 1;
+	}
+	*(uint32_t *)slot = ntohl(in.s_addr);
+	return 0;
+}
+
+static int u32_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The lowest free IPv4 host address of a network (.1 is the gateway):
+ * one sorted walk over the addresses in use, not a scan per candidate. */
 static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, char **out)
 {
 	struct in_addr net;
 	unsigned len;
-	struct rows r = { .elem = sizeof(struct nic), .fill = fill_nic };
-	uint32_t base, size;
+	struct addrs used = { 0 };
+	uint32_t base, size, host = 2;
 	int rc;
 
 	*out = NULL;
@@ -790,25 +883,27 @@ static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, c
 		return STORE_OK;
 	if (!ipv4_cidr_parse(cidr, &net, &len))
 		return STORE_ERR;
-	rc = store_q(st, "SELECT n.id, n.network, NULL, NULL, n.ipv4 FROM nics n"
-		     " WHERE n.network = ? AND n.ipv4 IS NOT NULL", &SV_I(network), 1, rows_add, &r);
+	rc = store_q(st, "SELECT ipv4 FROM nics WHERE network = ? AND ipv4 IS NOT NULL",
+		     &SV_I(network), 1, addr_row, &used);
+	if (rc == STORE_OK && used.failed)
+		rc = STORE_ERR;
 	base = ntohl(net.s_addr);
 	size = UINT32_C(1) << (32 - len);
-	for (uint32_t host = 2; rc == STORE_OK && host < size - 1 && *out == NULL; host++) {
+	if (used.n)
+		qsort(used.v, used.n, sizeof(*used.v), u32_cmp);
+	for (size_t i = 0; i < used.n && used.v[i] <= base + host; i++)
+		if (used.v[i] == base + host)
+			host++;
+	if (rc == STORE_OK && host < size - 1) {
 		struct in_addr a = { .s_addr = htonl(base + host) };
 		char buf[INET_ADDRSTRLEN];
-		bool used = false;
 		inet_ntop(AF_INET, &a, buf, sizeof(buf));
-		for (size_t i = 0; i < r.n && !used; i++)
-			used = strcmp(((struct nic *)r.v)[i].ipv4, buf) == 0;
-		if (!used)
-			*out = strdup(buf);
-	}
-	for (size_t i = 0; i < r.n; i++)
-		free(((struct nic *)r.v)[i].ipv4);
-	free(r.v);
-	if (rc == STORE_OK && *out == NULL)
+		if ((*out = strdup(buf)) == NULL)
+			rc = STORE_ERR;
+	} else if (rc == STORE_OK) {
 		rc = STORE_FULL;
+	}
+	free(used.v);
 	return rc;
 }
 
@@ -864,12 +959,17 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),
 			SV_I(vm->cpus), SV_I(vm->memory_mib), SV_S(vm->desired), SV_S(vm->state),
-			SV_S(vm->host), SV_I(vm->created), SV_S(ud), SV_I(vm->config_drive ? 1 : 0),
-			SV_I(vm->disk_size), SV_I(vm->ephemeral ? 1 : 0) };
+			SV_S(vm->host), SV_I(vm->created), SV_I(ud ? vm->user_data_len : 0),
+			SV_I(vm->config_drive ? 1 : 0), SV_I(vm->disk_size), SV_I(vm->ephemeral ? 1 : 0) };
 		rc = store_w(st, "INSERT INTO vms (id, name, owner, image, cpus, memory_mib, desired,"
-			     " state, host, created, user_data, config_drive, disk_size, ephemeral)"
+			     " state, host, created, user_data_size, config_drive, disk_size, ephemeral)"
 			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			     p, 14);
+	}
+	/* In a table of its own: lists never read it (issue 12 §6). */
+	if (rc == STORE_OK && ud) {
+		struct sval p[] = { SV_I(vm->id), SV_S(ud) };
+		rc = store_w(st, "INSERT INTO vm_user_data (vm, data) VALUES (?, ?)", p, 2);
 	}
 	if (rc == STORE_OK && strcmp(vm->desired, "deleted") != 0)
 		rc = host_load_add(st, vm->host, 1, vm->cpus, vm->memory_mib);
@@ -933,6 +1033,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 		rc = store_q(st, "DELETE FROM vm_keys WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_disks WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM vm_user_data WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);
 	return store_tx_end(st, rc);

@@ -327,6 +327,9 @@ int store_key_delete(struct store *st, uint64_t id);
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks);
 int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out);
 int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
+/* A list carries what a list shows: no user data (user_data NULL,
+ * user_data_len its size) and no key material (keys[].pubkey NULL); get
+ * a VM by itself for those.  Four statements, however many VMs. */
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 		  struct vm **out, size_t *n);
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);

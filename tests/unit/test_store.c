@@ -1030,6 +1030,62 @@ static void references_own_first(void **state)
 	img_of(c->st, "bob/pub", alice, STORE_NOTFOUND);                  /* private */
 }
 
+/* Issue 12 §6: a list never loads user data or key material (only the
+ * size and the key's name and fingerprint, what a list shows); a VM got by
+ * itself has them.  NICs, keys and disks land on the right VMs. */
+static void vm_list_is_light(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	uint64_t net = make_net(c->st, "lan", "fd00:11::/64", "10.11.0.0/24");
+	uint64_t key = make_key(c->st, "laptop", OWNER_ROOT, STORE_OK);
+	static const unsigned char ud[] = "#!/bin/sh\necho hello\n";
+	struct vm_key vk[] = { { .id = key } };
+	struct vm_disk dk[] = { { .size = 1 << 20 }, { .size = 2 << 20 } };
+	struct vm *list = NULL, got = { 0 };
+	size_t n = 0;
+	uint64_t nets[] = { net, net };
+
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%d", i);
+		struct vm vm = { .name = name, .owner = OWNER_ROOT, .image = img, .cpus = 1,
+				 .memory_mib = 64, .desired = "stopped", .state = "stopped",
+				 .keys = i % 2 ? vk : NULL, .n_keys = i % 2 ? 1 : 0,
+				 .user_data = i == 3 ? (unsigned char *)ud : NULL,
+				 .user_data_len = i == 3 ? sizeof(ud) - 1 : 0,
+				 .disks = i == 4 ? dk : NULL, .n_disks = i == 4 ? 2 : 0 };
+		assert_int_equal(store_vm_create(c->st, &vm, nets, (size_t)(i % 3)), STORE_OK);
+	}
+	assert_int_equal(store_vm_list(c->st, OWNER_ANY, false, &list, &n), STORE_OK);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(list[i].n_nics, i % 3);
+		assert_int_equal(list[i].n_keys, i % 2);
+		assert_int_equal(list[i].n_disks, i == 4 ? 2 : 0);
+		assert_null(list[i].user_data);
+		assert_int_equal(list[i].user_data_len, i == 3 ? sizeof(ud) - 1 : 0);
+		for (size_t k = 0; k < list[i].n_keys; k++) {
+			assert_string_equal(list[i].keys[k].name, "laptop");
+			assert_non_null(list[i].keys[k].fingerprint);
+			assert_null(list[i].keys[k].pubkey);
+		}
+	}
+	assert_string_equal(list[2].nics[1].network_name, "lan");
+	assert_string_equal(list[2].nics[0].ipv4, "10.11.0.3");   /* v1 took .2 */
+	assert_int_equal(list[4].disks[1].size, 2 << 20);
+	uint64_t id3 = list[3].id;
+	vms_free(list, n);
+	assert_int_equal(store_vm_get_id(c->st, id3, &got), STORE_OK);
+	assert_int_equal(got.user_data_len, sizeof(ud) - 1);
+	assert_memory_equal(got.user_data, ud, sizeof(ud) - 1);
+	assert_non_null(got.keys[0].pubkey);
+	vm_free(&got);
+	/* Purged: its user data goes with it. */
+	assert_int_equal(store_vm_purge(c->st, id3), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_user_data"), 0);
+}
+
 /* ---- users and tokens --------------------------------------------------- */
 
 static void users_and_tokens(void **state)
@@ -2170,6 +2226,7 @@ int main(void)
 		T(change_hook),
 		T(announce_interface),
 		T(keys_and_user_data),
+		T(vm_list_is_light),
 		T(image_import_rows),
 		T(vm_disks_roundtrip),
 		T(users_and_tokens),
