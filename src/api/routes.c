@@ -150,19 +150,57 @@ static int h_info(struct req *r)
 
 /* ---- VMs ---------------------------------------------------------------- */
 
+/* "?fields=id,name,…": only those members of each VM (sparse fieldsets,
+ * for tables that show a few columns of 10,000 rows); NULL: all. */
+static bool list_fields(struct req *r, const char **fields)
+{
+	const char *f = *fields = req_query(r, "fields");
+
+	while (f && *f) {
+		size_t len = strcspn(f, ",");
+		if (!vm_json_field_known(f, len)) {
+			req_error(r, 400, "bad_request", "'fields': no VM member '%.*s'", (int)len, f);
+			return false;
+		}
+		f += len + (f[len] == ',');
+	}
+	return true;
+}
+
 static int h_vm_list(struct req *r)
 {
 	struct vm *vms = NULL;
 	size_t n = 0;
-	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	const char *fields;
+	struct jbuf b = { 0 };
 
+	if (!list_fields(r, &fields))
+		return 0;
+	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", NULL);
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, vm_to_json(&vms[i]));
+	/* Written VM by VM as text, not built as one tree: 10,000 VMs are
+	 * half a million JSON values, whose making, dumping and freeing cost
+	 * several times what reading them from the store does (issue 12 §6).
+	 * The bytes are those req_json would send. */
+	jbuf_put(&b, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			jbuf_put(&b, ",", 1);
+		vm_json_write(&vms[i], fields, &b);
+	}
+	jbuf_put(&b, "]\n", 2);
 	vms_free(vms, n);
-	return req_json(r, 200, arr);
+	struct MHD_Response *resp = b.failed ? NULL
+		: MHD_create_response_from_buffer(b.len, b.s, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(b.s);
+		return req_error(r, 500, "internal", "out of memory");
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	r->status = 200;
+	r->raw = resp;
+	return 0;
 }
 
 static int reply_vm(struct req *r, int status, uint64_t id)

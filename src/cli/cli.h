@@ -171,6 +171,7 @@ struct resource {
 	const struct column *list; /* ends with { NULL } */
 	const struct column *show;
 	void (*show_more)(json_t *obj);   /* sections after the fields, or NULL */
+	const char *list_fields;   /* members the list columns read, for ?fields=, or NULL */
 };
 
 void print_json(json_t *v);

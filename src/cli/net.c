@@ -24,7 +24,7 @@ static const struct column net_show[] = {
 	{ 0 },
 };
 
-const struct resource res_net = { "network", "networks", net_list, net_show, NULL };
+const struct resource res_net = { "network", "networks", net_list, net_show, NULL, NULL };
 
 int cmd_net_create(struct hc *h, const struct args *a)
 {

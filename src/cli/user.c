@@ -44,7 +44,7 @@ static const struct column user_show[] = {
 	{ 0 },
 };
 
-const struct resource res_user = { "user", "users", user_list, user_show, NULL };
+const struct resource res_user = { "user", "users", user_list, user_show, NULL, NULL };
 
 static const struct column token_list[] = {
 	{ "ID", "id", NULL },
@@ -65,7 +65,7 @@ static const struct column token_show[] = {
 	{ 0 },
 };
 
-const struct resource res_token = { "token", "tokens", token_list, token_show, NULL };
+const struct resource res_token = { "token", "tokens", token_list, token_show, NULL, NULL };
 
 /* One line of standard input, without its newline; malloc'd, or NULL. */
 static char *read_stdin_line(void)

@@ -151,7 +151,8 @@ static void show_nics(json_t *vm)
 	print_table(nics, nic_list);
 }
 
-const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics };
+const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics,
+				  "id,name,state,desired,cpus,memory_mib,image,nics.ipv6,nics.ipv4" };
 
 /* ---- create ------------------------------------------------------------- */
 

@@ -313,12 +313,19 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 			size_t *moved)
 {
 	struct rows r = { .elem = sizeof(struct stranded), .fill = fill_stranded };
-	int rc = store_tx_begin(st);
+	int64_t dead = 0;
+	/* Every scheduler asks every heartbeat: with no dead host (the usual
+	 * case) that is one read of the hosts, not a look at every VM. */
+	int rc = store_q(st, "SELECT COUNT(*) FROM hosts WHERE state = 'dead'", NULL, 0,
+			 store_row_int, &dead);
 
 	*moved = 0;
+	if (rc != STORE_OK || dead == 0)
+		return rc;
+	rc = store_tx_begin(st);
 	if (rc == STORE_OK)
 		rc = store_q(st, "SELECT v.id, v.cpus, v.memory_mib, v.ephemeral, v.host FROM vms v"
-			     " JOIN hosts h ON h.name = v.host WHERE h.state = 'dead'"
+			     " WHERE v.host IN (SELECT name FROM hosts WHERE state = 'dead')"
 			     " AND v.desired <> 'deleted' AND (v.ephemeral <> 0 OR v.state <> 'error')"
 			     " ORDER BY v.id", NULL, 0, rows_add, &r);
 	for (size_t i = 0; rc == STORE_OK && i < r.n; i++) {

@@ -619,9 +619,6 @@ void vms_free(struct vm *v, size_t n)
 	" x.desired, x.state, x.host, x.error, x.created, x.user_data_size, x.config_drive," \
 	" x.disk_size, x.ephemeral FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
-/* The IDs of the VMs a WHERE clause of VM_COLS finds. */
-#define VM_IDS "SELECT x.id FROM vms x JOIN users u ON u.id = x.owner" \
-	" JOIN images i ON i.id = x.image WHERE "
 
 static void fill_vm(void *e, const struct sval *c)
 {
@@ -737,20 +734,21 @@ static int child_row(void *arg, const struct sval *c, int ncols)
 }
 
 /* One statement for one kind of child of every VM found (not one per VM:
- * a list of 10,000 VMs is four statements).  sql has a %s for VM_IDS'
- * WHERE clause, whose parameters p are bound again. */
-static int vm_children(struct store *st, const char *sql, const char *where,
-		       const struct sval *p, int n, struct vm *vms, size_t count,
+ * a list of 10,000 VMs is four statements).  sql selects the rows whose
+ * VM ID lies between two parameters — the first and last VM found, an
+ * index range — and the merge walk skips those of VMs not found. */
+static int vm_children(struct store *st, const char *sql, struct vm *vms, size_t count,
 		       bool (*add)(struct vm *, const struct sval *))
 {
 	struct children k = { .vms = vms, .n = count, .add = add };
-	char q[1536];
+	struct sval p[2];
 	int rc;
 
 	if (count == 0)
 		return STORE_OK;
-	snprintf(q, sizeof(q), sql, where);
-	rc = store_q(st, q, p, n, child_row, &k);
+	p[0] = SV_I(vms[0].id);
+	p[1] = SV_I(vms[count - 1].id);
+	rc = store_q(st, sql, p, 2, child_row, &k);
 	return rc == STORE_OK && k.failed ? STORE_ERR : rc;
 }
 
@@ -770,21 +768,21 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 	rc = store_q(st, sql, p, n, rows_add, &r);
 	if (rc == STORE_OK)
 		rc = vm_children(st, "SELECT n.vm, n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
-				 " JOIN networks w ON w.id = n.network WHERE n.vm IN (" VM_IDS "%s)"
-				 " ORDER BY n.vm, n.idx", where, p, n, r.v, r.n, add_nic);
+				 " JOIN networks w ON w.id = n.network WHERE n.vm BETWEEN ? AND ?"
+				 " ORDER BY n.vm, n.idx", r.v, r.n, add_nic);
 	if (rc == STORE_OK)
 		rc = vm_children(st, full ? "SELECT vk.vm, k.id, k.name, k.fingerprint, k.pubkey"
-				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key WHERE vk.vm IN ("
-				 VM_IDS "%s) ORDER BY vk.vm, k.id"
+				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key"
+				 " WHERE vk.vm BETWEEN ? AND ? ORDER BY vk.vm, k.id"
 				 : "SELECT vk.vm, k.id, k.name, k.fingerprint, NULL"
-				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key WHERE vk.vm IN ("
-				 VM_IDS "%s) ORDER BY vk.vm, k.id", where, p, n, r.v, r.n, add_key);
+				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key"
+				 " WHERE vk.vm BETWEEN ? AND ? ORDER BY vk.vm, k.id", r.v, r.n, add_key);
 	if (rc == STORE_OK)
-		rc = vm_children(st, "SELECT vm, size FROM vm_disks WHERE vm IN (" VM_IDS "%s)"
-				 " ORDER BY vm, idx", where, p, n, r.v, r.n, add_disk);
+		rc = vm_children(st, "SELECT vm, size FROM vm_disks WHERE vm BETWEEN ? AND ?"
+				 " ORDER BY vm, idx", r.v, r.n, add_disk);
 	if (rc == STORE_OK && full)
-		rc = vm_children(st, "SELECT vm, data FROM vm_user_data WHERE vm IN (" VM_IDS "%s)"
-				 " ORDER BY vm", where, p, n, r.v, r.n, add_user_data);
+		rc = vm_children(st, "SELECT vm, data FROM vm_user_data WHERE vm BETWEEN ? AND ?"
+				 " ORDER BY vm", r.v, r.n, add_user_data);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
