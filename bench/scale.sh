@@ -28,33 +28,10 @@ RUNNING=${BENCH_RUNNING:-2}
 REPS=${BENCH_REPS:-5}
 GEN=$SRC/bench/scalegen.py
 
-dir=$(mktemp -d /tmp/hc-scale.XXXXXX)
-chmod 711 "$dir"   # dnsmasq runs as its own user and must reach the state dir
-ns=hcscale-$$
-state=$dir/state
-hcd_pid=
-cleanup() {
-	set +e
-	[ -n "$hcd_pid" ] && kill -9 "$hcd_pid"
-	for p in $(pgrep -f "qemu-system-x86_64.*$state") $(pgrep -f "dnsmasq.*$state"); do
-		kill -9 "$p"
-	done
-	ip netns del "$ns" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-mkdir -p "$state"
+. "$SRC/bench/lib.sh"
 # No periodic resync: every pass measured is one this script asked for.
-ip netns exec "$ns" "$BUILD/hcd" --state-dir "$state" --accel tcg --resync-interval=86400 \
-	--log-level=warn >"$dir/hcd.log" 2>&1 &
-hcd_pid=$!
-export HC_URL=unix:$state/api.sock
-hc() { "$BUILD/hc" "$@"; }
-for _ in $(seq 1 100); do hc info >/dev/null 2>&1 && break; sleep 0.1; done
-hc image import tiny --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "$(cat "$GUEST/cmdline")" >/dev/null
+bench_hcd "$BUILD" scale --resync-interval=86400 --log-level=warn
+bench_tiny "$GUEST"
 hc net create lan --ipv6 fd00:5ca1:e::/64 --ipv4 10.200.0.0/16 >/dev/null
 # Stopped VMs keep their room on their host: make room for all of them, so
 # that capacity never decides (as bench/placegen.c does).  Registration

@@ -20,7 +20,7 @@
 command -v setpriv >/dev/null || fail "setpriv is needed (util-linux)"
 POOL6=fd00:7e::/48
 POOL4=10.66.0.0/16
-HCD_ARGS=(--tenant-ipv6-pool=$POOL6 --tenant-ipv4-pool=$POOL4 --default-quota-vcpus=4)
+HCD_ARGS=("--tenant-ipv6-pool=$POOL6" "--tenant-ipv4-pool=$POOL4" --default-quota-vcpus=4)
 hcd_start "${HCD_ARGS[@]}"
 
 mkuser() { # mkuser NAME [ROLE]
@@ -123,7 +123,7 @@ ok "members' prefixes come from the pools; nobody's overlaps the host's routes o
 
 # ---- 12. dnsmasq's files are not for other local users --------------------------
 hosts_file=$T_STATE/net/$d_net/dns-hosts
-for i in $(seq 1 100); do [ -s "$hosts_file" ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do [ -s "$hosts_file" ] && break; sleep 0.1; done
 grep -q v1 "$hosts_file" || fail "dns-hosts of adm's office lacks v1: $(cat "$hosts_file" 2>&1)"
 for f in dns-hosts dhcp-hosts; do
 	[ "$(stat -c '%a %U' "$T_STATE/net/$d_net/$f")" = "600 dnsmasq" ] ||
@@ -138,7 +138,7 @@ for f in dns-hosts dhcp-hosts dnsmasq.conf; do
 done
 # dnsmasq's own lease file (MACs, addresses, guests' host names) too.
 lan_id=$(as "$TA" --json net show lan | jq -r .id)
-for i in $(seq 1 100); do [ -e "$T_STATE/net/$lan_id/leases" ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do [ -e "$T_STATE/net/$lan_id/leases" ] && break; sleep 0.1; done
 [ -e "$T_STATE/net/$lan_id/leases" ] || fail "no lease file for $lan_id"
 if setpriv --reuid=65534 --regid=65534 --clear-groups cat "$T_STATE/net/$lan_id/leases" >/dev/null 2>&1; then
 	fail "user nobody can read the lease file ($(stat -c '%a %U' "$T_STATE/net/$lan_id/leases"))"

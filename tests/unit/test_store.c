@@ -924,36 +924,40 @@ static uint64_t owned_net(struct store *st, const char *name, uint64_t owner, co
 	return n.id;
 }
 
-/* The image, network and key a reference finds in a scope (0: none). */
-static uint64_t img_of(struct store *st, const char *ref, uint64_t scope, int rc_want)
+/* The ID of the image, network or key a reference finds in a scope (0:
+ * none), after checking the lookup's answer. */
+enum ref_kind { REF_IMAGE, REF_NET, REF_KEY };
+
+static uint64_t found(struct store *st, enum ref_kind kind, const char *ref, uint64_t scope,
+		      int rc_want)
 {
 	struct image im = { 0 };
-	uint64_t id;
-	assert_int_equal(store_image_get(st, ref, scope, &im), rc_want);
-	id = im.id;
-	image_free(&im);
-	return id;
-}
-
-static uint64_t net_of(struct store *st, const char *ref, uint64_t scope, int rc_want)
-{
 	struct network n = { 0 };
-	uint64_t id;
-	assert_int_equal(store_network_get(st, ref, scope, &n), rc_want);
-	id = n.id;
-	network_free(&n);
-	return id;
-}
-
-static uint64_t key_of(struct store *st, const char *ref, uint64_t scope, int rc_want)
-{
 	struct key k = { 0 };
-	uint64_t id;
-	assert_int_equal(store_key_get(st, ref, scope, &k), rc_want);
-	id = k.id;
+	uint64_t id = 0;
+
+	switch (kind) {
+	case REF_IMAGE:
+		assert_int_equal(store_image_get(st, ref, scope, &im), rc_want);
+		id = im.id;
+		break;
+	case REF_NET:
+		assert_int_equal(store_network_get(st, ref, scope, &n), rc_want);
+		id = n.id;
+		break;
+	case REF_KEY:
+		assert_int_equal(store_key_get(st, ref, scope, &k), rc_want);
+		id = k.id;
+		break;
+	}
+	image_free(&im);
+	network_free(&n);
 	key_free(&k);
 	return id;
 }
+#define img_of(st, ref, scope, rc) found(st, REF_IMAGE, ref, scope, rc)
+#define net_of(st, ref, scope, rc) found(st, REF_NET, ref, scope, rc)
+#define key_of(st, ref, scope, rc) found(st, REF_KEY, ref, scope, rc)
 
 /*
  * Issue 11, item 2: a member with a lower user ID owns tiny, office and
