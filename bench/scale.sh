@@ -10,15 +10,18 @@
 # every step of BENCH_STEPS VMs in the store ("100 1000 10000") it prints:
 #   create/s  the API's create rate that got there (what a pass per turn
 #             of the loop allows);
-#   pass ms   a full reconcile pass (GET /v1/info last_pass_ms), median of
-#             BENCH_REPS passes (5), each caused by a SIGHUP (resync);
+#   pass      a full reconcile pass caused by a SIGHUP (resync), median of
+#             BENCH_REPS (5): wall time (GET /v1/info last_pass_ms) and
+#             hcd's CPU time per pass (/proc/PID/stat) — on a shared
+#             machine the wall time is mostly waiting for a CPU;
 #   RSS MiB   hcd's resident set after those passes (VmRSS), and its peak
 #             (VmHWM);
-#   list ms   `hc vm list` (table) and `hc --json vm list`, wall time of the
-#             whole command, median of BENCH_REPS;
-#   info ms   `hc info` the same way: the baseline (process start, connect,
+#   list      `hc vm list` (the table) and `hc --json vm list`: wall time
+#             of the whole command, median of BENCH_REPS, and the CPU both
+#             processes spent on it (hc's own + hcd's);
+#   info      `hc info` the same way: the baseline (process start, connect,
 #             one request without store access), measured in the same run.
-# The ratios compare each figure at the largest step with the smallest.
+# The ratios compare the largest step with the smallest.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:?build dir}" && pwd)
@@ -48,7 +51,8 @@ for i in $(seq 1 "$RUNNING"); do
 done
 
 info() { curl -s --unix-socket "$state/api.sock" http://hc/v1/info; }
-# One pass caused by a SIGHUP; prints its duration once it has run.
+hcd_cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$hcd_pid/stat"; }
+# One pass caused by a SIGHUP; prints its wall time once it has run.
 pass_ms() {
 	local before after
 	before=$(info | jq .wakeups.resync)
@@ -60,30 +64,45 @@ pass_ms() {
 	done
 	info | jq .last_pass_ms
 }
+# CMD timed by scalegen; prints "wall cpu" with hcd's CPU added to the CPU.
+cmd_ms() {
+	local c0 c1 out
+	c0=$(hcd_cpu_ms)
+	out=$(python3 "$GEN" time "$REPS" "$@")
+	c1=$(hcd_cpu_ms)
+	awk -v o="$out" -v d="$((c1 - c0))" -v n="$REPS" \
+		'BEGIN { split(o, a, " "); printf "%.0f %.0f", a[1], a[2] + d / n }'
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 kib_mib() { awk '{ printf "%.1f", $1 / 1024 }'; }
 
 have=0
 declare -A F=()
-printf '%-8s %9s %9s %9s %9s %9s %10s %9s\n' VMs create/s "pass ms" "RSS MiB" "peak MiB" \
-	"list ms" "--json ms" "info ms"
+printf '%-7s %8s | %7s %7s | %6s %6s | %13s %13s %13s\n' "" "" "pass ms" "" "RSS" "MiB" \
+	"vm list ms" "--json ms" "info ms"
+printf '%-7s %8s | %7s %7s | %6s %6s | %13s %13s %13s\n' VMs create/s wall cpu now peak \
+	"wall / cpu" "wall / cpu" "wall / cpu"
 for n in $STEPS; do
 	rate=$(python3 "$GEN" create "$state/api.sock" tiny lan "$have" "$n" | sed 's/.*(\(.*\)\/s)/\1/')
 	have=$n
 	sleep 1
+	c0=$(hcd_cpu_ms)
 	pass=$(for _ in $(seq 1 "$REPS"); do pass_ms; done | median)
+	c1=$(hcd_cpu_ms)
+	pcpu=$(( (c1 - c0) / REPS ))
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$hcd_pid/status" | kib_mib)
 	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$hcd_pid/status" | kib_mib)
-	list=$(python3 "$GEN" time "$REPS" "$BUILD/hc" vm list)
-	json=$(python3 "$GEN" time "$REPS" "$BUILD/hc" --json vm list)
-	base=$(python3 "$GEN" time "$REPS" "$BUILD/hc" info)
+	read -r lw lc <<<"$(cmd_ms "$BUILD/hc" vm list)"
+	read -r jw jc <<<"$(cmd_ms "$BUILD/hc" --json vm list)"
+	read -r bw bc <<<"$(cmd_ms "$BUILD/hc" info)"
 	[ "$(hc --json vm list | jq length)" = $((n + RUNNING)) ] || { echo "scale: vm list is short" >&2; exit 1; }
-	printf '%-8s %9s %9s %9s %9s %9s %10s %9s\n' "$n" "$rate" "$pass" "$rss" "$hwm" "$list" "$json" "$base"
-	F[pass.$n]=$pass F[rss.$n]=$rss F[list.$n]=$list F[base.$n]=$base
+	printf '%-7s %8s | %7.0f %7s | %6s %6s | %6s / %4s %6s / %4s %6s / %4s\n' "$n" "$rate" "$pass" "$pcpu" \
+		"$rss" "$hwm" "$lw" "$lc" "$jw" "$jc" "$bw" "$bc"
+	F[pass.$n]=$pcpu F[rss.$n]=$rss F[list.$n]=$lc F[base.$n]=$bc
 	first=${first:-$n} last=$n
 done
-echo "-- ratios, $last VMs / $first VMs: pass $(ratio "${F[pass.$last]}" "${F[pass.$first]}")," \
-	"RSS $(ratio "${F[rss.$last]}" "${F[rss.$first]}"), vm list $(ratio "${F[list.$last]}" "${F[list.$first]}");" \
+echo "-- CPU ratios, $last VMs / $first VMs: pass $(ratio "${F[pass.$last]}" "${F[pass.$first]}")," \
+	"vm list $(ratio "${F[list.$last]}" "${F[list.$first]}"); RSS $(ratio "${F[rss.$last]}" "${F[rss.$first]}");" \
 	"vm list / hc info at $last: $(ratio "${F[list.$last]}" "${F[base.$last]}")"
-echo "-- $RUNNING running guests, the rest stopped; hcd: $(nproc) CPUs, SQLite in $dir"
+echo "-- $RUNNING running guests, the rest stopped; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
