@@ -280,6 +280,10 @@ int store_vm_create_placed(struct store *st, struct vm *vm, const uint64_t *netw
 	char *host = NULL;
 	int rc = store_tx_begin(st);
 
+	/* The owner's quota before the hosts' room: over quota is the
+	 * answer that tells the user what to do. */
+	if (rc == STORE_OK)
+		rc = vm_admit(st, vm);
 	if (rc == STORE_OK)
 		rc = store_place(st, p, &host);
 	if (rc == STORE_OK) {

@@ -916,7 +916,7 @@ static int image_root_fill(void *arg, const struct sval *c, int n)
 
 /* The quotas a new VM counts against: itself, its vCPUs, memory and disks
  * as sized. */
-static int vm_admit(struct store *st, const struct vm *vm)
+int vm_admit(struct store *st, const struct vm *vm)
 {
 	int64_t add[QUOTA_N] = { [QUOTA_VMS] = 1, [QUOTA_VCPUS] = vm->cpus,
 				 [QUOTA_MEMORY_MIB] = vm->memory_mib };

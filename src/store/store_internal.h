@@ -47,6 +47,8 @@ int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_
 /* quotas.c: may owner hold add[q] more of each quota?  STORE_QUOTA (and
  * st->refusal) when not.  In the transaction that creates it. */
 int quota_admit(struct store *st, uint64_t owner, const int64_t add[QUOTA_N]);
+/* models.c: quota_admit for a new VM (itself, its vCPUs, memory, disks). */
+int vm_admit(struct store *st, const struct vm *vm);
 
 /* hosts.c: a host's load (hosts.vms, used_cpus, used_mib), in the
  * caller's transaction.  host_load_add: sign +1/-1 of one VM of that size
