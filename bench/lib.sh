@@ -1,49 +1,60 @@
 # shellcheck shell=bash
-# What the benchmarks that run one hcd share (sourced; not tests).
-#
-#   bench_hcd BUILD NAME [HCD_ARG...]
-#       a temporary dir ($dir) with a state dir ($state) and a network
-#       namespace ($ns) of its own, hcd started there (TCG, log in
-#       $dir/hcd.log) and answering; sets hcd_pid and HC_URL, defines hc.
-#       On exit everything goes: the commands in BENCH_ON_EXIT first, then
-#       hcd, its QEMUs and dnsmasqs, the namespace and the dir.
-#   bench_tiny GUEST_DIR     the tiny guest imported as image "tiny"
-
+# Shared setup of bench/api.sh, bench/loop.sh and bench/scale.sh: a namespace in which
+# ::1 is called "hcd-bench" (wrk sends the URL's host as TLS SNI even when
+# it is an address literal, which GnuTLS refuses), a certificate for that
+# name, hcd on a fresh state dir, and an admin with a token.
+#   bench_setup PREFIX    sets dir, ns, state; the EXIT trap removes them
+#   bench_hcd ARGS…       (re)starts hcd in the namespace (hcd_pid)
+#   bench_tiny            image "tiny" (the tiny guest of $GUEST)
+#   bench_fixture         image "tiny", a stopped VM ($vm), admin "bench" ($tok)
+# BENCH_ON_EXIT: commands (strings) run first at exit.
 BENCH_ON_EXIT=()
+hcd_pid=
+
+bench_setup() {
+	dir=$(mktemp -d "/tmp/hc-bench-$1.XXXXXX")
+	chmod 711 "$dir"   # dnsmasq runs as its own user and must reach the state dir
+	ns=hcb$1-$$
+	state=$dir/state
+	trap bench_cleanup EXIT
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	mkdir -p "/etc/netns/$ns" "$state"
+	echo "::1 hcd-bench" >"/etc/netns/$ns/hosts"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=hcd-bench -addext 'subjectAltName=DNS:hcd-bench' \
+		-keyout "$dir/tls.key" -out "$dir/tls.crt" 2>/dev/null
+	export HC_URL=unix:$state/api.sock
+}
 
 bench_cleanup() {
 	set +e
-	local c p
+	local c
 	for c in "${BENCH_ON_EXIT[@]}"; do eval "$c"; done
-	[ -n "${hcd_pid:-}" ] && kill -9 "$hcd_pid"
-	for p in $(pgrep -f "qemu-system-x86_64.*$state") $(pgrep -f "dnsmasq.*$state"); do
-		kill -9 "$p"
-	done
+	[ -n "$hcd_pid" ] && kill "$hcd_pid" && wait "$hcd_pid"
 	ip netns del "$ns" 2>/dev/null
-	rm -rf "$dir"
+	rm -rf "$dir" "/etc/netns/$ns"
 }
 
 bench_hcd() {
-	local build=$1 name=$2
-	shift 2
-	dir=$(mktemp -d "/tmp/hc-$name.XXXXXX")
-	chmod 711 "$dir"   # dnsmasq runs as its own user and must reach the state dir
-	ns=hc$name-$$
-	state=$dir/state
-	trap bench_cleanup EXIT INT TERM
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	mkdir -p "$state"
-	ip netns exec "$ns" "$build/hcd" --state-dir "$state" --accel tcg "$@" \
-		>"$dir/hcd.log" 2>&1 &
+	if [ -n "$hcd_pid" ]; then kill "$hcd_pid"; wait "$hcd_pid" || true; fi
+	ip netns exec "$ns" "$BUILD/hcd" --state-dir "$state" --accel tcg --api-rate=0 "$@" \
+		>>"$dir/hcd.log" 2>&1 &
 	hcd_pid=$!
-	export HC_URL=unix:$state/api.sock
-	BENCH_HC=$build/hc
-	hc() { "$BENCH_HC" "$@"; }
-	for _ in $(seq 1 100); do hc info >/dev/null 2>&1 && break; sleep 0.1; done
+	for _ in $(seq 1 100); do "$BUILD/hc" info >/dev/null 2>&1 && return; sleep 0.1; done
+	echo "hcd did not start: $(tail -3 "$dir/hcd.log")" >&2
+	exit 1
 }
 
 bench_tiny() {
-	hc image import tiny --kernel "$1/vmlinuz" --initrd "$1/initrd.img" \
-		--cmdline "$(cat "$1/cmdline")" >/dev/null
+	"$BUILD/hc" image import tiny --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+		--cmdline "$(cat "$GUEST/cmdline")" >/dev/null
+}
+
+bench_fixture() {
+	bench_tiny
+	vm=$("$BUILD/hc" --json vm create bench --image tiny --no-start | jq -r .id)
+	printf 'bench-password\n' | "$BUILD/hc" user create bench --role admin --auth file --password-stdin >/dev/null
+	tok=$(curl -s --unix-socket "$state/api.sock" -H 'Content-Type: application/json' \
+		--data-binary '{"user": "bench", "password": "bench-password"}' http://hc/v1/login | jq -r .token)
 }

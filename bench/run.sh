@@ -11,11 +11,31 @@ GUEST=$(cd "${2:?guest dir}" && pwd)
 N=${BENCH_VMS:-20}
 DUR=${BENCH_WRK_SECONDS:-10}
 
-. "$(dirname "$0")/lib.sh"
-relay_pid=
-BENCH_ON_EXIT+=('[ -n "$relay_pid" ] && kill "$relay_pid"')
-bench_hcd "$BUILD" bench --stop-timeout=20 --log-level=warn
-bench_tiny "$GUEST"
+dir=$(mktemp -d /tmp/hc-bench.XXXXXX)
+chmod 711 "$dir"   # dnsmasq runs as its own user and must reach the state dir
+ns=hcbench-$$
+state=$dir/state
+hcd_pid= relay_pid=
+cleanup() {
+	set +e
+	[ -n "$relay_pid" ] && kill "$relay_pid"
+	[ -n "$hcd_pid" ] && kill -9 "$hcd_pid"
+	for p in $(pgrep -f "qemu-system-x86_64.*$state"); do kill -9 "$p"; done
+	ip netns del "$ns" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+mkdir -p "$state"
+ip netns exec "$ns" "$BUILD/hcd" --state-dir "$state" --accel tcg --stop-timeout=20 \
+	--log-level=warn >"$dir/hcd.log" 2>&1 &
+hcd_pid=$!
+export HC_URL=unix:$state/api.sock
+hc() { "$BUILD/hc" "$@"; }
+for _ in $(seq 1 100); do hc info >/dev/null 2>&1 && break; sleep 0.1; done
+hc image import tiny --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+	--cmdline "$(cat "$GUEST/cmdline")" >/dev/null
 hc net create bench --ipv6 fd00:be:1::/64 --ipv4 10.88.0.0/16 >/dev/null
 
 ms() { date +%s%3N; }

@@ -32,9 +32,13 @@ REPS=${BENCH_REPS:-5}
 GEN=$SRC/bench/scalegen.py
 
 . "$SRC/bench/lib.sh"
+bench_setup scale
+# Its guests and dnsmasqs go with it.
+BENCH_ON_EXIT+=('for p in $(pgrep -f "qemu-system-x86_64.*$state") $(pgrep -f "dnsmasq.*$state"); do kill -9 "$p"; done')
 # No periodic resync: every pass measured is one this script asked for.
-bench_hcd "$BUILD" scale --resync-interval=86400 --log-level=warn
-bench_tiny "$GUEST"
+bench_hcd --resync-interval=86400 --log-level=warn
+hc() { "$BUILD/hc" "$@"; }
+bench_tiny
 hc net create lan --ipv6 fd00:5ca1:e::/64 --ipv4 10.200.0.0/16 >/dev/null
 # Stopped VMs keep their room on their host: make room for all of them, so
 # that capacity never decides (as bench/placegen.c does).  Registration

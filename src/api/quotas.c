@@ -7,7 +7,7 @@
  * The limits themselves are enforced by the store, in the transaction of
  * each create; here they are only shown and set.
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include <string.h>
 

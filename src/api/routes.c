@@ -1,10 +1,12 @@
 /*
- * routes — the API surface as one table, and the handlers for VMs,
- * networks and the daemon itself.  Images are in images.c, the console in
- * console.c, keys and a VM's user data in keys.c.  docs/API.md describes
- * every row of the table.
+ * routes — the API surface as one table (route.h), and the handlers for
+ * VMs, networks and the daemon itself.  Images are in images.c, the
+ * console in console.c, keys and a VM's user data in keys.c, logins in
+ * login.c, users and tokens in accounts.c.  docs/API.md describes every
+ * row of the table.
  */
-#include "api/api.h"
+#include "api/handlers.h"
+#include "api/route.h"
 
 #include "api/codec.h"
 #include "cluster/cluster.h"
@@ -32,98 +34,6 @@
 #define DISK_SIZE_MAX (16LL << 40)
 #define LOG_TAIL_DEFAULT (256 * 1024)
 #define LOG_TAIL_MAX (16 * 1024 * 1024)
-
-/* Refuse members of a JSON object that the endpoint does not know: a typo
- * must not silently fall back to a default. */
-bool only_keys(struct req *r, const char *const *allowed)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(r->json, key, v) {
-		bool ok = false;
-		for (const char *const *a = allowed; *a && !ok; a++)
-			ok = strcmp(*a, key) == 0;
-		if (!ok) {
-			req_error(r, 400, "bad_request", "unknown field '%s'", key);
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool all_hex(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return false;
-	return true;
-}
-
-/* Names must be valid and must not read as an ID of the same kind, so a
- * reference is never ambiguous. */
-bool api_name_check(struct req *r, const char *name, size_t id_digits, const char *what)
-{
-	if (!name_valid(name)) {
-		req_error(r, 400, "bad_name",
-			  "%s name must match [a-z0-9][a-z0-9-]{0,62}", what);
-		return false;
-	}
-	if (strlen(name) == id_digits && all_hex(name)) {
-		req_error(r, 400, "bad_name", "%s name must not look like an ID", what);
-		return false;
-	}
-	return true;
-}
-
-/* Optional integer member within [lo, hi]; false (and an error) when bad. */
-bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
-{
-	json_t *v = json_object_get(r->json, key);
-
-	if (v == NULL || json_is_null(v))
-		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		req_error(r, 400, "bad_request", "'%s' must be an integer in %d..%d", key, lo, hi);
-		return false;
-	}
-	*out = (int)json_integer_value(v);
-	return true;
-}
-
-/* Optional string member; false (and an error) when present but not a string. */
-bool get_str(struct req *r, const char *key, bool required, const char **out)
-{
-	json_t *v = json_object_get(r->json, key);
-
-	*out = NULL;
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			req_error(r, 400, "bad_request", "'%s' is required", key);
-		return !required;
-	}
-	if (!json_is_string(v)) {
-		req_error(r, 400, "bad_request", "'%s' must be a string", key);
-		return false;
-	}
-	*out = json_string_value(v);
-	return true;
-}
-
-const char *req_ref(struct req *r)
-{
-	const char *owner = req_query(r, "owner");
-	char *q;
-
-	/* Qualified once: a segment never holds a '/' of its own. */
-	if (r->n_params == 0 || owner == NULL || strchr(r->params[0], '/'))
-		return r->n_params ? r->params[0] : "";
-	if ((q = str_printf("%s/%s", owner, r->params[0])) == NULL)
-		return r->params[0];
-	free(r->params[0]);
-	r->params[0] = q;
-	return q;
-}
 
 /* ---- daemon ------------------------------------------------------------- */
 
@@ -173,10 +83,15 @@ static int h_vm_list(struct req *r)
 	size_t n = 0;
 	const char *fields;
 	struct jbuf b = { 0 };
+	int rc;
 
 	if (!list_fields(r, &fields))
 		return 0;
-	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	/* One snapshot for the VMs and their NICs, keys and disks. */
+	store_read_begin(r->api->st);
+	rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	store_read_end(r->api->st);
+
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", NULL);
 	/* Written VM by VM as text, not built as one tree: 10,000 VMs are
@@ -191,16 +106,11 @@ static int h_vm_list(struct req *r)
 	}
 	jbuf_put(&b, "]\n", 2);
 	vms_free(vms, n);
-	struct MHD_Response *resp = b.failed ? NULL
-		: MHD_create_response_from_buffer(b.len, b.s, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
+	if (b.failed) {
 		free(b.s);
 		return req_error(r, 500, "internal", "out of memory");
 	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	r->status = 200;
-	r->raw = resp;
-	return 0;
+	return req_bytes(r, 200, "application/json", b.s, b.len);
 }
 
 static int reply_vm(struct req *r, int status, uint64_t id)
@@ -497,8 +407,12 @@ static bool vm_resolve(struct req *r, struct vm *vm)
 static int h_vm_get(struct req *r)
 {
 	struct vm vm = { 0 };
+	bool found;
 
-	if (!vm_resolve(r, &vm))
+	store_read_begin(r->api->st);
+	found = vm_resolve(r, &vm);
+	store_read_end(r->api->st);
+	if (!found)
 		return 0;
 	req_json(r, 200, vm_to_json(&vm));
 	vm_free(&vm);
@@ -588,14 +502,11 @@ static int h_vm_log(struct req *r)
 	}
 	free(path);
 	vm_free(&vm);
-	if (r->resp == NULL) {
-		r->status = 200;
-		r->text = text;
-		r->text_len = len;
-	} else {
+	if (req_answered(r)) {
 		free(text);
+		return 0;
 	}
-	return 0;
+	return req_text(r, 200, text, len);
 }
 
 /* ---- networks ----------------------------------------------------------- */
@@ -854,7 +765,7 @@ const struct route api_routes[] = {
 	{ "DELETE", "/v1/users/{}",              h_user_delete,    BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/password",     h_user_password,  BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
-	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/users/{}/quota",        h_user_quota_get, BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/users/{}/quota",        h_user_quota_set, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },

@@ -3,6 +3,7 @@
  * See store.h for the contract.
  */
 #include "store/store_internal.h"
+#include "store/tokencache.h"
 
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -221,12 +222,41 @@ int store_w(struct store *st, const char *sql, const struct sval *p, int n)
 	return rc;
 }
 
+void store_read_begin(struct store *st)
+{
+	char *err = NULL;
+
+	if (st->depth > 0 || st->reading || st->eng->read_begin == NULL)
+		return;
+	if (st->eng->read_begin(st->h, &err) == STORE_OK)
+		st->reading = true;
+	else
+		log_err("store: %s", err ? err : "cannot begin a read");
+	free(err);
+}
+
+void store_read_end(struct store *st)
+{
+	char *err = NULL;
+
+	if (!st->reading)
+		return;
+	st->reading = false;
+	if (st->eng->commit(st->h, &err) != STORE_OK) {
+		log_err("store: %s", err ? err : "cannot end a read");
+		st->eng->rollback(st->h);
+	}
+	free(err);
+}
+
 int store_tx_begin(struct store *st)
 {
 	char *err = NULL;
 
 	if (st->depth++ > 0)
 		return STORE_OK;
+	/* A write inside a read: the snapshot ends, the write lock is taken. */
+	store_read_end(st);
 	st->dirty = false;
 	st->changed[0] = '\0';
 	if (st->eng->begin(st->h, &err) != STORE_OK) {
@@ -439,6 +469,7 @@ void store_close(struct store *st)
 	if (st == NULL)
 		return;
 	st->eng->close(st->h);
+	tokencache_free(st->tokens);
 	free(st);
 }
 

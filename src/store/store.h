@@ -70,6 +70,9 @@ struct store_engine {
 		    store_row_fn fn, void *arg, char **err);
 	int (*begin)(void *h, char **err);
 	int (*commit)(void *h, char **err);
+	/* Optional: a read-only snapshot for several statements (ended by
+	 * commit), where that is cheaper than one per statement. */
+	int (*read_begin)(void *h, char **err);
 	void (*rollback)(void *h);
 	void (*close)(void *h);
 	/* Optional (NULL: not needed).  Hold (lock) or release a lock that
@@ -109,6 +112,15 @@ int store_schema_version(struct store *st);
 /* Why the last call of this handle answered STORE_QUOTA: which quota,
  * its limit and what is in use (text for the API's error). */
 const char *store_refusal(struct store *st);
+
+/*
+ * Several reads as one: between these, reads see one snapshot and pay
+ * for it once (SQLite takes its locks once instead of per statement; a
+ * no-op on engines without read_begin).  A write meanwhile is fine: it
+ * ends the snapshot first.  Not nested; not across a return to the loop.
+ */
+void store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 
 /*
  * Changes made by other processes (issue 7, "triggers").  Every committed
@@ -392,7 +404,8 @@ int store_user_create(struct store *st, struct user *u);
 int store_user_get(struct store *st, const char *name, struct user *out);
 int store_user_get_id(struct store *st, uint64_t id, struct user *out);
 int store_user_list(struct store *st, struct user **out, size_t *n);
-/* Any of role/auth may be NULL (unchanged); enabled < 0 = unchanged. */
+/* Any of role/auth may be NULL (unchanged); enabled < 0 = unchanged.
+ * Disabling a user revokes its tokens in the same transaction. */
 int store_user_update(struct store *st, uint64_t id, const char *role, const char *auth,
 		      int enabled);
 /* STORE_CONFLICT while the user owns anything; the user's tokens go too. */
@@ -430,6 +443,28 @@ int store_token_list(struct store *st, uint64_t scope, struct token **out, size_
 int store_token_delete(struct store *st, uint64_t id, uint64_t scope);
 /* Drop expired tokens. */
 int store_token_purge(struct store *st, int64_t now);
+
+/* What a live token stands for: enough to authenticate a request. */
+struct token_auth {
+	uint64_t id;
+	uint64_t owner;
+	bool admin;
+};
+/*
+ * As store_token_lookup, for authenticating requests: after the first
+ * query the answer comes from a cache (store/tokencache.h) when
+ * store_token_cache enabled one.  Every change this handle makes to
+ * tokens or users empties it, so revocations here take effect at once;
+ * those made through another handle (another host) within ttl_s.
+ */
+int store_token_auth(struct store *st, const char *hash, int64_t now, struct token_auth *out);
+/* Cache token answers for ttl_s seconds (0: no cache). */
+void store_token_cache(struct store *st, int ttl_s);
+/* STORE_OK while token id is live (unexpired, its user enabled); never
+ * cached: for sessions that outlive their request. */
+int store_token_live(struct store *st, uint64_t id, int64_t now);
+/* Revoke every token of owner except `keep` (0: all). */
+int store_token_revoke_user(struct store *st, uint64_t owner, uint64_t keep);
 
 /* ---- quotas (quotas.c) -------------------------------------------------- */
 
