@@ -268,6 +268,8 @@ bool vm_json_write(const struct vm *vm, const char *fields, struct jbuf *b)
 	}
 	if (jo_key(&o, "ephemeral"))
 		jb_lit(b, vm->ephemeral ? "true" : "false");
+	if (jo_key(&o, "metadata_tokens"))
+		jb_str(b, vm->metadata_tokens_required ? "required" : "optional");
 	jbuf_put(b, "}", 1);
 	return !b->failed;
 }
@@ -276,7 +278,7 @@ bool vm_json_field_known(const char *name, size_t len)
 {
 	static const char *const known[] = { "id", "name", "state", "desired", "cpus", "memory_mib",
 		"image", "image_id", "owner", "host", "error", "created", "nics", "keys",
-		"user_data_size", "config_drive", "disk_size", "disks", "ephemeral", "nics.mac",
+		"user_data_size", "config_drive", "disk_size", "disks", "ephemeral", "metadata_tokens", "nics.mac",
 		"nics.ifname", "nics.network", "nics.network_id", "nics.ipv6", "nics.ipv4", NULL };
 
 	for (const char *const *k = known; *k; k++)

@@ -98,7 +98,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
-	/* 8: tenancy (issue 11 items 2, 4, 12; issue 12 §6).  Per-user quotas
+	/* 8: metadata — IMDSv2 per VM (issue 11 item 13): 'optional' answers
+	 * plain GETs too (what every VM did before), 'required' only those
+	 * with a session token. */
+	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
+	/* 9: tenancy (issue 11 items 2, 4, 12; issue 12 §6).  Per-user quotas
 	 * (NULL: the configured default, -1: unlimited, N: at most N).  Each
 	 * host's load kept in its row by the transactions that change it, so
 	 * placement reads the hosts alone (store_host_register recounts it).
