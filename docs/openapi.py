@@ -112,6 +112,18 @@ def body(props, required=(), desc=None):
     return s
 
 
+def sparse(s, desc=None):
+    """s with no member required, at any depth: an answer cut down to the
+    members a request asked for."""
+    if isinstance(s, dict):
+        s = {k: sparse(v) for k, v in s.items() if k != "required"}
+        if desc:
+            s["description"] = desc
+    elif isinstance(s, list):
+        s = [sparse(v) for v in s]
+    return s
+
+
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 TIME = "Unix time, seconds"
 
@@ -145,6 +157,8 @@ CODES = {
     "too_many_imports": "over the caps on concurrent URL imports (Retry-After)",
     "not_found": "no such resource for this caller (another member's answers the same)",
     "conflict": "the name is taken, or the resource is not in a state that allows this",
+    "ambiguous": "several owners published an image of that name: name it OWNER/NAME (?owner= in a path)",
+    "quota_exceeded": "the create would go over one of the owner's quotas (the message names it)",
     "in_use": "the resource is still used",
     "exhausted": "no free identifier or address",
     "no_capacity": "no live host has room for the VM (or the chosen one has not)",
@@ -168,6 +182,9 @@ STATUS_TEXT = {
 
 # ---- objects --------------------------------------------------------------
 
+# The quotas of a user (src/store/quotas.c quota_names[]).
+QUOTAS = ["vms", "vcpus", "memory_mib", "disk_bytes", "networks", "images", "image_bytes"]
+
 USER = {
     "id": hexid(8, "user"),
     "name": name("user"),
@@ -178,6 +195,41 @@ USER = {
     "otp": boolean("a TOTP secret is enrolled"),
     "created": integer(TIME),
 }
+
+VM = answer({
+    "id": hexid(10, "VM"),
+    "name": name("VM"),
+    "state": string("what the host agent last observed",
+                    enum=["stopped", "starting", "running", "stopping", "error"]),
+    "desired": string("what the user asked for (deleted: on its way out)",
+                      enum=["running", "stopped", "deleted"]),
+    "cpus": integer(minimum=1, maximum=64),
+    "memory_mib": integer(minimum=32, maximum=1048576),
+    "image": string("the image's name"),
+    "image_id": hexid(8, "image"),
+    "owner": string("the owner's user name"),
+    "host": nullable(string("the host it is placed on; null: none yet")),
+    "error": nullable(string("why the state is error")),
+    "created": integer(TIME),
+    "nics": array(answer({
+        "mac": string("02:00: + the NIC's ID", pattern="^02:00(:[0-9a-f]{2}){4}$"),
+        "ifname": string("the tap on the host: v + the MAC's 12 hex digits", pattern="^v[0-9a-f]{12}$"),
+        "network": string("the network's name"),
+        "network_id": hexid(6, "network"),
+        "ipv6": nullable(string("the network's /64 + the modified EUI-64 of the MAC")),
+        "ipv4": nullable(string("allocated from the network's subnet; null without IPv4")),
+    }), "one per network, in order"),
+    "keys": array(answer({"name": string(), "fingerprint": string()}),
+                  "the SSH keys the VM was given at creation"),
+    "user_data_size": integer("bytes of user data (0: none); GET .../user-data has them", minimum=0),
+    "config_drive": boolean("a NoCloud cidata seed is attached as a CD-ROM"),
+    "disk_size": nullable(integer("bytes of the root disk; null: the image's own size")),
+    "disks": array(answer({"size": integer("bytes")}), "extra data disks, vdb, vdc, ..."),
+    "ephemeral": boolean("restarted elsewhere, from its image, when its host dies"),
+    "metadata_tokens": string("required: the metadata service answers IMDSv2 sessions only",
+                              enum=["optional", "required"]),
+})
+
 
 SCHEMAS = {
     "Error": {
@@ -204,48 +256,19 @@ SCHEMAS = {
             "resync": integer("the periodic resync, or a reload"),
             "retry": integer("a transition in flight, or a failed step tried again"),
         }, "this host agent's passes since hcd started, by what caused them"),
+        "last_pass_ms": number("how long this host agent's last pass took", minimum=0),
     }),
-    "Vm": answer({
-        "id": hexid(10, "VM"),
-        "name": name("VM"),
-        "state": string("what the host agent last observed",
-                        enum=["stopped", "starting", "running", "stopping", "error"]),
-        "desired": string("what the user asked for (deleted: on its way out)",
-                          enum=["running", "stopped", "deleted"]),
-        "cpus": integer(minimum=1, maximum=64),
-        "memory_mib": integer(minimum=32, maximum=1048576),
-        "image": string("the image's name"),
-        "image_id": hexid(8, "image"),
-        "owner": string("the owner's user name"),
-        "host": nullable(string("the host it is placed on; null: none yet")),
-        "error": nullable(string("why the state is error")),
-        "created": integer(TIME),
-        "nics": array(answer({
-            "mac": string("02:00: + the NIC's ID", pattern="^02:00(:[0-9a-f]{2}){4}$"),
-            "ifname": string("the tap on the host: v + the MAC's 12 hex digits", pattern="^v[0-9a-f]{12}$"),
-            "network": string("the network's name"),
-            "network_id": hexid(6, "network"),
-            "ipv6": nullable(string("the network's /64 + the modified EUI-64 of the MAC")),
-            "ipv4": nullable(string("allocated from the network's subnet; null without IPv4")),
-        }), "one per network, in order"),
-        "keys": array(answer({"name": string(), "fingerprint": string()}),
-                      "the SSH keys the VM was given at creation"),
-        "user_data_size": integer("bytes of user data (0: none); GET .../user-data has them", minimum=0),
-        "config_drive": boolean("a NoCloud cidata seed is attached as a CD-ROM"),
-        "disk_size": nullable(integer("bytes of the root disk; null: the image's own size")),
-        "disks": array(answer({"size": integer("bytes")}), "extra data disks, vdb, vdc, ..."),
-        "ephemeral": boolean("restarted elsewhere, from its image, when its host dies"),
-        "metadata_tokens": string("required: the metadata service answers IMDSv2 sessions only",
-                                  enum=["optional", "required"]),
-    }),
+    "Vm": VM,
+    "VmFields": sparse(VM, "a VM of a list: every member, or those ?fields= names"),
     "VmCreate": body({
         "name": name("VM"),
-        "image": string("name or ID of a ready image"),
+        "image": string("a ready image: ID, NAME (own, else public) or OWNER/NAME"),
         "cpus": nullable(integer("default 1", minimum=1, maximum=64)),
         "memory_mib": nullable(integer("default 256", minimum=32, maximum=1048576)),
-        "networks": nullable(array(string("network name or ID"), "one NIC per entry, in order", maxItems=16)),
+        "networks": nullable(array(string("network ID, NAME or OWNER/NAME"), "one NIC per entry, in order",
+                                   maxItems=16)),
         "start": nullable(boolean("default true; false creates it stopped")),
-        "keys": nullable(array(string("key name or ID"),
+        "keys": nullable(array(string("key ID, NAME or OWNER/NAME"),
                                "default: all of the owner's keys; [] none", maxItems=64)),
         "user_data": nullable(string("base64 (RFC 4648, padded) of at most 64 KiB, kept verbatim",
                                      format="byte")),
@@ -263,7 +286,7 @@ SCHEMAS = {
         "metadata_tokens": nullable(string(enum=["optional", "required"])),
     }),
     "NoFields": body({}, desc="empty, or {}"),
-    "NicAdd": body({"network": string("network name or ID")}, ["network"]),
+    "NicAdd": body({"network": string("network ID, NAME or OWNER/NAME")}, ["network"]),
     "Rule": answer({
         "id": integer(minimum=1),
         "vm": hexid(10, "VM"),
@@ -329,9 +352,11 @@ SCHEMAS = {
     }),
     "NetworkCreate": body({
         "name": name("network"),
-        "ipv6": string("a /64 prefix, host bits zero, e.g. 2001:db8:1::/64"),
-        "ipv4": nullable(string("a subnet /8../30, host bits zero, e.g. 10.0.0.0/24")),
-    }, ["name", "ipv6"]),
+        "ipv6": nullable(string("a /64 prefix, host bits zero (e.g. 2001:db8:1::/64; a member's inside "
+                                "the tenant pool), or auto (the default): the pool's first free /64")),
+        "ipv4": nullable(string("a subnet /8../30, host bits zero (e.g. 10.0.0.0/24), or auto: the first "
+                                "free /24 of tenant_ipv4_pool; none by default")),
+    }, ["name"]),
     "Key": answer({
         "id": hexid(8, "key"),
         "name": name("key"),
@@ -409,6 +434,21 @@ SCHEMAS = {
         "user": string(),
         "uri": string("otpauth://totp/... for an authenticator app", pattern="^otpauth://totp/"),
     }),
+    "Quota": answer({
+        "user": string("the user's name"),
+        "quota": answer({q: ref("QuotaEntry") for q in QUOTAS}, "each quota: usage, limit, setting"),
+    }),
+    "QuotaEntry": answer({
+        "used": integer("what the user holds now", minimum=0),
+        "limit": nullable(integer("the limit in force; null: unlimited", minimum=0)),
+        "set": {"oneOf": [integer("the user's own limit", minimum=0),
+                          string("unlimited, or default: the configured default applies",
+                                 enum=["unlimited", "default"])]},
+    }),
+    "QuotaSet": body({q: nullable({"oneOf": [
+        integer("a limit (0: none allowed)", minimum=0),
+        string("null or default: the configured default; unlimited: none", enum=["unlimited", "default"]),
+    ]}) for q in QUOTAS}, desc="the quotas to change; the others stay"),
     "BackoffEntry": answer({
         "key": string("user:NAME or addr:PEER", pattern="^(user|addr):"),
         "failures": integer(minimum=0),
@@ -420,17 +460,25 @@ SCHEMAS = {
 # ---- path parameters -------------------------------------------------------
 
 PARAMS = {
-    "vm": "VM name or ID (10 hex digits)",
+    "vm": "VM ID (10 hex digits) or name (the caller's own; see owner)",
     "nic": "the NIC's MAC (02:00:...) or tap name (v...)",
     "rule": "the rule's numeric ID",
-    "image": "image name or ID (8 hex digits)",
+    "image": "image ID (8 hex digits) or name (the caller's own, else the public one; see owner)",
     "part": "the file of the image: kernel, initrd (when announced) or disk",
-    "network": "network name or ID (6 hex digits)",
+    "network": "network ID (6 hex digits) or name (the caller's own; see owner)",
     "host": "host name",
     "token": "the token's ID (8 hex digits)",
     "user": "user name",
-    "key": "key name or ID (8 hex digits)",
+    "key": "key ID (8 hex digits) or name (the caller's own; see owner)",
 }
+
+# Resources a path names by ref that may be a name of somebody else's (req_ref):
+# ?owner=OWNER makes the name OWNER/NAME.
+OWNED = ("vm", "image", "network", "key")
+OWNER = {"name": "owner", "in": "query", "required": False,
+         "description": "the owner of the resource the path names by name: ?owner=alice makes "
+                        "{ref} alice/{ref} (a '/' cannot travel inside a path segment)",
+         "schema": string(pattern=NAME)}
 
 # ---- operations -------------------------------------------------------------
 
@@ -465,13 +513,16 @@ op("GET", "/v1/openapi.json", "anon", "getOpenapi", "daemon", "This document",
 
 # VMs
 op("GET", "/v1/vms", "user", "listVms", "vms", "The caller's VMs (all, for admins)",
-   ok=(200, "array:Vm", "the VMs"))
+   query=[{"name": "fields", "in": "query", "required": False,
+           "description": "only these members of each VM, a comma list (nics.X: member X of each NIC)",
+           "schema": string(example="id,name,state,nics.ipv6")}],
+   ok=(200, "array:VmFields", "the VMs"), errors={400: {"bad_request": "fields names no VM member"}})
 op("POST", "/v1/vms", "user", "createVm", "vms", "Create a VM (placed on a host at once)",
    req="VmCreate", ok=(201, "Vm", "the VM"),
-   errors={400: ["bad_name"], 403: {"forbidden": "host chosen by a member"},
+   errors={400: ["bad_name"], 403: {"forbidden": "host chosen by a member", "quota_exceeded": None},
            404: {"not_found": "no such image, network, key or host"},
            409: {"conflict": "the name is taken, or the image is not ready", "exhausted": None,
-                 "no_capacity": None}})
+                 "no_capacity": None, "ambiguous": None}})
 op("GET", "/v1/vms/{vm}", "user", "getVm", "vms", "A VM", ok=(200, "Vm", "the VM"))
 op("DELETE", "/v1/vms/{vm}", "user", "deleteVm", "vms", "Delete a VM (stopped first; asynchronous)",
    ok=(202, "Vm", "the VM with desired: deleted; from now on it is invisible and its name free"))
@@ -522,36 +573,45 @@ op("GET", "/v1/images", "user", "listImages", "images", "The caller's images and
    ok=(200, "array:Image", "the images"))
 op("POST", "/v1/images", "user", "createImage", "images", "Begin an upload, or import from a URL",
    req=["ImageUpload", "ImageImport"], ok=(201, "Image", "the image, uploading or importing"),
-   errors={400: ["bad_name"], 403: {"forbidden": "a member publishing a public image"},
+   errors={400: ["bad_name"],
+           403: {"forbidden": "a member publishing a public image", "quota_exceeded": "images"},
            409: {"conflict": "the name is taken", "exhausted": None},
            429: ["too_many_imports"], 503: {"unavailable": "this hcd does not import from URLs"}})
 op("GET", "/v1/images/{image}", "user", "getImage", "images", "An image (with progress while importing)",
-   ok=(200, "Image", "the image"))
+   ok=(200, "Image", "the image"), errors={409: ["ambiguous"]})
 op("DELETE", "/v1/images/{image}", "user", "deleteImage", "images",
    "Delete an image (an import in flight stops)", ok=(200, "Image", "the deleted image"),
    errors={403: {"forbidden": "somebody else's public image"},
-           409: {"conflict": "being finalized", "in_use": "a VM uses it"}})
+           409: {"conflict": "being finalized", "in_use": "a VM uses it", "ambiguous": None}})
 op("PUT", "/v1/images/{image}/files/{part}", "user", "uploadImageFile", "images",
    "Upload one file of the image, streamed", req="binary",
    ok=(200, "UploadedFile", "the part, its size and hash"), deferred=True,
    errors={403: {"forbidden": "somebody else's public image"},
            409: {"conflict": "the image takes no such file now: not uploading, being finalized, "
-                             "or its upload phase ended meanwhile"},
+                             "or its upload phase ended meanwhile", "ambiguous": None},
            413: {"too_large": "over 64 GiB"}, 507: ["storage"]})
 op("POST", "/v1/images/{image}/finalize", "user", "finalizeImage", "images",
    "Check the uploaded files and make the image ready", req="NoFields",
    ok=(200, "Image", "the image, ready"), deferred=True,
-   errors={403: {"forbidden": "somebody else's public image"},
+   errors={403: {"forbidden": "somebody else's public image", "quota_exceeded": "image_bytes"},
            409: {"conflict": "not uploading, or a finalize of it runs already",
-                 "incomplete": None, "upload_open": None},
+                 "incomplete": None, "upload_open": None, "ambiguous": None},
            422: ["bad_image"]})
 
 # networks
 op("GET", "/v1/networks", "user", "listNetworks", "networks", "The caller's networks (all, for admins)",
    ok=(200, "array:Network", "the networks"))
-op("POST", "/v1/networks", "user", "createNetwork", "networks", "Create a network",
-   req="NetworkCreate", ok=(201, "Network", "the network"),
-   errors={400: ["bad_name"], 409: {"conflict": "the name or a prefix is taken", "exhausted": None}})
+op("POST", "/v1/networks", "user", "createNetwork", "networks",
+   "Create a network (prefixes given, or taken from the tenant pools)",
+   desc="A network never overlaps another one nor a route or address of the host (read through "
+        "netlink when the request comes).",
+   req="NetworkCreate", ok=(201, "Network", "the network"), deferred=True,
+   errors={400: ["bad_name"],
+           403: {"forbidden": "a member's prefix outside the tenant pool, or IPv4 without tenant_ipv4_pool",
+                 "quota_exceeded": "networks"},
+           409: {"conflict": "the name is taken, or a prefix overlaps a network or the host's routes",
+                 "exhausted": "no free prefix left in the pool"},
+           503: {"unavailable": "the host's routes cannot be read"}})
 op("GET", "/v1/networks/{network}", "user", "getNetwork", "networks", "A network",
    ok=(200, "Network", "the network"))
 op("DELETE", "/v1/networks/{network}", "user", "deleteNetwork", "networks", "Delete a network",
@@ -607,6 +667,11 @@ op("POST", "/v1/users/{user}/otp", "user", "enrolUserOtp", "users",
 op("DELETE", "/v1/users/{user}/otp", "user", "removeUserOtp", "users",
    "Remove a user's TOTP secret (self or admin); revokes their other tokens",
    req="Proof", ok=(200, "Empty", "removed"), deferred=True, errors=PROOF_ERRORS)
+op("GET", "/v1/users/{user}/quota", "user", "getUserQuota", "users",
+   "A user's usage against their quotas (self or admin)", ok=(200, "Quota", "the quotas"))
+op("PATCH", "/v1/users/{user}/quota", "admin", "setUserQuota", "users", "Change a user's quotas",
+   desc="Lowering a limit below what is in use refuses new creates only.",
+   req="QuotaSet", ok=(200, "Quota", "the quotas"))
 op("GET", "/v1/auth/backoff", "admin", "getAuthBackoff", "auth", "The failed-login backoff state",
    ok=(200, "array:BackoffEntry", "one entry per user name and per peer"))
 
@@ -701,7 +766,7 @@ def request_body(req):
         schema = {"oneOf": [ref(n) for n in req]}
     else:
         schema = ref(req)
-    return {"required": req not in ("NoFields", "HostDrain", "VmUpdate", "UserUpdate", "Proof"),
+    return {"required": req not in ("NoFields", "HostDrain", "VmUpdate", "UserUpdate", "Proof", "QuotaSet"),
             "content": {JSON: {"schema": schema}}}
 
 
@@ -718,7 +783,10 @@ def operation(o):
         out["security"] = []
     elif o["access"] == "admin":
         out["description"] = (out.get("description", "") + " Admins only.").strip()
-    plist = [{"$ref": "#/components/parameters/" + p} for p in params] + o["query"] + o["headers"]
+    plist = [{"$ref": "#/components/parameters/" + p} for p in params]
+    if params and params[0] in OWNED:
+        plist.append({"$ref": "#/components/parameters/owner"})
+    plist += o["query"] + o["headers"]
     if plist:
         out["parameters"] = plist
     if o["req"]:
@@ -755,8 +823,10 @@ answers 404, as if it did not exist.
 Bodies are JSON objects of at most max_body bytes (4 KiB for anon
 routes); unknown or duplicate members are refused.  Every error is
 `{"error": {"code": ..., "message": ...}}`; each error response below
-lists its codes.  `{vm}`, `{image}`, `{network}`, `{key}` are a name or an
-ID.  Besides the routes below, an unknown path answers 404 `not_found` and
+lists its codes.  `{vm}`, `{image}`, `{network}`, `{key}` are an ID or a
+name: NAME is the caller's own (images: else the public one), and
+`?owner=OWNER` makes it OWNER/NAME; references inside bodies take ID,
+NAME or OWNER/NAME.  Besides the routes below, an unknown path answers 404 `not_found` and
 a known path with another method 405 `method_not_allowed` (after 401/403
 when the caller cannot be identified)."""
 
@@ -797,6 +867,7 @@ def document():
     responses = share_responses(paths)
     params = {p: {"name": p, "in": "path", "required": True, "description": d, "schema": string()}
               for p, d in PARAMS.items()}
+    params["owner"] = OWNER
     tags = [
         {"name": "daemon", "description": "hcd itself"},
         {"name": "vms", "description": "virtual machines, their NICs, firewall rules, console and log"},
