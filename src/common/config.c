@@ -125,6 +125,9 @@ static const struct key keys[] = {
 	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
 	I("auth", "token_cache_ttl", token_cache_ttl,
 	  "seconds a token check is cached; a revoke on another host takes effect within it"),
+	/* the dashboard */
+	S("hcd", "web_root", web_root,
+	  "the dashboard's files served at / (default: share/hackcloud/web); none: no dashboard"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -176,6 +179,7 @@ void config_defaults(struct config *c)
 	c->api_header_timeout = 10;
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
+	set_str(&c->web_root, "");
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

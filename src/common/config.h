@@ -60,6 +60,8 @@ struct config {
 	int api_header_timeout; /* seconds a connection may take to send a request's headers */
 	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
 	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
+	/* The dashboard (issue 15 §3). */
+	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"
