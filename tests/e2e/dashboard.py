@@ -224,6 +224,9 @@ try:
                and "inline style" not in e["message"]]
     if refused:
         fail(f"the page's policy refused: {refused}")
-    ok("the Content-Security-Policy refused no script, connection or frame")
+    errors = [e["message"] for e in logs if "Uncaught" in e["message"]]
+    if errors:
+        fail(f"the page threw: {errors}")
+    ok("the Content-Security-Policy refused no script, connection or frame; no uncaught error")
 finally:
     driver.quit()
