@@ -21,6 +21,8 @@ packages=(
 	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
 	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
 	debhelper systemd-container
+	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
+	amazon-ec2-utils strace
 	# the dashboard's browser test (tests/e2e/test_dashboard.sh)
 	chromium chromium-driver python3-selenium
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)

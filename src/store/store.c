@@ -98,6 +98,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
+	/* 8: metadata — IMDSv2 per VM (issue 11 item 13): 'optional' answers
+	 * plain GETs too (what every VM did before), 'required' only those
+	 * with a session token. */
+	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
