@@ -23,6 +23,7 @@
  */
 #include "api/console.h"
 
+#include "api/auth.h"
 #include "api/handlers.h"
 #include "api/identity.h"
 #include "api/websocket.h"
@@ -39,7 +40,6 @@
 #include <sys/eventfd.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The subprotocol the dashboard asks for (and the only one answered). */
@@ -93,14 +93,6 @@ static bool write_all(int fd, const char *buf, size_t len)
 		len -= (size_t)w;
 	}
 	return true;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* One unfragmented server frame. */
@@ -161,7 +153,7 @@ static void ws_pump(struct session *s)
 	static const size_t in_max = WS_MAX_PAYLOAD + 14;
 	uint8_t *in = malloc(in_max), out[4096];
 	size_t in_len = 0;
-	long long last_rx = now_ms();
+	int64_t last_rx = auth_now_ms();
 
 	ws_reader_init(&rd, WS_MAX_PAYLOAD);
 	if (in == NULL) {
@@ -183,7 +175,7 @@ static void ws_pump(struct session *s)
 			break;
 		}
 		if (rc == 0) {
-			if (now_ms() - last_rx >= 2 * WS_PING_MS) {
+			if (auth_now_ms() - last_rx >= 2 * WS_PING_MS) {
 				ws_close(s->client, WS_CLOSE_GOING_AWAY, "no answer to pings");
 				break;
 			}
@@ -198,7 +190,7 @@ static void ws_pump(struct session *s)
 			if (n <= 0)
 				break;
 			in_len += (size_t)n;
-			last_rx = now_ms();
+			last_rx = auth_now_ms();
 			if (!ws_from_client(s, &rd, in, &in_len))
 				break;
 		}

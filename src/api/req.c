@@ -92,9 +92,20 @@ int req_text(struct req *r, int status, char *text, size_t len)
 	return 0;
 }
 
-int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len)
+/* A prebuilt response (not NULL) becomes the answer. */
+static int raw_answer(struct req *r, int status, const char *content_type, struct MHD_Response *resp)
 {
 	struct http_req *h = http_req_of(r);
+
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	http_req_answer_free(h);
+	h->status = status;
+	h->raw = resp;
+	return 0;
+}
+
+int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len)
+{
 	struct MHD_Response *resp;
 
 	resp = MHD_create_response_from_buffer(len, data ? data : (void *)"",
@@ -103,16 +114,11 @@ int req_bytes(struct req *r, int status, const char *content_type, void *data, s
 		free(data);
 		return req_error(r, 500, "internal", "out of memory");
 	}
-	MHD_add_response_header(resp, "Content-Type", content_type);
-	http_req_answer_free(h);
-	h->status = status;
-	h->raw = resp;
-	return 0;
+	return raw_answer(r, status, content_type, resp);
 }
 
 int req_file(struct req *r, int status, const char *content_type, int fd, uint64_t size)
 {
-	struct http_req *h = http_req_of(r);
 	/* libmicrohttpd sends it with sendfile(2) on plain connections. */
 	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
 
@@ -120,11 +126,7 @@ int req_file(struct req *r, int status, const char *content_type, int fd, uint64
 		close(fd);
 		return req_error(r, 500, "internal", "cannot answer with a file");
 	}
-	MHD_add_response_header(resp, "Content-Type", content_type);
-	http_req_answer_free(h);
-	h->status = status;
-	h->raw = resp;
-	return 0;
+	return raw_answer(r, status, content_type, resp);
 }
 
 void req_header_add(struct req *r, const char *name, const char *value)

@@ -22,7 +22,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -84,9 +84,25 @@ def row(table, name):
     return found[0] if found else None
 
 
+def click(table, name, action):
+    """Click a row's button; the row may be rebuilt meanwhile (a change
+    arrived): find it again."""
+    sel = f"#{table} tr[data-name='{name}'] button[data-action={action}]"
+    for _ in range(20):
+        try:
+            driver.find_element(By.CSS_SELECTOR, sel).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    fail(f"could not click {sel}")
+
+
 def vm_state(name):
-    r = row("vm-table", name)
-    return r.find_element(By.CSS_SELECTOR, ".state").text if r else None
+    found = driver.find_elements(By.CSS_SELECTOR, f"#vm-table tr[data-name='{name}'] .state")
+    try:
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
 
 
 def terminal_text():
@@ -156,7 +172,7 @@ try:
     shot("03-vm-running")
 
     # ---- the console --------------------------------------------------------------
-    row("vm-table", "web").find_element(By.CSS_SELECTOR, "button[data-action=console]").click()
+    click("vm-table", "web", "console")
     wait(EC.visibility_of_element_located((By.ID, "console")), 10, "no console dialog")
     wait(lambda d: d.find_element(By.ID, "console-state").text == "connected", 30,
          "the console did not connect: " + driver.find_element(By.ID, "console-state").text)
@@ -181,7 +197,7 @@ try:
     wait(EC.invisibility_of_element_located((By.ID, "console")), 10, "the console stayed open")
 
     # ---- delete --------------------------------------------------------------------
-    row("vm-table", "web").find_element(By.CSS_SELECTOR, "button[data-action=delete]").click()
+    click("vm-table", "web", "delete")
     wait(EC.alert_is_present(), 10, "no confirmation asked")
     driver.switch_to.alert.accept()
     wait(lambda d: row("vm-table", "web") is None, 120, "the deleted VM stayed in the table")

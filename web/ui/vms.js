@@ -46,9 +46,17 @@ function actions(vm) {
 		b('delete', 'Delete', true));
 }
 
+let shown = '';
+
 function render() {
 	const tbody = $('#vm-table tbody');
 	const vms = [...state.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
+	// Rows are rebuilt only when something in them changed: a button
+	// under the pointer stays the same button.
+	const now = JSON.stringify(vms);
+	if (now === shown)
+		return;
+	shown = now;
 	tbody.replaceChildren(...vms.map((vm) =>
 		el('tr', { dataset: { id: vm.id, name: vm.name } },
 			el('td', { class: 'name' }, vm.name),
