@@ -10,7 +10,10 @@
 # there, deletes the VM and sees it go; no URL the browser asked for held
 # the token.  Around the browser, with curl: the page's headers (its
 # Content-Security-Policy among them), files that must not be served,
-# and the WebSocket refused without a token or from another origin.
+# and the WebSocket refused without a token or from another origin; and
+# by hand (ws_console.py) the protocol a browser hides: the handshake's
+# answer, pings, fragments, the close handshake, an unmasked frame, and
+# an open console closed (1008) when its token is revoked.
 # Screenshots and the browser's logs are kept in
 # BUILD/test-artefacts/test_dashboard/.
 source "$(dirname "$0")/lib.sh"
@@ -87,8 +90,13 @@ code=$(ws_status /v1/vms/nope/console -H "Sec-WebSocket-Protocol: hackcloud.cons
 [ "$code" = 403 ] || fail "a WebSocket from another origin: $code"
 code=$(tcurl -o /dev/null -w '%{http_code}' -H "Sec-WebSocket-Protocol: bearer.$T" "$URL/v1/vms")
 [ "$code" = 401 ] || fail "a subprotocol token outside the WebSocket route: $code"
-tcurl -o /dev/null -X POST -H "Authorization: Bearer $T" "$URL/v1/logout"
 ok "the console's WebSocket: 401 without a token, 403 from another origin; a subprotocol token counts only there"
+
+# bob's VM boots meanwhile, for the protocol checks after the browser's run.
+tcurl -o "$T_DIR/ws.json" -H "Authorization: Bearer $T" -H 'Content-Type: application/json' \
+	-d '{"name": "ws", "image": "tiny"}' "$URL/v1/vms"
+ws_id=$(jq -r .id "$T_DIR/ws.json")
+[ ${#ws_id} = 10 ] || fail "bob's VM: $(cat "$T_DIR/ws.json")"
 
 # ---- the browser -------------------------------------------------------------------
 events=0
@@ -101,6 +109,12 @@ DASH_URL=$URL DASH_USER=alice DASH_PASSWORD=dashboard-pw-1 DASH_OTP_SECRET=$secr
 	DASH_EVENTS=$events nsexec "$PY" "$(dirname "$0")/dashboard.py" ||
 	fail "the browser's run failed (screenshots and logs in $ART)"
 rm -rf "$ART/profile"
+
+# ---- the WebSocket by hand: pings, fragments, close, errors, revocation -------------
+wait_log ws "built-in shell" 180
+nsexec "$PY" "$(dirname "$0")/ws_console.py" 127.0.0.1 8443 "$ws_id" "$T" ||
+	fail "the console's WebSocket, by hand"
+grep -q "ending a console" "$T_DIR/hcd.log" || fail "hcd did not say why the console ended"
 
 # ---- what hcd saw -------------------------------------------------------------------
 wait_gone web
