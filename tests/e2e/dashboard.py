@@ -151,6 +151,28 @@ try:
          "the network did not appear: " + nf.find_element(By.CSS_SELECTOR, ".error").text)
     ok("created the network lan from its form")
 
+    driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=keys]").click()
+    driver.find_element(By.CSS_SELECTOR, "#tab-keys summary").click()
+    kf = driver.find_element(By.ID, "key-form")
+    kf.find_element(By.NAME, "name").send_keys("laptop")
+    kf.find_element(By.NAME, "pubkey").send_keys(os.environ["DASH_PUBKEY"])
+    kf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(lambda d: row("key-table", "laptop"), 30,
+         "the key did not appear: " + kf.find_element(By.CSS_SELECTOR, ".error").text)
+    ok("added the SSH key laptop from its form")
+
+    # An upload through the page: the three steps, with a progress bar.
+    driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=images]").click()
+    driver.find_element(By.CSS_SELECTOR, "#tab-images summary").click()
+    uf = driver.find_element(By.ID, "upload-form")
+    uf.find_element(By.NAME, "name").send_keys("blank")
+    uf.find_element(By.NAME, "disk").send_keys(os.environ["DASH_DISK"])
+    uf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(lambda d: row("image-table", "blank") and
+         row("image-table", "blank").find_element(By.CSS_SELECTOR, ".state").text == "ready", 60,
+         "the uploaded image did not become ready: " + uf.find_element(By.CSS_SELECTOR, ".error").text)
+    ok("uploaded a raw disk from the page; the image is ready")
+
     driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=vms]").click()
     driver.find_element(By.CSS_SELECTOR, "#vm-create summary").click()
     vf = driver.find_element(By.ID, "vm-form")
@@ -187,12 +209,16 @@ try:
         time.sleep(2)
     ok("the console shows the guest's prompt (web:~#)")
     box = driver.find_element(By.CSS_SELECTOR, "#term .xterm-helper-textarea")
-    box.send_keys("echo dash-$((6*7))")
+    # The form gave the VM the user's keys (all, by default, as the API
+    # does): the guest's context script installed the one added above.
+    box.send_keys("echo dash-$((6*7))-keys-$(grep -c alice@dashboard /root/.ssh/authorized_keys)")
     box.send_keys(Keys.ENTER)
-    wait(lambda d: "\ndash-42" in terminal_text(), 60,
+    wait(lambda d: "\ndash-42-keys-" in terminal_text(), 60,
          f"the guest did not answer: {terminal_text()[-500:]!r}")
     shot("04-console")
-    ok("typed a command in the browser; the guest's answer came back (dash-42)")
+    if "\ndash-42-keys-1" not in terminal_text():
+        fail(f"the guest did not get the key: {terminal_text()[-300:]!r}")
+    ok("typed a command in the browser; the guest's answer came back (dash-42), with the key")
     driver.find_element(By.ID, "console-close").click()
     wait(EC.invisibility_of_element_located((By.ID, "console")), 10, "the console stayed open")
 

@@ -4,7 +4,8 @@
 # hcd serves the page and the API on a TLS listener on loopback inside
 # the test's namespace; headless Chromium, driven by Selenium
 # (dashboard.py), logs in as a member with a password and a TOTP code,
-# creates a network and a VM through the forms, sees the VM reach
+# creates a network, adds an SSH key, uploads a disk image and creates a
+# VM through the forms, sees the VM reach
 # "running" without reloading, reads the guest's prompt in the console
 # (xterm.js over the WebSocket) and gets an answer to a command typed
 # there, deletes the VM and sees it go; no URL the browser asked for held
@@ -105,7 +106,9 @@ events=0
 # FALLBACK(events): until GET /v1/events is on main the page polls, and
 # dashboard.py skips its "no polling" check; remove with the fallback.
 [ "$events" = 1 ] || echo "  (this hcd has no /v1/events yet: the page falls back to polling)"
-DASH_URL=$URL DASH_USER=alice DASH_PASSWORD=dashboard-pw-1 DASH_OTP_SECRET=$secret DASH_OUT=$ART \
+ssh-keygen -q -t ed25519 -N '' -C alice@dashboard -f "$T_DIR/id" || fail "ssh-keygen"
+truncate -s 1M "$T_DIR/blank.raw"
+DASH_PUBKEY=$(cat "$T_DIR/id.pub") DASH_DISK=$T_DIR/blank.raw DASH_URL=$URL DASH_USER=alice DASH_PASSWORD=dashboard-pw-1 DASH_OTP_SECRET=$secret DASH_OUT=$ART \
 	DASH_EVENTS=$events nsexec "$PY" "$(dirname "$0")/dashboard.py" ||
 	fail "the browser's run failed (screenshots and logs in $ART)"
 rm -rf "$ART/profile"

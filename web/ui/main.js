@@ -33,9 +33,16 @@ function showLogin(message) {
 }
 
 // The password first; a user with OTP enrolled is answered 401
-// otp_required (not counted as a failure), and then sends both.
+// otp_required (not counted as a failure), and then sends both.  A user
+// with a code alone leaves the password empty and is asked for the code.
 async function login(form) {
 	const body = { user: form.user.value };
+	if (!form.password.value && $('#otp-row').hidden) {
+		$('#otp-row').hidden = false;
+		$('#login-error').textContent = 'Enter the code from your authenticator.';
+		form.otp.focus();
+		return;
+	}
 	if (form.password.value)
 		body.password = form.password.value;
 	if (!$('#otp-row').hidden)
