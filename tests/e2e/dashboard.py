@@ -41,6 +41,11 @@ def fail(why):
         shot("failure")
         with open(os.path.join(OUT, "failure.html"), "w") as f:
             f.write(driver.page_source)
+        with open(os.path.join(OUT, "failure-network.txt"), "w") as f:
+            for entry in driver.get_log("performance"):
+                msg = json.loads(entry["message"])["message"]
+                if msg["method"].startswith("Network.") and "DataReceived" not in msg["method"]:
+                    f.write(f"{entry['timestamp']} {json.dumps(msg)[:600]}\n")
     except Exception:  # the browser may be what failed
         pass
     sys.exit(1)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_dashboard — the web dashboard in a real browser (issue 15 §3).
 #
-# hcd serves the page and the API on a TLS listener on loopback inside
-# the test's namespace; headless Chromium, driven by Selenium
+# hcd serves the page and the API on a TLS listener in the test's
+# namespace; headless Chromium, in a namespace of its own beside it, driven by Selenium
 # (dashboard.py), logs in as a member with a password and a TOTP code,
 # creates a network, adds an SSH key, uploads a disk image and creates a
 # VM through the forms, sees the VM reach
@@ -30,11 +30,28 @@ done
 	fail "xterm.js is missing from web/node_modules: run scripts/deps.sh"
 rm -rf "$ART"
 mkdir -p "$ART"
+T_ON_EXIT+=("cp '$T_DIR/hcd.log' '$ART/hcd.log'")
 
-make_tls_cert "$T_DIR" "IP:127.0.0.1"
-hcd_start --listen=127.0.0.1:8443 --tls-cert="$T_DIR/tls.crt" --tls-key="$T_DIR/tls.key"
-URL=https://127.0.0.1:8443
-tcurl() { nsexec curl -sk "$@"; }
+# The browser sits in a namespace of its own, linked to hcd's by a veth
+# pair, as on another machine: Chromium aborts what it has in flight
+# (ERR_NETWORK_CHANGED) whenever an interface comes or goes where it
+# runs, and hcd makes bridges and taps in its own namespace.
+B_NS=$T_NS-b
+T_EXTRA_NS+=("$B_NS")
+ip netns add "$B_NS"
+ip -n "$B_NS" link set lo up
+ip link add hcdash0 netns "$T_NS" type veth peer name hcdash1 netns "$B_NS"
+ip -n "$T_NS" addr add fd00:da5b::1/64 dev hcdash0 nodad
+ip -n "$B_NS" addr add fd00:da5b::2/64 dev hcdash1 nodad
+ip -n "$T_NS" link set hcdash0 up
+ip -n "$B_NS" link set hcdash1 up
+bexec() { ip netns exec "$B_NS" "$@"; }
+
+make_tls_cert "$T_DIR" "IP:fd00:da5b::1"
+hcd_start --listen='[fd00:da5b::1]:8443' --tls-cert="$T_DIR/tls.crt" --tls-key="$T_DIR/tls.key"
+URL=https://[fd00:da5b::1]:8443
+tcurl() { bexec curl -gsk "$@"; }
+for i in $(seq 1 50); do tcurl -o /dev/null "$URL/" && break; sleep 0.1; done
 
 # ---- the page's answers ---------------------------------------------------------
 tcurl -D "$T_DIR/h" -o "$T_DIR/index.html" "$URL/" || fail "GET / failed"
@@ -109,13 +126,13 @@ events=0
 ssh-keygen -q -t ed25519 -N '' -C alice@dashboard -f "$T_DIR/id" || fail "ssh-keygen"
 truncate -s 1M "$T_DIR/blank.raw"
 DASH_PUBKEY=$(cat "$T_DIR/id.pub") DASH_DISK=$T_DIR/blank.raw DASH_URL=$URL DASH_USER=alice DASH_PASSWORD=dashboard-pw-1 DASH_OTP_SECRET=$secret DASH_OUT=$ART \
-	DASH_EVENTS=$events nsexec "$PY" "$(dirname "$0")/dashboard.py" ||
+	DASH_EVENTS=$events bexec "$PY" "$(dirname "$0")/dashboard.py" ||
 	fail "the browser's run failed (screenshots and logs in $ART)"
 rm -rf "$ART/profile"
 
 # ---- the WebSocket by hand: pings, fragments, close, errors, revocation -------------
 wait_log ws "built-in shell" 180
-nsexec "$PY" "$(dirname "$0")/ws_console.py" 127.0.0.1 8443 "$ws_id" "$T" ||
+bexec "$PY" "$(dirname "$0")/ws_console.py" fd00:da5b::1 8443 "$ws_id" "$T" ||
 	fail "the console's WebSocket, by hand"
 grep -q "ending a console" "$T_DIR/hcd.log" || fail "hcd did not say why the console ended"
 

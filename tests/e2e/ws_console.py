@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 HOST, PORT, VM, TOKEN = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+AUTHORITY = f"[{HOST}]:{PORT}" if ":" in HOST else f"{HOST}:{PORT}"
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CTX = ssl.create_default_context()
 CTX.check_hostname = False
@@ -40,10 +41,10 @@ class Conn:
         raw = socket.create_connection((HOST, PORT), timeout=30)
         self.s = CTX.wrap_socket(raw, server_hostname=HOST)
         key = base64.b64encode(os.urandom(16)).decode()
-        req = (f"GET /v1/vms/{VM}/console HTTP/1.1\r\nHost: {HOST}:{PORT}\r\n"
+        req = (f"GET /v1/vms/{VM}/console HTTP/1.1\r\nHost: {AUTHORITY}\r\n"
                "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: {protocols}\r\n"
-               f"Origin: https://{HOST}:{PORT}\r\n\r\n")
+               f"Origin: https://{AUTHORITY}\r\n\r\n")
         self.s.sendall(req.encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -189,7 +190,7 @@ ok("an unmasked client frame closes the connection with 1002")
 c = attach()
 if c.status != 101:
     fail(f"handshake before the revocation: {c.status}")
-req = urllib.request.Request(f"https://{HOST}:{PORT}/v1/logout", data=b"{}", method="POST",
+req = urllib.request.Request(f"https://{AUTHORITY}/v1/logout", data=b"{}", method="POST",
                              headers={"Authorization": f"Bearer {TOKEN}",
                                       "Content-Type": "application/json"})
 urllib.request.urlopen(req, context=CTX).read()
