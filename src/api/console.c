@@ -402,7 +402,7 @@ static struct console *console_attach(struct req *r, bool websocket)
 	char *path;
 	int rc;
 
-	rc = store_vm_get(r->api->st, r->params[0], req_scope(r), &vm);
+	rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), &vm);
 	if (rc != STORE_OK) {
 		req_store_error(r, rc, "vm", r->params[0]);
 		return NULL;

@@ -149,8 +149,7 @@ try:
     driver.find_element(By.CSS_SELECTOR, "#tab-networks summary").click()
     nf = driver.find_element(By.ID, "net-form")
     nf.find_element(By.NAME, "name").send_keys("lan")
-    nf.find_element(By.NAME, "ipv6").send_keys("fd00:77::/64")
-    nf.find_element(By.NAME, "ipv4").send_keys("10.77.0.0/24")
+    # The prefix left out: the next free /64 of the tenant pool.
     nf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(lambda d: row("net-table", "lan"), 30,
          "the network did not appear: " + nf.find_element(By.CSS_SELECTOR, ".error").text)

@@ -70,7 +70,11 @@ export function initResources() {
 	deletes('#net-table', '/v1/networks', 'network', loadNetworks);
 	deletes('#key-table', '/v1/keys', 'key', loadKeys);
 	submits('#net-form', (f) => {
-		const body = { name: f.name.value, ipv6: f.ipv6.value.trim() };
+		// Members may only take prefixes of the tenant pools: left
+		// out, the API picks the next free one.
+		const body = { name: f.name.value };
+		if (f.ipv6.value.trim())
+			body.ipv6 = f.ipv6.value.trim();
 		if (f.ipv4.value.trim())
 			body.ipv4 = f.ipv4.value.trim();
 		return api('POST', '/v1/networks', body);
