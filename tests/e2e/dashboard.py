@@ -89,6 +89,33 @@ def row(table, name):
     return found[0] if found else None
 
 
+def fill(tab, form_id, fields, summary=None):
+    """Open a tab and its form, type into its fields; the form."""
+    driver.find_element(By.CSS_SELECTOR, f".tabs [data-tab={tab}]").click()
+    driver.find_element(By.CSS_SELECTOR, summary or f"#tab-{tab} summary").click()
+    form = driver.find_element(By.ID, form_id)
+    for name, keys in fields.items():
+        form.find_element(By.NAME, name).send_keys(keys)
+    return form
+
+
+def submit(form, cond, timeout, why):
+    """Submit; fail with the form's error line unless cond comes true."""
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+    except TimeoutException:
+        fail(f"{why} (after {timeout} s): {form.find_element(By.CSS_SELECTOR, '.error').text!r}")
+
+
+def image_state(name):
+    found = driver.find_elements(By.CSS_SELECTOR, f"#image-table tr[data-name='{name}'] .state")
+    try:
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
+
+
 def click(table, name, action):
     """Click a row's button; the row may be rebuilt meanwhile (a change
     arrived): find it again."""
@@ -144,50 +171,25 @@ try:
         fail(f"the page set cookies: {driver.get_cookies()}")
     ok("logged in with the password, then the TOTP code; the token is in sessionStorage, no cookie")
 
-    # ---- a network, then a VM on it ---------------------------------------------
-    driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=networks]").click()
-    driver.find_element(By.CSS_SELECTOR, "#tab-networks summary").click()
-    nf = driver.find_element(By.ID, "net-form")
-    nf.find_element(By.NAME, "name").send_keys("lan")
+    # ---- a network, a key, an image, then a VM with them -------------------------
     # The prefix left out: the next free /64 of the tenant pool.
-    nf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(lambda d: row("net-table", "lan"), 30,
-         "the network did not appear: " + nf.find_element(By.CSS_SELECTOR, ".error").text)
+    submit(fill("networks", "net-form", {"name": "lan"}),
+           lambda d: row("net-table", "lan"), 30, "the network did not appear")
     ok("created the network lan from its form")
-
-    driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=keys]").click()
-    driver.find_element(By.CSS_SELECTOR, "#tab-keys summary").click()
-    kf = driver.find_element(By.ID, "key-form")
-    kf.find_element(By.NAME, "name").send_keys("laptop")
-    kf.find_element(By.NAME, "pubkey").send_keys(os.environ["DASH_PUBKEY"])
-    kf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(lambda d: row("key-table", "laptop"), 30,
-         "the key did not appear: " + kf.find_element(By.CSS_SELECTOR, ".error").text)
+    submit(fill("keys", "key-form", {"name": "laptop", "pubkey": os.environ["DASH_PUBKEY"]}),
+           lambda d: row("key-table", "laptop"), 30, "the key did not appear")
     ok("added the SSH key laptop from its form")
-
     # An upload through the page: the three steps, with a progress bar.
-    driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=images]").click()
-    driver.find_element(By.CSS_SELECTOR, "#tab-images summary").click()
-    uf = driver.find_element(By.ID, "upload-form")
-    uf.find_element(By.NAME, "name").send_keys("blank")
-    uf.find_element(By.NAME, "disk").send_keys(os.environ["DASH_DISK"])
-    uf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(lambda d: row("image-table", "blank") and
-         row("image-table", "blank").find_element(By.CSS_SELECTOR, ".state").text == "ready", 60,
-         "the uploaded image did not become ready: " + uf.find_element(By.CSS_SELECTOR, ".error").text)
+    submit(fill("images", "upload-form", {"name": "blank", "disk": os.environ["DASH_DISK"]}),
+           lambda d: image_state("blank") == "ready", 60, "the uploaded image did not become ready")
     ok("uploaded a raw disk from the page; the image is ready")
 
-    driver.find_element(By.CSS_SELECTOR, ".tabs [data-tab=vms]").click()
-    driver.find_element(By.CSS_SELECTOR, "#vm-create summary").click()
-    vf = driver.find_element(By.ID, "vm-form")
-    vf.find_element(By.NAME, "name").send_keys("web")
+    vf = fill("vms", "vm-form", {"name": "web"}, "#vm-create summary")
     wait(lambda d: any(o.text.startswith("tiny") for o in
                        Select(vf.find_element(By.NAME, "image")).options), 10, "no image tiny to choose")
     Select(vf.find_element(By.NAME, "image")).select_by_visible_text("tiny (kernel)")
     vf.find_element(By.CSS_SELECTOR, "input[name=networks][value=lan]").click()
-    vf.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(lambda d: row("vm-table", "web"), 30,
-         "the VM did not appear: " + vf.find_element(By.CSS_SELECTOR, ".error").text)
+    submit(vf, lambda d: row("vm-table", "web"), 30, "the VM did not appear")
     shot("02-vm-created")
     # From here on the page is not reloaded and asks nothing: the table
     # must follow the VM through the event stream.
