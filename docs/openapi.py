@@ -176,7 +176,8 @@ CODES = {
 
 STATUS_TEXT = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-    409: "Conflict", 413: "Body too large", 422: "Unusable image", 429: "Too many requests",
+    409: "Conflict", 413: "Body too large", 422: "Unusable image", 426: "Upgrade required",
+    429: "Too many requests",
     500: "Internal error", 503: "Unavailable", 507: "Insufficient storage",
 }
 
@@ -547,9 +548,29 @@ op("POST", "/v1/vms/{vm}/console", "user", "attachVmConsole", "vms", "Attach to 
    headers=[{"name": "Upgrade", "in": "header", "required": True,
              "schema": string(enum=["hc-console"])},
             {"name": "Connection", "in": "header", "required": True, "schema": string(enum=["Upgrade"])}],
-   ok=(101, None, "Switching Protocols: the console"),
+   ok=(101, "hc-console", "Switching Protocols: the console"),
    errors={400: {"bad_request": "no Upgrade: hc-console"},
            409: {"conflict": "the VM is not running", "busy": None, "elsewhere": None},
+           503: {"unavailable": "the console socket cannot be reached"}})
+op("GET", "/v1/vms/{vm}/console", "user", "attachVmConsoleWebSocket", "vms",
+   "Attach to the serial console over a WebSocket (the dashboard's)",
+   desc="An RFC 6455 opening handshake with the subprotocol hackcloud.console; after 101 the "
+        "frames carry the serial port's bytes both ways. A browser, which cannot send "
+        "Authorization on a WebSocket, sends its token as a second subprotocol bearer.TOKEN; an "
+        "Origin, when sent, must be this listener's own.",
+   headers=[{"name": "Upgrade", "in": "header", "required": True, "schema": string(enum=["websocket"])},
+            {"name": "Connection", "in": "header", "required": True, "schema": string(example="Upgrade")},
+            {"name": "Sec-WebSocket-Version", "in": "header", "required": True, "schema": string(enum=["13"])},
+            {"name": "Sec-WebSocket-Key", "in": "header", "required": True,
+             "schema": string("base64 of 16 random bytes")},
+            {"name": "Sec-WebSocket-Protocol", "in": "header", "required": True,
+             "schema": string("hackcloud.console, and bearer.TOKEN from a browser",
+                              example="hackcloud.console")}],
+   ok=(101, "websocket", "Switching Protocols: the console"),
+   errors={400: {"bad_request": "not a WebSocket handshake, a bad key, or no hackcloud.console"},
+           403: {"forbidden": "an Origin that is not this listener's"},
+           409: {"conflict": "the VM is not running", "busy": None, "elsewhere": None},
+           426: {"bad_request": "a WebSocket version other than 13 (Sec-WebSocket-Version: 13 says which)"},
            503: {"unavailable": "the console socket cannot be reached"}})
 op("POST", "/v1/vms/{vm}/nics", "user", "addVmNic", "vms", "Add a NIC (hot-plugged into a running VM)",
    req="NicAdd", ok=(201, "Vm", "the VM"),
@@ -689,6 +710,8 @@ op("DELETE", "/v1/keys/{key}", "user", "deleteKey", "keys", "Delete an SSH key",
 # (say why): (method, pattern as in routes.c, why).  The openapi test
 # counts them as accounted for; it still fails when one is not in the table.
 NOT_DESCRIBED = [
+    ("GET", "/", "the dashboard's page (docs/API.md, Dashboard): HTML for browsers, not the API"),
+    ("GET", "/ui/*", "the dashboard's files (scripts, styles, images), not the API"),
 ]
 
 # ---- assembling the document ------------------------------------------------
@@ -744,17 +767,22 @@ def error_response(status, codes):
 
 
 def ok_response(ok):
+    """(status, what, description): what is a schema name, "array:Name", a
+    content dict, or for 101 the protocol switched to."""
     status, what, desc = ok
     r = {"description": desc}
-    if isinstance(what, dict):
-        r["content"] = what
-    elif isinstance(what, str) and what.startswith("array:"):
-        r["content"] = {JSON: {"schema": array(ref(what[6:]))}}
-    elif what:
-        r["content"] = {JSON: {"schema": ref(what)}}
     if status == 101:
-        r["headers"] = {"Upgrade": {"schema": string(enum=["hc-console"])},
+        r["headers"] = {"Upgrade": {"schema": string(enum=[what])},
                         "Connection": {"schema": string(enum=["Upgrade"])}}
+        if what == "websocket":
+            r["headers"]["Sec-WebSocket-Accept"] = {"schema": string("RFC 6455 section 4.2.2")}
+            r["headers"]["Sec-WebSocket-Protocol"] = {"schema": string(enum=["hackcloud.console"])}
+    elif isinstance(what, dict):
+        r["content"] = what
+    elif what.startswith("array:"):
+        r["content"] = {JSON: {"schema": array(ref(what[6:]))}}
+    else:
+        r["content"] = {JSON: {"schema": ref(what)}}
     return status, r
 
 

@@ -61,6 +61,11 @@ int h_host_drain(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);
+int h_vm_console_ws(struct req *r);
+
+/* web.c: the dashboard's files */
+int h_web_index(struct req *r);
+int h_web_file(struct req *r);
 
 /* openapi.c: the API's own description */
 int h_openapi(struct req *r);

@@ -34,9 +34,12 @@ json_t *api_routes_json(void)
 
 	for (size_t i = 0; arr && i < api_n_routes; i++) {
 		const struct route *rt = &api_routes[i];
-		json_t *row = json_pack("{s:s, s:s, s:o, s:o}", "method", rt->method, "path", rt->pattern,
-			"access", enum_name(access_names, sizeof(access_names) / sizeof(access_names[0]), rt->access),
-			"body", enum_name(body_names, sizeof(body_names) / sizeof(body_names[0]), (int)rt->body));
+		int who = ROUTE_WHO(rt->access);
+		json_t *row = json_pack("{s:s, s:s, s:o, s:o, s:s}", "method", rt->method, "path", rt->pattern,
+			"access", enum_name(access_names, sizeof(access_names) / sizeof(access_names[0]), who),
+			"body", enum_name(body_names, sizeof(body_names) / sizeof(body_names[0]), (int)rt->body),
+			"serves", rt->access & ROUTE_PAGE ? "page" : rt->access & ROUTE_WEBSOCKET ? "websocket"
+							 : "api");
 		if (row == NULL || json_array_append_new(arr, row) < 0) {
 			json_decref(arr);
 			return NULL;

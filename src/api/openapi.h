@@ -16,8 +16,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* [{"method", "path", "access": "user|admin|anon", "body": "none|json|stream"}]
- * in table order. */
+/* [{"method", "path", "access": "user|admin|anon", "body": "none|json|stream",
+ *   "serves": "api|page|websocket"}] in table order (route.h's flags). */
 json_t *api_routes_json(void);
 
 /* openapi_doc.c (generated): the document's bytes, and how many. */

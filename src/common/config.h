@@ -68,6 +68,8 @@ struct config {
 	 * of store.h's enum quota (vms, vcpus, memory_mib, disk_bytes,
 	 * networks, images, image_bytes); 0 = unlimited. */
 	long long default_quota[7];
+	/* The dashboard (issue 15 §3). */
+	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -164,7 +164,8 @@ sub check_routes {
 	}
 	for my $rt (@$routes) {
 		my $key = "$rt->{method} $rt->{path}";
-		problem("missing: $key (access $rt->{access}, body $rt->{body}) is in the route table but not in the document")
+		problem("missing: $key (access $rt->{access}, body $rt->{body}, serves ", $rt->{serves} // 'api',
+			") is in the route table but not in the document")
 			unless $described{$key};
 	}
 	return scalar @$routes;
