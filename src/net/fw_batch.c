@@ -242,12 +242,12 @@ static struct nftnl_udata_buf *set_udata(const struct fw_set *s)
 
 	if (u == NULL)
 		return NULL;
-	bool map = s->kind == FW_MAP || s->kind == FW_DMAP;
+	bool map = s->kind == FW_MAP;
 
 	nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, s->n_keys > 1 ? 0 : fw_fields[s->keys[0]].byteorder);
 	if (map)
 		nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER,
-				    s->kind == FW_DMAP ? fw_fields[s->data_field].byteorder : 0);
+				    fw_fields[s->data_field].byteorder);
 	if (s->n_keys > 1 || s->kind == FW_ANON) {
 		struct nftnl_udata *k = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_KEY_TYPEOF);
 		if (s->n_keys == 1) {
@@ -284,7 +284,7 @@ static uint32_t set_add(struct fw_batch *b, const struct fw_model *m, const stru
 	struct nftnl_udata_buf *u = set_udata(s);
 	struct nlmsghdr *nlh;
 	char name[64];
-	uint32_t type = 0, flags = s->kind == FW_MAP || s->kind == FW_DMAP ? NFT_SET_MAP :
+	uint32_t type = 0, flags = s->kind == FW_MAP ? NFT_SET_MAP :
 				   s->kind == FW_ANON ? NFT_SET_ANONYMOUS | NFT_SET_CONSTANT : 0;
 	uint8_t field_len[FW_KEYS_MAX];
 
@@ -303,9 +303,6 @@ static uint32_t set_add(struct fw_batch *b, const struct fw_model *m, const stru
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, type);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, s->key_len);
 	if (s->kind == FW_MAP) {
-		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-		nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, 16);   /* a verdict register */
-	} else if (s->kind == FW_DMAP) {
 		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, fw_fields[s->data_field].dtype);
 		nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, fw_fields[s->data_field].len);
 	}
@@ -335,7 +332,7 @@ static uint32_t set_add(struct fw_batch *b, const struct fw_model *m, const stru
 /* NEWSETELEM messages with every element, cut below MSG_MAX each. */
 static void elems_add(struct fw_batch *b, const struct fw_model *m, const struct fw_set *s, uint32_t id)
 {
-	char name[64], target[64];
+	char name[64];
 	const char *sname = set_name(m, s, name, sizeof(name));
 
 	for (size_t j = 0; j < s->n_elems;) {
@@ -357,19 +354,10 @@ static void elems_add(struct fw_batch *b, const struct fw_model *m, const struct
 				mnl_attr_put(nlh, NFTA_DATA_VALUE, s->key_len, key + s->key_len);
 				mnl_attr_nest_end(nlh, k);
 			}
-			if (s->kind == FW_DMAP) {
+			if (s->kind == FW_MAP) {
 				size_t n = fw_fields[s->data_field].len;
 				struct nlattr *d = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_DATA);
 				mnl_attr_put(nlh, NFTA_DATA_VALUE, n, s->data + j * n);
-				mnl_attr_nest_end(nlh, d);
-			}
-			if (s->kind == FW_MAP) {
-				struct nlattr *d = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_DATA);
-				struct nlattr *v = mnl_attr_nest_start(nlh, NFTA_DATA_VERDICT);
-				mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE, htonl((uint32_t)NFT_JUMP));
-				versioned(target, sizeof(target), m->chains[s->targets[j]].name, m);
-				mnl_attr_put_strz(nlh, NFTA_VERDICT_CHAIN, target);
-				mnl_attr_nest_end(nlh, v);
 				mnl_attr_nest_end(nlh, d);
 			}
 			mnl_attr_nest_end(nlh, e);
@@ -553,7 +541,7 @@ static void load(struct lin *l, enum fw_field f, uint32_t dreg)
 	}
 }
 
-/* dreg: where a map's value goes (NFT_REG_VERDICT for a vmap), -1 for a set. */
+/* dreg: where a map's value goes, -1 for a set. */
 static void e_lookup(struct lin *l, uint32_t set, bool inv, int dreg)
 {
 	const struct fw_set *s = &l->m->sets[set];
@@ -611,13 +599,7 @@ static void match_add(struct lin *l, const struct fw_match *x)
 		}
 		break;
 	}
-	case FW_M_RANGE:
-		load(l, f, NFT_REG_1);
-		e_cmp(l, NFT_CMP_GTE, x->value, d->len);
-		e_cmp(l, NFT_CMP_LTE, x->aux, d->len);
-		break;
 	case FW_M_LOOKUP:
-	case FW_M_VMAP:
 	case FW_M_ANON:
 		for (unsigned i = 0, idx = 0; i < x->n_keys; i++) {
 			load(l, x->keys[i], reg(idx));
@@ -628,7 +610,7 @@ static void match_add(struct lin *l, const struct fw_match *x)
 				e_hton(l, reg(idx), fw_fields[x->keys[i]].len);
 			idx += (fw_fields[x->keys[i]].len + 3u) / 4;
 		}
-		e_lookup(l, x->set, x->neq, x->kind == FW_M_VMAP ? NFT_REG_VERDICT : -1);
+		e_lookup(l, x->set, x->neq, -1);
 		break;
 	}
 	learn(l, x);

@@ -649,19 +649,19 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 
 	uint32_t mac = fw_model_set(m, B, FW_SET, false, "mac", 2, k_mac);
 	for (size_t i = 0; i < v->n_nics; i++)
-		fw_model_elem(m, mac, (const void *[]){ v->nics[i]->ifname, v->nics[i]->mac }, 0);
+		fw_model_elem(m, mac, (const void *[]){ v->nics[i]->ifname, v->nics[i]->mac });
 
 	uint32_t ip4 = fw_model_set(m, B, FW_SET, false, "ip4", 2, k_ip4);
 	for (size_t i = 0; i < v->n_nics; i++)
 		if (v->nics[i]->has_ip4)
-			fw_model_elem(m, ip4, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip4 }, 0);
+			fw_model_elem(m, ip4, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip4 });
 
 	/* A NIC's IPv6 addresses (link-local, global) as raw 128-bit values
 	 * (see the top of this file). */
 	uint32_t ip6 = fw_model_set(m, B, FW_SET, true, "ip6", 2, k_raw6);
 	for (size_t i = 0; i < v->n_nics; i++) {
-		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ll6 }, 0);
-		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip6 }, 0);
+		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ll6 });
+		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip6 });
 	}
 
 	/* A NIC's routed prefixes: sources of its own (see the top). */
@@ -689,11 +689,11 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		if (e == NULL)
 			continue;
 		if (e->open)
-			fw_model_elem(m, open, (const void *[]){ tap }, 0);
+			fw_model_elem(m, open, (const void *[]){ tap });
 		for (size_t j = 0; !e->open && j < e->n_svc; j++) {
 			uint8_t proto = e->svc[j]->proto == NS_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
 			uint16_t port = htons((uint16_t)e->svc[j]->port_lo);
-			fw_model_elem(m, svc, (const void *[]){ tap, &proto, &port }, 0);
+			fw_model_elem(m, svc, (const void *[]){ tap, &proto, &port });
 		}
 		/* With everything open from anywhere, only the rules naming a
 		 * source still say something (between networks). */
@@ -710,7 +710,7 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 	for (size_t i = 0; i < v->n_nets; i++) {
 		char x[16] = { 0 };
 		snprintf(x, sizeof(x), "%s", ifname_vxlan(v->nets[i]->id).s);
-		fw_model_elem(m, overlay, (const void *[]){ x }, 0);
+		fw_model_elem(m, overlay, (const void *[]){ x });
 	}
 
 	uint32_t gw4 = fw_model_set(m, B, FW_SET, false, "gw4", 2, k_ip4);
@@ -719,7 +719,7 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		struct in_addr gw = ns_gateway4(v->nets[i]);
 		snprintf(x, sizeof(x), "%s", ifname_vxlan(v->nets[i]->id).s);
 		if (v->nets[i]->has_ip4)
-			fw_model_elem(m, gw4, (const void *[]){ x, &gw }, 0);
+			fw_model_elem(m, gw4, (const void *[]){ x, &gw });
 	}
 
 	/* Raw 128-bit values, for the same reason as ip6-V: NDP targets. */
@@ -730,8 +730,8 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		char x[16] = { 0 };
 		struct in6_addr gw = ns_gateway6(v->nets[i]);
 		snprintf(x, sizeof(x), "%s", ifname_vxlan(v->nets[i]->id).s);
-		fw_model_elem(m, gw6, (const void *[]){ x, &gw }, 0);
-		fw_model_elem(m, gw6, (const void *[]){ x, &md6 }, 0);
+		fw_model_elem(m, gw6, (const void *[]){ x, &gw });
+		fw_model_elem(m, gw6, (const void *[]){ x, &md6 });
 	}
 
 	const uint32_t target[3] = { pre, deliver, deliver };
@@ -885,17 +885,17 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 
 	uint32_t bridges = fw_model_set(m, I, FW_SET, false, "bridges", 1, k_if);
 	for (size_t i = 0; i < v->n_nets; i++)
-		fw_model_elem(m, bridges, (const void *[]){ v->nets[i]->bridge }, 0);
+		fw_model_elem(m, bridges, (const void *[]){ v->nets[i]->bridge });
 
 	/* Routed from a network back into itself: not a crossing. */
 	uint32_t same = fw_model_set(m, I, FW_SET, false, "same", 2, k_same);
 	for (size_t i = 0; i < v->n_nets; i++)
-		fw_model_elem(m, same, (const void *[]){ v->nets[i]->bridge, v->nets[i]->bridge }, 0);
+		fw_model_elem(m, same, (const void *[]){ v->nets[i]->bridge, v->nets[i]->bridge });
 
 	/* Public IPv4 addresses, 1:1 to the NICs' own: public → private
 	 * in, private → public out. */
-	uint32_t pub4 = fw_model_dmap(m, I, "pub4", FW_IP_DADDR, FW_IP_DADDR),
-		 priv4 = fw_model_dmap(m, I, "priv4", FW_IP_SADDR, FW_IP_SADDR);
+	uint32_t pub4 = fw_model_map(m, I, "pub4", FW_IP_DADDR, FW_IP_DADDR),
+		 priv4 = fw_model_map(m, I, "priv4", FW_IP_SADDR, FW_IP_SADDR);
 	for (size_t i = 0; uplink != NULL && i < v->n_pub; i++) {
 		fw_model_elem_data(m, pub4, &v->pub[i].pub, &v->pub[i].nic->ip4);
 		fw_model_elem_data(m, priv4, &v->pub[i].nic->ip4, &v->pub[i].pub);
@@ -907,12 +907,12 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	for (size_t i = 0; i < v->n_nets; i++) {
 		struct in_addr gw = ns_gateway4(v->nets[i]);
 		if (v->nets[i]->has_ip4)
-			fw_model_elem(m, dns4, (const void *[]){ v->nets[i]->bridge, &gw }, 0);
+			fw_model_elem(m, dns4, (const void *[]){ v->nets[i]->bridge, &gw });
 	}
 	uint32_t dns6 = fw_model_set(m, I, FW_SET, false, "dns6", 2, k_dns6);
 	for (size_t i = 0; i < v->n_nets; i++) {
 		struct in6_addr gw = ns_gateway6(v->nets[i]);
-		fw_model_elem(m, dns6, (const void *[]){ v->nets[i]->bridge, &gw }, 0);
+		fw_model_elem(m, dns6, (const void *[]){ v->nets[i]->bridge, &gw });
 	}
 	m->has_counter[I] = true;
 

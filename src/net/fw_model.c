@@ -88,7 +88,6 @@ void fw_model_free(struct fw_model *m)
 {
 	for (size_t i = 0; i < m->n_sets; i++) {
 		free(m->sets[i].elems);
-		free(m->sets[i].targets);
 		free(m->sets[i].data);
 	}
 	free(m->sets);
@@ -157,11 +156,11 @@ uint32_t fw_model_iset(struct fw_model *m, enum fw_family fam, const char *name,
 	return set;
 }
 
-uint32_t fw_model_dmap(struct fw_model *m, enum fw_family fam, const char *name, enum fw_field key,
+uint32_t fw_model_map(struct fw_model *m, enum fw_family fam, const char *name, enum fw_field key,
 		       enum fw_field data_field)
 {
 	uint8_t k = (uint8_t)key;
-	uint32_t set = fw_model_set(m, fam, FW_DMAP, false, name, 1, &k);
+	uint32_t set = fw_model_set(m, fam, FW_MAP, false, name, 1, &k);
 
 	if (!m->oom)
 		m->sets[set].data_field = (uint8_t)data_field;
@@ -191,8 +190,6 @@ static bool elem_reserve(struct fw_model *m, struct fw_set *s)
 	size_t c = s->cap_elems ? 2 * s->cap_elems : 16;
 	bool ok = grow((void **)&s->elems, c, elem_size(s));
 	if (ok && s->kind == FW_MAP)
-		ok = grow((void **)&s->targets, c, sizeof(*s->targets));
-	if (ok && s->kind == FW_DMAP)
 		ok = grow((void **)&s->data, c, fw_fields[s->data_field].len);
 	if (!ok) {
 		m->oom = true;
@@ -216,19 +213,17 @@ static void key_pack(const struct fw_set *s, uint8_t *e, const void *const *valu
 	}
 }
 
-void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values, uint32_t target)
+void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values)
 {
 	struct fw_set *s = &m->sets[set];
 
-	if (s->interval || s->kind == FW_DMAP) {        /* not the call for these */
+	if (s->interval || s->kind == FW_MAP) {         /* not the call for these */
 		m->oom = true;
 		return;
 	}
 	if (!elem_reserve(m, s))
 		return;
 	key_pack(s, s->elems + s->n_elems * s->key_len, values);
-	if (s->kind == FW_MAP)
-		s->targets[s->n_elems] = target;
 	s->n_elems++;
 }
 
@@ -253,7 +248,7 @@ void fw_model_elem_data(struct fw_model *m, uint32_t set, const void *key, const
 	struct fw_set *s = &m->sets[set];
 	size_t n = fw_fields[s->data_field].len;
 
-	if (s->kind != FW_DMAP) {
+	if (s->kind != FW_MAP) {
 		m->oom = true;
 		return;
 	}
@@ -275,7 +270,7 @@ uint32_t fw_model_anon(struct fw_model *m, enum fw_family fam, enum fw_field key
 	m->sets[set].text = text;
 	for (unsigned i = 0; i < n; i++) {
 		const void *v = (const uint8_t *)values + i * fw_fields[key].len;
-		fw_model_elem(m, set, &v, 0);
+		fw_model_elem(m, set, &v);
 	}
 	return set;
 }
@@ -397,9 +392,7 @@ int fw_model_finish(struct fw_model *m)
 		hash_u32(&h, (uint32_t)s->n_elems);
 		crypto_hash_sha256_update(&h, s->elems ? s->elems : (const uint8_t *)"",
 					  s->n_elems * elem_size(s));
-		for (size_t j = 0; s->kind == FW_MAP && j < s->n_elems; j++)
-			hash_u32(&h, s->targets[j]);
-		if (s->kind == FW_DMAP)
+		if (s->kind == FW_MAP)
 			crypto_hash_sha256_update(&h, s->data ? s->data : (const uint8_t *)"",
 						  s->n_elems * fw_fields[s->data_field].len);
 	}

@@ -73,9 +73,9 @@ extern const struct fw_field_desc fw_fields[FW_N_FIELDS];
 
 #define FW_KEYS_MAX 4
 
-/* A set (or map) of the model.  FW_MAP maps to verdicts (a jump to a
- * chain), FW_DMAP to values of a field's type (NAT addresses). */
-enum fw_set_kind { FW_SET, FW_MAP, FW_ANON, FW_DMAP };
+/* A set (or map) of the model.  FW_MAP maps keys to values of a field's
+ * type (NAT addresses). */
+enum fw_set_kind { FW_SET, FW_MAP, FW_ANON };
 struct fw_set {
 	enum fw_family fam;
 	enum fw_set_kind kind;
@@ -87,10 +87,9 @@ struct fw_set {
 	char name[24];              /* unversioned; anonymous: none */
 	uint8_t n_keys, keys[FW_KEYS_MAX]; /* enum fw_field */
 	uint8_t key_len;            /* sum of the fields, each padded to 4 */
-	uint8_t data_field;         /* FW_DMAP: the type of the values (enum fw_field) */
+	uint8_t data_field;         /* FW_MAP: the type of the values (enum fw_field) */
 	uint8_t *elems;             /* n_elems * key_len bytes (twice that when interval) */
-	uint32_t *targets;          /* FW_MAP: per element, the chain jumped to */
-	uint8_t *data;              /* FW_DMAP: per element, fw_fields[data_field].len bytes */
+	uint8_t *data;              /* FW_MAP: per element, fw_fields[data_field].len bytes */
 	size_t n_elems, cap_elems;
 	const char *text;           /* FW_ANON: "{ 67, 68 }" */
 };
@@ -99,9 +98,7 @@ enum fw_match_kind {
 	FW_M_CMP,                   /* field op value */
 	FW_M_MASKED,                /* (field & mask) op value: mark, ct state */
 	FW_M_PREFIX,                /* field within value/plen */
-	FW_M_RANGE,                 /* field between value and hi */
 	FW_M_LOOKUP,                /* key [!]in set */
-	FW_M_VMAP,                  /* key vmap @map: the verdict */
 	FW_M_ANON,                  /* field in { … } */
 	FW_M_IFGLOB,                /* iifname/oifname "prefix*" */
 };
@@ -111,8 +108,8 @@ struct fw_match {
 	bool neq;
 	uint8_t n_keys, keys[FW_KEYS_MAX]; /* enum fw_field; one unless a lookup */
 	uint8_t len;                /* bytes of value / mask / hi; prefix length */
-	uint32_t set;               /* FW_M_LOOKUP/VMAP/ANON: index in sets */
-	uint8_t value[16], aux[16]; /* aux: mask (MASKED), hi (RANGE) */
+	uint32_t set;               /* FW_M_LOOKUP/ANON: index in sets */
+	uint8_t value[16], aux[16]; /* aux: mask (MASKED) */
 	const char *text;           /* the value as nft prints it, NULL = derive */
 };
 
@@ -174,14 +171,14 @@ uint32_t fw_model_set(struct fw_model *m, enum fw_family fam, enum fw_set_kind k
 uint32_t fw_model_iset(struct fw_model *m, enum fw_family fam, const char *name, unsigned n_keys,
 		       const uint8_t *keys);
 /* A map from key to values of data_field's type (NAT addresses). */
-uint32_t fw_model_dmap(struct fw_model *m, enum fw_family fam, const char *name, enum fw_field key,
+uint32_t fw_model_map(struct fw_model *m, enum fw_family fam, const char *name, enum fw_field key,
 		       enum fw_field data_field);
 /* One element: the fields' values in order, each value's own length
- * (fw_fields[].len; padding is added here).  Maps also name the chain. */
-void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values, uint32_t target);
+ * (fw_fields[].len; padding is added here). */
+void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values);
 /* One element of an interval set: per field its first and last value. */
 void fw_model_elem_range(struct fw_model *m, uint32_t set, const void *const *lo, const void *const *hi);
-/* One element of an FW_DMAP: the key's value and the data's. */
+/* One element of an FW_MAP: the key's value and the data's. */
 void fw_model_elem_data(struct fw_model *m, uint32_t set, const void *key, const void *data);
 /* An anonymous set for one rule; values of fw_fields[key].len bytes each. */
 uint32_t fw_model_anon(struct fw_model *m, enum fw_family fam, enum fw_field key, const char *text,

@@ -66,7 +66,7 @@ static void keys_print(FILE *f, unsigned n, const uint8_t *keys)
 
 static void set_print(FILE *f, const struct fw_model *m, const struct fw_set *s)
 {
-	bool map = s->kind == FW_MAP || s->kind == FW_DMAP;
+	bool map = s->kind == FW_MAP;
 	size_t esize = s->interval ? 2u * s->key_len : s->key_len;
 
 	fprintf(f, "\t%s %s-%s {\n\t\t%s ", map ? "map" : "set", s->name, m->version,
@@ -74,9 +74,7 @@ static void set_print(FILE *f, const struct fw_model *m, const struct fw_set *s)
 	for (unsigned i = 0; i < s->n_keys; i++)
 		fprintf(f, "%s%s", i ? " . " : "",
 			s->by_typeof ? fw_fields[s->keys[i]].text : dtype_name(fw_fields[s->keys[i]].dtype));
-	if (s->kind == FW_MAP)
-		fputs(" : verdict", f);
-	else if (s->kind == FW_DMAP)
+	if (map)
 		fprintf(f, " : %s", dtype_name(fw_fields[s->data_field].dtype));
 	fputc('\n', f);
 	if (s->n_elems > 0)          /* see fw_batch.c: the kernel picks the table by it */
@@ -97,9 +95,7 @@ static void set_print(FILE *f, const struct fw_model *m, const struct fw_set *s)
 			}
 			off += (len + 3u) & ~3u;
 		}
-		if (s->kind == FW_MAP) {
-			fprintf(f, " : jump %s-%s", m->chains[s->targets[j]].name, m->version);
-		} else if (s->kind == FW_DMAP) {
+		if (map) {
 			fputs(" : ", f);
 			value_print(f, s->data_field, s->data + j * fw_fields[s->data_field].len);
 		}
@@ -138,16 +134,9 @@ static void match_print(FILE *f, const struct fw_model *m, const struct fw_match
 		fprintf(f, "%s ", field);
 		prefix_print(f, x);
 		return;
-	case FW_M_RANGE:
-		fprintf(f, "%s %u-%u", field, (unsigned)x->value[0] << 8 | x->value[1],
-			(unsigned)x->aux[0] << 8 | x->aux[1]);
-		return;
 	case FW_M_LOOKUP:
 		keys_print(f, x->n_keys, x->keys);
 		fprintf(f, " %s@%s-%s", neq, m->sets[x->set].name, m->version);
-		return;
-	case FW_M_VMAP:
-		fprintf(f, "%s vmap @%s-%s", field, m->sets[x->set].name, m->version);
 		return;
 	case FW_M_ANON:
 		fprintf(f, "%s %s", field, m->sets[x->set].text);
