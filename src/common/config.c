@@ -67,6 +67,14 @@ static const struct key keys[] = {
 	S("hcd", "import_proxy", import_proxy),
 	I("hcd", "import_max_per_user", import_max_per_user),
 	I("hcd", "import_max_total", import_max_total),
+	/* routed prefixes and public IPv4 */
+	S("hcd", "prefix_pool", prefix_pool),
+	I("hcd", "prefix_length", prefix_length),
+	I("hcd", "prefix_min_length", prefix_min_length),
+	I("hcd", "prefix_max_per_vm", prefix_max_per_vm),
+	I("hcd", "prefix_max_per_user", prefix_max_per_user),
+	S("hcd", "public_ipv4_pool", public_ipv4_pool),
+	I("hcd", "public_ipv4_max_per_user", public_ipv4_max_per_user),
 };
 
 static void set_str(char **slot, const char *v)
@@ -113,6 +121,14 @@ void config_defaults(struct config *c)
 	set_str(&c->import_proxy, "");
 	c->import_max_per_user = 2;
 	c->import_max_total = 8;
+	/* routed prefixes and public IPv4 */
+	set_str(&c->prefix_pool, "");
+	c->prefix_length = 64;
+	c->prefix_min_length = 56;
+	c->prefix_max_per_vm = 4;
+	c->prefix_max_per_user = 16;
+	set_str(&c->public_ipv4_pool, "");
+	c->public_ipv4_max_per_user = 0;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

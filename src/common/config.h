@@ -50,6 +50,15 @@ struct config {
 	char *import_proxy;   /* the only proxy imports use ("" = none; never the environment's) */
 	int import_max_per_user; /* concurrent URL imports of one user; 0 = no cap */
 	int import_max_total; /* concurrent URL imports on this host; 0 = no cap */
+	/* routed IPv6 prefixes and public IPv4 addresses (issue 13 §3, §4;
+	 * common/addrpool.h has the pools' syntax) */
+	char *prefix_pool;    /* IPv6 prefixes VMs' routed prefixes come from; "" = none */
+	int prefix_length;    /* length of a new prefix when none is asked for */
+	int prefix_min_length; /* the shortest (largest) prefix a member may ask for */
+	int prefix_max_per_vm; /* 0 = no cap */
+	int prefix_max_per_user; /* a member's prefixes over all VMs; 0 = no cap */
+	char *public_ipv4_pool; /* public IPv4 addresses mapped 1:1 to VMs; "" = none */
+	int public_ipv4_max_per_user; /* a member may attach this many; 0 = admins only */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -519,6 +519,11 @@ void vm_free(struct vm *vm)
 		free(vm->nics[i].network_name);
 		free(vm->nics[i].network_ipv6);
 		free(vm->nics[i].ipv4);
+		/* routing (prefixes.c) */
+		for (size_t j = 0; j < vm->nics[i].n_prefixes; j++)
+			free(vm->nics[i].prefixes[j]);
+		free(vm->nics[i].prefixes);
+		free(vm->nics[i].public_ipv4);
 	}
 	free(vm->nics);
 	for (size_t i = 0; i < vm->n_keys; i++) {
@@ -647,6 +652,8 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 		rc = vm_load_keys(st, &((struct vm *)r.v)[i]);
 	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
 		rc = vm_load_disks(st, &((struct vm *)r.v)[i]);
+	if (rc == STORE_OK)         /* routing: prefixes and public IPv4 */
+		rc = store_vm_routing_load(st, r.v, r.n);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;

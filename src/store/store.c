@@ -97,6 +97,17 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
+	/* routing (issue 13 §3, §4): routed IPv6 prefixes of NICs, from the
+	 * operator's prefix_pool, kept by their network address (the
+	 * allocator never lets two overlap), and public IPv4 addresses mapped
+	 * 1:1 to a NIC's IPv4 (one per NIC).  Both go with their NIC. */
+	"CREATE TABLE prefixes (address TEXT PRIMARY KEY, len INTEGER NOT NULL,"
+	" nic BIGINT NOT NULL REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);"
+	"CREATE INDEX prefixes_vm ON prefixes (vm);"
+	"CREATE TABLE public_ipv4 (address TEXT PRIMARY KEY,"
+	" nic BIGINT NOT NULL UNIQUE REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
