@@ -9,6 +9,7 @@
 #include "net/dnsmasq.h"
 #include "net/firewall.h"
 #include "net/link.h"
+#include "net/routes.h"
 #include "net/vxlan.h"
 #include "vm/qemu.h"
 
@@ -856,6 +857,41 @@ static int overlay_converge(struct agent *a, const struct netstate *ns)
 }
 
 /*
+ * Routed IPv6 prefixes and public IPv4 addresses of the VMs running here
+ * (net/routes.h, issue 13): logged when something changed.
+ */
+static int routing_converge(struct agent *a, const struct netstate *ns)
+{
+	struct routes_report r6, r4;
+	struct pool4 pool;
+	char *err = NULL;
+	int rc = 0;
+
+	if (routes_converge(ns, &r6, &err) < 0) {
+		log_warn("routes: %s", err ? err : "failed");
+		rc = -1;
+	}
+	free(err);
+	if (r6.added || r6.removed)
+		log_info("routes: %zu routed prefixes (%zu added, %zu removed)", r6.wanted, r6.added, r6.removed);
+	if (pool4_parse(a->cfg->public_ipv4_pool, &pool, &err) < 0) {
+		log_warn("%s", err);            /* hcd checked it at start: out of memory */
+		free(err);
+		return -1;
+	}
+	if (public4_converge(ns, &pool, &r4, &err) < 0) {
+		log_warn("public IPv4: %s", err ? err : "failed");
+		rc = -1;
+	}
+	free(err);
+	if (r4.added || r4.removed)
+		log_info("public IPv4: %zu addresses on the uplink (%zu added, %zu removed)", r4.wanted, r4.added,
+			 r4.removed);
+	pool4_free(&pool);
+	return rc;
+}
+
+/*
  * Per-network services, derived from one snapshot taken after the VMs
  * converged (so purged VMs are already gone from it): a dnsmasq per
  * network, and none for a network that no longer exists.
@@ -886,6 +922,9 @@ static int network_services_converge(struct agent *a)
 		again = 5000;
 	}
 	free(err);
+	/* Routes after the firewall: what they let in meets the VMs' rules. */
+	if (routing_converge(a, &ns) < 0)
+		again = 5000;
 	/* The overlay after the firewall: the ruleset fences every network's
 	 * x-link by name, so a new one is fenced before it comes up. */
 	if (overlay_converge(a, &ns) < 0)

@@ -94,9 +94,9 @@ struct netstate {
 	int metadata_port;           /* the metadata service's TCP port, 0 = none */
 	struct ns_fdb *fdb;          /* sorted by net_id, mac, family, dst; no duplicates */
 	size_t n_fdb;
-	struct ns_prefix *prefixes;  /* sorted by nic_id, addr */
+	struct ns_prefix *prefixes;  /* in no particular order */
 	size_t n_prefixes;
-	struct ns_public4 *public4;  /* sorted by nic_id */
+	struct ns_public4 *public4;  /* in no particular order */
 	size_t n_public4;
 };
 
