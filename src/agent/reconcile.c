@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "agent/netstate_load.h"
+#include "common/addrpool.h"
 #include "net/dnsmasq.h"
 #include "net/firewall.h"
 #include "net/link.h"
@@ -244,6 +245,12 @@ static char *seed_build(const struct vm *vm, const struct vm_paths *p, char **er
 		appendf(&net, "    set-name: %s\n    dhcp4: %s\n", ifname,
 			vm->nics[i].ipv4 ? "true" : "false");
 		appendf(&net, "    dhcp6: false\n    accept-ra: true\n%s%s", "", "");
+		/* Routed prefixes (issue 13): the address the guest takes from each. */
+		for (size_t j = 0, said = 0; j < vm->nics[i].n_prefixes; j++) {
+			char addr[INET6_ADDRSTRLEN];
+			if (prefix_suggested_address(vm->nics[i].prefixes[j], addr, sizeof(addr)))
+				appendf(&net, "%s      - \"%s/128\"\n", said++ ? "" : "    addresses:\n", addr);
+		}
 	}
 	if (net == NULL) {
 		*err = strdup("out of memory");

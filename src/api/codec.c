@@ -39,13 +39,20 @@ json_t *vm_to_json(const struct vm *vm)
 		const struct nic *n = &vm->nics[i];
 		char v6[INET6_ADDRSTRLEN];
 		bool have_v6 = n->network_ipv6 && nic_ipv6(n->network_ipv6, n->id, v6, sizeof(v6));
-		json_array_append_new(nics, json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}",
+		json_t *nic = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}",
 			"mac", nic_mac_format(n->id).s,
 			"ifname", ifname_tap(n->id).s,
 			"network", n->network_name ? n->network_name : "",
 			"network_id", net_id_format(n->network).s,
 			"ipv6", have_v6 ? json_string(v6) : json_null(),
-			"ipv4", str_or_null(n->ipv4)));
+			"ipv4", str_or_null(n->ipv4));
+		/* routing (issue 13): routed prefixes, the public IPv4 address */
+		json_t *prefixes = json_array();
+		for (size_t j = 0; j < n->n_prefixes; j++)
+			json_array_append_new(prefixes, json_string(n->prefixes[j]));
+		json_object_set_new(nic, "prefixes", prefixes);
+		json_object_set_new(nic, "public_ipv4", str_or_null(n->public_ipv4));
+		json_array_append_new(nics, nic);
 	}
 	/* Keys by name and fingerprint only, and the user data by size: the
 	 * content is for the guest (and GET …/user-data), not for listings. */

@@ -246,4 +246,10 @@ int cmd_vm_console(struct hc *h, const struct args *a);
 int cmd_vm_nic(struct hc *h, const struct args *a);
 int cmd_vm_rule(struct hc *h, const struct args *a);
 
+/* prefix.c: routed prefixes and public IPv4 addresses */
+int cmd_vm_prefix(struct hc *h, const struct args *a);
+int cmd_ip_attach(struct hc *h, const struct args *a);
+int cmd_ip_detach(struct hc *h, const struct args *a);
+int cmd_ip_list(struct hc *h, const struct args *a);
+
 #endif

@@ -256,6 +256,20 @@ bool pool6_alloc(const struct pool6 *p, unsigned len, const struct span6 *taken,
 	return found;
 }
 
+bool prefix_suggested_address(const char *prefix, char *buf, size_t len)
+{
+	char canon[INET6_ADDRSTRLEN + 8];
+	struct in6_addr a;
+	int af;
+
+	if (!prefix_parse(prefix, &af, canon, sizeof(canon)) || af != AF_INET6)
+		return false;
+	*strchr(canon, '/') = '\0';
+	inet_pton(AF_INET6, canon, &a);
+	a.s6_addr[15] |= 1;
+	return inet_ntop(AF_INET6, &a, buf, (socklen_t)len) != NULL;
+}
+
 int addrpool_config_check(const struct config *c, char **err)
 {
 	struct pool6 p6;

@@ -63,6 +63,11 @@ void span6_addr(uint64_t lo, struct in6_addr *out);
 bool pool6_alloc(const struct pool6 *p, unsigned len, const struct span6 *taken, size_t n,
 		 struct in6_addr *out);
 
+/* The address hackcloud's data sources (metadata service, NoCloud seed)
+ * suggest a guest configures from a routed prefix "addr/len": its first
+ * host address (addr + 1), as text into buf.  False for a bad prefix. */
+bool prefix_suggested_address(const char *prefix, char *buf, size_t len);
+
 struct config;
 /* The configuration's pools and prefix lengths make sense (checked when
  * hcd starts); -1 with a malloc'd message otherwise. */
