@@ -52,6 +52,7 @@ struct agent {
 	struct agent_wakeups wakeups;
 	unsigned why;           /* the reasons of the pass under way */
 	bool told;              /* it logged why it acts */
+	struct public4_memory public4; /* net/routes.h: the last conntrack sweep */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 };
 
@@ -886,14 +887,14 @@ static int routing_converge(struct agent *a, const struct netstate *ns)
 		free(err);
 		return -1;
 	}
-	if (public4_converge(ns, &pool, &r4, &err) < 0) {
+	if (public4_converge(ns, &pool, &a->public4, &r4, &err) < 0) {
 		log_warn("public IPv4: %s", err ? err : "failed");
 		rc = -1;
 	}
 	free(err);
-	if (r4.added || r4.removed)
-		log_info("public IPv4: %zu addresses on the uplink (%zu added, %zu removed)", r4.wanted, r4.added,
-			 r4.removed);
+	if (r4.added || r4.removed || r4.forgotten)
+		log_info("public IPv4: %zu addresses on the uplink (%zu added, %zu removed), %zu stale"
+			 " conntrack entries forgotten", r4.wanted, r4.added, r4.removed, r4.forgotten);
 	pool4_free(&pool);
 	return rc;
 }

@@ -91,34 +91,63 @@ int routes_wanted(const struct netstate *ns, struct route6 **out, size_t *n)
 	return 0;
 }
 
-static int cmp_in_addr(const void *a, const void *b)
+static int cmp_nat_map(const void *a, const void *b)
 {
-	return memcmp(a, b, sizeof(struct in_addr));
+	const struct nat_map *x = a, *y = b;
+	return (x->pub > y->pub) - (x->pub < y->pub);
 }
 
-int public4_wanted(const struct netstate *ns, struct in_addr **out, size_t *n)
+struct pub_nic {
+	const struct ns_nic *nic;
+	uint32_t pub;
+};
+
+static int cmp_pub_nic(const void *a, const void *b)
 {
-	struct in_addr *v = calloc(ns->n_public4 + 1, sizeof(*v));
-	size_t k = 0, n_act = 0;
+	const struct pub_nic *x = a, *y = b;
+	if (x->nic->id != y->nic->id)
+		return (x->nic->id > y->nic->id) - (x->nic->id < y->nic->id);
+	return (x->pub > y->pub) - (x->pub < y->pub);
+}
+
+int public4_wanted(const struct netstate *ns, struct nat_map **out, size_t *n)
+{
+	struct nat_map *v = calloc(ns->n_public4 + 1, sizeof(*v));
+	struct pub_nic *pn = calloc(ns->n_public4 + 1, sizeof(*pn));
+	size_t k = 0, m = 0, n_act = 0;
 	const struct ns_nic **act = active_nics(ns, &n_act);
+	int rc = -1;
 
 	*out = NULL;
 	*n = 0;
-	if (v == NULL || act == NULL) {
-		free(v);
-		free(act);
-		return -1;
-	}
+	if (v == NULL || pn == NULL || act == NULL)
+		goto out;
 	for (size_t i = 0; ns->uplink != NULL && i < ns->n_public4; i++) {
 		const struct ns_nic *c = nic_find(act, n_act, ns->public4[i].nic_id);
 		if (c != NULL && c->has_ip4)
-			v[k++] = ns->public4[i].addr;
+			pn[m++] = (struct pub_nic){ c, ntohl(ns->public4[i].addr.s_addr) };
 	}
-	free(act);
-	qsort(v, k, sizeof(*v), cmp_in_addr);
+	/* In NIC order, so that the lower NIC ID keeps a shared private
+	 * address (as in the firewall); addresses are few. */
+	qsort(pn, m, sizeof(*pn), cmp_pub_nic);
+	for (size_t i = 0; i < m; i++) {
+		uint32_t priv = ntohl(pn[i].nic->ip4.s_addr);
+		bool dup = false;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = v[j].priv == priv || v[j].pub == pn[i].pub;
+		if (!dup)
+			v[k++] = (struct nat_map){ pn[i].pub, priv };
+	}
+	qsort(v, k, sizeof(*v), cmp_nat_map);
 	*out = v;
 	*n = k;
-	return 0;
+	v = NULL;
+	rc = 0;
+out:
+	free(v);
+	free(pn);
+	free(act);
+	return rc;
 }
 
 /* ---- the kernel ------------------------------------------------------------- */
@@ -135,6 +164,13 @@ static struct nl_addr *addr_of(int af, const void *bytes, unsigned len)
 static bool same_bytes(struct nl_addr *a, const void *bytes, size_t len)
 {
 	return a != NULL && nl_addr_get_len(a) == len && memcmp(nl_addr_get_binary_addr(a), bytes, len) == 0;
+}
+
+/* An IPv4 nl_addr against a host-order address. */
+static bool same_addr4(struct nl_addr *a, uint32_t host)
+{
+	uint32_t be = htonl(host);
+	return same_bytes(a, &be, 4);
 }
 
 /* Is the installed route one of the wanted, as wanted (next hop, link)? */
@@ -273,10 +309,21 @@ static bool addr_is_ours(struct rtnl_addr *a, const struct pool4 *pool)
 	return pool4_has(pool, ntohl(v));
 }
 
-int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct routes_report *rep,
-		     char **err)
+/* FNV-1a over the mapping: what the last conntrack sweep was for. */
+static uint64_t digest_of(const struct nat_map *v, size_t n)
 {
-	struct in_addr *want = NULL;
+	uint64_t h = 0xcbf29ce484222325ull;
+	const unsigned char *p = (const unsigned char *)v;
+
+	for (size_t i = 0; i < n * sizeof(*v); i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h ^ n;
+}
+
+int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct public4_memory *mem,
+		     struct routes_report *rep, char **err)
+{
+	struct nat_map *want = NULL;
 	size_t n = 0;
 	bool *have = NULL;
 	struct nl_sock *sk = NULL;
@@ -306,7 +353,7 @@ int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct
 		if (!addr_is_ours(a, pool))
 			continue;
 		for (size_t i = 0; uplink > 0 && i < n && !wanted; i++)
-			if (rtnl_addr_get_ifindex(a) == uplink && same_bytes(rtnl_addr_get_local(a), &want[i], 4))
+			if (rtnl_addr_get_ifindex(a) == uplink && same_addr4(rtnl_addr_get_local(a), want[i].pub))
 				wanted = have[i] = true;
 		if (wanted)
 			continue;
@@ -322,7 +369,8 @@ int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct
 		if (have[i])
 			continue;
 		struct rtnl_addr *a = rtnl_addr_alloc();
-		struct nl_addr *local = addr_of(AF_INET, &want[i], 32);
+		struct in_addr pub = { htonl(want[i].pub) };
+		struct nl_addr *local = addr_of(AF_INET, &pub, 32);
 		nerr = -NLE_NOMEM;
 		if (a != NULL && local != NULL) {
 			rtnl_addr_set_ifindex(a, uplink);
@@ -334,12 +382,24 @@ int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct
 		}
 		if (nerr < 0 && nerr != -NLE_EXIST)
 			keep_err(err, str_printf("address %s on %s: %s",
-						 inet_ntop(AF_INET, &want[i], text, sizeof(text)), ns->uplink,
+						 inet_ntop(AF_INET, &pub, text, sizeof(text)), ns->uplink,
 						 nl_geterror(nerr)));
 		else
 			rep->added++;
 		rtnl_addr_put(a);
 		nl_addr_put(local);
+	}
+	/* Flows of a mapping that is gone (or of hcd before a crash): their
+	 * conntrack entries would go on translating. */
+	uint64_t digest = digest_of(want, n);
+	if (!mem->swept || mem->digest != digest) {
+		char *e = NULL;
+		if (conntrack_forget(pool, want, n, &rep->forgotten, &e) < 0) {
+			keep_err(err, e);
+		} else {
+			mem->swept = true;
+			mem->digest = digest;
+		}
 	}
 	rc = *err == NULL ? 0 : -1;
 out:

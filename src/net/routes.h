@@ -9,7 +9,8 @@
  *   - each public IPv4 address of an active NIC is a /32 of scope host on
  *     the uplink, so that the host answers ARP for it there (and never
  *     takes it as the source of its own traffic); the firewall maps it to
- *     the NIC's IPv4 address (net/fw_gen.c).
+ *     the NIC's IPv4 address (net/fw_gen.c); when that mapping changes,
+ *     the conntrack entries of the old one go (net/conntrack.h).
  *
  * Generate and apply are separate: routes_wanted() and public4_wanted()
  * are pure.  The converge functions make the kernel hold exactly what is
@@ -27,6 +28,7 @@
 #define HC_ROUTES_H
 
 #include "common/addrpool.h"
+#include "net/conntrack.h"
 #include "net/netstate.h"
 
 #include <stddef.h>
@@ -44,6 +46,7 @@ struct route6 {
 
 struct routes_report {
 	size_t wanted, added, removed;
+	size_t forgotten;           /* conntrack entries of mappings gone */
 };
 
 /* The routes of the snapshot's routed prefixes, sorted by destination;
@@ -52,10 +55,22 @@ struct routes_report {
 int routes_wanted(const struct netstate *ns, struct route6 **out, size_t *n);
 int routes_converge(const struct netstate *ns, struct routes_report *r, char **err);
 
-/* The public IPv4 addresses of active NICs with an IPv4 address, sorted
- * (none without an uplink).  -1 when out of memory. */
-int public4_wanted(const struct netstate *ns, struct in_addr **out, size_t *n);
-int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct routes_report *r,
-		     char **err);
+/* The public IPv4 addresses of active NICs with an IPv4 address and the
+ * private ones they map to, sorted by public address (none without an
+ * uplink; a private address two NICs share goes with the lower NIC ID,
+ * as in the firewall).  -1 when out of memory. */
+int public4_wanted(const struct netstate *ns, struct nat_map **out, size_t *n);
+
+/* What public4_converge() keeps between passes (zeroed at start): the
+ * mapping whose conntrack entries were last swept. */
+struct public4_memory {
+	bool swept;
+	uint64_t digest;
+};
+/* The addresses on the uplink; then, at the first pass and whenever the
+ * mapping changed since the last sweep, the conntrack entries it left
+ * stale. */
+int public4_converge(const struct netstate *ns, const struct pool4 *pool, struct public4_memory *mem,
+		     struct routes_report *r, char **err);
 
 #endif
