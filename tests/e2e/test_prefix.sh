@@ -50,11 +50,12 @@ done
 echo "$route" | grep -q "^$prefix via $a6 dev $br" || fail "no route $prefix via $a6 dev $br: '$route'"
 ok "$prefix routed to $a6 on $br (protocol 72)"
 
-md=$(guest_run a 30 "wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/$a_mac/ipv6-prefix") ||
+# (EC2's values end without a newline: echo one for the console.)
+md=$(guest_run a 30 "wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/$a_mac/ipv6-prefix; echo") ||
 	fail "the guest cannot read its ipv6-prefix from the metadata service"
 echo "$md" | grep -qx "$prefix" || fail "metadata says '$md', not $prefix"
 # The guest configures the prefix's first address, as the data sources suggest.
-guest_run a 20 'p=$(wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/'"$a_mac"'/ipv6-prefix | head -1); ip -6 addr add ${p%/*}1/128 dev eth0 && echo configured ${p%/*}1' |
+guest_run a 20 'p=$(wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/'"$a_mac"'/ipv6-prefix; echo); p=${p%%[!0-9a-f:/]*}; ip -6 addr add ${p%/*}1/128 dev eth0 && echo configured ${p%/*}1' |
 	grep -q "configured 2001:db8:e2e::1" || fail "the guest did not configure 2001:db8:e2e::1"
 ok "the guest read its prefix from the metadata service and took 2001:db8:e2e::1"
 
@@ -111,7 +112,7 @@ for i in $(seq 1 40); do
 done
 [ -z "$(nsexec ip -6 route show proto 72)" ] || fail "the route outlived the prefix"
 set_has_tap && fail "the anti-spoofing element outlived the prefix"
-guest_run a 20 "wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/$a_mac/ipv6-prefix" >/dev/null &&
+guest_run a 20 "wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/$a_mac/ipv6-prefix; rc=\$?; echo; (exit \$rc)" >/dev/null &&
 	fail "the metadata service still announces a removed prefix"
 ping_ok upx ping -6 -c 1 -W 1 2001:db8:e2e::1 && fail "upstream still reaches the removed prefix"
 ok "removal took the route, the anti-spoofing element and the announcement"
