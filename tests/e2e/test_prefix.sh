@@ -39,7 +39,7 @@ br=$(hc --json net show pub | jq -r .bridge)
 # ---- handed out, routed, announced --------------------------------------------
 prefix=$(hc vm prefix add a) || fail "hc vm prefix add failed"
 [ "$prefix" = "2001:db8:e2e::/64" ] || fail "the first /64 of the pool was expected, got '$prefix'"
-hc vm prefix list a | grep -q "$prefix" || fail "hc vm prefix list does not show $prefix"
+hc vm prefix list a | grep "$prefix" >/dev/null || fail "hc vm prefix list does not show $prefix"
 [ "$(vm_field a '.nics[0].prefixes[0]')" = "$prefix" ] || fail "the VM's NIC does not carry its prefix"
 route=
 for i in $(seq 1 40); do
@@ -47,13 +47,13 @@ for i in $(seq 1 40); do
 	[ -n "$route" ] && break
 	sleep 0.25
 done
-echo "$route" | grep -q "^$prefix via $a6 dev $br" || fail "no route $prefix via $a6 dev $br: '$route'"
+echo "$route" | grep "^$prefix via $a6 dev $br" >/dev/null || fail "no route $prefix via $a6 dev $br: '$route'"
 ok "$prefix routed to $a6 on $br (protocol 72)"
 
 # (EC2's values end without a newline: echo one for the console.)
 md=$(guest_run a 30 "wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/$a_mac/ipv6-prefix; echo") ||
 	fail "the guest cannot read its ipv6-prefix from the metadata service"
-echo "$md" | grep -qx "$prefix" || fail "metadata says '$md', not $prefix"
+echo "$md" | grep -x "$prefix" >/dev/null || fail "metadata says '$md', not $prefix"
 # The guest configures the prefix's first address, as the data sources suggest.
 guest_run a 20 'p=$(wget -q -O - http://169.254.169.254/latest/meta-data/network/interfaces/macs/'"$a_mac"'/ipv6-prefix; echo); p=${p%%[!0-9a-f:/]*}; ip -6 addr add ${p%/*}1/128 dev eth0 && echo configured ${p%/*}1' |
 	grep -q "configured 2001:db8:e2e::1" || fail "the guest did not configure 2001:db8:e2e::1"
@@ -74,7 +74,7 @@ ok "upstream reaches the prefix"
 
 # Inbound rules treat the prefix like the VM's own address.
 guest_run a 20 'mkdir -p /tmp/w && echo prefix-hello >/tmp/w/index.html && httpd -p 8080 -h /tmp/w' >/dev/null
-reach() { upx curl -s --max-time 3 "http://[2001:db8:e2e::1]:8080/" | grep -q prefix-hello; }
+reach() { upx curl -s --max-time 3 "http://[2001:db8:e2e::1]:8080/" | grep prefix-hello >/dev/null; }
 reach && fail "upstream reached port 8080 of the prefix without a rule"
 hc vm rule add a --proto tcp --port 8080 >/dev/null
 for i in $(seq 1 20); do reach && break; sleep 0.5; done
@@ -103,7 +103,7 @@ count() { tcpdump -r "$1" -nn "${@:2}" 2>/dev/null | wc -l; }
 ok "the guest sends from its prefix; other sources (outside it, or another /64 of the pool) never leave its tap"
 
 # ---- removal: no route, no set element, no metadata key -----------------------------
-set_has_tap() { nsexec nft list ruleset | awk '/set pfx6-/,/}/' | grep -q "\"$a_tap\""; }
+set_has_tap() { nsexec nft list ruleset | awk '/set pfx6-/,/}/' | grep -F "\"$a_tap\"" >/dev/null; }
 set_has_tap || fail "control: the anti-spoofing set holds no element for $a_tap"
 hc vm prefix remove a "$prefix" >/dev/null || fail "hc vm prefix remove failed"
 for i in $(seq 1 40); do
@@ -123,11 +123,11 @@ prefix=$(hc vm prefix add a --length 56) || fail "a /56 was refused"
 [ "$prefix" = "2001:db8:e2e::/56" ] || fail "the first free /56 (the /64 is free again) was expected, got $prefix"
 for i in $(seq 1 40); do
 	r=$(nsexec ip -6 route show proto 72)
-	echo "$r" | grep -q "^$prefix via" && ! echo "$r" | grep -q e2e:99 && break
+	echo "$r" | grep "^$prefix via" >/dev/null && ! echo "$r" | grep e2e:99 >/dev/null && break
 	sleep 0.25
 done
-echo "$r" | grep -q "^$prefix via $a6" || fail "no route for the /56"
-echo "$r" | grep -q "e2e:99" && fail "a stray route of protocol 72 survived a pass"
+echo "$r" | grep "^$prefix via $a6" >/dev/null || fail "no route for the /56"
+echo "$r" | grep "e2e:99" >/dev/null && fail "a stray route of protocol 72 survived a pass"
 hc vm stop a >/dev/null
 wait_state a stopped 120
 for i in $(seq 1 20); do [ -z "$(nsexec ip -6 route show proto 72)" ] && break; sleep 0.25; done
