@@ -17,7 +17,7 @@
  * scarce, so members attach them only when public_ipv4_max_per_user
  * allows (admins always).
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "api/codec.h"
 #include "common/addrpool.h"
