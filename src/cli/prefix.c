@@ -33,26 +33,15 @@ static const struct column ip_cols[] = {
 static int call(struct hc *h, const char *method, char *path, json_t *body, const struct column *cols,
 		const char *done_fmt, const char *member)
 {
-	json_t *out = NULL;
-	int rc;
+	json_t *out;
+	int rc = api_call_printed(h, method, path, body, &out);
 
-	if (path == NULL) {
-		json_decref(body);
-		return hc_fail(h, "out of memory");
-	}
-	rc = api_call(h, method, path, body, &out, NULL);
-	free(path);
-	json_decref(body);
-	if (rc < 0)
-		return -1;
-	if (h->json)
-		print_json(out);
-	else if (cols != NULL)
+	if (rc == 0 && cols != NULL)
 		print_table(out, cols);
-	else
+	else if (rc == 0)
 		printf(done_fmt, json_str(out, member));
 	json_decref(out);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /* "vms/<vm>/<what>/<item>" with item checked: addresses hold no character

@@ -69,16 +69,24 @@ static bool next_item(const char **pos, char *item, size_t len)
 	return true;
 }
 
+/* The most items a list can hold: one more than its commas. */
+static size_t items_max(const char *text)
+{
+	size_t n = 1;
+
+	for (; *text; text++)
+		n += *text == ',';
+	return n;
+}
+
 int pool6_parse(const char *text, struct pool6 *out, char **err)
 {
 	const char *pos = text ? text : "";
 	char item[96];
-	size_t n = 0;
+	size_t n = items_max(pos);
 
 	memset(out, 0, sizeof(*out));
 	*err = NULL;
-	for (const char *c = pos; *c; c++)
-		n += *c == ',';
 	out->v = calloc(n + 1, sizeof(*out->v));
 	out->len = calloc(n + 1, sizeof(*out->len));
 	if (out->v == NULL || out->len == NULL)
@@ -191,12 +199,10 @@ int pool4_parse(const char *text, struct pool4 *out, char **err)
 {
 	const char *pos = text ? text : "";
 	char item[96];
-	size_t n = 0;
+	size_t n = items_max(pos);
 
 	memset(out, 0, sizeof(*out));
 	*err = NULL;
-	for (const char *c = pos; *c; c++)
-		n += *c == ',';
 	if ((out->v = calloc(n + 1, sizeof(*out->v))) == NULL) {
 		*err = strdup("out of memory");
 		return -1;

@@ -188,20 +188,29 @@ int store_prefix_list(struct store *st, uint64_t vm, struct prefix **out, size_t
 	return STORE_OK;
 }
 
-int store_prefix_remove(struct store *st, uint64_t vm, const char *address)
+/* Delete the row of table (one of ours) with this address and VM;
+ * STORE_NOTFOUND when there is none. */
+static int owned_delete(struct store *st, const char *table, uint64_t vm, const char *address)
 {
 	struct sval p[] = { SV_S(address), SV_I(vm) };
+	char sql[96];
 	int64_t count = 0;
 	int rc = store_tx_begin(st);
 
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE address = ? AND vm = ?", table);
 	if (rc == STORE_OK)
-		rc = store_q(st, "SELECT COUNT(*) FROM prefixes WHERE address = ? AND vm = ?", p, 2,
-			     store_row_int, &count);
+		rc = store_q(st, sql, p, 2, store_row_int, &count);
 	if (rc == STORE_OK && count == 0)
 		rc = STORE_NOTFOUND;
+	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE address = ? AND vm = ?", table);
 	if (rc == STORE_OK)
-		rc = store_w(st, "DELETE FROM prefixes WHERE address = ? AND vm = ?", p, 2);
+		rc = store_w(st, sql, p, 2);
 	return store_tx_end(st, rc);
+}
+
+int store_prefix_remove(struct store *st, uint64_t vm, const char *address)
+{
+	return owned_delete(st, "prefixes", vm, address);
 }
 
 /* ---- public IPv4 --------------------------------------------------------- */
@@ -335,18 +344,7 @@ int store_public4_list(struct store *st, uint64_t scope, struct public4 **out, s
 
 int store_public4_detach(struct store *st, uint64_t vm, const char *address)
 {
-	struct sval p[] = { SV_S(address), SV_I(vm) };
-	int64_t count = 0;
-	int rc = store_tx_begin(st);
-
-	if (rc == STORE_OK)
-		rc = store_q(st, "SELECT COUNT(*) FROM public_ipv4 WHERE address = ? AND vm = ?", p, 2,
-			     store_row_int, &count);
-	if (rc == STORE_OK && count == 0)
-		rc = STORE_NOTFOUND;
-	if (rc == STORE_OK)
-		rc = store_w(st, "DELETE FROM public_ipv4 WHERE address = ? AND vm = ?", p, 2);
-	return store_tx_end(st, rc);
+	return owned_delete(st, "public_ipv4", vm, address);
 }
 
 /* ---- on loaded VMs ---------------------------------------------------------- */

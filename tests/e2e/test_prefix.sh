@@ -13,19 +13,12 @@
 . "$(dirname "$0")/lib.sh"
 
 POOL=2001:db8:e2e::/48
-UP_NS=hce2eup-$$
-T_EXTRA_NS+=("$UP_NS")
-ip netns add "$UP_NS"
-ip link add hcup0 netns "$T_NS" type veth peer name eth0 netns "$UP_NS"
-nsexec ip link set hcup0 up
+upstream_ns
 nsexec ip -6 addr add 2001:db8:ff::1/64 dev hcup0 nodad
-ip -n "$UP_NS" link set lo up
-ip -n "$UP_NS" link set eth0 up
 ip -n "$UP_NS" -6 addr add 2001:db8:ff::2/64 dev eth0 nodad
 # Upstream routes the network and the whole pool to the host.
 ip -n "$UP_NS" -6 route add fd00:e2e:50::/64 via 2001:db8:ff::1
 ip -n "$UP_NS" -6 route add "$POOL" via 2001:db8:ff::1
-upx() { ip netns exec "$UP_NS" "$@"; }
 
 hcd_start --uplink=hcup0 --prefix_pool="$POOL"
 import_tiny tiny

@@ -14,16 +14,9 @@
 # (Greps below read all their input: `cmd | grep -q` can fail under
 # pipefail when grep exits early and cmd gets SIGPIPE.)
 
-UP_NS=hce2eup-$$
-T_EXTRA_NS+=("$UP_NS")
-ip netns add "$UP_NS"
-ip link add hcup0 netns "$T_NS" type veth peer name eth0 netns "$UP_NS"
-nsexec ip link set hcup0 up
+upstream_ns
 nsexec ip addr add 192.0.2.1/24 dev hcup0
-ip -n "$UP_NS" link set lo up
-ip -n "$UP_NS" link set eth0 up
 ip -n "$UP_NS" addr add 192.0.2.2/24 dev eth0
-upx() { ip netns exec "$UP_NS" "$@"; }
 
 # The pool is on the uplink's own subnet: upstream finds it by ARP.
 hcd_start --uplink=hcup0 --public_ipv4_pool=192.0.2.100-192.0.2.103
