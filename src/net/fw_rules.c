@@ -77,13 +77,15 @@ static void box_add(struct boxes *b, uint8_t proto, uint16_t plo, uint16_t phi, 
 
 /* The rule's source as a range of af and the rule's family in *raf;
  * false when the rule is of the other family (one without a source and
- * without a family is of both). */
+ * without a family is of both).  The source is canonical "addr/len" with
+ * its host bits zero (firewall_check() saw to it), so it is read as it
+ * stands: this runs for every rule of every VM at every regeneration. */
 static bool source_range(const struct ns_rule *r, int af, int *raf, u128 *lo, u128 *hi)
 {
-	char canon[INET6_ADDRSTRLEN + 8];
+	char addr[INET6_ADDRSTRLEN];
 	uint8_t a[16] = { 0 };
 
-	*raf = fw_rule_family(r, canon, sizeof(canon));      /* checked already */
+	*raf = r->source ? (strchr(r->source, ':') ? AF_INET6 : AF_INET) : r->family;
 	if (*raf != 0 && *raf != af)
 		return false;
 	if (r->source == NULL) {
@@ -91,11 +93,14 @@ static bool source_range(const struct ns_rule *r, int af, int *raf, u128 *lo, u1
 		*hi = addr_max(af);
 		return true;
 	}
-	char *slash = strchr(canon, '/');
+	const char *slash = strchr(r->source, '/');
+	size_t n = slash ? (size_t)(slash - r->source) : strlen(r->source);
 	unsigned bits = af == AF_INET ? 32 : 128, plen = slash ? (unsigned)atoi(slash + 1) : bits;
-	if (slash)
-		*slash = '\0';
-	inet_pton(af, canon, a);
+	if (n >= sizeof(addr))
+		n = sizeof(addr) - 1;
+	memcpy(addr, r->source, n);
+	addr[n] = '\0';
+	inet_pton(af, addr, a);
 	*lo = addr_load(a, af);
 	/* (A shift by the full width would be undefined.) */
 	*hi = plen >= bits ? *lo : plen == 0 ? addr_max(af) : *lo | (addr_max(af) >> plen);
