@@ -233,8 +233,9 @@ static int ids_unique(const struct netstate *ns, const uint64_t *nics, size_t n_
 	qsort(ids, ns->n_nets, sizeof(*ids), cmp_u64);
 	for (size_t i = 1; i < ns->n_nets; i++)
 		if (ids[i] == ids[i - 1]) {
+			unsigned long long twice = ids[i];
 			free(ids);
-			return fw_fail(err, "network %llu twice", (unsigned long long)ids[i]);
+			return fw_fail(err, "network %llu twice", twice);
 		}
 	free(ids);
 	for (size_t i = 1; i < n_nics; i++)
