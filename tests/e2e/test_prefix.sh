@@ -9,7 +9,8 @@
 #    reach that address; the VM's inbound rules apply to it as to its own;
 #  - the guest may send from its prefix, but a source outside it never
 #    leaves its tap (captured upstream and on the bridge);
-#  - removing the prefix removes its route and its anti-spoofing element.
+#  - removing the prefix removes its route and its anti-spoofing element;
+#  - the NoCloud seed (network-config) carries the prefix's address too.
 . "$(dirname "$0")/lib.sh"
 
 POOL=2001:db8:e2e::/48
@@ -23,7 +24,7 @@ ip -n "$UP_NS" -6 route add "$POOL" via 2001:db8:ff::1
 hcd_start --uplink=hcup0 --prefix_pool="$POOL"
 import_tiny tiny
 hc net create pub --ipv6 fd00:e2e:50::/64 --ipv4 10.86.0.0/24 >/dev/null
-hc vm create a --image tiny --net pub >/dev/null
+hc vm create a --image tiny --net pub --config-drive >/dev/null
 hc vm create b --image tiny --net pub >/dev/null
 for vm in a b; do wait_log "$vm" HACKCLOUD-NET-UP 180; done
 a6=$(vm_field a '.nics[0].ipv6'); a_mac=$(vm_field a '.nics[0].mac'); a_tap=$(vm_field a '.nics[0].ifname')
@@ -126,3 +127,16 @@ wait_state a stopped 120
 for i in $(seq 1 20); do [ -z "$(nsexec ip -6 route show proto 72)" ] && break; sleep 0.25; done
 [ -z "$(nsexec ip -6 route show proto 72)" ] || fail "a stopped VM's prefix is still routed here"
 ok "stray routes are swept; a stopped VM's prefix is not routed"
+
+# ---- the NoCloud seed, rebuilt at the next start, announces the /56 ----------------
+hc vm start a >/dev/null
+wait_state a running 120
+xorriso -osirrox on -indev "$T_STATE/vms/$(vm_field a .id)/seed.iso" -extract /network-config "$T_DIR/nc" \
+	>/dev/null 2>&1 || fail "no network-config in a's seed"
+python3 - "$T_DIR/nc" "$a_mac" <<'EOF' || fail "network-config lacks the prefix's address: $(cat "$T_DIR/nc")"
+import sys, yaml
+eth = [e for e in yaml.safe_load(open(sys.argv[1]))["ethernets"].values()
+       if e["match"]["macaddress"] == sys.argv[2]][0]
+assert eth["addresses"] == ["2001:db8:e2e::1/128"], eth
+EOF
+ok "the NoCloud seed's network-config gives the guest 2001:db8:e2e::1/128 of its /56"
