@@ -61,6 +61,10 @@ int h_user_otp_enable(struct req *r);
 int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
 
+/* quotas.c: a user's quotas and usage */
+int h_user_quota_get(struct req *r);
+int h_user_quota_set(struct req *r);
+
 /* hosts.c */
 int h_host_list(struct req *r);
 int h_host_get(struct req *r);

@@ -88,7 +88,7 @@ static json_t *prefix_to_json(const struct vm *vm, const char *prefix, uint64_t 
 int h_vm_prefix_list(struct req *r)
 {
 	struct vm vm = { 0 };
-	struct prefix *v = NULL;
+	struct vm_prefix *v = NULL;
 	size_t n = 0;
 
 	if (!api_vm_of_path(r, &vm))
@@ -101,7 +101,7 @@ int h_vm_prefix_list(struct req *r)
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, prefix_to_json(&vm, v[i].prefix, v[i].nic, v[i].created));
-	prefixes_free(v, n);
+	vm_prefixes_free(v, n);
 	vm_free(&vm);
 	return req_json(r, 200, arr);
 }
@@ -111,14 +111,15 @@ int h_vm_prefix_add(struct req *r)
 	static const char *const keys[] = { "length", "nic", NULL };
 	const struct config *cfg = r->api->cfg;
 	struct vm vm = { 0 };
-	struct pool6 pool = { 0 };
-	struct prefix p = { 0 };
+	struct prefix *pools = NULL;
+	struct vm_prefix p = { 0 };
+	size_t n_pools = 0;
 	char *err = NULL;
 	int len = cfg->prefix_length, rc;
 
 	if (!only_keys(r, keys) || !get_int(r, "length", 16, 64, &len))
 		return 0;
-	if (pool6_parse(cfg->prefix_pool, &pool, &err) < 0 || pool.n == 0) {
+	if (prefix_pool_parse(cfg->prefix_pool, &pools, &n_pools, &err) < 0 || n_pools == 0) {
 		req_error(r, 409, "no_pool", "this installation hands out no routed prefixes (prefix_pool)");
 		goto out;
 	}
@@ -131,7 +132,7 @@ int h_vm_prefix_add(struct req *r)
 	const struct nic *nic = nic_of_body(r, &vm, false);
 	if (nic == NULL)
 		goto out;
-	rc = store_prefix_add(r->api->st, &pool, vm.id, nic->id, (unsigned)len, cfg->prefix_max_per_vm,
+	rc = store_prefix_add(r->api->st, pools, n_pools, vm.id, nic->id, (unsigned)len, cfg->prefix_max_per_vm,
 			      r->admin ? 0 : cfg->prefix_max_per_user, &p);
 	if (rc == STORE_CONFLICT)
 		req_error(r, 409, "limit", "vm '%s' has %d prefixes or its owner %d already", vm.name,
@@ -145,7 +146,7 @@ int h_vm_prefix_add(struct req *r)
 out:
 	free(p.prefix);
 	free(err);
-	pool6_free(&pool);
+	free(pools);
 	vm_free(&vm);
 	return 0;
 }

@@ -3,45 +3,17 @@
 
 #include "common/config.h"
 #include "common/fsutil.h"
+#include "common/netpool.h"
 #include "common/validate.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct span6 span6_of(const struct in6_addr *addr, unsigned len)
-{
-	uint64_t hi = 0;
-
-	for (int i = 0; i < 8; i++)
-		hi = hi << 8 | addr->s6_addr[i];
-	return (struct span6){ hi, len >= 64 ? hi : hi | (UINT64_MAX >> len) };
-}
-
-void span6_addr(uint64_t lo, struct in6_addr *out)
-{
-	memset(out, 0, sizeof(*out));
-	for (int i = 7; i >= 0; i--, lo >>= 8)
-		out->s6_addr[i] = (uint8_t)lo;
-}
-
-static int cmp_span6(const void *a, const void *b)
-{
-	const struct span6 *x = a, *y = b;
-	return (x->lo > y->lo) - (x->lo < y->lo);
-}
-
 static int cmp_span4(const void *a, const void *b)
 {
 	const struct span4 *x = a, *y = b;
 	return (x->lo > y->lo) - (x->lo < y->lo);
-}
-
-void pool6_free(struct pool6 *p)
-{
-	free(p->v);
-	free(p->len);
-	memset(p, 0, sizeof(*p));
 }
 
 void pool4_free(struct pool4 *p)
@@ -79,65 +51,42 @@ static size_t items_max(const char *text)
 	return n;
 }
 
-int pool6_parse(const char *text, struct pool6 *out, char **err)
+int prefix_pool_parse(const char *text, struct prefix **out, size_t *n, char **err)
 {
-	const char *pos = text ? text : "";
-	char item[96];
-	size_t n = items_max(pos);
+	char bad[64];
 
-	memset(out, 0, sizeof(*out));
+	*out = NULL;
+	*n = 0;
 	*err = NULL;
-	out->v = calloc(n + 1, sizeof(*out->v));
-	out->len = calloc(n + 1, sizeof(*out->len));
-	if (out->v == NULL || out->len == NULL)
-		goto oom;
-	while (next_item(&pos, item, sizeof(item))) {
-		char canon[INET6_ADDRSTRLEN + 8];
-		struct in6_addr a;
-		int af;
-		if (item[0] == '\0')
-			continue;
-		char *slash = strchr(item, '/');
-		if (slash == NULL || !prefix_parse(item, &af, canon, sizeof(canon)) || af != AF_INET6) {
-			*err = str_printf("prefix_pool: '%s' is not an IPv6 prefix with its host bits zero", item);
-			goto fail;
-		}
-		unsigned len = (unsigned)atoi(strchr(canon, '/') + 1);
-		*strchr(canon, '/') = '\0';
-		inet_pton(AF_INET6, canon, &a);
-		if (len < 16 || len > 64) {
-			*err = str_printf("prefix_pool: '%s' must be /16 to /64", item);
-			goto fail;
-		}
-		if (a.s6_addr[0] == 0xff || (a.s6_addr[0] == 0xfe && (a.s6_addr[1] & 0xc0) == 0x80) ||
-		    (a.s6_addr[0] == 0 && a.s6_addr[1] == 0)) {
-			*err = str_printf("prefix_pool: '%s' is not a global unicast prefix", item);
-			goto fail;
-		}
-		out->len[out->n] = len;
-		out->v[out->n++] = span6_of(&a, len);
+	if (!prefix_list_parse(text ? text : "", AF_INET6, 64, out, n, bad)) {
+		*err = str_printf("prefix_pool: '%s' is not an IPv6 prefix of at most /64 with its host bits"
+				  " zero", bad);
+		goto fail;
 	}
-	/* Sorted with their lengths: a pair sort by hand (few items). */
-	for (size_t i = 0; i < out->n; i++)
-		for (size_t j = i + 1; j < out->n; j++)
-			if (cmp_span6(&out->v[j], &out->v[i]) < 0) {
-				struct span6 t = out->v[i];
-				unsigned l = out->len[i];
-				out->v[i] = out->v[j];
-				out->len[i] = out->len[j];
-				out->v[j] = t;
-				out->len[j] = l;
-			}
-	for (size_t i = 1; i < out->n; i++)
-		if (out->v[i].lo <= out->v[i - 1].hi) {
-			*err = strdup("prefix_pool: its prefixes overlap");
+	for (size_t i = 0; i < *n; i++) {
+		const struct prefix *p = &(*out)[i];
+		char t[64];
+		prefix_text(p, t, sizeof(t));
+		if (p->len < 16) {
+			*err = str_printf("prefix_pool: '%s' must be /16 to /64", t);
 			goto fail;
 		}
+		if (p->a[0] == 0xff || (p->a[0] == 0xfe && (p->a[1] & 0xc0) == 0x80) ||
+		    (p->a[0] == 0 && p->a[1] == 0)) {
+			*err = str_printf("prefix_pool: '%s' is not a global unicast prefix", t);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (prefix_overlap(p, &(*out)[j])) {
+				*err = strdup("prefix_pool: its prefixes overlap");
+				goto fail;
+			}
+	}
 	return 0;
-oom:
-	*err = strdup("out of memory");
 fail:
-	pool6_free(out);
+	free(*out);
+	*out = NULL;
+	*n = 0;
 	return -1;
 }
 
@@ -229,38 +178,6 @@ int pool4_parse(const char *text, struct pool4 *out, char **err)
 	return 0;
 }
 
-bool pool6_alloc(const struct pool6 *p, unsigned len, const struct span6 *taken, size_t n,
-		 struct in6_addr *out)
-{
-	struct span6 *t;
-	bool found = false;
-
-	if (len < 16 || len > 64 || (t = malloc((n + 1) * sizeof(*t))) == NULL)
-		return false;
-	memcpy(t, taken, n * sizeof(*t));
-	qsort(t, n, sizeof(*t), cmp_span6);
-	/* 128-bit arithmetic: a candidate one past the last /64 must not wrap. */
-	unsigned __int128 size = (unsigned __int128)1 << (64 - len);
-	for (size_t i = 0; i < p->n && !found; i++) {
-		if (len < p->len[i])
-			continue;       /* longer than the pool item itself */
-		unsigned __int128 c = p->v[i].lo, end = p->v[i].hi;
-		for (size_t j = 0; j < n && c + size - 1 <= end; j++) {
-			if (t[j].hi < c)
-				continue;
-			if (t[j].lo > c + size - 1)
-				break;      /* the gap before it fits */
-			/* Overlaps: the next aligned candidate after it. */
-			c = ((unsigned __int128)t[j].hi + 1 + size - 1) / size * size;
-		}
-		if (c + size - 1 <= end) {
-			span6_addr((uint64_t)c, out);
-			found = true;
-		}
-	}
-	free(t);
-	return found;
-}
 
 bool prefix_suggested_address(const char *prefix, char *buf, size_t len)
 {
@@ -278,12 +195,23 @@ bool prefix_suggested_address(const char *prefix, char *buf, size_t len)
 
 int addrpool_config_check(const struct config *c, char **err)
 {
-	struct pool6 p6;
+	struct prefix *p6 = NULL, *tenant = NULL;
 	struct pool4 p4;
+	size_t n6 = 0, nt = 0;
+	char bad[64];
 
-	if (pool6_parse(c->prefix_pool, &p6, err) < 0)
+	if (prefix_pool_parse(c->prefix_pool, &p6, &n6, err) < 0)
 		return -1;
-	pool6_free(&p6);
+	/* A network of a member must never come out of the routed prefixes
+	 * (they would overlap): the two pools are apart. */
+	if (prefix_list_parse(c->tenant_ipv6_pool, AF_INET6, 64, &tenant, &nt, bad))
+		for (size_t i = 0; i < n6 && *err == NULL; i++)
+			if (prefix_find_overlap(&p6[i], tenant, nt) != NULL)
+				*err = strdup("prefix_pool overlaps tenant_ipv6_pool");
+	free(p6);
+	free(tenant);
+	if (*err != NULL)
+		return -1;
 	if (pool4_parse(c->public_ipv4_pool, &p4, err) < 0)
 		return -1;
 	pool4_free(&p4);

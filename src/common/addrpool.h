@@ -24,17 +24,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A range of /64s (upper 64 bits of the addresses), inclusive. */
-struct span6 {
-	uint64_t lo, hi;
-};
-
-struct pool6 {
-	struct span6 *v;            /* each a prefix, sorted, disjoint */
-	unsigned *len;              /* its prefix length */
-	size_t n;
-};
-
 /* A range of IPv4 addresses, host order, inclusive. */
 struct span4 {
 	uint32_t lo, hi;
@@ -45,23 +34,16 @@ struct pool4 {
 	size_t n;
 };
 
-/* Parse a pool; "" is an empty pool.  -1 with a malloc'd message. */
-int pool6_parse(const char *text, struct pool6 *out, char **err);
+struct prefix;
+
+/* prefix_pool as prefixes (common/netpool.h, whose prefix_allocate hands
+ * them out), checked: IPv6, /16../64, global unicast, disjoint; "" is
+ * none.  -1 with a malloc'd message (*out freed). */
+int prefix_pool_parse(const char *text, struct prefix **out, size_t *n, char **err);
+
+/* public_ipv4_pool; "" is an empty pool.  -1 with a malloc'd message. */
 int pool4_parse(const char *text, struct pool4 *out, char **err);
-void pool6_free(struct pool6 *p);
 void pool4_free(struct pool4 *p);
-
-/* The /64s of an IPv6 prefix (16 <= len <= 64, host bits zero), and back. */
-struct span6 span6_of(const struct in6_addr *addr, unsigned len);
-void span6_addr(uint64_t lo, struct in6_addr *out);
-
-/*
- * The lowest prefix of length len (the pool's own length .. 64) inside the
- * pool that overlaps none of taken[0 .. n) (any order: existing prefixes,
- * networks' /64s).  False when none is left.
- */
-bool pool6_alloc(const struct pool6 *p, unsigned len, const struct span6 *taken, size_t n,
-		 struct in6_addr *out);
 
 /* The address hackcloud's data sources (metadata service, NoCloud seed)
  * suggest a guest configures from a routed prefix "addr/len": its first
@@ -69,8 +51,9 @@ bool pool6_alloc(const struct pool6 *p, unsigned len, const struct span6 *taken,
 bool prefix_suggested_address(const char *prefix, char *buf, size_t len);
 
 struct config;
-/* The configuration's pools and prefix lengths make sense (checked when
- * hcd starts); -1 with a malloc'd message otherwise. */
+/* The configuration's pools and prefix lengths make sense, and
+ * prefix_pool shares nothing with tenant_ipv6_pool (checked when hcd
+ * starts); -1 with a malloc'd message otherwise. */
 int addrpool_config_check(const struct config *c, char **err);
 
 /* Is the address in the pool? */

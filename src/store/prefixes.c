@@ -13,14 +13,14 @@
 
 #include "common/addrpool.h"
 #include "common/fsutil.h"
-#include "common/validate.h"
+#include "common/netpool.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void prefixes_free(struct prefix *v, size_t n)
+void vm_prefixes_free(struct vm_prefix *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i].prefix);
@@ -72,7 +72,7 @@ static int nic_of_vm(struct store *st, uint64_t vm, uint64_t nic, char **ipv4)
 
 static void fill_prefix(void *e, const struct sval *c)
 {
-	struct prefix *p = e;
+	struct vm_prefix *p = e;
 	p->prefix = str_printf("%s/%lld", c[0].s ? c[0].s : "", (long long)c[1].i);
 	p->nic = (uint64_t)c[2].i;
 	p->vm = (uint64_t)c[3].i;
@@ -81,29 +81,31 @@ static void fill_prefix(void *e, const struct sval *c)
 
 #define PREFIX_COLS "address, len, nic, vm, created FROM prefixes"
 
-/* What a new prefix must not overlap: every prefix, every network's /64. */
+/* What a new prefix must not overlap: every prefix, every network. */
 struct taken6 {
-	struct span6 *v;
+	struct prefix *v;
 	size_t n, cap;
 	bool oom;
 };
 
+/* A row: a prefix's address and length, or a network's "addr/len". */
 static int taken6_row(void *arg, const struct sval *c, int ncols)
 {
 	struct taken6 *t = arg;
-	struct in6_addr a;
-	char text[INET6_ADDRSTRLEN + 8], *slash;
+	char text[INET6_ADDRSTRLEN + 8];
+	struct prefix p;
 
 	if (c[0].t != SV_TEXT || c[0].s == NULL)
 		return 0;
-	snprintf(text, sizeof(text), "%s", c[0].s);
-	if ((slash = strchr(text, '/')) != NULL)
-		*slash = '\0';
-	if (inet_pton(AF_INET6, text, &a) != 1)
+	if (ncols > 1)
+		snprintf(text, sizeof(text), "%s/%lld", c[0].s, (long long)c[1].i);
+	else
+		snprintf(text, sizeof(text), "%s", c[0].s);
+	if (!prefix_from_text(text, &p))
 		return 0;
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 64;
-		struct span6 *v = realloc(t->v, cap * sizeof(*v));
+		struct prefix *v = realloc(t->v, cap * sizeof(*v));
 		if (v == NULL) {
 			t->oom = true;
 			return 1;
@@ -111,22 +113,26 @@ static int taken6_row(void *arg, const struct sval *c, int ncols)
 		t->v = v;
 		t->cap = cap;
 	}
-	/* A network's prefix is always a /64; a prefix has its length. */
-	unsigned len = ncols > 1 && c[1].t == SV_INT ? (unsigned)c[1].i : 64;
-	t->v[t->n++] = span6_of(&a, len > 64 ? 64 : len);
+	t->v[t->n++] = p;
 	return 0;
 }
 
-int store_prefix_add(struct store *st, const struct pool6 *pool, uint64_t vm, uint64_t nic, unsigned len,
-		     int per_vm, int per_owner, struct prefix *out)
+int store_prefix_add(struct store *st, const struct prefix *pools, size_t n_pools, uint64_t vm, uint64_t nic,
+		     unsigned len, int per_vm, int per_owner, struct vm_prefix *out)
 {
 	struct taken6 t = { 0 };
-	struct in6_addr a;
-	char text[INET6_ADDRSTRLEN];
+	struct prefix *fit = calloc(n_pools + 1, sizeof(*fit)), got;
+	size_t n_fit = 0;
+	char text[64];
 	int64_t count = 0;
-	int rc = store_tx_begin(st);
+	int rc = fit ? store_tx_begin(st) : STORE_ERR;
 
 	memset(out, 0, sizeof(*out));
+	/* netpool hands out the pool's own length when it is longer than
+	 * asked: a prefix is never larger than its pool, so those are left out. */
+	for (size_t i = 0; fit && i < n_pools; i++)
+		if (pools[i].family == AF_INET6 && pools[i].len <= len)
+			fit[n_fit++] = pools[i];
 	if (rc == STORE_OK)
 		rc = nic_of_vm(st, vm, nic, NULL);
 	if (rc == STORE_OK && per_vm > 0) {
@@ -148,20 +154,22 @@ int store_prefix_add(struct store *st, const struct pool6 *pool, uint64_t vm, ui
 		rc = store_q(st, "SELECT ipv6 FROM networks", NULL, 0, taken6_row, &t);
 	if (rc == STORE_OK && t.oom)
 		rc = STORE_ERR;
-	if (rc == STORE_OK && !pool6_alloc(pool, len, t.v, t.n, &a))
+	if (rc == STORE_OK && !prefix_allocate(fit, n_fit, len, t.v, t.n, &got))
 		rc = STORE_FULL;
 	if (rc == STORE_OK) {
-		inet_ntop(AF_INET6, &a, text, sizeof(text));
-		out->prefix = str_printf("%s/%u", text, len);
+		prefix_text(&got, text, sizeof(text));
+		out->prefix = strdup(text);
 		out->vm = vm;
 		out->nic = nic;
 		out->created = store_now();
+		*strchr(text, '/') = '\0';       /* kept by its address */
 		const char *addr = text;
 		struct sval p[] = { SV_S(addr), SV_I(len), SV_I(nic), SV_I(vm), SV_I(out->created) };
 		rc = out->prefix ? store_w(st, "INSERT INTO prefixes (address, len, nic, vm, created)"
 					   " VALUES (?, ?, ?, ?, ?)", p, 5) : STORE_ERR;
 	}
 	free(t.v);
+	free(fit);
 	rc = store_tx_end(st, rc);
 	if (rc != STORE_OK) {
 		free(out->prefix);
@@ -170,9 +178,9 @@ int store_prefix_add(struct store *st, const struct pool6 *pool, uint64_t vm, ui
 	return rc;
 }
 
-int store_prefix_list(struct store *st, uint64_t vm, struct prefix **out, size_t *n)
+int store_prefix_list(struct store *st, uint64_t vm, struct vm_prefix **out, size_t *n)
 {
-	struct rows r = { .elem = sizeof(struct prefix), .fill = fill_prefix };
+	struct rows r = { .elem = sizeof(struct vm_prefix), .fill = fill_prefix };
 	struct sval p[] = { SV_I(vm), SV_I(vm) };
 	/* Sorted by address in the caller's sense: the text sorts well enough
 	 * for a listing; routes and rules do not depend on this order. */
@@ -180,7 +188,7 @@ int store_prefix_list(struct store *st, uint64_t vm, struct prefix **out, size_t
 			 rows_add, &r);
 
 	if (rc != STORE_OK) {
-		prefixes_free(r.v, r.n);
+		vm_prefixes_free(r.v, r.n);
 		return rc;
 	}
 	*out = r.v;
@@ -428,13 +436,18 @@ int store_vm_routing_load(struct store *st, struct vm *vms, size_t n)
 	for (size_t i = 0; i < n; i++)
 		l.idx[i] = (struct vm_index){ vms[i].id, i };
 	qsort(l.idx, n, sizeof(*l.idx), cmp_vm_index);
-	/* One VM: its rows; several: every row, matched in memory (two
-	 * statements whatever the number of VMs). */
-	struct sval p[] = { SV_I(n == 1 ? vms[0].id : 0), SV_I(n == 1 ? vms[0].id : 0) };
-	rc = store_q(st, "SELECT address, len, nic, vm FROM prefixes WHERE (? = 0 OR vm = ?)"
+	/* The rows of the VMs' ID range, matched in memory: two statements
+	 * whatever the number of VMs. */
+	uint64_t lo = vms[0].id, hi = vms[0].id;
+	for (size_t i = 1; i < n; i++) {
+		lo = vms[i].id < lo ? vms[i].id : lo;
+		hi = vms[i].id > hi ? vms[i].id : hi;
+	}
+	struct sval p[] = { SV_I(lo), SV_I(hi) };
+	rc = store_q(st, "SELECT address, len, nic, vm FROM prefixes WHERE vm BETWEEN ? AND ?"
 		     " ORDER BY vm, nic, address", p, 2, prefix_row, &l);
 	if (rc == STORE_OK)
-		rc = store_q(st, "SELECT address, nic, vm FROM public_ipv4 WHERE (? = 0 OR vm = ?)", p, 2,
+		rc = store_q(st, "SELECT address, nic, vm FROM public_ipv4 WHERE vm BETWEEN ? AND ?", p, 2,
 			     public4_row, &l);
 	if (rc == STORE_OK && l.oom)
 		rc = STORE_ERR;

@@ -1,7 +1,8 @@
 /*
  * test_addrpool — the pools of routed IPv6 prefixes and public IPv4
  * addresses (src/common/addrpool.h): parsing, refusals, first-fit
- * allocation around what is taken, alignment, exhaustion.
+ * allocation of public addresses around what is taken, exhaustion, the
+ * configuration check (netpool's tests cover the IPv6 allocation).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,101 +11,83 @@
 #include <cmocka.h>
 
 #include "common/addrpool.h"
+#include "common/config.h"
+#include "common/netpool.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static struct span6 sp6(const char *prefix)
-{
-	char a[64];
-	struct in6_addr addr;
-	const char *slash = strchr(prefix, '/');
-
-	snprintf(a, sizeof(a), "%.*s", (int)(slash - prefix), prefix);
-	assert_int_equal(inet_pton(AF_INET6, a, &addr), 1);
-	return span6_of(&addr, (unsigned)atoi(slash + 1));
-}
-
-static void assert_alloc6(const struct pool6 *p, unsigned len, const struct span6 *taken, size_t n,
-			  const char *want)
-{
-	struct in6_addr got;
-	char text[INET6_ADDRSTRLEN];
-
-	if (want == NULL) {
-		assert_false(pool6_alloc(p, len, taken, n, &got));
-		return;
-	}
-	assert_true(pool6_alloc(p, len, taken, n, &got));
-	inet_ntop(AF_INET6, &got, text, sizeof(text));
-	assert_string_equal(text, want);
-}
-
-static void pool6_parses_and_refuses(void **state)
+static void prefix_pool_parses_and_refuses(void **state)
 {
 	(void)state;
-	struct pool6 p;
+	struct prefix *p = NULL;
+	size_t n = 0;
 	char *err = NULL;
 
-	assert_int_equal(pool6_parse(" 2001:db8:200::/48 , 2001:db8:100::/56", &p, &err), 0);
-	assert_int_equal(p.n, 2);
-	assert_int_equal(p.len[0], 56);         /* sorted */
-	assert_int_equal(p.len[1], 48);
-	pool6_free(&p);
-	assert_int_equal(pool6_parse("", &p, &err), 0);
-	assert_int_equal(p.n, 0);
-	pool6_free(&p);
+	assert_int_equal(prefix_pool_parse(" 2001:db8:200::/48 , 2001:db8:100::/56", &p, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(p[0].len, 48);
+	assert_int_equal(p[1].len, 56);
+	free(p);
+	assert_int_equal(prefix_pool_parse("", &p, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(p);
 
-	const char *bad[] = { "2001:db8::1/48", "2001:db8::", "10.0.0.0/8", "2001:db8::/8", "2001:db8::/80",
-			      "fe80::/16", "ff00::/16", "::/16", "2001:db8::/48,2001:db8:0:1::/64", "junk",
-			      "2001:db8::/48;rm" };
+	const char *bad[] = { "2001:db8::1/48", "10.0.0.0/8", "2001:db8::/8", "2001:db8::/80", "fe80::/16",
+			      "ff00::/16", "::/16", "2001:db8::/48,2001:db8:0:1::/64", "junk", "2001:db8::/48;rm" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (pool6_parse(bad[i], &p, &err) == 0)
+		if (prefix_pool_parse(bad[i], &p, &n, &err) == 0)
 			fail_msg("accepted '%s'", bad[i]);
+		assert_null(p);
 		assert_non_null(strstr(err, "prefix_pool"));
 		free(err);
 		err = NULL;
 	}
 }
 
-static void pool6_first_fit(void **state)
+/* hcd refuses a configuration whose routed prefixes could become members'
+ * networks, or whose limits make no sense. */
+static void config_check(void **state)
 {
 	(void)state;
-	struct pool6 p;
+	struct config c;
 	char *err = NULL;
 
-	assert_int_equal(pool6_parse("2001:db8:100::/48", &p, &err), 0);
-	assert_alloc6(&p, 64, NULL, 0, "2001:db8:100::");
-	struct span6 t[] = { sp6("2001:db8:100::/64"), sp6("2001:db8:100:1::/64"), sp6("2001:db8:100:3::/64") };
-	assert_alloc6(&p, 64, t, 3, "2001:db8:100:2::");           /* the hole */
-	assert_alloc6(&p, 56, t, 3, "2001:db8:100:100::");         /* aligned past the /64s */
-	assert_alloc6(&p, 48, NULL, 0, "2001:db8:100::");
-	assert_alloc6(&p, 48, t, 3, NULL);                          /* the whole pool is not free */
-	assert_alloc6(&p, 40, NULL, 0, NULL);                       /* shorter than the pool */
-	assert_alloc6(&p, 65, NULL, 0, NULL);
-	/* Taken things in any order, nested and outside the pool. */
-	struct span6 u[] = { sp6("2001:db8:100:100::/56"), sp6("2001:db9::/32"), sp6("2001:db8:100::/56"),
-			     sp6("2001:db8:100:100::/64") };
-	assert_alloc6(&p, 56, u, 4, "2001:db8:100:200::");
-	assert_alloc6(&p, 64, u, 4, "2001:db8:100:200::");
-	pool6_free(&p);
+	config_defaults(&c);
+	assert_int_equal(addrpool_config_check(&c, &err), 0);
+	config_set(&c, "hcd", "prefix_pool", "2001:db8:100::/48");
+	config_set(&c, "hcd", "tenant_ipv6_pool", "2001:db8:100:8000::/49");
+	config_set(&c, "hcd", "public_ipv4_pool", "198.51.100.0/28");
+	assert_int_equal(addrpool_config_check(&c, &err), -1);
+	assert_non_null(strstr(err, "tenant_ipv6_pool"));
+	free(err);
+	config_set(&c, "hcd", "tenant_ipv6_pool", "2001:db8:200::/48");
+	assert_int_equal(addrpool_config_check(&c, &err), 0);
+	config_set(&c, "hcd", "prefix_min_length", "60");
+	config_set(&c, "hcd", "prefix_length", "56");           /* the default longer than allowed */
+	assert_int_equal(addrpool_config_check(&c, &err), -1);
+	free(err);
+	config_set(&c, "hcd", "prefix_length", "64");
+	config_set(&c, "hcd", "public_ipv4_pool", "127.0.0.1");
+	assert_int_equal(addrpool_config_check(&c, &err), -1);
+	assert_non_null(strstr(err, "public_ipv4_pool"));
+	free(err);
+	config_free(&c);
+}
 
-	/* Several items: the next one when the first is full; the last /64. */
-	assert_int_equal(pool6_parse("2001:db8:100::/63,2001:db8:ffff:ffff::/64", &p, &err), 0);
-	struct span6 full[] = { sp6("2001:db8:100::/64"), sp6("2001:db8:100:1::/64") };
-	assert_alloc6(&p, 64, full, 2, "2001:db8:ffff:ffff::");
-	struct span6 all[] = { sp6("2001:db8:100::/63"), sp6("2001:db8:ffff:ffff::/64") };
-	assert_alloc6(&p, 64, all, 2, NULL);
-	pool6_free(&p);
+static void suggested_address(void **state)
+{
+	(void)state;
+	char a[64];
 
-	/* The last /64 of global unicast space, taken: nothing wraps. */
-	assert_int_equal(pool6_parse("2001:db8::/32,3fff:ffff:ffff:ffff::/64", &p, &err), 0);
-	struct span6 top[] = { sp6("2001:db8::/32"), sp6("3fff:ffff:ffff:ffff::/64") };
-	assert_alloc6(&p, 64, top, 2, NULL);
-	assert_alloc6(&p, 64, top, 1, "3fff:ffff:ffff:ffff::");
-	pool6_free(&p);
+	assert_true(prefix_suggested_address("2001:db8:100:1::/64", a, sizeof(a)));
+	assert_string_equal(a, "2001:db8:100:1::1");
+	assert_true(prefix_suggested_address("2001:db8:100::/48", a, sizeof(a)));
+	assert_string_equal(a, "2001:db8:100::1");
+	assert_false(prefix_suggested_address("2001:db8:100::1/48", a, sizeof(a)));
+	assert_false(prefix_suggested_address("10.0.0.0/8", a, sizeof(a)));
 }
 
 static void pool4_parses_and_allocates(void **state)
@@ -154,8 +137,9 @@ static void pool4_parses_and_allocates(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(pool6_parses_and_refuses),
-		cmocka_unit_test(pool6_first_fit),
+		cmocka_unit_test(prefix_pool_parses_and_refuses),
+		cmocka_unit_test(config_check),
+		cmocka_unit_test(suggested_address),
 		cmocka_unit_test(pool4_parses_and_allocates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
