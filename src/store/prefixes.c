@@ -68,6 +68,22 @@ static int nic_of_vm(struct store *st, uint64_t vm, uint64_t nic, char **ipv4)
 	return rc;
 }
 
+/* The owner of the VM has fewer than limit rows in table (one of ours)
+ * over all its VMs; STORE_CONFLICT when not.  limit 0: no cap. */
+static int owner_below(struct store *st, const char *table, uint64_t vm, int limit)
+{
+	char sql[160];
+	int64_t count = 0;
+	int rc;
+
+	if (limit <= 0)
+		return STORE_OK;
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s t JOIN vms x ON x.id = t.vm"
+		 " WHERE x.owner = (SELECT owner FROM vms WHERE id = ?)", table);
+	rc = store_q(st, sql, &SV_I(vm), 1, store_row_int, &count);
+	return rc == STORE_OK && count >= limit ? STORE_CONFLICT : rc;
+}
+
 /* ---- prefixes ------------------------------------------------------------ */
 
 static void fill_prefix(void *e, const struct sval *c)
@@ -140,14 +156,8 @@ int store_prefix_add(struct store *st, const struct prefix *pools, size_t n_pool
 		if (rc == STORE_OK && count >= per_vm)
 			rc = STORE_CONFLICT;
 	}
-	if (rc == STORE_OK && per_owner > 0) {
-		count = 0;
-		rc = store_q(st, "SELECT COUNT(*) FROM prefixes p JOIN vms x ON x.id = p.vm"
-			     " WHERE x.owner = (SELECT owner FROM vms WHERE id = ?)", &SV_I(vm), 1,
-			     store_row_int, &count);
-		if (rc == STORE_OK && count >= per_owner)
-			rc = STORE_CONFLICT;
-	}
+	if (rc == STORE_OK)
+		rc = owner_below(st, "prefixes", vm, per_owner);
 	if (rc == STORE_OK)
 		rc = store_q(st, "SELECT address, len FROM prefixes", NULL, 0, taken6_row, &t);
 	if (rc == STORE_OK)
@@ -284,14 +294,8 @@ int store_public4_attach(struct store *st, const struct pool4 *pool, uint64_t vm
 		if (rc == STORE_OK && count > 0)
 			rc = STORE_CONFLICT;
 	}
-	if (rc == STORE_OK && per_owner > 0) {
-		count = 0;
-		rc = store_q(st, "SELECT COUNT(*) FROM public_ipv4 a JOIN vms x ON x.id = a.vm"
-			     " WHERE x.owner = (SELECT owner FROM vms WHERE id = ?)", &SV_I(vm), 1,
-			     store_row_int, &count);
-		if (rc == STORE_OK && count >= per_owner)
-			rc = STORE_CONFLICT;
-	}
+	if (rc == STORE_OK)
+		rc = owner_below(st, "public_ipv4", vm, per_owner);
 	if (rc == STORE_OK && address == NULL) {
 		uint32_t a;
 		rc = store_q(st, "SELECT address FROM public_ipv4", NULL, 0, taken4_row, &t);
