@@ -142,6 +142,9 @@ static const struct key keys[] = {
 	Q("default_quota_networks", 4, "networks a member may have; 0: unlimited"),
 	Q("default_quota_images", 5, "images a member may have; 0: unlimited"),
 	Q("default_quota_image_bytes", 6, "bytes of images of a member; 0: unlimited"),
+	/* the dashboard */
+	S("hcd", "web_root", web_root,
+	  "the dashboard's files served at / (default: share/hackcloud/web); none: no dashboard"),
 	/* routed prefixes and public IPv4 (issue 13 §3, §4; common/addrpool.h) */
 	S("hcd", "prefix_pool", prefix_pool,
 	  "IPv6 prefixes (PREFIX[,PREFIX...], /16../64) that VMs' routed prefixes come from; empty: none"),
@@ -211,6 +214,7 @@ void config_defaults(struct config *c)
 	c->api_header_timeout = 10;
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
+	set_str(&c->web_root, "");
 	/* routed prefixes and public IPv4 */
 	set_str(&c->prefix_pool, "");
 	c->prefix_length = 64;

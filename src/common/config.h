@@ -68,6 +68,8 @@ struct config {
 	 * of store.h's enum quota (vms, vcpus, memory_mib, disk_bytes,
 	 * networks, images, image_bytes); 0 = unlimited. */
 	long long default_quota[7];
+	/* The dashboard (issue 15 §3). */
+	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
 	/* routed IPv6 prefixes and public IPv4 addresses (issue 13 §3, §4;
 	 * common/addrpool.h has the pools' syntax) */
 	char *prefix_pool;    /* IPv6 prefixes VMs' routed prefixes come from; "" = none */
