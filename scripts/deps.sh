@@ -9,14 +9,14 @@ packages=(
 	libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev libnftables-dev
-	nettle-dev libnftnl-dev libmnl-dev
+	nettle-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder (tiny: the first line; debian: the second)
 	busybox-static cpio kmod dpkg-dev
 	debootstrap fdisk e2fsprogs util-linux
 	# tests and benchmarks
-	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
+	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client conntrack
 	xorriso oathtool slapd ldap-utils postgresql
 	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
 	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)

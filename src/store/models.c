@@ -595,6 +595,11 @@ void vm_free(struct vm *vm)
 		free(vm->nics[i].network_name);
 		free(vm->nics[i].network_ipv6);
 		free(vm->nics[i].ipv4);
+		/* routing (prefixes.c) */
+		for (size_t j = 0; j < vm->nics[i].n_prefixes; j++)
+			free(vm->nics[i].prefixes[j]);
+		free(vm->nics[i].prefixes);
+		free(vm->nics[i].public_ipv4);
 	}
 	free(vm->nics);
 	for (size_t i = 0; i < vm->n_keys; i++) {
@@ -785,6 +790,8 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 	if (rc == STORE_OK && full)
 		rc = vm_children(st, "SELECT vm, data FROM vm_user_data WHERE vm BETWEEN ? AND ?"
 				 " ORDER BY vm", r.v, r.n, add_user_data);
+	if (rc == STORE_OK)         /* routing (prefixes.c): prefixes and public IPv4 */
+		rc = store_vm_routing_load(st, r.v, r.n);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
