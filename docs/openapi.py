@@ -159,6 +159,8 @@ CODES = {
     "conflict": "the name is taken, or the resource is not in a state that allows this",
     "ambiguous": "several owners published an image of that name: name it OWNER/NAME (?owner= in a path)",
     "quota_exceeded": "the create would go over one of the owner's quotas (the message names it)",
+    "no_pool": "this installation hands out none (prefix_pool, public_ipv4_pool are empty)",
+    "limit": "over prefix_max_per_vm, or (members) prefix_max_per_user",
     "in_use": "the resource is still used",
     "exhausted": "no free identifier or address",
     "no_capacity": "no live host has room for the VM (or the chosen one has not)",
@@ -219,6 +221,8 @@ VM = answer({
         "network_id": hexid(6, "network"),
         "ipv6": nullable(string("the network's /64 + the modified EUI-64 of the MAC")),
         "ipv4": nullable(string("allocated from the network's subnet; null without IPv4")),
+        "prefixes": array(string("e.g. 2001:db8:100::/64"), "the NIC's routed IPv6 prefixes"),
+        "public_ipv4": nullable(string("the public IPv4 address mapped to the NIC's IPv4 one")),
     }), "one per network, in order"),
     "keys": array(answer({"name": string(), "fingerprint": string()}),
                   "the SSH keys the VM was given at creation"),
@@ -302,6 +306,33 @@ SCHEMAS = {
         "source": nullable(string("an IPv4 or IPv6 prefix with its host bits zero")),
     }, ["proto"]),
     "RuleDeleted": answer({"deleted": integer("the rule's ID")}),
+    "Prefix": answer({
+        "prefix": string("the routed prefix, e.g. 2001:db8:100::/64"),
+        "vm": hexid(10, "VM"),
+        "nic": string("the NIC's MAC", pattern="^02:00(:[0-9a-f]{2}){4}$"),
+        "network": string("the NIC's network"),
+        "via": nullable(string("the next hop: the NIC's EUI-64 address")),
+        "created": integer(TIME),
+    }, "a routed IPv6 prefix of a VM's NIC, from prefix_pool"),
+    "PrefixAdd": body({
+        "length": nullable(integer("default prefix_length; members at most prefix_min_length",
+                                   minimum=16, maximum=64)),
+        "nic": nullable(string("the NIC's MAC or tap name (default the first NIC)")),
+    }),
+    "PrefixDeleted": answer({"deleted": string("the prefix's network address")}),
+    "PublicIpv4": answer({
+        "address": string("the public IPv4 address"),
+        "vm": hexid(10, "VM"),
+        "vm_name": string(),
+        "nic": string("the NIC's MAC", pattern="^02:00(:[0-9a-f]{2}){4}$"),
+        "private_ipv4": nullable(string("the NIC's address it maps to")),
+        "created": integer(TIME),
+    }, "a public IPv4 address mapped 1:1 to a NIC's IPv4 address"),
+    "IpAttach": body({
+        "address": nullable(string("an address of public_ipv4_pool (default the lowest free one)")),
+        "nic": nullable(string("the NIC's MAC or tap name (default the first NIC with IPv4)")),
+    }),
+    "IpDetached": answer({"detached": string("the address")}),
     "Image": answer({
         "id": hexid(8, "image"),
         "name": name("image"),
@@ -471,6 +502,8 @@ PARAMS = {
     "token": "the token's ID (8 hex digits)",
     "user": "user name",
     "key": "key ID (8 hex digits) or name (the caller's own; see owner)",
+    "prefix": "the prefix's network address, e.g. 2001:db8:100:: (a '/' cannot be in a path segment)",
+    "address": "the public IPv4 address",
 }
 
 # Resources a path names by ref that may be a name of somebody else's (req_ref):
@@ -585,6 +618,32 @@ op("POST", "/v1/vms/{vm}/rules", "user", "addVmRule", "vms", "Accept more inboun
    errors={409: {"conflict": "the VM has 64 rules"}})
 op("DELETE", "/v1/vms/{vm}/rules/{rule}", "user", "deleteVmRule", "vms", "Remove a rule",
    ok=(200, "RuleDeleted", "the rule's ID"), errors={400: {"bad_request": "not a numeric ID"}})
+op("GET", "/v1/vms/{vm}/prefixes", "user", "listVmPrefixes", "vms", "The VM's routed IPv6 prefixes",
+   ok=(200, "array:Prefix", "the prefixes"))
+op("POST", "/v1/vms/{vm}/prefixes", "user", "addVmPrefix", "vms",
+   "Route a new IPv6 prefix to a NIC of the VM (the lowest free one of that length)",
+   req="PrefixAdd", ok=(201, "Prefix", "the prefix"),
+   errors={403: {"forbidden": "a member asking for a shorter prefix than prefix_min_length"},
+           404: {"not_found": "no such VM, or no such NIC of it"},
+           409: {"no_pool": None, "conflict": "the VM has no NIC", "limit": None,
+                 "exhausted": "no prefix of that length is free"}})
+op("DELETE", "/v1/vms/{vm}/prefixes/{prefix}", "user", "removeVmPrefix", "vms", "Remove a routed prefix",
+   ok=(200, "PrefixDeleted", "its network address"),
+   errors={400: {"bad_request": "not an IPv6 network address"}})
+op("GET", "/v1/ips", "user", "listPublicIpv4", "vms",
+   "The public IPv4 addresses handed out (a member: their VMs')", ok=(200, "array:PublicIpv4", "the addresses"))
+op("POST", "/v1/vms/{vm}/ips", "user", "attachVmPublicIpv4", "vms",
+   "Map a public IPv4 address to a NIC of the VM",
+   req="IpAttach", ok=(201, "PublicIpv4", "the address"),
+   errors={400: {"bad_request": "not an IPv4 address, or not in public_ipv4_pool"},
+           403: {"forbidden": "a member, when public_ipv4_max_per_user is 0"},
+           404: {"not_found": "no such VM, or no such NIC of it"},
+           409: {"no_pool": None,
+                 "conflict": "the NIC has no IPv4 or a public address already, the address is taken, "
+                             "or the owner's limit is reached",
+                 "exhausted": "the pool is used up"}})
+op("DELETE", "/v1/vms/{vm}/ips/{address}", "user", "detachVmPublicIpv4", "vms", "Unmap a public IPv4 address",
+   ok=(200, "IpDetached", "the address"), errors={400: {"bad_request": "not an IPv4 address"}})
 op("GET", "/v1/vms/{vm}/user-data", "user", "getVmUserData", "vms", "The VM's user data, verbatim",
    ok=(200, {"application/octet-stream": {"schema": string(format="binary")}},
        "the bytes given at creation (empty: none)"))
@@ -794,7 +853,8 @@ def request_body(req):
         schema = {"oneOf": [ref(n) for n in req]}
     else:
         schema = ref(req)
-    return {"required": req not in ("NoFields", "HostDrain", "VmUpdate", "UserUpdate", "Proof", "QuotaSet"),
+    return {"required": req not in ("NoFields", "HostDrain", "VmUpdate", "UserUpdate", "Proof", "QuotaSet",
+                                    "PrefixAdd", "IpAttach"),
             "content": {JSON: {"schema": schema}}}
 
 
