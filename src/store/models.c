@@ -766,6 +766,7 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 			     " state, host, created, user_data, config_drive, disk_size, ephemeral)"
 			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			     p, 14);
+		store_event_touch(st, "vm", vm_id_format(vm->id).s, "created");
 	}
 	free(ud);
 	for (size_t i = 0; rc == STORE_OK && i < vm->n_disks; i++) {
@@ -802,14 +803,22 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 	int rc = store_tx_begin(st);
 	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
+	store_event_touch(st, "vm", vm_id_format(id).s,
+			  strcmp(desired, "deleted") == 0 ? "deleted" : "updated");
 	return store_tx_end(st, rc);
 }
 
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error)
 {
 	struct sval p[] = { SV_S(state), SV_S(error), SV_I(id) };
-	/* Observations of the host are not changes of intent: no hook. */
-	return store_q(st, "UPDATE vms SET state = ?, error = ? WHERE id = ?", p, 3, NULL, NULL);
+	int rc = store_tx_begin(st);
+
+	/* Observations of the host are not changes of intent: no hook (but
+	 * an event for the API's streams). */
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE vms SET state = ?, error = ? WHERE id = ?", p, 3, NULL, NULL);
+	store_event_touch(st, "vm", vm_id_format(id).s, "updated");
+	return store_tx_end(st, rc);
 }
 
 int store_vm_purge(struct store *st, uint64_t id)
@@ -850,6 +859,7 @@ int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *
 		struct sval p[] = { SV_I(*nic_id), SV_I(vm_id), SV_I(net.id), SV_I(idx + 1), SV_S(ipv4) };
 		rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4) VALUES (?, ?, ?, ?, ?)", p, 5);
 	}
+	store_event_touch(st, "vm", vm_id_format(vm_id).s, "updated");
 	free(ipv4);
 	network_free(&net);
 	return store_tx_end(st, rc);
@@ -868,6 +878,7 @@ int store_nic_remove(struct store *st, uint64_t vm_id, uint64_t nic_id)
 		rc = STORE_NOTFOUND;
 	if (rc == STORE_OK)
 		rc = store_w(st, "DELETE FROM nics WHERE id = ? AND vm = ?", p, 2);
+	store_event_touch(st, "vm", vm_id_format(vm_id).s, "updated");
 	return store_tx_end(st, rc);
 }
 
