@@ -24,6 +24,9 @@
 #include "store/store.h"
 
 struct api_auth;
+struct audit;
+struct events;
+struct metrics;
 struct worker_pool;
 
 struct api_ctx {
@@ -34,6 +37,10 @@ struct api_ctx {
 	struct cluster *cluster;          /* placement policy of this host */
 	struct importer *importer;        /* image/import.h: downloads from URLs */
 	struct worker_pool *workers;      /* common/worker.h: slow steps off the loop */
+	/* issue 15, created by api_server_start: */
+	struct metrics *metrics;          /* metrics.h: GET /metrics, request counts */
+	struct events *events;            /* events.h: GET /v1/events streams */
+	struct audit *audit;              /* audit.h: the audit trail's journal */
 };
 
 /* http.c: listeners.  Returns NULL and a message on failure. */
@@ -47,5 +54,8 @@ void api_server_stop(struct api_server *s);
 int api_server_fds(struct api_server *s, int fds[2]);
 long long api_server_timeout_ms(struct api_server *s);
 void api_server_run(struct api_server *s);
+/* Once per loop turn, after the store's drains: the event streams read
+ * what was committed since (here, or by `remote` other processes). */
+void api_server_changes(struct api_server *s, int remote);
 
 #endif

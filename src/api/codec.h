@@ -12,6 +12,7 @@
 json_t *vm_to_json(const struct vm *vm);
 json_t *image_to_json(const struct image *im);
 json_t *network_to_json(const struct network *n);
+json_t *host_to_json(const struct host *h);
 
 /* The NIC's IPv6 address: the network's /64 + modified EUI-64 of its MAC.
  * Writes into buf (INET6_ADDRSTRLEN); false when the prefix is malformed. */

@@ -7,17 +7,8 @@
  */
 #include "api/handlers.h"
 
+#include "api/codec.h"
 #include "common/validate.h"
-
-static json_t *host_to_json(const struct host *h)
-{
-	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
-			 "name", h->name, "address", h->address, "cpus", h->cpus,
-			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
-			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)h->last_seen,
-			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
-			 "used_mib", (json_int_t)h->used_mib);
-}
 
 int h_host_list(struct req *r)
 {

@@ -125,6 +125,19 @@ static const struct key keys[] = {
 	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
 	I("auth", "token_cache_ttl", token_cache_ttl,
 	  "seconds a token check is cached; a revoke on another host takes effect within it"),
+	/* metrics, events, audit (issue 15) */
+	S("auth", "metrics_token_file", metrics_token_file,
+	  "file with a bearer token that may read /metrics and nothing else; empty: admins only"),
+	I("hcd", "metrics_disk_interval", metrics_disk_interval,
+	  "seconds between QMP query-blockstats of each running VM for /metrics"),
+	I("hcd", "events_max_per_user", events_max_per_user,
+	  "open /v1/events streams per user; 0: no cap"),
+	I("hcd", "events_buffer", events_buffer,
+	  "bytes an event stream may fall behind before it is cut"),
+	I("hcd", "events_retention", events_retention,
+	  "seconds the event log keeps events (how far back Last-Event-ID resumes)"),
+	I("hcd", "audit_retention_days", audit_retention_days,
+	  "days the audit trail keeps its entries"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -176,6 +189,12 @@ void config_defaults(struct config *c)
 	c->api_header_timeout = 10;
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
+	set_str(&c->metrics_token_file, "");
+	c->metrics_disk_interval = 10;
+	c->events_max_per_user = 8;
+	c->events_buffer = 1 << 20;
+	c->events_retention = 3600;
+	c->audit_retention_days = 90;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

@@ -60,6 +60,13 @@ struct config {
 	int api_header_timeout; /* seconds a connection may take to send a request's headers */
 	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
 	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
+	/* Metrics, events and audit (issue 15 §1, §2). */
+	char *metrics_token_file; /* a bearer token that may read /metrics alone; empty: admins only */
+	int metrics_disk_interval; /* seconds between QMP query-blockstats of each VM */
+	int events_max_per_user; /* open /v1/events streams per user; 0 = no cap */
+	int events_buffer;    /* bytes a stream may fall behind before it is cut */
+	int events_retention; /* seconds the event log keeps events (resume window) */
+	int audit_retention_days; /* days the audit trail keeps entries */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

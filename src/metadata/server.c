@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/ratelimit.h"
+#include "common/stats.h"
 #include "metadata/tree.h"
 
 #include <arpa/inet.h>
@@ -142,6 +143,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0; /* the service takes no bodies */
 		return MHD_YES;
 	}
+	stat_inc(STAT_METADATA_REQUESTS);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return reply(conn, 405, "text/plain", STATIC("method not allowed\n"));
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -153,6 +155,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (!bucket_take(s, vm.id)) {
 		vm_free(&vm);
+		stat_inc(STAT_METADATA_THROTTLED);
 		return reply(conn, 429, "text/plain", STATIC("slow down\n"));
 	}
 	metadata_render(&vm, url, &r);

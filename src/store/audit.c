@@ -9,17 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+void audit_entry_clear(struct audit_entry *e)
+{
+	free(e->host);
+	free(e->user_name);
+	free(e->source);
+	free(e->method);
+	free(e->route);
+	free(e->ref);
+	free(e->result);
+	memset(e, 0, sizeof(*e));
+}
+
 void audit_entries_free(struct audit_entry *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].host);
-		free(v[i].user_name);
-		free(v[i].source);
-		free(v[i].method);
-		free(v[i].route);
-		free(v[i].ref);
-		free(v[i].result);
-	}
+	for (size_t i = 0; i < n; i++)
+		audit_entry_clear(&v[i]);
 	free(v);
 }
 

@@ -569,6 +569,7 @@ struct audit_entry {
 	char *result;       /* "ok", or the error code answered */
 };
 
+void audit_entry_clear(struct audit_entry *e);
 void audit_entries_free(struct audit_entry *v, size_t n);
 /* In one transaction; the user's name is looked up as it is now. */
 int store_audit_add(struct store *st, const struct audit_entry *v, size_t n);
