@@ -18,6 +18,8 @@ packages=(
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
 	xorriso oathtool slapd ldap-utils postgresql
+	# /metrics read by a real Prometheus (server and promtool): tests/e2e/test_metrics.sh
+	prometheus
 	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
 	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
 	debhelper systemd-container

@@ -189,6 +189,16 @@ static void stream_wake(struct stream *s)
 		req_stream_wake(s->h);
 }
 
+/* A client that hung up while its stream slept: end the stream now
+ * rather than at the next keepalive. */
+static void stream_check(struct stream *s)
+{
+	if (s->h && !s->cut && req_stream_hung_up(s->h)) {
+		s->cut = true;
+		stream_wake(s);
+	}
+}
+
 /* Queue bytes; a reader that lets more than its limit pile up is cut. */
 static void stream_push(struct stream *s, const char *data, size_t len)
 {
@@ -362,8 +372,12 @@ int h_events(struct req *r)
 	struct stream *s;
 	char retry[32];
 
-	for (struct stream *t = ev->streams; t; t = t->next)
+	for (struct stream *t = ev->streams; t; t = t->next) {
+		/* One that went away unnoticed (it slept) does not count. */
+		if (t->user == r->caller && !t->cut && !t->ending)
+			stream_check(t);
 		mine += t->user == r->caller && !t->cut && !t->ending;
+	}
 	if (cfg->events_max_per_user > 0 && mine >= (size_t)cfg->events_max_per_user) {
 		req_retry_after(r, 5);
 		return req_error(r, 429, "too_many_streams",
@@ -444,8 +458,10 @@ void events_changed(struct events *ev, int remote)
 {
 	if (ev == NULL)
 		return;
-	if (remote > 0)
+	if (remote > 0) {
 		ev->dirty = true;
+		ev->stats.announced++;
+	}
 	if (ev->dirty)
 		dispatch(ev);
 }
@@ -494,6 +510,8 @@ void events_run(struct events *ev, long long now)
 	if (now >= ev->next_reread) {
 		ev->next_reread = now + REREAD_MS;
 		ev->dirty = true;
+		for (struct stream *s = ev->streams; s; s = s->next)
+			stream_check(s);
 	}
 	if (ev->dirty)
 		dispatch(ev);

@@ -53,6 +53,7 @@ struct events_stats {
 	uint64_t sent;          /* events written to streams */
 	uint64_t cut;           /* streams cut for reading too slowly */
 	uint64_t syncs;         /* sync events sent */
+	uint64_t announced;     /* turns that read the log for another process's announcement */
 };
 void events_stats(const struct events *ev, struct events_stats *out);
 

@@ -429,6 +429,9 @@ static void render_hcd(struct promtext *p, struct scrape *s)
 		s->events.syncs);
 	counter(p, "hackcloud_event_streams_cut_total", "event streams cut for reading too slowly",
 		s->events.cut);
+	counter(p, "hackcloud_event_announcements_total",
+		"loop turns that read the event log because another host announced events",
+		s->events.announced);
 	prom_family(p, "hackcloud_audit_pending", "gauge",
 		    "audit entries in the journal, not yet in the store");
 	prom_sample_u(p, "hackcloud_audit_pending", NULL, s->audit.pending);

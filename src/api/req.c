@@ -7,6 +7,7 @@
 #include "common/validate.h"
 #include "common/worker.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +235,15 @@ void req_stream_wake(struct req_stream *s)
 	s->suspended = false;
 	MHD_resume_connection(s->conn);
 	http_server_resumed(s->server);
+}
+
+bool req_stream_hung_up(struct req_stream *s)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct pollfd p = { .fd = ci ? ci->connect_fd : -1, .events = POLLRDHUP };
+
+	return p.fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 /* ---- inputs --------------------------------------------------------------- */

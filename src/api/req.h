@@ -109,6 +109,10 @@ int req_stream(struct req *r, const char *content_type,
 	       long (*pull)(void *arg, char *buf, size_t max), void (*gone)(void *arg),
 	       void *arg, struct req_stream **handle);
 void req_stream_wake(struct req_stream *s);
+/* The client has hung up (its end of the connection is closed).  A
+ * sleeping stream's connection is not watched by anyone, so a stream
+ * asks now and then: never blocks. */
+bool req_stream_hung_up(struct req_stream *s);
 
 /* ---- inputs --------------------------------------------------------------- */
 
