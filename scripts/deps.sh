@@ -10,6 +10,7 @@ packages=(
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev libnftables-dev
 	nettle-dev libnftnl-dev libmnl-dev
+	zlib1g-dev   # gzip of /metrics on a worker (Prometheus asks for it)
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder (tiny: the first line; debian: the second)

@@ -105,6 +105,14 @@ int req_bytes(struct req *r, int status, const char *content_type, void *data, s
 	return 0;
 }
 
+void req_bytes_header(struct req *r, const char *name, const char *value)
+{
+	struct http_req *h = http_req_of(r);
+
+	if (h->raw && !h->upgraded)
+		MHD_add_response_header(h->raw, name, value);
+}
+
 void req_retry_after(struct req *r, int seconds)
 {
 	http_req_of(r)->retry_after = seconds;

@@ -70,6 +70,9 @@ int req_text(struct req *r, int status, char *text, size_t len);
 /* Bytes as they are, with a content type; takes the malloc'd data (NULL
  * with len 0 is an empty body). */
 int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len);
+/* One more header on an answer set by req_bytes (Content-Encoding of a
+ * body the handler compressed, Vary); no-op for other answers. */
+void req_bytes_header(struct req *r, const char *name, const char *value);
 /* Ask the client to wait (Retry-After, whole seconds) with the answer. */
 void req_retry_after(struct req *r, int seconds);
 /* True once an answer is set. */
