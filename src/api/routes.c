@@ -246,12 +246,21 @@ static bool vm_create_disks(struct req *r, struct vm *vm, const struct image *im
 	return true;
 }
 
+/* "optional" or "required" (the metadata service's IMDSv2 setting). */
+static bool metadata_tokens_valid(struct req *r, const char *v)
+{
+	if (strcmp(v, "optional") == 0 || strcmp(v, "required") == 0)
+		return true;
+	req_error(r, 400, "bad_request", "'metadata_tokens' must be optional or required");
+	return false;
+}
+
 static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
 					    "start", "keys", "user_data", "config_drive", "disk_size",
-					    "disks", "host", "ephemeral", NULL };
-	const char *name, *image_ref, *pin;
+					    "disks", "host", "ephemeral", "metadata_tokens", NULL };
+	const char *name, *image_ref, *pin, *tokens;
 	int cpus = 1, memory = 256;
 	bool start = true, config_drive = false, ephemeral = false;
 	uint64_t net_ids[VM_NICS_MAX];
@@ -264,7 +273,11 @@ static int h_vm_create(struct req *r)
 	    !get_str(r, "image", true, &image_ref) ||
 	    !get_int(r, "cpus", 1, VM_CPUS_MAX, &cpus) ||
 	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory) ||
-	    !get_str(r, "host", false, &pin))
+	    !get_str(r, "host", false, &pin) || !get_str(r, "metadata_tokens", false, &tokens))
+		return 0;
+	if (tokens == NULL)
+		tokens = r->api->cfg->metadata_tokens;
+	if (!metadata_tokens_valid(r, tokens))
 		return 0;
 	if (!api_name_check(r, name, VM_ID_STRLEN, "vm"))
 		return 0;
@@ -328,6 +341,7 @@ static int h_vm_create(struct req *r)
 		.name = (char *)name, .owner = r->caller, .image = im.id, .cpus = cpus,
 		.memory_mib = memory, .desired = start ? "running" : "stopped",
 		.state = "stopped", .config_drive = config_drive, .ephemeral = ephemeral,
+		.metadata_tokens_required = strcmp(tokens, "required") == 0,
 	};
 	bool disks_ok = vm_create_disks(r, &vm, &im);
 	image_free(&im);
@@ -378,6 +392,31 @@ static int h_vm_get(struct req *r)
 	req_json(r, 200, vm_to_json(&vm));
 	vm_free(&vm);
 	return 0;
+}
+
+/* PATCH /v1/vms/{}: the settings that may change on an existing VM. */
+static int h_vm_update(struct req *r)
+{
+	static const char *const keys[] = { "metadata_tokens", NULL };
+	struct vm vm = { 0 };
+	const char *tokens;
+	int rc = STORE_OK;
+
+	if (!only_keys(r, keys) || !get_str(r, "metadata_tokens", false, &tokens))
+		return 0;
+	if (tokens && !metadata_tokens_valid(r, tokens))
+		return 0;
+	if (!vm_resolve(r, &vm))
+		return 0;
+	if (tokens)
+		rc = store_vm_set_metadata_tokens(r->api->st, vm.id, strcmp(tokens, "required") == 0);
+	if (rc != STORE_OK) {
+		vm_free(&vm);
+		return req_store_error(r, rc, "vm", r->params[0]);
+	}
+	rc = reply_vm(r, 200, vm.id);
+	vm_free(&vm);
+	return rc;
 }
 
 static int set_desired(struct req *r, const char *desired)
@@ -590,6 +629,7 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms",                   h_vm_create,      BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}",                h_vm_get,         BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}",                h_vm_delete,      BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}",                h_vm_update,      BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/start",          h_vm_start,       BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/stop",           h_vm_stop,        BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/reboot",         h_vm_reboot,      BODY_JSON, NULL, NULL, false },

@@ -74,6 +74,14 @@ static const struct opt_spec vm_create_opts[] = {
 	{ "--disk-size", "SIZE", false, "root disk size, e.g. 4G (default: the image's own)" },
 	{ "--disk", "SIZE", true, "add an empty data disk of SIZE, e.g. 10G (repeatable, at most 8)" },
 	{ "--no-start", NULL, false, "create it stopped" },
+	{ "--metadata-tokens", "MODE", false, "optional or required: whether the metadata service"
+	  " also answers requests without an IMDSv2 token (default: hcd's metadata_tokens)" },
+	{ 0 },
+};
+
+static const struct opt_spec vm_set_opts[] = {
+	{ "--metadata-tokens", "MODE", false, "optional or required: whether the metadata service"
+	  " also answers requests without an IMDSv2 token" },
 	{ 0 },
 };
 
@@ -194,10 +202,13 @@ static const struct command commands[] = {
 
 	{ "vm", "create", cmd_vm_create,
 	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--key KEY]..."
-	  " [--user-data FILE] [--config-drive] [--disk-size SIZE] [--disk SIZE]... [--no-start]",
+	  " [--user-data FILE] [--config-drive] [--disk-size SIZE] [--disk SIZE]... [--no-start]"
+	  " [--metadata-tokens optional|required]",
 	  "create a VM, started unless --no-start", 1, 1, vm_create_opts, &res_vm },
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },
+	{ "vm", "set", cmd_vm_set, "VM --metadata-tokens optional|required",
+	  "change a VM's settings", 1, 1, vm_set_opts, &res_vm },
 	{ "vm", "start", cmd_vm_start, "VM", "ask for the VM to run", 1, 1, NULL, &res_vm },
 	{ "vm", "stop", cmd_vm_stop, "VM", "ask for the VM to stop (ACPI, then forced)",
 	  1, 1, NULL, &res_vm },

@@ -59,7 +59,9 @@ static const struct key keys[] = {
 	I("hcd", "metadata_port", metadata_port,
 	  "port of the metadata service on 169.254.169.254 and fe80::a9fe:a9fe"),
 	I("hcd", "metadata_rate", metadata_rate,
-	  "metadata requests per second per VM; 0: unlimited"),
+	  "metadata requests per second per VM and per source address; 0: unlimited"),
+	S("hcd", "metadata_tokens", metadata_tokens,
+	  "IMDSv2 for VMs created without a choice: optional (plain GETs too) or required"),
 	I("hcd", "resync_interval", resync_interval,
 	  "seconds between safety-net reconcile passes (reloaded on SIGHUP)"),
 	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body),
@@ -175,6 +177,7 @@ void config_defaults(struct config *c)
 	c->stop_timeout = 30;
 	c->metadata_port = 80;
 	c->metadata_rate = 20;
+	set_str(&c->metadata_tokens, "optional");
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;

@@ -25,6 +25,7 @@ struct config {
 	char *log_level;      /* debug | info | warn | error */
 	int metadata_port;    /* the metadata service's port on 169.254.169.254 */
 	int metadata_rate;    /* requests per second per VM; 0 = unlimited */
+	char *metadata_tokens;/* IMDSv2 for new VMs without a choice: optional | required */
 	int stop_timeout;     /* seconds between ACPI powerdown and quit */
 	int resync_interval;  /* seconds between safety-net reconciles */
 	long long max_body;   /* bytes of a JSON request body */

@@ -157,6 +157,11 @@ static int load_config(struct hcd *h, struct config *out)
 		config_free(out);
 		return -1;
 	}
+	if (strcmp(out->metadata_tokens, "optional") && strcmp(out->metadata_tokens, "required")) {
+		log_err("config: metadata_tokens must be optional or required");
+		config_free(out);
+		return -1;
+	}
 	return 0;
 }
 
@@ -174,6 +179,8 @@ static void reload_config(struct hcd *h)
 	h->cfg.max_body = c.max_body;
 	free(h->cfg.log_level);
 	h->cfg.log_level = strdup(c.log_level);
+	free(h->cfg.metadata_tokens);
+	h->cfg.metadata_tokens = strdup(c.metadata_tokens);
 	log_set_level(level_of(c.log_level));
 	config_free(&c);
 	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
@@ -182,7 +189,11 @@ static void reload_config(struct hcd *h)
 
 static void on_store_change(void *arg)
 {
-	((struct hcd *)arg)->wake |= AGENT_WAKE_LOCAL;
+	struct hcd *h = arg;
+
+	h->wake |= AGENT_WAKE_LOCAL;
+	/* Before the next metadata request: it must see the change. */
+	metadata_invalidate(h->md);
 }
 
 static int parse_args(struct hcd *h, int argc, char **argv)
@@ -418,8 +429,10 @@ int main(int argc, char **argv)
 		/* Every turn, not only on input: a listener set up again after
 		 * a lost connection has no input to show, yet may have missed
 		 * changes.  With nothing there this is one non-blocking read. */
-		if (store_notify_drain(h.st) > 0)
+		if (store_notify_drain(h.st) > 0) {
 			h.wake |= AGENT_WAKE_NOTIFY;
+			metadata_invalidate(h.md);
+		}
 		int remote_events = store_events_drain(h.st);
 
 		now = now_ms();

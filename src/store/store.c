@@ -99,7 +99,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
-	/* N: observe (issue 15 §2).  The event log behind GET /v1/events:
+	/* 8: metadata — IMDSv2 per VM (issue 11 item 13): 'optional' answers
+	 * plain GETs too (what every VM did before), 'required' only those
+	 * with a session token. */
+	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
+	/* 9: observe (issue 15 §2).  The event log behind GET /v1/events:
 	 * one row per committed change of a VM or a host, numbered by the
 	 * 'event' counter in the change's own transaction (so in commit
 	 * order), with the object's JSON as it was then; owner NULL: admins

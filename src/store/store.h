@@ -226,6 +226,10 @@ struct vm {
 	/* Extra empty data disks, in the order the guest sees them. */
 	struct vm_disk *disks;
 	size_t n_disks;
+	/* The metadata service answers only requests that carry an IMDSv2
+	 * session token ("metadata_tokens": "required"), or also plain ones
+	 * ("optional"). */
+	bool metadata_tokens_required;
 };
 
 /*
@@ -298,6 +302,8 @@ int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 		  struct vm **out, size_t *n);
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
+/* Whether the metadata service requires IMDSv2 tokens from this VM. */
+int store_vm_set_metadata_tokens(struct store *st, uint64_t id, bool required);
 /* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error);
 /* Remove the row, its NICs, rules and key links for good (after the host
