@@ -597,15 +597,23 @@ static void pg_listen_read(struct pg *pg)
 	}
 }
 
-static int pg_notify_drain(void *h)
+/* What one channel heard since its last drain (a listener set up again
+ * counts one: it may have missed some). */
+static int pg_drain(struct pg *pg, int *missed, int *heard)
 {
-	struct pg *pg = h;
 	int count;
 
 	pg_listen_read(pg);
-	count = pg->missed + pg->heard;
-	pg->missed = pg->heard = 0;
+	count = *missed + *heard;
+	*missed = *heard = 0;
 	return count;
+}
+
+static int pg_notify_drain(void *h)
+{
+	struct pg *pg = h;
+
+	return pg_drain(pg, &pg->missed, &pg->heard);
 }
 
 static int pg_announce_events(void *h, const char *what, char **err)
@@ -618,12 +626,8 @@ static int pg_announce_events(void *h, const char *what, char **err)
 static int pg_events_drain(void *h)
 {
 	struct pg *pg = h;
-	int count;
 
-	pg_listen_read(pg);
-	count = pg->missed_events + pg->heard_events;
-	pg->missed_events = pg->heard_events = 0;
-	return count;
+	return pg_drain(pg, &pg->missed_events, &pg->heard_events);
 }
 
 static void pg_close(void *h)

@@ -15,7 +15,6 @@
 #     by a's agent shows on host b's stream, states included, and b read
 #     them because a announced them.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/../pg.sh"
 
 PORT=8443
 URL="https://[::1]:$PORT"
@@ -207,33 +206,13 @@ kill "$ADMIN_PID" "$BOB_PID" 2>/dev/null
 hcd_stop
 
 # ---- across hosts -------------------------------------------------------------------------------
-B_STATE=$T_STATE-b   # lib.sh's cleanup matches QEMUs by the $T_STATE prefix
-B_NS=$T_NS-b
-A_PID= B_PID=
-stop_hosts_and_pg() {
-	[ -z "$B_PID" ] || kill -9 "$B_PID" 2>/dev/null
-	[ -z "$A_PID" ] || kill -9 "$A_PID" 2>/dev/null
-	pg_stop
-}
-T_ON_EXIT+=(stop_hosts_and_pg)
-pg_start
-ip netns add "$B_NS"
-T_EXTRA_NS+=("$B_NS")
-ip -n "$B_NS" link set lo up
-rm -rf "$T_STATE"
-mkdir -p "$T_STATE" "$B_STATE" "$T_DIR/images"
-ln -s "$T_DIR/images" "$T_STATE/images"
-ln -s "$T_DIR/images" "$B_STATE/images"
-hcd_host() {   # hcd_host NAME NS STATE → its PID
-	ip netns exec "$2" "$HCD_BIN" --state-dir "$3" --accel "${E2E_ACCEL:-tcg}" --stop-timeout=3 \
-		--store="$PG_SOCKET_URI" --host-name="$1" --resync-interval=600 >>"$T_DIR/hcd-$1.log" 2>&1 &
-	local pid=$!
-	hcd_wait_api "$3" "$pid" || return 1
-	echo "$pid"
-}
-A_PID=$(hcd_host a "$T_NS" "$T_STATE") || fail "hcd of a"
-B_PID=$(hcd_host b "$B_NS" "$B_STATE") || fail "hcd of b"
-"$HC_BIN" --url "unix:$B_STATE/api.sock" --json events >"$T_DIR/b.json" 2>"$T_DIR/b.err" &
+. "$(dirname "$0")/cluster.sh"
+# shellcheck disable=SC2034 # cluster.sh reads it
+CL_HCD_ARGS=(--stop-timeout=3 --resync-interval=600)
+cl_setup a b
+cl_hcd_start a
+cl_hcd_start b
+hc_on b --json events >"$T_DIR/b.json" 2>"$T_DIR/b.err" &
 BSTREAM_PID=$!
 T_ON_EXIT+=("kill $BSTREAM_PID 2>/dev/null")
 wait_for "$T_DIR/b.json" '"kind":"sync"'
@@ -245,8 +224,7 @@ jq -r --arg id "$x" 'select(.id == $id) | "\(.action) \(.object.state)"' "$T_DIR
 	>"$T_DIR/b.seq"
 head -1 "$T_DIR/b.seq" | grep -q '^created ' || fail "b: x not created first: $(cat "$T_DIR/b.seq")"
 grep -q '^updated starting$' "$T_DIR/b.seq" || fail "b did not see a's agent start x: $(cat "$T_DIR/b.seq")"
-ann=$(curl -sf --unix-socket "$B_STATE/api.sock" http://hc/metrics |
-	awk '$1 == "hackcloud_event_announcements_total" { print $2 }')
+ann=$(api_on b GET /metrics | awk '$1 == "hackcloud_event_announcements_total" { print $2 }')
 [ "${ann:-0}" -gt 0 ] || fail "b read no event because a announced it"
 ok "host b's stream shows x made through a and started by a's agent ($(paste -sd, "$T_DIR/b.seq")), announced"
 hc vm delete x >/dev/null
