@@ -141,3 +141,6 @@ wait_promql 'rate(hackcloud_vm_cpu_seconds_total{name="m1"}[5s]) >= 0'
 wait_promql 'hackcloud_api_requests_total{route="/metrics",code="200"} > 0'
 [ "$(promql 'hackcloud_vm_cpu_seconds_total{name="idle"}')" = 0 ] || fail "idle has CPU time in Prometheus"
 ok "PromQL: m1 running, its vCPU seconds, RSS, disk reads and NIC packets; hcd's own requests"
+# Stopping with a scraper at work: a clean exit (ASan builds report leaks here).
+hcd_stop
+ok "hcd stops cleanly while Prometheus scrapes"
