@@ -49,9 +49,11 @@ struct api_server *api_server_start(struct api_ctx *ctx, char **err);
 /* Ends open consoles, then closes every connection.  Free the worker pool
  * first: its done callbacks finish suspended requests (req_defer). */
 void api_server_stop(struct api_server *s);
-/* Descriptors to poll for input (up to 2) and the longest the loop may
- * sleep before api_server_run is due (-1: no limit). */
-int api_server_fds(struct api_server *s, int fds[2]);
+/* Descriptors to poll for input (up to API_SERVER_FDS: the listeners',
+ * and the metrics' own worker) and the longest the loop may sleep before
+ * api_server_run is due (-1: no limit). */
+#define API_SERVER_FDS 3
+int api_server_fds(struct api_server *s, int fds[API_SERVER_FDS]);
 long long api_server_timeout_ms(struct api_server *s);
 void api_server_run(struct api_server *s);
 /* Once per loop turn, after the store's drains: the event streams read

@@ -728,8 +728,10 @@ void api_server_stop(struct api_server *s)
 	 * before the daemons go. */
 	console_stop_all();
 	/* Event streams sleep (suspended) between events, and a daemon must
-	 * not stop with suspended connections: wake each to its end. */
+	 * not stop with suspended connections: wake each to its end.  Scrapes
+	 * under way finish (or are answered 503) as req_defer's do. */
 	events_stop(s->ctx->events);
+	metrics_stop(s->ctx->metrics);
 	/* Requests that req_defer finished (the pool is gone by now) are
 	 * resumed: give them a turn so their answers (503 for work that never
 	 * ran) reach the clients before the connections close. */
@@ -758,9 +760,12 @@ void api_server_stop(struct api_server *s)
 	free(s);
 }
 
-int api_server_fds(struct api_server *s, int fds[2])
+int api_server_fds(struct api_server *s, int fds[API_SERVER_FDS])
 {
 	int n = 0;
+
+	if (metrics_fd(s->ctx->metrics) >= 0)
+		fds[n++] = metrics_fd(s->ctx->metrics);
 
 	for (int i = 0; i < L_N; i++) {
 		if (s->l[i].d == NULL)
@@ -830,4 +835,5 @@ void api_server_run(struct api_server *s)
 	}
 	events_run(s->ctx->events, now);
 	audit_run(s->ctx->audit, now);
+	metrics_run(s->ctx->metrics);
 }

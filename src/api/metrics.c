@@ -23,10 +23,12 @@
 #include "vm/vmstats.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define MAX_CODES 16            /* distinct statuses counted per route */
@@ -58,7 +60,8 @@ struct metrics {
 	double scrape_sum;
 	bool refreshing;                 /* a disk refresh job is out */
 	long long refreshed_ms;          /* when the last one was sent */
-	/* shared with workers, under lock */
+	struct worker_pool *pool;        /* the metrics' own thread, at nice 19 */
+	/* shared with the worker, under lock */
 	pthread_mutex_t lock;
 	struct store *st;
 	struct disk_entry *disks;
@@ -85,18 +88,51 @@ struct metrics *metrics_new(struct api_ctx *ctx, char **err)
 	m->ctx = ctx;
 	m->started = (double)time(NULL);
 	pthread_mutex_init(&m->lock, NULL);
+	if ((m->pool = worker_pool_new(1, err)) == NULL) {
+		metrics_free(m);
+		return NULL;
+	}
 	return m;
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	worker_pool_free(m->pool);
+	m->pool = NULL;
 }
 
 void metrics_free(struct metrics *m)
 {
 	if (m == NULL)
 		return;
+	metrics_stop(m);
 	store_close(m->st);
 	pthread_mutex_destroy(&m->lock);
 	free(m->disks);
 	free(m->routes);
 	free(m);
+}
+
+int metrics_fd(const struct metrics *m)
+{
+	return m && m->pool ? worker_pool_fd(m->pool) : -1;
+}
+
+void metrics_run(struct metrics *m)
+{
+	if (m && m->pool)
+		worker_pool_run(m->pool);
+}
+
+/* Every job starts here: the thread is the metrics' alone, so it stays at
+ * the lowest priority (raising it again would need CAP_SYS_NICE; lowering
+ * needs nothing). */
+static void lowest_priority(void)
+{
+	if (getpriority(PRIO_PROCESS, (id_t)gettid()) < 19)
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 }
 
 void metrics_request(struct metrics *m, const struct route *rt, const char *method, int status,
@@ -487,6 +523,7 @@ static void scrape_work(void *arg)
 	bool have_host = false;
 	int rc;
 
+	lowest_priority();
 	pthread_mutex_lock(&m->lock);
 	if (m->st == NULL && (m->st = store_open(s->store_uri, s->state_dir, &s->err)) == NULL)
 		goto out;
@@ -538,6 +575,7 @@ static void refresh_work(void *arg)
 	struct disk_entry *v = calloc(j->n ? j->n : 1, sizeof(*v));
 	size_t n = 0;
 
+	lowest_priority();
 	for (size_t i = 0; v && i < j->n; i++) {
 		struct vm_paths paths;
 		char *err = NULL;
@@ -576,7 +614,7 @@ static void refresh_maybe(struct metrics *m, struct scrape *s)
 	long long now = mono_ms();
 	struct refresh *j;
 
-	if (m->refreshing || m->ctx->workers == NULL || s->n_running == 0 ||
+	if (m->refreshing || m->pool == NULL || s->n_running == 0 ||
 	    now - m->refreshed_ms < (long long)m->ctx->cfg->metrics_disk_interval * 1000)
 		return;
 	if ((j = calloc(1, sizeof(*j))) == NULL)
@@ -585,7 +623,7 @@ static void refresh_maybe(struct metrics *m, struct scrape *s)
 			       .n = s->n_running };
 	s->running = NULL;
 	s->n_running = 0;
-	if (j->state_dir == NULL || worker_submit(m->ctx->workers, refresh_work, refresh_done, j) < 0) {
+	if (j->state_dir == NULL || worker_submit(m->pool, refresh_work, refresh_done, j) < 0) {
 		free(j->state_dir);
 		free(j->vms);
 		free(j);
@@ -670,5 +708,5 @@ int h_metrics(struct req *r)
 		return req_error(r, 500, "internal", "out of memory");
 	}
 	s->t_loop = stat_now() - t0;
-	return req_defer(r, scrape_work, scrape_finish, s);
+	return req_defer_on(r, m->pool, scrape_work, scrape_finish, s);
 }

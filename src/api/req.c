@@ -377,10 +377,16 @@ static void deferred_done(void *p, bool ran)
 int req_defer(struct req *r, void (*work)(void *arg),
 	      void (*finish)(struct req *r, void *arg, bool ran), void *arg)
 {
+	return req_defer_on(r, r->api->workers, work, finish, arg);
+}
+
+int req_defer_on(struct req *r, struct worker_pool *pool, void (*work)(void *arg),
+		 void (*finish)(struct req *r, void *arg, bool ran), void *arg)
+{
 	struct http_req *h = http_req_of(r);
 	struct deferred *d;
 
-	if (r->api->workers == NULL) {
+	if (pool == NULL) {
 		work(arg);
 		finish(r, arg, true);
 		return 0;
@@ -391,7 +397,7 @@ int req_defer(struct req *r, void (*work)(void *arg),
 		return req_error(r, 503, "unavailable", "out of memory");
 	}
 	*d = (struct deferred){ .h = h, .work = work, .finish = finish, .arg = arg };
-	if (worker_submit(r->api->workers, deferred_work, deferred_done, d) < 0) {
+	if (worker_submit(pool, deferred_work, deferred_done, d) < 0) {
 		free(d);
 		finish(r, arg, false);
 		return req_error(r, 503, "unavailable", "no worker for the request");

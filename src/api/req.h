@@ -155,5 +155,10 @@ bool api_name_check(struct req *r, const char *name, size_t id_digits, const cha
  */
 int req_defer(struct req *r, void (*work)(void *arg),
 	      void (*finish)(struct req *r, void *arg, bool ran), void *arg);
+/* The same on another pool than hcd's (NULL: at once, as without one);
+ * its done callbacks must run on the loop too (worker_pool_run). */
+struct worker_pool;
+int req_defer_on(struct req *r, struct worker_pool *pool, void (*work)(void *arg),
+		 void (*finish)(struct req *r, void *arg, bool ran), void *arg);
 
 #endif

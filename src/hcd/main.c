@@ -372,8 +372,8 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 3];
-		int fds[2 + 64], n = api_server_fds(h.api, fds);
+		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 3];
+		int fds[API_SERVER_FDS + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
 		long long wake = h.next_resync;
