@@ -14,11 +14,10 @@
  * a scrape never waits on a QEMU, on the loop or off it.
  *
  * The worker is the metrics' own thread, at the lowest priority (nice
- * 19): collecting is CPU work of tens of milliseconds at 1,000 VMs, and
- * on a small host it would otherwise take the CPU from the loop itself
- * (bench/metrics.sh measured the API's p99 doubling under a scrape a
- * second at normal priority, unchanged at nice 19).  A scrape is the
- * first thing to wait when the host is busy, never the API.
+ * 19): collecting is tens of milliseconds of CPU at 1,000 VMs, which on a
+ * small host competes with the loop for a CPU; at nice 19 it yields.  A
+ * scrape is the first thing to wait when the host is busy, never the
+ * API (docs/BENCHMARKS.md).
  *
  * Who may scrape: admins, or the bearer of the token in
  * metrics_token_file (ROUTE_METRICS, identity.h).
