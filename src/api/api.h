@@ -10,7 +10,8 @@
  *               it knows no handler and no credential, only
  *   identity.h  who is calling (identity.c) and
  *   req.h       the request interface, the only thing handlers see;
- *   handlers.h  the handlers, by file (auth, images, keys, vms, …).
+ *   handlers.h  the handlers, by file (auth, images, keys, vms, …),
+ *               and the dashboard's static files (web.h).
  * Handlers validate every input, answer {"error":{"code":…,"message":…}}
  * with a fitting 4xx/5xx status on failure, and touch the host only
  * through the store (the agent does the rest) — except the few imperative
@@ -41,6 +42,7 @@ struct api_ctx {
 	struct metrics *metrics;          /* metrics.h: GET /metrics, request counts */
 	struct events *events;            /* events.h: GET /v1/events streams */
 	struct audit *audit;              /* audit.h: the audit trail's journal */
+	struct web *web;                  /* web.h: the dashboard's files (api_server_start) */
 };
 
 /* http.c: listeners.  Returns NULL and a message on failure. */

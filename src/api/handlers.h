@@ -50,6 +50,10 @@ int h_user_otp_enable(struct req *r);
 int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
 
+/* quotas.c: a user's quotas and usage */
+int h_user_quota_get(struct req *r);
+int h_user_quota_set(struct req *r);
+
 /* hosts.c */
 int h_host_list(struct req *r);
 int h_host_get(struct req *r);
@@ -62,6 +66,11 @@ int h_audit_list(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);
+int h_vm_console_ws(struct req *r);
+
+/* web.c: the dashboard's files */
+int h_web_index(struct req *r);
+int h_web_file(struct req *r);
 
 /* routes.c: helpers of VM handlers elsewhere */
 /* The VM runs (or would run) on this host; else a 409 naming its host is

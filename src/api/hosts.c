@@ -10,6 +10,20 @@
 #include "api/codec.h"
 #include "common/validate.h"
 
+#include <string.h>
+#include <time.h>
+
+/* The host answering is alive now, whether or not it wrote a heartbeat
+ * (alone, it does not: store_host_heartbeat). */
+static json_t *host_json(struct req *r, const struct host *h)
+{
+	json_t *j = host_to_json(h);
+
+	if (strcmp(h->name, r->api->cfg->host_name) == 0)
+		json_object_set_new(j, "last_seen", json_integer((json_int_t)time(NULL)));
+	return j;
+}
+
 int h_host_list(struct req *r)
 {
 	struct host *v = NULL;
@@ -20,7 +34,7 @@ int h_host_list(struct req *r)
 		return req_store_error(r, rc, "host", NULL);
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, host_to_json(&v[i]));
+		json_array_append_new(arr, host_json(r, &v[i]));
 	hosts_free(v, n);
 	return req_json(r, 200, arr);
 }
@@ -32,7 +46,7 @@ static int reply_host(struct req *r, const char *name)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "host", name);
-	req_json(r, 200, host_to_json(&h));
+	req_json(r, 200, host_json(r, &h));
 	host_free(&h);
 	return 0;
 }

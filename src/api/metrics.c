@@ -648,9 +648,9 @@ static void scrape_finish(struct req *r, void *arg, bool ran)
 	else {
 		req_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", s->text, s->len);
 		s->text = NULL;
-		req_bytes_header(r, "Vary", "Accept-Encoding");
+		req_header_add(r, "Vary", "Accept-Encoding");
 		if (s->gzip)
-			req_bytes_header(r, "Content-Encoding", "gzip");
+			req_header_add(r, "Content-Encoding", "gzip");
 		refresh_maybe(m, s);
 	}
 	s->t_loop += stat_now() - t0;

@@ -24,6 +24,9 @@ struct key {
  * (help ""), and the docs test (tests/docs) names the key that lacks it. */
 #define S(sec, n, f, ...) { sec, n, K_STR, offsetof(struct config, f), "" __VA_ARGS__ }
 #define I(sec, n, f, ...) { sec, n, K_INT, offsetof(struct config, f), "" __VA_ARGS__ }
+/* One of the members' default quotas (store.h's enum quota order). */
+#define Q(n, i, help) { "hcd", n, K_LL, offsetof(struct config, default_quota) + (i) * sizeof(long long), \
+			help }
 
 /* Every configuration key, in one table: the parser, `hcd --print-config`,
  * hcd.conf(5) and the sample hcd.conf all read it. */
@@ -127,6 +130,21 @@ static const struct key keys[] = {
 	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
 	I("auth", "token_cache_ttl", token_cache_ttl,
 	  "seconds a token check is cached; a revoke on another host takes effect within it"),
+	/* tenancy */
+	S("hcd", "tenant_ipv6_pool", tenant_ipv6_pool,
+	  "PREFIX/len[,...] (each at most /64) members' networks come from; empty: a random ULA /48 of this installation"),
+	S("hcd", "tenant_ipv4_pool", tenant_ipv4_pool,
+	  "CIDR[,...] members' IPv4 subnets come from; empty: members get no IPv4"),
+	Q("default_quota_vms", 0, "VMs a member may have without a quota of its own; 0: unlimited"),
+	Q("default_quota_vcpus", 1, "vCPUs over a member's VMs; 0: unlimited"),
+	Q("default_quota_memory_mib", 2, "MiB of memory over a member's VMs; 0: unlimited"),
+	Q("default_quota_disk_bytes", 3, "bytes of VM disks (as sized) of a member; 0: unlimited"),
+	Q("default_quota_networks", 4, "networks a member may have; 0: unlimited"),
+	Q("default_quota_images", 5, "images a member may have; 0: unlimited"),
+	Q("default_quota_image_bytes", 6, "bytes of images of a member; 0: unlimited"),
+	/* the dashboard */
+	S("hcd", "web_root", web_root,
+	  "the dashboard's files served at / (default: share/hackcloud/web); none: no dashboard"),
 	/* metrics, events, audit (issue 15) */
 	S("auth", "metrics_token_file", metrics_token_file,
 	  "file with a bearer token that may read /metrics and nothing else; empty: admins only"),
@@ -164,6 +182,8 @@ void config_defaults(struct config *c)
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
+	set_str(&c->tenant_ipv6_pool, "");
+	set_str(&c->tenant_ipv4_pool, "");
 	c->heartbeat_interval = 2;
 	c->dead_timeout = 10;
 	c->cpu_overcommit = 4;
@@ -192,6 +212,7 @@ void config_defaults(struct config *c)
 	c->api_header_timeout = 10;
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
+	set_str(&c->web_root, "");
 	set_str(&c->metrics_token_file, "");
 	c->metrics_disk_interval = 10;
 	c->events_max_per_user = 8;

@@ -61,6 +61,15 @@ struct config {
 	int api_header_timeout; /* seconds a connection may take to send a request's headers */
 	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
 	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
+	/* tenancy (issue 11, items 4 and 12) */
+	char *tenant_ipv6_pool;  /* "PREFIX/len[,…]": members' networks come from here */
+	char *tenant_ipv4_pool;  /* "CIDR[,…]": members' IPv4 subnets come from here */
+	/* Per-user quotas of members without their own setting, in the order
+	 * of store.h's enum quota (vms, vcpus, memory_mib, disk_bytes,
+	 * networks, images, image_bytes); 0 = unlimited. */
+	long long default_quota[7];
+	/* The dashboard (issue 15 §3). */
+	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
 	/* Metrics, events and audit (issue 15 §1, §2). */
 	char *metrics_token_file; /* a bearer token that may read /metrics alone; empty: admins only */
 	int metrics_disk_interval; /* seconds between QMP query-blockstats of each VM */
