@@ -7,6 +7,8 @@
 #   bench_hcd ARGS…       (re)starts hcd in the namespace (hcd_pid)
 #   bench_tiny            image "tiny" (the tiny guest of $GUEST)
 #   bench_fixture         image "tiny", a stopped VM ($vm), admin "bench" ($tok)
+#   median                the median of numbers on stdin, one a line
+#   med "N N N"           the median of a space-separated list
 # BENCH_ON_EXIT: commands (strings) run first at exit.
 BENCH_ON_EXIT=()
 hcd_pid=
@@ -58,3 +60,6 @@ bench_fixture() {
 	tok=$(curl -s --unix-socket "$state/api.sock" -H 'Content-Type: application/json' \
 		--data-binary '{"user": "bench", "password": "bench-password"}' http://hc/v1/login | jq -r .token)
 }
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }

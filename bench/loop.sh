@@ -50,7 +50,6 @@ login_loop() {
 }
 
 ms() { echo "$1 / 1000" | bc -l; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 start_loops() {   # start_loops FIRST LAST USER-PREFIX PASSWORD
 	for i in $(seq "$1" "$2"); do
 		setsid bash -c "$(declare -f login_loop); ns=$ns dir=$dir PORT=$PORT login_loop 2001:db8:b$i::1 $3$i $4" &
@@ -78,7 +77,6 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 ldap=$(grep -c "auth: LDAP" "$dir/hcd.log" || true)
 files=$(grep -c "auth: 'file[0-9]' logged in" "$dir/hcd.log" || true)
-med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 idle_p99=$(med "${p99[idle]}")
 
 echo "== GET /v1/vms/{id}, unix socket, $CONNS connections, ${DUR}s × $ROUNDS interleaved rounds, medians ($BUILD)"

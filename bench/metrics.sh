@@ -4,13 +4,15 @@
 # and a data disk), the probe GET /v1/vms/{id} on the unix socket
 # (bench/httpload, 4 connections)
 #   1. alone (the baseline of this run),
-#   2. while scrapes run back to back (one curl after another: far more
-#      than Prometheus' one per scrape_interval),
-# in interleaved rounds, medians.  Prints the probe's p50/p99 in both
-# phases, the scrapes' rate, wall time and size, and the event loop time
-# a scrape costs as hcd accounts it (hackcloud_metrics_scrape_loop_seconds:
-# its handler and its finish; the rest runs on a worker) against the
-# baseline p99.  Not a test: figures only.
+#   2. with a scrape a second (Prometheus at scrape_interval 1s),
+#   3. with scrapes back to back (far more than any Prometheus asks),
+# in interleaved rounds, medians; scrapes as Prometheus makes them (gzip,
+# kept-alive), from a curl at nice 19.  Prints the probe's p50/p99 in each
+# phase; the scrapes' rate, wall time and size; and the event loop's CPU
+# time per scrape (its thread's schedstat over scrapes alone, less its
+# idle time), with hcd's own account of it (the handler and the finish:
+# hackcloud_metrics_scrape_loop_seconds), against the baseline p99.
+# Not a test: figures only.
 # Run as root: ./bench/metrics.sh BUILD GUEST [SECONDS]
 set -euo pipefail
 BUILD=$(cd "${1:?build dir}" && pwd)
@@ -99,8 +101,6 @@ scrape_paced() { while :; do nice -n 19 curl -s -o /dev/null -w '%{time_total} %
 stop_scraper() { kill "$scraper"; wait "$scraper" 2>/dev/null || true; scraper=; }
 
 calc() { awk "BEGIN { print $1 }"; }   # bc knows no 1e-05
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 declare -A p50 p99 rps
 loop_each= scrape_rate= walls= cpu_req= cpu_scrape= cpu_idle=
 for round in $(seq 1 "$ROUNDS"); do
