@@ -24,7 +24,10 @@
  *     can reach other processes announces it in the same transaction
  *     (store_notify_fd).  The agent's own bookkeeping — observed state,
  *     purging a row it has finished deleting — is not a change of intent
- *     and does neither.
+ *     and does neither;
+ *   - every committed change the API shows (a VM's state included) is
+ *     recorded in the event log in its own transaction (see "The event
+ *     log" below), announced on a channel of its own.
  *
  * Model functions return STORE_OK or a negative enum store_rc; an engine
  * failure is logged once here, at the edge of the database.
