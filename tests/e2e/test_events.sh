@@ -203,6 +203,22 @@ hc vm delete w1 >/dev/null
 hc vm wait w1 --gone --timeout 60 || fail "hc vm wait --gone"
 ok "without a free stream it polls ($((g1 - g0)) GETs) and still gets there"
 kill "$ADMIN_PID" "$BOB_PID" 2>/dev/null
+
+# hc events across a restart of hcd: it comes back on its own and resumes
+# where it was (Last-Event-ID), without a second sync.
+"$HC_BIN" events >"$T_DIR/follow.txt" 2>&1 &
+FOLLOW_PID=$!
+T_ON_EXIT+=("kill $FOLLOW_PID 2>/dev/null")
+wait_for "$T_DIR/follow.txt" ' sync: '
+hcd_stop
+hcd_start --listen="[::1]:$PORT" --tls-cert="$T_DIR/tls.crt" --tls-key="$T_DIR/tls.key" \
+	--events-max-per-user=2 --events-buffer=65536 --stop-timeout=3
+hc host drain "$host" >/dev/null
+wait_for "$T_DIR/follow.txt" "host.updated $host state=live drain=yes"
+[ "$(grep -c ' sync: ' "$T_DIR/follow.txt")" = 1 ] ||
+	fail "hc events took a new sync after the restart: $(cat "$T_DIR/follow.txt")"
+kill "$FOLLOW_PID" 2>/dev/null
+ok "hc events follows across a restart of hcd, resuming with Last-Event-ID"
 hcd_stop
 
 # ---- across hosts -------------------------------------------------------------------------------
