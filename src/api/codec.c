@@ -172,6 +172,18 @@ static void nic_write(struct jbuf *b, const struct nic *n, const char *fields)
 		jb_str(b, n->network_ipv6 && nic_ipv6(n->network_ipv6, n->id, v6, sizeof(v6)) ? v6 : NULL);
 	if (jo_key(&o, "ipv4"))
 		jb_str(b, n->ipv4);
+	/* routing (issue 13): routed prefixes, the public IPv4 address */
+	if (jo_key(&o, "prefixes")) {
+		jbuf_put(b, "[", 1);
+		for (size_t j = 0; j < n->n_prefixes; j++) {
+			if (j)
+				jbuf_put(b, ",", 1);
+			jb_str(b, n->prefixes[j]);
+		}
+		jbuf_put(b, "]", 1);
+	}
+	if (jo_key(&o, "public_ipv4"))
+		jb_str(b, n->public_ipv4);
 	jbuf_put(b, "}", 1);
 }
 

@@ -19,11 +19,22 @@ int h_image_upload_chunk(struct req *r, const char *data, size_t len);
 int h_image_finalize(struct req *r);
 
 /* vmnet.c */
+/* The VM named by the path's first parameter, in the caller's scope;
+ * false with a 404 (or other error) response set. */
+bool api_vm_of_path(struct req *r, struct vm *vm);
 int h_vm_nic_add(struct req *r);
 int h_vm_nic_remove(struct req *r);
 int h_vm_rule_list(struct req *r);
 int h_vm_rule_add(struct req *r);
 int h_vm_rule_delete(struct req *r);
+
+/* prefixes.c: routed IPv6 prefixes and public IPv4 addresses (issue 13) */
+int h_vm_prefix_list(struct req *r);
+int h_vm_prefix_add(struct req *r);
+int h_vm_prefix_remove(struct req *r);
+int h_ip_list(struct req *r);
+int h_vm_ip_attach(struct req *r);
+int h_vm_ip_detach(struct req *r);
 
 /* keys.c */
 int h_key_list(struct req *r);

@@ -432,6 +432,28 @@ int api_call(struct hc *h, const char *method, const char *path, json_t *body, j
 	return rc;
 }
 
+int api_call_printed(struct hc *h, const char *method, char *path, json_t *body, json_t **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (path == NULL) {
+		json_decref(body);
+		return hc_fail(h, "out of memory");
+	}
+	rc = api_call(h, method, path, body, out, NULL);
+	free(path);
+	json_decref(body);
+	if (rc < 0)
+		return -1;
+	if (!h->json)
+		return 0;
+	print_json(*out);
+	json_decref(*out);
+	*out = NULL;
+	return 1;
+}
+
 char *api_path(const char *collection, const char *ref, const char *suffix)
 {
 	/* OWNER/NAME travels as NAME?owner=OWNER: the daemon decodes an

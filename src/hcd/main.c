@@ -23,6 +23,7 @@
 #include "agent/reconcile.h"
 #include "api/api.h"
 #include "cluster/cluster.h"
+#include "common/addrpool.h"
 #include "common/config.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -178,6 +179,13 @@ static int load_config(struct hcd *h, struct config *out)
 		config_free(out);
 		return -1;
 	}
+	/* routed prefixes and public IPv4 (issue 13) */
+	if (addrpool_config_check(out, &err) < 0) {
+		log_err("config: %s", err);
+		free(err);
+		config_free(out);
+		return -1;
+	}
 	return 0;
 }
 
@@ -221,6 +229,17 @@ static void reload_config(struct hcd *h)
 	free(h->cfg.metadata_tokens);
 	h->cfg.metadata_tokens = strdup(c.metadata_tokens);
 	log_set_level(level_of(c.log_level));
+	/* An operator grows (or shrinks) the pools of routed prefixes and
+	 * public IPv4 addresses without a restart; what is handed out stays. */
+	free(h->cfg.prefix_pool);
+	h->cfg.prefix_pool = strdup(c.prefix_pool);
+	free(h->cfg.public_ipv4_pool);
+	h->cfg.public_ipv4_pool = strdup(c.public_ipv4_pool);
+	h->cfg.prefix_length = c.prefix_length;
+	h->cfg.prefix_min_length = c.prefix_min_length;
+	h->cfg.prefix_max_per_vm = c.prefix_max_per_vm;
+	h->cfg.prefix_max_per_user = c.prefix_max_per_user;
+	h->cfg.public_ipv4_max_per_user = c.public_ipv4_max_per_user;
 	config_free(&c);
 	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
 	h->wake |= AGENT_WAKE_RESYNC;

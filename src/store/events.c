@@ -10,6 +10,8 @@
  */
 #include "store/store_internal.h"
 
+#include "common/ids.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,11 @@ void store_event_touch(struct store *st, const char *kind, const char *ref, cons
 	snprintf(t->kind, sizeof(t->kind), "%s", kind);
 	snprintf(t->ref, sizeof(t->ref), "%s", ref);
 	snprintf(t->action, sizeof(t->action), "%s", action);
+}
+
+void store_event_vm(struct store *st, uint64_t id, const char *action)
+{
+	store_event_touch(st, "vm", vm_id_format(id).s, action);
 }
 
 void store_events_forget(struct store *st)

@@ -16,8 +16,6 @@
  */
 #include "store/store_internal.h"
 
-#include "common/ids.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,7 +373,7 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 				if (rc == STORE_OK)
 					rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped',"
 						     " error = NULL WHERE id = ?", q, 2);
-				store_event_touch(st, "vm", vm_id_format(s->id).s, "updated");
+				store_event_vm(st, s->id, "updated");
 				(*moved)++;
 				free(to);
 				continue;
@@ -393,7 +391,7 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 		struct sval q[] = { SV_S(msg), SV_I(s->id) };
 		rc = store_q(st, "UPDATE vms SET state = 'error', error = ? WHERE id = ?", q, 2,
 			     NULL, NULL);
-		store_event_touch(st, "vm", vm_id_format(s->id).s, "updated");
+		store_event_vm(st, s->id, "updated");
 	}
 	for (size_t i = 0; i < r.n; i++)
 		free(((struct stranded *)r.v)[i].host);
@@ -415,6 +413,6 @@ int store_vm_claim(struct store *st, uint64_t id, const char *host)
 				   " AND desired = 'running' RETURNING 1", p, 2, &found);
 	if (rc == STORE_OK && found == 0)
 		rc = STORE_NOTFOUND;
-	store_event_touch(st, "vm", vm_id_format(id).s, "updated");
+	store_event_vm(st, id, "updated");
 	return store_tx_end(st, rc);
 }

@@ -139,7 +139,18 @@ static const char *const migrations[] = {
 	" WHEN SUBSTR(user_data, LENGTH(user_data), 1) = '=' THEN 1 ELSE 0 END"
 	" WHERE user_data IS NOT NULL;"
 	"UPDATE vms SET user_data = NULL;",
-	/* 10: observe (issue 15 §2).  The event log behind GET /v1/events:
+	/* 10: routing (issue 13 §3, §4): routed IPv6 prefixes of NICs, from the
+	 * operator's prefix_pool, kept by their network address (the
+	 * allocator never lets two overlap), and public IPv4 addresses mapped
+	 * 1:1 to a NIC's IPv4 (one per NIC).  Both go with their NIC. */
+	"CREATE TABLE prefixes (address TEXT PRIMARY KEY, len INTEGER NOT NULL,"
+	" nic BIGINT NOT NULL REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);"
+	"CREATE INDEX prefixes_vm ON prefixes (vm);"
+	"CREATE TABLE public_ipv4 (address TEXT PRIMARY KEY,"
+	" nic BIGINT NOT NULL UNIQUE REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);",
+	/* 11: observe (issue 15 §2).  The event log behind GET /v1/events:
 	 * one row per committed change of a VM or a host, numbered by the
 	 * 'event' counter in the change's own transaction (so in commit
 	 * order), with the object's JSON as it was then; owner NULL: admins

@@ -186,6 +186,11 @@ struct nic {
 	char *network_name;
 	char *network_ipv6;
 	char *ipv4;       /* allocated address or NULL */
+	/* routing (prefixes.c): routed IPv6 prefixes ("addr/len", by
+	 * address) and the public IPv4 address mapped to ipv4, or none */
+	char **prefixes;
+	size_t n_prefixes;
+	char *public_ipv4;
 };
 
 /* A key of a VM, as the VM shows it. */
@@ -387,6 +392,63 @@ int store_rule_add(struct store *st, struct rule *r);
 /* vm_id 0 = the rules of every VM (for the firewall), sorted by vm, id. */
 int store_rule_list(struct store *st, uint64_t vm_id, struct rule **out, size_t *n);
 int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id);
+
+/* ---- routed IPv6 prefixes and public IPv4 addresses (prefixes.c) -------- */
+
+struct pool4;
+
+/* A routed prefix of a NIC (issue 13 §3). */
+struct vm_prefix {
+	char *prefix;     /* canonical "2001:db8:100:1::/64" */
+	uint64_t vm;
+	uint64_t nic;
+	int64_t created;
+};
+
+void vm_prefixes_free(struct vm_prefix *v, size_t n);
+/*
+ * In one transaction: the lowest free prefix of length len in pools
+ * (prefix_pool, common/addrpool.h; only those no longer than len), over-
+ * lapping no prefix handed out and no network, for the NIC of a VM that
+ * is not deleted.  STORE_NOTFOUND when the VM has no such NIC,
+ * STORE_FULL when the pool has no room, STORE_CONFLICT when the VM already
+ * has per_vm prefixes or its owner per_owner (0: no cap).
+ */
+int store_prefix_add(struct store *st, const struct prefix *pools, size_t n_pools, uint64_t vm, uint64_t nic,
+		     unsigned len, int per_vm, int per_owner, struct vm_prefix *out);
+/* vm 0 = the prefixes of every VM; sorted by VM, then address. */
+int store_prefix_list(struct store *st, uint64_t vm, struct vm_prefix **out, size_t *n);
+/* By its network address (canonical text); STORE_NOTFOUND when the VM has none such. */
+int store_prefix_remove(struct store *st, uint64_t vm, const char *address);
+
+/* A public IPv4 address mapped to a NIC's IPv4 address (issue 13 §4). */
+struct public4 {
+	char *address;
+	uint64_t vm;
+	char *vm_name;
+	uint64_t owner;
+	uint64_t nic;
+	char *private_ipv4;
+	int64_t created;
+};
+
+void public4s_free(struct public4 *v, size_t n);
+/*
+ * In one transaction: map address (NULL: the lowest free one of the pool)
+ * to the NIC of a VM that is not deleted.  STORE_NOTFOUND when the VM has
+ * no such NIC or it has no IPv4 address, STORE_CONFLICT when the address
+ * is taken, the NIC has one already or the owner has per_owner (0: no
+ * cap; admins pass 0), STORE_FULL when the pool is used up.
+ */
+int store_public4_attach(struct store *st, const struct pool4 *pool, uint64_t vm, uint64_t nic,
+			 const char *address, int per_owner, struct public4 *out);
+/* Sorted by address; scope as for VMs (OWNER_ANY: all). */
+int store_public4_list(struct store *st, uint64_t scope, struct public4 **out, size_t *n);
+/* STORE_NOTFOUND when the VM has no such address. */
+int store_public4_detach(struct store *st, uint64_t vm, const char *address);
+/* The prefixes and public IPv4 address of each NIC of vms[0 .. n) (vm
+ * loading calls it: every loaded VM has them). */
+int store_vm_routing_load(struct store *st, struct vm *vms, size_t n);
 
 /* The VM a NIC belongs to (deleted VMs included: the caller decides). */
 int store_vm_by_nic(struct store *st, uint64_t nic_id, struct vm *out);

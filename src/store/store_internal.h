@@ -65,6 +65,8 @@ int store_tx_end(struct store *st, int rc);
  * "deleted" (the strongest of several touches wins).  Outside a
  * transaction it is ignored: every change of a VM or host runs in one. */
 void store_event_touch(struct store *st, const char *kind, const char *ref, const char *action);
+/* The same for a VM, by ID. */
+void store_event_vm(struct store *st, uint64_t id, const char *action);
 /* Before the outermost commit: record the touched objects (STORE_OK or
  * the failure that must roll the transaction back); *recorded: how many. */
 int store_events_flush(struct store *st, size_t *recorded);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/addrpool.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/netpool.h"
@@ -2236,6 +2237,176 @@ static void hosts_load_kept(void **state)
 	assert_load_kept(c->st);
 }
 
+/* ---- routed prefixes and public IPv4 (prefixes.c) --------------------------- */
+
+static uint64_t make_user(struct store *st, const char *name)
+{
+	struct user u = { .name = (char *)name, .role = "member", .auth = "file", .enabled = true };
+	assert_int_equal(store_user_create(st, &u), STORE_OK);
+	return u.id;
+}
+
+static void prefixes_allocate_list_free(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	/* A network inside the pool: its /64 is never handed out. */
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:100::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6", "2001:db8:20::/64", NULL);
+	uint64_t nets[2] = { lan, v6 }, a, b;
+	struct prefix *pool = NULL;
+	size_t n_pool = 0;
+	struct vm_prefix p, *list = NULL;
+	struct vm vm = { 0 };
+	size_t n = 0;
+	char *err = NULL;
+
+	assert_int_equal(prefix_pool_parse("2001:db8:100::/60", &pool, &n_pool, &err), 0);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 2, &a), STORE_OK);
+	uint64_t alice = make_user(c->st, "alice");
+	assert_int_equal(make_vm(c->st, "b", alice, img, &lan, 1, &b), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t nic_a0 = vm.nics[0].id, nic_a1 = vm.nics[1].id;
+	vm_free(&vm);
+
+	int hooks = c->hooks;
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 64, 0, 0, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:1::/64");   /* :: is lan's /64 */
+	assert_int_equal(p.vm, a);
+	assert_int_equal(p.nic, nic_a0);
+	assert_true(c->hooks > hooks);                          /* the agent routes it */
+	free(p.prefix);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a1, 62, 0, 0, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:4::/62");   /* aligned */
+	free(p.prefix);
+	/* Not a NIC of that VM; the pool's own length is the most there is. */
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_a0, 64, 0, 0, &p), STORE_NOTFOUND);
+	assert_null(p.prefix);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 60, 0, 0, &p), STORE_FULL);
+
+	/* A network may not take a routed prefix (its route would go). */
+	struct net_policy pol = { 0 };
+	assert_int_equal(allocate_net(c->st, "clash", "2001:db8:100:6::/64", NULL, &pol, NULL), STORE_CONFLICT);
+
+	/* A loaded VM carries them, per NIC. */
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	assert_int_equal(vm.nics[0].n_prefixes, 1);
+	assert_string_equal(vm.nics[0].prefixes[0], "2001:db8:100:1::/64");
+	assert_int_equal(vm.nics[1].n_prefixes, 1);
+	assert_string_equal(vm.nics[1].prefixes[0], "2001:db8:100:4::/62");
+	vm_free(&vm);
+
+	/* Limits: per VM, per owner. */
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 64, 2, 0, &p), STORE_CONFLICT);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 64, 3, 2, &p), STORE_CONFLICT);
+	uint64_t nic_b;
+	assert_int_equal(store_vm_get_id(c->st, b, &vm), STORE_OK);
+	nic_b = vm.nics[0].id;
+	vm_free(&vm);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 1, 1, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:2::/64");
+	free(p.prefix);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 0, 1, &p), STORE_CONFLICT);
+
+	assert_int_equal(store_prefix_list(c->st, 0, &list, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(list[2].vm, b);
+	vm_prefixes_free(list, n);
+	assert_int_equal(store_prefix_list(c->st, b, &list, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	vm_prefixes_free(list, n);
+
+	/* Removed by address; then handed out again, lowest first. */
+	assert_int_equal(store_prefix_remove(c->st, b, "2001:db8:100:1::"), STORE_NOTFOUND);
+	assert_int_equal(store_prefix_remove(c->st, a, "2001:db8:100:1::"), STORE_OK);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 0, 0, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:1::/64");
+	free(p.prefix);
+
+	/* Unplugging the NIC frees its prefixes; purging the VM frees the rest. */
+	assert_int_equal(store_nic_remove(c->st, a, nic_a1), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM prefixes WHERE address = '2001:db8:100:4::'"), 0);
+	assert_int_equal(store_vm_set_desired(c->st, b, "deleted"), STORE_OK);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 0, 0, &p), STORE_NOTFOUND);
+	assert_int_equal(store_vm_purge(c->st, b), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM prefixes"), 0);
+	free(pool);
+}
+
+static void public_ipv4_attach_list_detach(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6", "2001:db8:20::/64", NULL);
+	uint64_t nets[2] = { lan, v6 }, a, b;
+	struct pool4 pool;
+	struct public4 p, *list = NULL;
+	struct vm vm = { 0 };
+	size_t n = 0;
+	char *err = NULL;
+
+	assert_int_equal(pool4_parse("198.51.100.0/30", &pool, &err), 0);    /* .1 and .2 */
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 2, &a), STORE_OK);
+	uint64_t alice = make_user(c->st, "alice");
+	assert_int_equal(make_vm(c->st, "b", alice, img, &lan, 1, &b), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t nic_a0 = vm.nics[0].id, nic_a1 = vm.nics[1].id;
+	vm_free(&vm);
+	assert_int_equal(store_vm_get_id(c->st, b, &vm), STORE_OK);
+	uint64_t nic_b = vm.nics[0].id;
+	vm_free(&vm);
+
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_a0, NULL, 0, &p), STORE_OK);
+	assert_string_equal(p.address, "198.51.100.1");
+	assert_string_equal(p.private_ipv4, "10.0.0.2");
+	free(p.address);
+	free(p.private_ipv4);
+	/* One per NIC; none for a NIC without IPv4; an address once. */
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_a0, NULL, 0, &p), STORE_CONFLICT);
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_a1, NULL, 0, &p), STORE_NOTFOUND);
+	assert_int_equal(store_public4_attach(c->st, &pool, b, nic_b, "198.51.100.1", 0, &p), STORE_CONFLICT);
+	assert_int_equal(store_public4_attach(c->st, &pool, b, nic_a0, NULL, 0, &p), STORE_NOTFOUND);
+	/* The owner's cap counts over all its VMs. */
+	assert_int_equal(store_public4_attach(c->st, &pool, b, nic_b, NULL, 1, &p), STORE_OK);
+	assert_string_equal(p.address, "198.51.100.2");
+	free(p.address);
+	free(p.private_ipv4);
+
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	assert_string_equal(vm.nics[0].public_ipv4, "198.51.100.1");
+	assert_null(vm.nics[1].public_ipv4);
+	vm_free(&vm);
+
+	assert_int_equal(store_public4_list(c->st, OWNER_ANY, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[1].address, "198.51.100.2");
+	assert_string_equal(list[1].vm_name, "b");
+	assert_int_equal(list[1].owner, alice);
+	assert_string_equal(list[1].private_ipv4, "10.0.0.3");
+	public4s_free(list, n);
+	assert_int_equal(store_public4_list(c->st, alice, &list, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	public4s_free(list, n);
+
+	/* The pool is used up; detaching gives the address back. */
+	assert_int_equal(make_vm(c->st, "c", OWNER_ROOT, img, &lan, 1, &a), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t nic_c = vm.nics[0].id;
+	vm_free(&vm);
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_c, NULL, 0, &p), STORE_FULL);
+	assert_int_equal(store_public4_detach(c->st, a, "198.51.100.2"), STORE_NOTFOUND);
+	assert_int_equal(store_public4_detach(c->st, b, "198.51.100.2"), STORE_OK);
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_c, NULL, 0, &p), STORE_OK);
+	assert_string_equal(p.address, "198.51.100.2");
+	free(p.address);
+	free(p.private_ipv4);
+	/* With its NIC. */
+	assert_int_equal(store_vm_purge(c->st, a), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM public_ipv4"), 1);
+	pool4_free(&pool);
+}
+
 /* ---- the event log and the audit trail (issue 15 §2) -------------------- */
 
 static int event_hooks;
@@ -2517,6 +2688,8 @@ int main(void)
 		T(ula_prefix_is_stable),
 		T(quotas_hold_under_races),
 		T(engine_values_and_errors),
+		T(prefixes_allocate_list_free),
+		T(public_ipv4_attach_list_detach),
 		T(events_log),
 		T(audit_rows),
 	};
