@@ -147,16 +147,14 @@ base=$(med "${p99[alone]}")
 each=$(med "$loop_each")
 cs=$(med "$cpu_scrape")
 echo "== GET /v1/vms/{id} (httpload, $CONNS connections, ${DUR}s) with $n VMs ($RUNNING running), $ROUNDS interleaved rounds, medians"
-printf '%-44s %8s %9s %9s %6s\n' phase "req/s" "p50 ms" "p99 ms" "p99 ×"
+bench_table_head
 for ph in alone paced flood; do
 	case $ph in
 	alone) what="no scrapes" ;;
 	paced) what="a scrape a second" ;;
 	flood) what="scrapes back to back" ;;
 	esac
-	q=$(med "${p99[$ph]}")
-	printf '%-44s %8s %9.2f %9.2f %6.2f\n' "$what" "$(med "${rps[$ph]}")" \
-		"$(calc "$(med "${p50[$ph]}") / 1000")" "$(calc "$q / 1000")" "$(calc "$q / $base")"
+	bench_row "$what" "${rps[$ph]}" "${p50[$ph]}" "${p99[$ph]}" "$base"
 done
 printf 'scrapes (%s, kept-alive): %.1f/s back to back, wall %.1f ms each, %s bytes (%s on the wire), %s series\n' \
 	"${GZIP:-plain}" "$(med "$scrape_rate")" "$(calc "$(med "$walls") * 1000")" "$size" "$wire" "$series"
