@@ -24,7 +24,8 @@ with the reason.
 Conventions of the document:
   - x-hackcloud-access on every operation: "user" (any identified
     caller), "admin" (admins only; others get 403), "anon" (no identity:
-    logging in, this document) — route.h's access field, by name;
+    logging in, this document), "metrics" (admins, or the bearer of the
+    metrics token) — route.h's access field, by name;
   - every error answer is {"error": {"code", "message"}}; each response
     of status >= 400 lists the codes the operation can give with that
     status (an enum), so a new code is a change of the document;
@@ -161,6 +162,7 @@ CODES = {
     "quota_exceeded": "the create would go over one of the owner's quotas (the message names it)",
     "no_pool": "this installation hands out none (prefix_pool, public_ipv4_pool are empty)",
     "limit": "over prefix_max_per_vm, or (members) prefix_max_per_user",
+    "too_many_streams": "over events_max_per_user open event streams (Retry-After)",
     "in_use": "the resource is still used",
     "exhausted": "no free identifier or address",
     "no_capacity": "no live host has room for the VM (or the chosen one has not)",
@@ -481,6 +483,18 @@ SCHEMAS = {
         integer("a limit (0: none allowed)", minimum=0),
         string("null or default: the configured default; unlimited: none", enum=["unlimited", "default"]),
     ]}) for q in QUOTAS}, desc="the quotas to change; the others stay"),
+    "AuditEntry": answer({
+        "time": integer(TIME),
+        "host": string("the host whose API answered"),
+        "seq": integer("its order on that host"),
+        "user": nullable(string("who the caller was identified as; null: nobody")),
+        "source": string("the peer: an address, or unix:UID"),
+        "method": string(),
+        "route": string("the route table's pattern, e.g. /v1/vms/{}/start"),
+        "ref": nullable(string("the resource named: the path's {} parts, a create's new ID, a login's user")),
+        "status": integer("the HTTP status answered"),
+        "result": string("ok, or the error code answered"),
+    }, "a mutating request, answered or refused (never a body, header or token)"),
     "BackoffEntry": answer({
         "key": string("user:NAME or addr:PEER", pattern="^(user|addr):"),
         "failures": integer(minimum=0),
@@ -540,6 +554,31 @@ JSON = "application/json"
 # daemon
 op("GET", "/v1/info", "user", "getInfo", "daemon", "This hcd: version, host, accelerator, store schema",
    ok=(200, "Info", "about this hcd"))
+op("GET", "/metrics", "metrics", "getMetrics", "daemon", "This host in the Prometheus text format",
+   desc="Its VMs, the host and hcd's own health (docs/API.md, Metrics). Outside /v1/, where scrapers "
+        "look. With Accept-Encoding: gzip the answer is gzip-compressed.",
+   ok=(200, {"text/plain": {"schema": string("the Prometheus text exposition format, version 0.0.4")}},
+       "the metrics"), deferred=True)
+op("GET", "/v1/events", "user", "streamEvents", "daemon", "Changes as they commit (server-sent events)",
+   desc="A text/event-stream that never ends on its own: a sync event with the current state, then "
+        "vm.created, vm.updated, vm.deleted and host.updated as they commit, in the caller's scope "
+        "(docs/API.md, Events). Last-Event-ID resumes after that event when nothing after it was "
+        "pruned.",
+   headers=[{"name": "Last-Event-ID", "in": "header", "required": False,
+             "description": "the id: of the last event seen", "schema": string(pattern="^[0-9]+$")}],
+   ok=(200, {"text/event-stream": {"schema": string("events: id, event (KIND.ACTION), data (one line "
+                                                   "of JSON: kind, action, id, object)")}},
+       "the stream"),
+   errors={429: ["too_many_streams"]})
+op("GET", "/v1/audit", "admin", "listAudit", "auth", "The audit trail of mutating requests, oldest first",
+   query=[{"name": "user", "in": "query", "required": False, "description": "only this user's",
+           "schema": string(pattern=NAME)},
+          {"name": "since", "in": "query", "required": False, "description": "at or after this " + TIME,
+           "schema": integer(minimum=0)},
+          {"name": "limit", "in": "query", "required": False, "description": "the newest N (default 100)",
+           "schema": integer(minimum=1, maximum=10000)}],
+   ok=(200, "array:AuditEntry", "the entries"),
+   errors={400: {"bad_request": "since or limit out of range", "bad_name": "user is no user name"}})
 op("GET", "/v1/openapi.json", "anon", "getOpenapi", "daemon", "This document",
    ok=(200, {JSON: {"schema": {"type": "object", "description": "an OpenAPI 3.0 document"}}},
        "the OpenAPI description of the API, as compiled into this hcd"),
@@ -782,7 +821,9 @@ def common_errors(o):
     e = {500: ["internal"]}
     if o["access"] != "anon":
         e[401] = ["unauthorized"]
-        e[403] = {"forbidden": CODES["forbidden"] + ("; or the caller is no admin" if o["access"] == "admin" else "")}
+        e[403] = {"forbidden": CODES["forbidden"] + {
+            "admin": "; or the caller is no admin",
+            "metrics": "; or the caller is neither an admin nor the metrics token"}.get(o["access"], "")}
         e[429] = ["rate_limited"]
     if "{" in o["path"]:
         e[404] = ["not_found"]
@@ -905,7 +946,8 @@ the peer's credentials: root is the admin `root`, a local person's account
 the hackcloud user of the same name.  Each operation's
 `x-hackcloud-access` says who may call it: `user` (anybody identified),
 `admin` (admins only; others get 403), `anon` (nobody needs to be
-identified).  A member sees only their own resources: anything else
+identified), `metrics` (admins, or the bearer of the token in
+metrics_token_file).  A member sees only their own resources: anything else
 answers 404, as if it did not exist.
 
 Bodies are JSON objects of at most max_body bytes (4 KiB for anon

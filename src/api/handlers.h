@@ -70,6 +70,11 @@ int h_host_list(struct req *r);
 int h_host_get(struct req *r);
 int h_host_drain(struct req *r);
 
+/* metrics.c, events.c, audit.c (issue 15) */
+int h_metrics(struct req *r);
+int h_events(struct req *r);
+int h_audit_list(struct req *r);
+
 /* console.c */
 int h_vm_console(struct req *r);
 int h_vm_console_ws(struct req *r);

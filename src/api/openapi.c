@@ -10,7 +10,7 @@
 
 /* The names the document uses for route.h's enums (x-hackcloud-access). */
 static const char *const access_names[] = {
-	[ROUTE_USER] = "user", [ROUTE_ADMIN] = "admin", [ROUTE_ANON] = "anon",
+	[ROUTE_USER] = "user", [ROUTE_ADMIN] = "admin", [ROUTE_ANON] = "anon", [ROUTE_METRICS] = "metrics",
 };
 static const char *const body_names[] = {
 	[BODY_NONE] = "none", [BODY_JSON] = "json", [BODY_STREAM] = "stream",

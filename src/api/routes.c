@@ -764,6 +764,9 @@ static int h_net_delete(struct req *r)
 const struct route api_routes[] = {
 	{ "GET",    "/v1/info",                  h_info,           BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/openapi.json",          h_openapi,        BODY_NONE, NULL, NULL, ROUTE_ANON },
+	{ "GET",    "/metrics",                  h_metrics,        BODY_NONE, NULL, NULL, ROUTE_METRICS },
+	{ "GET",    "/v1/events",                h_events,         BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/audit",                 h_audit_list,     BODY_NONE, NULL, NULL, ROUTE_ADMIN },
 
 	{ "GET",    "/v1/vms",                   h_vm_list,        BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms",                   h_vm_create,      BODY_JSON, NULL, NULL, false },

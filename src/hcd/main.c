@@ -12,6 +12,8 @@
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
  *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
+ *   events     the store's event hook, announcements   api/events.c: streams of
+ *              of other hosts (their own channel)       /v1/events read the log
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: they daemonize and outlive
@@ -28,6 +30,7 @@
 #include "common/log.h"
 #include "common/netpool.h"
 #include "common/proc.h"
+#include "common/stats.h"
 #include "common/worker.h"
 #include "image/import.h"
 #include "metadata/server.h"
@@ -440,7 +443,9 @@ int main(int argc, char **argv)
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
 	h.wake = 0;   /* this pass covers every change made so far (registration) */
+	double t0 = stat_now();
 	int again = agent_reconcile(h.agent, 0);
+	stat_observe(HIST_RECONCILE, stat_now() - t0);
 	metadata_sync(h.md);
 	long long next_pass = again >= 0 ? now_ms() + again : -1;
 	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
@@ -449,8 +454,8 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 3];
-		int fds[2 + 64], n = api_server_fds(h.api, fds);
+		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 3];
+		int fds[API_SERVER_FDS + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
 		long long wake = h.next_resync;
@@ -510,6 +515,7 @@ int main(int argc, char **argv)
 			h.wake |= AGENT_WAKE_NOTIFY;
 			metadata_invalidate(h.md);
 		}
+		int remote_events = store_events_drain(h.st);
 
 		now = now_ms();
 		if (now >= h.next_resync) {
@@ -521,10 +527,15 @@ int main(int argc, char **argv)
 		if (h.wake) {
 			unsigned causes = h.wake;
 			h.wake = 0;
+			double t0 = stat_now();
 			again = agent_reconcile(h.agent, causes);
+			stat_observe(HIST_RECONCILE, stat_now() - t0);
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}
+		/* After the pass: the states it observed reach the event
+		 * streams in the same turn. */
+		api_server_changes(h.api, remote_events);
 		memory_return();
 	}
 	close(sfd);

@@ -98,8 +98,8 @@ sub check_coherence {
 		$ids{$id} = $what;
 
 		my $access = $op->{'x-hackcloud-access'} // '';
-		problem("$what: x-hackcloud-access is '$access', want user, admin or anon")
-			unless $access =~ /^(user|admin|anon)$/;
+		problem("$what: x-hackcloud-access is '$access', want user, admin, anon or metrics")
+			unless $access =~ /^(user|admin|anon|metrics)$/;
 		my $anon_sec = ref $op->{security} eq 'ARRAY' && !@{ $op->{security} };
 		problem("$what: an anon operation needs security: [] (and only it)") if ($access eq 'anon') != $anon_sec;
 
