@@ -20,14 +20,19 @@
  */
 #include "api/api.h"
 
+#include "api/audit.h"
 #include "api/connlimit.h"
 #include "api/console.h"
+#include "api/events.h"
 #include "api/http_req.h"
 #include "api/identity.h"
+#include "api/metrics.h"
 #include "api/route.h"
+#include "api/web.h"
 #include "common/addrkey.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,6 +60,7 @@ struct listener {
 	struct MHD_Daemon *d;
 	struct connlimit *lim;
 	bool is_unix;
+	bool tls;
 };
 
 struct api_server {
@@ -171,6 +177,11 @@ void http_req_resumed(struct http_req *h)
 	h->server->resumed = true;
 }
 
+void http_server_resumed(struct api_server *s)
+{
+	s->resumed = true;
+}
+
 static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -188,13 +199,21 @@ static void params_free(struct req *r)
 	r->n_params = 0;
 }
 
-/* Match "/v1/vms/abc/start" against "/v1/vms/{}/start", capturing "abc". */
+/* Match "/v1/vms/abc/start" against "/v1/vms/{}/start", capturing "abc";
+ * a final "*" captures the rest of the path (after "/ui/", a "*" takes
+ * "css/app.css" of "/ui/css/app.css"). */
 static bool route_match(const char *pattern, const char *url, struct req *r)
 {
 	const char *p = pattern, *u = url;
 
 	r->n_params = 0;
 	while (*p && *u) {
+		if (p[0] == '*' && p[1] == '\0') {
+			if (r->n_params == REQ_MAX_PARAMS)
+				goto fail;
+			r->params[r->n_params++] = strdup(u);
+			return true;
+		}
 		if (p[0] == '{' && p[1] == '}') {
 			const char *end = strchr(u, '/');
 			size_t len = end ? (size_t)(end - u) : strlen(u);
@@ -238,7 +257,7 @@ static long long body_limit(const struct api_server *s, const struct route *rt)
 {
 	long long max = s->ctx->cfg->max_body;
 
-	if (rt->access == ROUTE_ANON && max > ROUTE_ANON_MAX_BODY)
+	if (ROUTE_WHO(rt->access) == ROUTE_ANON && max > ROUTE_ANON_MAX_BODY)
 		max = ROUTE_ANON_MAX_BODY;
 	return max;
 }
@@ -254,12 +273,70 @@ static void req_free(struct http_req *h)
 	free(h);
 }
 
+/* The error code of an answer, or "ok": the audit trail's result. */
+static const char *answer_result(const struct http_req *h)
+{
+	const char *code = json_string_value(json_object_get(json_object_get(h->resp, "error"), "code"));
+
+	if (code)
+		return code;
+	return h->status < 400 ? "ok" : "error";
+}
+
+/*
+ * Every answer is counted (metrics.h) and every answer to a mutating
+ * request recorded (audit.h) before it is queued: once the client can
+ * read it, the audit trail has it.
+ */
+static void request_observe(struct http_req *h)
+{
+	struct api_ctx *ctx = h->server->ctx;
+	const char *pattern = h->matched ? h->matched->pattern : NULL;
+
+	metrics_request(ctx->metrics, h->matched, h->pub.method, h->status, stat_now() - h->t0);
+	if (strcmp(h->pub.method, "GET") != 0 && strcmp(h->pub.method, "HEAD") != 0 && pattern)
+		audit_request(ctx->audit, &h->pub, pattern, h->status, answer_result(h),
+			      h->status == 201 ? json_string_value(json_object_get(h->resp, "id")) : NULL);
+}
+
+/*
+ * Headers on every answer but a protocol switch.  The API's JSON is data,
+ * never a document: nothing may render, frame or cache it (a login's
+ * answer holds a token).  The dashboard's files (ROUTE_PAGE, web/) load
+ * only from this origin: no inline script or style, no other host to
+ * talk to (connect-src 'self' covers this origin's wss:), no forms sent
+ * anywhere (the page's script sends everything), no framing.
+ */
+#define CSP_API "default-src 'none'; frame-ancestors 'none'"
+#define CSP_PAGE "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " \
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; " \
+	"frame-ancestors 'none'"
+
+static void add_headers(struct http_req *h, struct MHD_Response *resp)
+{
+	bool page = h->route && (h->route->access & ROUTE_PAGE);
+
+	if (h->status != MHD_HTTP_SWITCHING_PROTOCOLS) {
+		MHD_add_response_header(resp, "Content-Security-Policy", page ? CSP_PAGE : CSP_API);
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+		if (!page)
+			MHD_add_response_header(resp, "Cache-Control", "no-store");
+	}
+	for (size_t i = 0; i < h->n_headers; i++)
+		MHD_add_response_header(resp, h->headers[i].name, h->headers[i].value);
+}
+
 static enum MHD_Result send_response(struct http_req *h)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
+	if (h->resp == NULL && h->text == NULL && h->raw == NULL)
+		req_error(&h->pub, 500, "internal", "handler produced no response");
+	request_observe(h);
 	if (h->raw) {
+		add_headers(h, h->raw);
 		ret = MHD_queue_response(h->conn, (unsigned)h->status, h->raw);
 		MHD_destroy_response(h->raw);
 		h->raw = NULL;
@@ -273,9 +350,7 @@ static enum MHD_Result send_response(struct http_req *h)
 		MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
 	} else {
 		char *body;
-		if (h->resp == NULL)
-			req_error(&h->pub, 500, "internal", "handler produced no response");
-		body = json_dumps(h->resp, JSON_COMPACT);
+			body = json_dumps(h->resp, JSON_COMPACT);
 		if (body == NULL)
 			return MHD_NO;
 		size_t len = strlen(body);
@@ -292,9 +367,30 @@ static enum MHD_Result send_response(struct http_req *h)
 		snprintf(secs, sizeof(secs), "%d", h->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
 	}
+	add_headers(h, resp);
 	ret = MHD_queue_response(h->conn, (unsigned)h->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/*
+ * A browser names the page that opens a WebSocket in Origin, and sends
+ * it whatever the page's origin: a WebSocket to this listener is only for
+ * the dashboard it serves itself (scheme and Host of this very request).
+ * Clients that are not browsers send no Origin and need their token all
+ * the same; browsers never reach the unix socket.
+ */
+static bool websocket_origin_ok(const struct listener *l, struct req *r)
+{
+	const char *origin = req_header(r, "Origin"), *host = req_header(r, "Host");
+	char own[320];
+
+	if (origin == NULL)
+		return true;
+	if (l->is_unix || host == NULL)
+		return false;
+	snprintf(own, sizeof(own), "%s://%s", l->tls ? "https" : "http", host);
+	return strcasecmp(origin, own) == 0;
 }
 
 /*
@@ -303,18 +399,31 @@ static enum MHD_Result send_response(struct http_req *h)
  * the connection instead of reading (and discarding) a body that may be
  * huge.  True when the request goes on to its body and handler.
  */
-static bool request_begin(struct api_server *s, struct http_req *h, const char *url,
+static bool request_begin(struct listener *l, struct http_req *h, const char *url,
 			  const char *method, const struct conn_ctx *cc)
 {
+	struct api_server *s = l->s;
 	struct req *r = &h->pub;
-	bool path_known;
+	bool path_known, ws;
 
 	snprintf(r->source, sizeof(r->source), "%s", cc->peer.source);
 	snprintf(r->peer_key, sizeof(r->peer_key), "%s", cc->peer.key[0] ? cc->peer.key : "unix:0");
 	h->route = route_find(r, method, url, &path_known);
-	/* Logging in needs no identity, and a stale token must not stop it. */
-	if (!(h->route && h->route->access == ROUTE_ANON) && !api_identify(r, &cc->peer))
+	h->matched = h->route;
+	ws = h->route && (h->route->access & ROUTE_WEBSOCKET);
+	if (ws && !websocket_origin_ok(l, r)) {
+		req_error(r, 403, "forbidden", "a WebSocket from another origin");
 		goto refuse;
+	}
+	/* A scraper with the metrics token is let in to /metrics alone. */
+	bool scraper = h->route && ROUTE_WHO(h->route->access) == ROUTE_METRICS &&
+		       api_metrics_token(r);
+	/* Logging in needs no identity, and a stale token must not stop it. */
+	if (!scraper && !(h->route && ROUTE_WHO(h->route->access) == ROUTE_ANON)) {
+		if (!api_identify(r, &cc->peer, ws))
+			goto refuse;
+		r->identified = true;
+	}
 	if (h->route == NULL) {
 		if (path_known)
 			req_error(r, 405, "method_not_allowed", "%s not allowed on %s", method, url);
@@ -322,7 +431,8 @@ static bool request_begin(struct api_server *s, struct http_req *h, const char *
 			req_error(r, 404, "not_found", "no such endpoint: %s", url);
 		goto refuse;
 	}
-	if (h->route->access == ROUTE_ADMIN && !r->admin) {
+	if ((ROUTE_WHO(h->route->access) == ROUTE_ADMIN ||
+	     (ROUTE_WHO(h->route->access) == ROUTE_METRICS && !scraper)) && !r->admin) {
 		req_error(r, 403, "forbidden", "admin only");
 		goto refuse;
 	}
@@ -423,11 +533,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (h == NULL)
 			return MHD_NO;
 		*con_cls = h;
+		h->t0 = stat_now();
 		h->pub.api = s->ctx;
 		h->pub.method = method;
 		h->server = s;
 		h->conn = conn;
-		if (!request_begin(s, h, url, method, cc))
+		if (!request_begin(l, h, url, method, cc))
 			return send_response(h);
 		return MHD_YES;
 	}
@@ -587,6 +698,7 @@ static bool listener_start(struct api_server *s, struct listener *l, int fd, boo
 	};
 
 	l->s = s;
+	l->tls = tls;
 	l->lim = connlimit_new((size_t)cfg->api_max_connections, (size_t)cfg->api_max_per_peer,
 			       (int64_t)cfg->api_header_timeout * 1000);
 	if (l->lim == NULL)
@@ -634,6 +746,20 @@ struct api_server *api_server_start(struct api_ctx *ctx, char **err)
 	ctx->auth = api_auth_new(ctx, err);
 	if (ctx->auth == NULL)
 		goto fail;
+	ctx->metrics = metrics_new(ctx, err);
+	if (ctx->metrics == NULL)
+		goto fail;
+	ctx->events = events_new(ctx, err);
+	if (ctx->events == NULL)
+		goto fail;
+	ctx->audit = audit_new(ctx, err);
+	if (ctx->audit == NULL)
+		goto fail;
+	ctx->web = web_open(cfg);
+	if (ctx->web == NULL) {
+		*err = strdup("out of memory");
+		goto fail;
+	}
 	s->sock_path = str_printf("%s/api.sock", cfg->state_dir);
 	fd = unix_listen(s->sock_path, err);
 	if (fd < 0)
@@ -674,6 +800,11 @@ void api_server_stop(struct api_server *s)
 	/* A console's thread holds its upgraded connection: end them all
 	 * before the daemons go. */
 	console_stop_all();
+	/* Event streams sleep (suspended) between events, and a daemon must
+	 * not stop with suspended connections: wake each to its end.  Scrapes
+	 * under way finish (or are answered 503) as req_defer's do. */
+	events_stop(s->ctx->events);
+	metrics_stop(s->ctx->metrics);
 	/* Requests that req_defer finished (the pool is gone by now) are
 	 * resumed: give them a turn so their answers (503 for work that never
 	 * ran) reach the clients before the connections close. */
@@ -683,10 +814,19 @@ void api_server_stop(struct api_server *s)
 			MHD_stop_daemon(s->l[i].d);
 		connlimit_free(s->l[i].lim);
 	}
+	/* After the daemons: closing a stream's connection reaches events.c. */
+	events_free(s->ctx->events);
+	s->ctx->events = NULL;
+	audit_free(s->ctx->audit);
+	s->ctx->audit = NULL;
+	metrics_free(s->ctx->metrics);
+	s->ctx->metrics = NULL;
 	if (s->sock_path)
 		unlink(s->sock_path);
 	api_auth_free(s->ctx->auth);
 	s->ctx->auth = NULL;
+	web_close(s->ctx->web);
+	s->ctx->web = NULL;
 	free(s->sock_path);
 	if (s->tls_key)
 		sodium_memzero(s->tls_key, strlen(s->tls_key));
@@ -695,9 +835,12 @@ void api_server_stop(struct api_server *s)
 	free(s);
 }
 
-int api_server_fds(struct api_server *s, int fds[2])
+int api_server_fds(struct api_server *s, int fds[API_SERVER_FDS])
 {
 	int n = 0;
+
+	if (metrics_fd(s->ctx->metrics) >= 0)
+		fds[n++] = metrics_fd(s->ctx->metrics);
 
 	for (int i = 0; i < L_N; i++) {
 		if (s->l[i].d == NULL)
@@ -731,7 +874,18 @@ long long api_server_timeout_ms(struct api_server *s)
 		if (best < 0 || c < best)
 			best = c;
 	}
+	long long e = events_timeout_ms(s->ctx->events, now);
+	if (e >= 0 && (best < 0 || e < best))
+		best = e;
+	e = audit_timeout_ms(s->ctx->audit, now);
+	if (e >= 0 && (best < 0 || e < best))
+		best = e;
 	return best;
+}
+
+void api_server_changes(struct api_server *s, int remote)
+{
+	events_changed(s->ctx->events, remote);
 }
 
 void api_server_run(struct api_server *s)
@@ -754,4 +908,7 @@ void api_server_run(struct api_server *s)
 		console_check(s->ctx);
 		s->next_console_check = now + CONSOLE_CHECK_MS;
 	}
+	events_run(s->ctx->events, now);
+	audit_run(s->ctx->audit, now);
+	metrics_run(s->ctx->metrics);
 }

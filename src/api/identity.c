@@ -13,6 +13,7 @@
 #include "api/identity.h"
 
 #include "api/auth.h"
+#include "api/websocket.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
 #include "auth/token.h"
@@ -21,6 +22,7 @@
 #include "common/validate.h"
 
 #include <pwd.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,49 @@ static bool local_users_parse(const char *s, struct api_auth *a)
 	return true;
 }
 
+/* A scraper's token: one line of at least METRICS_TOKEN_MIN printable
+ * characters (e.g. `openssl rand -hex 32`); only its hash is kept. */
+#define METRICS_TOKEN_MIN 32
+static int metrics_token_load(const char *path, struct api_auth *a, char **err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (file_read(path, 4096, &text, &len) < 0) {
+		*err = str_printf("metrics_token_file %s: cannot read it", path);
+		return -1;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	bool printable = len == strlen(text);
+	for (size_t i = 0; printable && i < len; i++)
+		printable = text[i] > ' ' && text[i] < 0x7f;
+	if (len < METRICS_TOKEN_MIN || !printable) {
+		*err = str_printf("metrics_token_file %s: the token must be one line of at least %d"
+				  " printable characters without spaces", path, METRICS_TOKEN_MIN);
+	} else {
+		token_hash(text, a->metrics_hash);
+		a->metrics_token = true;
+		rc = 0;
+	}
+	sodium_memzero(text, len);
+	free(text);
+	return rc;
+}
+
+bool api_metrics_token(struct req *r)
+{
+	const struct api_auth *a = r->api->auth;
+	const char *authz = req_header(r, "Authorization");
+	char hash[TOKEN_HASH_LEN + 1];
+
+	if (!a->metrics_token || authz == NULL || strncmp(authz, "Bearer ", 7) != 0)
+		return false;
+	token_hash(authz + 7, hash);
+	return sodium_memcmp(hash, a->metrics_hash, TOKEN_HASH_LEN) == 0;
+}
+
 struct api_auth *api_auth_new(struct api_ctx *ctx, char **err)
 {
 	const struct config *cfg = ctx->cfg;
@@ -94,6 +139,9 @@ struct api_auth *api_auth_new(struct api_ctx *ctx, char **err)
 		*err = str_printf("%s: cannot open the password file", a->passwd_path);
 		goto fail;
 	}
+	if (cfg->metrics_token_file && cfg->metrics_token_file[0] &&
+	    metrics_token_load(cfg->metrics_token_file, a, err) < 0)
+		goto fail;
 	store_token_cache(ctx->st, cfg->token_cache_ttl);
 	return a;
 fail:
@@ -138,18 +186,12 @@ static bool rate_allow(struct req *r)
 	return false;
 }
 
-static bool identify_token(struct req *r, const char *header)
+static bool identify_token(struct req *r, const char *tok)
 {
 	char hash[TOKEN_HASH_LEN + 1];
 	struct token_auth t;
-	const char *tok;
 	int rc;
 
-	if (strncmp(header, "Bearer ", 7) != 0) {
-		req_error(r, 401, "unauthorized", "Authorization must be 'Bearer TOKEN'");
-		return false;
-	}
-	tok = header + 7;
 	if (!token_looks_valid(tok)) {
 		req_error(r, 401, "unauthorized", "invalid or expired token");
 		return false;
@@ -210,12 +252,25 @@ static bool identify_peer(struct req *r, const struct peer *p)
 	return rate_allow(r);
 }
 
-bool api_identify(struct req *r, const struct peer *p)
+bool api_identify(struct req *r, const struct peer *p, bool websocket)
 {
 	const char *authz = req_header(r, "Authorization");
+	char tok[TOKEN_LEN + 2];
 
-	if (authz)
-		return identify_token(r, authz);
+	if (authz) {
+		if (strncmp(authz, "Bearer ", 7) != 0) {
+			req_error(r, 401, "unauthorized", "Authorization must be 'Bearer TOKEN'");
+			return false;
+		}
+		return identify_token(r, authz + 7);
+	}
+	/* A browser's WebSocket cannot carry Authorization: its page offers
+	 * the token as a subprotocol, which is never part of a URL. */
+	if (websocket && ws_bearer(req_header(r, "Sec-WebSocket-Protocol"), tok, sizeof(tok))) {
+		bool ok = identify_token(r, tok);
+		sodium_memzero(tok, sizeof(tok));
+		return ok;
+	}
 	if (!p->is_unix) {
 		req_error(r, 401, "unauthorized", "authentication required: log in for a token");
 		return false;

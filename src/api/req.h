@@ -6,7 +6,8 @@
  * before it runs (caller, admin, token_id, source), the decoded JSON body
  * (json) and, for the few routes that need them, query arguments and
  * headers through req_query/req_header.  It answers with exactly one of
- * req_json, req_error, req_text, req_bytes or req_upgrade — or hands its
+ * req_json, req_error, req_text, req_bytes, req_file or req_upgrade (and
+ * may add headers to it with req_header_add) — or hands its
  * slow step to a worker with req_defer.  It never touches libmicrohttpd:
  * that is http.c's, behind this interface (http_req.h holds the rest of
  * a request's state).
@@ -27,6 +28,7 @@
 #include <stdint.h>
 
 #define REQ_MAX_PARAMS 4
+#define REQ_MAX_HEADERS 4
 
 struct req {
 	struct api_ctx *api;
@@ -37,7 +39,11 @@ struct req {
 	uint64_t caller;                  /* user ID */
 	bool admin;
 	uint64_t token_id;                /* the bearer token used, 0 = none (peer credentials) */
+	bool identified;                  /* caller is known (false: anonymous routes, refusals) */
 	char source[64];                  /* the peer: an address, or "unix:UID" */
+	/* What the audit trail names as the request's resource when the path
+	 * names none (a login's user); a handler may set it. */
+	char audit_ref[72];
 	char peer_key[48];                /* its unit for per-peer limits (common/addrkey.h) */
 	json_t *json;                     /* the body of BODY_JSON routes: an object */
 	/* Handler state of BODY_STREAM routes and upgrades, freed with the
@@ -46,11 +52,16 @@ struct req {
 	void (*stream_free)(void *);
 };
 
-/* Scope for store lookups: admins see everything. */
+/* Scope for store lookups: admins see everything, and their plain names
+ * are still their own (store.h, References). */
 static inline uint64_t req_scope(const struct req *r)
 {
-	return r->admin ? OWNER_ANY : r->caller;
+	return r->admin ? scope_all(r->caller) : r->caller;
 }
+/* The resource the path names (its first {}): an ID or NAME, qualified
+ * as OWNER/NAME by "?owner=OWNER" (a '/' cannot travel inside a path
+ * segment: libmicrohttpd decodes %2F before routing).  req.c. */
+const char *req_ref(struct req *r);
 
 /* ---- answers ------------------------------------------------------------- */
 
@@ -66,6 +77,12 @@ int req_text(struct req *r, int status, char *text, size_t len);
 /* Bytes as they are, with a content type; takes the malloc'd data (NULL
  * with len 0 is an empty body). */
 int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len);
+/* A file's contents: fd (opened for reading, size bytes) is the
+ * answer's and closed with it, also when this fails. */
+int req_file(struct req *r, int status, const char *content_type, int fd, uint64_t size);
+/* One more header on the answer already set (at most REQ_MAX_HEADERS;
+ * another answer drops them). */
+void req_header_add(struct req *r, const char *name, const char *value);
 /* Ask the client to wait (Retry-After, whole seconds) with the answer. */
 void req_retry_after(struct req *r, int seconds);
 /* True once an answer is set. */
@@ -86,6 +103,29 @@ int req_upgrade(struct req *r, const char *protocol,
 				   struct req_upgrade *h),
 		void *arg);
 void req_upgrade_close(struct req_upgrade *h);
+
+/*
+ * A body produced over time, for as long as the connection lasts (server-
+ * sent events): the answer is 200 with content_type, sent chunked, each
+ * piece as soon as it is there.  pull(arg, buf, max) runs on the loop
+ * whenever the connection can take bytes: it copies up to max and returns
+ * how many; 0 when it has none (the connection then sleeps, costing
+ * nothing, until req_stream_wake); REQ_STREAM_END to finish the body,
+ * REQ_STREAM_CUT to drop the connection at once.  gone(arg) runs once,
+ * when the connection is closed for whatever reason; arg is the caller's
+ * until then.  The handle is valid until gone; wake it only on the loop.
+ */
+#define REQ_STREAM_END (-1)
+#define REQ_STREAM_CUT (-2)
+struct req_stream;
+int req_stream(struct req *r, const char *content_type,
+	       long (*pull)(void *arg, char *buf, size_t max), void (*gone)(void *arg),
+	       void *arg, struct req_stream **handle);
+void req_stream_wake(struct req_stream *s);
+/* The client has hung up (its end of the connection is closed).  A
+ * sleeping stream's connection is not watched by anyone, so a stream
+ * asks now and then: never blocks. */
+bool req_stream_hung_up(struct req_stream *s);
 
 /* ---- inputs --------------------------------------------------------------- */
 
@@ -125,5 +165,10 @@ bool api_name_check(struct req *r, const char *name, size_t id_digits, const cha
  */
 int req_defer(struct req *r, void (*work)(void *arg),
 	      void (*finish)(struct req *r, void *arg, bool ran), void *arg);
+/* The same on another pool than hcd's (NULL: at once, as without one);
+ * its done callbacks must run on the loop too (worker_pool_run). */
+struct worker_pool;
+int req_defer_on(struct req *r, struct worker_pool *pool, void (*work)(void *arg),
+		 void (*finish)(struct req *r, void *arg, bool ran), void *arg);
 
 #endif

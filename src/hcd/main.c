@@ -14,6 +14,8 @@
  *   workers    an eventfd: a slow job finished        its done callback (common/worker.h);
  *                                                   the agent's jobs (VM launch, end of a
  *                                                   QEMU) then ask for a pass
+ *   events     the store's event hook, announcements   api/events.c: streams of
+ *              of other hosts (their own channel)       /v1/events read the log
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: hcd starts each detached
@@ -23,11 +25,15 @@
  */
 #include "agent/reconcile.h"
 #include "api/api.h"
+#include "api/openapi.h"
 #include "cluster/cluster.h"
+#include "common/addrpool.h"
 #include "common/config.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/netpool.h"
 #include "common/proc.h"
+#include "common/stats.h"
 #include "common/worker.h"
 #include "image/import.h"
 #include "metadata/server.h"
@@ -39,10 +45,12 @@
 #include <jansson.h>
 #include <sys/file.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -78,6 +86,7 @@ static const struct {
 	{ "--accel", "A", "kvm, tcg or auto (auto proves KVM with a probe guest)" },
 	{ "--KEY", "VALUE", "any hcd.conf key, e.g. --listen=[::1]:8443 --auth.token_ttl=3600" },
 	{ "--print-config", NULL, "print hcd's options and every hcd.conf key with its value, as JSON" },
+	{ "--print-routes", NULL, "print the API's route table (method, path, access, body), as JSON" },
 	{ "--help", NULL, "print this help, then exit" },
 	{ "--version", NULL, "print hcd's version, then exit" },
 };
@@ -132,6 +141,20 @@ static int print_config(const struct config *cfg)
 	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
 }
 
+/*
+ * --print-routes: the route table as data, then exit.  The openapi test
+ * (tests/openapi) compares it with docs/openapi.json: every route
+ * described, nothing described that is not a route.
+ */
+static int print_routes(void)
+{
+	json_t *routes = api_routes_json();
+	int rc = routes ? json_dumpf(routes, stdout, JSON_INDENT(1)) : -1;
+
+	json_decref(routes);
+	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
+}
+
 static enum log_level level_of(const char *s)
 {
 	if (strcmp(s, "debug") == 0) return LOG_LVL_DEBUG;
@@ -162,7 +185,48 @@ static int load_config(struct hcd *h, struct config *out)
 		config_free(out);
 		return -1;
 	}
+	/* The same parse as a network create's, so a typo stops hcd here. */
+	struct prefix *pools = NULL;
+	size_t n = 0;
+	char bad[64];
+	bool ok = prefix_list_parse(out->tenant_ipv6_pool, AF_INET6, 64, &pools, &n, bad) &&
+		  prefix_list_parse(out->tenant_ipv4_pool, AF_INET, 30, &pools, &n, bad);
+	free(pools);
+	if (!ok) {
+		log_err("config: tenant_ipv6_pool/tenant_ipv4_pool: '%s' is not a prefix of that family"
+			" (IPv6 at most /64, IPv4 at most /30)", bad);
+		config_free(out);
+		return -1;
+	}
+	/* routed prefixes and public IPv4 (issue 13) */
+	if (addrpool_config_check(out, &err) < 0) {
+		log_err("config: %s", err);
+		free(err);
+		config_free(out);
+		return -1;
+	}
 	return 0;
+}
+
+/* A pass or a list over 10,000 VMs frees megabytes of small blocks: hand
+ * the free pages back rather than keep them resident (issue 12 §6: RSS).
+ * Looked at every turn, done only after such work. */
+static void memory_return(void)
+{
+	if (mallinfo2().fordblks > (2u << 20))
+		malloc_trim(0);
+}
+
+/* Members' default quotas (config: 0 = unlimited) into the store. */
+static void quota_defaults_apply(struct hcd *h)
+{
+	int64_t d[QUOTA_N];
+
+	_Static_assert(QUOTA_N == sizeof(h->cfg.default_quota) / sizeof(h->cfg.default_quota[0]),
+		       "config.h's default_quota follows store.h's enum quota");
+	for (int q = 0; q < QUOTA_N; q++)
+		d[q] = h->cfg.default_quota[q] > 0 ? h->cfg.default_quota[q] : QUOTA_UNLIMITED;
+	store_set_quota_defaults(h->st, d);
 }
 
 /* SIGHUP: take the settings that can change at run time. */
@@ -177,11 +241,24 @@ static void reload_config(struct hcd *h)
 	h->cfg.stop_timeout = c.stop_timeout;
 	h->cfg.resync_interval = c.resync_interval;
 	h->cfg.max_body = c.max_body;
+	memcpy(h->cfg.default_quota, c.default_quota, sizeof(c.default_quota));
+	quota_defaults_apply(h);
 	free(h->cfg.log_level);
 	h->cfg.log_level = strdup(c.log_level);
 	free(h->cfg.metadata_tokens);
 	h->cfg.metadata_tokens = strdup(c.metadata_tokens);
 	log_set_level(level_of(c.log_level));
+	/* An operator grows (or shrinks) the pools of routed prefixes and
+	 * public IPv4 addresses without a restart; what is handed out stays. */
+	free(h->cfg.prefix_pool);
+	h->cfg.prefix_pool = strdup(c.prefix_pool);
+	free(h->cfg.public_ipv4_pool);
+	h->cfg.public_ipv4_pool = strdup(c.public_ipv4_pool);
+	h->cfg.prefix_length = c.prefix_length;
+	h->cfg.prefix_min_length = c.prefix_min_length;
+	h->cfg.prefix_max_per_vm = c.prefix_max_per_vm;
+	h->cfg.prefix_max_per_user = c.prefix_max_per_user;
+	h->cfg.public_ipv4_max_per_user = c.public_ipv4_max_per_user;
 	config_free(&c);
 	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
 	h->wake |= AGENT_WAKE_RESYNC;
@@ -217,6 +294,9 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 			h->print_config = true;
 			continue;
 		}
+		/* The table needs no configuration: none is read. */
+		if (strcmp(a, "--print-routes") == 0)
+			exit(print_routes());
 		if (strcmp(a, "--version") == 0) {
 			printf("hcd %s\n", HC_VERSION);
 			exit(0);
@@ -273,6 +353,10 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int sfd, rc = 1;
 
+	/* Large transient buffers (a list of 10,000 VMs is megabytes of
+	 * JSON) are mapped and unmapped on their own, not left in the heap
+	 * after glibc raised its threshold. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	if (parse_args(&h, argc, argv) < 0) {
 		usage(stderr);
 		return 2;
@@ -315,6 +399,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	store_set_change_hook(h.st, on_store_change, &h);
+	quota_defaults_apply(&h);
 	/* Listen before the first pass: what other hosts change after it
 	 * reads the store is heard. */
 	(void)store_notify_fd(h.st);
@@ -367,7 +452,9 @@ int main(int argc, char **argv)
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
 	h.wake = 0;   /* this pass covers every change made so far (registration) */
+	double t0 = stat_now();
 	int again = agent_reconcile(h.agent, 0);
+	stat_observe(HIST_RECONCILE, stat_now() - t0);
 	metadata_sync(h.md);
 	long long next_pass = again >= 0 ? now_ms() + again : -1;
 	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
@@ -376,8 +463,8 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 3];
-		int fds[2 + 64], n = api_server_fds(h.api, fds);
+		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 3];
+		int fds[API_SERVER_FDS + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
 		long long wake = h.next_resync;
@@ -437,6 +524,7 @@ int main(int argc, char **argv)
 			h.wake |= AGENT_WAKE_NOTIFY;
 			metadata_invalidate(h.md);
 		}
+		int remote_events = store_events_drain(h.st);
 
 		now = now_ms();
 		if (now >= h.next_resync) {
@@ -448,7 +536,9 @@ int main(int argc, char **argv)
 		if (h.wake) {
 			unsigned causes = h.wake;
 			h.wake = 0;
+			double t0 = stat_now();
 			again = agent_reconcile(h.agent, causes);
+			stat_observe(HIST_RECONCILE, stat_now() - t0);
 			/* Nothing else runs during a pass: a local change now is
 			 * the agent's own (a claim, a purge), which that pass
 			 * already took into account; another pass for it would
@@ -457,6 +547,10 @@ int main(int argc, char **argv)
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}
+		/* After the pass: the states it observed reach the event
+		 * streams in the same turn. */
+		api_server_changes(h.api, remote_events);
+		memory_return();
 	}
 	close(sfd);
 out:

@@ -7,6 +7,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,72 @@ static const char *const migrations[] = {
 	 * plain GETs too (what every VM did before), 'required' only those
 	 * with a session token. */
 	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
-	/* 9: vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
+	/* 9: tenancy (issue 11 items 2, 4, 12; issue 12 §6).  Per-user quotas
+	 * (NULL: the configured default, -1: unlimited, N: at most N).  Each
+	 * host's load kept in its row by the transactions that change it, so
+	 * placement reads the hosts alone (store_host_register recounts it).
+	 * Settings of the installation, e.g. the random ULA /48 members' networks
+	 * come from when the operator configured no pool. */
+	"ALTER TABLE users ADD COLUMN quota_vms BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_vcpus BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_memory_mib BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_disk_bytes BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_networks BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_images BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_image_bytes BIGINT;"
+	"ALTER TABLE hosts ADD COLUMN vms BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_cpus BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_mib BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE hosts SET"
+	" vms = (SELECT COUNT(*) FROM vms v WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_cpus = (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted');"
+	"CREATE INDEX vms_host ON vms (host);"
+	"CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	/* User data moves to a table of its own, so that no list of VMs reads
+	 * it; vms keeps its decoded size, which lists show.  (base64: every 4
+	 * characters are 3 bytes, less one per '=' of padding.) */
+	"CREATE TABLE vm_user_data (vm BIGINT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,"
+	" data TEXT NOT NULL);"
+	"INSERT INTO vm_user_data (vm, data) SELECT id, user_data FROM vms WHERE user_data IS NOT NULL;"
+	"ALTER TABLE vms ADD COLUMN user_data_size BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE vms SET user_data_size = LENGTH(user_data) / 4 * 3 -"
+	" CASE WHEN SUBSTR(user_data, LENGTH(user_data) - 1, 2) = '==' THEN 2"
+	" WHEN SUBSTR(user_data, LENGTH(user_data), 1) = '=' THEN 1 ELSE 0 END"
+	" WHERE user_data IS NOT NULL;"
+	"UPDATE vms SET user_data = NULL;",
+	/* 10: routing (issue 13 §3, §4): routed IPv6 prefixes of NICs, from the
+	 * operator's prefix_pool, kept by their network address (the
+	 * allocator never lets two overlap), and public IPv4 addresses mapped
+	 * 1:1 to a NIC's IPv4 (one per NIC).  Both go with their NIC. */
+	"CREATE TABLE prefixes (address TEXT PRIMARY KEY, len INTEGER NOT NULL,"
+	" nic BIGINT NOT NULL REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);"
+	"CREATE INDEX prefixes_vm ON prefixes (vm);"
+	"CREATE TABLE public_ipv4 (address TEXT PRIMARY KEY,"
+	" nic BIGINT NOT NULL UNIQUE REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);",
+	/* 11: observe (issue 15 §2).  The event log behind GET /v1/events:
+	 * one row per committed change of a VM or a host, numbered by the
+	 * 'event' counter in the change's own transaction (so in commit
+	 * order), with the object's JSON as it was then; owner NULL: admins
+	 * only.  Kept for events_retention seconds.  The audit trail: one row
+	 * per mutating API request, keyed by the serving host and its own
+	 * sequence (a replayed journal adds nothing twice); no bodies. */
+	"CREATE TABLE events (seq BIGINT PRIMARY KEY, created BIGINT NOT NULL,"
+	" kind TEXT NOT NULL, action TEXT NOT NULL, ref TEXT NOT NULL, owner BIGINT,"
+	" data TEXT NOT NULL);"
+	"CREATE INDEX events_ref ON events (kind, ref, seq);"
+	"CREATE INDEX events_created ON events (created);"
+	"INSERT INTO counters (name, next) VALUES ('event', 1);"
+	"CREATE TABLE audit (host TEXT NOT NULL, seq BIGINT NOT NULL, time BIGINT NOT NULL,"
+	" user_id BIGINT, user_name TEXT, source TEXT NOT NULL, method TEXT NOT NULL,"
+	" route TEXT NOT NULL, ref TEXT, status INTEGER NOT NULL, result TEXT NOT NULL,"
+	" PRIMARY KEY (host, seq));"
+	"CREATE INDEX audit_time ON audit (time);",
+	/* 12: vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
 	 * kept in the row so that the agent of the VM's host (and a restarted
 	 * hcd) still knows. */
 	"ALTER TABLE vms ADD COLUMN force_stop INTEGER NOT NULL DEFAULT 0;",
@@ -116,8 +182,10 @@ int store_q(struct store *st, const char *sql, const struct sval *p, int n,
 	char *err = NULL;
 	int rc = st->eng->exec(st->h, sql, p, n, fn, arg, &err);
 
-	if (rc == STORE_ERR)
+	if (rc == STORE_ERR) {
 		log_err("store: %s", err ? err : "failed");
+		stat_inc(STAT_STORE_ERRORS);
+	}
 	free(err);
 	return rc;
 }
@@ -233,6 +301,7 @@ int store_tx_begin(struct store *st)
 	st->changed[0] = '\0';
 	if (st->eng->begin(st->h, &err) != STORE_OK) {
 		log_err("store: %s", err);
+		stat_inc(STAT_STORE_ERRORS);
 		free(err);
 		st->depth = 0;
 		return STORE_ERR;
@@ -243,14 +312,20 @@ int store_tx_begin(struct store *st)
 int store_tx_end(struct store *st, int rc)
 {
 	char *err = NULL;
+	size_t events = 0;
 
 	/* After a failed store_tx_begin (depth back at 0) there is nothing to
 	 * end; going below 0 would make the next write look autocommitted. */
 	if (st->depth == 0)
 		return rc;
+	/* The event log joins the transaction it describes: recorded while
+	 * it is still open (its renderer's reads run inside it too). */
+	if (st->depth == 1 && rc == STORE_OK)
+		rc = store_events_flush(st, &events);
 	if (--st->depth > 0)
 		return rc;
 	if (rc != STORE_OK) {
+		store_events_forget(st);
 		st->eng->rollback(st->h);
 		return rc;
 	}
@@ -264,14 +339,24 @@ int store_tx_end(struct store *st, int rc)
 		st->eng->rollback(st->h);
 		return STORE_ERR;
 	}
+	if (events > 0 && st->eng->announce_events &&
+	    st->eng->announce_events(st->h, "events", &err) != STORE_OK) {
+		log_err("store: %s", err ? err : "announcing the events failed");
+		free(err);
+		st->eng->rollback(st->h);
+		return STORE_ERR;
+	}
 	if (st->eng->commit(st->h, &err) != STORE_OK) {
 		log_err("store: %s", err);
+		stat_inc(STAT_STORE_ERRORS);
 		free(err);
 		st->eng->rollback(st->h);
 		return STORE_ERR;
 	}
 	if (st->dirty && st->hook)
 		st->hook(st->hook_arg);
+	if (events > 0 && st->event_hook)
+		st->event_hook(st->event_hook_arg);
 	st->dirty = false;
 	return STORE_OK;
 }
@@ -286,6 +371,13 @@ int store_row_int(void *arg, const struct sval *cols, int ncols)
 	if (ncols > 0 && cols[0].t == SV_INT)
 		*(int64_t *)arg = cols[0].i;
 	return 0;
+}
+
+int store_row_str(void *arg, const struct sval *cols, int ncols)
+{
+	if (ncols > 0)
+		*(char **)arg = sv_strdup(&cols[0]);
+	return 1;
 }
 
 char *sv_strdup(const struct sval *v)
@@ -414,6 +506,7 @@ struct store *store_open(const char *uri, const char *state_dir, char **err)
 		free(st);
 		return NULL;
 	}
+	store_set_quota_defaults(st, NULL);
 	st->h = st->eng->open(path, err);
 	free(path);
 	if (st->h == NULL) {
@@ -434,6 +527,7 @@ void store_close(struct store *st)
 		return;
 	st->eng->close(st->h);
 	tokencache_free(st->tokens);
+	free(st->touched);
 	free(st);
 }
 
@@ -458,4 +552,9 @@ int store_schema_version(struct store *st)
 	int64_t v = 0;
 	store_q(st, "SELECT MAX(version) FROM schema_version", NULL, 0, store_row_int, &v);
 	return (int)v;
+}
+
+const char *store_refusal(struct store *st)
+{
+	return st->refusal[0] ? st->refusal : "over quota";
 }

@@ -1,9 +1,11 @@
 /* seed — see seed.h. */
 #include "vm/seed.h"
 
+#include "common/addrpool.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -85,6 +87,12 @@ int seed_render(const struct vm *vm, struct seed_files *out)
 		appendf(&net, "    set-name: %s\n    dhcp4: %s\n", ifname,
 			vm->nics[i].ipv4 ? "true" : "false");
 		appendf(&net, "    dhcp6: false\n    accept-ra: true\n%s%s", "", "");
+		/* Routed prefixes (issue 13): the address the guest takes from each. */
+		for (size_t j = 0, said = 0; j < vm->nics[i].n_prefixes; j++) {
+			char addr[INET6_ADDRSTRLEN];
+			if (prefix_suggested_address(vm->nics[i].prefixes[j], addr, sizeof(addr)))
+				appendf(&net, "%s      - \"%s/128\"\n", said++ ? "" : "    addresses:\n", addr);
+		}
 	}
 	out->net = net;
 	if (out->meta == NULL || out->user == NULL || out->net == NULL) {
