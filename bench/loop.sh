@@ -37,7 +37,7 @@ DUR=${3:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 PAUSE_US=${BENCH_PAUSE_US:-1000}
 UPLOAD_MIB=${BENCH_UPLOAD_MIB:-256}
-PHASES=(${BENCH_PHASES:-idle ldap argon2 upload finalize all})
+read -ra PHASES <<<"${BENCH_PHASES:-idle ldap argon2 upload finalize all}"
 PORT=8443
 LDAP_PORT=3890
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +45,8 @@ LOAD=${HTTPLOAD:-$HERE/../build/httpload}
 MD_URL=/latest/meta-data/instance-id
 
 loops=()
-silent_pid= static_pid=
+silent_pid=
+static_pid=
 . "$HERE/lib.sh"
 bench_setup loop
 guest=hcbg-$$
