@@ -28,12 +28,11 @@
 
 #define TRANSITION_POLL_MS 200
 /* How long QEMU has to exit after QMP quit before it gets SIGKILL: a
- * stop lets it close its disks; a delete throws them away, so it waits
- * only as long as a healthy QEMU on an idle host takes (~15 ms here):
- * on a busy host QEMU's main loop may not even get to the quit sooner,
- * and the kill ends it as well. */
+ * stop lets it close its disks; a delete throws them away, so it gets
+ * SIGKILL at once (a quit cost ~10 ms more than the kill here — QEMU's
+ * main loop must get to it — and keeps nothing the delete wants). */
 #define QUIT_GRACE_MS 5000
-#define DELETE_GRACE_MS 100
+#define DELETE_GRACE_MS 0
 /* A pass that started QEMUs leaves the network services to a pass this
  * much later at the latest (see agent_reconcile). */
 #define NETWORK_DEFER_MS 500
@@ -48,7 +47,7 @@
 enum vm_job {
 	JOB_NONE,
 	JOB_LAUNCH,     /* vm/launch.h on a worker: files, taps, QEMU */
-	JOB_END,        /* qemu_end() on a worker: quit, SIGKILL, gone */
+	JOB_END,        /* qemu_end() on a worker: quit (not for a delete), SIGKILL, gone */
 };
 
 struct vm_track {
@@ -411,7 +410,7 @@ static void end_done(void *arg, bool ran)
 	end_job_free(j);
 }
 
-/* Quit QEMU now (then SIGKILL), off the loop. */
+/* End QEMU now (quit, then SIGKILL; a delete: SIGKILL), off the loop. */
 static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
 {
 	struct end_job *j = calloc(1, sizeof(*j) + vm->n_nics * sizeof(j->taps[0]));
@@ -542,7 +541,7 @@ static int vm_halt(struct agent *a, struct vm *vm, struct vm_track *t)
 		/* The worker starts on QEMU first; what follows overlaps it. */
 		end_submit(a, vm, t);
 		observe(a, vm, "stopping", NULL);
-		log_info("vm %s: %s", vm->name, deleting ? "deleted: quitting QEMU now" :
+		log_info("vm %s: %s", vm->name, deleting ? "deleted: killing QEMU now" :
 			 vm->force_stop ? "forced stop: quitting QEMU now" :
 			 "no powerdown in time: quitting QEMU");
 		/* A VM being deleted loses its firewall elements in this

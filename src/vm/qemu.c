@@ -424,13 +424,16 @@ int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
 		return -1;
 	}
 	/* The grace covers the QMP exchange too: a wedged monitor gets no
-	 * more time than a QEMU that is slow to exit. */
-	long long deadline = now_ms() + grace_ms;
-	int qrc = qmp_command_within(p->qmp, grace_ms, "quit", NULL, NULL, &qerr);
-	long long left = deadline - now_ms();
-	if (qrc == 0 && pidfd_wait(pidfd, left > 0 ? (int)left : 0)) {
-		rc = 0;
-		goto out;
+	 * more time than a QEMU that is slow to exit.  No grace: nothing of
+	 * the VM is kept, so nothing is asked of QEMU either. */
+	if (grace_ms > 0) {
+		long long deadline = now_ms() + grace_ms;
+		int qrc = qmp_command_within(p->qmp, grace_ms, "quit", NULL, NULL, &qerr);
+		long long left = deadline - now_ms();
+		if (qrc == 0 && pidfd_wait(pidfd, left > 0 ? (int)left : 0)) {
+			rc = 0;
+			goto out;
+		}
 	}
 	if (pidfd_send_signal(pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) {
 		*err = str_printf("kill %ld: %s", (long)pid, strerror(errno));

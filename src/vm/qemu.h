@@ -89,8 +89,8 @@ void qemu_kill(const struct vm_paths *p);                  /* SIGKILL, last reso
 
 /*
  * End the VM's QEMU now, for a forced stop or a delete: QMP quit, SIGKILL
- * when it has not quit within grace_ms (the QMP exchange included), and
- * wait until the process is gone.
+ * when it has not quit within grace_ms (the QMP exchange included; with
+ * grace_ms 0, SIGKILL at once), and wait until the process is gone.
  * 0 when no QEMU of this VM runs any more; -1 and a message otherwise.
  */
 int qemu_end(const struct vm_paths *p, int grace_ms, char **err);
