@@ -364,10 +364,12 @@ out:
 	return rc;
 }
 
-/* Ending a QEMU, and then its taps: both take the kernel a while (the
+/* Ending a QEMU, and its taps: both take the kernel a while (the
  * process's memory, a link's unregistering), and nothing on the loop
- * waits for them.  The taps go after QEMU, not beside it: both would
- * queue on the same kernel lock. */
+ * waits for them.  Once QEMU has SIGKILL the taps go while the kernel
+ * tears it down (its memory first, its descriptors last), which halved
+ * a delete's time to "tap gone" here; after a quit they go when QEMU is
+ * gone, so that a QEMU closing down cleanly never sees its tap vanish. */
 struct end_job {
 	struct agent *a;
 	uint64_t id;
@@ -376,17 +378,27 @@ struct end_job {
 	struct vm_paths p;
 	char *err;
 	int rc;
+	bool taps_gone;
 	size_t n_taps;
 	char taps[][16];
 };
+
+static void end_taps(void *arg)
+{
+	struct end_job *j = arg;
+
+	for (size_t i = 0; i < j->n_taps; i++)
+		tap_remove(j->taps[i]);
+	j->taps_gone = true;
+}
 
 static void end_work(void *arg)
 {
 	struct end_job *j = arg;
 
-	j->rc = qemu_end(&j->p, j->grace_ms, &j->err);
-	for (size_t i = 0; j->rc == 0 && i < j->n_taps; i++)
-		tap_remove(j->taps[i]);
+	j->rc = qemu_end(&j->p, j->grace_ms, end_taps, j, &j->err);
+	if (j->rc == 0 && !j->taps_gone)
+		end_taps(j);
 }
 
 static void end_job_free(struct end_job *j)

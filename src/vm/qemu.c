@@ -405,7 +405,7 @@ static bool pidfd_wait(int pidfd, int timeout_ms)
 	}
 }
 
-int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
+int qemu_end(const struct vm_paths *p, int grace_ms, void (*killed)(void *), void *arg, char **err)
 {
 	pid_t pid = qemu_running_pid(p);
 	char *qerr = NULL;
@@ -439,6 +439,8 @@ int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
 		*err = str_printf("kill %ld: %s", (long)pid, strerror(errno));
 		goto out;
 	}
+	if (killed)
+		killed(arg);
 	if (!pidfd_wait(pidfd, KILL_WAIT_MS)) {
 		*err = str_printf("QEMU %ld is still there after SIGKILL", (long)pid);
 		goto out;
