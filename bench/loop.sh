@@ -15,7 +15,8 @@
 #             from the same HTTP library, no hcd) in hcd's namespace over
 #             loopback: what the phase's CPU use alone does to a p99 on the
 #             shared 2 vCPUs, as against hcd's loop being held up.
-# Phases, BENCH_ROUNDS (3) interleaved rounds of DUR (5) seconds each:
+# Phases (BENCH_PHASES picks some; idle is always there), BENCH_ROUNDS (3)
+# interleaved rounds of DUR (5) seconds each:
 #   idle       nothing else (the baseline of the same run);
 #   ldap       3 peers logging in without pause against an LDAP server that
 #              accepts and never answers (each login waits the bind
@@ -37,7 +38,8 @@ DUR=${3:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 PAUSE_US=${BENCH_PAUSE_US:-1000}
 UPLOAD_MIB=${BENCH_UPLOAD_MIB:-256}
-read -ra PHASES <<<"${BENCH_PHASES:-idle ldap argon2 upload finalize all}"
+read -ra PHASES <<<"${BENCH_PHASES:-ldap argon2 upload finalize all}"
+PHASES=(idle "${PHASES[@]/idle/}")   # the baseline is always measured
 PORT=8443
 LDAP_PORT=3890
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -163,6 +165,7 @@ declare -A p99 p50 rps fins
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$ROUNDS"); do
 	for phase in "${PHASES[@]}"; do
+		[ -n "$phase" ] || continue
 		case $phase in
 		ldap) start_logins 1 3 dir some-password ;;
 		argon2) start_logins 1 3 dir some-password; start_logins 4 6 file file-password ;;
@@ -202,6 +205,7 @@ for probe in api md control; do
 	bench_table_head
 	base=$(med "${p99[$probe.idle]}")
 	for phase in "${PHASES[@]}"; do
+		[ -n "$phase" ] || continue
 		bench_row "${what[$phase]}" "${rps[$probe.$phase]}" "${p50[$probe.$phase]}" \
 			"${p99[$probe.$phase]}" "$base"
 	done
