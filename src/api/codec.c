@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void id8_format(uint64_t id, char buf[9])
@@ -25,9 +26,28 @@ bool nic_ipv6(const char *prefix64, uint64_t nic_id, char *buf, size_t len)
 	return inet_ntop(AF_INET6, &a, buf, (socklen_t)len) != NULL;
 }
 
+/*
+ * Free text that passed no name check — a host name from another host's
+ * hcd.conf, an error from QEMU or an import, a URL — is shown whatever its
+ * bytes.  JSON wants UTF-8 and jansson refuses anything else, which would
+ * make the whole row unshowable (a 500, a VM missing from lists), so those
+ * bytes become '?', as in error messages (http.c).
+ */
 static json_t *str_or_null(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	json_t *j;
+	char *copy;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL || (copy = strdup(s)) == NULL)
+		return j;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
 }
 
 json_t *vm_to_json(const struct vm *vm)

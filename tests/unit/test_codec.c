@@ -2,8 +2,8 @@
  * test_codec — JSON shapes of the API resources (src/api/codec.h, DESIGN §9):
  * a hand-built VM with two NICs (IDs in hex, MAC/ifname derived from the NIC
  * ID, IPv6 = network /64 + modified EUI-64) and its disks, images (also
- * ones imported from a URL), networks, and nic_ipv6
- * on good and bad prefixes.
+ * ones imported from a URL), networks, free text that is not UTF-8, and
+ * nic_ipv6 on good and bad prefixes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,6 +176,22 @@ static void vm_to_json_nullable_fields(void **state)
 	json_decref(j);
 }
 
+/* Free text that is not UTF-8 (a host name from hcd.conf, an error) still
+ * renders, its other bytes kept (found by tests/fuzz/fuzz_codec). */
+static void vm_to_json_text_not_utf8(void **state)
+{
+	(void)state;
+	struct vm vm = { .id = 1, .name = "a", .desired = "running", .state = "error",
+			 .cpus = 1, .memory_mib = 128, .host = "h\xc3\x28st",
+			 .error = "caf\xe9: \xff" };
+	json_t *j = vm_to_json(&vm);
+
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "host"), "h?(st");
+	assert_string_equal(jstr(j, "error"), "caf?: ?");
+	json_decref(j);
+}
+
 static void vm_to_json_no_nics(void **state)
 {
 	(void)state;
@@ -303,6 +319,7 @@ int main(void)
 		cmocka_unit_test(image_id_is_8_hex),
 		cmocka_unit_test(vm_to_json_full),
 		cmocka_unit_test(vm_to_json_nullable_fields),
+		cmocka_unit_test(vm_to_json_text_not_utf8),
 		cmocka_unit_test(vm_to_json_no_nics),
 		cmocka_unit_test(vm_to_json_disks),
 		cmocka_unit_test(image_to_json_fields),
