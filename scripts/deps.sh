@@ -14,9 +14,9 @@ packages=(
 	# guest image builder (tiny: the first line; debian: the second)
 	busybox-static cpio kmod dpkg-dev
 	debootstrap fdisk e2fsprogs util-linux
-	# tests and benchmarks
+	# tests and benchmarks (clang + its runtimes: the libFuzzer harnesses, make fuzz)
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
-	xorriso oathtool slapd ldap-utils postgresql
+	xorriso oathtool slapd ldap-utils postgresql clang libclang-rt-14-dev
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml

@@ -20,7 +20,9 @@ build=${1:?usage: run.sh BUILD_DIR SECONDS [HARNESS...]}
 secs=${2:?usage: run.sh BUILD_DIR SECONDS [HARNESS...]}
 shift 2
 work=${FUZZ_WORK:-$build/fuzz-work}
-all=(validate sshkey config codec metadata diskinfo passwd qmp range routes)
+# Every fuzz_NAME.c is a harness; a missing binary (a harness left out of
+# meson.build) is an error below, not a silent skip.
+mapfile -t all < <(cd "$here" && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//')
 harnesses=("${@:-${all[@]}}")
 
 # Inputs longer than libFuzzer's 4096-byte default matter to some: a key
