@@ -31,7 +31,7 @@ max_len() {
 	case $1 in
 	sshkey) echo 17000 ;;
 	qmp) echo 70000 ;;
-	routes | range) echo 16384 ;;
+	routes | range | http) echo 16384 ;;
 	*) echo 4096 ;;
 	esac
 }
