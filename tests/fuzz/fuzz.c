@@ -3,11 +3,15 @@
 
 #include "common/fsutil.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char scratch[128];
@@ -21,13 +25,40 @@ static void scratch_remove(void)
 		dir_remove_tree(scratch);
 }
 
+/* Directories of earlier harness processes that died without their
+ * atexit (a crash aborts): "hc-fuzz-NAME-PID" whose PID is gone. */
+static void remove_stale(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		const char *dash = strrchr(de->d_name, '-');
+		char *end;
+		if (strncmp(de->d_name, "hc-fuzz-", 8) != 0 || dash == NULL)
+			continue;
+		long pid = strtol(dash + 1, &end, 10);
+		if (*end != '\0' || pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
+			char *path = str_printf("%s/%s", base, de->d_name);
+			if (path)
+				dir_remove_tree(path);
+			free(path);
+		}
+	}
+	closedir(d);
+}
+
 const char *fuzz_dir(const char *name)
 {
 	if (scratch[0])
 		return scratch;
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	snprintf(scratch, sizeof(scratch), "%s/hc-fuzz-%s-XXXXXX", base, name);
-	if (mkdtemp(scratch) == NULL) {
+	remove_stale(base);
+	snprintf(scratch, sizeof(scratch), "%s/hc-fuzz-%s-%ld", base, name, (long)getpid());
+	dir_remove_tree(scratch);
+	if (mkdir(scratch, 0700) < 0) {
 		perror(scratch);
 		abort();
 	}

@@ -21,8 +21,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* A scratch directory for this process ("/dev/shm/hc-fuzz-NAME-XXXXXX",
- * else under /tmp), made on the first call and removed at exit. */
+/* A scratch directory for this process ("/dev/shm/hc-fuzz-NAME-PID", else
+ * under /tmp), made on the first call and removed at exit; the ones of
+ * harness processes that crashed are removed by the next one. */
 const char *fuzz_dir(const char *name);
 
 /* A malloc'd copy of data with a NUL appended (inner NULs stay: C string
