@@ -12,11 +12,34 @@
 
 #include "common/config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define OVERRIDES_MAX 16
+
+/* Does the override "[SECTION.]KEY=VALUE" set hcd.state_dir?  ('-' in
+ * KEY stands for '_'.) */
+static bool names_state_dir(const char *kv)
+{
+	const char *eq = strchr(kv, '='), *key = kv, *dot;
+
+	if (eq == NULL)
+		return false;
+	dot = memchr(kv, '.', (size_t)(eq - kv));
+	if (dot) {
+		if (dot - kv != 3 || strncmp(kv, "hcd", 3) != 0)
+			return false;
+		key = dot + 1;
+	}
+	if (eq - key != 9)
+		return false;
+	for (int i = 0; i < 9; i++)
+		if (key[i] != "state_dir"[i] && !(key[i] == '-' && i == 5))
+			return false;
+	return true;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -52,13 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
 			FUZZ_ASSERT(ints[i] >= 0, "integer key %zu is %d", i, ints[i]);
 		FUZZ_ASSERT(c.max_body >= 0, "max_body %lld", c.max_body);
-		/* The last override of the state directory is the one in force. */
+		/* The last override of the state directory is the one in force,
+		 * however it was spelt (state_dir, state-dir, hcd.state_dir). */
 		const char *want = NULL;
 		for (int i = 0; i < n; i++)
-			if (strncmp(overrides[i], "state_dir=", 10) == 0)
-				want = overrides[i] + 10;
-			else if (strncmp(overrides[i], "hcd.state_dir=", 14) == 0)
-				want = overrides[i] + 14;
+			if (names_state_dir(overrides[i]))
+				want = strchr(overrides[i], '=') + 1;
 		if (want)
 			FUZZ_ASSERT(c.state_dir && strcmp(c.state_dir, want) == 0,
 				    "state_dir '%s', override '%s'", c.state_dir, want);
