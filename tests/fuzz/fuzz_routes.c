@@ -27,6 +27,8 @@
  *   - no 5xx other than 503 (a 5xx is a bug here: the store, the disk and
  *     the passwd file all work);
  *   - an error is {"error":{"code":STRING,"message":STRING}};
+ *   - a member's answer holds nothing of another owner but public images,
+ *     and no user but the caller;
  * and after every input: the store passes SQLite's integrity and foreign
  * key checks.  Leaks are LeakSanitizer's.  FUZZ_VERBOSE=1 prints every
  * answer (handy when writing seeds).
@@ -169,6 +171,38 @@ static void dispatch(struct req *r, const char *body, size_t len)
 	rt->handler(r);
 }
 
+/*
+ * Tenants are fenced: nothing in a member's answer belongs to somebody
+ * else, except public images.  Every object with an "owner" must be the
+ * caller's (or a public image); a user object must be the caller.
+ */
+static void check_fence(json_t *j, const char *me, const char *line, int depth)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (depth > 16)
+		return;
+	if (json_is_object(j)) {
+		const char *owner = json_string_value(json_object_get(j, "owner"));
+		const char *vis = json_string_value(json_object_get(j, "visibility"));
+		if (owner && !(vis && strcmp(vis, "public") == 0))
+			FUZZ_ASSERT(strcmp(owner, me) == 0, "%s: %s sees %s's %s", line, me, owner,
+				    json_string_value(json_object_get(j, "name")));
+		if (json_object_get(j, "role") && json_object_get(j, "auth")) {
+			const char *name = json_string_value(json_object_get(j, "name"));
+			FUZZ_ASSERT(name && strcmp(name, me) == 0, "%s: %s sees user %s", line, me,
+				    name ? name : "?");
+		}
+		json_object_foreach(j, key, v)
+			check_fence(v, me, line, depth + 1);
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			check_fence(v, me, line, depth + 1);
+	}
+}
+
 /* The response is one well-formed answer and not a server failure. */
 static void check_response(const struct req *r, const char *line)
 {
@@ -240,6 +274,12 @@ static void run_request(struct api_ctx *api, const char *text, size_t len)
 		free(j);
 	}
 	check_response(&r, line);
+	if (!r.admin && r.caller != OWNER_ROOT && r.resp && r.status < 300) {
+		struct user me = { 0 };
+		if (store_user_get_id(api->st, r.caller, &me) == STORE_OK)
+			check_fence(r.resp, me.name, line, 0);
+		user_free(&me);
+	}
 out:
 	req_release(&r);
 	free(head);
