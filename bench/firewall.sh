@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The nftables ruleset (src/net/firewall.c) at scale, and a check that it
+# The nftables ruleset (src/net/fw_*.c) at scale, and a check that it
 # loads and does what it says.  Run as root from anywhere:
 #
-#   bench/firewall.sh [bench]   generate + atomic apply for 100 / 1,000 /
-#                               10,000 NICs: ms (median of $FW_REPS runs) and
-#                               the ratio to the 100-NIC figure
+#   bench/firewall.sh [bench]   full regeneration + atomic swap at 1,000 and
+#                               10,000 NICs ($FW_SIZES), without and with
+#                               rules: the text baseline (libnftables) and
+#                               the netlink batch side by side, medians of
+#                               $FW_REPS runs, and their ratio
 #   bench/firewall.sh check     load, replace, no-op and cleanup checks, then
 #                               traffic between namespaces: anti-spoofing,
 #                               inbound rules, isolation, uplink, DHCP and RA
@@ -19,7 +21,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:-bench}
 REPS=${FW_REPS:-3}
-SIZES=${FW_SIZES:-"100 1000 10000"}
+SIZES=${FW_SIZES:-"1000 10000"}
 
 dir=$(mktemp -d /tmp/hc-fw.XXXXXX)
 namespaces=() pids=()
@@ -39,53 +41,58 @@ spawn() { ip netns exec "$@" & pids+=($!); }
 FWGEN=$dir/fwgen
 # shellcheck disable=SC2046
 cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wno-unused-parameter -I"$SRC/src" \
-	-o "$FWGEN" "$SRC/bench/fwgen.c" "$SRC/src/net/firewall.c" "$SRC/src/net/netstate.c" \
+	-o "$FWGEN" "$SRC/bench/fwgen.c" "$SRC"/src/net/fw_*.c "$SRC/src/net/netstate.c" \
 	"$SRC/src/common/ids.c" "$SRC/src/common/validate.c" \
-	$(pkg-config --cflags --libs libnftables jansson libsodium)
+	$(pkg-config --cflags --libs libnftables libnftnl libmnl libsodium)
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 
-bench_table() { # namespace rule-every
-	local ns=$1 r=$2 n rep g a
-	printf '%8s %10s %6s %10s %6s %8s %6s %10s %6s\n' NICs generate x100 first x100 same x100 swap x100
-	local g100='' f100='' s100='' w100=''
-	for n in $SIZES; do
-		local gens=() firsts=() sames=() swaps=()
-		for rep in $(seq 1 "$REPS"); do
-			ip netns exec "$ns" "$FWGEN" remove
-			read -r g a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -r "$r" -u eth0 time)
-			gens+=("$g") firsts+=("$a")
-			read -r _ a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -r "$r" -u eth0 time)
-			sames+=("$a")
-			read -r _ a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -r "$r" -u eth0 -x "$rep" time)
-			swaps+=("$a")
-		done
-		local f s w
-		g=$(printf '%s\n' "${gens[@]}" | median)
-		f=$(printf '%s\n' "${firsts[@]}" | median)
-		s=$(printf '%s\n' "${sames[@]}" | median)
-		w=$(printf '%s\n' "${swaps[@]}" | median)
-		[ -z "$g100" ] && g100=$g f100=$f s100=$s w100=$w
-		printf '%8s %10s %6s %10s %6s %8s %6s %10s %6s\n' "$n" "$g" "$(ratio "$g" "$g100")" \
-			"$f" "$(ratio "$f" "$f100")" "$s" "$(ratio "$s" "$s100")" "$w" "$(ratio "$w" "$w100")"
+# One case: the median ms of REPS swaps (a changed state: new version in,
+# old out, one transaction) through the text baseline and through
+# firewall_apply(); and of REPS no-op applies (state unchanged).
+# Prints: text-ms netlink-ms noop-ms
+bench_case() { # namespace nics args...
+	local ns=$1 n=$2 rep t a
+	shift 2
+	local texts=() nls=() noops=()
+	ip netns exec "$ns" "$FWGEN" remove
+	ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x 0 text >/dev/null
+	for rep in $(seq 1 "$REPS"); do
+		read -r g t _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) text)
+		texts+=("$(awk -v g="$g" -v t="$t" 'BEGIN { print g + t }')")
 	done
-	echo "   (last ruleset: $(ip netns exec "$ns" nft list ruleset | wc -l) lines listed)"
+	ip netns exec "$ns" "$FWGEN" remove
+	ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x 0 apply >/dev/null
+	for rep in $(seq 1 "$REPS"); do
+		read -r a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply)
+		nls+=("$a")
+		read -r a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply)
+		noops+=("$a")
+	done
+	echo "$(printf '%s\n' "${texts[@]}" | median) $(printf '%s\n' "${nls[@]}" | median)" \
+		"$(printf '%s\n' "${noops[@]}" | median)"
 	ip netns exec "$ns" "$FWGEN" remove
 }
 
 bench() {
-	local ns=fwbench-$$
+	local ns=fwbench-$$ n c t l o
 	newns "$ns"
-	echo "== firewall: generate + atomic apply, ms (median of $REPS), 16 networks, 1 NIC per VM"
-	echo "   generate = firewall_ruleset(); apply = firewall_apply(): generate, list the"
-	echo "   installed names, one transaction.  first = into empty tables; same = state"
-	echo "   unchanged (no-op); swap = rules changed: new version in, old version out."
-	echo "   x100 = ratio to the first size."
-	echo "-- every 10th VM has 2 rules (one with a source prefix)"
-	bench_table "$ns" 10
-	echo "-- every VM has 2 rules: a per-VM chain in each table for every VM"
-	bench_table "$ns" 1
+	echo "== firewall: full regeneration + atomic swap, ms (median of $REPS), 16 networks,"
+	echo "   1 NIC per VM, an uplink.  text = the ruleset as nft text through libnftables"
+	echo "   (the path before the netlink batch; generation included); netlink ="
+	echo "   firewall_apply() (generate, list installed names, one libnftnl batch);"
+	echo "   no-op = firewall_apply() with the state unchanged.  Rule cases: none; every"
+	echo "   10th VM has 2 rules; every VM has the same 2 rules (one chain, shared);"
+	echo "   every VM has 2 rules of its own (a chain per VM in each table: worst case)."
+	printf '%8s  %-22s %10s %10s %7s %8s\n' NICs rules text netlink ratio no-op
+	for n in $SIZES; do
+		for c in "none:-r 0" "every 10th VM:-r 10" "every VM, same:-r 1" "every VM, own:-r 1 -d"; do
+			# shellcheck disable=SC2086
+			read -r t l o < <(bench_case "$ns" "$n" ${c#*:})
+			printf '%8s  %-22s %10s %10s %6sx %8s\n' "$n" "${c%%:*}" "$t" "$l" "$(ratio "$t" "$l")" "$o"
+		done
+	done
 }
 
 # ---- check -------------------------------------------------------------------

@@ -6,17 +6,24 @@
  *   fwgen [options] print     the ruleset on stdout (pure, needs no root)
  *   fwgen [options] apply     firewall_apply(); prints "<ms> <version>"
  *   fwgen [options] time      generate and apply, prints "<gen ms> <apply ms>"
+ *   fwgen [options] text      the baseline: the same ruleset as text through
+ *                             libnftables (both tables replaced in one
+ *                             transaction), prints "<gen ms> <apply ms>"
  *   fwgen remove              firewall_remove()
  *
  * Options: -n NICS (100) -N NETS (4) -p NICS_PER_VM (1) -r RULE_EVERY (10:
  * every 10th VM gets two rules, one of them with a source prefix; 0 = none)
  * -u UPLINK  -x EXTRA (shifts the rules' ports: a different state with the
- * same NICs).  The state is a function of the options only.
+ * same NICs)  -d (every VM's rules differ: its ports depend on its ID, so no
+ * two VMs share a rule chain — the worst case).  The state is a function
+ * of the options only.
  */
 #include "common/ids.h"
 #include "net/firewall.h"
 
 #include <arpa/inet.h>
+#include <nftables/libnftables.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +44,7 @@ static void die(const char *what, const char *why)
 }
 
 static void build(struct netstate *ns, size_t n_nics, size_t n_nets, size_t per_vm,
-		  size_t rule_every, int extra, const char *uplink)
+		  size_t rule_every, int extra, bool distinct, const char *uplink)
 {
 	memset(ns, 0, sizeof(*ns));
 	ns->nets = calloc(n_nets + 1, sizeof(*ns->nets));
@@ -79,27 +86,30 @@ static void build(struct netstate *ns, size_t n_nics, size_t n_nets, size_t per_
 	for (uint64_t vm = 1; rule_every > 0 && vm <= (n_nics + per_vm - 1) / per_vm; vm++) {
 		if (vm % rule_every != 0)
 			continue;
+		int d = distinct ? (int)(vm % 30000) : 0;
 		struct ns_rule *r = &ns->rules[ns->n_rules++];
 		*r = (struct ns_rule){ .id = 2 * vm, .vm_id = vm, .proto = NS_PROTO_TCP,
-				       .port_lo = 22 + extra, .port_hi = 22 + extra };
+				       .port_lo = 22 + extra + d, .port_hi = 22 + extra + d };
 		r = &ns->rules[ns->n_rules++];
 		*r = (struct ns_rule){ .id = 2 * vm + 1, .vm_id = vm, .proto = NS_PROTO_TCP,
-				       .port_lo = 8000, .port_hi = 8080 + extra, .family = AF_INET,
+				       .port_lo = 8000 + d, .port_hi = 8080 + extra + d, .family = AF_INET,
 				       .source = strdup("10.0.0.0/8") };
 	}
 	ns->uplink = uplink ? strdup(uplink) : NULL;
+	ns->metadata_port = 80 + extra;     /* -x changes the state even without rules */
 }
 
 int main(int argc, char **argv)
 {
 	size_t n_nics = 100, n_nets = 4, per_vm = 1, rule_every = 10;
 	int extra = 0, opt;
+	bool distinct = false;
 	const char *uplink = NULL;
 	struct netstate ns;
 	char *err = NULL, *version = NULL, *text;
 	double t0, t1, t2;
 
-	while ((opt = getopt(argc, argv, "n:N:p:r:u:x:")) != -1) {
+	while ((opt = getopt(argc, argv, "dn:N:p:r:u:x:")) != -1) {
 		switch (opt) {
 		case 'n': n_nics = strtoul(optarg, NULL, 10); break;
 		case 'N': n_nets = strtoul(optarg, NULL, 10); break;
@@ -107,12 +117,13 @@ int main(int argc, char **argv)
 		case 'r': rule_every = strtoul(optarg, NULL, 10); break;
 		case 'u': uplink = optarg; break;
 		case 'x': extra = atoi(optarg); break;
+		case 'd': distinct = true; break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1 || n_nets == 0 || per_vm == 0) {
 		fprintf(stderr, "usage: fwgen [-n nics] [-N nets] [-p nics/vm] [-r rule-every] "
-			"[-u uplink] [-x extra] print|apply|time|remove\n");
+			"[-u uplink] [-x extra] [-d] print|apply|time|text|remove\n");
 		return 2;
 	}
 	const char *cmd = argv[optind];
@@ -121,7 +132,7 @@ int main(int argc, char **argv)
 			die("remove", err);
 		return 0;
 	}
-	build(&ns, n_nics, n_nets, per_vm, rule_every, extra, uplink);
+	build(&ns, n_nics, n_nets, per_vm, rule_every, extra, distinct, uplink);
 	if (strcmp(cmd, "print") == 0) {
 		if ((text = firewall_ruleset(&ns, NULL)) == NULL) {
 			firewall_check(&ns, &err);
@@ -143,6 +154,26 @@ int main(int argc, char **argv)
 			printf("%.1f %.1f %s\n", t1 - t0, t2 - t1, version);
 		else
 			printf("%.1f %s\n", t2 - t1, version);
+		free(text);
+		free(version);
+	} else if (strcmp(cmd, "text") == 0) {
+		/* What hcd did before the netlink batch: text, parsed by nft. */
+		static const char drop[] = "add table bridge " FIREWALL_TABLE "\ndelete table bridge " FIREWALL_TABLE
+					   "\nadd table inet " FIREWALL_TABLE "\ndelete table inet " FIREWALL_TABLE "\n";
+		struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+		char *script;
+		t0 = now_ms();
+		if ((text = firewall_ruleset(&ns, &version)) == NULL)
+			die("generate", "failed");
+		t1 = now_ms();
+		if (ctx == NULL || nft_ctx_buffer_error(ctx) < 0 || asprintf(&script, "%s%s", drop, text) < 0)
+			die("text", "out of memory");
+		if (nft_run_cmd_from_buffer(ctx, script) != 0)
+			die("text", nft_ctx_get_error_buffer(ctx));
+		t2 = now_ms();
+		printf("%.1f %.1f %s\n", t1 - t0, t2 - t1, version);
+		free(script);
+		nft_ctx_free(ctx);
 		free(text);
 		free(version);
 	} else {

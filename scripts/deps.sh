@@ -9,6 +9,7 @@ packages=(
 	libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev libnftables-dev
+	nettle-dev libnftnl-dev libmnl-dev
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder (tiny: the first line; debian: the second)

@@ -868,6 +868,7 @@ static int network_services_converge(struct agent *a)
 
 	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
 		return 5000;
+	ns.metadata_port = a->cfg->metadata_port;
 	forwarding_ensure(a->cfg->uplink);
 	for (size_t i = 0; i < ns.n_nets; i++) {
 		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {

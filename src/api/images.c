@@ -4,20 +4,26 @@
  * An upload is three steps so that large files stream straight to disk and
  * a half-sent file never becomes an image:
  *   POST /v1/images                   {name, boot, cmdline?, initrd?} → state "uploading"
- *   PUT  /v1/images/{}/files/{part}   raw bytes of kernel | initrd | disk
- *   POST /v1/images/{}/finalize       validate, hash, move into place → "ready"
+ *   PUT  /v1/images/{}/files/{part}   raw bytes of kernel | initrd | disk, hashed
+ *                                     as they arrive
+ *   POST /v1/images/{}/finalize       check, move into place → "ready"
+ * The slow steps (syncing a PUT's file, qemu-img, the move) run on a worker
+ * (req_defer), never on the loop.
  * An import from the web is one:
  *   POST /v1/images                   {name, url, sha256?} → state "importing"
  * and hcd downloads the disk in the background (image/import.h) until the
  * image is "ready" or "error"; GET shows its progress meanwhile.
  * Files stage in STATE_DIR/images/staging/<id>/ and end content-addressed
  * in STATE_DIR/images/<sha256>/ (image/files.h), shared by equal imports.
+ * Concurrent URL imports are capped per user and in total
+ * (import_max_per_user, import_max_total): beyond that, 429.
  */
 #include "api/api.h"
 
 #include "api/codec.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/sha256.h"
 #include "common/validate.h"
 #include "image/files.h"
@@ -34,6 +40,8 @@
 
 #define IMAGE_ID_DIGITS 8
 #define URL_MAX 2048
+/* What a refused import is told to wait: downloads take a while. */
+#define IMPORT_RETRY_AFTER_S 30
 
 static char *staging_dir(struct req *r, uint64_t id)
 {
@@ -224,35 +232,159 @@ int h_image_create(struct req *r)
 		.expect_sha256 = sha ? expect : NULL,
 	};
 	if (url) {
+		char why[160];
 		if (r->api->importer == NULL)
 			return req_error(r, 503, "unavailable", "this hcd does not import from URLs");
 		if ((im.source = url_check(r, url)) == NULL)
 			return 0;
+		if (!importer_has_room(r->api->importer, r->caller, why, sizeof(why))) {
+			free(im.source);
+			r->retry_after = IMPORT_RETRY_AFTER_S;
+			return req_error(r, 429, "too_many_imports", "%s", why);
+		}
 	}
 	image_create_reply(r, &im);
 	free(im.source);
 	return 0;
 }
 
-/* ---- upload ------------------------------------------------------------- */
+/* ---- uploads in flight ---------------------------------------------------
+ *
+ * What keeps a file from changing under a finished image:
+ *   - every PUT writes its own new file (<part>.part-<random>, O_EXCL) and
+ *     hashes the bytes as they arrive; only when its body is complete is
+ *     that file synced, made read-only, closed and renamed to <part>.  No
+ *     descriptor ever writes a file another request completed;
+ *   - every chunk asks whether the upload phase still runs (the image was
+ *     not deleted here, and — at most once a second, and at the end — the
+ *     store still says "uploading": another host may have finalized it);
+ *   - finalize refuses while any PUT of the image is open here, and no PUT
+ *     begins while it runs; it trusts the hash taken on arrival only for
+ *     the very file that PUT completed (same inode, size and mtime), and
+ *     hashes again otherwise (after a restart of hcd).
+ * These lists belong to the loop's thread (one API per hcd).
+ */
+
+#define UPLOAD_STATE_CHECK_MS 1000
 
 struct upload {
+	struct upload *next;         /* in `uploads` while open */
+	bool open;
+	bool dead;                   /* its upload phase ended: refuse what follows */
+	uint64_t image;
+	char part[8];
+	char *dir, *tmp, *path;      /* staging dir, this PUT's own file, the part's name */
 	int fd;
+	struct sha256_stream hash;
 	long long written;
-	char *path;
+	long long checked_ms;
+	/* set by upload_commit_work */
+	int err;
+	char sha[SHA256_HEX_LEN + 1];
+	struct stat sb;
 };
+
+/* A part whose PUT completed here: its hash as the bytes arrived. */
+struct staged {
+	struct staged *next;
+	uint64_t image;
+	char part[8];
+	char sha[SHA256_HEX_LEN + 1];
+	struct stat sb;
+};
+
+struct fin_job;
+
+static struct upload *uploads;
+static struct staged *staged;
+static struct fin_job *finalizing;
+
+static bool upload_open_for(uint64_t image)
+{
+	for (struct upload *u = uploads; u; u = u->next)
+		if (u->image == image && !u->dead)
+			return true;
+	return false;
+}
+
+static void upload_unlist(struct upload *u)
+{
+	for (struct upload **pp = &uploads; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			break;
+		}
+	u->open = false;
+}
+
+/* Stop writing at once: the partial file goes. */
+static void upload_abandon(struct upload *u)
+{
+	if (u->fd >= 0) {
+		close(u->fd);
+		u->fd = -1;
+		unlink(u->tmp);
+	}
+}
 
 static void upload_free(void *p)
 {
 	struct upload *u = p;
-	if (u->fd >= 0) {
-		/* Never finished: drop the partial file. */
-		close(u->fd);
-		unlink(u->path);
-	}
+
+	if (u->open)
+		upload_unlist(u);
+	upload_abandon(u);   /* never finished, or refused */
+	free(u->dir);
+	free(u->tmp);
 	free(u->path);
 	free(u);
 }
+
+static void staged_forget(uint64_t image, const char *part)
+{
+	for (struct staged **pp = &staged; *pp;) {
+		struct staged *s = *pp;
+		if (s->image == image && (part == NULL || strcmp(s->part, part) == 0)) {
+			*pp = s->next;
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+static void staged_put(const struct upload *u)
+{
+	struct staged *s = calloc(1, sizeof(*s));
+
+	staged_forget(u->image, u->part);
+	if (s == NULL)
+		return; /* finalize will hash the file again */
+	s->image = u->image;
+	memcpy(s->part, u->part, sizeof(s->part));
+	memcpy(s->sha, u->sha, sizeof(s->sha));
+	s->sb = u->sb;
+	s->next = staged;
+	staged = s;
+}
+
+static const struct staged *staged_get(uint64_t image, const char *part)
+{
+	for (const struct staged *s = staged; s; s = s->next)
+		if (s->image == image && strcmp(s->part, part) == 0)
+			return s;
+	return NULL;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool image_finalizing(uint64_t image);
+
+/* ---- upload ------------------------------------------------------------- */
 
 static bool part_valid(const struct image *im, const char *part)
 {
@@ -264,53 +396,101 @@ static bool part_valid(const struct image *im, const char *part)
 int h_image_upload_begin(struct req *r)
 {
 	struct image im = { 0 };
-	struct upload *u;
-	char *dir;
+	struct upload *u = NULL;
+	unsigned char rnd[4];
 
 	if (!image_resolve_owned(r, &im))
 		return -1;
 	if (strcmp(im.state, "uploading") != 0 || !part_valid(&im, r->params[1])) {
 		req_error(r, 409, "conflict", "image '%s' takes no file '%s' now", im.name, r->params[1]);
-		image_free(&im);
-		return -1;
+		goto fail;
 	}
-	dir = staging_dir(r, im.id);
-	image_free(&im);
+	if (image_finalizing(im.id)) {
+		req_error(r, 409, "conflict", "image '%s' is being finalized", im.name);
+		goto fail;
+	}
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoll(cl, NULL, 10) > IMAGE_MAX_BYTES) {
+		req_error(r, 413, "too_large", "image files are limited to %lld bytes", IMAGE_MAX_BYTES);
+		goto fail;
+	}
 	u = calloc(1, sizeof(*u));
-	if (u == NULL || dir == NULL || mkdir_p(dir, 0700) < 0) {
-		free(u);
-		free(dir);
+	if (u)
+		u->fd = -1;
+	if (u == NULL || (u->dir = staging_dir(r, im.id)) == NULL || mkdir_p(u->dir, 0700) < 0) {
 		req_error(r, 500, "internal", "cannot create the staging directory");
-		return -1;
+		goto fail;
 	}
-	u->path = str_printf("%s/%s", dir, r->params[1]);
-	free(dir);
-	u->fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (u->fd < 0) {
+	u->image = im.id;
+	snprintf(u->part, sizeof(u->part), "%s", r->params[1]);
+	randombytes_buf(rnd, sizeof(rnd));
+	u->tmp = str_printf("%s/%s.part-%02x%02x%02x%02x", u->dir, u->part, rnd[0], rnd[1], rnd[2], rnd[3]);
+	u->path = str_printf("%s/%s", u->dir, u->part);
+	if (u->tmp == NULL || u->path == NULL ||
+	    (u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
 		req_error(r, 500, "internal", "cannot write the upload: %s", strerror(errno));
-		free(u->path);
-		free(u);
-		return -1;
+		goto fail;
 	}
+	sha256_begin(&u->hash);
+	u->checked_ms = now_ms();
+	u->open = true;
+	u->next = uploads;
+	uploads = u;
 	r->stream = u;
 	r->stream_free = upload_free;
+	image_free(&im);
 	return 0;
+fail:
+	if (u)
+		upload_free(u);
+	image_free(&im);
+	return -1;
+}
+
+/*
+ * Does the upload phase of u's image still run?  The flag set by a delete
+ * here is asked every time; the store (another host may have finalized or
+ * deleted the image) once a second, and always when `now`.  False with
+ * the 409 set; u writes nothing any more.
+ */
+static bool upload_wanted(struct req *r, struct upload *u, bool now)
+{
+	if (!u->dead && (now || now_ms() - u->checked_ms >= UPLOAD_STATE_CHECK_MS)) {
+		struct image im = { 0 };
+		u->checked_ms = now_ms();
+		if (store_image_get_id(r->api->st, u->image, &im) != STORE_OK ||
+		    strcmp(im.state, "uploading") != 0)
+			u->dead = true;
+		image_free(&im);
+	}
+	if (!u->dead)
+		return true;
+	upload_abandon(u);
+	req_error(r, 409, "conflict", "the upload phase of image %08llx has ended (finalized or deleted)",
+		  (unsigned long long)u->image);
+	return false;
 }
 
 int h_image_upload_chunk(struct req *r, const char *data, size_t len)
 {
 	struct upload *u = r->stream;
 
+	if (!upload_wanted(r, u, false))
+		return -1;
 	if (u->written + (long long)len > IMAGE_MAX_BYTES) {
+		upload_abandon(u);
 		req_error(r, 413, "too_large", "image files are limited to %lld bytes", IMAGE_MAX_BYTES);
 		return -1;
 	}
+	sha256_feed(&u->hash, data, len);
 	while (len > 0) {
 		ssize_t w = write(u->fd, data, len);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
 			req_error(r, 507, "storage", "writing the upload failed: %s", strerror(errno));
+			upload_abandon(u);
 			return -1;
 		}
 		data += w;
@@ -320,28 +500,206 @@ int h_image_upload_chunk(struct req *r, const char *data, size_t len)
 	return 0;
 }
 
+/* On a worker: the body is complete — make it the part, for good. */
+static void upload_commit_work(void *arg)
+{
+	struct upload *u = arg;
+
+	sha256_final_hex(&u->hash, u->sha);
+	/* Read-only before it gets the part's name, and closed right after:
+	 * from here on no handle can write it. */
+	if (fsync(u->fd) < 0 || fchmod(u->fd, 0444) < 0 || rename(u->tmp, u->path) < 0 ||
+	    fstat(u->fd, &u->sb) < 0 || dir_sync(u->dir) < 0)
+		u->err = errno ? errno : EIO;
+	close(u->fd);
+	u->fd = -1;
+	if (u->err)
+		unlink(u->tmp);
+}
+
+static void upload_commit_done(struct req *r, void *arg, bool ran)
+{
+	struct upload *u = arg;
+
+	upload_unlist(u);
+	if (!ran)
+		return; /* upload_free drops the file */
+	if (u->dead) {
+		/* Deleted while the file was being synced: whatever the
+		 * rename put back into its staging dir goes too. */
+		dir_remove_tree(u->dir);
+		req_error(r, 409, "conflict", "image %08llx was deleted", (unsigned long long)u->image);
+	} else if (u->err) {
+		req_error(r, 507, "storage", "writing the upload failed: %s", strerror(u->err));
+	} else {
+		staged_put(u);
+		req_json(r, 200, json_pack("{s:s, s:I, s:s}", "file", u->part, "size",
+					   (json_int_t)u->written, "sha256", u->sha));
+	}
+}
+
 int h_image_upload(struct req *r)
 {
 	struct upload *u = r->stream;
 
-	if (fsync(u->fd) < 0 || close(u->fd) < 0) {
-		u->fd = -1;
-		unlink(u->path);
-		return req_error(r, 507, "storage", "writing the upload failed");
+	if (!upload_wanted(r, u, true)) {
+		upload_unlist(u);
+		return 0;
 	}
-	u->fd = -1;
-	return req_json(r, 200, json_pack("{s:s, s:I}", "file", r->params[1],
-					  "size", (json_int_t)u->written));
+	return req_defer(r, upload_commit_work, upload_commit_done, u);
 }
 
 /* ---- finalize ----------------------------------------------------------- */
 
+struct fin_job {
+	struct fin_job *next;        /* in `finalizing` */
+	uint64_t image;
+	char *state_dir, *image_user, *staging;
+	bool kernel;
+	struct image_parts parts;
+	struct staged known[2];      /* hashes taken on arrival; image 0 = none */
+	/* the outcome */
+	int status;                  /* 0, or the HTTP error */
+	const char *code;
+	char *why;
+	char sha[SHA256_HEX_LEN + 1];
+	char format[8];
+	int64_t size;
+	bool placed;
+};
+
+static bool image_finalizing(uint64_t image)
+{
+	for (const struct fin_job *j = finalizing; j; j = j->next)
+		if (j->image == image)
+			return true;
+	return false;
+}
+
+static void fin_fail(struct fin_job *j, int status, const char *code, char *why)
+{
+	j->status = status;
+	j->code = code;
+	j->why = why ? why : strdup("out of memory");
+}
+
+/* One part: its hash (taken on arrival when this is the file that PUT
+ * completed, else read now) and, for a disk, its check. */
+static int fin_part(struct fin_job *j, size_t i, char sha[SHA256_HEX_LEN + 1], long long *size)
+{
+	char *path = str_printf("%s/%s", j->staging, j->parts.name[i]);
+	int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1, rc = -1;
+	struct stat sb;
+
+	free(path);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    (j->kernel && i == 0 && sb.st_size == 0)) {
+		fin_fail(j, 409, "incomplete", str_printf("the %s file was not uploaded", j->parts.name[i]));
+		goto out;
+	}
+	*size = sb.st_size;
+	j->parts.dev[i] = sb.st_dev;
+	j->parts.ino[i] = sb.st_ino;
+	if (j->known[i].image && same_file(&j->known[i].sb, &sb)) {
+		memcpy(sha, j->known[i].sha, SHA256_HEX_LEN + 1);
+	} else {
+		struct sha256_stream st;
+		sha256_begin(&st);
+		if (sha256_update_fd(&st, fd, -1) != (long long)sb.st_size) {
+			fin_fail(j, 500, "internal", str_printf("cannot read the %s file", j->parts.name[i]));
+			goto out;
+		}
+		sha256_final_hex(&st, sha);
+	}
+	if (!j->kernel) {
+		struct disk_info info = { 0 };
+		char *why = NULL;
+		if (disk_inspect(fd, j->image_user, &info, &why) < 0) {
+			fin_fail(j, 422, "bad_image", why);
+			goto out;
+		}
+		memcpy(j->format, info.format, sizeof(j->format));
+		j->size = info.virtual_size;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* On a worker: hash (if need be), check, move into place. */
+static void finalize_work(void *arg)
+{
+	struct fin_job *j = arg;
+	char sha[2][SHA256_HEX_LEN + 1];
+	long long size[2] = { 0, 0 };
+
+	for (size_t i = 0; i < j->parts.n; i++)
+		if (fin_part(j, i, sha[i], &size[i]) < 0)
+			return;
+	j->parts.pinned = true; /* what is placed must be what was checked */
+	if (j->kernel) {
+		image_kernel_sha(sha[0], j->parts.n > 1 ? sha[1] : NULL, j->sha);
+		snprintf(j->format, sizeof(j->format), "kernel");
+		j->size = size[0] + size[1];
+	} else {
+		memcpy(j->sha, sha[0], sizeof(j->sha));
+	}
+	if (image_files_place(j->state_dir, j->staging, j->sha, &j->parts) < 0) {
+		fin_fail(j, 500, "internal", str_printf("cannot store the image: %s", strerror(errno)));
+		return;
+	}
+	j->placed = true;
+}
+
+static void fin_job_free(struct fin_job *j)
+{
+	free(j->state_dir);
+	free(j->image_user);
+	free(j->staging);
+	free(j->why);
+	free(j);
+}
+
+static void finalize_done(struct req *r, void *arg, bool ran)
+{
+	struct fin_job *j = arg;
+	struct image im = { 0 };
+
+	for (struct fin_job **pp = &finalizing; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	if (!ran)
+		goto out;
+	if (j->status) {
+		req_error(r, j->status, j->code, "%s", j->why);
+		goto out;
+	}
+	/* The files are in place (and synced) under their hash; if the store
+	 * fails now, a retry of the same content finds them there. */
+	int rc = store_image_finalize(r->api->st, j->image, j->sha, j->format, j->size);
+	if (rc == STORE_OK)
+		rc = store_image_get_id(r->api->st, j->image, &im);
+	if (rc != STORE_OK) {
+		req_store_error(r, rc, "image", NULL);
+		goto out;
+	}
+	staged_forget(j->image, NULL);
+	req_json(r, 200, image_to_json(&im));
+	image_free(&im);
+out:
+	if (j->placed)
+		image_files_release(j->sha);
+	fin_job_free(j);
+}
+
 int h_image_finalize(struct req *r)
 {
 	struct image im = { 0 };
-	char *dir = NULL, *format = NULL, *p1 = NULL, *p2 = NULL, *why = NULL;
-	char sha[65], sha2[65];
-	long long size = 0, size2 = 0;
+	struct fin_job *j = NULL;
 
 	if (json_object_size(r->json) != 0)
 		return req_error(r, 400, "bad_request", "finalize takes no fields");
@@ -351,65 +709,39 @@ int h_image_finalize(struct req *r)
 		req_error(r, 409, "conflict", "image '%s' is already %s", im.name, im.state);
 		goto out;
 	}
-	dir = staging_dir(r, im.id);
-	if (strcmp(im.boot, "disk") == 0) {
-		p1 = str_printf("%s/disk", dir);
-		if (sha256_file(p1, sha, &size) < 0) {
-			req_error(r, 409, "incomplete", "the disk file was not uploaded");
-			goto out;
-		}
-		struct disk_info info = { 0 };
-		if (disk_inspect(p1, &info, &why) < 0) {
-			req_error(r, 422, "bad_image", "%s", why);
-			goto out;
-		}
-		format = strdup(info.format);
-		size = info.virtual_size;
-	} else {
-		/* A kernel image is named by the hash of its parts' hashes. */
-		p1 = str_printf("%s/kernel", dir);
-		p2 = str_printf("%s/initrd", dir);
-		if (sha256_file(p1, sha, &size) < 0 || size == 0) {
-			req_error(r, 409, "incomplete", "the kernel file was not uploaded");
-			goto out;
-		}
-		if (im.has_initrd) {
-			if (sha256_file(p2, sha2, &size2) < 0) {
-				req_error(r, 409, "incomplete", "the initrd file was not uploaded");
-				goto out;
-			}
-		} else {
-			strcpy(sha2, "-");
-		}
-		char combo[160];
-		unsigned char d[crypto_hash_sha256_BYTES];
-		snprintf(combo, sizeof(combo), "kernel:%s\ninitrd:%s\n", sha, sha2);
-		crypto_hash_sha256(d, (unsigned char *)combo, strlen(combo));
-		sodium_bin2hex(sha, sizeof(sha), d, sizeof(d));
-		size += size2;
-		format = strdup("kernel");
-	}
-	if (image_files_place(r->api->cfg->state_dir, dir, sha) < 0) {
-		req_error(r, 500, "internal", "cannot store the image: %s", strerror(errno));
+	if (image_finalizing(im.id)) {
+		req_error(r, 409, "conflict", "image '%s' is being finalized already", im.name);
 		goto out;
 	}
-	int rc = store_image_finalize(r->api->st, im.id, sha, format, size);
-	if (rc != STORE_OK) {
-		req_store_error(r, rc, "image", im.name);
+	/* A body still arriving could replace a part after it was checked. */
+	if (upload_open_for(im.id)) {
+		req_error(r, 409, "upload_open",
+			  "an upload to image '%s' is still open: finish or abort it first", im.name);
 		goto out;
 	}
-	uint64_t id = im.id;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL || (j->state_dir = strdup(r->api->cfg->state_dir)) == NULL ||
+	    (j->image_user = strdup(r->api->cfg->image_user)) == NULL ||
+	    (j->staging = staging_dir(r, im.id)) == NULL) {
+		req_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	j->image = im.id;
+	j->kernel = strcmp(im.boot, "kernel") == 0;
+	image_parts_of(j->kernel, im.has_initrd, &j->parts);
+	for (size_t i = 0; i < j->parts.n; i++) {
+		const struct staged *s = staged_get(im.id, j->parts.name[i]);
+		if (s)
+			j->known[i] = *s;
+	}
+	j->next = finalizing;
+	finalizing = j;
 	image_free(&im);
-	if (store_image_get_id(r->api->st, id, &im) != STORE_OK)
-		goto out;
-	req_json(r, 200, image_to_json(&im));
+	return req_defer(r, finalize_work, finalize_done, j);
 out:
+	if (j)
+		fin_job_free(j);
 	image_free(&im);
-	free(dir);
-	free(format);
-	free(p1);
-	free(p2);
-	free(why);
 	return 0;
 }
 
@@ -420,6 +752,10 @@ int h_image_delete(struct req *r)
 
 	if (!image_resolve_owned(r, &im))
 		return 0;
+	if (image_finalizing(im.id)) {
+		req_error(r, 409, "conflict", "image '%s' is being finalized; try again", im.name);
+		goto out;
+	}
 	int rc = store_image_delete(r->api->st, im.id);
 	if (rc == STORE_CONFLICT) {
 		req_error(r, 409, "in_use", "image '%s' is used by a VM", im.name);
@@ -429,17 +765,24 @@ int h_image_delete(struct req *r)
 		req_store_error(r, rc, "image", r->params[0]);
 		goto out;
 	}
+	/* Uploads still sending end with their next chunk. */
+	for (struct upload *u = uploads; u; u = u->next)
+		if (u->image == im.id)
+			u->dead = true;
+	staged_forget(im.id, NULL);
 	/* A download in flight stops; its thread lets go of the files soon,
 	 * and the importer removes whatever it wrote meanwhile. */
 	if (strcmp(im.state, "importing") == 0 && r->api->importer)
 		importer_cancel(r->api->importer, im.id);
 	/* Files go when no other image shares them. */
-	char *path = im.sha256 ? str_printf("%s/images/%s", r->api->cfg->state_dir, im.sha256)
-			       : staging_dir(r, im.id);
-	if (im.sha256 == NULL || (store_image_sha_refs(r->api->st, im.sha256, im.id, &refs) == STORE_OK &&
-				  refs == 0))
-		dir_remove_tree(path);
-	free(path);
+	if (im.sha256 == NULL) {
+		char *path = staging_dir(r, im.id);
+		if (path)
+			dir_remove_tree(path);
+		free(path);
+	} else if (store_image_sha_refs(r->api->st, im.sha256, im.id, &refs) == STORE_OK && refs == 0) {
+		image_files_remove(r->api->cfg->state_dir, im.sha256);
+	}
 	req_json(r, 200, image_to_json(&im));
 out:
 	image_free(&im);

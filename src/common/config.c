@@ -61,6 +61,12 @@ static const struct key keys[] = {
 	S("auth", "ldap_bind_dn", ldap_bind_dn),
 	S("auth", "ldap_bind_password_file", ldap_bind_password_file),
 	I("auth", "token_ttl", token_ttl),
+	/* images */
+	S("hcd", "image_user", image_user),
+	S("hcd", "import_allow", import_allow),
+	S("hcd", "import_proxy", import_proxy),
+	I("hcd", "import_max_per_user", import_max_per_user),
+	I("hcd", "import_max_total", import_max_total),
 };
 
 static void set_str(char **slot, const char *v)
@@ -101,6 +107,12 @@ void config_defaults(struct config *c)
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;
+	/* images */
+	set_str(&c->image_user, "nobody");
+	set_str(&c->import_allow, "");
+	set_str(&c->import_proxy, "");
+	c->import_max_per_user = 2;
+	c->import_max_total = 8;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

@@ -44,6 +44,12 @@ struct config {
 	char *ldap_bind_dn;
 	char *ldap_bind_password_file;
 	int token_ttl;
+	/* images: uploads and URL imports (issue 11) */
+	char *image_user;     /* qemu-img runs as this unprivileged user */
+	char *import_allow;   /* CIDR[,CIDR…] members may import from although private/ULA */
+	char *import_proxy;   /* the only proxy imports use ("" = none; never the environment's) */
+	int import_max_per_user; /* concurrent URL imports of one user; 0 = no cap */
+	int import_max_total; /* concurrent URL imports on this host; 0 = no cap */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

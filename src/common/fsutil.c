@@ -145,11 +145,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		char *slash = strrchr(dir, '/');
 		if (slash)
 			*(slash == dir ? slash + 1 : slash) = '\0';
-		int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
+		dir_sync(slash ? dir : ".");
 		free(dir);
 	}
 	return 0;
@@ -163,6 +159,19 @@ fail:
 	free(tmp);
 	errno = saved;
 	return -1;
+}
+
+int dir_sync(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, saved;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
 }
 
 int file_remove(const char *path)

@@ -16,6 +16,8 @@ int file_read(const char *path, size_t max, char **out, size_t *len);
 int file_read_tail(const char *path, size_t max, char **out, size_t *len);
 /* Write via a temporary file, fsync and rename: readers see old or new, never half. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* fsync a directory, so that a rename or unlink in it reaches the disk. */
+int dir_sync(const char *path);
 /* Remove a file; a file that is already gone is success. */
 int file_remove(const char *path);
 /* Remove a directory tree (no symlinks followed); gone already is success. */

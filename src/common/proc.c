@@ -5,11 +5,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,12 +34,67 @@ static int status_code(int st)
 	return -1;
 }
 
+int proc_user_lookup(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (name == NULL || name[0] == '\0' || getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 ||
+	    res == NULL)
+		return -1;
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+/* In the forked child, before exec: only async-signal-safe calls (hcd has
+ * threads).  -1 when any confinement asked for could not be applied. */
+static int child_confine(const struct proc_opts *o)
+{
+	if (o->pass_fd >= 0) {
+		if (o->pass_fd == 3) {
+			if (fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself keeps CLOEXEC */
+				return -1;
+		} else if (dup2(o->pass_fd, 3) < 0) {
+			return -1;
+		}
+	}
+	close_range(o->pass_fd >= 0 ? 4 : 3, ~0U, 0);
+	if (o->limit_as) {
+		struct rlimit rl = { o->limit_as, o->limit_as };
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			return -1;
+	}
+	if (o->limit_cpu) {
+		struct rlimit rl = { o->limit_cpu, o->limit_cpu };
+		if (setrlimit(RLIMIT_CPU, &rl) < 0)
+			return -1;
+	}
+	if (o->drop) {
+		/* Groups first: after setuid we could not drop them any more. */
+		if (setgroups(0, NULL) < 0 || setresgid(o->gid, o->gid, o->gid) < 0 ||
+		    setresuid(o->uid, o->uid, o->uid) < 0)
+			return -1;
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int proc_run(char *const argv[], int timeout_ms, char **out, size_t max, bool merge_stderr)
+{
+	struct proc_opts o = { .timeout_ms = timeout_ms, .pass_fd = -1 };
+
+	return proc_run_opts(argv, &o, out, max, merge_stderr);
+}
+
+int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, size_t max,
+		  bool merge_stderr)
 {
 	int pipefd[2] = { -1, -1 };
 	char *buf = NULL;
 	size_t n = 0;
-	long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	long long deadline = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
 	pid_t pid;
 	int st;
 
@@ -65,7 +124,8 @@ int proc_run(char *const argv[], int timeout_ms, char **out, size_t max, bool me
 			if (merge_stderr)
 				dup2(pipefd[1], 2);
 		}
-		close_range(3, ~0U, 0);
+		if (child_confine(o) < 0)
+			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
 	}

@@ -23,6 +23,31 @@
  */
 int proc_run(char *const argv[], int timeout_ms, char **out, size_t max, bool merge_stderr);
 
+/*
+ * How proc_run_opts runs a child beyond proc_run: for a program that reads
+ * untrusted input (qemu-img on an uploaded image), as an unprivileged user
+ * with resource limits, seeing one descriptor of ours as fd 3 — the file
+ * it is to read, opened by us, so that the user needs no access to the
+ * directory it is in.  A setting that cannot be applied in the child makes
+ * it exit 126 before the program runs: it never runs with less confinement
+ * than asked.
+ */
+struct proc_opts {
+	int timeout_ms;               /* as proc_run; 0 = no limit */
+	bool drop;                    /* run as uid/gid, no supplementary groups, no new privileges */
+	uid_t uid;
+	gid_t gid;
+	unsigned long long limit_as;  /* RLIMIT_AS in bytes; 0 = unchanged */
+	unsigned long long limit_cpu; /* RLIMIT_CPU in seconds; 0 = unchanged */
+	int pass_fd;                  /* >= 0: becomes the child's fd 3; -1: none */
+};
+int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, size_t max,
+		  bool merge_stderr);
+
+/* The uid and primary gid of a user name (thread-safe).  0, or -1 when
+ * there is no such user. */
+int proc_user_lookup(const char *name, uid_t *uid, gid_t *gid);
+
 /* True when pid exists (and is not a zombie we could reap). */
 bool proc_alive(pid_t pid);
 

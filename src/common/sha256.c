@@ -3,9 +3,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
-long long sha256_update_fd(crypto_hash_sha256_state *st, int fd, long long len)
+void sha256_begin(struct sha256_stream *st)
+{
+	sha256_init(&st->ctx);
+}
+
+void sha256_feed(struct sha256_stream *st, const void *data, size_t len)
+{
+	sha256_update(&st->ctx, len, data);
+}
+
+long long sha256_update_fd(struct sha256_stream *st, int fd, long long len)
 {
 	unsigned char buf[1 << 16];
 	long long done = 0;
@@ -21,29 +32,30 @@ long long sha256_update_fd(crypto_hash_sha256_state *st, int fd, long long len)
 			return -1;
 		if (n == 0)
 			break;
-		crypto_hash_sha256_update(st, buf, (unsigned long long)n);
+		sha256_feed(st, buf, (size_t)n);
 		done += n;
 	}
 	return done;
 }
 
-void sha256_final_hex(crypto_hash_sha256_state *st, char hex[SHA256_HEX_LEN + 1])
+void sha256_final_hex(struct sha256_stream *st, char hex[SHA256_HEX_LEN + 1])
 {
-	unsigned char digest[crypto_hash_sha256_BYTES];
+	unsigned char digest[SHA256_DIGEST_SIZE];
 
-	crypto_hash_sha256_final(st, digest);
-	sodium_bin2hex(hex, SHA256_HEX_LEN + 1, digest, sizeof(digest));
+	sha256_digest(&st->ctx, sizeof(digest), digest);
+	for (size_t i = 0; i < sizeof(digest); i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 }
 
 int sha256_file(const char *path, char hex[SHA256_HEX_LEN + 1], long long *size)
 {
-	crypto_hash_sha256_state st;
+	struct sha256_stream st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	long long n;
 
 	if (fd < 0)
 		return -1;
-	crypto_hash_sha256_init(&st);
+	sha256_begin(&st);
 	n = sha256_update_fd(&st, fd, -1);
 	int saved = errno;
 	close(fd);

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
 		log_err("%s", err ? err : "cluster: out of memory");
 		goto out;
 	}
-	h.importer = importer_new(h.st, h.cfg.state_dir, h.cfg.host_name, &err);
+	h.importer = importer_new(h.st, &h.cfg, &err);
 	if (h.importer == NULL) {
 		log_err("images: %s", err);
 		goto out;

@@ -5,8 +5,8 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/sha256.h"
-#include "common/validate.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +38,11 @@ enum outcome { OUT_DONE, OUT_RETRY, OUT_FAIL, OUT_CANCELLED };
 struct fetch {
 	char *url, *file, *checkpoint;
 	long long max_bytes;
-	bool allow_local;
+	bool guarded;
+	struct addr_policy guard;      /* its host list: the thread's, refreshed per connection */
+	char *proxy;                   /* NULL: none */
+	int (*complete)(void *arg, const char *sha256, long long size, char **err);
+	void *complete_arg;
 	int wake_fd;
 	pthread_t thread;
 	atomic_bool cancel;
@@ -52,7 +56,7 @@ struct fetch {
 
 	/* Only the thread touches the rest. */
 	int fd;
-	crypto_hash_sha256_state hash;
+	struct sha256_stream hash;
 	long long offset;              /* bytes in the file, all hashed */
 	char *validator;               /* ETag or Last-Modified of what the file holds */
 	long long synced_offset;       /* what the checkpoint says */
@@ -65,6 +69,7 @@ struct fetch {
 	bool resp_validator_is_etag;
 	char *why;                     /* set by a callback that stopped the transfer */
 	bool why_permanent;
+	char *blocked;                 /* a connection the guard refused in this attempt */
 };
 
 static void say_why(struct fetch *f, bool permanent, char *msg)
@@ -109,7 +114,7 @@ static int start_over(struct fetch *f)
 	f->synced_offset = 0;
 	f->offset = 0;
 	atomic_store(&f->done, 0);
-	crypto_hash_sha256_init(&f->hash);
+	sha256_begin(&f->hash);
 	free(f->validator);
 	f->validator = NULL;
 	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
@@ -128,7 +133,7 @@ static int resume(struct fetch *f)
 	f->fd = open(f->file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (f->fd < 0 || fstat(f->fd, &sb) < 0)
 		return -1;
-	crypto_hash_sha256_init(&f->hash);
+	sha256_begin(&f->hash);
 	if (file_read(f->checkpoint, 64 + VALIDATOR_MAX, &cp, NULL) == 0) {
 		char *nl = strchr(cp, '\n');
 		at = strtoll(cp, NULL, 10);
@@ -288,7 +293,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 		}
 		p += w;
 	}
-	crypto_hash_sha256_update(&f->hash, (const unsigned char *)data, len);
+	sha256_feed(&f->hash, data, len);
 	f->offset += (long long)len;
 	atomic_store(&f->done, f->offset);
 	if (now_ms() - f->synced_ms >= CHECKPOINT_EVERY_MS)
@@ -296,18 +301,86 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Every connection, before its request goes out: where did DNS (or a
- * redirect) really lead? */
+/* ---- the guard ---------------------------------------------------------- */
+
+/* May a member's import talk to this address?  False with f->blocked set. */
+static bool guard_allows(struct fetch *f, const unsigned char a[16])
+{
+	char text[INET6_ADDRSTRLEN];
+	enum addr_class c;
+
+	/* The host's addresses now, not when the import began: bridges and
+	 * their gateways come and go. */
+	if (addr_host_addresses(&f->guard.host) < 0) {
+		free(f->blocked);
+		f->blocked = strdup("cannot list this host's addresses");
+		return false;
+	}
+	c = addr_classify(a, &f->guard);
+	if (addr_class_ok(c))
+		return true;
+	if (a[10] == 0xff && a[11] == 0xff && memcmp(a, "\0\0\0\0\0\0\0\0\0\0", 10) == 0)
+		inet_ntop(AF_INET, a + 12, text, sizeof(text));
+	else
+		inet_ntop(AF_INET6, a, text, sizeof(text));
+	free(f->blocked);
+	f->blocked = str_printf("the server is at %s, %s, which only an admin may import from", text,
+				addr_class_text(c));
+	return false;
+}
+
+/* Every socket curl opens, before it connects: the address DNS (or a
+ * redirect) really led to.  A refused one never sees a packet. */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *sa)
+{
+	struct fetch *f = arg;
+	unsigned char a[16];
+
+	if (f->guarded && f->proxy == NULL && purpose == CURLSOCKTYPE_IPCXN &&
+	    (addr_from_sockaddr(&sa->addr, a) < 0 || !guard_allows(f, a)))
+		return CURL_SOCKET_BAD;
+	return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+}
+
+/* Every request (each redirect too), before it goes out: again on the
+ * peer's address; through a proxy, on the request's host when it is an
+ * address. */
 static int on_connected(void *arg, char *remote_ip, char *local_ip, int remote_port,
 			int local_port)
 {
 	struct fetch *f = arg;
+	unsigned char a[16];
+	char *url = NULL, *host = NULL;
+	bool ok = true;
 	(void)local_ip, (void)remote_port, (void)local_port;
 
-	if (f->allow_local || !ip_is_host_local(remote_ip))
+	if (!f->guarded)
 		return CURL_PREREQFUNC_OK;
-	say_why(f, true, str_printf("the server is at %s, an address of this host or its links,"
-				    " which only an admin may import from", remote_ip));
+	if (f->proxy == NULL) {
+		ok = addr_from_text(remote_ip, a) == 0 && guard_allows(f, a);
+	} else {
+		CURLU *u = curl_url();
+		if (curl_easy_getinfo(f->curl, CURLINFO_EFFECTIVE_URL, &url) != CURLE_OK || url == NULL ||
+		    u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+			ok = false;
+		} else {
+			size_t n = strlen(host);
+			if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+				host[n - 1] = '\0';
+				ok = addr_from_text(host + 1, a) < 0 || guard_allows(f, a);
+			} else {
+				ok = addr_from_text(host, a) < 0 || guard_allows(f, a);
+			}
+		}
+		curl_free(host);
+		curl_url_cleanup(u);
+		if (!ok && f->blocked == NULL)
+			f->blocked = strdup("cannot tell which server the request goes to");
+	}
+	if (ok)
+		return CURL_PREREQFUNC_OK;
+	say_why(f, true, strdup(f->blocked));
 	return CURL_PREREQFUNC_ABORT;
 }
 
@@ -355,6 +428,8 @@ static enum outcome attempt(struct fetch *f)
 	f->range_start = f->range_total = -1;
 	free(f->why);
 	f->why = NULL;
+	free(f->blocked);
+	f->blocked = NULL;
 	SET(CURLOPT_URL, f->url);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -370,8 +445,14 @@ static enum outcome attempt(struct fetch *f)
 	SET(CURLOPT_HEADERDATA, f);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, f);
+	SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	SET(CURLOPT_OPENSOCKETDATA, f);
 	SET(CURLOPT_PREREQFUNCTION, on_connected);
 	SET(CURLOPT_PREREQDATA, f);
+	/* Set, even empty: curl then ignores http_proxy, ALL_PROXY, NO_PROXY
+	 * and the like of hcd's environment. */
+	SET(CURLOPT_PROXY, f->proxy ? f->proxy : "");
+	SET(CURLOPT_NOPROXY, "");
 	SET(CURLOPT_XFERINFOFUNCTION, on_xfer);
 	SET(CURLOPT_XFERINFODATA, f);
 	SET(CURLOPT_NOPROGRESS, 0L);
@@ -398,6 +479,10 @@ static enum outcome attempt(struct fetch *f)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	if (atomic_load(&f->cancel)) {
 		out = OUT_CANCELLED;
+	} else if (res != CURLE_OK && f->why == NULL && f->blocked) {
+		/* No address curl could use was one the guard allows. */
+		say_why(f, true, strdup(f->blocked));
+		out = OUT_FAIL;
 	} else if (f->why) {
 		out = f->why_permanent ? OUT_FAIL : OUT_RETRY;
 	} else if (res != CURLE_OK) {
@@ -492,6 +577,9 @@ finish:
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
+	/* The file is complete, synced and closed: the caller's checks. */
+	if (f->rc == 0 && f->complete && f->complete(f->complete_arg, f->sha256, f->offset, &f->err) < 0)
+		f->rc = -1;
 	atomic_store(&f->finished, true);
 	uint64_t one = 1;
 	if (write(f->wake_fd, &one, sizeof(one)) < 0)
@@ -510,6 +598,9 @@ static void fetch_free(struct fetch *f)
 	free(f->validator);
 	free(f->resp_validator);
 	free(f->why);
+	free(f->blocked);
+	free(f->proxy);
+	addr_policy_free(&f->guard);
 	free(f);
 }
 
@@ -528,7 +619,16 @@ struct fetch *fetch_start(const struct fetch_spec *spec, char **err)
 		return NULL;
 	}
 	f->max_bytes = spec->max_bytes;
-	f->allow_local = spec->allow_local;
+	f->guarded = spec->guard != NULL;
+	if ((spec->guard && (addr_list_copy(&f->guard.networks, &spec->guard->networks) < 0 ||
+			     addr_list_copy(&f->guard.allow, &spec->guard->allow) < 0)) ||
+	    (spec->proxy && spec->proxy[0] && (f->proxy = strdup(spec->proxy)) == NULL)) {
+		fetch_free(f);
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	f->complete = spec->complete;
+	f->complete_arg = spec->complete_arg;
 	f->wake_fd = spec->wake_fd;
 	f->fd = -1;
 	atomic_init(&f->cancel, false);

@@ -19,9 +19,19 @@
  *   - a server that answers with the whole resource (200) instead of the
  *     range starts the file over from byte 0; so does any answer that does
  *     not continue exactly where the file ends;
- *   - unless allowed, no connection to this host or its links (loopback,
- *     link-local: the metadata service, services bound to lo) — checked on
- *     the address really connected to, after DNS and every redirect;
+ *   - with a guard (a member's import), no connection to an address the
+ *     guard refuses (image/addrguard.h: this host, hackcloud networks,
+ *     loopback, link-local, private ranges not allowed, …) — checked on
+ *     the address the socket is about to connect to, after DNS and for
+ *     every redirect, so neither DNS rebinding nor a redirect gets past
+ *     it; no packet is sent to a refused address;
+ *   - proxies only as configured (spec.proxy, for every host): the
+ *     environment's http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY are
+ *     ignored.  Through a proxy the guard sees the proxy's address, so it
+ *     judges each request's host instead when that is an address (a name
+ *     is the proxy's to resolve, and its policy to enforce);
+ *   - the caller's `complete` step (checks, placement) runs in the
+ *     thread too, once the file is complete, synced and closed;
  *   - only http and https, also after redirects (at most 5); the size is
  *     limited (Content-Length and the bytes that really arrive); a stalled
  *     transfer times out; transient failures are retried (with the Range)
@@ -30,6 +40,8 @@
 #ifndef HC_IMAGE_FETCH_H
 #define HC_IMAGE_FETCH_H
 
+#include "image/addrguard.h"
+
 #include <stdbool.h>
 
 struct fetch_spec {
@@ -37,8 +49,15 @@ struct fetch_spec {
 	const char *file;          /* the partial download */
 	const char *checkpoint;    /* where the resume point is kept */
 	long long max_bytes;
-	bool allow_local;          /* may connect to loopback / link-local */
+	/* NULL: any address (an admin's import); else copied (its host list
+	 * is read again for every connection). */
+	const struct addr_policy *guard;
+	const char *proxy;         /* a proxy URL, or NULL / "": none */
 	int wake_fd;               /* an eventfd, written once when finished */
+	/* In the thread, after a complete download: 0, or -1 and a malloc'd
+	 * reason, which fetch_join reports as the download's failure. */
+	int (*complete)(void *arg, const char *sha256, long long size, char **err);
+	void *complete_arg;
 };
 
 struct fetch;

@@ -75,6 +75,7 @@ struct netstate {
 	struct ns_rule *rules;       /* sorted by vm_id, id */
 	size_t n_rules;
 	char *uplink;                /* routed IPv6 / NAT44 upstream, or NULL */
+	int metadata_port;           /* the metadata service's TCP port, 0 = none */
 	struct ns_fdb *fdb;          /* sorted by net_id, mac, family, dst; no duplicates */
 	size_t n_fdb;
 };

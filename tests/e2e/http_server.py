@@ -16,14 +16,25 @@ The first path segment says how to behave:
     slow/F       like range/, at RATE bytes per second (default 1 MiB/s)
     redirect/F   302 to range/F
     tofile/F     302 to file:///etc/passwd (a scheme a download must refuse)
+    away/F       302 to $HTTP_AWAY/range/F (another server, e.g. this host's)
 Anything else is a 404.
+
+The environment may change where it listens and what it does:
+    HTTP_BIND=ADDR   listen on ADDR instead of 127.0.0.1 ("::" takes IPv4
+                     and IPv6 on every address)
+    HTTP_PROXY_MODE=1  also act as an HTTP proxy: a request for an absolute
+                     URL is fetched (directly) and relayed, logged as
+                     "PROXY GET URL status=N sent=BYTES"; without it such a
+                     request is a 404 that shows in the log
 """
 import http.server
 import os
 import re
+import socket
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT, PORTFILE, LOGFILE = sys.argv[1:4]
 RATE = int(sys.argv[4]) if len(sys.argv) > 4 else 1 << 20
@@ -50,7 +61,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.command, self.path, self.headers.get("Range", "-"),
                 self.headers.get("If-Range", "-"), status, sent))
 
+    def proxy(self):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(self.path, timeout=30) as r:
+                body, status = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            body, status = b"", e.code
+        except OSError:
+            body, status = b"", 502
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with lock, open(LOGFILE, "a") as log:
+            log.write("PROXY GET %s status=%d sent=%d\n" % (self.path, status, len(body)))
+
     def do_GET(self):
+        if self.path.startswith("http://") and os.environ.get("HTTP_PROXY_MODE") == "1":
+            self.proxy()
+            return
         m = re.fullmatch(r"/([a-z]+)/([A-Za-z0-9._-]+)", self.path)
         path = m and os.path.join(ROOT, m.group(2))
         if not m or not os.path.isfile(path):
@@ -58,10 +88,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.record(404, 0)
             return
         mode, name = m.group(1), m.group(2)
-        if mode in ("redirect", "tofile"):
+        if mode in ("redirect", "tofile", "away"):
             self.send_response(302)
             self.send_header("Location", "/range/" + name if mode == "redirect"
-                             else "file:///etc/passwd")
+                             else "file:///etc/passwd" if mode == "tofile"
+                             else os.environ["HTTP_AWAY"] + "/range/" + name)
             self.send_header("Content-Length", "0")
             self.end_headers()
             self.record(302, 0)
@@ -127,7 +158,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+BIND = os.environ.get("HTTP_BIND", "127.0.0.1")
+if ":" in BIND:
+    Server.address_family = socket.AF_INET6
+server = Server((BIND, 0), Handler)
 server.daemon_threads = True
 with open(PORTFILE + ".tmp", "w") as pf:
     pf.write("%d\n" % server.server_address[1])

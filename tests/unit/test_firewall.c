@@ -6,6 +6,12 @@
  * network's vxlan link between hosts, and the refusal of snapshots
  * whose names, addresses or rules could not be emitted safely.
  *
+ * What the kernel gets is a netlink batch (fw_batch.c), not the text: as
+ * root, each golden snapshot is also loaded both ways into throwaway
+ * network namespaces, and what the kernel lists back must be the same
+ * (nft's listing, and the raw expressions and elements of
+ * `nft --debug=netlink`), and equal to a golden file of that listing.
+ *
  * Golden files live in $GOLDEN_DIR, else in golden/ next to this source;
  * UPDATE_GOLDEN=1 rewrites them (review the diff before committing).
  */
@@ -20,9 +26,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- building snapshots ------------------------------------------------- */
 
@@ -42,6 +51,7 @@ static void fx_init(struct fixture *f)
 	f->ns.nets = f->nets;
 	f->ns.nics = f->nics;
 	f->ns.rules = f->rules;
+	f->ns.metadata_port = 80;
 }
 
 static struct ns_net *fx_net(struct fixture *f, uint64_t id, const char *prefix6, const char *cidr4)
@@ -49,6 +59,8 @@ static struct ns_net *fx_net(struct fixture *f, uint64_t id, const char *prefix6
 	struct ns_net *n = &f->nets[f->ns.n_nets++];
 
 	n->id = id;
+	/* Bytes after the name's NUL are not zero in real snapshots either. */
+	memset(n->bridge, 0x5a, sizeof(n->bridge));
 	snprintf(n->bridge, sizeof(n->bridge), "%s", ifname_bridge(id).s);
 	assert_int_equal(inet_pton(AF_INET6, prefix6, &n->prefix6), 1);
 	if (cidr4 != NULL) {
@@ -80,6 +92,7 @@ static struct ns_nic *fx_nic(struct fixture *f, uint64_t id, uint64_t vm, uint64
 	c->id = id;
 	c->vm_id = vm;
 	c->net_id = net;
+	memset(c->ifname, 0x5a, sizeof(c->ifname));
 	snprintf(c->ifname, sizeof(c->ifname), "%s", ifname_tap(id).s);
 	nic_mac_bytes(id, c->mac);
 	eui64_from_mac(c->mac, iid);
@@ -195,12 +208,140 @@ static void golden_compare(const struct fixture *f, const char *name)
 	free(path);
 }
 
+/* ---- what the kernel lists back ------------------------------------------- */
+
+/* A command's output (run in this process's network namespace). */
+static char *run(const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+
+	assert_non_null(p);
+	assert_non_null(mem);
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		fwrite(chunk, 1, n, mem);
+	assert_int_equal(pclose(p), 0);
+	fclose(mem);
+	return buf;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of a listing (freed here), sorted: hash sets list their
+ * elements in an order of their own. */
+static char *sorted_lines(char *text)
+{
+	char **lines = NULL, *out = NULL, *save = NULL;
+	size_t n = 0, len = 0;
+	FILE *mem = open_memstream(&out, &len);
+
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		lines = realloc(lines, (n + 1) * sizeof(*lines));
+		assert_non_null(lines);
+		lines[n++] = l;
+	}
+	qsort(lines, n, sizeof(*lines), cmp_line);
+	for (size_t i = 0; i < n; i++)
+		fprintf(mem, "%s\n", lines[i]);
+	fclose(mem);
+	free(lines);
+	free(text);
+	return out;
+}
+
+/* A fresh, empty network namespace for this process. */
+static void fresh_netns(void)
+{
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+}
+
+static void assert_same_text(const char *what, const char *got, const char *want)
+{
+	if (strcmp(got, want) != 0) {
+		size_t i = 0, line = 1;
+		while (got[i] && got[i] == want[i])
+			line += got[i++] == '\n';
+		fail_msg("%s differ from line %zu on", what, line);
+	}
+}
+
+/* Load the snapshot as text (libnftables) and as a batch (firewall_apply)
+ * into two namespaces; the kernel must list the same back, and that
+ * listing must be the golden one. */
+static void kernel_compare(const struct fixture *f, const char *name)
+{
+	char *text = ruleset(f, NULL), *err = NULL;
+	char *by_text, *by_batch, *raw_text, *raw_batch;
+	struct nft_ctx *ctx;
+
+	if (geteuid() != 0) {
+		print_message("not root: the kernel comparison of %s is skipped\n", name);
+		skip();
+	}
+	fresh_netns();
+	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	assert_non_null(ctx);
+	assert_int_equal(nft_ctx_buffer_error(ctx), 0);
+	if (nft_run_cmd_from_buffer(ctx, text) != 0)
+		fail_msg("nft refused the text of %s: %s", name, nft_ctx_get_error_buffer(ctx));
+	nft_ctx_free(ctx);
+	by_text = run("nft list ruleset");
+	raw_text = sorted_lines(run("nft --debug=netlink list ruleset 2>&1"));
+
+	fresh_netns();
+	if (firewall_apply(&f->ns, &err) < 0)
+		fail_msg("firewall_apply(%s): %s", name, err);
+	by_batch = run("nft list ruleset");
+	raw_batch = sorted_lines(run("nft --debug=netlink list ruleset 2>&1"));
+	assert_same_text("nft's listings of the text and of the batch", by_batch, by_text);
+	assert_same_text("the raw expressions and elements of the text and of the batch", raw_batch,
+			 raw_text);
+
+	/* Applying the same state again changes nothing; removing leaves nothing. */
+	assert_int_equal(firewall_apply(&f->ns, &err), 0);
+	char *again = run("nft list ruleset");
+	assert_string_equal(again, by_batch);
+	assert_int_equal(firewall_remove(&err), 0);
+	char *none = run("nft list ruleset");
+	assert_string_equal(none, "");
+
+	char *path = golden_path(name);
+	const char *update = getenv("UPDATE_GOLDEN");
+	if (update != NULL && strcmp(update, "1") == 0) {
+		FILE *fp = fopen(path, "w");
+		assert_non_null(fp);
+		fputs(by_batch, fp);
+		assert_int_equal(fclose(fp), 0);
+	}
+	char *want = slurp(path);
+	if (want == NULL)
+		fail_msg("%s: missing (run with UPDATE_GOLDEN=1 as root to create it)", path);
+	assert_same_text("the kernel's listing and its golden file", by_batch, want);
+	free(want);
+	free(path);
+	free(none);
+	free(again);
+	free(by_text);
+	free(by_batch);
+	free(raw_text);
+	free(raw_batch);
+	free(text);
+}
+
 static void golden_empty(void **state)
 {
 	(void)state;
 	struct fixture f;
 	fx_init(&f);
 	golden_compare(&f, "empty.nft");
+	kernel_compare(&f, "empty.kernel");
 }
 
 static void golden_two_networks(void **state)
@@ -209,6 +350,7 @@ static void golden_two_networks(void **state)
 	struct fixture f;
 	fx_two_nets(&f);
 	golden_compare(&f, "two-networks.nft");
+	kernel_compare(&f, "two-networks.kernel");
 }
 
 static void golden_uplink(void **state)
@@ -219,6 +361,29 @@ static void golden_uplink(void **state)
 	fx_two_nets(&f);
 	f.ns.uplink = uplink;
 	golden_compare(&f, "uplink.nft");
+	kernel_compare(&f, "uplink.kernel");
+}
+
+/* Every rule shape, through the kernel both ways. */
+static void golden_rule_shapes(void **state)
+{
+	(void)state;
+	struct fixture f;
+	char uplink[] = "eth0";
+	fx_two_nets(&f);
+	f.ns.uplink = uplink;
+	fx_rule(&f, 3, 0x2a, NS_PROTO_TCP, 0, 0, 0, NULL);
+	fx_rule(&f, 4, 0x2a, NS_PROTO_UDP, 1000, 2000, AF_INET, NULL);
+	fx_rule(&f, 5, 0x2a, NS_PROTO_ICMP, 0, 0, 0, NULL);
+	fx_rule(&f, 6, 0x2a, NS_PROTO_ICMP, 0, 0, AF_INET6, NULL);
+	fx_rule(&f, 7, 0x2b, NS_PROTO_ANY, 0, 0, 0, "192.0.2.0/24");
+	fx_rule(&f, 8, 0x2b, NS_PROTO_UDP, 53, 53, 0, "2001:db8::/33");
+	fx_rule(&f, 9, 0x2b, NS_PROTO_TCP, 1, 65535, 0, "0.0.0.0/0");
+	fx_rule(&f, 10, 0x2b, NS_PROTO_TCP, 22, 22, 0, "10.16.0.0/12");
+	fx_rule(&f, 11, 0x2b, NS_PROTO_TCP, 22, 22, 0, "2001:db8:1::5/128");
+	fx_rule(&f, 12, 0x2a, NS_PROTO_ANY, 0, 0, AF_INET6, NULL);
+	golden_compare(&f, "rule-shapes.nft");
+	kernel_compare(&f, "rule-shapes.kernel");
 }
 
 /* ---- determinism and versions -------------------------------------------- */
@@ -394,6 +559,36 @@ static void rules_do_not_grow_with_nics(void **state)
 	free(one);
 	free(many);
 	free(f);
+}
+
+/* VMs with the same rules share one chain (named after the lowest VM);
+ * a VM whose rules differ keeps its own; the map leads each tap there. */
+static void same_rules_share_a_chain(void **state)
+{
+	(void)state;
+	struct fixture f;
+	char *v, *text, line[256];
+
+	fx_two_nets(&f);
+	fx_nic(&f, 0x112, 0x2c, 0x0a, "10.10.0.7");
+	fx_rule(&f, 7, 0x2c, NS_PROTO_TCP, 80, 80, 0, NULL);          /* as 2a's */
+	fx_nic(&f, 0x113, 0x2d, 0x0a, "10.10.0.8");
+	fx_rule(&f, 8, 0x2d, NS_PROTO_TCP, 80, 81, 0, NULL);          /* not as 2a's */
+	text = ruleset(&f, &v);
+	const char *want[] = {
+		"\t\t\t\"v020000000112\" : jump vm-000000002a-%s",
+		"\t\t\t\"v020000000113\" : jump vm-000000002d-%s",
+		"\tchain vm-000000002a-%s {\n\t\ttcp dport 80 accept\n\t}\n",
+		"\tchain vm-000000002d-%s {\n\t\ttcp dport 80-81 accept\n\t}\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		snprintf(line, sizeof(line), want[i], v);
+		if (strstr(text, line) == NULL)
+			fail_msg("missing: %s", line);
+	}
+	assert_null(strstr(text, "chain vm-000000002c"));
+	free(text);
+	free(v);
 }
 
 /* ---- between hosts --------------------------------------------------------- */
@@ -575,6 +770,70 @@ static void refuses_bad_rules(void **state)
 	assert_refused(&f, "protocol");
 }
 
+/* ---- guests and their host ------------------------------------------------- */
+
+/* The input chain: only from a hackcloud bridge or tap; DNS only to the
+ * gateway addresses of the bridge the packet came in on; the metadata
+ * service on its configured port; everything else counted and dropped.
+ * Per-network facts are elements: more networks, the same rules. */
+static void input_chain_fences_guests(void **state)
+{
+	(void)state;
+	struct fixture *f = malloc(sizeof(*f));
+	char *v, *text, *many, line[512];
+
+	fx_two_nets(f);
+	f->ns.metadata_port = 8775;
+	text = ruleset(f, &v);
+	const char *rules[] = {
+		"\t\tjump in-%s\n",
+		"\tchain in-%s {\n\t\tiifname @bridges-%s goto guest-in-%s\n"
+		"\t\tiifname \"v0200*\" goto guest-in-%s\n\t}\n",
+		"\tchain guest-in-%s {\n\t\tct state established,related accept\n",
+		"\t\tmeta l4proto { tcp, udp } th dport 53 iifname . ip daddr @dns4-%s accept\n",
+		"\t\tmeta l4proto { tcp, udp } th dport 53 iifname . ip6 daddr @dns6-%s accept\n",
+	};
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		snprintf(line, sizeof(line), rules[i], v, v, v, v);
+		if (strstr(text, line) == NULL)
+			fail_msg("missing: %s", line);
+	}
+	const char *want[] = {
+		"\t\tip daddr 169.254.169.254 tcp dport 8775 accept\n",
+		"\t\tip6 daddr fe80::a9fe:a9fe tcp dport 8775 accept\n",
+		"\t\tudp sport 68 udp dport 67 accept\n",
+		"\t\tudp sport 546 udp dport 547 accept\n",
+		"\t\tcounter name \"guest-drop\" drop\n\t}\n",
+		"\tcounter guest-drop {\n",
+		"\t\t\t\"b00000a\" . 10.10.0.1\n",           /* a's dnsmasq, keyed by a's bridge */
+		"\t\t\t\"b00000b\" . 2001:db8:20::1\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (strstr(text, want[i]) == NULL)
+			fail_msg("missing: %s", want[i]);
+	assert_null(strstr(text, "\"b00000b\" . 10."));   /* b has no IPv4 */
+	assert_null(strstr(text, "tcp dport 80 accept\n\t\tip6 daddr fe80"));
+
+	for (uint64_t id = 0x100; id < 0x140; id++) {
+		char p6[32];
+		snprintf(p6, sizeof(p6), "2001:db8:%llx::", (unsigned long long)id);
+		fx_net(f, id, p6, "10.99.0.0/24");
+	}
+	many = ruleset(f, NULL);
+	assert_int_equal(rule_lines(text), rule_lines(many));
+	free(many);
+	free(text);
+	free(v);
+
+	f->ns.metadata_port = 0;                       /* no metadata service */
+	text = ruleset(f, NULL);
+	assert_null(strstr(text, "169.254.169.254"));
+	free(text);
+	f->ns.metadata_port = 65536;
+	assert_refused(f, "metadata port");
+	free(f);
+}
+
 /* Every rule shape renders, and as expected. */
 static void rule_shapes(void **state)
 {
@@ -613,17 +872,20 @@ int main(void)
 		cmocka_unit_test(golden_empty),
 		cmocka_unit_test(golden_two_networks),
 		cmocka_unit_test(golden_uplink),
+		cmocka_unit_test(golden_rule_shapes),
 		cmocka_unit_test(same_snapshot_any_order_same_text),
 		cmocka_unit_test(version_is_hex_and_names_every_object),
 		cmocka_unit_test(version_follows_content),
 		cmocka_unit_test(inactive_nic_left_out),
 		cmocka_unit_test(rules_do_not_grow_with_nics),
+		cmocka_unit_test(same_rules_share_a_chain),
 		cmocka_unit_test(overlay_fences_each_network),
 		cmocka_unit_test(refuses_bad_interface_names),
 		cmocka_unit_test(refuses_foreign_addresses),
 		cmocka_unit_test(inactive_nics_are_not_checked),
 		cmocka_unit_test(refuses_bad_rules),
 		cmocka_unit_test(rule_shapes),
+		cmocka_unit_test(input_chain_fences_guests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
