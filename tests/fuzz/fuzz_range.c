@@ -182,8 +182,9 @@ static struct fetch *fetch_new(long long max_bytes, bool guarded)
 {
 	struct fetch *f = calloc(1, sizeof(*f));
 
-	FUZZ_ASSERT(f && (f->url = strdup(url)) && (f->file = strdup(part_path)) &&
-		    (f->checkpoint = strdup(cp_path)), "out of memory");
+	if (f == NULL || (f->url = strdup(url)) == NULL || (f->file = strdup(part_path)) == NULL ||
+	    (f->checkpoint = strdup(cp_path)) == NULL)
+		abort();
 	f->max_bytes = max_bytes;
 	/* An empty policy: no hackcloud networks, nothing allowed; loopback,
 	 * where the server is, is refused whatever the policy says. */
