@@ -18,6 +18,11 @@ packages=(
 	# tests and benchmarks (clang + its runtimes: the libFuzzer harnesses, make fuzz)
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
 	xorriso oathtool slapd ldap-utils postgresql clang libclang-rt-14-dev
+	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
+	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
+	debhelper systemd-container
+	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
+	amazon-ec2-utils strace
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml
