@@ -22,6 +22,8 @@
 #include "fuzz.h"
 #include "world.h"
 
+#include "api/identity.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
@@ -44,15 +46,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	char *err = NULL;
 
 	world_init("http");
-	api.cfg = &world_cfg;
+	/* The server makes its own identity state: world_begin's goes, and
+	 * world_end frees the server's; each input then gets a fresh one
+	 * (a fresh throttle) from world_begin. */
+	world_begin(&api);
+	api_auth_free(api.auth);
+	api.auth = NULL;
 	server = api_server_start(&api, &err);
 	if (server == NULL) {
 		fprintf(stderr, "fuzz_http: %s\n", err ? err : "cannot start the API");
 		abort();
 	}
-	/* world_begin makes a fresh one (and a fresh backoff table) per input. */
-	api_auth_free(api.auth);
-	api.auth = NULL;
+	world_end(&api);
 	snprintf(sock_path, sizeof(sock_path), "%s/api.sock", world_cfg.state_dir);
 	return 0;
 }

@@ -7,11 +7,19 @@
  * (model.h).  Every answer is 200 with a body or 404 without; a text body
  * is as long as it says; a JSON body parses; a key and the instance ID are
  * served exactly as stored.
+ *
+ * Then, optionally, IMDSv2 (metadata/imds_token.h), whose headers are the
+ * guest's: a TTL header, a token header, and a VM ID and a time (ms) at
+ * which to check a token this harness mints for the VM with a 60 s TTL.
+ * A TTL is accepted only as the plain decimal of 1..21600; a token the
+ * input wrote is good only if it is, byte for byte, one we minted; ours is
+ * good for its VM until it expires, another VM's before, expired after.
  */
 #include "fuzz.h"
 #include "model.h"
 
 #include "common/ids.h"
+#include "metadata/imds_token.h"
 #include "metadata/tree.h"
 
 #include <jansson.h>
@@ -51,6 +59,36 @@ static void check(const struct vm *vm, const char *path)
 	free(r.body);
 }
 
+static void check_imds(struct fuzz_in *in, uint64_t vm)
+{
+	static const uint8_t key[IMDS_KEY_BYTES] = "hackcloud fuzz key, 32 bytes..";
+	char *ttl = fuzz_line(in), *token = fuzz_line(in), minted[IMDS_TOKEN_CHARS + 1], num[16];
+	uint64_t asker = (uint64_t)fuzz_num(in, 0, INT64_MAX);
+	int64_t at = fuzz_num(in, 0, 120000);
+	const int64_t now = 1000;
+
+	if (ttl) {
+		int v = imds_ttl_parse(ttl);
+		snprintf(num, sizeof(num), "%d", v);
+		FUZZ_ASSERT(v == -1 || (v >= 1 && v <= IMDS_TTL_MAX && strspn(ttl, "0123456789") ==
+			    strlen(ttl) && strtol(ttl, NULL, 10) == v), "TTL '%s' read as %d", ttl, v);
+	}
+	imds_token_mint(key, vm, now, 60, minted);
+	if (token) {
+		enum imds_check c = imds_token_check(key, token, vm, now);
+		FUZZ_ASSERT(c == IMDS_TOKEN_FORGED || strcmp(token, minted) == 0,
+			    "the guest's token '%s' passed as %d", token, (int)c);
+	}
+	enum imds_check c = imds_token_check(key, minted, asker, at);
+	enum imds_check want = at >= now + 60000 ? IMDS_TOKEN_EXPIRED
+			       : asker == vm ? IMDS_TOKEN_OK : IMDS_TOKEN_OTHER_VM;
+	FUZZ_ASSERT(c == want, "our token for %llu checked for %llu at %lld: %d, not %d",
+		    (unsigned long long)vm, (unsigned long long)asker, (long long)at, (int)c,
+		    (int)want);
+	free(ttl);
+	free(token);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { (const char *)data, (const char *)data + size };
@@ -68,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(&vm, paths[i]);
 		free(paths[i]);
 	}
+	check_imds(&in, vm.id);
 	vm_free(&vm);
 	return 0;
 }

@@ -36,6 +36,7 @@
 #include "fuzz.h"
 #include "world.h"
 
+#include "api/http_req.h"
 #include "auth/token.h"
 
 #include <stdio.h>
@@ -78,8 +79,9 @@ static char *url_decode(const char *s)
 
 /* Who is calling, as api_identify would decide; false when a request by
  * this caller never reaches a handler. */
-static bool identify(struct req *r, const char *who)
+static bool identify(struct http_req *h, const char *who)
 {
+	struct req *r = &h->pub;
 	size_t n = strlen(who);
 	bool via_token = n > 0 && who[n - 1] == '@';
 	char name[64];
@@ -87,7 +89,7 @@ static bool identify(struct req *r, const char *who)
 
 	snprintf(r->source, sizeof(r->source), "unix:0");
 	if (strcmp(who, "anon") == 0)
-		return r->route->access == ROUTE_ANON;
+		return h->route->access == ROUTE_ANON;
 	if (strcmp(who, "root") == 0) {
 		r->caller = OWNER_ROOT;
 		r->admin = true;
@@ -121,10 +123,13 @@ static bool identify(struct req *r, const char *who)
 	return enabled;
 }
 
-/* What http.c does once the request is complete, by body kind. */
-static void dispatch(struct req *r, const char *body, size_t len)
+/* What http.c does with a request (request_begin, request_body,
+ * request_run), by body kind, without a socket. */
+static void dispatch(struct http_req *h, const char *body, size_t len)
 {
-	const struct route *rt = r->route;
+	const struct route *rt = h->route;
+	struct req *r = &h->pub;
+	long long max = rt->access == ROUTE_ANON ? ROUTE_ANON_MAX_BODY : world_cfg.max_body;
 
 	if (rt->access == ROUTE_ADMIN && !r->admin) {
 		req_error(r, 403, "forbidden", "admin only");
@@ -143,20 +148,17 @@ static void dispatch(struct req *r, const char *body, size_t len)
 		rt->handler(r);
 		return;
 	}
-	if (rt->body == BODY_NONE) {
-		if (len > 0)
-			req_error(r, 400, "bad_request", "this endpoint takes no body");
-		else
-			rt->handler(r);
+	if (rt->body == BODY_NONE && len > 0) {
+		req_error(r, 400, "bad_request", "this endpoint takes no body");
 		return;
 	}
-	if ((long long)len > world_cfg.max_body) {
-		req_error(r, 413, "too_large", "request body over %lld bytes", world_cfg.max_body);
+	if ((long long)len > max) {
+		req_error(r, 413, "too_large", "request body over %lld bytes", max);
 		return;
 	}
-	if (len == 0) {
+	if (rt->body == BODY_JSON && len == 0) {
 		r->json = json_object();
-	} else {
+	} else if (rt->body == BODY_JSON) {
 		json_error_t jerr;
 		r->json = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (r->json == NULL) {
@@ -204,7 +206,7 @@ static void check_fence(json_t *j, const char *me, const char *line, int depth)
 }
 
 /* The response is one well-formed answer and not a server failure. */
-static void check_response(const struct req *r, const char *line)
+static void check_response(const struct http_req *r, const char *line)
 {
 	FUZZ_ASSERT(r->status >= 100 && r->status <= 599, "%s: status %d", line, r->status);
 	FUZZ_ASSERT(r->status < 500 || r->status == 503, "%s: %d %s", line, r->status,
@@ -222,17 +224,18 @@ static void check_response(const struct req *r, const char *line)
 	}
 }
 
-static void req_release(struct req *r)
+static void req_release(struct http_req *h)
 {
+	struct req *r = &h->pub;
+
 	for (size_t i = 0; i < r->n_params; i++)
 		free(r->params[i]);
 	if (r->stream_free && r->stream)
 		r->stream_free(r->stream);
 	json_decref(r->json);
-	json_decref(r->resp);
-	free(r->text);
-	if (r->raw)
-		MHD_destroy_response(r->raw);
+	http_req_answer_free(h);
+	free(h->body);
+	free(h);
 }
 
 static void run_request(struct api_ctx *api, const char *text, size_t len)
@@ -244,44 +247,47 @@ static void run_request(struct api_ctx *api, const char *text, size_t len)
 	size_t blen = (size_t)(text + len - body);
 	char *who = strtok_r(head, " ", &save), *method = strtok_r(NULL, " ", &save),
 	     *pattern = strtok_r(NULL, " ", &save), *arg;
-	struct req r = { .api = api };
+	struct http_req *h = calloc(1, sizeof(*h));
+	struct req *r = &h->pub;
 
-	for (size_t i = 0; who && method && pattern && i < api_n_routes && !r.route; i++)
+	FUZZ_ASSERT(h != NULL, "out of memory");
+	r->api = api;
+	for (size_t i = 0; who && method && pattern && i < api_n_routes && !h->route; i++)
 		if (strcmp(api_routes[i].method, method) == 0 &&
 		    strcmp(api_routes[i].pattern, pattern) == 0)
-			r.route = &api_routes[i];
-	if (r.route == NULL)
+			h->route = &api_routes[i];
+	if (h->route == NULL)
 		goto out;
-	r.method = r.route->method;
-	while ((arg = strtok_r(NULL, " ", &save)) != NULL && r.n_params < REQ_MAX_PARAMS) {
+	r->method = h->route->method;
+	while ((arg = strtok_r(NULL, " ", &save)) != NULL && r->n_params < REQ_MAX_PARAMS) {
 		char *v = url_decode(arg);
 		/* A path segment: not empty, no '/' (NULs end it, as in C). */
 		if (v[0] == '\0' || strchr(v, '/')) {
 			free(v);
 			goto out;
 		}
-		r.params[r.n_params++] = v;
+		r->params[r->n_params++] = v;
 	}
 	size_t want = 0;
-	for (const char *p = r.route->pattern; (p = strstr(p, "{}")) != NULL; p += 2)
+	for (const char *p = h->route->pattern; (p = strstr(p, "{}")) != NULL; p += 2)
 		want++;
-	if (want != r.n_params || !identify(&r, who))
+	if (want != r->n_params || !identify(h, who))
 		goto out;
-	dispatch(&r, body, blen);
+	dispatch(h, body, blen);
 	if (verbose) {
-		char *j = r.resp ? json_dumps(r.resp, JSON_COMPACT) : NULL;
-		fprintf(stderr, "%s → %d %s\n", line, r.status, j ? j : r.text ? "(text)" : "(raw)");
+		char *j = h->resp ? json_dumps(h->resp, JSON_COMPACT) : NULL;
+		fprintf(stderr, "%s → %d %s\n", line, h->status, j ? j : h->text ? "(text)" : "(raw)");
 		free(j);
 	}
-	check_response(&r, line);
-	if (!r.admin && r.caller != OWNER_ROOT && r.resp && r.status < 300) {
+	check_response(h, line);
+	if (!r->admin && r->caller != OWNER_ROOT && h->resp && h->status < 300) {
 		struct user me = { 0 };
-		if (store_user_get_id(api->st, r.caller, &me) == STORE_OK)
-			check_fence(r.resp, me.name, line, 0);
+		if (store_user_get_id(api->st, r->caller, &me) == STORE_OK)
+			check_fence(h->resp, me.name, line, 0);
 		user_free(&me);
 	}
 out:
-	req_release(&r);
+	req_release(h);
 	free(head);
 	free(line);
 }

@@ -4,6 +4,7 @@
 #include "fuzz.h"
 
 #include "agent/reconcile.h"
+#include "api/identity.h"
 #include "auth/password.h"
 #include "auth/seal.h"
 #include "auth/token.h"
@@ -236,7 +237,7 @@ void world_begin(struct api_ctx *api)
 	FUZZ_ASSERT(api->st != NULL, "store_open: %s", err);
 	api->agent = agent_new(api->st, &world_cfg, "tcg");
 	api->cluster = cluster_new(api->st, &world_cfg, "tcg", &err);
-	api->auth = api_auth_new(&world_cfg, &err);
+	api->auth = api_auth_new(api, &err);
 	FUZZ_ASSERT(api->agent && api->cluster && api->auth, "set-up: %s", err ? err : "?");
 }
 
