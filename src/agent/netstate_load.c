@@ -156,12 +156,32 @@ out:
 	return rc;
 }
 
+/* A NIC's routed prefixes and public IPv4 address (issue 13); what does
+ * not parse (never written by hackcloud) is left out. */
+static void routing_load(const struct nic *src, struct netstate *ns)
+{
+	for (size_t k = 0; k < src->n_prefixes; k++) {
+		struct ns_prefix *p = &ns->prefixes[ns->n_prefixes];
+		char canon[INET6_ADDRSTRLEN + 8];
+		int af;
+		if (!prefix_parse(src->prefixes[k], &af, canon, sizeof(canon)) || af != AF_INET6)
+			continue;
+		char *slash = strchr(canon, '/');
+		p->len = (unsigned)atoi(slash + 1);
+		*slash = '\0';
+		inet_pton(AF_INET6, canon, &p->addr);
+		p->nic_id = src->id;
+		ns->n_prefixes++;
+	}
+	if (src->public_ipv4 && inet_pton(AF_INET, src->public_ipv4, &ns->public4[ns->n_public4].addr) == 1)
+		ns->public4[ns->n_public4++].nic_id = src->id;
+}
+
 int netstate_load(struct store *st, const char *host, const char *uplink, struct netstate *ns)
 {
 	struct network *nets = NULL;
 	struct vm *vms = NULL;
-	struct rule *rules = NULL;
-	size_t n_nets = 0, n_vms = 0, n_rules = 0, total = 0;
+	size_t n_nets = 0, n_vms = 0;
 	int rc;
 
 	memset(ns, 0, sizeof(*ns));
@@ -169,16 +189,38 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 	if (rc == STORE_OK)
 		rc = store_vm_list(st, OWNER_ANY, true, &vms, &n_vms);
 	if (rc == STORE_OK)
-		rc = store_rule_list(st, 0, &rules, &n_rules);
+		rc = netstate_build(st, host, uplink, nets, n_nets, vms, n_vms, ns);
+	networks_free(nets, n_nets);
+	vms_free(vms, n_vms);
+	return rc;
+}
+
+int netstate_build(struct store *st, const char *host, const char *uplink,
+		   const struct network *nets, size_t n_nets, const struct vm *vms, size_t n_vms,
+		   struct netstate *ns)
+{
+	struct rule *rules = NULL;
+	size_t n_rules = 0, total = 0;
+	int rc;
+
+	memset(ns, 0, sizeof(*ns));
+	rc = store_rule_list(st, 0, &rules, &n_rules);
 	if (rc != STORE_OK)
 		goto out;
 
 	ns->nets = calloc(n_nets ? n_nets : 1, sizeof(*ns->nets));
-	for (size_t i = 0; i < n_vms; i++)
+	size_t n_prefixes = 0;
+	for (size_t i = 0; i < n_vms; i++) {
 		total += vms[i].n_nics;
+		for (size_t j = 0; j < vms[i].n_nics; j++)
+			n_prefixes += vms[i].nics[j].n_prefixes;
+	}
 	ns->nics = calloc(total ? total : 1, sizeof(*ns->nics));
 	ns->rules = calloc(n_rules ? n_rules : 1, sizeof(*ns->rules));
-	if (!ns->nets || !ns->nics || !ns->rules) {
+	/* routing: prefixes and public IPv4 addresses of NICs */
+	ns->prefixes = calloc(n_prefixes + 1, sizeof(*ns->prefixes));
+	ns->public4 = calloc(total + 1, sizeof(*ns->public4));
+	if (!ns->nets || !ns->nics || !ns->rules || !ns->prefixes || !ns->public4) {
 		rc = STORE_ERR;
 		goto out;
 	}
@@ -214,6 +256,7 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 			n->has_ip4 = src->ipv4 && inet_pton(AF_INET, src->ipv4, &n->ip4) == 1;
 			n->active = active;
 			ns->n_nics++;
+			routing_load(src, ns);
 		}
 	}
 	qsort(ns->nics, ns->n_nics, sizeof(*ns->nics), cmp_nic);
@@ -230,8 +273,6 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 	ns->uplink = uplink && uplink[0] ? strdup(uplink) : NULL;
 	rc = overlay_load(st, host, vms, n_vms, ns);
 out:
-	networks_free(nets, n_nets);
-	vms_free(vms, n_vms);
 	rules_free(rules, n_rules);
 	if (rc != STORE_OK)
 		netstate_free(ns);

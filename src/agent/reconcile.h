@@ -51,6 +51,8 @@ struct agent_wakeups {
  * notification caused logs, at info, the first change it makes. */
 int agent_reconcile(struct agent *a, unsigned why);
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out);
+/* How long the last pass took, in microseconds (0 before the first). */
+long long agent_last_pass_us(const struct agent *a);
 
 /* Ask a running VM to reset (reboot); 0, or -1 and a message. */
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err);

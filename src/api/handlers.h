@@ -19,11 +19,22 @@ int h_image_upload_chunk(struct req *r, const char *data, size_t len);
 int h_image_finalize(struct req *r);
 
 /* vmnet.c */
+/* The VM named by the path's first parameter, in the caller's scope;
+ * false with a 404 (or other error) response set. */
+bool api_vm_of_path(struct req *r, struct vm *vm);
 int h_vm_nic_add(struct req *r);
 int h_vm_nic_remove(struct req *r);
 int h_vm_rule_list(struct req *r);
 int h_vm_rule_add(struct req *r);
 int h_vm_rule_delete(struct req *r);
+
+/* prefixes.c: routed IPv6 prefixes and public IPv4 addresses (issue 13) */
+int h_vm_prefix_list(struct req *r);
+int h_vm_prefix_add(struct req *r);
+int h_vm_prefix_remove(struct req *r);
+int h_ip_list(struct req *r);
+int h_vm_ip_attach(struct req *r);
+int h_vm_ip_detach(struct req *r);
 
 /* keys.c */
 int h_key_list(struct req *r);
@@ -50,6 +61,10 @@ int h_user_otp_enable(struct req *r);
 int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
 
+/* quotas.c: a user's quotas and usage */
+int h_user_quota_get(struct req *r);
+int h_user_quota_set(struct req *r);
+
 /* hosts.c */
 int h_host_list(struct req *r);
 int h_host_get(struct req *r);
@@ -57,6 +72,11 @@ int h_host_drain(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);
+int h_vm_console_ws(struct req *r);
+
+/* web.c: the dashboard's files */
+int h_web_index(struct req *r);
+int h_web_file(struct req *r);
 
 /* routes.c: helpers of VM handlers elsewhere */
 /* The VM runs (or would run) on this host; else a 409 naming its host is

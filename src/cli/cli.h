@@ -148,6 +148,10 @@ char *api_error_message(const struct api_resp *rs);
  * the daemon was not reached. */
 int api_call(struct hc *h, const char *method, const char *path, json_t *body,
 	     json_t **out, long *status);
+/* api_call for a command whose answer is its output: takes path (NULL:
+ * out of memory) and body; with --json prints the answer and returns 1,
+ * else 0 with *out for the caller to print (and free); -1 on failure. */
+int api_call_printed(struct hc *h, const char *method, char *path, json_t *body, json_t **out);
 /* "/v1/<collection>/<escaped ref>[/<suffix>]", malloc'd. */
 char *api_path(const char *collection, const char *ref, const char *suffix);
 /* A raw stream to the daemon for a protocol upgrade; also what the Host
@@ -171,6 +175,7 @@ struct resource {
 	const struct column *list; /* ends with { NULL } */
 	const struct column *show;
 	void (*show_more)(json_t *obj);   /* sections after the fields, or NULL */
+	const char *list_fields;   /* members the list columns read, for ?fields=, or NULL */
 };
 
 void print_json(json_t *v);
@@ -230,6 +235,7 @@ extern const struct resource res_user;
 extern const struct resource res_token;
 int cmd_user_create(struct hc *h, const struct args *a);
 int cmd_user_set(struct hc *h, const struct args *a);
+int cmd_user_show(struct hc *h, const struct args *a);
 int cmd_user_passwd(struct hc *h, const struct args *a);
 int cmd_user_otp(struct hc *h, const struct args *a);
 int cmd_login(struct hc *h, const struct args *a);
@@ -246,5 +252,11 @@ int cmd_vm_console(struct hc *h, const struct args *a);
 /* vmnet.c */
 int cmd_vm_nic(struct hc *h, const struct args *a);
 int cmd_vm_rule(struct hc *h, const struct args *a);
+
+/* prefix.c: routed prefixes and public IPv4 addresses */
+int cmd_vm_prefix(struct hc *h, const struct args *a);
+int cmd_ip_attach(struct hc *h, const struct args *a);
+int cmd_ip_detach(struct hc *h, const struct args *a);
+int cmd_ip_list(struct hc *h, const struct args *a);
 
 #endif

@@ -411,17 +411,47 @@ int api_call(struct hc *h, const char *method, const char *path, json_t *body, j
 	return rc;
 }
 
+int api_call_printed(struct hc *h, const char *method, char *path, json_t *body, json_t **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (path == NULL) {
+		json_decref(body);
+		return hc_fail(h, "out of memory");
+	}
+	rc = api_call(h, method, path, body, out, NULL);
+	free(path);
+	json_decref(body);
+	if (rc < 0)
+		return -1;
+	if (!h->json)
+		return 0;
+	print_json(*out);
+	json_decref(*out);
+	*out = NULL;
+	return 1;
+}
+
 char *api_path(const char *collection, const char *ref, const char *suffix)
 {
+	/* OWNER/NAME travels as NAME?owner=OWNER: the daemon decodes an
+	 * escaped '/' before it routes (docs/API.md, References). */
+	const char *slash = strchr(ref, '/');
+	char *owner = slash ? strndup(ref, (size_t)(slash - ref)) : NULL;
 	/* A name or ID never needs escaping, but a typo must not change the
 	 * path ("a/../b", "x?y"): the daemon then reports it as not found. */
-	char *esc = curl_easy_escape(NULL, ref, 0);
-	char *p;
+	char *esc = curl_easy_escape(NULL, slash ? slash + 1 : ref, 0);
+	char *esc_owner = owner ? curl_easy_escape(NULL, owner, 0) : NULL;
+	char *p = NULL;
 
-	if (esc == NULL)
-		return NULL;
-	p = str_printf("/v1/%s/%s%s%s", collection, esc, suffix ? "/" : "", suffix ? suffix : "");
+	if (esc && (!slash || esc_owner))
+		p = str_printf("/v1/%s/%s%s%s%s%s", collection, esc, suffix ? "/" : "",
+			       suffix ? suffix : "", esc_owner ? "?owner=" : "",
+			       esc_owner ? esc_owner : "");
 	curl_free(esc);
+	curl_free(esc_owner);
+	free(owner);
 	return p;
 }
 

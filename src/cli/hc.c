@@ -51,8 +51,10 @@ static const struct opt_spec build_opts[] = {
 };
 
 static const struct opt_spec net_create_opts[] = {
-	{ "--ipv6", "PREFIX/64", false, "the network's IPv6 prefix (required)" },
-	{ "--ipv4", "CIDR", false, "an optional IPv4 subnet, e.g. 10.0.0.0/24" },
+	{ "--ipv6", "PREFIX/64", false,
+	  "the network's IPv6 prefix (default: the next free /64 of the tenant pool)" },
+	{ "--ipv4", "CIDR", false,
+	  "an optional IPv4 subnet, e.g. 10.0.0.0/24, or auto (the next free /24 of the pool)" },
 	{ 0 },
 };
 
@@ -104,6 +106,17 @@ static const struct opt_spec vm_rule_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec vm_prefix_opts[] = {
+	{ "--length", "N", false, "prefix length, 16..64 (default: the daemon's prefix_length, 64)" },
+	{ "--nic", "MAC", false, "the NIC it is routed to (default the first)" },
+	{ 0 },
+};
+
+static const struct opt_spec ip_attach_opts[] = {
+	{ "--nic", "MAC", false, "the NIC whose IPv4 address it maps to (default the first with one)" },
+	{ 0 },
+};
+
 static const struct opt_spec user_create_opts[] = {
 	{ "--role", "ROLE", false, "admin or member (default member)" },
 	{ "--auth", "BACKEND", true, "file, ldap or otp (repeatable: file + otp)" },
@@ -116,6 +129,13 @@ static const struct opt_spec user_set_opts[] = {
 	{ "--auth", "BACKEND", true, "replace the backends: file, ldap, otp (repeatable)" },
 	{ "--enable", NULL, false, "allow the user to log in" },
 	{ "--disable", NULL, false, "refuse the user's logins and tokens" },
+	{ "--quota-vms", "N", false, "at most N VMs (N, unlimited or default: the config's)" },
+	{ "--quota-vcpus", "N", false, "at most N vCPUs over all VMs" },
+	{ "--quota-memory", "MIB", false, "at most MIB MiB of memory over all VMs" },
+	{ "--quota-disk", "SIZE", false, "at most SIZE of VM disks, as sized (e.g. 200G)" },
+	{ "--quota-networks", "N", false, "at most N networks" },
+	{ "--quota-images", "N", false, "at most N images" },
+	{ "--quota-image-bytes", "SIZE", false, "at most SIZE of images" },
 	{ 0 },
 };
 
@@ -150,7 +170,7 @@ static const struct command commands[] = {
 	{ "image", "show", cmd_show, "IMG", "show one image", 1, 1, NULL, &res_image },
 	{ "image", "delete", cmd_delete, "IMG", "delete an image no VM uses", 1, 1, NULL, &res_image },
 
-	{ "net", "create", cmd_net_create, "NAME --ipv6 PREFIX/64 [--ipv4 CIDR]",
+	{ "net", "create", cmd_net_create, "NAME [--ipv6 PREFIX/64] [--ipv4 CIDR|auto]",
 	  "create a network", 1, 1, net_create_opts, &res_net },
 	{ "net", "list", cmd_list, "", "list networks", 0, 0, NULL, &res_net },
 	{ "net", "show", cmd_show, "NET", "show one network", 1, 1, NULL, &res_net },
@@ -169,9 +189,11 @@ static const struct command commands[] = {
 	{ "user", "create", cmd_user_create, "NAME [--role ROLE] [--auth BACKEND]... [--password-stdin]",
 	  "create a user (admin)", 1, 1, user_create_opts, &res_user },
 	{ "user", "list", cmd_list, "", "list users", 0, 0, NULL, &res_user },
-	{ "user", "show", cmd_show, "USER", "show one user", 1, 1, NULL, &res_user },
-	{ "user", "set", cmd_user_set, "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable]",
-	  "change a user (admin)", 1, 1, user_set_opts, &res_user },
+	{ "user", "show", cmd_user_show, "USER", "show one user and its usage against its quotas",
+	  1, 1, NULL, &res_user },
+	{ "user", "set", cmd_user_set,
+	  "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable] [QUOTA OPTION N|unlimited|default]...",
+	  "change a user or its quotas (admin)", 1, 1, user_set_opts, &res_user },
 	{ "user", "delete", cmd_delete, "USER", "delete a user who owns nothing (admin)", 1, 1, NULL,
 	  &res_user },
 	{ "user", "passwd", cmd_user_passwd, "USER [--password-stdin]",
@@ -206,6 +228,13 @@ static const struct command commands[] = {
 	{ "vm", "rule", cmd_vm_rule,
 	  "add VM [--proto P] [--port N[-M]] [--source PREFIX] | list VM | delete VM ID",
 	  "inbound firewall rules of a VM", 2, 3, vm_rule_opts, &res_vm },
+	{ "vm", "prefix", cmd_vm_prefix, "add VM [--length N] [--nic MAC] | list VM | remove VM PREFIX",
+	  "routed IPv6 prefixes of a VM (from the operator's pool)", 2, 3, vm_prefix_opts, &res_vm },
+	{ "ip", "attach", cmd_ip_attach, "VM [ADDRESS] [--nic MAC]",
+	  "map a public IPv4 address (the next free one by default) to a VM", 1, 2, ip_attach_opts, NULL },
+	{ "ip", "detach", cmd_ip_detach, "VM ADDRESS", "remove a VM's public IPv4 address", 2, 2, NULL, NULL },
+	{ "ip", "list", cmd_ip_list, "", "list public IPv4 addresses and the VMs they map to", 0, 0, NULL,
+	  NULL },
 	{ "vm", "log", cmd_vm_log, "VM [--tail BYTES]", "print the serial output captured so far",
 	  1, 1, vm_log_opts, &res_vm },
 	{ "vm", "console", cmd_vm_console, "VM",

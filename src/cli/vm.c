@@ -131,12 +131,33 @@ static const struct column vm_show[] = {
 	{ 0 },
 };
 
+/* A NIC's routed prefixes, comma-separated (issue 13). */
+static char *fmt_prefixes(json_t *nic, const char *key)
+{
+	json_t *v;
+	char *out = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(nic, key), i, v) {
+		const char *p = json_string_value(v);
+		if (p == NULL)
+			continue;
+		char *next = out ? str_printf("%s,%s", out, p) : strdup(p);
+		free(out);
+		if ((out = next) == NULL)
+			return NULL;
+	}
+	return out ? out : strdup("-");
+}
+
 static const struct column nic_list[] = {
 	{ "MAC", "mac", NULL },
 	{ "IFNAME", "ifname", NULL },
 	{ "NETWORK", "network", NULL },
 	{ "IPV6", "ipv6", NULL },
 	{ "IPV4", "ipv4", NULL },
+	{ "PUBLIC IPV4", "public_ipv4", NULL },
+	{ "PREFIXES", "prefixes", fmt_prefixes },
 	{ 0 },
 };
 
@@ -152,7 +173,8 @@ static void show_nics(json_t *vm)
 	print_table(nics, nic_list);
 }
 
-const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics };
+const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics,
+				  "id,name,state,desired,cpus,memory_mib,image,nics.ipv6,nics.ipv4" };
 
 /* ---- create ------------------------------------------------------------- */
 
@@ -370,7 +392,8 @@ int cmd_vm_log(struct hc *h, const struct args *a)
 		free(base);
 		return -1;
 	}
-	path = tail ? str_printf("%s?tail=%ld", base, tail) : strdup(base);
+	path = tail ? str_printf("%s%ctail=%ld", base, strchr(base, '?') ? '&' : '?', tail)
+		    : strdup(base);
 	free(base);
 	if (path == NULL)
 		return hc_fail(h, "out of memory");

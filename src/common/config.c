@@ -24,6 +24,9 @@ struct key {
  * (help ""), and the docs test (tests/docs) names the key that lacks it. */
 #define S(sec, n, f, ...) { sec, n, K_STR, offsetof(struct config, f), "" __VA_ARGS__ }
 #define I(sec, n, f, ...) { sec, n, K_INT, offsetof(struct config, f), "" __VA_ARGS__ }
+/* One of the members' default quotas (store.h's enum quota order). */
+#define Q(n, i, help) { "hcd", n, K_LL, offsetof(struct config, default_quota) + (i) * sizeof(long long), \
+			help }
 
 /* Every configuration key, in one table: the parser, `hcd --print-config`,
  * hcd.conf(5) and the sample hcd.conf all read it. */
@@ -127,6 +130,36 @@ static const struct key keys[] = {
 	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
 	I("auth", "token_cache_ttl", token_cache_ttl,
 	  "seconds a token check is cached; a revoke on another host takes effect within it"),
+	/* tenancy */
+	S("hcd", "tenant_ipv6_pool", tenant_ipv6_pool,
+	  "PREFIX/len[,...] (each at most /64) members' networks come from; empty: a random ULA /48 of this installation"),
+	S("hcd", "tenant_ipv4_pool", tenant_ipv4_pool,
+	  "CIDR[,...] members' IPv4 subnets come from; empty: members get no IPv4"),
+	Q("default_quota_vms", 0, "VMs a member may have without a quota of its own; 0: unlimited"),
+	Q("default_quota_vcpus", 1, "vCPUs over a member's VMs; 0: unlimited"),
+	Q("default_quota_memory_mib", 2, "MiB of memory over a member's VMs; 0: unlimited"),
+	Q("default_quota_disk_bytes", 3, "bytes of VM disks (as sized) of a member; 0: unlimited"),
+	Q("default_quota_networks", 4, "networks a member may have; 0: unlimited"),
+	Q("default_quota_images", 5, "images a member may have; 0: unlimited"),
+	Q("default_quota_image_bytes", 6, "bytes of images of a member; 0: unlimited"),
+	/* the dashboard */
+	S("hcd", "web_root", web_root,
+	  "the dashboard's files served at / (default: share/hackcloud/web); none: no dashboard"),
+	/* routed prefixes and public IPv4 (issue 13 §3, §4; common/addrpool.h) */
+	S("hcd", "prefix_pool", prefix_pool,
+	  "IPv6 prefixes (PREFIX[,PREFIX...], /16../64) that VMs' routed prefixes come from; empty: none"),
+	I("hcd", "prefix_length", prefix_length,
+	  "length of a routed prefix when none is asked for (16..64)"),
+	I("hcd", "prefix_min_length", prefix_min_length,
+	  "the shortest (largest) routed prefix a member may ask for"),
+	I("hcd", "prefix_max_per_vm", prefix_max_per_vm,
+	  "routed prefixes one VM may have; 0: no cap"),
+	I("hcd", "prefix_max_per_user", prefix_max_per_user,
+	  "routed prefixes a member may have over all VMs; 0: no cap"),
+	S("hcd", "public_ipv4_pool", public_ipv4_pool,
+	  "public IPv4 addresses (CIDR, A-B or address, comma-separated) mapped 1:1 to VMs on the uplink"),
+	I("hcd", "public_ipv4_max_per_user", public_ipv4_max_per_user,
+	  "public IPv4 addresses a member may attach; 0: only admins attach them"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -151,6 +184,8 @@ void config_defaults(struct config *c)
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
+	set_str(&c->tenant_ipv6_pool, "");
+	set_str(&c->tenant_ipv4_pool, "");
 	c->heartbeat_interval = 2;
 	c->dead_timeout = 10;
 	c->cpu_overcommit = 4;
@@ -179,6 +214,15 @@ void config_defaults(struct config *c)
 	c->api_header_timeout = 10;
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
+	set_str(&c->web_root, "");
+	/* routed prefixes and public IPv4 */
+	set_str(&c->prefix_pool, "");
+	c->prefix_length = 64;
+	c->prefix_min_length = 56;
+	c->prefix_max_per_vm = 4;
+	c->prefix_max_per_user = 16;
+	set_str(&c->public_ipv4_pool, "");
+	c->public_ipv4_max_per_user = 0;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

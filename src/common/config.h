@@ -61,6 +61,24 @@ struct config {
 	int api_header_timeout; /* seconds a connection may take to send a request's headers */
 	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
 	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
+	/* tenancy (issue 11, items 4 and 12) */
+	char *tenant_ipv6_pool;  /* "PREFIX/len[,…]": members' networks come from here */
+	char *tenant_ipv4_pool;  /* "CIDR[,…]": members' IPv4 subnets come from here */
+	/* Per-user quotas of members without their own setting, in the order
+	 * of store.h's enum quota (vms, vcpus, memory_mib, disk_bytes,
+	 * networks, images, image_bytes); 0 = unlimited. */
+	long long default_quota[7];
+	/* The dashboard (issue 15 §3). */
+	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
+	/* routed IPv6 prefixes and public IPv4 addresses (issue 13 §3, §4;
+	 * common/addrpool.h has the pools' syntax) */
+	char *prefix_pool;    /* IPv6 prefixes VMs' routed prefixes come from; "" = none */
+	int prefix_length;    /* length of a new prefix when none is asked for */
+	int prefix_min_length; /* the shortest (largest) prefix a member may ask for */
+	int prefix_max_per_vm; /* 0 = no cap */
+	int prefix_max_per_user; /* a member's prefixes over all VMs; 0 = no cap */
+	char *public_ipv4_pool; /* public IPv4 addresses mapped 1:1 to VMs; "" = none */
+	int public_ipv4_max_per_user; /* a member may attach this many; 0 = admins only */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -102,6 +102,53 @@ static const char *const migrations[] = {
 	 * plain GETs too (what every VM did before), 'required' only those
 	 * with a session token. */
 	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
+	/* 9: tenancy (issue 11 items 2, 4, 12; issue 12 §6).  Per-user quotas
+	 * (NULL: the configured default, -1: unlimited, N: at most N).  Each
+	 * host's load kept in its row by the transactions that change it, so
+	 * placement reads the hosts alone (store_host_register recounts it).
+	 * Settings of the installation, e.g. the random ULA /48 members' networks
+	 * come from when the operator configured no pool. */
+	"ALTER TABLE users ADD COLUMN quota_vms BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_vcpus BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_memory_mib BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_disk_bytes BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_networks BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_images BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_image_bytes BIGINT;"
+	"ALTER TABLE hosts ADD COLUMN vms BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_cpus BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_mib BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE hosts SET"
+	" vms = (SELECT COUNT(*) FROM vms v WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_cpus = (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted');"
+	"CREATE INDEX vms_host ON vms (host);"
+	"CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	/* User data moves to a table of its own, so that no list of VMs reads
+	 * it; vms keeps its decoded size, which lists show.  (base64: every 4
+	 * characters are 3 bytes, less one per '=' of padding.) */
+	"CREATE TABLE vm_user_data (vm BIGINT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,"
+	" data TEXT NOT NULL);"
+	"INSERT INTO vm_user_data (vm, data) SELECT id, user_data FROM vms WHERE user_data IS NOT NULL;"
+	"ALTER TABLE vms ADD COLUMN user_data_size BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE vms SET user_data_size = LENGTH(user_data) / 4 * 3 -"
+	" CASE WHEN SUBSTR(user_data, LENGTH(user_data) - 1, 2) = '==' THEN 2"
+	" WHEN SUBSTR(user_data, LENGTH(user_data), 1) = '=' THEN 1 ELSE 0 END"
+	" WHERE user_data IS NOT NULL;"
+	"UPDATE vms SET user_data = NULL;",
+	/* 10: routing (issue 13 §3, §4): routed IPv6 prefixes of NICs, from the
+	 * operator's prefix_pool, kept by their network address (the
+	 * allocator never lets two overlap), and public IPv4 addresses mapped
+	 * 1:1 to a NIC's IPv4 (one per NIC).  Both go with their NIC. */
+	"CREATE TABLE prefixes (address TEXT PRIMARY KEY, len INTEGER NOT NULL,"
+	" nic BIGINT NOT NULL REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);"
+	"CREATE INDEX prefixes_vm ON prefixes (vm);"
+	"CREATE TABLE public_ipv4 (address TEXT PRIMARY KEY,"
+	" nic BIGINT NOT NULL UNIQUE REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -284,6 +331,13 @@ int store_row_int(void *arg, const struct sval *cols, int ncols)
 	return 0;
 }
 
+int store_row_str(void *arg, const struct sval *cols, int ncols)
+{
+	if (ncols > 0)
+		*(char **)arg = sv_strdup(&cols[0]);
+	return 1;
+}
+
 char *sv_strdup(const struct sval *v)
 {
 	return v->t == SV_TEXT && v->s ? strdup(v->s) : NULL;
@@ -410,6 +464,7 @@ struct store *store_open(const char *uri, const char *state_dir, char **err)
 		free(st);
 		return NULL;
 	}
+	store_set_quota_defaults(st, NULL);
 	st->h = st->eng->open(path, err);
 	free(path);
 	if (st->h == NULL) {
@@ -454,4 +509,9 @@ int store_schema_version(struct store *st)
 	int64_t v = 0;
 	store_q(st, "SELECT MAX(version) FROM schema_version", NULL, 0, store_row_int, &v);
 	return (int)v;
+}
+
+const char *store_refusal(struct store *st)
+{
+	return st->refusal[0] ? st->refusal : "over quota";
 }
