@@ -83,6 +83,48 @@ static void check_nic_ipv6(const struct nic *n)
 	FUZZ_ASSERT(memcmp(&a, &prefix, 8) == 0, "%s is outside %s", buf, n->network_ipv6);
 }
 
+/* A member of the object written for fields (a comma list; "nics.X"
+ * names NIC members)? */
+static bool asked(const char *fields, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (const char *f = fields; *f; f += strcspn(f, ",") + (f[strcspn(f, ",")] == ',')) {
+		size_t n = strcspn(f, ",");
+		if (n >= len && strncmp(f, key, len) == 0 && (n == len || f[len] == '.'))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * GET /v1/vms writes its answer as text (vm_json_write), VM by VM, with
+ * the members the "fields" query names: whatever the VM holds, that text
+ * is JSON jansson reads, and holds the members asked for and no others.
+ */
+static void check_listing(const struct vm *vm, const char *fields)
+{
+	struct jbuf b = { 0 };
+	bool known = true;
+
+	for (const char *f = fields ? fields : ""; *f; f += strcspn(f, ",") + (f[strcspn(f, ",")] == ','))
+		known = known && vm_json_field_known(f, strcspn(f, ","));
+	if (fields && (!known || fields[0] == '\0'))
+		fields = NULL;          /* the API refuses unknown ones with a 400 */
+	FUZZ_ASSERT(vm_json_write(vm, fields, &b), "vm_json_write failed");
+	json_error_t err;
+	json_t *j = json_loadb(b.s, b.len, 0, &err);
+	FUZZ_ASSERT(j != NULL && json_is_object(j), "the listing is not JSON: %s: %.*s", err.text,
+		    (int)b.len, b.s);
+	const char *key;
+	json_t *v;
+	json_object_foreach(j, key, v)
+		FUZZ_ASSERT(fields == NULL || asked(fields, key), "'%s' written for fields '%s'", key,
+			    fields);
+	json_decref(j);
+	free(b.s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { (const char *)data, (const char *)data + size };
@@ -94,9 +136,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	model_vm(&in, &vm);
 	model_image(&in, &im);
 	model_network(&in, &net);
+	char *fields = fuzz_line(&in);
 	for (size_t i = 0; i < vm.n_nics; i++)
 		check_nic_ipv6(&vm.nics[i]);
 	round_trip(vm_to_json(&vm), vm_checked_utf8(&vm), "vm");
+	check_listing(&vm, fields);
+	free(fields);
 	round_trip(image_to_json(&im), image_checked_utf8(&im), "image");
 	round_trip(network_to_json(&net), network_checked_utf8(&net), "network");
 	id8_format(im.id, id8);

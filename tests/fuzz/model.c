@@ -79,6 +79,16 @@ void model_vm(struct fuzz_in *in, struct vm *vm)
 	vm->disks = table(vm->n_disks, sizeof(*vm->disks));
 	for (size_t i = 0; i < vm->n_disks; i++)
 		vm->disks[i].size = fuzz_num(in, 0, INT64_MAX);
+	/* Later fields last, so that older inputs keep their meaning. */
+	vm->metadata_tokens_required = fuzz_num(in, 0, 1);
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		struct nic *n = &vm->nics[i];
+		n->public_ipv4 = maybe(in);
+		n->n_prefixes = (size_t)fuzz_num(in, 0, 3);
+		n->prefixes = table(n->n_prefixes, sizeof(*n->prefixes));
+		for (size_t j = 0; j < n->n_prefixes; j++)
+			n->prefixes[j] = text(in);
+	}
 }
 
 void model_image(struct fuzz_in *in, struct image *im)

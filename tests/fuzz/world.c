@@ -197,6 +197,12 @@ void world_init(const char *harness)
 	world_cfg.host_name = strdup(WORLD_HOST);
 	free(world_cfg.passwd_file);
 	world_cfg.passwd_file = str_printf("%s/passwd", dir);
+	/* Fixed pools (not the installation's random ULA): an input that
+	 * creates a network means the same in every process. */
+	free(world_cfg.tenant_ipv6_pool);
+	world_cfg.tenant_ipv6_pool = strdup("2001:db8:100::/48");
+	free(world_cfg.tenant_ipv4_pool);
+	world_cfg.tenant_ipv4_pool = strdup("10.100.0.0/16");
 	free(world_cfg.secret_key_file);
 	world_cfg.secret_key_file = str_printf("%s/secret.key", dir);
 	snprintf(db_path, sizeof(db_path), "%s/hackcloud.db", dir);

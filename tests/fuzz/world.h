@@ -10,7 +10,8 @@
  * uploading), imp (alice's, importing); networks office (alice's, IPv6 and
  * IPv4) and lab (bob's); keys laptop (alice) and ops (bob); VMs web
  * (alice's, running here, with a serial log), db (bob's) and far (alice's,
- * on the host "other"); a rule on web.  Every input starts from exactly
+ * on the host "other"); a rule on web.  Members' networks come from the
+ * pools 2001:db8:100::/48 and 10.100.0.0/16.  Every input starts from exactly
  * that state: world_begin restores the files and opens the store;
  * world_end checks the store and closes everything.
  */
