@@ -177,7 +177,9 @@ static void vm_to_json_nullable_fields(void **state)
 }
 
 /* Free text that is not UTF-8 (a host name from hcd.conf, an error) still
- * renders, its other bytes kept (found by tests/fuzz/fuzz_codec). */
+ * renders, each byte that is not as U+FFFD, the others kept — also the
+ * forms a loose decoder takes: surrogates, past U+10FFFF, overlong (found
+ * by tests/fuzz/fuzz_codec). */
 static void vm_to_json_text_not_utf8(void **state)
 {
 	(void)state;
@@ -187,8 +189,22 @@ static void vm_to_json_text_not_utf8(void **state)
 	json_t *j = vm_to_json(&vm);
 
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "host"), "h?(st");
-	assert_string_equal(jstr(j, "error"), "caf?: ?");
+	assert_string_equal(jstr(j, "host"), "h\xef\xbf\xbd(st");
+	assert_string_equal(jstr(j, "error"), "caf\xef\xbf\xbd: \xef\xbf\xbd");
+	json_decref(j);
+	vm.host = "\xed\xa0\x80";            /* a surrogate */
+	vm.error = "\xf4\x90\x80\x80 \xe0\x80\xaf \xc3\xa9";   /* past U+10FFFF, overlong, é */
+	j = vm_to_json(&vm);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "host"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(jstr(j, "error"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xc3\xa9");
+	json_decref(j);
+	struct image im = { .id = 1, .name = "i", .format = "raw", .boot = "disk", .state = "error",
+			    .error = "the server said \xed\xbf\xbf\xff" };
+	j = image_to_json(&im);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "error"), "the server said \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	json_decref(j);
 }
 
