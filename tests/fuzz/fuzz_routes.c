@@ -11,8 +11,9 @@
  *
  * WHO is root (the unix socket's root), a user of the store (its peer
  * credentials) or that user with "@" (its bearer token), or anon.  PATTERN
- * names a row of the route table exactly; each ARG fills one "{}" and is
- * percent-decoded, as libmicrohttpd decodes a URL.  Requests run in order
+ * names a row of the route table exactly; each ARG fills one "{}" (or the
+ * final "*", which may hold '/') and is percent-decoded, as libmicrohttpd
+ * decodes a URL.  Requests run in order
  * on the store of world.h, reset to the same template for every input, so
  * an input can create a thing and then use it.
  *
@@ -37,6 +38,7 @@
 #include "world.h"
 
 #include "api/http_req.h"
+#include "api/web.h"
 #include "auth/token.h"
 
 #include <stdio.h>
@@ -49,10 +51,14 @@
 /* FUZZ_VERBOSE=1: print each request's answer (for writing seeds). */
 static bool verbose;
 
+/* The dashboard's files (world.h's web root), opened once. */
+static struct web *web;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	verbose = getenv("FUZZ_VERBOSE") != NULL;
 	world_init("routes");
+	web = web_open(&world_cfg);
 	return 0;
 }
 
@@ -89,7 +95,7 @@ static bool identify(struct http_req *h, const char *who)
 
 	snprintf(r->source, sizeof(r->source), "unix:0");
 	if (strcmp(who, "anon") == 0)
-		return h->route->access == ROUTE_ANON;
+		return ROUTE_WHO(h->route->access) == ROUTE_ANON;
 	if (strcmp(who, "root") == 0) {
 		r->caller = OWNER_ROOT;
 		r->admin = true;
@@ -129,9 +135,11 @@ static void dispatch(struct http_req *h, const char *body, size_t len)
 {
 	const struct route *rt = h->route;
 	struct req *r = &h->pub;
-	long long max = rt->access == ROUTE_ANON ? ROUTE_ANON_MAX_BODY : world_cfg.max_body;
+	long long max = world_cfg.max_body;
 
-	if (rt->access == ROUTE_ADMIN && !r->admin) {
+	if (ROUTE_WHO(rt->access) == ROUTE_ANON && max > ROUTE_ANON_MAX_BODY)
+		max = ROUTE_ANON_MAX_BODY;
+	if (ROUTE_WHO(rt->access) == ROUTE_ADMIN && !r->admin) {
 		req_error(r, 403, "forbidden", "admin only");
 		return;
 	}
@@ -259,18 +267,21 @@ static void run_request(struct api_ctx *api, const char *text, size_t len)
 	if (h->route == NULL)
 		goto out;
 	r->method = h->route->method;
+	size_t want = 0, n = strlen(h->route->pattern);
+	for (const char *p = h->route->pattern; (p = strstr(p, "{}")) != NULL; p += 2)
+		want++;
+	/* A final "*" takes the rest of the path, slashes and all. */
+	bool rest = n > 0 && h->route->pattern[n - 1] == '*';
+	want += rest;
 	while ((arg = strtok_r(NULL, " ", &save)) != NULL && r->n_params < REQ_MAX_PARAMS) {
 		char *v = url_decode(arg);
 		/* A path segment: not empty, no '/' (NULs end it, as in C). */
-		if (v[0] == '\0' || strchr(v, '/')) {
+		if (v[0] == '\0' || (strchr(v, '/') && !(rest && r->n_params + 1 == want))) {
 			free(v);
 			goto out;
 		}
 		r->params[r->n_params++] = v;
 	}
-	size_t want = 0;
-	for (const char *p = h->route->pattern; (p = strstr(p, "{}")) != NULL; p += 2)
-		want++;
 	if (want != r->n_params || !identify(h, who))
 		goto out;
 	dispatch(h, body, blen);
@@ -296,7 +307,7 @@ out:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct api_ctx api = { 0 };
+	struct api_ctx api = { .web = web };
 	const char *p = (const char *)data, *end = p + size;
 
 	world_begin(&api);

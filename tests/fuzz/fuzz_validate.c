@@ -1,8 +1,9 @@
 /*
  * fuzz_validate — the checks every API input passes through
- * (common/validate.h, common/ids.h, the token shape of auth/token.h): names,
- * host names, /64 and IPv4 subnets, prefixes of firewall rules, sizes,
- * checksums, IDs, MACs, interface names and bearer tokens.
+ * (common/validate.h, common/ids.h, the token shape of auth/token.h, the
+ * dashboard's paths of api/web.h): names, host names, /64 and IPv4
+ * subnets, prefixes of firewall rules, sizes, checksums, IDs, MACs,
+ * interface names, bearer tokens and /ui/ paths.
  *
  * The input is one string, given to every check.  Beyond "no crash",
  * whatever a check accepts must come back the same through its canonical
@@ -10,6 +11,7 @@
  */
 #include "fuzz.h"
 
+#include "api/web.h"
 #include "auth/token.h"
 #include "common/ids.h"
 #include "common/validate.h"
@@ -107,6 +109,16 @@ static void check_words(const char *s)
 	} else {
 		ip_is_host_local(s);
 	}
+	/* A dashboard path (GET /ui/…): relative, no empty, "." or ".."
+	 * segment, no segment that starts with a dot, nothing but
+	 * [A-Za-z0-9_.-] and '/'. */
+	if (web_path_ok(s)) {
+		FUZZ_ASSERT(s[0] != '/' && strstr(s, "//") == NULL && strstr(s, "/.") == NULL &&
+			    s[0] != '.' && s[strlen(s) - 1] != '/' &&
+			    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/") ==
+			    strlen(s), "dashboard path '%s'", s);
+	}
+	web_content_type(s);
 	if (token_looks_valid(s)) {
 		char hash[TOKEN_HASH_LEN + 1];
 		FUZZ_ASSERT(strlen(s) == TOKEN_LEN && strncmp(s, TOKEN_PREFIX, 4) == 0, "token '%s'", s);

@@ -197,6 +197,21 @@ void world_init(const char *harness)
 	world_cfg.host_name = strdup(WORLD_HOST);
 	free(world_cfg.passwd_file);
 	world_cfg.passwd_file = str_printf("%s/passwd", dir);
+	/* The dashboard's files, and a file beside them no URL may reach. */
+	char *ui = str_printf("%s/web/ui", dir), *f;
+	mkdir_p(ui, 0755);
+	f = str_printf("%s/web/index.html", dir);
+	fuzz_write(f, "<!doctype html><title>hc</title>\n", 33);
+	free(f);
+	f = str_printf("%s/app.js", ui);
+	fuzz_write(f, "export {};\n", 11);
+	free(f);
+	f = str_printf("%s/web/secret.html", dir);
+	fuzz_write(f, "not for the web\n", 16);
+	free(f);
+	free(ui);
+	free(world_cfg.web_root);
+	world_cfg.web_root = str_printf("%s/web", dir);
 	/* Fixed pools (not the installation's random ULA): an input that
 	 * creates a network means the same in every process. */
 	free(world_cfg.tenant_ipv6_pool);

@@ -11,7 +11,8 @@
  * IPv4) and lab (bob's); keys laptop (alice) and ops (bob); VMs web
  * (alice's, running here, with a serial log), db (bob's) and far (alice's,
  * on the host "other"); a rule on web.  Members' networks come from the
- * pools 2001:db8:100::/48 and 10.100.0.0/16.  Every input starts from exactly
+ * pools 2001:db8:100::/48 and 10.100.0.0/16.  The dashboard's root holds
+ * index.html and ui/app.js (and secret.html, which no URL reaches).  Every input starts from exactly
  * that state: world_begin restores the files and opens the store;
  * world_end checks the store and closes everything.
  */
