@@ -10,6 +10,8 @@ packages=(
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev libnftables-dev
 	nettle-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
+	zlib1g-dev   # gzip of /metrics on a worker (Prometheus asks for it)
+	libjson-validator-perl   # meson test openapi: the API description's validator (OpenAPI 3.0)
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder (tiny: the first line; debian: the second)
@@ -18,6 +20,8 @@ packages=(
 	# tests and benchmarks (clang + its runtimes: the libFuzzer harnesses, make fuzz)
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client conntrack
 	xorriso oathtool slapd ldap-utils postgresql clang libclang-rt-14-dev
+	# /metrics read by a real Prometheus (server and promtool): tests/e2e/test_metrics.sh
+	prometheus
 	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
 	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
 	debhelper systemd-container

@@ -318,7 +318,8 @@ bool vm_json_field_known(const char *name, size_t len)
 	static const char *const known[] = { "id", "name", "state", "desired", "cpus", "memory_mib",
 		"image", "image_id", "owner", "host", "error", "created", "nics", "keys",
 		"user_data_size", "config_drive", "disk_size", "disks", "ephemeral", "metadata_tokens", "nics.mac",
-		"nics.ifname", "nics.network", "nics.network_id", "nics.ipv6", "nics.ipv4", NULL };
+		"nics.ifname", "nics.network", "nics.network_id", "nics.ipv6", "nics.ipv4", "nics.prefixes",
+		"nics.public_ipv4", NULL };
 
 	for (const char *const *k = known; *k; k++)
 		if (strlen(*k) == len && strncmp(*k, name, len) == 0)
@@ -368,4 +369,14 @@ json_t *network_to_json(const struct network *n)
 		"ipv4", str_or_null(n->ipv4),
 		"owner", n->owner_name ? n->owner_name : "",
 		"created", (json_int_t)n->created);
+}
+
+json_t *host_to_json(const struct host *h)
+{
+	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
+			 "name", h->name, "address", h->address, "cpus", h->cpus,
+			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
+			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)h->last_seen,
+			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
+			 "used_mib", (json_int_t)h->used_mib);
 }

@@ -70,6 +70,11 @@ int h_host_list(struct req *r);
 int h_host_get(struct req *r);
 int h_host_drain(struct req *r);
 
+/* metrics.c, events.c, audit.c (issue 15) */
+int h_metrics(struct req *r);
+int h_events(struct req *r);
+int h_audit_list(struct req *r);
+
 /* console.c */
 int h_vm_console(struct req *r);
 int h_vm_console_ws(struct req *r);
@@ -77,6 +82,9 @@ int h_vm_console_ws(struct req *r);
 /* web.c: the dashboard's files */
 int h_web_index(struct req *r);
 int h_web_file(struct req *r);
+
+/* openapi.c: the API's own description */
+int h_openapi(struct req *r);
 
 /* routes.c: helpers of VM handlers elsewhere */
 /* The VM runs (or would run) on this host; else a 409 naming its host is

@@ -11,7 +11,8 @@
  *     unix:/var/lib/hackcloud/api.sock.  Every request carries the headers
  *     made in one place (client.c: client_headers), including the bearer
  *     token: $HC_TOKEN, else the one `hc login` saved for this URL.
- *     $HC_CACERT names the CA file for https:// URLs.
+ *     $HC_CACERT names the CA file for https:// URLs; $HC_TRACE a file to
+ *     append every exchange to (client.c).
  *   - stdout carries results only: aligned tables or "key: value" lines, or
  *     with --json the API's JSON as returned (pretty-printed).
  *   - A failure prints exactly one line "hc: <message>" on stderr — the
@@ -117,12 +118,20 @@ struct api_req {
 	struct progress *progress; /* shows the upload's progress on stderr, or NULL */
 	volatile sig_atomic_t *cancel;  /* abort the transfer once this is set */
 	FILE *sink;                /* a 2xx body is written here instead of kept */
+	/* A 2xx body is handed here piece by piece as it arrives (a stream);
+	 * returning false ends the transfer (rs->stopped), not as a failure. */
+	bool (*on_data)(void *arg, const char *data, size_t len);
+	void *on_data_arg;
+	const char *const *headers; /* more "Name: value" lines, NULL-terminated, or NULL */
+	long timeout_ms;           /* > 0: the transfer ends after that long (rs->timed_out) */
 };
 
 struct api_resp {
 	long status;               /* HTTP status */
 	char *body;                /* NUL-terminated; error bodies always land here */
 	size_t len;
+	bool stopped;              /* on_data ended the transfer */
+	bool timed_out;            /* timeout_ms ran out (status: the answer's, if any) */
 };
 
 /* Parse a target ("unix:PATH", "http(s)://HOST[:PORT]"); NULL and *err on a bad one. */
@@ -241,6 +250,23 @@ int cmd_user_otp(struct hc *h, const struct args *a);
 int cmd_login(struct hc *h, const struct args *a);
 int cmd_logout(struct hc *h, const struct args *a);
 int cmd_whoami(struct hc *h, const struct args *a);
+
+/* events.c, audit.c (issue 15) */
+int cmd_events(struct hc *h, const struct args *a);
+int cmd_audit(struct hc *h, const struct args *a);
+/* Follow GET /v1/events (from Last-Event-ID last_id, or NULL: a sync
+ * first): each event to fn(arg, id, name, data) while it returns 1.
+ * Returns fn's 0 (done) or -1 (failed, error recorded); 1 when the
+ * stream ended or timeout_ms (0: none) ran out (*timed_out); -2 when
+ * there was no stream or it broke (refused by an older hcd or a cap,
+ * unreachable, cut): the error is recorded, and a caller may fall back
+ * to polling. */
+typedef int (*event_fn)(void *arg, const char *id, const char *name, json_t *data);
+int events_follow(struct hc *h, const char *last_id, long timeout_ms, event_fn fn, void *arg,
+		  bool *timed_out);
+/* "1700000000", "90m", "2h", "7d", "2026-12-01", "2026-12-01T08:30[:00]" (UTC) →
+ * unix seconds, relative ones counted back from now; -1 for anything else. */
+long long since_parse(const char *s, long long now);
 
 /* host.c */
 extern const struct resource res_host;

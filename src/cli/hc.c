@@ -156,6 +156,14 @@ static const struct opt_spec host_drain_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec audit_opts[] = {
+	{ "--user", "USER", false, "only this user's requests" },
+	{ "--since", "T", false, "from T on: unix seconds, an age (90m, 2h, 7d) or a UTC date"
+	  " (2026-12-01[T08:30])" },
+	{ "--limit", "N", false, "the newest N entries (default 100, at most 10000)" },
+	{ 0 },
+};
+
 static const struct command commands[] = {
 	{ "info", NULL, cmd_info, "", "show the daemon's version, host and accelerator",
 	  0, 0, NULL, NULL },
@@ -206,6 +214,11 @@ static const struct command commands[] = {
 	{ "host", "show", cmd_show, "HOST", "show one host (admin)", 1, 1, NULL, &res_host },
 	{ "host", "drain", cmd_host_drain, "HOST [--undo]",
 	  "place no new VMs on a host, or take them again (admin)", 1, 1, host_drain_opts, &res_host },
+	{ "events", NULL, cmd_events, "",
+	  "follow changes as they happen: VMs created, changed, deleted; hosts (admins)",
+	  0, 0, NULL, NULL },
+	{ "audit", NULL, cmd_audit, "[--user USER] [--since T] [--limit N]",
+	  "show the audit trail of mutating requests (admin)", 0, 0, audit_opts, NULL },
 	{ "token", "list", cmd_list, "", "list live login tokens", 0, 0, NULL, &res_token },
 	{ "token", "revoke", cmd_delete, "ID", "revoke a token", 1, 1, NULL, &res_token },
 

@@ -160,6 +160,19 @@ static const struct key keys[] = {
 	  "public IPv4 addresses (CIDR, A-B or address, comma-separated) mapped 1:1 to VMs on the uplink"),
 	I("hcd", "public_ipv4_max_per_user", public_ipv4_max_per_user,
 	  "public IPv4 addresses a member may attach; 0: only admins attach them"),
+	/* metrics, events, audit (issue 15) */
+	S("auth", "metrics_token_file", metrics_token_file,
+	  "file with a bearer token that may read /metrics and nothing else; empty: admins only"),
+	I("hcd", "metrics_disk_interval", metrics_disk_interval,
+	  "seconds between QMP query-blockstats of each running VM for /metrics"),
+	I("hcd", "events_max_per_user", events_max_per_user,
+	  "open /v1/events streams per user; 0: no cap"),
+	I("hcd", "events_buffer", events_buffer,
+	  "bytes an event stream may fall behind before it is cut"),
+	I("hcd", "events_retention", events_retention,
+	  "seconds the event log keeps events (how far back Last-Event-ID resumes)"),
+	I("hcd", "audit_retention_days", audit_retention_days,
+	  "days the audit trail keeps its entries"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -223,6 +236,12 @@ void config_defaults(struct config *c)
 	c->prefix_max_per_user = 16;
 	set_str(&c->public_ipv4_pool, "");
 	c->public_ipv4_max_per_user = 0;
+	set_str(&c->metrics_token_file, "");
+	c->metrics_disk_interval = 10;
+	c->events_max_per_user = 8;
+	c->events_buffer = 1 << 20;
+	c->events_retention = 3600;
+	c->audit_retention_days = 90;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

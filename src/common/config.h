@@ -79,6 +79,13 @@ struct config {
 	int prefix_max_per_user; /* a member's prefixes over all VMs; 0 = no cap */
 	char *public_ipv4_pool; /* public IPv4 addresses mapped 1:1 to VMs; "" = none */
 	int public_ipv4_max_per_user; /* a member may attach this many; 0 = admins only */
+	/* Metrics, events and audit (issue 15 §1, §2). */
+	char *metrics_token_file; /* a bearer token that may read /metrics alone; empty: admins only */
+	int metrics_disk_interval; /* seconds between QMP query-blockstats of each VM */
+	int events_max_per_user; /* open /v1/events streams per user; 0 = no cap */
+	int events_buffer;    /* bytes a stream may fall behind before it is cut */
+	int events_retention; /* seconds the event log keeps events (resume window) */
+	int audit_retention_days; /* days the audit trail keeps entries */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

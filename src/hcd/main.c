@@ -12,6 +12,8 @@
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
  *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
+ *   events     the store's event hook, announcements   api/events.c: streams of
+ *              of other hosts (their own channel)       /v1/events read the log
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: they daemonize and outlive
@@ -20,6 +22,7 @@
  */
 #include "agent/reconcile.h"
 #include "api/api.h"
+#include "api/openapi.h"
 #include "cluster/cluster.h"
 #include "common/addrpool.h"
 #include "common/config.h"
@@ -27,6 +30,7 @@
 #include "common/log.h"
 #include "common/netpool.h"
 #include "common/proc.h"
+#include "common/stats.h"
 #include "common/worker.h"
 #include "image/import.h"
 #include "metadata/server.h"
@@ -79,6 +83,7 @@ static const struct {
 	{ "--accel", "A", "kvm, tcg or auto (auto proves KVM with a probe guest)" },
 	{ "--KEY", "VALUE", "any hcd.conf key, e.g. --listen=[::1]:8443 --auth.token_ttl=3600" },
 	{ "--print-config", NULL, "print hcd's options and every hcd.conf key with its value, as JSON" },
+	{ "--print-routes", NULL, "print the API's route table (method, path, access, body), as JSON" },
 	{ "--help", NULL, "print this help, then exit" },
 	{ "--version", NULL, "print hcd's version, then exit" },
 };
@@ -130,6 +135,20 @@ static int print_config(const struct config *cfg)
 	json_object_set_new(root, "keys", keys);
 	rc = json_dumpf(root, stdout, JSON_INDENT(1));
 	json_decref(root);
+	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * --print-routes: the route table as data, then exit.  The openapi test
+ * (tests/openapi) compares it with docs/openapi.json: every route
+ * described, nothing described that is not a route.
+ */
+static int print_routes(void)
+{
+	json_t *routes = api_routes_json();
+	int rc = routes ? json_dumpf(routes, stdout, JSON_INDENT(1)) : -1;
+
+	json_decref(routes);
 	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -267,6 +286,9 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 			h->print_config = true;
 			continue;
 		}
+		/* The table needs no configuration: none is read. */
+		if (strcmp(a, "--print-routes") == 0)
+			exit(print_routes());
 		if (strcmp(a, "--version") == 0) {
 			printf("hcd %s\n", HC_VERSION);
 			exit(0);
@@ -421,7 +443,9 @@ int main(int argc, char **argv)
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
 	h.wake = 0;   /* this pass covers every change made so far (registration) */
+	double t0 = stat_now();
 	int again = agent_reconcile(h.agent, 0);
+	stat_observe(HIST_RECONCILE, stat_now() - t0);
 	metadata_sync(h.md);
 	long long next_pass = again >= 0 ? now_ms() + again : -1;
 	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
@@ -430,8 +454,8 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 3];
-		int fds[2 + 64], n = api_server_fds(h.api, fds);
+		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 3];
+		int fds[API_SERVER_FDS + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
 		long long wake = h.next_resync;
@@ -491,6 +515,7 @@ int main(int argc, char **argv)
 			h.wake |= AGENT_WAKE_NOTIFY;
 			metadata_invalidate(h.md);
 		}
+		int remote_events = store_events_drain(h.st);
 
 		now = now_ms();
 		if (now >= h.next_resync) {
@@ -502,10 +527,15 @@ int main(int argc, char **argv)
 		if (h.wake) {
 			unsigned causes = h.wake;
 			h.wake = 0;
+			double t0 = stat_now();
 			again = agent_reconcile(h.agent, causes);
+			stat_observe(HIST_RECONCILE, stat_now() - t0);
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}
+		/* After the pass: the states it observed reach the event
+		 * streams in the same turn. */
+		api_server_changes(h.api, remote_events);
 		memory_return();
 	}
 	close(sfd);

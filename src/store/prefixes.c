@@ -177,6 +177,7 @@ int store_prefix_add(struct store *st, const struct prefix *pools, size_t n_pool
 		struct sval p[] = { SV_S(addr), SV_I(len), SV_I(nic), SV_I(vm), SV_I(out->created) };
 		rc = out->prefix ? store_w(st, "INSERT INTO prefixes (address, len, nic, vm, created)"
 					   " VALUES (?, ?, ?, ?, ?)", p, 5) : STORE_ERR;
+		store_event_vm(st, vm, "updated");
 	}
 	free(t.v);
 	free(fit);
@@ -223,6 +224,7 @@ static int owned_delete(struct store *st, const char *table, uint64_t vm, const 
 	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE address = ? AND vm = ?", table);
 	if (rc == STORE_OK)
 		rc = store_w(st, sql, p, 2);
+	store_event_vm(st, vm, "updated");
 	return store_tx_end(st, rc);
 }
 
@@ -325,6 +327,7 @@ int store_public4_attach(struct store *st, const struct pool4 *pool, uint64_t vm
 		struct sval p[] = { SV_S(address), SV_I(nic), SV_I(vm), SV_I(out->created) };
 		rc = out->address ? store_w(st, "INSERT INTO public_ipv4 (address, nic, vm, created)"
 					    " VALUES (?, ?, ?, ?)", p, 4) : STORE_ERR;
+		store_event_vm(st, vm, "updated");
 	}
 	free(ipv4);
 	free(t.v);
