@@ -14,6 +14,8 @@
 #   FUZZ_WORK     where corpora, logs and crashes go (BUILD_DIR/fuzz-work)
 #   FUZZ_TIMEOUT  seconds one input may take (30)
 #   FUZZ_ARGS     more libFuzzer flags
+#   FUZZ_RUNS     NAME=N,...: stop NAME after N executions instead (SECONDS
+#                 still bounds it), for a campaign of fixed size
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,8 +57,9 @@ for h in "${harnesses[@]}"; do
 	: >"$work/$h/started"
 	dict=()
 	[ -f "$here/dict/$h.dict" ] && dict=(-dict="$here/dict/$h.dict")
+	runs=$(tr ',' '\n' <<<"${FUZZ_RUNS:-}" | sed -n "s/^$h=//p" | tail -n1)
 	# shellcheck disable=SC2086
-	"$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=2048 \
+	"$bin" -max_total_time="$secs" ${runs:+-runs="$runs"} -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=2048 \
 		-max_len="$(max_len "$h")" -print_final_stats=1 "${dict[@]}" \
 		-artifact_prefix="$work/$h/crashes/" ${FUZZ_ARGS:-} \
 		"$work/$h/corpus" "$here/corpus/$h" >"$log" 2>&1
