@@ -132,6 +132,10 @@ int addr_list_add(struct addr_list *l, const char *text)
 	if (addr_from_text(addr, p.a) < 0)
 		return -1;
 	if (slash) {
+		/* Digits only: strtoul would also take " 24", "+24" and "-0"
+		 * (a /0 that covers everything; found by fuzz_addrguard). */
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
 		errno = 0;
 		len = strtoul(slash + 1, &end, 10);
 		if (errno || end == slash + 1 || *end || len > (v4 ? 32u : 128u))

@@ -666,6 +666,15 @@ static void address_classes(void **state)
 	assert_int_equal(addr_list_add(&p.networks, "10.77.0.0/24"), 0);
 	assert_int_equal(addr_list_add(&p.networks, "203.0.113.0/24"), 0);
 	assert_int_equal(addr_list_parse(&p.allow, " 10.66.0.0/16 , fd66::/48,", &err), 0);
+	/* A prefix length is digits (strtoul alone read "/-0" as /0). */
+	struct addr_list bad = { 0 };
+	assert_int_equal(addr_list_add(&bad, "10.0.0.0/-0"), -1);
+	assert_int_equal(addr_list_add(&bad, "10.0.0.0/ 24"), -1);
+	assert_int_equal(addr_list_add(&bad, "fd00::/+8"), -1);
+	assert_int_equal(addr_list_parse(&bad, "10.10.0.0/    24", &err), -1);
+	free(err);
+	err = NULL;
+	assert_int_equal(bad.n, 0);
 
 	assert_int_equal(cls("198.51.100.7", &p), ADDR_PUBLIC);
 	assert_int_equal(cls("2001:db8:66::2", &p), ADDR_PUBLIC);
