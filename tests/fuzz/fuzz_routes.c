@@ -20,7 +20,10 @@
  * The request goes through what http.c does between libmicrohttpd and the
  * handler — who may call the route, the body limit, JSON decoding with
  * duplicate keys refused, "the body must be an object", the upload stream —
- * without a socket (headers and query strings are absent).
+ * without a socket (headers and query strings are absent), and records
+ * mutating requests in the audit trail as http.c does.  Two routes need
+ * hcd's loop and are fuzz_http's alone: GET /metrics (a scrape on the
+ * metrics' own worker) and GET /v1/events (a stream that stays open).
  *
  * Promises checked after every request:
  *   - exactly one response: JSON that dumps, plain text, or a prebuilt
@@ -37,6 +40,7 @@
 #include "fuzz.h"
 #include "world.h"
 
+#include "api/audit.h"
 #include "api/http_req.h"
 #include "api/web.h"
 #include "auth/token.h"
@@ -139,7 +143,9 @@ static void dispatch(struct http_req *h, const char *body, size_t len)
 
 	if (ROUTE_WHO(rt->access) == ROUTE_ANON && max > ROUTE_ANON_MAX_BODY)
 		max = ROUTE_ANON_MAX_BODY;
-	if (ROUTE_WHO(rt->access) == ROUTE_ADMIN && !r->admin) {
+	/* (No metrics token here: /metrics is admins' like in http.c.) */
+	if ((ROUTE_WHO(rt->access) == ROUTE_ADMIN || ROUTE_WHO(rt->access) == ROUTE_METRICS) &&
+	    !r->admin) {
 		req_error(r, 403, "forbidden", "admin only");
 		return;
 	}
@@ -246,6 +252,24 @@ static void req_release(struct http_req *h)
 	free(h);
 }
 
+/* Routes that need hcd's loop (see the top). */
+static bool loop_only(const struct route *rt)
+{
+	return strcmp(rt->pattern, "/metrics") == 0 || strcmp(rt->pattern, "/v1/events") == 0;
+}
+
+/* The audit trail gets what http.c's request_observe gives it. */
+static void audit(struct api_ctx *api, const struct http_req *h)
+{
+	const char *code = json_string_value(json_object_get(json_object_get(h->resp, "error"), "code"));
+
+	if (strcmp(h->pub.method, "GET") == 0)
+		return;
+	audit_request(api->audit, &h->pub, h->route->pattern, h->status,
+		      code ? code : h->status < 400 ? "ok" : "error",
+		      h->status == 201 ? json_string_value(json_object_get(h->resp, "id")) : NULL);
+}
+
 static void run_request(struct api_ctx *api, const char *text, size_t len)
 {
 	const char *nl = memchr(text, '\n', len);
@@ -264,7 +288,7 @@ static void run_request(struct api_ctx *api, const char *text, size_t len)
 		if (strcmp(api_routes[i].method, method) == 0 &&
 		    strcmp(api_routes[i].pattern, pattern) == 0)
 			h->route = &api_routes[i];
-	if (h->route == NULL)
+	if (h->route == NULL || loop_only(h->route))
 		goto out;
 	r->method = h->route->method;
 	size_t want = 0, n = strlen(h->route->pattern);
@@ -284,6 +308,7 @@ static void run_request(struct api_ctx *api, const char *text, size_t len)
 	}
 	if (want != r->n_params || !identify(h, who))
 		goto out;
+	r->identified = strcmp(who, "anon") != 0;
 	dispatch(h, body, blen);
 	if (verbose) {
 		char *j = h->resp ? json_dumps(h->resp, JSON_COMPACT) : NULL;
@@ -291,6 +316,7 @@ static void run_request(struct api_ctx *api, const char *text, size_t len)
 		free(j);
 	}
 	check_response(h, line);
+	audit(api, h);
 	if (!r->admin && r->caller != OWNER_ROOT && h->resp && h->status < 300) {
 		struct user me = { 0 };
 		if (store_user_get_id(api->st, r->caller, &me) == STORE_OK)
@@ -309,8 +335,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct api_ctx api = { .web = web };
 	const char *p = (const char *)data, *end = p + size;
+	char *err = NULL;
 
 	world_begin(&api);
+	api.audit = audit_new(&api, &err);
+	FUZZ_ASSERT(api.audit != NULL, "audit: %s", err ? err : "?");
 	for (int n = 0; p < end && n < REQUESTS_MAX; n++) {
 		const char *sep = NULL;
 		for (const char *q = p; q + 4 <= end && !sep; q++)
@@ -320,6 +349,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_request(&api, p, (size_t)(stop - p));
 		p = sep ? (sep + 5 <= end ? sep + 5 : end) : end;
 	}
+	/* Moves the journal into the store, which world_end then checks. */
+	audit_free(api.audit);
+	api.audit = NULL;
 	world_end(&api);
 	return 0;
 }

@@ -218,6 +218,15 @@ void world_init(const char *harness)
 	world_cfg.tenant_ipv6_pool = strdup("2001:db8:100::/48");
 	free(world_cfg.tenant_ipv4_pool);
 	world_cfg.tenant_ipv4_pool = strdup("10.100.0.0/16");
+	/* Routed prefixes and public IPv4 (members may take one), so that
+	 * their routes do more than refuse. */
+	free(world_cfg.prefix_pool);
+	world_cfg.prefix_pool = strdup("2001:db8:200::/44");
+	free(world_cfg.public_ipv4_pool);
+	world_cfg.public_ipv4_pool = strdup("198.51.100.0/29");
+	world_cfg.public_ipv4_max_per_user = 1;
+	/* Members may hold 4 VMs by default (quotas refuse the fifth). */
+	world_cfg.default_quota[0] = 4;
 	free(world_cfg.secret_key_file);
 	world_cfg.secret_key_file = str_printf("%s/secret.key", dir);
 	snprintf(db_path, sizeof(db_path), "%s/hackcloud.db", dir);
