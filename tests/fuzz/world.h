@@ -11,7 +11,9 @@
  * IPv4) and lab (bob's); keys laptop (alice) and ops (bob); VMs web
  * (alice's, running here, with a serial log), db (bob's) and far (alice's,
  * on the host "other"); a rule on web.  Members' networks come from the
- * pools 2001:db8:100::/48 and 10.100.0.0/16.  The dashboard's root holds
+ * pools 2001:db8:100::/48 and 10.100.0.0/16, routed prefixes from
+ * 2001:db8:200::/44, public IPv4 from 198.51.100.0/29 (a member may take
+ * one), and members hold at most 4 VMs by default.  The dashboard's root holds
  * index.html and ui/app.js (and secret.html, which no URL reaches).  Every input starts from exactly
  * that state: world_begin restores the files and opens the store;
  * world_end checks the store and closes everything.
