@@ -53,8 +53,6 @@ static const struct key keys[] = {
 	  "this host's address for VXLAN between hosts"),
 	I("hcd", "vxlan_port", vxlan_port,
 	  "UDP port of the VXLAN overlay between hosts"),
-	S("hcd", "qemu_user", qemu_user,
-	  "user QEMU drops to (-runas); empty: QEMU stays root"),
 	S("hcd", "log_level", log_level,
 	  "debug, info, warn or error (reloaded on SIGHUP)"),
 	I("hcd", "stop_timeout", stop_timeout,
@@ -173,6 +171,12 @@ static const struct key keys[] = {
 	  "seconds the event log keeps events (how far back Last-Event-ID resumes)"),
 	I("hcd", "audit_retention_days", audit_retention_days,
 	  "days the audit trail keeps its entries"),
+	/* vmrt: QEMU confinement (vm/identity.h) */
+	I("hcd", "qemu_uid_base", qemu_uid_base,
+	  "first uid/gid of VMs: a VM's QEMU runs as qemu_uid_base + (VM ID mod qemu_uid_count);"
+	  " no account, group or subordinate id may lie in the range"),
+	I("hcd", "qemu_uid_count", qemu_uid_count,
+	  "how many uids VMs take from qemu_uid_base (two VMs of a host never share one)"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -193,7 +197,6 @@ void config_defaults(struct config *c)
 	set_str(&c->roles, "api,scheduler,agent");
 	set_str(&c->host_name, host);
 	set_str(&c->log_level, "info");
-	set_str(&c->qemu_user, "nobody");
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
@@ -242,6 +245,11 @@ void config_defaults(struct config *c)
 	c->events_buffer = 1 << 20;
 	c->events_retention = 3600;
 	c->audit_retention_days = 90;
+	/* vmrt: clear of the first user's subordinate ids (useradd:
+	 * 100000..165535) and below systemd-nspawn's (524288..); hcd refuses
+	 * a range that overlaps anyone's ids (vm/identity.h). */
+	c->qemu_uid_base = 200000;
+	c->qemu_uid_count = 65536;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

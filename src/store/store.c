@@ -168,6 +168,10 @@ static const char *const migrations[] = {
 	" route TEXT NOT NULL, ref TEXT, status INTEGER NOT NULL, result TEXT NOT NULL,"
 	" PRIMARY KEY (host, seq));"
 	"CREATE INDEX audit_time ON audit (time);",
+	/* 12: vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
+	 * kept in the row so that the agent of the VM's host (and a restarted
+	 * hcd) still knows. */
+	"ALTER TABLE vms ADD COLUMN force_stop INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
