@@ -265,7 +265,9 @@ void world_begin(struct api_ctx *api)
 	api->cfg = &world_cfg;
 	api->st = store_open(store_uri, world_cfg.state_dir, &err);
 	FUZZ_ASSERT(api->st != NULL, "store_open: %s", err);
-	api->agent = agent_new(api->st, &world_cfg, "tcg");
+	/* No worker pool: no pass runs here, so none of its jobs does. */
+	api->agent = agent_new(api->st, &world_cfg, "tcg", NULL, &err);
+	FUZZ_ASSERT(api->agent != NULL, "agent_new: %s", err ? err : "?");
 	api->cluster = cluster_new(api->st, &world_cfg, "tcg", &err);
 	api->auth = api_auth_new(api, &err);
 	FUZZ_ASSERT(api->agent && api->cluster && api->auth, "set-up: %s", err ? err : "?");
