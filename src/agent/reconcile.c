@@ -5,6 +5,8 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "agent/bandwidth.h"
+#include "agent/meter.h"
 #include "agent/netstate_load.h"
 #include "net/dnsmasq.h"
 #include "net/firewall.h"
@@ -51,6 +53,8 @@ struct agent {
 	unsigned why;           /* the reasons of the pass under way */
 	bool told;              /* it logged why it acts */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
+	struct bandwidth *bw;   /* per-NIC limits (issue 13) */
+	struct meter *meter;    /* traffic counters and resource use (issue 13) */
 };
 
 struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel)
@@ -69,7 +73,9 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 			a->tap_owner = (long)pw->pw_uid;
 	}
 	a->vms_dir = str_printf("%s/vms", cfg->state_dir);
-	if (a->vms_dir == NULL || mkdir_p(a->vms_dir, 0700) < 0) {
+	a->bw = bandwidth_new(st, cfg);
+	a->meter = a->bw ? meter_new(st, cfg, a->bw) : NULL;
+	if (a->vms_dir == NULL || mkdir_p(a->vms_dir, 0700) < 0 || a->meter == NULL) {
 		agent_free(a);
 		return NULL;
 	}
@@ -82,6 +88,8 @@ void agent_free(struct agent *a)
 		return;
 	free(a->vms_dir);
 	free(a->tracks);
+	meter_free(a->meter);
+	bandwidth_free(a->bw);
 	free(a);
 }
 
@@ -137,6 +145,14 @@ static void observe(struct agent *a, struct vm *vm, const char *state, const cha
 	vm->state = strdup(state);
 }
 
+/* A NIC's tap is about to go: count what it carried, and its ifb goes too
+ * (issue 13). */
+static void tap_removing(struct agent *a, uint64_t nic)
+{
+	meter_tap_removing(a->meter, nic);
+	bandwidth_nic_gone(a->bw, nic);
+}
+
 static int nics_ensure(struct agent *a, const struct vm *vm, char **err)
 {
 	for (size_t i = 0; i < vm->n_nics; i++) {
@@ -149,11 +165,12 @@ static int nics_ensure(struct agent *a, const struct vm *vm, char **err)
 	return 0;
 }
 
-static void nics_remove(const struct vm *vm)
+static void nics_remove(struct agent *a, const struct vm *vm)
 {
 	for (size_t i = 0; i < vm->n_nics; i++) {
 		ifname_str tap = ifname_tap(vm->nics[i].id);
 		char *err = NULL;
+		tap_removing(a, vm->nics[i].id);
 		if (link_remove(tap.s, &err) < 0)
 			log_warn("%s", err);
 		free(err);
@@ -589,7 +606,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 		if (pid <= 0 && t->phase != STOP_NONE) {
 			t->phase = STOP_NONE;
 			t->seen_running = false;
-			nics_remove(vm);
+			nics_remove(a, vm);
 		}
 		if (pid > 0) {
 			/* Running (or re-adopted after a restart of hcd). */
@@ -605,7 +622,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			/* It ran under our eyes and went away without being asked:
 			 * the guest powered itself off.  Take that as its intent. */
 			log_info("vm %s: guest powered off", vm->name);
-			nics_remove(vm);
+			nics_remove(a, vm);
 			t->seen_running = false;
 			store_vm_set_desired(a->st, vm->id, "stopped");
 			observe(a, vm, "stopped", NULL);
@@ -621,7 +638,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 		}
 		observe(a, vm, "starting", NULL);
 		if (vm_launch(a, vm, &p, &err) < 0) {
-			nics_remove(vm);
+			nics_remove(a, vm);
 			observe(a, vm, "error", err);
 			goto out;
 		}
@@ -654,7 +671,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 		again = TRANSITION_POLL_MS;
 		goto out;
 	}
-	nics_remove(vm);
+	nics_remove(a, vm);
 	file_remove(p.qmp);
 	file_remove(p.serial);
 	file_remove(p.pid);
@@ -712,6 +729,10 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 				vm_paths_free(&p);
 			}
 			log_info("removing stray tap %s", names[i]);
+			enum ifname_kind kind;
+			uint64_t nic;
+			if (ifname_parse(names[i], &kind, &nic))
+				tap_removing(a, nic);
 			if (link_remove(names[i], &err) < 0) {
 				log_warn("%s", err);
 				free(err);
@@ -934,10 +955,19 @@ int agent_reconcile(struct agent *a, unsigned why)
 	}
 	again = min_wait(again, network_services_converge(a));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
+	/* After the strays: an ifb whose tap was just swept goes now.  The
+	 * first pass and the resync read every redirect back. */
+	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC)) < 0)
+		again = min_wait(again, 5000);
 out:
 	vms_free(vms, n_vms);
 	networks_free(nets, n_nets);
 	return again;
+}
+
+struct meter *agent_meter(struct agent *a)
+{
+	return a->meter;
 }
 
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out)

@@ -11,7 +11,10 @@
  *   - a VM's runtime directory exists iff its row does; a VM desired
  *     deleted has its process stopped, files removed, then its row purged;
  *   - nothing named like ours (v…, b…, x…, a vms/ directory) survives without
- *     a row that wants it.
+ *     a row that wants it;
+ *   - a NIC's limits are what the store says (agent/bandwidth.h), its ifb
+ *     i… goes with its tap, and a tap's counters are taken into the store
+ *     right before it goes (agent/meter.h).
  * It never blocks on a guest: stopping walks powerdown → quit → SIGKILL
  * across several passes, asking to be called back soon meanwhile.
  */
@@ -51,6 +54,9 @@ struct agent_wakeups {
  * notification caused logs, at info, the first change it makes. */
 int agent_reconcile(struct agent *a, unsigned why);
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out);
+
+/* The traffic meter of this host (agent/meter.h), for hcd's loop to tick. */
+struct meter *agent_meter(struct agent *a);
 
 /* Ask a running VM to reset (reboot); 0, or -1 and a message. */
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err);

@@ -67,6 +67,9 @@ static const struct key keys[] = {
 	S("hcd", "import_proxy", import_proxy),
 	I("hcd", "import_max_per_user", import_max_per_user),
 	I("hcd", "import_max_total", import_max_total),
+	/* bandwidth limits and traffic metering */
+	I("hcd", "meter_interval", meter_interval),
+	S("hcd", "quota_throttle_rate", quota_throttle_rate),
 };
 
 static void set_str(char **slot, const char *v)
@@ -113,6 +116,9 @@ void config_defaults(struct config *c)
 	set_str(&c->import_proxy, "");
 	c->import_max_per_user = 2;
 	c->import_max_total = 8;
+	/* bandwidth limits and traffic metering */
+	c->meter_interval = 10;
+	set_str(&c->quota_throttle_rate, "1mbit");
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

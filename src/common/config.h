@@ -50,6 +50,9 @@ struct config {
 	char *import_proxy;   /* the only proxy imports use ("" = none; never the environment's) */
 	int import_max_per_user; /* concurrent URL imports of one user; 0 = no cap */
 	int import_max_total; /* concurrent URL imports on this host; 0 = no cap */
+	/* bandwidth limits and traffic metering (issue 13) */
+	int meter_interval;   /* seconds between samples of the NICs' counters */
+	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

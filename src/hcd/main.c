@@ -12,12 +12,14 @@
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
  *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
+ *   meter      every meter_interval seconds           agent/meter: counters into the store
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: they daemonize and outlive
  * hcd, which re-adopts them on start.  The only other threads are the
  * importer's downloads, which never touch the store (image/fetch.h).
  */
+#include "agent/meter.h"
 #include "agent/reconcile.h"
 #include "api/api.h"
 #include "cluster/cluster.h"
@@ -306,6 +308,10 @@ int main(int argc, char **argv)
 		long long beat = cluster_tick(h.cluster, now);
 		if (now + beat < wake)
 			wake = now + beat;
+		/* Traffic counters: a dump on a worker, counted when it is done. */
+		long long sample = meter_tick(agent_meter(h.agent), now, h.workers);
+		if (now + sample < wake)
+			wake = now + sample;
 		long long timeout = wake - now;
 		long long mhd = api_server_timeout_ms(h.api);
 		if (mhd >= 0 && mhd < timeout)

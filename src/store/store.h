@@ -144,6 +144,8 @@ struct image {
 	char *error;      /* why an import failed (state error), else NULL */
 };
 
+struct nic_limit;   /* common/rate.h */
+
 struct network {
 	uint64_t id;
 	char *name;
@@ -152,6 +154,8 @@ struct network {
 	char *ipv6;       /* "prefix::/64" */
 	char *ipv4;       /* "a.b.c.0/24" or NULL */
 	int64_t created;
+	/* At create only: the default limits of its NICs (usage.h), or NULL. */
+	const struct nic_limit *limit;
 };
 
 struct nic {
@@ -208,6 +212,9 @@ struct vm {
 	/* Extra empty data disks, in the order the guest sees them. */
 	struct vm_disk *disks;
 	size_t n_disks;
+	/* At create only: each NIC's own limits (usage.h), one per network
+	 * given to store_vm_create, or NULL for none. */
+	const struct nic_limit *nic_limits;
 };
 
 /*
