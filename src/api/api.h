@@ -14,6 +14,7 @@
 
 #include "agent/reconcile.h"
 #include "common/config.h"
+#include "common/rate.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -149,11 +150,35 @@ int h_image_upload_chunk(struct req *r, const char *data, size_t len);
 int h_image_finalize(struct req *r);
 
 /* vmnet.c */
+/* The VM of the path's first {} the caller may see; else false, a 404 set. */
+bool vm_of_path(struct req *r, struct vm *vm);
+/* A NIC named by its MAC or its tap name. */
+bool nic_of_param(const char *s, uint64_t *nic);
 int h_vm_nic_add(struct req *r);
 int h_vm_nic_remove(struct req *r);
 int h_vm_rule_list(struct req *r);
 int h_vm_rule_add(struct req *r);
 int h_vm_rule_delete(struct req *r);
+
+/* usage.c: bandwidth limits, traffic counters, quotas, usage (issue 13) */
+int h_vm_stats(struct req *r);
+int h_vm_nic_update(struct req *r);
+int h_vm_traffic_update(struct req *r);
+int h_net_update(struct req *r);
+int h_user_traffic_get(struct req *r);
+int h_user_traffic_update(struct req *r);
+int h_usage(struct req *r);
+/* What routes.c's creates take: a "networks" element (a name, or
+ * {"network", "limit"}) → its network's name, or NULL when malformed;
+ * the NICs' limits ("limit" for all, each element's own) into *out (NULL:
+ * none; free it) and the network's default; false with an error set (400,
+ * or 403 over the caller's rate cap). */
+const char *api_nic_network(json_t *v);
+bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit **out);
+bool api_net_limit(struct req *r, struct nic_limit *out, bool *given);
+/* A network's "limit" (its NICs' default) added to its JSON / to a list's. */
+void api_net_json_limit(struct store *st, json_t *obj, uint64_t network);
+void api_nets_json_limits(struct store *st, json_t *arr);
 
 /* keys.c */
 int h_key_list(struct req *r);

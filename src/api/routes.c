@@ -320,7 +320,7 @@ static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
 					    "start", "keys", "user_data", "config_drive", "disk_size",
-					    "disks", "host", "ephemeral", NULL };
+					    "disks", "host", "ephemeral", "limit", NULL };
 	const char *name, *image_ref, *pin;
 	int cpus = 1, memory = 256;
 	bool start = true, config_drive = false, ephemeral = false;
@@ -380,14 +380,16 @@ static int h_vm_create(struct req *r)
 		}
 		json_array_foreach(nets, i, v) {
 			struct network net = { 0 };
-			if (!json_is_string(v)) {
+			const char *ref = api_nic_network(v);
+			if (ref == NULL) {
 				image_free(&im);
-				return req_error(r, 400, "bad_request", "'networks' must hold names");
+				return req_error(r, 400, "bad_request", "'networks' must hold names"
+						 " or {\"network\": NAME, \"limit\": …}");
 			}
-			rc = store_network_get(r->api->st, json_string_value(v), req_scope(r), &net);
+			rc = store_network_get(r->api->st, ref, req_scope(r), &net);
 			if (rc != STORE_OK) {
 				image_free(&im);
-				return req_store_error(r, rc, "network", json_string_value(v));
+				return req_store_error(r, rc, "network", ref);
 			}
 			net_ids[n_nets++] = net.id;
 			network_free(&net);
@@ -400,16 +402,20 @@ static int h_vm_create(struct req *r)
 		.state = "stopped", .config_drive = config_drive, .ephemeral = ephemeral,
 	};
 	bool disks_ok = vm_create_disks(r, &vm, &im);
+	struct nic_limit *limits = NULL;
 	image_free(&im);
-	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {
+	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm) ||
+	    !api_nic_limits(r, nets, n_nets, &limits)) {
 		free(vm.keys);
 		free(vm.user_data);
 		free(vm.disks);
 		return 0;
 	}
+	vm.nic_limits = limits;
 	struct placement pl = { .cpus = cpus, .memory_mib = memory, .pin = pin };
 	cluster_policy(r->api->cluster, &pl);
 	rc = store_vm_create_placed(r->api->st, &vm, net_ids, n_nets, &pl);
+	free(limits);
 	free(vm.keys);
 	free(vm.user_data);
 	free(vm.disks);
@@ -553,13 +559,16 @@ static int h_net_list(struct req *r)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, network_to_json(&nets[i]));
 	networks_free(nets, n);
+	api_nets_json_limits(r->api->st, arr);
 	return req_json(r, 200, arr);
 }
 
 static int h_net_create(struct req *r)
 {
-	static const char *const keys[] = { "name", "ipv6", "ipv4", NULL };
+	static const char *const keys[] = { "name", "ipv6", "ipv4", "limit", NULL };
 	const char *name, *ipv6, *ipv4;
+	struct nic_limit limit;
+	bool has_limit;
 	struct in6_addr p6;
 	struct in_addr p4;
 	unsigned len4;
@@ -568,7 +577,8 @@ static int h_net_create(struct req *r)
 	int rc;
 
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
-	    !get_str(r, "ipv6", true, &ipv6) || !get_str(r, "ipv4", false, &ipv4))
+	    !get_str(r, "ipv6", true, &ipv6) || !get_str(r, "ipv4", false, &ipv4) ||
+	    !api_net_limit(r, &limit, &has_limit))
 		return 0;
 	if (!api_name_check(r, name, NET_ID_STRLEN, "network"))
 		return 0;
@@ -605,7 +615,7 @@ static int h_net_create(struct req *r)
 		return req_store_error(r, rc, "network", name);
 
 	struct network net = { .name = (char *)name, .owner = r->caller, .ipv6 = c6,
-			       .ipv4 = ipv4 ? c4 : NULL };
+			       .ipv4 = ipv4 ? c4 : NULL, .limit = has_limit ? &limit : NULL };
 	rc = store_network_create(r->api->st, &net);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", name);
@@ -613,7 +623,9 @@ static int h_net_create(struct req *r)
 	rc = store_network_get(r->api->st, net_id_format(net.id).s, OWNER_ANY, &out);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", name);
-	req_json(r, 201, network_to_json(&out));
+	json_t *j = network_to_json(&out);
+	api_net_json_limit(r->api->st, j, out.id);
+	req_json(r, 201, j);
 	network_free(&out);
 	return 0;
 }
@@ -625,7 +637,9 @@ static int h_net_get(struct req *r)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", r->params[0]);
-	req_json(r, 200, network_to_json(&net));
+	json_t *j = network_to_json(&net);
+	api_net_json_limit(r->api->st, j, net.id);
+	req_json(r, 200, j);
 	network_free(&net);
 	return 0;
 }
@@ -663,6 +677,9 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms/{}/console",        h_vm_console,     BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/nics",           h_vm_nic_add,     BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/nics/{}",        h_vm_nic_remove,  BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}/nics/{}",        h_vm_nic_update,  BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/stats",          h_vm_stats,       BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}/traffic",        h_vm_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/vms/{}/rules",          h_vm_rule_list,   BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },
@@ -680,6 +697,7 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/networks/{}",           h_net_update,     BODY_JSON, NULL, NULL, false },
 
 	{ "GET",    "/v1/hosts",                 h_host_list,      BODY_NONE, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/hosts/{}",              h_host_get,       BODY_NONE, NULL, NULL, ROUTE_ADMIN },
@@ -699,6 +717,9 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
+	{ "GET",    "/v1/users/{}/traffic",      h_user_traffic_get, BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/users/{}/traffic",      h_user_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
+	{ "GET",    "/v1/usage",                 h_usage,          BODY_NONE, NULL, NULL, false },
 
 	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/keys",                  h_key_create,     BODY_JSON, NULL, NULL, false },
