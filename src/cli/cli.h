@@ -244,6 +244,22 @@ int cmd_vm_console(struct hc *h, const struct args *a);
 
 /* vmnet.c */
 int cmd_vm_nic(struct hc *h, const struct args *a);
+
+/* usage.c: bandwidth limits, counters, quotas, usage (issue 13) */
+int cmd_vm_stats(struct hc *h, const struct args *a);
+int cmd_vm_set(struct hc *h, const struct args *a);
+int cmd_net_set(struct hc *h, const struct args *a);
+int cmd_usage(struct hc *h, const struct args *a);
+/* vm nic set VM MAC --rate SPEC */
+int cli_vm_nic_set(struct hc *h, const struct args *a);
+/* --rate-cap / --traffic-quota of `user set`: 0 none given, 1 done, -1 failed. */
+int cli_user_traffic(struct hc *h, const struct args *a);
+/* A SPEC as the API's limit object / a --net NET[:rate=SPEC] as an element
+ * of "networks"; NULL with a usage error. */
+json_t *cli_limit_json(struct hc *h, const char *spec, const char *what);
+json_t *cli_net_element(struct hc *h, const char *arg);
+/* An API limit object as a SPEC. */
+char *fmt_limit(json_t *obj, const char *key);
 int cmd_vm_rule(struct hc *h, const struct args *a);
 
 #endif

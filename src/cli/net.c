@@ -21,6 +21,7 @@ static const struct column net_show[] = {
 	{ "ipv4", "ipv4", NULL },
 	{ "owner", "owner", NULL },
 	{ "created", "created", fmt_time },
+	{ "limit", "limit", fmt_limit },
 	{ 0 },
 };
 
@@ -38,6 +39,14 @@ int cmd_net_create(struct hc *h, const struct args *a)
 	body = json_pack("{s:s, s:s}", "name", a->pos[0], "ipv6", ipv6);
 	if (body && ipv4)
 		json_object_set_new(body, "ipv4", json_string(ipv4));
+	if (body && arg_opt(a, "--rate")) {
+		json_t *limit = cli_limit_json(h, arg_opt(a, "--rate"), "--rate");
+		if (limit == NULL) {
+			json_decref(body);
+			return -1;
+		}
+		json_object_set_new(body, "limit", limit);
+	}
 	if (body == NULL)
 		return hc_fail(h, "out of memory");
 	rc = api_call(h, "POST", "/v1/networks", body, &net, NULL);

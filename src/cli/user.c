@@ -201,6 +201,13 @@ int cmd_user_set(struct hc *h, const struct args *a)
 	}
 	if (arg_flag(a, "--enable") || arg_flag(a, "--disable"))
 		json_object_set_new(body, "enabled", json_boolean(arg_flag(a, "--enable")));
+	/* The rate cap and traffic quota are a resource of their own (usage.c). */
+	rc = cli_user_traffic(h, a);
+	if (rc < 0 || (rc > 0 && json_object_size(body) == 0)) {
+		json_decref(body);
+		free(path);
+		return rc < 0 ? -1 : 0;
+	}
 	rc = api_call(h, "PATCH", path, body, &user, NULL);
 	json_decref(body);
 	free(path);

@@ -226,8 +226,14 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_decref(nets);
 		return NULL;
 	}
-	for (size_t i = 0; nets && (net = arg_opt_nth(a, "--net", i)); i++)
-		json_array_append_new(nets, json_string(net));
+	for (size_t i = 0; nets && (net = arg_opt_nth(a, "--net", i)); i++) {
+		json_t *e = cli_net_element(h, net);   /* NET or NET:rate=SPEC */
+		if (e == NULL) {
+			json_decref(nets);
+			return NULL;
+		}
+		json_array_append_new(nets, e);
+	}
 	body = json_pack("{s:s, s:s, s:o, s:b}", "name", a->pos[0], "image", arg_opt(a, "--image"),
 			 "networks", nets, "start", !arg_flag(a, "--no-start"));
 	/* Absent sizes are left to the daemon's defaults. */
@@ -241,6 +247,14 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_object_set_new(body, "ephemeral", json_true());
 	if (body && arg_opt(a, "--host"))
 		json_object_set_new(body, "host", json_string(arg_opt(a, "--host")));
+	if (body && arg_opt(a, "--rate")) {
+		json_t *limit = cli_limit_json(h, arg_opt(a, "--rate"), "--rate");
+		if (limit == NULL) {
+			json_decref(body);
+			return NULL;
+		}
+		json_object_set_new(body, "limit", limit);
+	}
 	if (body == NULL) {
 		hc_usage(h, "arguments must be valid UTF-8 text");
 		return NULL;

@@ -53,6 +53,37 @@ void rate_format(uint64_t bps, char *buf, size_t len)
 	snprintf(buf, len, "%llubit", (unsigned long long)bps);
 }
 
+static void side_format(const struct rate_limit *l, char *buf, size_t len)
+{
+	char rate[32];
+
+	if (l->rate == 0) {
+		snprintf(buf, len, "none");
+		return;
+	}
+	rate_format(l->rate, rate, sizeof(rate));
+	if (l->burst == 0)
+		snprintf(buf, len, "%s", rate);
+	else if (l->burst % (1 << 20) == 0)
+		snprintf(buf, len, "%s:%llum", rate, (unsigned long long)(l->burst >> 20));
+	else if (l->burst % (1 << 10) == 0)
+		snprintf(buf, len, "%s:%lluk", rate, (unsigned long long)(l->burst >> 10));
+	else
+		snprintf(buf, len, "%s:%llu", rate, (unsigned long long)l->burst);
+}
+
+void rate_spec_format(const struct nic_limit *l, char *buf, size_t len)
+{
+	char in[80], out[80];
+
+	side_format(&l->in, in, sizeof(in));
+	side_format(&l->out, out, sizeof(out));
+	if (strcmp(in, out) == 0)
+		snprintf(buf, len, "%s", in);
+	else
+		snprintf(buf, len, "%s/%s", in, out);
+}
+
 bool rate_limit_valid(const struct rate_limit *l)
 {
 	if (l->rate == 0)

@@ -46,6 +46,9 @@ struct nic_limit {
 bool rate_parse(const char *s, uint64_t *bps);
 /* "100mbit", "1500kbit", "8000bit": the largest unit that divides exactly. */
 void rate_format(uint64_t bps, char *buf, size_t len);
+/* A limit as a SPEC that rate_spec_parse() reads back: "20mbit:64k/none";
+ * one SIDE when both are alike. */
+void rate_spec_format(const struct nic_limit *l, char *buf, size_t len);
 /* One SIDE: "none" → {0, 0}. */
 bool rate_side_parse(const char *s, struct rate_limit *out);
 /* A SPEC; false with a reason in err (len bytes) when it is malformed. */
