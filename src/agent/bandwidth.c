@@ -138,6 +138,8 @@ static int apply(struct bandwidth *b, struct shape_want *want, size_t n, bool th
 	if (r.changed)
 		log_info("shaping: %zu changes on %zu NICs here%s", r.changed, r.links,
 			 thorough ? " (resync)" : "");
+	if (r.strays)
+		log_info("shaping: removed %zu ifbs no NIC here needs", r.strays);
 	if (rc < 0)
 		log_warn("shaping: %zu NICs failed: %s", r.failed, err ? err : "failed");
 	free(err);

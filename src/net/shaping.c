@@ -616,7 +616,7 @@ int shaper_converge(struct shaper *s, const struct shape_want *want, size_t n, b
 		    (n_ifb && bsearch(&id, ifb_wanted, n_ifb, sizeof(id), cmp_u64)))
 			continue;
 		char *e = NULL;
-		r->changed++;
+		r->strays++;
 		if (link_remove(links[i].name, &e) < 0) {
 			if (*err == NULL)
 				*err = e, e = NULL;

@@ -55,7 +55,8 @@ struct shape_want {
 
 struct shape_report {
 	size_t links;     /* wanted NICs whose link exists here */
-	size_t changed;   /* qdiscs, filters and ifbs created, changed or removed */
+	size_t changed;   /* qdiscs, filters and ifbs of wanted NICs created, changed or removed */
+	size_t strays;    /* ifbs removed that no wanted NIC needs */
 	size_t failed;    /* NICs at least one step failed for */
 };
 
