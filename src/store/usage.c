@@ -396,53 +396,115 @@ static bool traffic_zero(const struct traffic *t)
 	return t->bytes_in == 0 && t->bytes_out == 0 && t->packets_in == 0 && t->packets_out == 0;
 }
 
-static int sample_write(struct store *st, const char *host, const char *month,
-			const struct meter_sample *s)
+/*
+ * Rows of one upsert, many at a time: "HEAD VALUES (?, …), (?, …) TAIL".
+ * A meter pass writes a row per busy NIC and VM; one statement for 64 of
+ * them saves 63 parses (10,000 busy NICs: seconds, not tenths).
+ */
+#define BATCH_ROWS 64
+
+static int upsert_rows(struct store *st, const char *head, int per_row, const char *tail,
+		       const struct sval *p, size_t rows)
 {
-	struct sval p[] = { SV_I(s->nic), SV_S(host), SV_I(s->vm), SV_I(s->owner), SV_I(s->ifindex),
-		SV_I(i64(s->raw.rx_bytes)), SV_I(i64(s->raw.tx_bytes)), SV_I(i64(s->raw.rx_packets)),
-		SV_I(i64(s->raw.tx_packets)), SV_I(s->at_ms), SV_I(i64(s->in_bps)),
-		SV_I(i64(s->out_bps)), SV_I(i64(s->in_pps)), SV_I(i64(s->out_pps)) };
-	int rc = store_q(st,
+	int rc = STORE_OK;
+
+	for (size_t done = 0; rc == STORE_OK && done < rows; done += BATCH_ROWS) {
+		size_t n = rows - done < BATCH_ROWS ? rows - done : BATCH_ROWS;
+		size_t tuple = 3 + 3 * (size_t)per_row, len = strlen(head) + strlen(tail) + 16;
+		char *sql = malloc(len + n * tuple), *w = sql;
+		if (sql == NULL)
+			return STORE_ERR;
+		w += sprintf(w, "%s VALUES ", head);
+		for (size_t r = 0; r < n; r++) {
+			*w++ = r ? ',' : ' ';
+			*w++ = '(';
+			for (int c = 0; c < per_row; c++)
+				w += sprintf(w, c ? ", ?" : "?");
+			*w++ = ')';
+		}
+		sprintf(w, " %s", tail);
+		rc = store_q(st, sql, p + done * (size_t)per_row, (int)(n * (size_t)per_row), NULL, NULL);
+		free(sql);
+	}
+	return rc;
+}
+
+#define SAMPLE_COLS 14
+#define USAGE_COLS 8
+#define VM_COLS_ADD 7
+
+static int samples_write(struct store *st, const char *host, const char *month,
+			 const struct meter_sample *v, size_t n)
+{
+	struct sval *p = calloc(n * SAMPLE_COLS + 1, sizeof(*p));
+	struct sval *u = calloc(n * USAGE_COLS + 1, sizeof(*u));
+	size_t n_u = 0;
+	int rc = STORE_ERR;
+
+	if (p == NULL || u == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct meter_sample *s = &v[i];
+		struct sval row[SAMPLE_COLS] = { SV_I(s->nic), SV_S(host), SV_I(s->vm), SV_I(s->owner),
+			SV_I(s->ifindex), SV_I(i64(s->raw.rx_bytes)), SV_I(i64(s->raw.tx_bytes)),
+			SV_I(i64(s->raw.rx_packets)), SV_I(i64(s->raw.tx_packets)), SV_I(s->at_ms),
+			SV_I(i64(s->in_bps)), SV_I(i64(s->out_bps)), SV_I(i64(s->in_pps)),
+			SV_I(i64(s->out_pps)) };
+		memcpy(&p[i * SAMPLE_COLS], row, sizeof(row));
+		if (traffic_zero(&s->delta))
+			continue;
+		struct sval add[USAGE_COLS] = { SV_S(month), SV_I(s->nic), SV_I(s->vm), SV_I(s->owner),
+			SV_I(i64(s->delta.bytes_in)), SV_I(i64(s->delta.bytes_out)),
+			SV_I(i64(s->delta.packets_in)), SV_I(i64(s->delta.packets_out)) };
+		memcpy(&u[n_u++ * USAGE_COLS], add, sizeof(add));
+	}
+	rc = upsert_rows(st,
 		"INSERT INTO meter_nics (nic, host, vm, owner, ifindex, rx_bytes, tx_bytes,"
-		" rx_packets, tx_packets, at, in_bps, out_bps, in_pps, out_pps)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-		" ON CONFLICT (nic, host) DO UPDATE SET vm = excluded.vm, owner = excluded.owner,"
+		" rx_packets, tx_packets, at, in_bps, out_bps, in_pps, out_pps)", SAMPLE_COLS,
+		"ON CONFLICT (nic, host) DO UPDATE SET vm = excluded.vm, owner = excluded.owner,"
 		" ifindex = excluded.ifindex, rx_bytes = excluded.rx_bytes,"
 		" tx_bytes = excluded.tx_bytes, rx_packets = excluded.rx_packets,"
 		" tx_packets = excluded.tx_packets, at = excluded.at, in_bps = excluded.in_bps,"
 		" out_bps = excluded.out_bps, in_pps = excluded.in_pps, out_pps = excluded.out_pps",
-		p, 14, NULL, NULL);
-
-	if (rc != STORE_OK || traffic_zero(&s->delta))
-		return rc;
-	struct sval u[] = { SV_S(month), SV_I(s->nic), SV_I(s->vm), SV_I(s->owner),
-		SV_I(i64(s->delta.bytes_in)), SV_I(i64(s->delta.bytes_out)),
-		SV_I(i64(s->delta.packets_in)), SV_I(i64(s->delta.packets_out)) };
-	return store_q(st,
-		"INSERT INTO usage_nic (month, nic, vm, owner, bytes_in, bytes_out, packets_in,"
-		" packets_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-		" ON CONFLICT (month, nic) DO UPDATE SET"
-		" bytes_in = usage_nic.bytes_in + excluded.bytes_in,"
-		" bytes_out = usage_nic.bytes_out + excluded.bytes_out,"
-		" packets_in = usage_nic.packets_in + excluded.packets_in,"
-		" packets_out = usage_nic.packets_out + excluded.packets_out",
-		u, 8, NULL, NULL);
+		p, n);
+	if (rc == STORE_OK)
+		rc = upsert_rows(st,
+			"INSERT INTO usage_nic (month, nic, vm, owner, bytes_in, bytes_out, packets_in,"
+			" packets_out)", USAGE_COLS,
+			"ON CONFLICT (month, nic) DO UPDATE SET"
+			" bytes_in = usage_nic.bytes_in + excluded.bytes_in,"
+			" bytes_out = usage_nic.bytes_out + excluded.bytes_out,"
+			" packets_in = usage_nic.packets_in + excluded.packets_in,"
+			" packets_out = usage_nic.packets_out + excluded.packets_out", u, n_u);
+out:
+	free(p);
+	free(u);
+	return rc;
 }
 
-static int vm_add_write(struct store *st, const char *month, const struct meter_vm_add *a)
+static int vm_adds_write(struct store *st, const char *month, const struct meter_vm_add *v,
+			 size_t n)
 {
-	struct sval p[] = { SV_S(month), SV_I(a->vm), SV_I(a->owner), SV_S(a->name),
-			    SV_I(a->vcpu_seconds), SV_I(a->memory_mib_seconds), SV_I(a->disk_mib_seconds) };
+	struct sval *p = calloc(n * VM_COLS_ADD + 1, sizeof(*p));
+	int rc;
 
-	return store_q(st,
+	if (p == NULL)
+		return STORE_ERR;
+	for (size_t i = 0; i < n; i++) {
+		struct sval row[VM_COLS_ADD] = { SV_S(month), SV_I(v[i].vm), SV_I(v[i].owner),
+			SV_S(v[i].name), SV_I(v[i].vcpu_seconds), SV_I(v[i].memory_mib_seconds),
+			SV_I(v[i].disk_mib_seconds) };
+		memcpy(&p[i * VM_COLS_ADD], row, sizeof(row));
+	}
+	rc = upsert_rows(st,
 		"INSERT INTO usage_vm (month, vm, owner, name, vcpu_seconds, memory_mib_seconds,"
-		" disk_mib_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)"
-		" ON CONFLICT (month, vm) DO UPDATE SET name = excluded.name,"
+		" disk_mib_seconds)", VM_COLS_ADD,
+		"ON CONFLICT (month, vm) DO UPDATE SET name = excluded.name,"
 		" vcpu_seconds = usage_vm.vcpu_seconds + excluded.vcpu_seconds,"
 		" memory_mib_seconds = usage_vm.memory_mib_seconds + excluded.memory_mib_seconds,"
-		" disk_mib_seconds = usage_vm.disk_mib_seconds + excluded.disk_mib_seconds",
-		p, 7, NULL, NULL);
+		" disk_mib_seconds = usage_vm.disk_mib_seconds + excluded.disk_mib_seconds", p, n);
+	free(p);
+	return rc;
 }
 
 int store_meter_commit(struct store *st, const char *host, const char *month, int64_t now,
@@ -452,14 +514,14 @@ int store_meter_commit(struct store *st, const char *host, const char *month, in
 {
 	int rc = store_tx_begin(st);
 
-	for (size_t i = 0; rc == STORE_OK && i < n_samples; i++)
-		rc = sample_write(st, host, month, &samples[i]);
+	if (rc == STORE_OK && n_samples)
+		rc = samples_write(st, host, month, samples, n_samples);
 	for (size_t i = 0; rc == STORE_OK && i < n_gone; i++) {
 		struct sval p[] = { SV_I(gone[i]), SV_S(host) };
 		rc = store_q(st, "DELETE FROM meter_nics WHERE nic = ? AND host = ?", p, 2, NULL, NULL);
 	}
-	for (size_t i = 0; rc == STORE_OK && i < n_vms; i++)
-		rc = vm_add_write(st, month, &vms[i]);
+	if (rc == STORE_OK && n_vms)
+		rc = vm_adds_write(st, month, vms, n_vms);
 	if (rc == STORE_OK && now > 0) {
 		struct sval p[] = { SV_S(host), SV_S(boot), SV_I(now) };
 		rc = store_q(st, "INSERT INTO meter_hosts (host, boot, at) VALUES (?, ?, ?)"

@@ -136,8 +136,14 @@ for i in $(seq 1 60); do tap_exists "$tap" || break; sleep 0.5; done
 tap_exists "$tap" && fail "the unplugged NIC's link stayed"
 t=$(hc --json vm stats m1 | jq -r --arg mac "$mac" \
 	'.nics[] | select(.mac == $mac) | "\(.removed) \(.total.bytes_out) \(.total.bytes_in)"')
-[ "$t" = "true $(( ${k% *} + ${c% *} )) $(( ${k#* } + ${c#* } ))" ] ||
-	fail "after the unplug the NIC shows '$t', expected 'true' and the last counters + offsets ($k, $c)"
+read -r removed tout tin <<<"$t"
+# From the VM: exactly what its link counted.  To it: at least that, and at
+# most a few frames more — the pass that removes it first reconfigures the
+# network's services, whose multicast (to every port) the link may count
+# before it goes.
+[ "$removed" = true ] && [ "$tout" = $((${k% *} + ${c% *})) ] &&
+	[ "$tin" -ge $((${k#* } + ${c#* })) ] && [ "$tin" -le $((${k#* } + ${c#* } + 4 * 1514)) ] ||
+	fail "after the unplug the NIC shows '$t', expected removed and the last counters + offsets ($k, $c)"
 ok "hot-unplug: the removed NIC's totals include everything its link counted"
 
 # ---- usage: what a provider bills from ------------------------------------
