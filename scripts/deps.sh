@@ -17,6 +17,7 @@ packages=(
 	debootstrap fdisk e2fsprogs util-linux
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
+	iperf3   # bandwidth limits: test_bandwidth, test_metering, bench/shaping.sh
 	xorriso oathtool slapd ldap-utils postgresql
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
