@@ -244,6 +244,10 @@ int cmd_vm_console(struct hc *h, const struct args *a);
 
 /* vmnet.c */
 int cmd_vm_nic(struct hc *h, const struct args *a);
+/* Run one call (path and body are freed) and print its JSON answer with
+ * --json, else done_fmt with a1 and a2. */
+int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
+		   const char *done_fmt, const char *a1, const char *a2);
 
 /* usage.c: bandwidth limits, counters, quotas, usage (issue 13) */
 int cmd_vm_stats(struct hc *h, const struct args *a);

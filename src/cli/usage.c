@@ -93,30 +93,15 @@ json_t *cli_net_element(struct hc *h, const char *arg)
 int cmd_net_set(struct hc *h, const struct args *a)
 {
 	const char *spec = arg_opt(a, "--rate");
-	json_t *limit, *body, *out = NULL;
-	char *path;
-	int rc;
+	json_t *limit;
 
 	if (spec == NULL)
 		return hc_usage(h, "net set: nothing to change (--rate SPEC)");
 	if ((limit = cli_limit_json(h, spec, "--rate")) == NULL)
 		return -1;
-	body = json_pack("{s:o}", "limit", limit);
-	path = api_path("networks", a->pos[0], NULL);
-	rc = body && path ? api_call(h, "PATCH", path, body, &out, NULL) : hc_fail(h, "out of memory");
-	json_decref(body);
-	free(path);
-	if (rc < 0)
-		return -1;
-	if (h->json) {
-		print_json(out);
-	} else {
-		char *text = fmt_limit(out, "limit");
-		printf("network '%s': NICs without a limit of their own get %s\n", a->pos[0], text);
-		free(text);
-	}
-	json_decref(out);
-	return 0;
+	return call_and_print(h, "PATCH", api_path("networks", a->pos[0], NULL),
+			      json_pack("{s:o}", "limit", limit),
+			      "network '%s': NICs without a limit of their own get %s\n", a->pos[0], spec);
 }
 
 /* ---- hc vm nic set VM MAC --rate SPEC ----------------------------------- */
@@ -124,9 +109,8 @@ int cmd_net_set(struct hc *h, const struct args *a)
 int cli_vm_nic_set(struct hc *h, const struct args *a)
 {
 	const char *spec = arg_opt(a, "--rate");
-	json_t *limit, *out = NULL;
-	char *suffix, *path;
-	int rc;
+	json_t *limit;
+	char *suffix;
 
 	if (spec == NULL)
 		return hc_usage(h, "vm nic set: --rate SPEC is required (none: the network's default)");
@@ -142,23 +126,11 @@ int cli_vm_nic_set(struct hc *h, const struct args *a)
 		limit = json_null();
 	}
 	suffix = str_printf("nics/%s", a->pos[2]);
-	path = suffix ? api_path("vms", a->pos[1], suffix) : NULL;
+	int rc = call_and_print(h, "PATCH", suffix ? api_path("vms", a->pos[1], suffix) : NULL,
+				json_pack("{s:o}", "limit", limit), "NIC %s: own limit %s\n",
+				a->pos[2], spec);
 	free(suffix);
-	json_t *body = json_pack("{s:o}", "limit", limit);
-	rc = path && body ? api_call(h, "PATCH", path, body, &out, NULL) : hc_fail(h, "out of memory");
-	json_decref(body);
-	free(path);
-	if (rc < 0)
-		return -1;
-	if (h->json) {
-		print_json(out);
-	} else {
-		char *eff = fmt_limit(out, "effective");
-		printf("vm '%s': NIC %s now limited to %s\n", a->pos[1], a->pos[2], eff);
-		free(eff);
-	}
-	json_decref(out);
-	return 0;
+	return rc;
 }
 
 /* ---- hc vm stats VM ----------------------------------------------------- */
@@ -246,23 +218,33 @@ static json_t *stats_row(json_t *nic)
 	return row;
 }
 
-int cmd_vm_stats(struct hc *h, const struct args *a)
+/* GET path (freed): -1 failed, 0 printed as --json asked, 1 *out is for
+ * a table. */
+static int fetch(struct hc *h, char *path, json_t **out)
 {
-	char *path = api_path("vms", a->pos[0], "stats");
-	json_t *out = NULL, *nic;
-	size_t i;
+	int rc;
 
 	if (path == NULL)
 		return hc_fail(h, "out of memory");
-	int rc = api_call(h, "GET", path, NULL, &out, NULL);
+	rc = api_call(h, "GET", path, NULL, out, NULL);
 	free(path);
 	if (rc < 0)
 		return -1;
-	if (h->json) {
-		print_json(out);
-		json_decref(out);
-		return 0;
-	}
+	if (!h->json)
+		return 1;
+	print_json(*out);
+	json_decref(*out);
+	return 0;
+}
+
+int cmd_vm_stats(struct hc *h, const struct args *a)
+{
+	json_t *out = NULL, *nic;
+	size_t i;
+	int rc = fetch(h, api_path("vms", a->pos[0], "stats"), &out);
+
+	if (rc <= 0)
+		return rc;
 	json_t *rows = json_array();
 	json_array_foreach(json_object_get(out, "nics"), i, nic)
 		json_array_append_new(rows, stats_row(nic));
@@ -298,27 +280,15 @@ static json_t *quota_json(struct hc *h, const char *opt, const char *v)
 int cmd_vm_set(struct hc *h, const struct args *a)
 {
 	const char *q = arg_opt(a, "--traffic-quota");
-	json_t *quota, *body, *out = NULL;
-	char *path;
-	int rc;
+	json_t *quota;
 
 	if (q == NULL)
 		return hc_usage(h, "vm set: nothing to change (--traffic-quota SIZE|none)");
 	if ((quota = quota_json(h, "--traffic-quota", q)) == NULL)
 		return -1;
-	body = json_pack("{s:o}", "quota", quota);
-	path = api_path("vms", a->pos[0], "traffic");
-	rc = body && path ? api_call(h, "PATCH", path, body, &out, NULL) : hc_fail(h, "out of memory");
-	json_decref(body);
-	free(path);
-	if (rc < 0)
-		return -1;
-	if (h->json)
-		print_json(out);
-	else
-		printf("vm '%s': monthly traffic quota %s\n", a->pos[0], q);
-	json_decref(out);
-	return 0;
+	return call_and_print(h, "PATCH", api_path("vms", a->pos[0], "traffic"),
+			      json_pack("{s:o}", "quota", quota),
+			      "vm '%s': monthly traffic quota %s\n", a->pos[0], q);
 }
 
 int cli_user_traffic(struct hc *h, const struct args *a)
@@ -419,17 +389,8 @@ int cmd_usage(struct hc *h, const struct args *a)
 
 	curl_free(u);
 	curl_free(m);
-	if (path == NULL)
-		return hc_fail(h, "out of memory");
-	rc = api_call(h, "GET", path, NULL, &out, NULL);
-	free(path);
-	if (rc < 0)
-		return -1;
-	if (h->json) {
-		print_json(out);
-		json_decref(out);
-		return 0;
-	}
+	if ((rc = fetch(h, path, &out)) <= 0)
+		return rc;
 	static const char *const user_keys[] = { "user", "vms", NULL };
 	static const char *const vm_keys[] = { "id", "name", "owner", NULL };
 	json_t *users = json_array(), *vms = json_array();

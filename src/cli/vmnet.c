@@ -17,9 +17,8 @@ static const struct column rule_cols[] = {
 	{ NULL, NULL, NULL },
 };
 
-/* Run one call and print its JSON answer (or a one-line summary). */
-static int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
-			  const char *done_fmt, const char *a1, const char *a2)
+int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
+		   const char *done_fmt, const char *a1, const char *a2)
 {
 	json_t *out = NULL;
 	int rc;

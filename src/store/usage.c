@@ -38,6 +38,18 @@ static uint64_t u64(const struct sval *v)
 	return v->t == SV_INT && v->i > 0 ? (uint64_t)v->i : 0;
 }
 
+/* Hand the rows collected to the caller, or drop them when the query failed. */
+static int rows_give(int rc, struct rows *r, void *out, size_t *n)
+{
+	if (rc != STORE_OK) {
+		free(r->v);
+		return rc;
+	}
+	*(void **)out = r->v;
+	*n = r->n;
+	return STORE_OK;
+}
+
 /* ---- limits and quotas -------------------------------------------------- */
 
 static bool limit_empty(const struct nic_limit *l)
@@ -145,13 +157,7 @@ int store_net_limit_list(struct store *st, struct net_limit_row **out, size_t *n
 	int rc = store_q(st, "SELECT network, in_rate, in_burst, out_rate, out_burst FROM net_limits"
 			 " ORDER BY network", NULL, 0, rows_add, &r);
 
-	if (rc != STORE_OK) {
-		free(r.v);
-		return rc;
-	}
-	*out = r.v;
-	*n = r.n;
-	return STORE_OK;
+	return rows_give(rc, &r, out, n);
 }
 
 static int traffic_row(void *arg, const struct sval *c, int n)
@@ -263,13 +269,7 @@ int store_nic_shaping_list(struct store *st, const char *host, uint64_t vm, cons
 		" WHERE (? = 0 OR v.id = ?) AND (? = 1 OR v.host IS NULL OR v.host = ?)"
 		" ORDER BY n.id", p, 6, rows_add, &r);
 
-	if (rc != STORE_OK) {
-		free(r.v);
-		return rc;
-	}
-	*out = r.v;
-	*n = r.n;
-	return STORE_OK;
+	return rows_give(rc, &r, out, n);
 }
 
 /* ---- the meter ---------------------------------------------------------- */
@@ -310,13 +310,7 @@ int store_meter_nics(struct store *st, const char *host, uint64_t nic, struct me
 		" (SELECT 1 FROM nics n JOIN vms v ON v.id = n.vm"
 		" WHERE n.id = m.nic AND (v.host IS NULL OR v.host = ?))", p, 8, rows_add, &r);
 
-	if (rc != STORE_OK) {
-		free(r.v);
-		return rc;
-	}
-	*out = r.v;
-	*n = r.n;
-	return STORE_OK;
+	return rows_give(rc, &r, out, n);
 }
 
 void meter_vms_free(struct meter_vm *v, size_t n)
@@ -589,13 +583,7 @@ int store_nic_stats(struct store *st, uint64_t vm, const char *month, struct nic
 		rc = store_q(st, "SELECT nic, at, in_bps, out_bps, in_pps, out_pps FROM meter_nics"
 			     " WHERE vm = ? ORDER BY at", &SV_I(vm), 1, rate_row, &rr);
 	}
-	if (rc != STORE_OK) {
-		free(r.v);
-		return rc;
-	}
-	*out = r.v;
-	*n = r.n;
-	return STORE_OK;
+	return rows_give(rc, &r, out, n);
 }
 
 void usage_rows_free(struct usage_row *v, size_t n)

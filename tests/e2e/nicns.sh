@@ -49,6 +49,16 @@ nic_ns() {
 	ip -n "$ns" -6 addr add "$ip6/64" dev eth0 nodad
 }
 
+# ns_reaches NS IP: wait until namespace NS pings IP (neighbours, firewall).
+ns_reaches() {
+	local i
+	for i in $(seq 1 50); do
+		ip netns exec "$1" ping -c1 -W1 "$2" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	fail "namespace $1 cannot reach $2"
+}
+
 # Wait until `tc qdisc show dev IF` (in hcd's namespace) matches a regex.
 wait_qdisc() {
 	local dev=$1 re=$2 timeout=${3:-30} i

@@ -50,11 +50,8 @@ wait_qdisc "$tap" 'ingress ffff:'
 ip netns exec "hcbws-$$" iperf3 -s -D -p 5201 --logfile "$T_DIR/srv1.log"
 ip netns exec "hcbws-$$" iperf3 -s -D -p 5202 --logfile "$T_DIR/srv2.log"
 T_ON_EXIT+=("pkill -f 'iperf3 -s -D -p 520[12] --logfile $T_DIR' || true")
-for i in $(seq 1 50); do
-	ip netns exec "hcbwl-$$" ping -c1 -W1 10.77.0.200 >/dev/null 2>&1 && break
-	[ "$i" = 50 ] && fail "the limited NIC's namespace cannot reach the server"
-	sleep 0.2
-done
+ns_reaches "hcbwl-$$" 10.77.0.200
+ns_reaches "hcbwf-$$" 10.77.0.200
 
 # iperf NS PORT ARGS…: seconds 6, the first omitted (slow start, the burst).
 iperf() {

@@ -28,11 +28,7 @@ nic_ns m1 "$NS"
 srv_ns "hcmts-$$" mt 10.78.0.200 fd00:7e::c8
 ip netns exec "hcmts-$$" iperf3 -s -D -p 5201 --logfile "$T_DIR/srv.log"
 T_ON_EXIT+=("pkill -f 'iperf3 -s -D -p 5201 --logfile $T_DIR' || true")
-for i in $(seq 1 50); do
-	ip netns exec "$NS" ping -c1 -W1 10.78.0.200 >/dev/null 2>&1 && break
-	[ "$i" = 50 ] && fail "the NIC's namespace cannot reach the server"
-	sleep 0.2
-done
+ns_reaches "$NS" 10.78.0.200
 
 # Push BYTES from the VM (or to it with -R).
 push() { ip netns exec "$NS" iperf3 -c 10.78.0.200 -p 5201 -n "$1" "${@:2}" >/dev/null || fail "iperf3 -n $1 $*"; }
@@ -90,10 +86,7 @@ ip -n "$NS" addr add "$ip4/24" dev eth0
 # The VM's counters of the old link are all in the store already: it held
 # still before.  What the new one carries before hcd looks is new.
 kill -CONT "$HCD_PID"
-for i in $(seq 1 50); do
-	ip netns exec "$NS" ping -c1 -W1 10.78.0.200 >/dev/null 2>&1 && break
-	sleep 0.2
-done
+ns_reaches "$NS" 10.78.0.200
 push 1M
 c3=$(offsets)
 [ "$c3" = "$(( ${s_before% *} )) $(( ${s_before#* } ))" ] ||
