@@ -51,4 +51,20 @@ for name in $names; do
 	fi
 done
 [ "$fail" -eq 0 ] && echo "check-deps: every meson dependency comes from scripts/deps.sh"
+
+# The Debian package builds from the same packages: debian/control's
+# Build-Depends are deps.sh's "# build" lines (less build-essential, which
+# Debian assumes), plus debhelper-compat and python3 (packaging/gendoc.py).
+build=$(sed -n '/^packages=(/,/^)/p' scripts/deps.sh | sed -n '/# build/,/# run/p' | sed 's/#.*//' |
+	tr -s ' \t' '\n' | grep -E '^[a-z0-9]' | grep -vx build-essential | sort -u)
+bdeps=$(awk '/^Build-Depends:/ { on = 1; sub(/^Build-Depends:/, ""); print; next }
+	on && /^[ \t]/ { print; next } { on = 0 }' debian/control | tr ',' '\n' |
+	sed 's/[(<\[].*//; s/^[ \t]*//; s/[ \t]*$//' | grep -v '^$' | grep -vxE 'debhelper-compat|python3' | sort -u)
+if [ "$build" != "$bdeps" ]; then
+	echo "check-deps: debian/control Build-Depends and scripts/deps.sh's build packages differ:" >&2
+	diff <(echo "$build") <(echo "$bdeps") | grep '^[<>]' | sed 's/^</  only in deps.sh:/; s/^>/  only in debian\/control:/' >&2
+	fail=1
+else
+	echo "check-deps: debian/control Build-Depends = scripts/deps.sh's build packages"
+fi
 exit "$fail"

@@ -19,6 +19,11 @@ packages=(
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
 	iperf3   # bandwidth limits: test_bandwidth, test_metering, bench/shaping.sh
 	xorriso oathtool slapd ldap-utils postgresql
+	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
+	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
+	debhelper systemd-container
+	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
+	amazon-ec2-utils strace
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml

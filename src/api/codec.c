@@ -61,7 +61,7 @@ json_t *vm_to_json(const struct vm *vm)
 		json_array_append_new(disks, json_pack("{s:I}", "size", (json_int_t)vm->disks[i].size));
 	id8_format(vm->image, image_id);
 	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:b,"
-			 " s:o, s:o, s:b}",
+			 " s:o, s:o, s:b, s:s}",
 		"id", vm_id_format(vm->id).s,
 		"name", vm->name,
 		"state", vm->state,
@@ -80,7 +80,8 @@ json_t *vm_to_json(const struct vm *vm)
 		"config_drive", vm->config_drive ? 1 : 0,
 		"disk_size", vm->disk_size > 0 ? json_integer(vm->disk_size) : json_null(),
 		"disks", disks,
-		"ephemeral", vm->ephemeral);
+		"ephemeral", vm->ephemeral,
+		"metadata_tokens", vm->metadata_tokens_required ? "required" : "optional");
 }
 
 json_t *image_to_json(const struct image *im)

@@ -5,7 +5,7 @@
  *   GET  /v1/hosts/{name}
  *   POST /v1/hosts/{name}/drain    {"drain": true|false}: no new VMs there
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "common/validate.h"
 

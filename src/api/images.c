@@ -18,7 +18,7 @@
  * Concurrent URL imports are capped per user and in total
  * (import_max_per_user, import_max_total): beyond that, 429.
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "api/codec.h"
 #include "common/fsutil.h"
@@ -239,7 +239,7 @@ int h_image_create(struct req *r)
 			return 0;
 		if (!importer_has_room(r->api->importer, r->caller, why, sizeof(why))) {
 			free(im.source);
-			r->retry_after = IMPORT_RETRY_AFTER_S;
+			req_retry_after(r, IMPORT_RETRY_AFTER_S);
 			return req_error(r, 429, "too_many_imports", "%s", why);
 		}
 	}
@@ -409,8 +409,7 @@ int h_image_upload_begin(struct req *r)
 		req_error(r, 409, "conflict", "image '%s' is being finalized", im.name);
 		goto fail;
 	}
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl = req_header(r, "Content-Length");
 	if (cl && strtoll(cl, NULL, 10) > IMAGE_MAX_BYTES) {
 		req_error(r, 413, "too_large", "image files are limited to %lld bytes", IMAGE_MAX_BYTES);
 		goto fail;

@@ -11,7 +11,7 @@
  * what a guest later receives is exactly what was validated.  Key material
  * never appears in a log or an error message; fingerprints may.
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "api/codec.h"
 
@@ -143,24 +143,12 @@ int h_vm_user_data(struct req *r)
 {
 	struct vm vm = { 0 };
 	int rc = store_vm_get(r->api->st, r->params[0], req_scope(r), &vm);
-	struct MHD_Response *resp;
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", r->params[0]);
-	/* Bytes as given, not text: http.c's text responses say UTF-8, so
-	 * build the response here. */
-	resp = MHD_create_response_from_buffer(vm.user_data_len, vm.user_data ? vm.user_data : (void *)"",
-					       vm.user_data ? MHD_RESPMEM_MUST_FREE
-							    : MHD_RESPMEM_PERSISTENT);
-	if (resp == NULL) {
-		vm_free(&vm);
-		return req_error(r, 500, "internal", "out of memory");
-	}
-	if (vm.user_data)
-		vm.user_data = NULL;   /* the response owns it now */
-	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
-	r->status = 200;
-	r->raw = resp;
+	/* Bytes as given, not text. */
+	req_bytes(r, 200, "application/octet-stream", vm.user_data, vm.user_data_len);
+	vm.user_data = NULL;   /* the answer owns it now */
 	vm_free(&vm);
 	return 0;
 }

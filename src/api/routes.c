@@ -1,10 +1,12 @@
 /*
- * routes — the API surface as one table, and the handlers for VMs,
- * networks and the daemon itself.  Images are in images.c, the console in
- * console.c, keys and a VM's user data in keys.c.  docs/API.md describes
- * every row of the table.
+ * routes — the API surface as one table (route.h), and the handlers for
+ * VMs, networks and the daemon itself.  Images are in images.c, the
+ * console in console.c, keys and a VM's user data in keys.c, logins in
+ * login.c, users and tokens in accounts.c.  docs/API.md describes every
+ * row of the table.
  */
-#include "api/api.h"
+#include "api/handlers.h"
+#include "api/route.h"
 
 #include "api/codec.h"
 #include "cluster/cluster.h"
@@ -31,83 +33,6 @@
 #define LOG_TAIL_DEFAULT (256 * 1024)
 #define LOG_TAIL_MAX (16 * 1024 * 1024)
 
-/* Refuse members of a JSON object that the endpoint does not know: a typo
- * must not silently fall back to a default. */
-bool only_keys(struct req *r, const char *const *allowed)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(r->json, key, v) {
-		bool ok = false;
-		for (const char *const *a = allowed; *a && !ok; a++)
-			ok = strcmp(*a, key) == 0;
-		if (!ok) {
-			req_error(r, 400, "bad_request", "unknown field '%s'", key);
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool all_hex(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return false;
-	return true;
-}
-
-/* Names must be valid and must not read as an ID of the same kind, so a
- * reference is never ambiguous. */
-bool api_name_check(struct req *r, const char *name, size_t id_digits, const char *what)
-{
-	if (!name_valid(name)) {
-		req_error(r, 400, "bad_name",
-			  "%s name must match [a-z0-9][a-z0-9-]{0,62}", what);
-		return false;
-	}
-	if (strlen(name) == id_digits && all_hex(name)) {
-		req_error(r, 400, "bad_name", "%s name must not look like an ID", what);
-		return false;
-	}
-	return true;
-}
-
-/* Optional integer member within [lo, hi]; false (and an error) when bad. */
-bool get_int(struct req *r, const char *key, int lo, int hi, int *out)
-{
-	json_t *v = json_object_get(r->json, key);
-
-	if (v == NULL || json_is_null(v))
-		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		req_error(r, 400, "bad_request", "'%s' must be an integer in %d..%d", key, lo, hi);
-		return false;
-	}
-	*out = (int)json_integer_value(v);
-	return true;
-}
-
-/* Optional string member; false (and an error) when present but not a string. */
-bool get_str(struct req *r, const char *key, bool required, const char **out)
-{
-	json_t *v = json_object_get(r->json, key);
-
-	*out = NULL;
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			req_error(r, 400, "bad_request", "'%s' is required", key);
-		return !required;
-	}
-	if (!json_is_string(v)) {
-		req_error(r, 400, "bad_request", "'%s' must be a string", key);
-		return false;
-	}
-	*out = json_string_value(v);
-	return true;
-}
-
 /* ---- daemon ------------------------------------------------------------- */
 
 static int h_info(struct req *r)
@@ -133,7 +58,12 @@ static int h_vm_list(struct req *r)
 {
 	struct vm *vms = NULL;
 	size_t n = 0;
-	int rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	int rc;
+
+	/* One snapshot for the VMs and their NICs, keys and disks. */
+	store_read_begin(r->api->st);
+	rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
+	store_read_end(r->api->st);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", NULL);
@@ -316,12 +246,22 @@ static bool vm_create_disks(struct req *r, struct vm *vm, const struct image *im
 	return true;
 }
 
+/* "optional" or "required" (the metadata service's IMDSv2 setting). */
+static bool metadata_tokens_valid(struct req *r, const char *v)
+{
+	if (strcmp(v, "optional") == 0 || strcmp(v, "required") == 0)
+		return true;
+	req_error(r, 400, "bad_request", "'metadata_tokens' must be optional or required");
+	return false;
+}
+
 static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
 					    "start", "keys", "user_data", "config_drive", "disk_size",
-					    "disks", "host", "ephemeral", "limit", NULL };
-	const char *name, *image_ref, *pin;
+					    "disks", "host", "ephemeral", "metadata_tokens", "limit",
+					    NULL };
+	const char *name, *image_ref, *pin, *tokens;
 	int cpus = 1, memory = 256;
 	bool start = true, config_drive = false, ephemeral = false;
 	uint64_t net_ids[VM_NICS_MAX];
@@ -334,7 +274,11 @@ static int h_vm_create(struct req *r)
 	    !get_str(r, "image", true, &image_ref) ||
 	    !get_int(r, "cpus", 1, VM_CPUS_MAX, &cpus) ||
 	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory) ||
-	    !get_str(r, "host", false, &pin))
+	    !get_str(r, "host", false, &pin) || !get_str(r, "metadata_tokens", false, &tokens))
+		return 0;
+	if (tokens == NULL)
+		tokens = r->api->cfg->metadata_tokens;
+	if (!metadata_tokens_valid(r, tokens))
 		return 0;
 	if (!api_name_check(r, name, VM_ID_STRLEN, "vm"))
 		return 0;
@@ -400,6 +344,7 @@ static int h_vm_create(struct req *r)
 		.name = (char *)name, .owner = r->caller, .image = im.id, .cpus = cpus,
 		.memory_mib = memory, .desired = start ? "running" : "stopped",
 		.state = "stopped", .config_drive = config_drive, .ephemeral = ephemeral,
+		.metadata_tokens_required = strcmp(tokens, "required") == 0,
 	};
 	bool disks_ok = vm_create_disks(r, &vm, &im);
 	struct nic_limit *limits = NULL;
@@ -444,12 +389,41 @@ static bool vm_resolve(struct req *r, struct vm *vm)
 static int h_vm_get(struct req *r)
 {
 	struct vm vm = { 0 };
+	bool found;
 
-	if (!vm_resolve(r, &vm))
+	store_read_begin(r->api->st);
+	found = vm_resolve(r, &vm);
+	store_read_end(r->api->st);
+	if (!found)
 		return 0;
 	req_json(r, 200, vm_to_json(&vm));
 	vm_free(&vm);
 	return 0;
+}
+
+/* PATCH /v1/vms/{}: the settings that may change on an existing VM. */
+static int h_vm_update(struct req *r)
+{
+	static const char *const keys[] = { "metadata_tokens", NULL };
+	struct vm vm = { 0 };
+	const char *tokens;
+	int rc = STORE_OK;
+
+	if (!only_keys(r, keys) || !get_str(r, "metadata_tokens", false, &tokens))
+		return 0;
+	if (tokens && !metadata_tokens_valid(r, tokens))
+		return 0;
+	if (!vm_resolve(r, &vm))
+		return 0;
+	if (tokens)
+		rc = store_vm_set_metadata_tokens(r->api->st, vm.id, strcmp(tokens, "required") == 0);
+	if (rc != STORE_OK) {
+		vm_free(&vm);
+		return req_store_error(r, rc, "vm", r->params[0]);
+	}
+	rc = reply_vm(r, 200, vm.id);
+	vm_free(&vm);
+	return rc;
 }
 
 static int set_desired(struct req *r, const char *desired)
@@ -535,14 +509,11 @@ static int h_vm_log(struct req *r)
 	}
 	free(path);
 	vm_free(&vm);
-	if (r->resp == NULL) {
-		r->status = 200;
-		r->text = text;
-		r->text_len = len;
-	} else {
+	if (req_answered(r)) {
 		free(text);
+		return 0;
 	}
-	return 0;
+	return req_text(r, 200, text, len);
 }
 
 /* ---- networks ----------------------------------------------------------- */
@@ -670,6 +641,7 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms",                   h_vm_create,      BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}",                h_vm_get,         BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}",                h_vm_delete,      BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}",                h_vm_update,      BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/start",          h_vm_start,       BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/stop",           h_vm_stop,        BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/reboot",         h_vm_reboot,      BODY_JSON, NULL, NULL, false },
@@ -715,7 +687,7 @@ const struct route api_routes[] = {
 	{ "DELETE", "/v1/users/{}",              h_user_delete,    BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/password",     h_user_password,  BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
-	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
 	{ "GET",    "/v1/users/{}/traffic",      h_user_traffic_get, BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/users/{}/traffic",      h_user_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },

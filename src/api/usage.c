@@ -8,7 +8,7 @@
  * A member may not give a NIC (or a network's default) a rate above the
  * rate cap an admin set for them: 403 over_cap names the cap.
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "agent/bandwidth.h"
 #include "common/ids.h"

@@ -3,7 +3,7 @@
  * only change the store; the agent hot-plugs NICs into a running QEMU and
  * regenerates the firewall and dnsmasq files from it.
  */
-#include "api/api.h"
+#include "api/handlers.h"
 
 #include "api/codec.h"
 #include "common/ids.h"

@@ -454,6 +454,16 @@ int passwd_verify(struct passwd_file *pf, const char *name, const char *password
 	return real && match ? PASSWD_OK : PASSWD_ERR_DENIED;
 }
 
+bool passwd_hash_for(struct passwd_file *pf, const char *name, char hash[PASSWORD_HASH_LEN])
+{
+	bool real = name_valid(name) && passwd_lookup(pf, name, hash) == PASSWD_OK &&
+		    hash_usable(hash);
+
+	if (!real)
+		memcpy(hash, pf->dummy_hash, PASSWORD_HASH_LEN);
+	return real;
+}
+
 /* Write all lines to the file (temporary file, fsync, rename) and
  * remember the identity of what we wrote. */
 static int file_write_lines(struct passwd_file *pf)

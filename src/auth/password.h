@@ -94,6 +94,15 @@ int passwd_lookup(struct passwd_file *pf, const char *name, char hash[PASSWORD_H
  * a client may learn about), or _FORMAT / _SYSTEM when the file is broken. */
 int passwd_verify(struct passwd_file *pf, const char *name, const char *password);
 
+/*
+ * The hash a check of name's password runs against, for callers that run
+ * the (slow) verification elsewhere, e.g. on another thread with
+ * password_verify: the user's own hash when it is usable, else the dummy
+ * one of the same cost, which no password matches.  True when it is the
+ * user's own.  (passwd_verify in two halves; a broken file gives the dummy.)
+ */
+bool passwd_hash_for(struct passwd_file *pf, const char *name, char hash[PASSWORD_HASH_LEN]);
+
 /* Set (add or replace) a user's password, hashing it, and rewrite the file.
  * PASSWD_OK, _NAME, _PASSWORD, _FORMAT or _SYSTEM. */
 int passwd_set(struct passwd_file *pf, const char *name, const char *password);

@@ -218,6 +218,7 @@ int cmd_net_create(struct hc *h, const struct args *a);
 /* vm.c */
 extern const struct resource res_vm;
 int cmd_vm_create(struct hc *h, const struct args *a);
+int cmd_vm_set(struct hc *h, const struct args *a);
 int cmd_vm_start(struct hc *h, const struct args *a);
 int cmd_vm_stop(struct hc *h, const struct args *a);
 int cmd_vm_reboot(struct hc *h, const struct args *a);
@@ -251,13 +252,14 @@ int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
 
 /* usage.c: bandwidth limits, counters, quotas, usage (issue 13) */
 int cmd_vm_stats(struct hc *h, const struct args *a);
-int cmd_vm_set(struct hc *h, const struct args *a);
 int cmd_net_set(struct hc *h, const struct args *a);
 int cmd_usage(struct hc *h, const struct args *a);
 /* vm nic set VM MAC --rate SPEC */
 int cli_vm_nic_set(struct hc *h, const struct args *a);
-/* --rate-cap / --traffic-quota of `user set`: 0 none given, 1 done, -1 failed. */
+/* --rate-cap / --traffic-quota of `user set`, --traffic-quota of `vm set`:
+ * 0 none given, 1 done, -1 failed. */
 int cli_user_traffic(struct hc *h, const struct args *a);
+int cli_vm_traffic(struct hc *h, const struct args *a);
 /* A SPEC as the API's limit object / a --net NET[:rate=SPEC] as an element
  * of "networks"; NULL with a usage error. */
 json_t *cli_limit_json(struct hc *h, const char *spec, const char *what);

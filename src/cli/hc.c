@@ -23,6 +23,7 @@
 #include <time.h>
 
 #define DEFAULT_URL "unix:/var/lib/hackcloud/api.sock"
+#define USAGE "[--url URL | --state-dir DIR] [--json] NOUN [VERB] [ARGS]..."
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -82,6 +83,16 @@ static const struct opt_spec vm_create_opts[] = {
 	{ "--disk-size", "SIZE", false, "root disk size, e.g. 4G (default: the image's own)" },
 	{ "--disk", "SIZE", true, "add an empty data disk of SIZE, e.g. 10G (repeatable, at most 8)" },
 	{ "--no-start", NULL, false, "create it stopped" },
+	{ "--metadata-tokens", "MODE", false, "optional or required: whether the metadata service"
+	  " also answers requests without an IMDSv2 token (default: hcd's metadata_tokens)" },
+	{ 0 },
+};
+
+static const struct opt_spec vm_set_opts[] = {
+	{ "--metadata-tokens", "MODE", false, "optional or required: whether the metadata service"
+	  " also answers requests without an IMDSv2 token" },
+	{ "--traffic-quota", "SIZE", false, "bytes in + out per month, e.g. 100G (none: no quota);"
+	  " then the NICs are throttled (admin)" },
 	{ 0 },
 };
 
@@ -100,12 +111,6 @@ static const struct opt_spec vm_wait_opts[] = {
 static const struct opt_spec vm_nic_opts[] = {
 	{ "--rate", "SPEC", false, "set: RATE[:BURST] or IN/OUT (in = to the VM), e.g. 20mbit/10mbit;"
 	  " none = the network's default" },
-	{ 0 },
-};
-
-static const struct opt_spec vm_set_opts[] = {
-	{ "--traffic-quota", "SIZE", false, "bytes in + out per month, e.g. 100G (none: no quota);"
-	  " then the NICs are throttled (admin)" },
 	{ 0 },
 };
 
@@ -217,10 +222,13 @@ static const struct command commands[] = {
 	{ "vm", "create", cmd_vm_create,
 	  "NAME --image IMG [--net NET[:rate=SPEC]]... [--rate SPEC] [--cpus N] [--memory MIB]"
 	  " [--key KEY]... [--user-data FILE] [--config-drive] [--disk-size SIZE] [--disk SIZE]..."
-	  " [--no-start]",
+	  " [--no-start] [--metadata-tokens optional|required]",
 	  "create a VM, started unless --no-start", 1, 1, vm_create_opts, &res_vm },
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },
+	{ "vm", "set", cmd_vm_set,
+	  "VM [--metadata-tokens optional|required] [--traffic-quota SIZE|none]",
+	  "change a VM's settings", 1, 1, vm_set_opts, &res_vm },
 	{ "vm", "start", cmd_vm_start, "VM", "ask for the VM to run", 1, 1, NULL, &res_vm },
 	{ "vm", "stop", cmd_vm_stop, "VM", "ask for the VM to stop (ACPI, then forced)",
 	  1, 1, NULL, &res_vm },
@@ -232,8 +240,6 @@ static const struct command commands[] = {
 	{ "vm", "stats", cmd_vm_stats, "VM",
 	  "traffic of each NIC: limits in force, current rates, this month's and all-time totals",
 	  1, 1, NULL, &res_vm },
-	{ "vm", "set", cmd_vm_set, "VM --traffic-quota SIZE|none",
-	  "change a VM's settings: its monthly traffic quota (admin)", 1, 1, vm_set_opts, &res_vm },
 	{ "vm", "rule", cmd_vm_rule,
 	  "add VM [--proto P] [--port N[-M]] [--source PREFIX] | list VM | delete VM ID",
 	  "inbound firewall rules of a VM", 2, 3, vm_rule_opts, &res_vm },
@@ -253,6 +259,7 @@ static const struct opt_spec global_opts[] = {
 	{ "--json", NULL, false, "print the API's JSON instead of tables" },
 	{ "--help", NULL, false, "show help; works at every level (hc vm --help)" },
 	{ "--version", NULL, false, "print hc's version" },
+	{ "--help-json", NULL, false, "print the command table as JSON (hc(1) is made from it)" },
 	{ 0 },
 };
 
@@ -407,7 +414,7 @@ static void print_commands(FILE *f, const char *noun)
 
 static void help_top(FILE *f)
 {
-	fputs("usage: hc [--url URL | --state-dir DIR] [--json] NOUN [VERB] [ARGS]...\n\n"
+	fputs("usage: hc " USAGE "\n\n"
 	      "Commands (VM, NET, IMG and KEY are a name or an ID):\n", f);
 	print_commands(f, NULL);
 	fputs("\nGlobal options (anywhere on the line):\n", f);
@@ -434,13 +441,50 @@ static void help_command(FILE *f, const struct command *c)
 	fputs("\nGlobal options: --url URL, --state-dir DIR, --json (see hc --help)\n", f);
 }
 
+static json_t *opts_json(const struct opt_spec *opts)
+{
+	json_t *a = json_array();
+
+	for (const struct opt_spec *o = opts; o && o->name; o++)
+		json_array_append_new(a, json_pack("{s:s, s:s?, s:b, s:s}", "name", o->name,
+						   "metavar", o->metavar, "repeat", o->repeat,
+						   "help", o->help));
+	return a;
+}
+
+/* --help-json: the whole table, for packaging/gendoc.py (hc(1), bash
+ * completion) and the docs test. */
+static int print_table_json(struct hc *h)
+{
+	json_t *root = json_object(), *cmds = json_array();
+
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		const struct command *c = &commands[i];
+		json_array_append_new(cmds, json_pack("{s:s, s:s?, s:s, s:s, s:i, s:i, s:o}",
+			"noun", c->noun, "verb", c->verb, "usage", c->usage, "summary", c->summary,
+			"min_args", (int)c->min_args, "max_args", (int)c->max_args,
+			"options", opts_json(c->opts)));
+	}
+	json_object_set_new(root, "version", json_string(HC_VERSION));
+	json_object_set_new(root, "usage", json_string(USAGE));
+	json_object_set_new(root, "default_url", json_string(DEFAULT_URL));
+	json_object_set_new(root, "global_options", opts_json(global_opts));
+	json_object_set_new(root, "commands", cmds);
+	if (json_dumpf(root, stdout, JSON_INDENT(1)) < 0 || putchar('\n') == EOF) {
+		json_decref(root);
+		return hc_output_failed(h);
+	}
+	json_decref(root);
+	return 0;
+}
+
 /* ---- parsing ------------------------------------------------------------ */
 
 /* What the command line asks for, before any of it is acted on. */
 struct invocation {
 	const char *url;
 	const char *state_dir;
-	bool json, help, version;
+	bool json, help, version, help_json;
 	const char *noun;          /* set once seen, for help at the noun level */
 	struct args args;
 };
@@ -482,6 +526,8 @@ static void apply_global(struct invocation *inv, const struct opt_spec *o, const
 		inv->json = true;
 	else if (strcmp(o->name, "--help") == 0)
 		inv->help = true;
+	else if (strcmp(o->name, "--help-json") == 0)
+		inv->help_json = true;
 	else
 		inv->version = true;
 }
@@ -654,6 +700,8 @@ static int run(struct hc *h, int argc, char **argv, struct invocation *inv)
 	}
 	if (inv->help)
 		return print_help(h, inv);
+	if (inv->help_json)
+		return print_table_json(h);
 	if (inv->version) {
 		printf("hc %s\n", HC_VERSION);
 		return 0;

@@ -277,18 +277,18 @@ static json_t *quota_json(struct hc *h, const char *opt, const char *v)
 	return json_integer((json_int_t)bytes);
 }
 
-int cmd_vm_set(struct hc *h, const struct args *a)
+int cli_vm_traffic(struct hc *h, const struct args *a)
 {
 	const char *q = arg_opt(a, "--traffic-quota");
 	json_t *quota;
 
 	if (q == NULL)
-		return hc_usage(h, "vm set: nothing to change (--traffic-quota SIZE|none)");
+		return 0;
 	if ((quota = quota_json(h, "--traffic-quota", q)) == NULL)
 		return -1;
 	return call_and_print(h, "PATCH", api_path("vms", a->pos[0], "traffic"),
 			      json_pack("{s:o}", "quota", quota),
-			      "vm '%s': monthly traffic quota %s\n", a->pos[0], q);
+			      "vm '%s': monthly traffic quota %s\n", a->pos[0], q) < 0 ? -1 : 1;
 }
 
 int cli_user_traffic(struct hc *h, const struct args *a)

@@ -218,6 +218,40 @@ int cmd_user_set(struct hc *h, const struct args *a)
 	return 0;
 }
 
+/*
+ * Change credentials of a user.  A member changing their own with a token
+ * must prove who they are (the daemon answers 403 "current password"): on
+ * a terminal, ask for the current password — or a one-time code for a
+ * user without one — and try once more with it in the body.
+ */
+static int call_with_proof(struct hc *h, const char *method, const char *path, const char *user,
+			   json_t *body, json_t **out)
+{
+	long status = 0;
+	int rc = api_call(h, method, path, body, out, &status);
+	json_t *who = NULL;
+	char *upath, *secret;
+	bool has_password;
+
+	if (rc == 0 || status != 403 || h->err == NULL || strstr(h->err, "current password") == NULL)
+		return rc;
+	upath = api_path("users", user, NULL);
+	if (upath == NULL || api_call(h, "GET", upath, NULL, &who, NULL) < 0) {
+		free(upath);
+		return -1;
+	}
+	free(upath);
+	has_password = strstr(json_str(who, "auth"), "file") || strstr(json_str(who, "auth"), "ldap");
+	json_decref(who);
+	secret = prompt_secret(has_password ? "Current password: " : "One-time code: ", !has_password);
+	if (secret == NULL)
+		return rc;   /* no terminal: the daemon's refusal stands */
+	hc_clear(h);
+	json_object_set_new(body, has_password ? "current_password" : "otp", json_string(secret));
+	secret_free(secret);
+	return api_call(h, method, path, body, out, NULL);
+}
+
 int cmd_user_passwd(struct hc *h, const struct args *a)
 {
 	char *pw = get_password(h, a, true);
@@ -230,7 +264,7 @@ int cmd_user_passwd(struct hc *h, const struct args *a)
 	path = api_path("users", a->pos[0], "password");
 	body = json_pack("{s:s}", "password", pw);
 	secret_free(pw);
-	rc = api_call(h, "POST", path, body, NULL, NULL);
+	rc = call_with_proof(h, "POST", path, a->pos[0], body, NULL);
 	json_decref(body);
 	free(path);
 	return rc;
@@ -246,14 +280,15 @@ int cmd_user_otp(struct hc *h, const struct args *a)
 	if (strcmp(verb, "enable") != 0 && strcmp(verb, "disable") != 0)
 		return hc_usage(h, "user otp: enable or disable, not '%s'", verb);
 	path = api_path("users", a->pos[1], "otp");
+	json_t *body = json_object();
 	if (strcmp(verb, "disable") == 0) {
-		rc = api_call(h, "DELETE", path, NULL, NULL, NULL);
+		rc = call_with_proof(h, "DELETE", path, a->pos[1], body, NULL);
+		json_decref(body);
 		free(path);
 		return rc;
 	}
-	json_t *empty = json_object();
-	rc = api_call(h, "POST", path, empty, &out, NULL);
-	json_decref(empty);
+	rc = call_with_proof(h, "POST", path, a->pos[1], body, &out);
+	json_decref(body);
 	free(path);
 	if (rc < 0)
 		return -1;
@@ -284,6 +319,11 @@ int cmd_login(struct hc *h, const struct args *a)
 
 	if (!arg_flag(a, "--otp-only") && (pw = get_password(h, a, false)) == NULL)
 		return -1;
+	/* Without a password the code goes with the first request: the daemon
+	 * answers a missing one as a wrong one (it would otherwise tell
+	 * OTP-only users from unknown ones). */
+	if (arg_flag(a, "--otp-only") && !otp && (code = prompt_secret("One-time code: ", true)) == NULL)
+		return hc_usage(h, "no terminal to ask for the code: use --otp CODE");
 	for (int attempt = 0;; attempt++) {
 		body = json_pack("{s:s}", "user", a->pos[0]);
 		if (pw)

@@ -124,6 +124,7 @@ static const struct column vm_show[] = {
 	{ "user data", "user_data_size", fmt_bytes },
 	{ "config drive", "config_drive", NULL },
 	{ "ephemeral", "ephemeral", NULL },
+	{ "metadata tokens", "metadata_tokens", NULL },
 	{ "disk size", "disk_size", fmt_disk_size },
 	{ "data disks", "disks", fmt_disks },
 	{ "created", "created", fmt_time },
@@ -247,6 +248,8 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_object_set_new(body, "ephemeral", json_true());
 	if (body && arg_opt(a, "--host"))
 		json_object_set_new(body, "host", json_string(arg_opt(a, "--host")));
+	if (body && arg_opt(a, "--metadata-tokens"))
+		json_object_set_new(body, "metadata_tokens", json_string(arg_opt(a, "--metadata-tokens")));
 	if (body && arg_opt(a, "--rate")) {
 		json_t *limit = cli_limit_json(h, arg_opt(a, "--rate"), "--rate");
 		if (limit == NULL) {
@@ -299,6 +302,38 @@ int cmd_vm_create(struct hc *h, const struct args *a)
 		return -1;
 	rc = api_call(h, "POST", "/v1/vms", body, &vm, NULL);
 	json_decref(body);
+	if (rc < 0)
+		return -1;
+	print_resource(h, &res_vm, vm);
+	json_decref(vm);
+	return 0;
+}
+
+/* PATCH /v1/vms/{ref}: the daemon checks the values. */
+int cmd_vm_set(struct hc *h, const struct args *a)
+{
+	const char *tokens = arg_opt(a, "--metadata-tokens");
+	json_t *body, *vm;
+	char *path;
+	int rc;
+
+	/* The traffic quota is a resource of its own (usage.c). */
+	rc = cli_vm_traffic(h, a);
+	if (rc < 0 || (rc > 0 && tokens == NULL))
+		return rc < 0 ? -1 : 0;
+	if (tokens == NULL)
+		return hc_usage(h, "vm set: nothing to change (--metadata-tokens optional|required,"
+				" --traffic-quota SIZE|none)");
+	body = json_pack("{s:s}", "metadata_tokens", tokens);
+	path = api_path("vms", a->pos[0], NULL);
+	if (body == NULL || path == NULL) {
+		json_decref(body);
+		free(path);
+		return hc_usage(h, "arguments must be valid UTF-8 text");
+	}
+	rc = api_call(h, "PATCH", path, body, &vm, NULL);
+	json_decref(body);
+	free(path);
 	if (rc < 0)
 		return -1;
 	print_resource(h, &res_vm, vm);

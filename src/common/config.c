@@ -10,66 +10,128 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STR, K_INT, K_LL };
+enum kind { K_STR, K_INT, K_LL, K_BOOL };
 
 struct key {
 	const char *section;
 	const char *name;
 	enum kind kind;
 	size_t off;
+	const char *help;     /* one line for hcd.conf(5) and the sample hcd.conf */
 };
 
-#define S(sec, n, f) { sec, n, K_STR, offsetof(struct config, f) }
-#define I(sec, n, f) { sec, n, K_INT, offsetof(struct config, f) }
+/* The help text is the last argument.  A row without one still builds
+ * (help ""), and the docs test (tests/docs) names the key that lacks it. */
+#define S(sec, n, f, ...) { sec, n, K_STR, offsetof(struct config, f), "" __VA_ARGS__ }
+#define I(sec, n, f, ...) { sec, n, K_INT, offsetof(struct config, f), "" __VA_ARGS__ }
 
-/* Every configuration key, in one table. */
+/* Every configuration key, in one table: the parser, `hcd --print-config`,
+ * hcd.conf(5) and the sample hcd.conf all read it. */
 static const struct key keys[] = {
-	S("hcd", "state_dir", state_dir),
-	S("hcd", "accel", accel),
-	S("hcd", "store", store),
-	S("hcd", "roles", roles),
-	S("hcd", "host_name", host_name),
-	S("hcd", "listen", listen),
-	S("hcd", "tls_cert", tls_cert),
-	S("hcd", "tls_key", tls_key),
-	S("hcd", "uplink", uplink),
-	S("hcd", "underlay", underlay),
-	I("hcd", "vxlan_port", vxlan_port),
-	S("hcd", "qemu_user", qemu_user),
-	S("hcd", "log_level", log_level),
-	I("hcd", "stop_timeout", stop_timeout),
-	I("hcd", "metadata_port", metadata_port),
-	I("hcd", "metadata_rate", metadata_rate),
-	I("hcd", "resync_interval", resync_interval),
-	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body) },
-	I("hcd", "heartbeat_interval", heartbeat_interval),
-	I("hcd", "dead_timeout", dead_timeout),
-	I("hcd", "cpu_overcommit", cpu_overcommit),
-	I("hcd", "reserved_memory_mib", reserved_memory_mib),
-	I("hcd", "api_rate", api_rate),
-	I("hcd", "api_burst", api_burst),
-	I("hcd", "workers", workers),
-	S("auth", "passwd_file", passwd_file),
-	S("auth", "secret_key_file", secret_key_file),
-	S("auth", "otp_issuer", otp_issuer),
-	I("auth", "ldap_starttls", ldap_starttls),
-	I("auth", "ldap_timeout", ldap_timeout),
-	S("auth", "ldap_ca_file", ldap_ca_file),
-	S("auth", "ldap_uri", ldap_uri),
-	S("auth", "ldap_base", ldap_base),
-	S("auth", "ldap_filter", ldap_filter),
-	S("auth", "ldap_bind_dn", ldap_bind_dn),
-	S("auth", "ldap_bind_password_file", ldap_bind_password_file),
-	I("auth", "token_ttl", token_ttl),
+	S("hcd", "state_dir", state_dir,
+	  "where hcd keeps its database, images and VM files; the API socket is STATE_DIR/api.sock"),
+	S("hcd", "accel", accel,
+	  "QEMU accelerator: kvm, tcg or auto (auto proves KVM with a probe guest, else tcg)"),
+	S("hcd", "store", store,
+	  "sqlite (STATE_DIR/hackcloud.db), sqlite:PATH, or postgresql://USER@HOST/DB for several hosts"),
+	S("hcd", "roles", roles,
+	  "the roles this hcd runs, comma-separated: api, scheduler, agent"),
+	S("hcd", "host_name", host_name,
+	  "this host's name in a cluster (default: the machine's hostname)"),
+	S("hcd", "listen", listen,
+	  "an optional TCP listener for the API, e.g. [::1]:8443; TLS when tls_cert is set"),
+	S("hcd", "tls_cert", tls_cert,
+	  "PEM certificate of the TCP listener"),
+	S("hcd", "tls_key", tls_key,
+	  "PEM private key of the TCP listener"),
+	S("hcd", "uplink", uplink,
+	  "interface towards the outside: IPv6 is routed and IPv4 masqueraded to it"),
+	S("hcd", "underlay", underlay,
+	  "this host's address for VXLAN between hosts"),
+	I("hcd", "vxlan_port", vxlan_port,
+	  "UDP port of the VXLAN overlay between hosts"),
+	S("hcd", "qemu_user", qemu_user,
+	  "user QEMU drops to (-runas); empty: QEMU stays root"),
+	S("hcd", "log_level", log_level,
+	  "debug, info, warn or error (reloaded on SIGHUP)"),
+	I("hcd", "stop_timeout", stop_timeout,
+	  "seconds between an ACPI powerdown and QEMU's quit (reloaded on SIGHUP)"),
+	I("hcd", "metadata_port", metadata_port,
+	  "port of the metadata service on 169.254.169.254 and fe80::a9fe:a9fe"),
+	I("hcd", "metadata_rate", metadata_rate,
+	  "metadata requests per second per VM and per source address; 0: unlimited"),
+	S("hcd", "metadata_tokens", metadata_tokens,
+	  "IMDSv2 for VMs created without a choice: optional (plain GETs too) or required"),
+	I("hcd", "resync_interval", resync_interval,
+	  "seconds between safety-net reconcile passes (reloaded on SIGHUP)"),
+	{ "hcd", "max_body", K_LL, offsetof(struct config, max_body),
+	  "largest JSON request body in bytes (reloaded on SIGHUP)" },
+	I("hcd", "heartbeat_interval", heartbeat_interval,
+	  "seconds between this host's heartbeats in the store"),
+	I("hcd", "dead_timeout", dead_timeout,
+	  "seconds of silence after which a host is marked dead"),
+	I("hcd", "cpu_overcommit", cpu_overcommit,
+	  "virtual CPUs placed per host CPU"),
+	I("hcd", "reserved_memory_mib", reserved_memory_mib,
+	  "host memory in MiB kept from VMs"),
+	I("hcd", "api_rate", api_rate,
+	  "API requests per second per user; 0: unlimited"),
+	I("hcd", "api_burst", api_burst,
+	  "bucket size of the api_rate limit"),
+	I("hcd", "workers", workers,
+	  "threads for slow steps off the event loop (hashing, qemu-img, ISO building)"),
+	S("auth", "passwd_file", passwd_file,
+	  "password hashes of the file backend (default STATE_DIR/passwd)"),
+	S("auth", "secret_key_file", secret_key_file,
+	  "key that seals OTP secrets (default STATE_DIR/secret.key)"),
+	S("auth", "otp_issuer", otp_issuer,
+	  "issuer name that authenticator apps show"),
+	I("auth", "ldap_starttls", ldap_starttls,
+	  "1: StartTLS on ldap:// URIs"),
+	I("auth", "ldap_timeout", ldap_timeout,
+	  "seconds of network and operation timeout towards LDAP"),
+	S("auth", "ldap_ca_file", ldap_ca_file,
+	  "CA certificates for ldaps:// and StartTLS"),
+	S("auth", "ldap_uri", ldap_uri,
+	  "LDAP server, ldap://HOST or ldaps://HOST"),
+	S("auth", "ldap_base", ldap_base,
+	  "search base of the users, e.g. ou=people,dc=example,dc=org"),
+	S("auth", "ldap_filter", ldap_filter,
+	  "search filter; %s is the login name"),
+	S("auth", "ldap_bind_dn", ldap_bind_dn,
+	  "service account that searches; empty: anonymous search"),
+	S("auth", "ldap_bind_password_file", ldap_bind_password_file,
+	  "file with the service account's password"),
+	I("auth", "token_ttl", token_ttl,
+	  "seconds a login token lives"),
 	/* images */
-	S("hcd", "image_user", image_user),
-	S("hcd", "import_allow", import_allow),
-	S("hcd", "import_proxy", import_proxy),
-	I("hcd", "import_max_per_user", import_max_per_user),
-	I("hcd", "import_max_total", import_max_total),
+	S("hcd", "image_user", image_user,
+	  "unprivileged user qemu-img runs as, to inspect uploaded and imported disks"),
+	S("hcd", "import_allow", import_allow,
+	  "CIDR[,CIDR...] that members may import from although private or ULA"),
+	S("hcd", "import_proxy", import_proxy,
+	  "the only proxy URL imports use; empty: none (never the environment's)"),
+	I("hcd", "import_max_per_user", import_max_per_user,
+	  "concurrent URL imports of one user; 0: no cap"),
+	I("hcd", "import_max_total", import_max_total,
+	  "concurrent URL imports on this host; 0: no cap"),
+	{ "hcd", "listen_insecure", K_BOOL, offsetof(struct config, listen_insecure),
+	  "true: a TCP listener without tls_cert may serve plain HTTP, on a loopback address only" },
+	I("hcd", "api_max_connections", api_max_connections,
+	  "connections each API listener holds at most"),
+	I("hcd", "api_max_per_peer", api_max_per_peer,
+	  "connections per IPv4 address, IPv6 /64 or local uid on each listener"),
+	I("hcd", "api_header_timeout", api_header_timeout,
+	  "seconds a connection has to send a request's headers"),
+	S("auth", "local_users", local_users,
+	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
+	I("auth", "token_cache_ttl", token_cache_ttl,
+	  "seconds a token check is cached; a revoke on another host takes effect within it"),
 	/* bandwidth limits and traffic metering */
-	I("hcd", "meter_interval", meter_interval),
-	S("hcd", "quota_throttle_rate", quota_throttle_rate),
+	I("hcd", "meter_interval", meter_interval,
+	  "seconds between samples of the NICs' traffic counters"),
+	S("hcd", "quota_throttle_rate", quota_throttle_rate,
+	  "what the NICs of a user or VM over its monthly traffic quota get, e.g. 1mbit"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -107,6 +169,7 @@ void config_defaults(struct config *c)
 	c->stop_timeout = 30;
 	c->metadata_port = 80;
 	c->metadata_rate = 20;
+	set_str(&c->metadata_tokens, "optional");
 	c->resync_interval = 60;
 	c->max_body = 1 << 20;
 	c->token_ttl = 86400;
@@ -116,6 +179,11 @@ void config_defaults(struct config *c)
 	set_str(&c->import_proxy, "");
 	c->import_max_per_user = 2;
 	c->import_max_total = 8;
+	c->api_max_connections = 1000;
+	c->api_max_per_peer = 32;
+	c->api_header_timeout = 10;
+	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
+	c->token_cache_ttl = 5;
 	/* bandwidth limits and traffic metering */
 	c->meter_interval = 10;
 	set_str(&c->quota_throttle_rate, "1mbit");
@@ -133,6 +201,16 @@ int config_set(struct config *c, const char *section, const char *key, const cha
 		switch (k->kind) {
 		case K_STR:
 			set_str(slot, value);
+			return 0;
+		case K_BOOL:
+			if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+			    strcmp(value, "1") == 0)
+				*(int *)slot = 1;
+			else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+				 strcmp(value, "0") == 0)
+				*(int *)slot = 0;
+			else
+				return -1;
 			return 0;
 		case K_INT:
 		case K_LL:
@@ -237,4 +315,37 @@ void config_free(struct config *c)
 			free(*slot);
 			*slot = NULL;
 		}
+}
+
+bool config_key_at(size_t i, struct config_key_doc *out)
+{
+	if (i >= sizeof(keys) / sizeof(keys[0]))
+		return false;
+	*out = (struct config_key_doc){
+		.section = keys[i].section,
+		.name = keys[i].name,
+		.type = keys[i].kind == K_STR ? "string" : "integer",
+		.help = keys[i].help,
+	};
+	return true;
+}
+
+char *config_value_text(const struct config *c, size_t i)
+{
+	const void *slot;
+
+	if (i >= sizeof(keys) / sizeof(keys[0]))
+		return NULL;
+	slot = (const char *)c + keys[i].off;
+	switch (keys[i].kind) {
+	case K_STR:
+		return *(char *const *)slot ? strdup(*(char *const *)slot) : NULL;
+	case K_INT:
+		return str_printf("%d", *(const int *)slot);
+	case K_LL:
+		return str_printf("%lld", *(const long long *)slot);
+	case K_BOOL:
+		return strdup(*(const int *)slot ? "true" : "false");
+	}
+	return NULL;
 }

@@ -6,6 +6,9 @@
 #ifndef HC_CONFIG_H
 #define HC_CONFIG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct config {
 	char *state_dir;
 	char *accel;          /* kvm | tcg | auto */
@@ -22,6 +25,7 @@ struct config {
 	char *log_level;      /* debug | info | warn | error */
 	int metadata_port;    /* the metadata service's port on 169.254.169.254 */
 	int metadata_rate;    /* requests per second per VM; 0 = unlimited */
+	char *metadata_tokens;/* IMDSv2 for new VMs without a choice: optional | required */
 	int stop_timeout;     /* seconds between ACPI powerdown and quit */
 	int resync_interval;  /* seconds between safety-net reconciles */
 	long long max_body;   /* bytes of a JSON request body */
@@ -50,6 +54,13 @@ struct config {
 	char *import_proxy;   /* the only proxy imports use ("" = none; never the environment's) */
 	int import_max_per_user; /* concurrent URL imports of one user; 0 = no cap */
 	int import_max_total; /* concurrent URL imports on this host; 0 = no cap */
+	/* The API's listeners and sessions (issue 11 §6, §10; issue 12 §4). */
+	int listen_insecure;  /* 1: a TCP listener without tls_cert, loopback only */
+	int api_max_connections; /* per listener */
+	int api_max_per_peer; /* connections per IPv4 address / IPv6 /64 / local uid */
+	int api_header_timeout; /* seconds a connection may take to send a request's headers */
+	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
+	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
 	/* bandwidth limits and traffic metering (issue 13) */
 	int meter_interval;   /* seconds between samples of the NICs' counters */
 	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */
@@ -67,5 +78,18 @@ int config_load(struct config *c, const char *path, int optional,
 /* Set one key; -1 for an unknown key or a bad value. */
 int config_set(struct config *c, const char *section, const char *key, const char *value);
 void config_free(struct config *c);
+
+/* The key table as documentation sees it: `hcd --print-config`, and from
+ * it hcd.conf(5), hcd(8) and the sample hcd.conf (packaging/gendoc.py). */
+struct config_key_doc {
+	const char *section;
+	const char *name;
+	const char *type;     /* "string" | "integer" */
+	const char *help;     /* one line; "" when the row has none */
+};
+/* The i-th key of the table; false past the last. */
+bool config_key_at(size_t i, struct config_key_doc *out);
+/* The i-th key's value in c as text (malloc'd); NULL for an unset string. */
+char *config_value_text(const struct config *c, size_t i);
 
 #endif

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <sys/file.h>
 #include <getopt.h>
 #include <poll.h>
@@ -51,6 +52,7 @@ struct hcd {
 	struct config cfg;
 	char *config_path;
 	bool config_optional;
+	bool print_config;      /* --print-config: print it and exit */
 	char **overrides;
 	int n_overrides;
 	struct store *st;
@@ -65,17 +67,68 @@ struct hcd {
 	long long next_resync;
 };
 
+/* hcd's own options; every hcd.conf key is one too (--KEY=VALUE).  usage()
+ * and `hcd --print-config` (so hcd(8)) are made from this table. */
+static const struct {
+	const char *name, *metavar, *help;
+} hcd_opts[] = {
+	{ "--state-dir", "DIR", "state directory (default /var/lib/hackcloud); API at DIR/api.sock" },
+	{ "--config", "FILE", "config file (default " CONFIG_DEFAULT_PATH "; must exist if given)" },
+	{ "--accel", "A", "kvm, tcg or auto (auto proves KVM with a probe guest)" },
+	{ "--KEY", "VALUE", "any hcd.conf key, e.g. --listen=[::1]:8443 --auth.token_ttl=3600" },
+	{ "--print-config", NULL, "print hcd's options and every hcd.conf key with its value, as JSON" },
+	{ "--help", NULL, "print this help, then exit" },
+	{ "--version", NULL, "print hcd's version, then exit" },
+};
+#define N_HCD_OPTS (sizeof(hcd_opts) / sizeof(hcd_opts[0]))
+
+#define USAGE "[--state-dir DIR] [--config FILE] [--accel kvm|tcg|auto] [--KEY=VALUE]..."
+
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: hcd [--state-dir DIR] [--config FILE] [--accel kvm|tcg|auto] [--KEY=VALUE]...\n"
-		"\n"
-		"Runs the hackcloud daemon in the foreground.\n"
-		"  --state-dir DIR   state directory (default /var/lib/hackcloud); API at DIR/api.sock\n"
-		"  --config FILE     configuration file (default %s)\n"
-		"  --accel A         kvm, tcg or auto (auto proves KVM with a probe guest)\n"
-		"  --KEY=VALUE       any hcd.conf key, e.g. --listen=[::1]:8443 --auth.token_ttl=3600\n"
-		"  --help, --version\n", CONFIG_DEFAULT_PATH);
+	fputs("usage: hcd " USAGE "\n"
+	      "\n"
+	      "Runs the hackcloud daemon in the foreground.\n", f);
+	for (size_t i = 0; i < N_HCD_OPTS; i++) {
+		char left[32];
+		snprintf(left, sizeof(left), "%s%s%s", hcd_opts[i].name,
+			 hcd_opts[i].metavar ? (strcmp(hcd_opts[i].name, "--KEY") ? " " : "=") : "",
+			 hcd_opts[i].metavar ? hcd_opts[i].metavar : "");
+		fprintf(f, "  %-17s %s\n", left, hcd_opts[i].help);
+	}
+}
+
+/*
+ * --print-config: the option and key tables, each key with its value once
+ * the file and the options are read, then exit.  For operators, and for the
+ * generated manuals and sample hcd.conf (packaging/gendoc.py, which runs
+ * it with --config /dev/null to get the defaults).
+ */
+static int print_config(const struct config *cfg)
+{
+	json_t *root = json_object(), *opts = json_array(), *keys = json_array();
+	struct config_key_doc k;
+	int rc;
+
+	for (size_t i = 0; i < N_HCD_OPTS; i++)
+		json_array_append_new(opts, json_pack("{s:s, s:s?, s:s}", "name", hcd_opts[i].name,
+						      "metavar", hcd_opts[i].metavar,
+						      "help", hcd_opts[i].help));
+	for (size_t i = 0; config_key_at(i, &k); i++) {
+		char *v = config_value_text(cfg, i);
+		json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s?, s:s}", "section", k.section,
+						      "name", k.name, "type", k.type, "value", v,
+						      "help", k.help));
+		free(v);
+	}
+	json_object_set_new(root, "version", json_string(HC_VERSION));
+	json_object_set_new(root, "usage", json_string(USAGE));
+	json_object_set_new(root, "config_path", json_string(CONFIG_DEFAULT_PATH));
+	json_object_set_new(root, "options", opts);
+	json_object_set_new(root, "keys", keys);
+	rc = json_dumpf(root, stdout, JSON_INDENT(1));
+	json_decref(root);
+	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
 }
 
 static enum log_level level_of(const char *s)
@@ -103,6 +156,11 @@ static int load_config(struct hcd *h, struct config *out)
 		config_free(out);
 		return -1;
 	}
+	if (strcmp(out->metadata_tokens, "optional") && strcmp(out->metadata_tokens, "required")) {
+		log_err("config: metadata_tokens must be optional or required");
+		config_free(out);
+		return -1;
+	}
 	return 0;
 }
 
@@ -120,6 +178,8 @@ static void reload_config(struct hcd *h)
 	h->cfg.max_body = c.max_body;
 	free(h->cfg.log_level);
 	h->cfg.log_level = strdup(c.log_level);
+	free(h->cfg.metadata_tokens);
+	h->cfg.metadata_tokens = strdup(c.metadata_tokens);
 	log_set_level(level_of(c.log_level));
 	config_free(&c);
 	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
@@ -128,7 +188,11 @@ static void reload_config(struct hcd *h)
 
 static void on_store_change(void *arg)
 {
-	((struct hcd *)arg)->wake |= AGENT_WAKE_LOCAL;
+	struct hcd *h = arg;
+
+	h->wake |= AGENT_WAKE_LOCAL;
+	/* Before the next metadata request: it must see the change. */
+	metadata_invalidate(h->md);
 }
 
 static int parse_args(struct hcd *h, int argc, char **argv)
@@ -142,6 +206,10 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			exit(0);
+		}
+		if (strcmp(a, "--print-config") == 0) {
+			h->print_config = true;
+			continue;
 		}
 		if (strcmp(a, "--version") == 0) {
 			printf("hcd %s\n", HC_VERSION);
@@ -205,6 +273,10 @@ int main(int argc, char **argv)
 	}
 	if (load_config(&h, &h.cfg) < 0)
 		goto out;
+	if (h.print_config) {
+		rc = print_config(&h.cfg);
+		goto out;
+	}
 	log_set_level(level_of(h.cfg.log_level));
 	umask(077);
 	if (mkdir_p(h.cfg.state_dir, 0700) < 0) {
@@ -358,8 +430,10 @@ int main(int argc, char **argv)
 		/* Every turn, not only on input: a listener set up again after
 		 * a lost connection has no input to show, yet may have missed
 		 * changes.  With nothing there this is one non-blocking read. */
-		if (store_notify_drain(h.st) > 0)
+		if (store_notify_drain(h.st) > 0) {
 			h.wake |= AGENT_WAKE_NOTIFY;
+			metadata_invalidate(h.md);
+		}
 
 		now = now_ms();
 		if (now >= h.next_resync) {

@@ -4,27 +4,24 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
-#include "common/ratelimit.h"
+#include "metadata/ident.h"
+#include "metadata/imds_token.h"
+#include "metadata/limit.h"
 #include "metadata/tree.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <net/if.h>
-#include <netlink/route/link.h>
-#include <netlink/route/neighbour.h>
+#include <netinet/in.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
-#define BUCKETS_MAX 4096
-
-struct bucket {
-	uint64_t vm;
-	struct rate_bucket rb;
-};
-
 #define BRIDGES_MAX 256
+#define VM_SLOTS 4096
 
 /* One listener per bridge for the link-local address: a link-local
  * bind needs its interface. */
@@ -33,82 +30,72 @@ struct md_link {
 	struct MHD_Daemon *d;
 };
 
+/* A VM as the store had it, by the ID of one of its NICs. */
+struct vm_slot {
+	uint64_t nic_id;
+	uint64_t gen;           /* valid while equal to metadata_server.gen */
+	int rc;                 /* of store_vm_by_nic: STORE_OK or STORE_NOTFOUND */
+	struct vm vm;
+};
+
 struct metadata_server {
 	struct store *st;
 	int port;
-	double rate, burst;             /* per-VM token bucket; rate 0 = off */
 	struct MHD_Daemon *d;           /* 169.254.169.254, all bridges */
 	struct md_link links[BRIDGES_MAX];
 	size_t n_links;
-	struct bucket buckets[BUCKETS_MAX];
-	size_t n_buckets;
+	/* Every daemon's own epoll descriptor in one: hcd polls one
+	 * descriptor however many bridges there are, and a turn runs only
+	 * the daemons that have something to do. */
+	int epfd;
+	struct ident *ident;
+	struct limit_table *by_source, *by_vm;
+	uint8_t token_key[IMDS_KEY_BYTES];
+	uint64_t gen;                   /* of the store, as far as we know */
+	struct vm_slot vms[VM_SLOTS];
+	uint64_t requests, vm_loads;
 };
 
-/* Token bucket per VM: false when this VM is over its rate. */
-static bool bucket_take(struct metadata_server *s, uint64_t vm)
+void metadata_invalidate(struct metadata_server *s)
 {
-	long long now = now_ms();
-	struct bucket *b = NULL;
-
-	if (s->rate <= 0)
-		return true;
-	for (size_t i = 0; i < s->n_buckets && !b; i++)
-		if (s->buckets[i].vm == vm)
-			b = &s->buckets[i];
-	if (b == NULL) {
-		b = &s->buckets[s->n_buckets < BUCKETS_MAX ? s->n_buckets++ : (size_t)(vm % BUCKETS_MAX)];
-		b->vm = vm;
-		ratelimit_fill(&b->rb, s->burst, now);
-	}
-	return ratelimit_take(&b->rb, s->rate, s->burst, now, NULL);
+	if (s)
+		s->gen++;
 }
 
-/* The NIC behind a source address: the neighbour entry on one of our
- * bridges ("b" + 6 hex) whose MAC is a hackcloud MAC. */
-static bool nic_of_address(const struct sockaddr *sa, uint64_t *nic_id)
+/* The VM owning nic_id, from the cache or the store; NULL when there is
+ * none (or the store fails: then nothing is cached). */
+static const struct vm *vm_of_nic(struct metadata_server *s, uint64_t nic_id)
 {
-	struct nl_sock *sk = nl_socket_alloc();
-	struct nl_cache *neighs = NULL, *links = NULL;
-	struct nl_addr *want = NULL;
-	bool found = false;
+	struct vm_slot *v = &s->vms[nic_id % VM_SLOTS];
 
-	if (sk == NULL || nl_connect(sk, NETLINK_ROUTE) < 0)
-		goto out;
-	if (sa->sa_family == AF_INET)
-		want = nl_addr_build(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		want = nl_addr_build(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	if (want == NULL || rtnl_neigh_alloc_cache(sk, &neighs) < 0 ||
-	    rtnl_link_alloc_cache(sk, AF_UNSPEC, &links) < 0)
-		goto out;
-	for (struct nl_object *o = nl_cache_get_first(neighs); o && !found; o = nl_cache_get_next(o)) {
-		struct rtnl_neigh *n = (struct rtnl_neigh *)o;
-		struct nl_addr *dst = rtnl_neigh_get_dst(n), *ll = rtnl_neigh_get_lladdr(n);
-		char ifname[IFNAME_MAXLEN + 1], mac[32];
-		enum ifname_kind kind;
-		uint64_t id;
-		if (dst == NULL || ll == NULL || nl_addr_cmp(dst, want) != 0)
-			continue;
-		if (rtnl_neigh_get_state(n) & (NUD_FAILED | NUD_INCOMPLETE))
-			continue;
-		if (!rtnl_link_i2name(links, rtnl_neigh_get_ifindex(n), ifname, sizeof(ifname)) ||
-		    !ifname_parse(ifname, &kind, &id) || kind != IFNAME_BRIDGE)
-			continue;
-		nl_addr2str(ll, mac, sizeof(mac));
-		found = nic_mac_parse(mac, nic_id);
+	if (v->gen != s->gen || v->nic_id != nic_id) {
+		vm_free(&v->vm);
+		v->gen = 0;
+		v->nic_id = nic_id;
+		v->rc = store_vm_by_nic(s->st, nic_id, &v->vm);
+		s->vm_loads++;
+		if (v->rc != STORE_OK && v->rc != STORE_NOTFOUND)
+			return NULL;
+		v->gen = s->gen;
 	}
-out:
-	nl_addr_put(want);
-	if (neighs)
-		nl_cache_free(neighs);
-	if (links)
-		nl_cache_free(links);
-	nl_socket_free(sk);
-	return found;
+	return v->rc == STORE_OK ? &v->vm : NULL;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *type,
-			     void *body, size_t len, bool must_free)
+/* The VM is live and the NIC is its own, on the network whose bridge the
+ * neighbour entry was found on. */
+static bool vm_owns(const struct vm *vm, uint64_t nic_id, uint64_t net_id)
+{
+	if (vm == NULL || strcmp(vm->desired, "deleted") == 0)
+		return false;
+	for (size_t i = 0; i < vm->n_nics; i++)
+		if (vm->nics[i].id == nic_id)
+			return vm->nics[i].network == net_id;
+	return false;
+}
+
+static enum MHD_Result reply_with(struct MHD_Connection *c, int status, const char *type,
+				  void *body, size_t len, bool must_free,
+				  const char *h_name, const char *h_value)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body,
 		must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -117,12 +104,61 @@ static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *t
 	if (r == NULL)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
+	if (h_name)
+		MHD_add_response_header(r, h_name, h_value);
 	ret = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
+#define TEXT "text/plain"
 #define STATIC(s) (void *)(s), sizeof(s) - 1, false
+#define reply(c, status, text) reply_with(c, status, TEXT, STATIC(text), NULL, NULL)
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+/* Replies on this connection leave with IP TTL / hop limit 1: a guest
+ * that forwards packets (a container host, a NAT) cannot pass them on. */
+static bool hop_limit_one(struct MHD_Connection *c, int family)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int one = 1;
+
+	if (ci == NULL)
+		return false;
+	if (family == AF_INET)
+		return setsockopt(ci->connect_fd, IPPROTO_IP, IP_TTL, &one, sizeof(one)) == 0;
+	return setsockopt(ci->connect_fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &one, sizeof(one)) == 0;
+}
+
+/* PUT /latest/api/token for vm. */
+static enum MHD_Result token_request(struct metadata_server *s, struct MHD_Connection *c,
+				     const char *url, const struct vm *vm, int family)
+{
+	char token[IMDS_TOKEN_CHARS + 1], ttl_text[16];
+	int ttl;
+
+	while (*url == '/')
+		url++;
+	if (strcmp(url, "latest/api/token") != 0)
+		return reply(c, 405, "method not allowed\n");
+	/* A proxy in the guest relaying a request (an SSRF through it)
+	 * announces itself this way; AWS refuses such requests too. */
+	if (header(c, "X-Forwarded-For") != NULL)
+		return reply(c, 403, "forwarded token requests are refused\n");
+	if ((ttl = imds_ttl_parse(header(c, IMDS_TTL_HEADER))) < 0)
+		return reply(c, 400, "X-aws-ec2-metadata-token-ttl-seconds must be 1..21600\n");
+	if (!hop_limit_one(c, family)) {
+		log_warn("metadata: cannot set the hop limit of a token reply: %s", strerror(errno));
+		return reply(c, 500, "internal error\n");
+	}
+	imds_token_mint(s->token_key, vm->id, now_ms(), ttl, token);
+	snprintf(ttl_text, sizeof(ttl_text), "%d", ttl);
+	return reply_with(c, 200, TEXT, strdup(token), IMDS_TOKEN_CHARS, true, IMDS_TTL_HEADER, ttl_text);
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
@@ -130,8 +166,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	struct metadata_server *s = cls;
 	const union MHD_ConnectionInfo *ci;
-	uint64_t nic_id;
-	struct vm vm = { 0 };
+	struct ident_key key;
+	uint64_t nic_id, net_id;
+	const struct vm *vm;
+	const char *token;
+	bool put;
 	struct md_reply r;
 
 	if (*con_cls == NULL) {
@@ -142,36 +181,71 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0; /* the service takes no bodies */
 		return MHD_YES;
 	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return reply(conn, 405, "text/plain", STATIC("method not allowed\n"));
+	s->requests++;
+	put = strcmp(method, "PUT") == 0;
+	if (!put && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return reply(conn, 405, "method not allowed\n");
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci == NULL || !nic_of_address(ci->client_addr, &nic_id))
-		return reply(conn, 403, "text/plain", STATIC("not a hackcloud guest\n"));
-	if (store_vm_by_nic(s->st, nic_id, &vm) != STORE_OK || strcmp(vm.desired, "deleted") == 0) {
-		vm_free(&vm);
-		return reply(conn, 403, "text/plain", STATIC("not a hackcloud guest\n"));
-	}
-	if (!bucket_take(s, vm.id)) {
-		vm_free(&vm);
-		return reply(conn, 429, "text/plain", STATIC("slow down\n"));
-	}
-	metadata_render(&vm, url, &r);
-	vm_free(&vm);
+	if (ci == NULL || !ident_key_of(ci->client_addr, &key))
+		return reply(conn, 403, "not a hackcloud guest\n");
+	/* Before anything that costs: a flood from one address, guest or
+	 * not, is turned away here. */
+	if (!limit_take(s->by_source, &key, sizeof(key), now_ms()))
+		return reply(conn, 429, "slow down\n");
+	if (!ident_lookup(s->ident, &key, &nic_id, &net_id))
+		return reply(conn, 403, "not a hackcloud guest\n");
+	vm = vm_of_nic(s, nic_id);
+	if (!vm_owns(vm, nic_id, net_id))
+		return reply(conn, 403, "not a hackcloud guest\n");
+	if (!limit_take(s->by_vm, &vm->id, sizeof(vm->id), now_ms()))
+		return reply(conn, 429, "slow down\n");
+	if (put)
+		return token_request(s, conn, url, vm, ci->client_addr->sa_family);
+	token = header(conn, IMDS_TOKEN_HEADER);
+	if (token != NULL ? imds_token_check(s->token_key, token, vm->id, now_ms()) != IMDS_TOKEN_OK
+			  : vm->metadata_tokens_required)
+		return reply(conn, 401, "unauthorized\n");
+	metadata_render(vm, url, &r);
 	if (r.status != 200) {
 		free(r.body);
-		return reply(conn, 404, "text/plain", STATIC("not found\n"));
+		return reply(conn, 404, "not found\n");
 	}
-	return reply(conn, 200, r.type, r.body, r.len, true);
+	return reply_with(conn, 200, r.type, r.body, r.len, true, NULL, NULL);
 }
 
+/* A daemon serving the listening socket fd (which it owns from now on,
+ * even when it fails), its events joined to s->epfd. */
 static struct MHD_Daemon *daemon_on(struct metadata_server *s, int fd)
 {
-	return MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
-				on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
-				MHD_OPTION_END);
+	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0,
+						NULL, NULL, on_request, s,
+						MHD_OPTION_LISTEN_SOCKET, fd,
+						MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+						MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+						MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16,
+						MHD_OPTION_END);
+	const union MHD_DaemonInfo *di;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = d };
+
+	if (d == NULL) {
+		close(fd);
+		return NULL;
+	}
+	di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (di == NULL || epoll_ctl(s->epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) < 0) {
+		MHD_stop_daemon(d);   /* closes fd */
+		return NULL;
+	}
+	return d;
+}
+
+static void daemon_off(struct metadata_server *s, struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	if (di)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, di->epoll_fd, NULL);
+	MHD_stop_daemon(d);
 }
 
 /* [fe80::a9fe:a9fe%bridge]:port; -1 on failure. */
@@ -219,7 +293,7 @@ void metadata_sync(struct metadata_server *s)
 			i++;
 			continue;
 		}
-		MHD_stop_daemon(s->links[i].d);
+		daemon_off(s, s->links[i].d);
 		s->links[i] = s->links[--s->n_links];
 	}
 	for (size_t j = 0; j < n_want; j++) {
@@ -231,8 +305,6 @@ void metadata_sync(struct metadata_server *s)
 		int fd = listen_link_local(want[j], s->port);
 		struct MHD_Daemon *d = fd >= 0 ? daemon_on(s, fd) : NULL;
 		if (d == NULL) {
-			if (fd >= 0)
-				close(fd);
 			log_warn("metadata: cannot listen on [%s%%%u]:%d", METADATA_IPV6, want[j], s->port);
 			continue;
 		}
@@ -242,17 +314,32 @@ void metadata_sync(struct metadata_server *s)
 
 struct metadata_server *metadata_start(struct store *st, int port, int rate, char **err)
 {
-	struct metadata_server *s = calloc(1, sizeof(*s));
+	struct metadata_server *s = NULL;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int fd = -1, one = 1;
 
 	*err = NULL;
-	if (s == NULL)
+	if (sodium_init() < 0 || (s = calloc(1, sizeof(*s))) == NULL) {
+		*err = strdup("out of memory");
 		return NULL;
+	}
 	s->st = st;
 	s->port = port;
-	s->rate = rate;
-	s->burst = rate * 3.0;
+	s->gen = 1;
+	s->epfd = -1;
+	if ((s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		*err = strdup(strerror(errno));
+		goto fail;
+	}
+	randombytes_buf(s->token_key, sizeof(s->token_key));
+	s->by_source = limit_new(rate, rate * 3.0);
+	s->by_vm = limit_new(rate, rate * 3.0);
+	if (s->by_source == NULL || s->by_vm == NULL) {
+		*err = strdup("out of memory");
+		goto fail;
+	}
+	if ((s->ident = ident_new(err)) == NULL)
+		goto fail;
 	inet_pton(AF_INET, METADATA_IPV4, &sa.sin_addr);
 	/* FREEBIND: the address appears on the bridges only as networks are
 	 * created; the socket is bound once, before any exists. */
@@ -264,6 +351,7 @@ struct metadata_server *metadata_start(struct store *st, int port, int rate, cha
 		goto fail;
 	}
 	s->d = daemon_on(s, fd);
+	fd = -1;   /* the daemon's now, or closed */
 	if (s->d == NULL) {
 		*err = strdup("libmicrohttpd cannot start");
 		goto fail;
@@ -272,7 +360,7 @@ struct metadata_server *metadata_start(struct store *st, int port, int rate, cha
 fail:
 	if (fd >= 0)
 		close(fd);
-	free(s);
+	metadata_stop(s);
 	return NULL;
 }
 
@@ -281,9 +369,24 @@ void metadata_stop(struct metadata_server *s)
 	if (s == NULL)
 		return;
 	if (s->d)
-		MHD_stop_daemon(s->d);
+		daemon_off(s, s->d);
 	for (size_t i = 0; i < s->n_links; i++)
-		MHD_stop_daemon(s->links[i].d);
+		daemon_off(s, s->links[i].d);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->ident && s->requests) {
+		const struct ident_stats *is = ident_stats(s->ident);
+		log_info("metadata: %llu requests; callers asked of the kernel %llu times,"
+			 " VMs read from the store %llu times; %llu network changes heard",
+			 (unsigned long long)s->requests, (unsigned long long)is->misses,
+			 (unsigned long long)s->vm_loads, (unsigned long long)is->events);
+	}
+	for (size_t i = 0; i < VM_SLOTS; i++)
+		vm_free(&s->vms[i].vm);
+	ident_free(s->ident);
+	limit_free(s->by_source);
+	limit_free(s->by_vm);
+	sodium_memzero(s->token_key, sizeof(s->token_key));
 	free(s);
 }
 
@@ -295,15 +398,10 @@ static struct MHD_Daemon *daemon_at(struct metadata_server *s, size_t i)
 
 size_t metadata_fds(struct metadata_server *s, int *fds, size_t max)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; s && i <= s->n_links && n < max; i++) {
-		const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_at(s, i),
-								     MHD_DAEMON_INFO_EPOLL_FD);
-		if (di)
-			fds[n++] = di->epoll_fd;
-	}
-	return n;
+	if (s == NULL || max == 0)
+		return 0;
+	fds[0] = s->epfd;
+	return 1;
 }
 
 long long metadata_timeout_ms(struct metadata_server *s)
@@ -320,6 +418,20 @@ long long metadata_timeout_ms(struct metadata_server *s)
 
 void metadata_run(struct metadata_server *s)
 {
-	for (size_t i = 0; s && i <= s->n_links; i++)
-		MHD_run(daemon_at(s, i));
+	struct epoll_event ev[64];
+	int n;
+
+	if (s == NULL)
+		return;
+	n = epoll_wait(s->epfd, ev, 64, 0);
+	for (int i = 0; i < n; i++)
+		MHD_run(ev[i].data.ptr);
+	/* Work a daemon has in hand without a new event (connections that
+	 * can still go on, a connection timeout due) shows as timeout 0. */
+	for (size_t i = 0; i <= s->n_links; i++) {
+		MHD_UNSIGNED_LONG_LONG t;
+		struct MHD_Daemon *d = daemon_at(s, i);
+		if (MHD_get_timeout(d, &t) == MHD_YES && t == 0)
+			MHD_run(d);
+	}
 }

@@ -5,6 +5,7 @@
 #include "common/ids.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <net/if.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -90,14 +91,29 @@ int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_
 			goto out;
 		}
 	}
-	if (!(rtnl_link_get_flags(br) & IFF_UP)) {
+	char mac_text[18];
+	struct nl_addr *mac = NULL, *have = rtnl_link_get_addr(br);
+	/* b + 6 hex → 02:01:00:xx:xx:xx */
+	snprintf(mac_text, sizeof(mac_text), "02:01:00:%.2s:%.2s:%.2s", ifname + 1, ifname + 3,
+		 ifname + 5);
+	if (strlen(ifname) != 7 || nl_addr_parse(mac_text, AF_LLC, &mac) < 0) {
+		*err = str_printf("bridge %s: not a bridge name of ours", ifname);
+		goto out;
+	}
+	bool mac_ok = have && nl_addr_cmp(have, mac) == 0;
+	if (!(rtnl_link_get_flags(br) & IFF_UP) || !mac_ok) {
 		change = rtnl_link_alloc();
 		rtnl_link_set_flags(change, IFF_UP);
-		if ((nerr = rtnl_link_change(sk, br, change, 0)) < 0) {
+		if (!mac_ok)
+			rtnl_link_set_addr(change, mac);
+		nerr = rtnl_link_change(sk, br, change, 0);
+		if (nerr < 0) {
 			*err = str_printf("bridge %s up: %s", ifname, nl_geterror(nerr));
+			nl_addr_put(mac);
 			goto out;
 		}
 	}
+	nl_addr_put(mac);
 	/* The metadata service's link-local IPv6 address, on every bridge
 	 * (scoped, so one per link is no conflict). */
 	if (addr_ensure(sk, rtnl_link_get_ifindex(br), "fe80::a9fe:a9fe/64", err) < 0)

@@ -24,7 +24,12 @@ int tap_open(const char *ifname, char **err);
 struct nl_sock;
 /* A connected NETLINK_ROUTE socket (free with nl_socket_free), or NULL. */
 struct nl_sock *link_nl_open(char **err);
-/* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len). */
+/* A bridge, up, with the gateway addresses (prefix::1/64, a.b.c.1/len)
+ * and a fixed MAC 02:01:00 + the 6 hex of its network (the name's hex):
+ * a bridge left to itself takes its ports' lowest MAC, so a new tap with
+ * a lower MAC would change the gateway's MAC under the running guests
+ * (stale ARP/NDP entries for seconds); and every host's bridge of one
+ * network has the same gateway MAC, so a VM that moves keeps a valid one. */
 int bridge_ensure(const char *ifname, const char *ipv6_prefix, const char *ipv4_cidr, char **err);
 /* An address on the loopback link (idempotent).  The metadata service's
  * 169.254.169.254 lives there rather than on the bridges: on a bridge,

@@ -544,7 +544,7 @@ void vms_free(struct vm *v, size_t n)
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
 	" x.desired, x.state, x.host, x.error, x.created, x.user_data, x.config_drive," \
-	" x.disk_size, x.ephemeral FROM vms x" \
+	" x.disk_size, x.ephemeral, x.metadata_tokens FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -577,6 +577,8 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->config_drive = c[14].i != 0;
 	vm->disk_size = c[15].i;
 	vm->ephemeral = c[16].i != 0;
+	/* Anything but 'optional' reads as the stricter setting. */
+	vm->metadata_tokens_required = c[17].t != SV_TEXT || strcmp(c[17].s, "optional") != 0;
 }
 
 static void fill_vm_key(void *e, const struct sval *c)
@@ -764,11 +766,12 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),
 			SV_I(vm->cpus), SV_I(vm->memory_mib), SV_S(vm->desired), SV_S(vm->state),
 			SV_S(vm->host), SV_I(vm->created), SV_S(ud), SV_I(vm->config_drive ? 1 : 0),
-			SV_I(vm->disk_size), SV_I(vm->ephemeral ? 1 : 0) };
+			SV_I(vm->disk_size), SV_I(vm->ephemeral ? 1 : 0),
+			SV_S(vm->metadata_tokens_required ? "required" : "optional") };
 		rc = store_w(st, "INSERT INTO vms (id, name, owner, image, cpus, memory_mib, desired,"
-			     " state, host, created, user_data, config_drive, disk_size, ephemeral)"
-			     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			     p, 14);
+			     " state, host, created, user_data, config_drive, disk_size, ephemeral,"
+			     " metadata_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     p, 15);
 	}
 	free(ud);
 	for (size_t i = 0; rc == STORE_OK && i < vm->n_disks; i++) {
@@ -808,6 +811,12 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
 	return store_tx_end(st, rc);
+}
+
+int store_vm_set_metadata_tokens(struct store *st, uint64_t id, bool required)
+{
+	struct sval p[] = { SV_S(required ? "required" : "optional"), SV_I(id) };
+	return store_w(st, "UPDATE vms SET metadata_tokens = ? WHERE id = ?", p, 2);
 }
 
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error)

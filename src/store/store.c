@@ -3,6 +3,7 @@
  * See store.h for the contract.
  */
 #include "store/store_internal.h"
+#include "store/tokencache.h"
 
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -97,7 +98,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	/* The host whose hcd downloads an import (only it resumes it). */
 	"ALTER TABLE images ADD COLUMN import_host TEXT;",
-	/* 8: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
+	/* 8: metadata — IMDSv2 per VM (issue 11 item 13): 'optional' answers
+	 * plain GETs too (what every VM did before), 'required' only those
+	 * with a session token. */
+	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
+	/* 9: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
 	 * Limits in bits/s, bursts and quotas in bytes, 0 = none.  The users'
 	 * rate cap and monthly traffic quota are a table of their own, apart
 	 * from the users' resource quotas.  Counters: the last raw sample of a
@@ -218,12 +223,41 @@ int store_w(struct store *st, const char *sql, const struct sval *p, int n)
 	return rc;
 }
 
+void store_read_begin(struct store *st)
+{
+	char *err = NULL;
+
+	if (st->depth > 0 || st->reading || st->eng->read_begin == NULL)
+		return;
+	if (st->eng->read_begin(st->h, &err) == STORE_OK)
+		st->reading = true;
+	else
+		log_err("store: %s", err ? err : "cannot begin a read");
+	free(err);
+}
+
+void store_read_end(struct store *st)
+{
+	char *err = NULL;
+
+	if (!st->reading)
+		return;
+	st->reading = false;
+	if (st->eng->commit(st->h, &err) != STORE_OK) {
+		log_err("store: %s", err ? err : "cannot end a read");
+		st->eng->rollback(st->h);
+	}
+	free(err);
+}
+
 int store_tx_begin(struct store *st)
 {
 	char *err = NULL;
 
 	if (st->depth++ > 0)
 		return STORE_OK;
+	/* A write inside a read: the snapshot ends, the write lock is taken. */
+	store_read_end(st);
 	st->dirty = false;
 	st->changed[0] = '\0';
 	if (st->eng->begin(st->h, &err) != STORE_OK) {
@@ -428,6 +462,7 @@ void store_close(struct store *st)
 	if (st == NULL)
 		return;
 	st->eng->close(st->h);
+	tokencache_free(st->tokens);
 	free(st);
 }
 

@@ -68,6 +68,9 @@ struct store_engine {
 		    store_row_fn fn, void *arg, char **err);
 	int (*begin)(void *h, char **err);
 	int (*commit)(void *h, char **err);
+	/* Optional: a read-only snapshot for several statements (ended by
+	 * commit), where that is cheaper than one per statement. */
+	int (*read_begin)(void *h, char **err);
 	void (*rollback)(void *h);
 	void (*close)(void *h);
 	/* Optional (NULL: not needed).  Hold (lock) or release a lock that
@@ -104,6 +107,15 @@ struct store *store_open(const char *uri, const char *state_dir, char **err);
 void store_close(struct store *st);
 void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
 int store_schema_version(struct store *st);
+
+/*
+ * Several reads as one: between these, reads see one snapshot and pay
+ * for it once (SQLite takes its locks once instead of per statement; a
+ * no-op on engines without read_begin).  A write meanwhile is fine: it
+ * ends the snapshot first.  Not nested; not across a return to the loop.
+ */
+void store_read_begin(struct store *st);
+void store_read_end(struct store *st);
 
 /*
  * Changes made by other processes (issue 7, "triggers").  Every committed
@@ -212,6 +224,10 @@ struct vm {
 	/* Extra empty data disks, in the order the guest sees them. */
 	struct vm_disk *disks;
 	size_t n_disks;
+	/* The metadata service answers only requests that carry an IMDSv2
+	 * session token ("metadata_tokens": "required"), or also plain ones
+	 * ("optional"). */
+	bool metadata_tokens_required;
 	/* At create only: each NIC's own limits (usage.h), one per network
 	 * given to store_vm_create, or NULL for none. */
 	const struct nic_limit *nic_limits;
@@ -287,6 +303,8 @@ int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 		  struct vm **out, size_t *n);
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
+/* Whether the metadata service requires IMDSv2 tokens from this VM. */
+int store_vm_set_metadata_tokens(struct store *st, uint64_t id, bool required);
 /* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error);
 /* Remove the row, its NICs, rules and key links for good (after the host
@@ -346,7 +364,8 @@ int store_user_create(struct store *st, struct user *u);
 int store_user_get(struct store *st, const char *name, struct user *out);
 int store_user_get_id(struct store *st, uint64_t id, struct user *out);
 int store_user_list(struct store *st, struct user **out, size_t *n);
-/* Any of role/auth may be NULL (unchanged); enabled < 0 = unchanged. */
+/* Any of role/auth may be NULL (unchanged); enabled < 0 = unchanged.
+ * Disabling a user revokes its tokens in the same transaction. */
 int store_user_update(struct store *st, uint64_t id, const char *role, const char *auth,
 		      int enabled);
 /* STORE_CONFLICT while the user owns anything; the user's tokens go too. */
@@ -384,6 +403,28 @@ int store_token_list(struct store *st, uint64_t scope, struct token **out, size_
 int store_token_delete(struct store *st, uint64_t id, uint64_t scope);
 /* Drop expired tokens. */
 int store_token_purge(struct store *st, int64_t now);
+
+/* What a live token stands for: enough to authenticate a request. */
+struct token_auth {
+	uint64_t id;
+	uint64_t owner;
+	bool admin;
+};
+/*
+ * As store_token_lookup, for authenticating requests: after the first
+ * query the answer comes from a cache (store/tokencache.h) when
+ * store_token_cache enabled one.  Every change this handle makes to
+ * tokens or users empties it, so revocations here take effect at once;
+ * those made through another handle (another host) within ttl_s.
+ */
+int store_token_auth(struct store *st, const char *hash, int64_t now, struct token_auth *out);
+/* Cache token answers for ttl_s seconds (0: no cache). */
+void store_token_cache(struct store *st, int ttl_s);
+/* STORE_OK while token id is live (unexpired, its user enabled); never
+ * cached: for sessions that outlive their request. */
+int store_token_live(struct store *st, uint64_t id, int64_t now);
+/* Revoke every token of owner except `keep` (0: all). */
+int store_token_revoke_user(struct store *st, uint64_t owner, uint64_t keep);
 
 /* ---- hosts and placement (hosts.c) -------------------------------------- */
 

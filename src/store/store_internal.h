@@ -13,11 +13,14 @@ struct store {
 	void (*hook)(void *);
 	void *hook_arg;
 	int depth;            /* nesting of store_tx_begin */
+	bool reading;         /* store_read_begin's snapshot is open */
 	bool dirty;           /* a write happened in the current transaction */
 	/* The tables store_w wrote in it, comma-separated: the payload of
 	 * its announcement, for listeners' logs (advisory: a write that only
 	 * set `dirty` adds nothing, a name that does not fit is left out). */
 	char changed[96];
+	/* What bearer tokens stand for (users.c; NULL: not cached). */
+	struct tokencache *tokens;
 };
 
 /* Run one statement; engine errors are logged here. */

@@ -2,12 +2,26 @@
  * users — users, their TOTP enrolment and their login tokens in the store.
  * None of this is intent the agent acts on, so writes here go through
  * store_q and never wake the reconciler.
+ *
+ * The token cache (tokencache.h) is emptied by every write here that can
+ * end a token or change what it stands for (role, enabled, deletion), in
+ * the same call, before the caller hears of the result.
  */
 #include "store/store_internal.h"
+#include "store/tokencache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Tokens remembered at once; the table is a few hundred KiB. */
+#define TOKEN_CACHE_SLOTS 4096
+
+static void tokens_changed(struct store *st)
+{
+	tokencache_flush(st->tokens);
+}
 
 /* ---- users -------------------------------------------------------------- */
 
@@ -117,7 +131,11 @@ int store_user_update(struct store *st, uint64_t id, const char *role, const cha
 		rc = store_q(st, "UPDATE users SET role = ?, auth = ?, enabled = ? WHERE id = ?",
 			     p, 4, NULL, NULL);
 	}
+	/* A disabled user's sessions end with it, not at their expiry. */
+	if (rc == STORE_OK && enabled == 0)
+		rc = store_q(st, "DELETE FROM tokens WHERE owner = ?", &SV_I(id), 1, NULL, NULL);
 	user_free(&cur);
+	tokens_changed(st);
 	return store_tx_end(st, rc);
 }
 
@@ -141,6 +159,7 @@ int store_user_delete(struct store *st, uint64_t id)
 		rc = store_q(st, "DELETE FROM tokens WHERE owner = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM users WHERE id = ?", &SV_I(id), 1, NULL, NULL);
+	tokens_changed(st);
 	return store_tx_end(st, rc);
 }
 
@@ -298,7 +317,84 @@ int store_token_delete(struct store *st, uint64_t id, uint64_t scope)
 	int rc = store_q_count(st, "DELETE FROM tokens WHERE id = ? AND (? = -1 OR owner = ?)"
 			       " RETURNING id", p, 3, &deleted);
 
+	tokens_changed(st);
 	return rc == STORE_OK && deleted == 0 ? STORE_NOTFOUND : rc;
+}
+
+int store_token_revoke_user(struct store *st, uint64_t owner, uint64_t keep)
+{
+	struct sval p[] = { SV_I(owner), SV_I(keep) };
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM tokens WHERE owner = ? AND id <> ?", p, 2, NULL, NULL);
+	tokens_changed(st);
+	return store_tx_end(st, rc);
+}
+
+void store_token_cache(struct store *st, int ttl_s)
+{
+	tokencache_free(st->tokens);
+	st->tokens = ttl_s > 0 ? tokencache_new(TOKEN_CACHE_SLOTS, (int64_t)ttl_s * 1000) : NULL;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct auth_row {
+	struct token_auth *out;
+	int64_t expires;
+	bool found;
+};
+
+static int auth_row(void *arg, const struct sval *c, int n)
+{
+	struct auth_row *a = arg;
+
+	a->out->id = (uint64_t)c[0].i;
+	a->out->owner = (uint64_t)c[1].i;
+	a->out->admin = c[2].t == SV_TEXT && strcmp(c[2].s, "admin") == 0;
+	a->expires = c[3].i;
+	a->found = true;
+	return 1;
+}
+
+int store_token_auth(struct store *st, const char *hash, int64_t now, struct token_auth *out)
+{
+	const struct tokencache_entry *e;
+	struct auth_row a = { .out = out };
+	struct sval p[] = { SV_S(hash), SV_I(now) };
+	int64_t mono = mono_ms();
+	int rc;
+
+	e = st->tokens ? tokencache_get(st->tokens, hash, now, mono) : NULL;
+	if (e) {
+		*out = (struct token_auth){ .id = e->id, .owner = e->owner, .admin = e->admin };
+		return STORE_OK;
+	}
+	rc = store_q(st, "SELECT x.id, x.owner, u.role, x.expires FROM tokens x JOIN users u"
+		     " ON u.id = x.owner WHERE x.hash = ? AND x.expires > ? AND u.enabled <> 0",
+		     p, 2, auth_row, &a);
+	if (rc == STORE_OK && !a.found)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK && st->tokens)
+		tokencache_put(st->tokens, hash, out->id, out->owner, out->admin, a.expires, mono);
+	return rc;
+}
+
+int store_token_live(struct store *st, uint64_t id, int64_t now)
+{
+	struct sval p[] = { SV_I(id), SV_I(now) };
+	int64_t n = 0;
+	int rc = store_q(st, "SELECT COUNT(*) FROM tokens x JOIN users u ON u.id = x.owner"
+			 " WHERE x.id = ? AND x.expires > ? AND u.enabled <> 0", p, 2, store_row_int, &n);
+
+	return rc == STORE_OK && n == 0 ? STORE_NOTFOUND : rc;
 }
 
 int store_token_purge(struct store *st, int64_t now)

@@ -196,3 +196,11 @@ guest_run() {
 	done
 	fail "guest $vm did not finish '$cmd' within ${timeout}s"
 }
+
+# make_tls_cert DIR SAN: a self-signed P-256 certificate for SAN (e.g.
+# "IP:::1") in DIR/tls.crt, its key in DIR/tls.key.
+make_tls_cert() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=hackcloud-e2e -addext "subjectAltName=$2" \
+		-keyout "$1/tls.key" -out "$1/tls.crt" 2>/dev/null || fail "openssl could not make a certificate"
+}

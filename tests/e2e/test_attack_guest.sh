@@ -32,7 +32,9 @@ while True:
     c, a = s.accept()
     c.sendall(b'host-secret-banner\n'); c.close()
 EOF
-nsexec python3 "$T_DIR/listen.py" "$HOST_PORT" &
+# A simple command (not the nsexec function), so that $! is python itself
+# and the cleanup ends it (a leftover would hold the caller's stdout open).
+ip netns exec "$T_NS" python3 "$T_DIR/listen.py" "$HOST_PORT" &
 T_ON_EXIT+=("kill $! 2>/dev/null")
 
 import_tiny tiny

@@ -17,9 +17,7 @@ done
 
 PORT=8443
 URL="https://[::1]:$PORT"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-	-subj /CN=hackcloud-e2e -addext 'subjectAltName=IP:::1,IP:127.0.0.1' \
-	-keyout "$T_DIR/tls.key" -out "$T_DIR/tls.crt" 2>/dev/null || fail "openssl could not make a certificate"
+make_tls_cert "$T_DIR" IP:::1,IP:127.0.0.1
 
 LDAP_DIR=$T_DIR/ldap
 LDAP_PORT=3890

@@ -13,6 +13,14 @@ hc vm create db --image tiny --net office >/dev/null
 for vm in web db; do wait_log "$vm" HACKCLOUD-NET-UP 180; done
 ok "both guests report their network up"
 
+# The gateway's MAC is the bridge's own (02:01:00 + network ID), not the
+# lowest of its ports' MACs, which would change as taps come and go.
+net_id=$(hc --json net show office | jq -r .id)
+br_mac=$(nsexec cat "/sys/class/net/b$net_id/address")
+[ "$br_mac" = "02:01:00:${net_id:0:2}:${net_id:2:2}:${net_id:4:2}" ] ||
+	fail "bridge b$net_id has MAC $br_mac, not its fixed 02:01:00:… one"
+ok "the bridge keeps its fixed MAC $br_mac with guests attached"
+
 for vm in web db; do
 	v4=$(vm_field "$vm" '.nics[0].ipv4')
 	v6=$(vm_field "$vm" '.nics[0].ipv6')

@@ -151,16 +151,17 @@ api DELETE "/v1/vms/$vid/rules/$rid" >/dev/null
 [ "$API_STATUS" = 200 ] || fail "admin: rule delete → $API_STATUS"
 api DELETE "/v1/vms/$vid/nics/$mac" >/dev/null
 [ "$API_STATUS" = 200 ] || fail "admin: nic remove → $API_STATUS"
+api DELETE "/v1/tokens/$tid" >/dev/null
+[ "$API_STATUS" = 200 ] || fail "admin: token revoke → $API_STATUS"
+API_TOKEN=$TA api GET /v1/whoami >/dev/null
+[ "$API_STATUS" = 401 ] || fail "alice's revoked token still works: $API_STATUS"
+# (an OTP enrolment or a new password would revoke alice's tokens too)
 api POST "/v1/users/alice/otp" '{}' >"$T_DIR/resp"
 [ "$API_STATUS" = 200 ] && grep -q 'otpauth://totp/' "$T_DIR/resp" || fail "admin: otp enable → $API_STATUS"
 api DELETE "/v1/users/alice/otp" >/dev/null
 [ "$API_STATUS" = 200 ] || fail "admin: otp disable → $API_STATUS"
 api POST "/v1/users/alice/password" '{"password": "alice-new-pass"}' >/dev/null
 [ "$API_STATUS" = 200 ] || fail "admin: password → $API_STATUS"
-api DELETE "/v1/tokens/$tid" >/dev/null
-[ "$API_STATUS" = 200 ] || fail "admin: token revoke → $API_STATUS"
-API_TOKEN=$TA api GET /v1/whoami >/dev/null
-[ "$API_STATUS" = 401 ] || fail "alice's revoked token still works: $API_STATUS"
 api DELETE /v1/users/alice >/dev/null
 [ "$API_STATUS" = 409 ] || fail "admin deleted a user who owns resources: $API_STATUS"
 api DELETE "/v1/vms/$vid" >/dev/null
@@ -184,7 +185,9 @@ as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env -u HC_TOKEN
 if as_nobody whoami 2>"$T_DIR/err"; then fail "local user nobody was let in without a hackcloud user"; fi
 grep -q "not a hackcloud user" "$T_DIR/err" || fail "nobody's refusal: $(cat "$T_DIR/err")"
 hc user create nobody >/dev/null || fail "user create nobody"
-[ "$(as_nobody --json whoami | jq -r '.name + "/" + .via')" = nobody/peer ] ||
-	fail "local user nobody is not hackcloud's nobody"
-as_nobody --json vm list | jq -e 'length == 0' >/dev/null || fail "nobody sees VMs"
-ok "a local user is the hackcloud user of the same name, and nobody else"
+# nobody is a system account (uid 65534, no login shell): it stays a
+# stranger even now (issue 11 §10; test_attack_api.sh shows a person's
+# account mapping to the user of its name).
+if as_nobody whoami 2>"$T_DIR/err"; then fail "the system account nobody became hackcloud's nobody"; fi
+grep -q "not a hackcloud user" "$T_DIR/err" || fail "nobody's refusal: $(cat "$T_DIR/err")"
+ok "an unknown local user is refused, and so is a system account whose name is a hackcloud user's"

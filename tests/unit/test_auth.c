@@ -13,8 +13,10 @@
 #include "auth/credfile.h"
 #include "auth/ldap.h"
 #include "auth/password.h"
+#include "auth/policy.h"
 #include "auth/seal.h"
 #include "auth/token.h"
+#include "auth/throttle.h"
 #include "auth/totp.h"
 #include "common/fsutil.h"
 #include "common/ratelimit.h"
@@ -568,6 +570,108 @@ static void backoff_bounded(void **state)
 	backoff_free(t);
 }
 
+/* ---- throttle: users and addresses apart (issue 11 §8) ------------------- */
+
+static void throttle_users_survive_address_floods(void **state)
+{
+	struct throttle *t = throttle_new(&(struct throttle_config){ .users = 4, .addrs = 4 });
+	struct backoff *one = backoff_new(&(struct backoff_config){ .capacity = 8 });
+	char addr[32];
+	unsigned failures;
+	double delay, wait;
+
+	/* alice earns 5 failures (16 s), and her wait ends. */
+	for (int i = 0; i < 5; i++) {
+		throttle_fail(t, "alice", "192.0.2.1", 0);
+		backoff_fail(one, "user:alice", 0);
+	}
+	/* Then cheap failures from many fresh addresses.  In one shared table
+	 * (what hcd had) they evict her finished entry: her next failure would
+	 * start again at 1 s. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(addr, sizeof(addr), "198.51.100.%d", i % 250);
+		throttle_fail(t, "x", addr, 20000 + i);
+		backoff_fail(one, addr, 20000 + i);
+	}
+	assert_false(backoff_get(one, "user:alice", NULL, NULL, NULL));
+	throttle_user_state(t, "alice", &failures, &delay);
+	assert_int_equal(failures, 5);
+	assert_float_equal(delay, 16, 1e-9);
+	/* Her next failure doubles the wait as earned. */
+	throttle_fail(t, "alice", "203.0.113.9", 30000);
+	throttle_user_state(t, "alice", &failures, &delay);
+	assert_int_equal(failures, 6);
+	assert_float_equal(delay, 32, 1e-9);
+	/* Either key waiting makes an attempt wait; success clears both. */
+	assert_false(throttle_check(t, "alice", "203.0.113.10", 30500, &wait));
+	assert_float_equal(wait, 31.5, 1e-9);
+	assert_false(throttle_check(t, "bob", "203.0.113.9", 30500, &wait));
+	assert_float_equal(wait, 0.5, 1e-9);
+	assert_true(throttle_check(t, "bob", "203.0.113.10", 30500, &wait));
+	throttle_success(t, "alice", "203.0.113.9");
+	assert_true(throttle_check(t, "alice", "203.0.113.9", 30500, NULL));
+	backoff_free(one);
+	throttle_free(t);
+}
+
+/* ---- policy: one answer and one cost for every failure (issue 11 §7) ----- */
+
+static void login_policy_uniform(void **state)
+{
+	/* Every way a login can fail without the right secrets. */
+	static const struct { const char *what; struct login_facts f; } fails[] = {
+		{ "unknown user", { .password_given = true } },
+		{ "unknown user, code", { .password_given = true, .otp_given = true } },
+		{ "disabled user", { .found = true, .file = true, .password_given = true } },
+		{ "no backend", { .found = true, .enabled = true, .password_given = true } },
+		{ "OTP-only, no code", { .found = true, .enabled = true, .otp = true, .password_given = true } },
+		{ "OTP-only, nothing", { .found = true, .enabled = true, .otp = true } },
+		{ "file, no password", { .found = true, .enabled = true, .file = true } },
+		{ "ldap, no password", { .found = true, .enabled = true, .ldap = true, .otp_given = true } },
+	};
+
+	for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+		const struct login_facts *f = &fails[i].f;
+		/* One argon2id run against the dummy hash: the cost of a real one. */
+		assert_int_equal(login_check_for(f), CHECK_DUMMY);
+		/* The dummy never passes; a code, when wanted, is wrong. */
+		enum check_result otp = login_wants_otp(f, CHECK_FAILED) ? CHECK_FAILED : CHECK_SKIPPED;
+		if (login_result(f, CHECK_FAILED, otp) != LOGIN_DENIED)
+			fail_msg("%s: not denied", fails[i].what);
+		assert_int_equal(proof_result(f, CHECK_FAILED, otp), LOGIN_DENIED);
+	}
+	/* Users with a password backend run their own check. */
+	struct login_facts file = { .found = true, .enabled = true, .file = true, .password_given = true };
+	struct login_facts ldap = { .found = true, .enabled = true, .ldap = true, .password_given = true };
+	assert_int_equal(login_check_for(&file), CHECK_FILE);
+	assert_int_equal(login_check_for(&ldap), CHECK_LDAP);
+	assert_int_equal(login_result(&file, CHECK_PASSED, CHECK_SKIPPED), LOGIN_OK);
+	assert_int_equal(login_result(&file, CHECK_FAILED, CHECK_SKIPPED), LOGIN_DENIED);
+	assert_int_equal(login_result(&ldap, CHECK_ERROR, CHECK_SKIPPED), LOGIN_UNAVAILABLE);
+	/* A code is asked for only after a right password; a wrong password
+	 * with a code never looks at (or burns) the code. */
+	struct login_facts two = { .found = true, .enabled = true, .file = true, .otp = true,
+				   .password_given = true };
+	assert_false(login_wants_otp(&two, CHECK_PASSED));
+	assert_int_equal(login_result(&two, CHECK_PASSED, CHECK_SKIPPED), LOGIN_OTP_REQUIRED);
+	assert_int_equal(login_result(&two, CHECK_FAILED, CHECK_SKIPPED), LOGIN_DENIED);
+	two.otp_given = true;
+	assert_false(login_wants_otp(&two, CHECK_FAILED));
+	assert_true(login_wants_otp(&two, CHECK_PASSED));
+	assert_int_equal(login_result(&two, CHECK_PASSED, CHECK_FAILED), LOGIN_DENIED);
+	assert_int_equal(login_result(&two, CHECK_PASSED, CHECK_PASSED), LOGIN_OK);
+	/* OTP-only: the code alone. */
+	struct login_facts otp = { .found = true, .enabled = true, .otp = true, .otp_given = true };
+	assert_int_equal(login_check_for(&otp), CHECK_DUMMY);
+	assert_true(login_wants_otp(&otp, CHECK_FAILED));
+	assert_int_equal(login_result(&otp, CHECK_FAILED, CHECK_PASSED), LOGIN_OK);
+	/* A proof: the password or a code, either suffices. */
+	assert_int_equal(proof_result(&two, CHECK_PASSED, CHECK_SKIPPED), LOGIN_OK);
+	assert_true(proof_wants_otp(&two, CHECK_FAILED));
+	assert_int_equal(proof_result(&two, CHECK_FAILED, CHECK_PASSED), LOGIN_OK);
+	assert_int_equal(proof_result(&two, CHECK_FAILED, CHECK_FAILED), LOGIN_DENIED);
+}
+
 /* ---- LDAP filter escaping ----------------------------------------------- */
 
 static void ldap_escape(void **state)
@@ -646,6 +750,8 @@ int main(void)
 		cmocka_unit_test(ratelimit_arithmetic),
 		cmocka_unit_test(backoff_arithmetic),
 		cmocka_unit_test(backoff_bounded),
+		cmocka_unit_test(throttle_users_survive_address_floods),
+		cmocka_unit_test(login_policy_uniform),
 		cmocka_unit_test(ldap_escape),
 		cmocka_unit_test(ldap_refusals),
 	};

@@ -100,6 +100,8 @@ static void defaults(void **state)
 	assert_int_equal(g->resync_interval, 60);
 	assert_int_equal(g->token_ttl, 86400);
 	assert_int_equal(g->vxlan_port, 4789);
+	assert_int_equal(g->metadata_rate, 20);
+	assert_string_equal(g->metadata_tokens, "optional");
 	assert_true(g->max_body > 0);
 	assert_null(g->listen);
 	assert_null(g->tls_cert);

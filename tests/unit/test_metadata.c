@@ -1,6 +1,8 @@
 /*
- * test_metadata — the metadata tree (src/metadata/tree.c): EC2 and
- * OpenStack paths, versions, keys, binary user data, and 404s.
+ * test_metadata — the pure parts of the metadata service: the tree
+ * (src/metadata/tree.c: EC2 and OpenStack paths, versions, keys, binary
+ * user data, 404s), IMDSv2 tokens (imds_token.c), the token-bucket table
+ * (limit.c) and the netlink parsing of caller identification (ident.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +10,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "metadata/ident.h"
+#include "metadata/imds_token.h"
+#include "metadata/limit.h"
 #include "metadata/tree.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +142,286 @@ static void unknown_paths(void **state)
 	expect("/", 200, "latest\n2009-04-04\nopenstack\n");
 }
 
+/* ---- IMDSv2 tokens ------------------------------------------------------ */
+
+static const uint8_t key[IMDS_KEY_BYTES] = { 1, 2, 3, 4, 5 };
+
+static void token_ttl_header(void **state)
+{
+	(void)state;
+	assert_int_equal(imds_ttl_parse("1"), 1);
+	assert_int_equal(imds_ttl_parse("21600"), 21600);
+	assert_int_equal(imds_ttl_parse("00060"), 60);
+	const char *bad[] = { NULL, "", "0", "21601", "99999", "100000", "-1", "+5", " 5", "5 ",
+			      "1e3", "abc", "0x10", "6O" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(imds_ttl_parse(bad[i]), -1);
+}
+
+static void token_bound_to_vm_and_time(void **state)
+{
+	char t[IMDS_TOKEN_CHARS + 1];
+	(void)state;
+	imds_token_mint(key, 0x2a, 1000, 60, t);
+	assert_int_equal(strlen(t), IMDS_TOKEN_CHARS);
+	assert_int_equal(imds_token_check(key, t, 0x2a, 1000), IMDS_TOKEN_OK);
+	assert_int_equal(imds_token_check(key, t, 0x2a, 60999), IMDS_TOKEN_OK);
+	assert_int_equal(imds_token_check(key, t, 0x2a, 61000), IMDS_TOKEN_EXPIRED);
+	assert_int_equal(imds_token_check(key, t, 0x2b, 2000), IMDS_TOKEN_OTHER_VM);
+	/* Another key (another hcd, or one restarted): forged. */
+	uint8_t other[IMDS_KEY_BYTES] = { 9 };
+	assert_int_equal(imds_token_check(other, t, 0x2a, 2000), IMDS_TOKEN_FORGED);
+}
+
+static void token_forgeries(void **state)
+{
+	char t[IMDS_TOKEN_CHARS + 1], u[IMDS_TOKEN_CHARS + 2];
+	(void)state;
+	imds_token_mint(key, 7, 0, 21600, t);
+	/* Every single-character change is caught. */
+	for (size_t i = 0; i < IMDS_TOKEN_CHARS; i++) {
+		memcpy(u, t, sizeof(t));
+		u[i] = u[i] == 'A' ? 'B' : 'A';
+		assert_int_equal(imds_token_check(key, u, 7, 1), IMDS_TOKEN_FORGED);
+	}
+	snprintf(u, sizeof(u), "%sA", t);
+	assert_int_equal(imds_token_check(key, u, 7, 1), IMDS_TOKEN_FORGED);
+	assert_int_equal(imds_token_check(key, t + 1, 7, 1), IMDS_TOKEN_FORGED);
+	assert_int_equal(imds_token_check(key, "", 7, 1), IMDS_TOKEN_FORGED);
+	assert_int_equal(imds_token_check(key, NULL, 7, 1), IMDS_TOKEN_FORGED);
+	memset(u, '=', IMDS_TOKEN_CHARS);
+	u[IMDS_TOKEN_CHARS] = '\0';
+	assert_int_equal(imds_token_check(key, u, 7, 1), IMDS_TOKEN_FORGED);
+	/* A token whose VM field was rewritten keeps its old MAC: forged, not
+	 * "another VM's". */
+	uint8_t raw[48];
+	size_t len;
+	assert_int_equal(sodium_base642bin(raw, sizeof(raw), t, IMDS_TOKEN_CHARS, NULL, &len, NULL,
+					   sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+	raw[7] ^= 1;
+	sodium_bin2base64(u, sizeof(u), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	assert_int_equal(imds_token_check(key, u, 6, 1), IMDS_TOKEN_FORGED);
+}
+
+/* ---- the bucket table --------------------------------------------------- */
+
+static void limit_burst_then_rate(void **state)
+{
+	struct limit_table *t = limit_new(5, 15);
+	uint64_t a = 1, b = 2;
+	int ok = 0;
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		ok += limit_take(t, &a, sizeof(a), 1000);
+	assert_int_equal(ok, 15);
+	/* Another key has its own bucket. */
+	assert_true(limit_take(t, &b, sizeof(b), 1000));
+	/* One second later: 5 more for a. */
+	ok = 0;
+	for (int i = 0; i < 100; i++)
+		ok += limit_take(t, &a, sizeof(a), 2000);
+	assert_int_equal(ok, 5);
+	limit_free(t);
+	t = limit_new(0, 0);
+	for (int i = 0; i < 1000; i++)
+		assert_true(limit_take(t, &a, sizeof(a), 0));
+	limit_free(t);
+}
+
+/* Many more keys in use than slots: a key in the middle of its limit is
+ * never handed a fresh bucket, whatever else comes and goes. */
+static void limit_never_looser(void **state)
+{
+	struct limit_table *t = limit_new(1, 3);
+	uint64_t victim = 0;
+	int ok = 0;
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_true(limit_take(t, &victim, sizeof(victim), 0));
+	for (uint64_t k = 1; k < 4 * LIMIT_SLOTS; k++)
+		limit_take(t, &k, sizeof(k), 0);
+	for (int i = 0; i < 10; i++)
+		ok += limit_take(t, &victim, sizeof(victim), 0);
+	assert_int_equal(ok, 0);
+	/* Once its bucket would be full again, forgetting it gave nothing. */
+	ok = 0;
+	for (int i = 0; i < 10; i++)
+		ok += limit_take(t, &victim, sizeof(victim), 3000);
+	assert_true(ok <= 3);
+	limit_free(t);
+}
+
+/* ---- parsing netlink ---------------------------------------------------- */
+
+struct msgbuf {
+	char b[1024] __attribute__((aligned(NLMSG_ALIGNTO)));
+	size_t len;
+	struct nlmsghdr *last;
+};
+
+static void *msg_start(struct msgbuf *m, int type, const void *hdr, size_t hdr_len)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(m->b + m->len);
+	memset(nh, 0, NLMSG_SPACE(hdr_len));
+	nh->nlmsg_type = (unsigned short)type;
+	nh->nlmsg_len = (unsigned)NLMSG_LENGTH(hdr_len);
+	memcpy(NLMSG_DATA(nh), hdr, hdr_len);
+	m->last = nh;
+	m->len += NLMSG_ALIGN(nh->nlmsg_len);
+	return nh;
+}
+
+static void msg_attr(struct msgbuf *m, int type, const void *data, size_t len)
+{
+	struct rtattr *a = (struct rtattr *)(m->b + m->len);
+	a->rta_type = (unsigned short)type;
+	a->rta_len = (unsigned short)RTA_LENGTH(len);
+	memcpy(RTA_DATA(a), data, len);
+	m->last->nlmsg_len = (unsigned)(NLMSG_ALIGN(m->last->nlmsg_len) + RTA_ALIGN(a->rta_len));
+	m->len = (size_t)((char *)m->last - m->b) + NLMSG_ALIGN(m->last->nlmsg_len);
+}
+
+struct drops {
+	int n, all;
+	int ifindex;
+	struct ident_key k;
+};
+
+static void record(void *arg, const struct ident_key *k, int ifindex)
+{
+	struct drops *d = arg;
+	d->n++;
+	if (k)
+		d->k = *k;
+	else if (ifindex)
+		d->ifindex = ifindex;
+	else
+		d->all++;
+}
+
+static void neigh_msg(struct msgbuf *m, int type, int family, int ifindex, const char *addr,
+		      const uint8_t *mac, int state)
+{
+	struct ndmsg nd = { .ndm_family = (unsigned char)family, .ndm_ifindex = ifindex,
+			    .ndm_state = (unsigned short)state };
+	uint8_t a[16];
+	msg_start(m, type, &nd, sizeof(nd));
+	if (addr) {
+		inet_pton(family, addr, a);
+		msg_attr(m, NDA_DST, a, family == AF_INET ? 4 : 16);
+	}
+	if (mac)
+		msg_attr(m, NDA_LLADDR, mac, 6);
+}
+
+static void events(void **state)
+{
+	struct msgbuf m = { 0 };
+	struct drops d = { 0 };
+	struct ifinfomsg ifi = { .ifi_index = 7 };
+	struct rtmsg rt = { .rtm_family = AF_INET };
+	static const uint8_t mac[6] = { 2, 0, 0, 0, 1, 0x0f };
+	(void)state;
+
+	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", mac, NUD_REACHABLE);
+	ident_parse_events(m.b, m.len, record, &d);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.k.family, AF_INET);
+	assert_int_equal(d.k.scope, 0);
+	assert_memory_equal(d.k.addr, "\x0a\x00\x00\x02", 4);
+
+	/* Link-local IPv6: the key carries the interface, as a client's
+	 * address does (sin6_scope_id). */
+	memset(&m, 0, sizeof(m));
+	memset(&d, 0, sizeof(d));
+	neigh_msg(&m, RTM_DELNEIGH, AF_INET6, 5, "fe80::ff:fe00:10f", NULL, 0);
+	neigh_msg(&m, RTM_NEWNEIGH, AF_BRIDGE, 5, NULL, mac, 0);   /* an FDB entry: ignored */
+	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, NULL, mac, 0);     /* no address: ignored */
+	msg_start(&m, RTM_NEWLINK, &ifi, sizeof(ifi));
+	msg_start(&m, RTM_NEWROUTE, &rt, sizeof(rt));
+	ident_parse_events(m.b, m.len, record, &d);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.k.family, AF_INET6);
+	assert_int_equal(d.k.scope, 5);
+	assert_int_equal(d.ifindex, 7);
+	assert_int_equal(d.all, 1);
+
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_scope_id = 5 };
+	struct ident_key k;
+	inet_pton(AF_INET6, "fe80::ff:fe00:10f", &sa.sin6_addr);
+	assert_true(ident_key_of((struct sockaddr *)&sa, &k));
+	assert_memory_equal(&k, &d.k, sizeof(k));
+	/* A global address has no scope in the key. */
+	inet_pton(AF_INET6, "2001:db8::1", &sa.sin6_addr);
+	assert_true(ident_key_of((struct sockaddr *)&sa, &k));
+	assert_int_equal(k.scope, 0);
+
+	/* A truncated message is skipped, not read past. */
+	memset(&m, 0, sizeof(m));
+	memset(&d, 0, sizeof(d));
+	neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", mac, NUD_REACHABLE);
+	ident_parse_events(m.b, m.len - 4, record, &d);
+	ident_parse_events(m.b, 8, record, &d);
+	assert_int_equal(d.n, 0);
+}
+
+static void route_replies(void **state)
+{
+	struct msgbuf m = { 0 };
+	struct rtmsg rt = { .rtm_family = AF_INET, .rtm_type = RTN_UNICAST };
+	int oif = 9;
+	uint8_t gw[4] = { 10, 0, 0, 1 };
+	(void)state;
+
+	msg_start(&m, RTM_NEWROUTE, &rt, sizeof(rt));
+	msg_attr(&m, RTA_OIF, &oif, sizeof(oif));
+	assert_int_equal(ident_parse_route(m.b, m.len), 9);
+	/* Through a gateway: not on a link of ours. */
+	msg_attr(&m, RTA_GATEWAY, gw, sizeof(gw));
+	assert_int_equal(ident_parse_route(m.b, m.len), 0);
+	memset(&m, 0, sizeof(m));
+	rt.rtm_type = RTN_LOCAL;
+	msg_start(&m, RTM_NEWROUTE, &rt, sizeof(rt));
+	msg_attr(&m, RTA_OIF, &oif, sizeof(oif));
+	assert_int_equal(ident_parse_route(m.b, m.len), 0);
+	memset(&m, 0, sizeof(m));
+	struct nlmsgerr e = { .error = -ENETUNREACH };
+	msg_start(&m, NLMSG_ERROR, &e, sizeof(e));
+	assert_int_equal(ident_parse_route(m.b, m.len), 0);
+}
+
+static void neigh_replies(void **state)
+{
+	static const uint8_t ours[6] = { 2, 0, 0, 0, 1, 0x0f }, theirs[6] = { 2, 1, 0, 0, 1, 0x0f };
+	static const struct {
+		const uint8_t *mac;
+		int state;
+		bool found;
+	} cases[] = {
+		{ ours, NUD_STALE, true },
+		{ ours, NUD_REACHABLE, true },
+		{ theirs, NUD_REACHABLE, false },   /* not a hackcloud MAC */
+		{ ours, NUD_FAILED, false },
+		{ ours, NUD_INCOMPLETE, false },
+		{ NULL, NUD_REACHABLE, false },     /* no link-layer address */
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct msgbuf m = { 0 };
+		uint64_t nic = 0;
+		neigh_msg(&m, RTM_NEWNEIGH, AF_INET, 5, "10.0.0.2", cases[i].mac, cases[i].state);
+		assert_int_equal(ident_parse_neigh(m.b, m.len, &nic), cases[i].found);
+		if (cases[i].found)
+			assert_int_equal(nic, 0x10f);
+	}
+	struct msgbuf m = { 0 };
+	uint64_t nic = 0;
+	struct nlmsgerr e = { .error = -ENOENT };
+	msg_start(&m, NLMSG_ERROR, &e, sizeof(e));
+	assert_false(ident_parse_neigh(m.b, m.len, &nic));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +430,16 @@ int main(void)
 		cmocka_unit_test(user_data_is_binary_safe),
 		cmocka_unit_test(openstack_json),
 		cmocka_unit_test(unknown_paths),
+		cmocka_unit_test(token_ttl_header),
+		cmocka_unit_test(token_bound_to_vm_and_time),
+		cmocka_unit_test(token_forgeries),
+		cmocka_unit_test(limit_burst_then_rate),
+		cmocka_unit_test(limit_never_looser),
+		cmocka_unit_test(events),
+		cmocka_unit_test(route_replies),
+		cmocka_unit_test(neigh_replies),
 	};
+	if (sodium_init() < 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

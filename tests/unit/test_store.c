@@ -1458,6 +1458,34 @@ static void vm_disks_roundtrip(void **state)
 	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_disks"), 0);
 }
 
+/* The metadata service's IMDSv2 setting: stored, read back, changed —
+ * a change of intent (the hook fires: the service's cache goes). */
+static void vm_metadata_tokens(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny"), plain;
+	struct vm vm = { .name = "strict", .owner = OWNER_ROOT, .image = img, .cpus = 1,
+			 .memory_mib = 128, .desired = "stopped", .state = "stopped",
+			 .metadata_tokens_required = true };
+	struct vm got = { 0 };
+	int hooks;
+
+	assert_int_equal(store_vm_create(c->st, &vm, NULL, 0), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_true(got.metadata_tokens_required);
+	vm_free(&got);
+	assert_int_equal(make_vm(c->st, "plain", OWNER_ROOT, img, NULL, 0, &plain), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, plain, &got), STORE_OK);
+	assert_false(got.metadata_tokens_required);
+	vm_free(&got);
+	hooks = c->hooks;
+	assert_int_equal(store_vm_set_metadata_tokens(c->st, vm.id, false), STORE_OK);
+	assert_true(c->hooks > hooks);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_false(got.metadata_tokens_required);
+	vm_free(&got);
+}
+
 /* ---- hosts and placement -------------------------------------------------- */
 
 static void add_host(struct store *st, const char *name, int cpus, int64_t mem)
@@ -1637,6 +1665,7 @@ int main(void)
 		T(keys_and_user_data),
 		T(image_import_rows),
 		T(vm_disks_roundtrip),
+		T(vm_metadata_tokens),
 		T(users_and_tokens),
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),

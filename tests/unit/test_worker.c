@@ -24,12 +24,14 @@ struct sq_job {
 	int done_calls;
 	bool ran;
 	atomic_int *gate;        /* work waits while *gate == 0 (NULL: no wait) */
+	atomic_int started;      /* work has begun */
 };
 
 static void square(void *arg)
 {
 	struct sq_job *j = arg;
 
+	atomic_store(&j->started, 1);
 	while (j->gate && atomic_load(j->gate) == 0)
 		usleep(1000);
 	j->worked_on = pthread_self();
@@ -99,7 +101,11 @@ static void free_completes_jobs_that_never_ran(void **state)
 		rest[i].in = i;
 		assert_int_equal(worker_submit(p, square, sq_done, &rest[i]), 0);
 	}
-	usleep(20000);     /* let the thread pick up the gated job */
+	/* The thread must hold the gated job before the pool stops, or that
+	 * job too would be dropped (a sleep here made the test flaky). */
+	for (int i = 0; i < 10000 && !atomic_load(&first.started); i++)
+		usleep(1000);
+	assert_true(atomic_load(&first.started));
 	atomic_store(&gate, 1);
 	worker_pool_free(p);
 	assert_int_equal(first.done_calls, 1);

@@ -1,0 +1,39 @@
+/*
+ * route — the API surface as data (STYLE: Redis's command table): one row
+ * per endpoint with its method, path pattern, handler, body kind and who
+ * may call it.  routes.c holds the table; http.c matches
+ * requests against it and knows nothing else of the handlers.
+ */
+#ifndef HC_API_ROUTE_H
+#define HC_API_ROUTE_H
+
+#include <stddef.h>
+
+struct req;
+
+enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
+
+/* Who may call: ROUTE_USER any identified caller, ROUTE_ADMIN admins only,
+ * ROUTE_ANON anybody (logging in needs no identity).  false/true read as
+ * USER/ADMIN, as older rows write them. */
+enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2 };
+
+/* Bodies of ROUTE_ANON routes are read before anyone is identified: they
+ * never exceed this (others: the max_body setting). */
+#define ROUTE_ANON_MAX_BODY 4096
+
+struct route {
+	const char *method;
+	const char *pattern;              /* segments; "{}" captures one */
+	int (*handler)(struct req *r);    /* runs once the body is complete */
+	enum body_kind body;
+	/* BODY_STREAM: begin (may refuse), then every chunk as it arrives. */
+	int (*stream_begin)(struct req *r);
+	int (*stream_chunk)(struct req *r, const char *data, size_t len);
+	int access;
+};
+
+extern const struct route api_routes[];
+extern const size_t api_n_routes;
+
+#endif
