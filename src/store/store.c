@@ -125,7 +125,10 @@ static const char *const migrations[] = {
 	" at BIGINT NOT NULL, in_bps BIGINT NOT NULL, out_bps BIGINT NOT NULL,"
 	" in_pps BIGINT NOT NULL, out_pps BIGINT NOT NULL, PRIMARY KEY (nic, host));"
 	"CREATE INDEX meter_nics_vm ON meter_nics (vm);"
-	"CREATE TABLE meter_hosts (host TEXT PRIMARY KEY, boot TEXT NOT NULL, at BIGINT NOT NULL);"
+	/* When each host last accounted its VMs' resources, and its boot ID
+	 * then: kept in its row, with its heartbeat. */
+	"ALTER TABLE hosts ADD COLUMN meter_at BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN meter_boot TEXT;"
 	"CREATE TABLE usage_nic (month TEXT NOT NULL, nic BIGINT NOT NULL, vm BIGINT NOT NULL,"
 	" owner BIGINT NOT NULL, bytes_in BIGINT NOT NULL, bytes_out BIGINT NOT NULL,"
 	" packets_in BIGINT NOT NULL, packets_out BIGINT NOT NULL, PRIMARY KEY (month, nic));"

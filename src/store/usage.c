@@ -377,7 +377,7 @@ static int host_row(void *arg, const struct sval *c, int n)
 int store_meter_host(struct store *st, const char *host, int64_t *at, char **boot)
 {
 	struct host_row h = { 0 };
-	int rc = store_q(st, "SELECT at, boot FROM meter_hosts WHERE host = ?", &SV_S(host), 1,
+	int rc = store_q(st, "SELECT meter_at, meter_boot FROM hosts WHERE name = ?", &SV_S(host), 1,
 			 host_row, &h);
 
 	*at = h.at;
@@ -517,9 +517,8 @@ int store_meter_commit(struct store *st, const char *host, const char *month, in
 	if (rc == STORE_OK && n_vms)
 		rc = vm_adds_write(st, month, vms, n_vms);
 	if (rc == STORE_OK && now > 0) {
-		struct sval p[] = { SV_S(host), SV_S(boot), SV_I(now) };
-		rc = store_q(st, "INSERT INTO meter_hosts (host, boot, at) VALUES (?, ?, ?)"
-			     " ON CONFLICT (host) DO UPDATE SET boot = excluded.boot, at = excluded.at",
+		struct sval p[] = { SV_I(now), SV_S(boot), SV_S(host) };
+		rc = store_q(st, "UPDATE hosts SET meter_at = ?, meter_boot = ? WHERE name = ?",
 			     p, 3, NULL, NULL);
 	}
 	return store_tx_end(st, rc);

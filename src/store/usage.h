@@ -17,8 +17,10 @@
  *               that host has the tap.
  *   usage_nic   traffic per (month, NIC), with its VM and owner, kept when
  *               the VM is gone (billing outlives the VM).
- *   meter_hosts when each host last accounted its VMs' resources, and its
- *               boot ID then (a host that rebooted ran no VM meanwhile).
+ *   hosts.meter_at, .meter_boot   when each host last accounted its VMs'
+ *               resources, and its boot ID then (a host that rebooted ran no
+ *               VM meanwhile); kept in the host's row (registered at start),
+ *               which heartbeats rewrite anyway.
  *   usage_vm    vCPU-, memory- and disk-seconds per (month, VM).
  * Invariant: a sample and the totals it was added to are written in one
  * transaction (store_meter_commit), so after a crash the next sample's
@@ -135,7 +137,8 @@ struct meter_vm {
 };
 void meter_vms_free(struct meter_vm *v, size_t n);
 int store_meter_vms(struct store *st, const char *host, struct meter_vm **out, size_t *n);
-/* When this host last accounted (0: never) and its boot ID then (malloc'd). */
+/* When this host last accounted (0: never, or no such host) and its boot
+ * ID then (malloc'd, or NULL). */
 int store_meter_host(struct store *st, const char *host, int64_t *at, char **boot);
 
 /* What a VM's interval adds. */

@@ -474,6 +474,8 @@ static void usage_per_vm_and_owner(void **state)
 
 	make_world(c->st, &a, OWNER_ROOT, "a");
 	make_world(c->st, &b, OWNER_ROOT, "b");
+	struct host h1 = { .name = "h1", .cpus = 2, .memory_mib = 4096, .accel = "tcg" };
+	assert_int_equal(store_host_register(c->st, &h1), STORE_OK);
 	/* What the meter accounts on h1: both VMs, disks 64 MiB. */
 	assert_int_equal(store_meter_vms(c->st, "h1", &vms, &n), STORE_OK);
 	assert_int_equal(n, 2);
