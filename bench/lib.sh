@@ -1,10 +1,11 @@
 # shellcheck shell=bash
-# Shared setup of bench/api.sh and bench/loop.sh: a namespace in which
+# Shared setup of bench/api.sh, bench/loop.sh and bench/scale.sh: a namespace in which
 # ::1 is called "hcd-bench" (wrk sends the URL's host as TLS SNI even when
 # it is an address literal, which GnuTLS refuses), a certificate for that
 # name, hcd on a fresh state dir, and an admin with a token.
 #   bench_setup PREFIX    sets dir, ns, state; the EXIT trap removes them
 #   bench_hcd ARGS…       (re)starts hcd in the namespace (hcd_pid)
+#   bench_tiny            image "tiny" (the tiny guest of $GUEST)
 #   bench_fixture         image "tiny", a stopped VM ($vm), admin "bench" ($tok)
 # BENCH_ON_EXIT: commands (strings) run first at exit.
 BENCH_ON_EXIT=()
@@ -45,9 +46,13 @@ bench_hcd() {
 	exit 1
 }
 
-bench_fixture() {
+bench_tiny() {
 	"$BUILD/hc" image import tiny --kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
 		--cmdline "$(cat "$GUEST/cmdline")" >/dev/null
+}
+
+bench_fixture() {
+	bench_tiny
 	vm=$("$BUILD/hc" --json vm create bench --image tiny --no-start | jq -r .id)
 	printf 'bench-password\n' | "$BUILD/hc" user create bench --role admin --auth file --password-stdin >/dev/null
 	tok=$(curl -s --unix-socket "$state/api.sock" -H 'Content-Type: application/json' \

@@ -160,8 +160,7 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 {
 	struct network *nets = NULL;
 	struct vm *vms = NULL;
-	struct rule *rules = NULL;
-	size_t n_nets = 0, n_vms = 0, n_rules = 0, total = 0;
+	size_t n_nets = 0, n_vms = 0;
 	int rc;
 
 	memset(ns, 0, sizeof(*ns));
@@ -169,7 +168,22 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 	if (rc == STORE_OK)
 		rc = store_vm_list(st, OWNER_ANY, true, &vms, &n_vms);
 	if (rc == STORE_OK)
-		rc = store_rule_list(st, 0, &rules, &n_rules);
+		rc = netstate_build(st, host, uplink, nets, n_nets, vms, n_vms, ns);
+	networks_free(nets, n_nets);
+	vms_free(vms, n_vms);
+	return rc;
+}
+
+int netstate_build(struct store *st, const char *host, const char *uplink,
+		   const struct network *nets, size_t n_nets, const struct vm *vms, size_t n_vms,
+		   struct netstate *ns)
+{
+	struct rule *rules = NULL;
+	size_t n_rules = 0, total = 0;
+	int rc;
+
+	memset(ns, 0, sizeof(*ns));
+	rc = store_rule_list(st, 0, &rules, &n_rules);
 	if (rc != STORE_OK)
 		goto out;
 
@@ -230,8 +244,6 @@ int netstate_load(struct store *st, const char *host, const char *uplink, struct
 	ns->uplink = uplink && uplink[0] ? strdup(uplink) : NULL;
 	rc = overlay_load(st, host, vms, n_vms, ns);
 out:
-	networks_free(nets, n_nets);
-	vms_free(vms, n_vms);
 	rules_free(rules, n_rules);
 	if (rc != STORE_OK)
 		netstate_free(ns);

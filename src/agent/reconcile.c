@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TRANSITION_POLL_MS 200
@@ -53,6 +54,7 @@ struct agent {
 	unsigned why;           /* the reasons of the pass under way */
 	bool told;              /* it logged why it acts */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
+	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
 	struct bandwidth *bw;   /* per-NIC limits (issue 13) */
 	struct meter *meter;    /* traffic counters and resource use (issue 13) */
 };
@@ -93,26 +95,71 @@ void agent_free(struct agent *a)
 	free(a);
 }
 
+/* Tracks are kept sorted by VM ID: a pass over 10,000 VMs looks each up
+ * in a few steps rather than walking them all (issue 12 §6).  Returns
+ * where id is, or where it would go. */
+static size_t track_pos(const struct agent *a, uint64_t id)
+{
+	size_t lo = 0, hi = a->n_tracks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a->tracks[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct vm_track *track_find(struct agent *a, uint64_t id)
+{
+	size_t i = track_pos(a, id);
+
+	return i < a->n_tracks && a->tracks[i].id == id ? &a->tracks[i] : NULL;
+}
+
 static struct vm_track *track_get(struct agent *a, uint64_t id)
 {
-	for (size_t i = 0; i < a->n_tracks; i++)
-		if (a->tracks[i].id == id)
-			return &a->tracks[i];
+	size_t i = track_pos(a, id);
+
+	if (i < a->n_tracks && a->tracks[i].id == id)
+		return &a->tracks[i];
 	struct vm_track *nt = realloc(a->tracks, (a->n_tracks + 1) * sizeof(*nt));
 	if (nt == NULL)
 		return NULL;
 	a->tracks = nt;
-	nt[a->n_tracks] = (struct vm_track){ .id = id };
-	return &nt[a->n_tracks++];
+	memmove(&nt[i + 1], &nt[i], (a->n_tracks - i) * sizeof(*nt));
+	nt[i] = (struct vm_track){ .id = id };
+	a->n_tracks++;
+	return &nt[i];
 }
 
 static void track_drop(struct agent *a, uint64_t id)
 {
-	for (size_t i = 0; i < a->n_tracks; i++)
-		if (a->tracks[i].id == id) {
-			a->tracks[i] = a->tracks[--a->n_tracks];
-			return;
-		}
+	size_t i = track_pos(a, id);
+
+	if (i < a->n_tracks && a->tracks[i].id == id) {
+		memmove(&a->tracks[i], &a->tracks[i + 1], (a->n_tracks - i - 1) * sizeof(*a->tracks));
+		a->n_tracks--;
+	}
+}
+
+/*
+ * A VM at rest: asked to be stopped and seen stopped, nothing of it in
+ * flight.  It has no QEMU — every launch records "starting" in the store
+ * before it begins, and "stopped" is recorded only after the process,
+ * taps and sockets are gone — so there is nothing to do, not even a look
+ * at its pid file.  Most of 10,000 VMs are like this.
+ */
+static bool vm_at_rest(struct agent *a, const struct vm *vm)
+{
+	const struct vm_track *t;
+
+	if (strcmp(vm->desired, "stopped") != 0 || strcmp(vm->state, "stopped") != 0)
+		return false;
+	t = track_find(a, vm->id);
+	return t == NULL || (t->phase == STOP_NONE && !t->seen_running);
 }
 
 /* A pass that another host's change caused says so at its first change,
@@ -589,6 +636,8 @@ static int vm_converge(struct agent *a, struct vm *vm)
 	int again = -1;
 	long long now = now_ms();
 
+	if (vm_at_rest(a, vm))
+		return -1;
 	if (vm_paths_init(&p, a->cfg->state_dir, vm->id) < 0)
 		return TRANSITION_POLL_MS;
 	t = track_get(a, vm->id);
@@ -625,6 +674,11 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			nics_remove(a, vm);
 			t->seen_running = false;
 			store_vm_set_desired(a->st, vm->id, "stopped");
+			char *d = strdup("stopped");
+			if (d) {
+				free(vm->desired);
+				vm->desired = d;
+			}
 			observe(a, vm, "stopped", NULL);
 			goto out;
 		}
@@ -637,7 +691,13 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			goto out;
 		}
 		observe(a, vm, "starting", NULL);
-		if (vm_launch(a, vm, &p, &err) < 0) {
+		/* A list carries no user data or key material (store.h): the
+		 * launch, which may write them into a seed, reads the VM whole. */
+		struct vm whole = { 0 };
+		int launched = store_vm_get_id(a->st, vm->id, &whole) == STORE_OK
+			       ? vm_launch(a, &whole, &p, &err) : (err = strdup("store failure"), -1);
+		vm_free(&whole);
+		if (launched < 0) {
 			nics_remove(a, vm);
 			observe(a, vm, "error", err);
 			goto out;
@@ -683,6 +743,13 @@ static int vm_converge(struct agent *a, struct vm *vm)
 			goto out;
 		}
 		store_vm_purge(a->st, vm->id);
+		/* Gone from the store: its NICs leave this pass's network state. */
+		for (size_t i = 0; i < vm->n_nics; i++) {
+			free(vm->nics[i].network_name);
+			free(vm->nics[i].network_ipv6);
+			free(vm->nics[i].ipv4);
+		}
+		vm->n_nics = 0;
 		track_drop(a, vm->id);
 		acting(a, vm, "deleted");
 		log_info("vm %s (%s): deleted", vm_id_format(vm->id).s, vm->name);
@@ -877,17 +944,20 @@ static int overlay_converge(struct agent *a, const struct netstate *ns)
 }
 
 /*
- * Per-network services, derived from one snapshot taken after the VMs
- * converged (so purged VMs are already gone from it): a dnsmasq per
- * network, and none for a network that no longer exists.
+ * Per-network services, derived from the pass's own list of networks and
+ * VMs after the VMs converged (a VM purged in this pass has no NICs left
+ * in it; states are as observed): a dnsmasq per network, and none for a
+ * network that no longer exists.
  */
-static int network_services_converge(struct agent *a)
+static int network_services_converge(struct agent *a, const struct network *nets, size_t n_nets,
+				     const struct vm *vms, size_t n_vms)
 {
 	struct netstate ns;
 	char *err = NULL;
 	int again = -1;
 
-	if (netstate_load(a->st, a->cfg->host_name, a->cfg->uplink, &ns) != STORE_OK)
+	if (netstate_build(a->st, a->cfg->host_name, a->cfg->uplink, nets, n_nets, vms, n_vms,
+			   &ns) != STORE_OK)
 		return 5000;
 	ns.metadata_port = a->cfg->metadata_port;
 	forwarding_ensure(a->cfg->uplink);
@@ -921,7 +991,9 @@ int agent_reconcile(struct agent *a, unsigned why)
 	struct network *nets = NULL;
 	size_t n_vms = 0, n_nets = 0;
 	int again = -1;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	a->wakeups.local += (why & AGENT_WAKE_LOCAL) != 0;
 	a->wakeups.notify += (why & AGENT_WAKE_NOTIFY) != 0;
 	a->wakeups.resync += (why & AGENT_WAKE_RESYNC) != 0;
@@ -953,7 +1025,7 @@ int agent_reconcile(struct agent *a, unsigned why)
 			continue;
 		again = min_wait(again, vm_converge(a, &vms[i]));
 	}
-	again = min_wait(again, network_services_converge(a));
+	again = min_wait(again, network_services_converge(a, nets, n_nets, vms, n_vms));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
 	/* After the strays: an ifb whose tap was just swept goes now.  The
 	 * first pass and the resync read every redirect back. */
@@ -962,6 +1034,8 @@ int agent_reconcile(struct agent *a, unsigned why)
 out:
 	vms_free(vms, n_vms);
 	networks_free(nets, n_nets);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	a->last_pass_us = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	return again;
 }
 
@@ -973,6 +1047,11 @@ struct meter *agent_meter(struct agent *a)
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out)
 {
 	*out = a->wakeups;
+}
+
+long long agent_last_pass_us(const struct agent *a)
+{
+	return a->last_pass_us;
 }
 
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err)

@@ -54,6 +54,8 @@ struct agent_wakeups {
  * notification caused logs, at info, the first change it makes. */
 int agent_reconcile(struct agent *a, unsigned why);
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out);
+/* How long the last pass took, in microseconds (0 before the first). */
+long long agent_last_pass_us(const struct agent *a);
 
 /* The traffic meter of this host (agent/meter.h), for hcd's loop to tick. */
 struct meter *agent_meter(struct agent *a);

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void id8_format(uint64_t id, char buf[9])
@@ -30,58 +31,270 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-json_t *vm_to_json(const struct vm *vm)
+/* ---- JSON text written directly ------------------------------------------ */
+
+void jbuf_put(struct jbuf *b, const char *p, size_t n)
 {
-	json_t *nics = json_array();
+	if (b->failed)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *ns = realloc(b->s, cap);
+		if (ns == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+}
+
+static void jb_lit(struct jbuf *b, const char *lit)
+{
+	jbuf_put(b, lit, strlen(lit));
+}
+
+static void jb_int(struct jbuf *b, long long v)
+{
+	char t[24];
+
+	jbuf_put(b, t, (size_t)snprintf(t, sizeof(t), "%lld", v));
+}
+
+/* Bytes of a valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 :
+		   (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+
+	if (n == 2 && s[0] < 0xc2)
+		return 0;                     /* overlong */
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* A JSON string as jansson writes one (NULL: null).  A byte that is not
+ * valid UTF-8 (jansson would refuse the whole value) becomes U+FFFD. */
+static void jb_str(struct jbuf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s, *run;
+
+	if (s == NULL) {
+		jb_lit(b, "null");
+		return;
+	}
+	jbuf_put(b, "\"", 1);
+	for (run = p; *p;) {
+		size_t n = utf8_len(p);
+		const char *esc = NULL;
+		char u[8];
+		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' && *p != '\\')) {
+			p += n;
+			continue;
+		}
+		jbuf_put(b, (const char *)run, (size_t)(p - run));
+		switch (n == 0 ? 0 : *p) {
+		case 0:    esc = "\\ufffd"; break;
+		case '"':  esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default:
+			snprintf(u, sizeof(u), "\\u%04x", *p);
+			esc = u;
+		}
+		jb_lit(b, esc);
+		run = ++p;
+	}
+	jbuf_put(b, (const char *)run, (size_t)(p - run));
+	jbuf_put(b, "\"", 1);
+}
+
+/* An object being written: members in order, only those in fields (a
+ * comma list; NULL: all). */
+struct jobj {
+	struct jbuf *b;
+	const char *fields;
+	bool first;
+};
+
+/* key is in fields, whole or as the object of "key.member" entries. */
+static bool field_wanted(const char *fields, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (const char *f = fields; f && *f; f += strcspn(f, ",") + (f[strcspn(f, ",")] == ',')) {
+		size_t n = strcspn(f, ",");
+		if (n >= len && strncmp(f, key, len) == 0 && (n == len || f[len] == '.'))
+			return true;
+	}
+	return fields == NULL;
+}
+
+/* Writes "key": (with its comma) and says whether to write the value. */
+static bool jo_key(struct jobj *o, const char *key)
+{
+	if (!field_wanted(o->fields, key))
+		return false;
+	if (!o->first)
+		jbuf_put(o->b, ",", 1);
+	o->first = false;
+	jb_str(o->b, key);
+	jbuf_put(o->b, ":", 1);
+	return true;
+}
+
+/* fields of a NIC: those named "nics.X" in the VM's fields (NULL: all). */
+static void nic_write(struct jbuf *b, const struct nic *n, const char *fields)
+{
+	struct jobj o = { b, fields, true };
+	char v6[INET6_ADDRSTRLEN];
+
+	jbuf_put(b, "{", 1);
+	if (jo_key(&o, "mac"))
+		jb_str(b, nic_mac_format(n->id).s);
+	if (jo_key(&o, "ifname"))
+		jb_str(b, ifname_tap(n->id).s);
+	if (jo_key(&o, "network"))
+		jb_str(b, n->network_name ? n->network_name : "");
+	if (jo_key(&o, "network_id"))
+		jb_str(b, net_id_format(n->network).s);
+	if (jo_key(&o, "ipv6"))
+		jb_str(b, n->network_ipv6 && nic_ipv6(n->network_ipv6, n->id, v6, sizeof(v6)) ? v6 : NULL);
+	if (jo_key(&o, "ipv4"))
+		jb_str(b, n->ipv4);
+	jbuf_put(b, "}", 1);
+}
+
+/* "nics.ipv6,nics.ipv4" out of a VM's fields: the NIC members asked for,
+ * into buf; NULL when the fields name "nics" whole (or are NULL). */
+static const char *nic_fields(const char *fields, char *buf, size_t len)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (const char *f = fields; f && *f; f += strcspn(f, ",") + (f[strcspn(f, ",")] == ',')) {
+		size_t n = strcspn(f, ",");
+		if (n > 5 && strncmp(f, "nics.", 5) == 0 && at + n < len)
+			at += (size_t)snprintf(buf + at, len - at, "%s%.*s", at ? "," : "", (int)(n - 5), f + 5);
+	}
+	return at ? buf : NULL;
+}
+
+bool vm_json_write(const struct vm *vm, const char *fields, struct jbuf *b)
+{
+	struct jobj o = { b, fields, true };
 	char image_id[9];
 
-	for (size_t i = 0; i < vm->n_nics; i++) {
-		const struct nic *n = &vm->nics[i];
-		char v6[INET6_ADDRSTRLEN];
-		bool have_v6 = n->network_ipv6 && nic_ipv6(n->network_ipv6, n->id, v6, sizeof(v6));
-		json_array_append_new(nics, json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}",
-			"mac", nic_mac_format(n->id).s,
-			"ifname", ifname_tap(n->id).s,
-			"network", n->network_name ? n->network_name : "",
-			"network_id", net_id_format(n->network).s,
-			"ipv6", have_v6 ? json_string(v6) : json_null(),
-			"ipv4", str_or_null(n->ipv4)));
+	id8_format(vm->image, image_id);
+	jbuf_put(b, "{", 1);
+	if (jo_key(&o, "id"))
+		jb_str(b, vm_id_format(vm->id).s);
+	if (jo_key(&o, "name"))
+		jb_str(b, vm->name);
+	if (jo_key(&o, "state"))
+		jb_str(b, vm->state);
+	if (jo_key(&o, "desired"))
+		jb_str(b, vm->desired);
+	if (jo_key(&o, "cpus"))
+		jb_int(b, vm->cpus);
+	if (jo_key(&o, "memory_mib"))
+		jb_int(b, vm->memory_mib);
+	if (jo_key(&o, "image"))
+		jb_str(b, vm->image_name ? vm->image_name : "");
+	if (jo_key(&o, "image_id"))
+		jb_str(b, image_id);
+	if (jo_key(&o, "owner"))
+		jb_str(b, vm->owner_name ? vm->owner_name : "");
+	if (jo_key(&o, "host"))
+		jb_str(b, vm->host);
+	if (jo_key(&o, "error"))
+		jb_str(b, vm->error);
+	if (jo_key(&o, "created"))
+		jb_int(b, vm->created);
+	if (jo_key(&o, "nics")) {
+		char nf[128];
+		const char *sub = nic_fields(fields, nf, sizeof(nf));
+		jbuf_put(b, "[", 1);
+		for (size_t i = 0; i < vm->n_nics; i++) {
+			if (i)
+				jbuf_put(b, ",", 1);
+			nic_write(b, &vm->nics[i], sub);
+		}
+		jbuf_put(b, "]", 1);
 	}
 	/* Keys by name and fingerprint only, and the user data by size: the
 	 * content is for the guest (and GET …/user-data), not for listings. */
-	json_t *keys = json_array();
-	for (size_t i = 0; i < vm->n_keys; i++)
-		json_array_append_new(keys, json_pack("{s:s, s:s}",
-			"name", vm->keys[i].name ? vm->keys[i].name : "",
-			"fingerprint", vm->keys[i].fingerprint ? vm->keys[i].fingerprint : ""));
+	if (jo_key(&o, "keys")) {
+		jbuf_put(b, "[", 1);
+		for (size_t i = 0; i < vm->n_keys; i++) {
+			jb_lit(b, i ? ",{\"name\":" : "{\"name\":");
+			jb_str(b, vm->keys[i].name ? vm->keys[i].name : "");
+			jb_lit(b, ",\"fingerprint\":");
+			jb_str(b, vm->keys[i].fingerprint ? vm->keys[i].fingerprint : "");
+			jbuf_put(b, "}", 1);
+		}
+		jbuf_put(b, "]", 1);
+	}
+	if (jo_key(&o, "user_data_size"))
+		jb_int(b, (long long)vm->user_data_len);
+	if (jo_key(&o, "config_drive"))
+		jb_lit(b, vm->config_drive ? "true" : "false");
 	/* Data disks by size, in the order the guest sees them after the root
 	 * disk; disk_size null = the image's own size. */
-	json_t *disks = json_array();
-	for (size_t i = 0; i < vm->n_disks; i++)
-		json_array_append_new(disks, json_pack("{s:I}", "size", (json_int_t)vm->disks[i].size));
-	id8_format(vm->image, image_id);
-	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:b,"
-			 " s:o, s:o, s:b, s:s}",
-		"id", vm_id_format(vm->id).s,
-		"name", vm->name,
-		"state", vm->state,
-		"desired", vm->desired,
-		"cpus", vm->cpus,
-		"memory_mib", vm->memory_mib,
-		"image", vm->image_name ? vm->image_name : "",
-		"image_id", image_id,
-		"owner", vm->owner_name ? vm->owner_name : "",
-		"host", str_or_null(vm->host),
-		"error", str_or_null(vm->error),
-		"created", (json_int_t)vm->created,
-		"nics", nics,
-		"keys", keys,
-		"user_data_size", (json_int_t)vm->user_data_len,
-		"config_drive", vm->config_drive ? 1 : 0,
-		"disk_size", vm->disk_size > 0 ? json_integer(vm->disk_size) : json_null(),
-		"disks", disks,
-		"ephemeral", vm->ephemeral,
-		"metadata_tokens", vm->metadata_tokens_required ? "required" : "optional");
+	if (jo_key(&o, "disk_size")) {
+		if (vm->disk_size > 0)
+			jb_int(b, vm->disk_size);
+		else
+			jb_lit(b, "null");
+	}
+	if (jo_key(&o, "disks")) {
+		jbuf_put(b, "[", 1);
+		for (size_t i = 0; i < vm->n_disks; i++) {
+			jb_lit(b, i ? ",{\"size\":" : "{\"size\":");
+			jb_int(b, vm->disks[i].size);
+			jbuf_put(b, "}", 1);
+		}
+		jbuf_put(b, "]", 1);
+	}
+	if (jo_key(&o, "ephemeral"))
+		jb_lit(b, vm->ephemeral ? "true" : "false");
+	if (jo_key(&o, "metadata_tokens"))
+		jb_str(b, vm->metadata_tokens_required ? "required" : "optional");
+	jbuf_put(b, "}", 1);
+	return !b->failed;
+}
+
+bool vm_json_field_known(const char *name, size_t len)
+{
+	static const char *const known[] = { "id", "name", "state", "desired", "cpus", "memory_mib",
+		"image", "image_id", "owner", "host", "error", "created", "nics", "keys",
+		"user_data_size", "config_drive", "disk_size", "disks", "ephemeral", "metadata_tokens", "nics.mac",
+		"nics.ifname", "nics.network", "nics.network_id", "nics.ipv6", "nics.ipv4", NULL };
+
+	for (const char *const *k = known; *k; k++)
+		if (strlen(*k) == len && strncmp(*k, name, len) == 0)
+			return true;
+	return false;
+}
+
+/* The one shape of a VM is the text above; one VM is read back from it. */
+json_t *vm_to_json(const struct vm *vm)
+{
+	struct jbuf b = { 0 };
+	json_t *j = vm_json_write(vm, NULL, &b) ? json_loadb(b.s, b.len, 0, NULL) : NULL;
+
+	free(b.s);
+	return j;
 }
 
 json_t *image_to_json(const struct image *im)

@@ -250,7 +250,7 @@ int h_vm_console(struct req *r)
 
 	if (upgrade == NULL || strcasecmp(upgrade, "hc-console") != 0)
 		return req_error(r, 400, "bad_request", "the console needs 'Upgrade: hc-console'");
-	rc = store_vm_get(r->api->st, r->params[0], req_scope(r), &vm);
+	rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), &vm);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", r->params[0]);
 	if (!api_vm_here(r, &vm)) {

@@ -46,8 +46,9 @@ int h_usage(struct req *r);
 const char *api_nic_network(json_t *v);
 bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit **out);
 bool api_net_limit(struct req *r, struct nic_limit *out, bool *given);
-/* A network's "limit" (its NICs' default) added to its JSON / to a list's. */
-void api_net_json_limit(struct store *st, json_t *obj, uint64_t network);
+/* A network's "limit" (its NICs' default) added to its JSON (returned) /
+ * to a list's. */
+json_t *api_net_json_limit(struct store *st, json_t *obj, uint64_t network);
 void api_nets_json_limits(struct store *st, json_t *arr);
 
 /* keys.c */
@@ -74,6 +75,10 @@ int h_user_password(struct req *r);
 int h_user_otp_enable(struct req *r);
 int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
+
+/* quotas.c: a user's quotas and usage */
+int h_user_quota_get(struct req *r);
+int h_user_quota_set(struct req *r);
 
 /* hosts.c */
 int h_host_list(struct req *r);

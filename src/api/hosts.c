@@ -9,12 +9,20 @@
 
 #include "common/validate.h"
 
-static json_t *host_to_json(const struct host *h)
+#include <string.h>
+#include <time.h>
+
+/* The host answering is alive now, whether or not it wrote a heartbeat
+ * (alone, it does not: store_host_heartbeat). */
+static json_t *host_to_json(struct req *r, const struct host *h)
 {
+	int64_t seen = strcmp(h->name, r->api->cfg->host_name) == 0 ? (int64_t)time(NULL)
+								     : h->last_seen;
+
 	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
 			 "name", h->name, "address", h->address, "cpus", h->cpus,
 			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
-			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)h->last_seen,
+			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)seen,
 			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
 			 "used_mib", (json_int_t)h->used_mib);
 }
@@ -29,7 +37,7 @@ int h_host_list(struct req *r)
 		return req_store_error(r, rc, "host", NULL);
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, host_to_json(&v[i]));
+		json_array_append_new(arr, host_to_json(r, &v[i]));
 	hosts_free(v, n);
 	return req_json(r, 200, arr);
 }
@@ -41,7 +49,7 @@ static int reply_host(struct req *r, const char *name)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "host", name);
-	req_json(r, 200, host_to_json(&h));
+	req_json(r, 200, host_to_json(r, &h));
 	host_free(&h);
 	return 0;
 }

@@ -63,7 +63,7 @@ static json_t *image_json(struct req *r, const struct image *im)
 
 static bool image_resolve(struct req *r, struct image *im)
 {
-	int rc = store_image_get(r->api->st, r->params[0], req_scope(r), im);
+	int rc = store_image_get(r->api->st, req_ref(r), req_scope(r), im);
 
 	if (rc != STORE_OK) {
 		req_store_error(r, rc, "image", r->params[0]);

@@ -38,7 +38,7 @@ static json_t *key_to_json(const struct key *k)
 
 static bool key_resolve(struct req *r, struct key *k)
 {
-	int rc = store_key_get(r->api->st, r->params[0], req_scope(r), k);
+	int rc = store_key_get(r->api->st, req_ref(r), req_scope(r), k);
 
 	if (rc != STORE_OK) {
 		req_store_error(r, rc, "key", r->params[0]);
@@ -142,7 +142,7 @@ int h_key_delete(struct req *r)
 int h_vm_user_data(struct req *r)
 {
 	struct vm vm = { 0 };
-	int rc = store_vm_get(r->api->st, r->params[0], req_scope(r), &vm);
+	int rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), &vm);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", r->params[0]);

@@ -4,6 +4,7 @@
  */
 #include "api/http_req.h"
 
+#include "common/fsutil.h"
 #include "common/validate.h"
 #include "common/worker.h"
 
@@ -70,6 +71,11 @@ int req_store_error(struct req *r, int rc, const char *what, const char *ref)
 				 what, ref ? ref : "");
 	case STORE_FULL:
 		return req_error(r, 409, "exhausted", "no free identifier or address for %s", what);
+	case STORE_AMBIGUOUS:
+		return req_error(r, 409, "ambiguous", "several public %ss are named '%s': say OWNER/%s",
+				 what, ref ? ref : "", ref ? ref : "");
+	case STORE_QUOTA:
+		return req_error(r, 403, "quota_exceeded", "%s", store_refusal(r->api->st));
 	default:
 		return req_error(r, 500, "internal", "store failure");
 	}
@@ -164,6 +170,21 @@ void req_upgrade_close(struct req_upgrade *u)
 const char *req_query(struct req *r, const char *key)
 {
 	return MHD_lookup_connection_value(http_req_of(r)->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *req_ref(struct req *r)
+{
+	const char *owner = req_query(r, "owner");
+	char *q;
+
+	/* Qualified once: a segment never holds a '/' of its own. */
+	if (r->n_params == 0 || owner == NULL || strchr(r->params[0], '/'))
+		return r->n_params ? r->params[0] : "";
+	if ((q = str_printf("%s/%s", owner, r->params[0])) == NULL)
+		return r->params[0];
+	free(r->params[0]);
+	r->params[0] = q;
+	return q;
 }
 
 const char *req_header(struct req *r, const char *name)

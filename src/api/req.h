@@ -46,11 +46,16 @@ struct req {
 	void (*stream_free)(void *);
 };
 
-/* Scope for store lookups: admins see everything. */
+/* Scope for store lookups: admins see everything, and their plain names
+ * are still their own (store.h, References). */
 static inline uint64_t req_scope(const struct req *r)
 {
-	return r->admin ? OWNER_ANY : r->caller;
+	return r->admin ? scope_all(r->caller) : r->caller;
 }
+/* The resource the path names (its first {}): an ID or NAME, qualified
+ * as OWNER/NAME by "?owner=OWNER" (a '/' cannot travel inside a path
+ * segment: libmicrohttpd decodes %2F before routing).  req.c. */
+const char *req_ref(struct req *r);
 
 /* ---- answers ------------------------------------------------------------- */
 

@@ -12,7 +12,9 @@
 #include "cluster/cluster.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
+#include "common/netpool.h"
 #include "common/validate.h"
+#include "net/hostnet.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,26 +42,51 @@ static int h_info(struct req *r)
 	/* Why this host's agent ran its passes: which path acts on changes
 	 * (store notifications vs. the periodic resync) is observable. */
 	struct agent_wakeups w = { 0 };
+	long long pass_us = 0;
 
-	if (r->api->agent)
+	if (r->api->agent) {
 		agent_wakeups(r->api->agent, &w);
-	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I}}",
+		pass_us = agent_last_pass_us(r->api->agent);
+	}
+	return req_json(r, 200, json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I, s:I}, s:f}",
 		"version", HC_VERSION,
 		"host", r->api->cfg->host_name,
 		"accel", r->api->cfg->accel,
 		"schema", store_schema_version(r->api->st),
 		"wakeups", "local", (json_int_t)w.local, "notify", (json_int_t)w.notify,
-		"resync", (json_int_t)w.resync, "retry", (json_int_t)w.retry));
+		"resync", (json_int_t)w.resync, "retry", (json_int_t)w.retry,
+		"last_pass_ms", (double)pass_us / 1000.0));
 }
 
 /* ---- VMs ---------------------------------------------------------------- */
+
+/* "?fields=id,name,…": only those members of each VM (sparse fieldsets,
+ * for tables that show a few columns of 10,000 rows); NULL: all. */
+static bool list_fields(struct req *r, const char **fields)
+{
+	const char *f = *fields = req_query(r, "fields");
+
+	while (f && *f) {
+		size_t len = strcspn(f, ",");
+		if (!vm_json_field_known(f, len)) {
+			req_error(r, 400, "bad_request", "'fields': no VM member '%.*s'", (int)len, f);
+			return false;
+		}
+		f += len + (f[len] == ',');
+	}
+	return true;
+}
 
 static int h_vm_list(struct req *r)
 {
 	struct vm *vms = NULL;
 	size_t n = 0;
+	const char *fields;
+	struct jbuf b = { 0 };
 	int rc;
 
+	if (!list_fields(r, &fields))
+		return 0;
 	/* One snapshot for the VMs and their NICs, keys and disks. */
 	store_read_begin(r->api->st);
 	rc = store_vm_list(r->api->st, req_scope(r), false, &vms, &n);
@@ -67,11 +94,23 @@ static int h_vm_list(struct req *r)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "vm", NULL);
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, vm_to_json(&vms[i]));
+	/* Written VM by VM as text, not built as one tree: 10,000 VMs are
+	 * half a million JSON values, whose making, dumping and freeing cost
+	 * several times what reading them from the store does (issue 12 §6).
+	 * The bytes are those req_json would send. */
+	jbuf_put(&b, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			jbuf_put(&b, ",", 1);
+		vm_json_write(&vms[i], fields, &b);
+	}
+	jbuf_put(&b, "]\n", 2);
 	vms_free(vms, n);
-	return req_json(r, 200, arr);
+	if (b.failed) {
+		free(b.s);
+		return req_error(r, 500, "internal", "out of memory");
+	}
+	return req_bytes(r, 200, "application/json", b.s, b.len);
 }
 
 static int reply_vm(struct req *r, int status, uint64_t id)
@@ -377,7 +416,7 @@ static int h_vm_create(struct req *r)
 /* Resolve the {} of the path to a VM the caller may see. */
 static bool vm_resolve(struct req *r, struct vm *vm)
 {
-	int rc = store_vm_get(r->api->st, r->params[0], req_scope(r), vm);
+	int rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), vm);
 
 	if (rc != STORE_OK) {
 		req_store_error(r, rc, "vm", r->params[0]);
@@ -534,6 +573,121 @@ static int h_net_list(struct req *r)
 	return req_json(r, 200, arr);
 }
 
+/*
+ * Where a network's prefixes may come from (issue 11, item 4; docs/API.md):
+ * "ipv6" absent or "auto" takes the first free /64 of the tenant pool
+ * (tenant_ipv6_pool, else the installation's random ULA /48), "ipv4"
+ * "auto" the first free /24 of tenant_ipv4_pool; a prefix asked for by a
+ * member must lie inside a pool, an admin's anywhere.  Either way it must
+ * overlap no other network and no route or address of this host — read
+ * through netlink on a worker (a host's routing table may be large); the
+ * store then decides in the transaction that creates the network.
+ */
+struct net_create {
+	const char *name, *ipv6, *ipv4;   /* ipv6/ipv4: canonical text or NULL (allocate/none) */
+	struct nic_limit limit;           /* the default of its NICs (issue 13), when has_limit */
+	bool has_limit;
+	char c6[INET6_ADDRSTRLEN + 8], c4[INET_ADDRSTRLEN + 8];
+	bool want4;
+	struct prefix *pool6, *pool4, *host;
+	size_t n_pool6, n_pool4, n_host;
+	char *err;                        /* the host's routes could not be read */
+};
+
+static void net_create_free(struct net_create *nc)
+{
+	free(nc->pool6);
+	free(nc->pool4);
+	free(nc->host);
+	free(nc->err);
+	free(nc);
+}
+
+static void net_create_work(void *arg)
+{
+	struct net_create *nc = arg;
+
+	if (hostnet_prefixes(&nc->host, &nc->n_host, &nc->err) < 0)
+		nc->n_host = 0;
+}
+
+static void net_create_finish(struct req *r, void *arg, bool ran)
+{
+	struct net_create *nc = arg;
+	struct net_policy pol = { .host = nc->host, .n_host = nc->n_host, .pool6 = nc->pool6,
+				  .n_pool6 = nc->n_pool6, .pool4 = nc->pool4, .n_pool4 = nc->n_pool4,
+				  .want_ipv4 = nc->want4 };
+	struct network net = { .name = (char *)nc->name, .owner = r->caller, .ipv6 = (char *)nc->ipv6,
+			       .ipv4 = (char *)nc->ipv4, .limit = nc->has_limit ? &nc->limit : NULL };
+	struct network out = { 0 };
+	int rc;
+
+	if (!ran || nc->err) {
+		if (ran)
+			req_error(r, 503, "unavailable", "%s", nc->err);
+		net_create_free(nc);
+		return;
+	}
+	rc = store_network_allocate(r->api->st, &net, &pol);
+	if (rc == STORE_CONFLICT)
+		req_error(r, 409, "conflict", "%s", pol.why[0] ? pol.why : "a network of that name exists");
+	else if (rc == STORE_FULL && pol.why[0])
+		req_error(r, 409, "exhausted", "%s", pol.why);
+	else if (rc != STORE_OK)
+		req_store_error(r, rc, "network", nc->name);
+	else if ((rc = store_network_get(r->api->st, net_id_format(net.id).s, OWNER_ANY, &out)) != STORE_OK)
+		req_store_error(r, rc, "network", nc->name);
+	else
+		req_json(r, 201, api_net_json_limit(r->api->st, network_to_json(&out), out.id));
+	network_free(&out);
+	net_create_free(nc);
+}
+
+/* The operator's pools of one family; none configured (IPv6): the ULA. */
+static bool net_pools(struct req *r, struct net_create *nc)
+{
+	char bad[64], ula[64];
+
+	if (!prefix_list_parse(r->api->cfg->tenant_ipv6_pool, AF_INET6, 64, &nc->pool6,
+			       &nc->n_pool6, bad) ||
+	    !prefix_list_parse(r->api->cfg->tenant_ipv4_pool, AF_INET, 30, &nc->pool4,
+			       &nc->n_pool4, bad)) {
+		req_error(r, 500, "internal", "hcd.conf: a tenant pool holds '%s'", bad);
+		return false;
+	}
+	if (nc->n_pool6 == 0) {
+		int rc = store_ula_prefix(r->api->st, ula, sizeof(ula));
+		if (rc != STORE_OK || !prefix_list_parse(ula, AF_INET6, 64, &nc->pool6, &nc->n_pool6, bad)) {
+			req_store_error(r, rc == STORE_OK ? STORE_ERR : rc, "network", nc->name);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A member's prefix must come from a pool. */
+static bool net_in_pool(struct req *r, const char *asked, const struct prefix *pools, size_t n,
+			const char *key, const char *setting)
+{
+	struct prefix p;
+	char list[256] = "", t[64];
+
+	if (r->admin || asked == NULL || (prefix_from_text(asked, &p) &&
+					  prefix_find_container(&p, pools, n)))
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		prefix_text(&pools[i], t, sizeof(t));
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", t);
+	}
+	if (n == 0)
+		req_error(r, 403, "forbidden", "'%s': members get no IPv4 subnet unless %s is set",
+			  key, setting);
+	else
+		req_error(r, 403, "forbidden", "'%s' must lie in the tenant pool (%s), or be left out",
+			  key, list);
+	return false;
+}
+
 static int h_net_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "ipv6", "ipv4", "limit", NULL };
@@ -543,74 +697,57 @@ static int h_net_create(struct req *r)
 	struct in6_addr p6;
 	struct in_addr p4;
 	unsigned len4;
-	struct network *all = NULL;
-	size_t n_all = 0;
-	int rc;
+	struct net_create *nc;
 
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
-	    !get_str(r, "ipv6", true, &ipv6) || !get_str(r, "ipv4", false, &ipv4) ||
+	    !get_str(r, "ipv6", false, &ipv6) || !get_str(r, "ipv4", false, &ipv4) ||
 	    !api_net_limit(r, &limit, &has_limit))
 		return 0;
 	if (!api_name_check(r, name, NET_ID_STRLEN, "network"))
 		return 0;
-	if (!ipv6_prefix64_parse(ipv6, &p6))
-		return req_error(r, 400, "bad_request", "'ipv6' must be a /64 prefix, e.g. 2001:db8:1::/64");
-	if (ipv4 && !ipv4_cidr_parse(ipv4, &p4, &len4))
+	if (ipv6 && strcmp(ipv6, "auto") != 0 && !ipv6_prefix64_parse(ipv6, &p6))
 		return req_error(r, 400, "bad_request",
-				 "'ipv4' must be a subnet /8../30 with host bits zero, e.g. 10.0.0.0/24");
+				 "'ipv6' must be a /64 prefix, e.g. 2001:db8:1::/64, or \"auto\"");
+	if (ipv4 && strcmp(ipv4, "auto") != 0 && !ipv4_cidr_parse(ipv4, &p4, &len4))
+		return req_error(r, 400, "bad_request",
+				 "'ipv4' must be a subnet /8../30 with host bits zero, e.g. 10.0.0.0/24,"
+				 " or \"auto\"");
+	if ((nc = calloc(1, sizeof(*nc))) == NULL)
+		return req_error(r, 500, "internal", "out of memory");
+	nc->name = name;
+	nc->limit = limit;
+	nc->has_limit = has_limit;
 	/* Canonical text, so equal prefixes compare equal. */
-	char c6[INET6_ADDRSTRLEN + 4], c4[INET_ADDRSTRLEN + 4];
-	char a6[INET6_ADDRSTRLEN], a4[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET6, &p6, a6, sizeof(a6));
-	snprintf(c6, sizeof(c6), "%s/64", a6);
-	if (ipv4) {
+	if (ipv6 && strcmp(ipv6, "auto") != 0) {
+		char a6[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, &p6, a6, sizeof(a6));
+		snprintf(nc->c6, sizeof(nc->c6), "%s/64", a6);
+		nc->ipv6 = nc->c6;
+	}
+	if (ipv4 && strcmp(ipv4, "auto") != 0) {
+		char a4[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &p4, a4, sizeof(a4));
-		snprintf(c4, sizeof(c4), "%s/%u", a4, len4);
+		snprintf(nc->c4, sizeof(nc->c4), "%s/%u", a4, len4);
+		nc->ipv4 = nc->c4;
 	}
-	rc = store_network_list(r->api->st, OWNER_ANY, &all, &n_all);
-	for (size_t i = 0; rc == STORE_OK && i < n_all; i++) {
-		struct in_addr o4;
-		unsigned olen;
-		if (strcmp(all[i].ipv6, c6) == 0)
-			rc = STORE_CONFLICT;
-		/* Overlapping subnets would put one gateway address on two
-		 * bridges and send replies to the wrong one. */
-		if (ipv4 && all[i].ipv4 && ipv4_cidr_parse(all[i].ipv4, &o4, &olen) &&
-		    ipv4_cidr_overlap(p4, len4, o4, olen))
-			rc = STORE_CONFLICT;
+	nc->want4 = ipv4 && strcmp(ipv4, "auto") == 0;
+	if (!net_pools(r, nc) ||
+	    !net_in_pool(r, nc->ipv6, nc->pool6, nc->n_pool6, "ipv6", "") ||
+	    !net_in_pool(r, nc->ipv4, nc->pool4, nc->n_pool4, "ipv4", "tenant_ipv4_pool")) {
+		net_create_free(nc);
+		return 0;
 	}
-	networks_free(all, n_all);
-	if (rc == STORE_CONFLICT)
-		return req_error(r, 409, "conflict", "another network already uses that prefix");
-	if (rc != STORE_OK)
-		return req_store_error(r, rc, "network", name);
-
-	struct network net = { .name = (char *)name, .owner = r->caller, .ipv6 = c6,
-			       .ipv4 = ipv4 ? c4 : NULL, .limit = has_limit ? &limit : NULL };
-	rc = store_network_create(r->api->st, &net);
-	if (rc != STORE_OK)
-		return req_store_error(r, rc, "network", name);
-	struct network out = { 0 };
-	rc = store_network_get(r->api->st, net_id_format(net.id).s, OWNER_ANY, &out);
-	if (rc != STORE_OK)
-		return req_store_error(r, rc, "network", name);
-	json_t *j = network_to_json(&out);
-	api_net_json_limit(r->api->st, j, out.id);
-	req_json(r, 201, j);
-	network_free(&out);
-	return 0;
+	return req_defer(r, net_create_work, net_create_finish, nc);
 }
 
 static int h_net_get(struct req *r)
 {
 	struct network net = { 0 };
-	int rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", r->params[0]);
-	json_t *j = network_to_json(&net);
-	api_net_json_limit(r->api->st, j, net.id);
-	req_json(r, 200, j);
+	req_json(r, 200, api_net_json_limit(r->api->st, network_to_json(&net), net.id));
 	network_free(&net);
 	return 0;
 }
@@ -618,7 +755,7 @@ static int h_net_get(struct req *r)
 static int h_net_delete(struct req *r)
 {
 	struct network net = { 0 };
-	int rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
 	if (rc == STORE_OK)
 		rc = store_network_delete(r->api->st, net.id);
@@ -688,6 +825,8 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/users/{}/password",     h_user_password,  BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/users/{}/otp",          h_user_otp_enable, BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/users/{}/otp",          h_user_otp_disable, BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/users/{}/quota",        h_user_quota_get, BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/users/{}/quota",        h_user_quota_set, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
 	{ "GET",    "/v1/users/{}/traffic",      h_user_traffic_get, BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/users/{}/traffic",      h_user_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },

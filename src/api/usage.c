@@ -186,12 +186,13 @@ bool api_net_limit(struct req *r, struct nic_limit *out, bool *given)
 	return !*given || (limit_from_json(r, v, out) && cap_allows(r, r->caller, out));
 }
 
-void api_net_json_limit(struct store *st, json_t *obj, uint64_t network)
+json_t *api_net_json_limit(struct store *st, json_t *obj, uint64_t network)
 {
 	struct nic_limit l = { 0 };
 
 	store_net_limit_get(st, network, &l);
 	json_object_set_new(obj, "limit", limit_to_json(&l));
+	return obj;
 }
 
 void api_nets_json_limits(struct store *st, json_t *arr)
@@ -227,7 +228,7 @@ int h_net_update(struct req *r)
 		return 0;
 	if (v == NULL)
 		return req_error(r, 400, "bad_request", "'limit' is required");
-	rc = store_network_get(r->api->st, r->params[0], req_scope(r), &net);
+	rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", r->params[0]);
 	rc = store_net_limit_get(r->api->st, net.id, &l);

@@ -19,7 +19,7 @@
 
 bool vm_of_path(struct req *r, struct vm *vm)
 {
-	int rc = store_vm_get(r->api->st, r->params[0], req_scope(r), vm);
+	int rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), vm);
 
 	if (rc != STORE_OK) {
 		req_store_error(r, rc, "vm", r->params[0]);

@@ -171,6 +171,7 @@ struct resource {
 	const struct column *list; /* ends with { NULL } */
 	const struct column *show;
 	void (*show_more)(json_t *obj);   /* sections after the fields, or NULL */
+	const char *list_fields;   /* members the list columns read, for ?fields=, or NULL */
 };
 
 void print_json(json_t *v);
@@ -230,6 +231,7 @@ extern const struct resource res_user;
 extern const struct resource res_token;
 int cmd_user_create(struct hc *h, const struct args *a);
 int cmd_user_set(struct hc *h, const struct args *a);
+int cmd_user_show(struct hc *h, const struct args *a);
 int cmd_user_passwd(struct hc *h, const struct args *a);
 int cmd_user_otp(struct hc *h, const struct args *a);
 int cmd_login(struct hc *h, const struct args *a);

@@ -413,15 +413,23 @@ int api_call(struct hc *h, const char *method, const char *path, json_t *body, j
 
 char *api_path(const char *collection, const char *ref, const char *suffix)
 {
+	/* OWNER/NAME travels as NAME?owner=OWNER: the daemon decodes an
+	 * escaped '/' before it routes (docs/API.md, References). */
+	const char *slash = strchr(ref, '/');
+	char *owner = slash ? strndup(ref, (size_t)(slash - ref)) : NULL;
 	/* A name or ID never needs escaping, but a typo must not change the
 	 * path ("a/../b", "x?y"): the daemon then reports it as not found. */
-	char *esc = curl_easy_escape(NULL, ref, 0);
-	char *p;
+	char *esc = curl_easy_escape(NULL, slash ? slash + 1 : ref, 0);
+	char *esc_owner = owner ? curl_easy_escape(NULL, owner, 0) : NULL;
+	char *p = NULL;
 
-	if (esc == NULL)
-		return NULL;
-	p = str_printf("/v1/%s/%s%s%s", collection, esc, suffix ? "/" : "", suffix ? suffix : "");
+	if (esc && (!slash || esc_owner))
+		p = str_printf("/v1/%s/%s%s%s%s%s", collection, esc, suffix ? "/" : "",
+			       suffix ? suffix : "", esc_owner ? "?owner=" : "",
+			       esc_owner ? esc_owner : "");
 	curl_free(esc);
+	curl_free(esc_owner);
+	free(owner);
 	return p;
 }
 

@@ -51,8 +51,10 @@ static const struct opt_spec build_opts[] = {
 };
 
 static const struct opt_spec net_create_opts[] = {
-	{ "--ipv6", "PREFIX/64", false, "the network's IPv6 prefix (required)" },
-	{ "--ipv4", "CIDR", false, "an optional IPv4 subnet, e.g. 10.0.0.0/24" },
+	{ "--ipv6", "PREFIX/64", false,
+	  "the network's IPv6 prefix (default: the next free /64 of the tenant pool)" },
+	{ "--ipv4", "CIDR", false,
+	  "an optional IPv4 subnet, e.g. 10.0.0.0/24, or auto (the next free /24 of the pool)" },
 	{ "--rate", "SPEC", false, "default limit of its NICs: RATE[:BURST] or IN/OUT, e.g. 100mbit"
 	  " or 20mbit:64k/10mbit (in = to the VM)" },
 	{ 0 },
@@ -139,6 +141,13 @@ static const struct opt_spec user_set_opts[] = {
 	{ "--auth", "BACKEND", true, "replace the backends: file, ldap, otp (repeatable)" },
 	{ "--enable", NULL, false, "allow the user to log in" },
 	{ "--disable", NULL, false, "refuse the user's logins and tokens" },
+	{ "--quota-vms", "N", false, "at most N VMs (N, unlimited or default: the config's)" },
+	{ "--quota-vcpus", "N", false, "at most N vCPUs over all VMs" },
+	{ "--quota-memory", "MIB", false, "at most MIB MiB of memory over all VMs" },
+	{ "--quota-disk", "SIZE", false, "at most SIZE of VM disks, as sized (e.g. 200G)" },
+	{ "--quota-networks", "N", false, "at most N networks" },
+	{ "--quota-images", "N", false, "at most N images" },
+	{ "--quota-image-bytes", "SIZE", false, "at most SIZE of images" },
 	{ "--rate-cap", "RATE", false, "no NIC of the user faster than RATE, e.g. 100mbit (none: no cap)" },
 	{ "--traffic-quota", "SIZE", false, "bytes in + out per month over all the user's VMs,"
 	  " e.g. 1T (none: no quota); then their NICs are throttled" },
@@ -176,7 +185,7 @@ static const struct command commands[] = {
 	{ "image", "show", cmd_show, "IMG", "show one image", 1, 1, NULL, &res_image },
 	{ "image", "delete", cmd_delete, "IMG", "delete an image no VM uses", 1, 1, NULL, &res_image },
 
-	{ "net", "create", cmd_net_create, "NAME --ipv6 PREFIX/64 [--ipv4 CIDR] [--rate SPEC]",
+	{ "net", "create", cmd_net_create, "NAME [--ipv6 PREFIX/64] [--ipv4 CIDR|auto] [--rate SPEC]",
 	  "create a network", 1, 1, net_create_opts, &res_net },
 	{ "net", "list", cmd_list, "", "list networks", 0, 0, NULL, &res_net },
 	{ "net", "show", cmd_show, "NET", "show one network", 1, 1, NULL, &res_net },
@@ -197,10 +206,12 @@ static const struct command commands[] = {
 	{ "user", "create", cmd_user_create, "NAME [--role ROLE] [--auth BACKEND]... [--password-stdin]",
 	  "create a user (admin)", 1, 1, user_create_opts, &res_user },
 	{ "user", "list", cmd_list, "", "list users", 0, 0, NULL, &res_user },
-	{ "user", "show", cmd_show, "USER", "show one user", 1, 1, NULL, &res_user },
-	{ "user", "set", cmd_user_set, "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable]"
-	  " [--rate-cap RATE] [--traffic-quota SIZE]",
-	  "change a user (admin)", 1, 1, user_set_opts, &res_user },
+	{ "user", "show", cmd_user_show, "USER", "show one user and its usage against its quotas",
+	  1, 1, NULL, &res_user },
+	{ "user", "set", cmd_user_set,
+	  "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable] [QUOTA OPTION N|unlimited|default]..."
+	  " [--rate-cap RATE|none] [--traffic-quota SIZE|none]",
+	  "change a user, its quotas, rate cap and traffic quota (admin)", 1, 1, user_set_opts, &res_user },
 	{ "user", "delete", cmd_delete, "USER", "delete a user who owns nothing (admin)", 1, 1, NULL,
 	  &res_user },
 	{ "user", "passwd", cmd_user_passwd, "USER [--password-stdin]",

@@ -36,7 +36,7 @@ static const struct column host_show[] = {
 	{ 0 },
 };
 
-const struct resource res_host = { "host", "hosts", host_list, host_show, NULL };
+const struct resource res_host = { "host", "hosts", host_list, host_show, NULL, NULL };
 
 int cmd_host_drain(struct hc *h, const struct args *a)
 {

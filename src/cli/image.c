@@ -56,7 +56,7 @@ static const struct column image_show[] = {
 	{ 0 },
 };
 
-const struct resource res_image = { "image", "images", image_list, image_show, NULL };
+const struct resource res_image = { "image", "images", image_list, image_show, NULL, NULL };
 
 /* ---- local files -------------------------------------------------------- */
 

@@ -31,7 +31,7 @@ static const struct column key_show[] = {
 	{ 0 },
 };
 
-const struct resource res_key = { "key", "keys", key_list, key_show, NULL };
+const struct resource res_key = { "key", "keys", key_list, key_show, NULL, NULL };
 
 int cmd_key_add(struct hc *h, const struct args *a)
 {

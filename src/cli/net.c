@@ -25,7 +25,7 @@ static const struct column net_show[] = {
 	{ 0 },
 };
 
-const struct resource res_net = { "network", "networks", net_list, net_show, NULL };
+const struct resource res_net = { "network", "networks", net_list, net_show, NULL, NULL };
 
 int cmd_net_create(struct hc *h, const struct args *a)
 {
@@ -33,10 +33,11 @@ int cmd_net_create(struct hc *h, const struct args *a)
 	json_t *body, *net;
 	int rc;
 
-	if (ipv6 == NULL)
-		return hc_usage(h, "net create: --ipv6 PREFIX/64 is required");
-	/* The daemon checks the prefixes: one place knows the rules. */
-	body = json_pack("{s:s, s:s}", "name", a->pos[0], "ipv6", ipv6);
+	/* The daemon checks the prefixes: one place knows the rules.  Without
+	 * --ipv6 it takes the next free /64 of the tenant pool. */
+	body = json_pack("{s:s}", "name", a->pos[0]);
+	if (body && ipv6)
+		json_object_set_new(body, "ipv6", json_string(ipv6));
 	if (body && ipv4)
 		json_object_set_new(body, "ipv4", json_string(ipv4));
 	if (body && arg_opt(a, "--rate")) {

@@ -10,10 +10,14 @@
 int cmd_list(struct hc *h, const struct args *a)
 {
 	const struct resource *res = a->cmd->res;
-	char path[64];
+	char path[256];
 	json_t *arr;
 
 	snprintf(path, sizeof(path), "/v1/%s", res->collection);
+	/* A table needs its columns only: a list that takes sparse fields
+	 * (VMs) sends just those — 10,000 rows travel and parse faster. */
+	if (!h->json && res->list_fields)
+		snprintf(path, sizeof(path), "/v1/%s?fields=%s", res->collection, res->list_fields);
 	if (api_call(h, "GET", path, NULL, &arr, NULL) < 0)
 		return -1;
 	if (!json_is_array(arr)) {

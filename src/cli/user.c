@@ -12,6 +12,7 @@
 #include "auth/credfile.h"
 #include "auth/totp.h"
 #include "common/fsutil.h"
+#include "common/validate.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -43,7 +44,7 @@ static const struct column user_show[] = {
 	{ 0 },
 };
 
-const struct resource res_user = { "user", "users", user_list, user_show, NULL };
+const struct resource res_user = { "user", "users", user_list, user_show, NULL, NULL };
 
 static const struct column token_list[] = {
 	{ "ID", "id", NULL },
@@ -64,7 +65,7 @@ static const struct column token_show[] = {
 	{ 0 },
 };
 
-const struct resource res_token = { "token", "tokens", token_list, token_show, NULL };
+const struct resource res_token = { "token", "tokens", token_list, token_show, NULL, NULL };
 
 /* One line of standard input, without its newline; malloc'd, or NULL. */
 static char *read_stdin_line(void)
@@ -184,10 +185,133 @@ int cmd_user_create(struct hc *h, const struct args *a)
 	return 0;
 }
 
+/* The --quota-* options of `hc user set` and the quota members of the API
+ * they set (the API names them; sizes take K/M/G/T for the byte ones). */
+static const struct { const char *opt, *key; bool bytes; } quota_opts[] = {
+	{ "--quota-vms", "vms", false },
+	{ "--quota-vcpus", "vcpus", false },
+	{ "--quota-memory", "memory_mib", false },
+	{ "--quota-disk", "disk_bytes", true },
+	{ "--quota-networks", "networks", false },
+	{ "--quota-images", "images", false },
+	{ "--quota-image-bytes", "image_bytes", true },
+};
+#define N_QUOTA_OPTS (sizeof(quota_opts) / sizeof(quota_opts[0]))
+
+/* A count: decimal digits only, below 2^63. */
+static bool count_parse(const char *v, uint64_t *n)
+{
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	*n = strtoull(v, &end, 10);
+	return errno == 0 && *end == '\0' && *n <= INT64_MAX;
+}
+
+/* {"vms": 10, "vcpus": "unlimited", …} from the options given; NULL (and
+ * nothing recorded) when none, NULL with a usage error when one is bad. */
+static json_t *quota_body(struct hc *h, const struct args *a, bool *bad)
+{
+	json_t *body = NULL;
+
+	*bad = false;
+	for (size_t i = 0; i < N_QUOTA_OPTS && !*bad; i++) {
+		const char *v = arg_opt(a, quota_opts[i].opt);
+		uint64_t n;
+		json_t *jv;
+		if (v == NULL)
+			continue;
+		if (strcmp(v, "unlimited") == 0 || strcmp(v, "default") == 0) {
+			jv = json_string(v);
+		} else if (quota_opts[i].bytes ? size_parse(v, &n) : count_parse(v, &n)) {
+			jv = json_integer((json_int_t)n);
+		} else {
+			hc_usage(h, "user set: %s '%s': give %s, unlimited or default", quota_opts[i].opt, v,
+				 quota_opts[i].bytes ? "a size (e.g. 20G)" : "a number");
+			*bad = true;
+			break;
+		}
+		if (body == NULL)
+			body = json_object();
+		json_object_set_new(body, quota_opts[i].key, jv);
+	}
+	if (*bad) {
+		json_decref(body);
+		return NULL;
+	}
+	return body;
+}
+
+/* "3 / 10", "768 / unlimited", "1.0 GiB / 4.0 GiB (default)". */
+static void print_quota(json_t *quota)
+{
+	const char *key;
+	json_t *q;
+
+	printf("%-12s %20s  %s\n", "QUOTA", "USED", "LIMIT");
+	json_object_foreach(quota, key, q) {
+		bool bytes = strstr(key, "bytes") != NULL;
+		json_t *lim = json_object_get(q, "limit");
+		const char *set = json_str(q, "set");
+		char used[32], limit[32];
+		long long u = (long long)json_integer_value(json_object_get(q, "used"));
+		if (bytes)
+			human_bytes(u, used, sizeof(used));
+		else
+			snprintf(used, sizeof(used), "%lld", u);
+		if (!json_is_integer(lim))
+			snprintf(limit, sizeof(limit), "unlimited");
+		else if (bytes)
+			human_bytes((long long)json_integer_value(lim), limit, sizeof(limit));
+		else
+			snprintf(limit, sizeof(limit), "%lld", (long long)json_integer_value(lim));
+		printf("%-12s %20s  %s%s\n", key, used, limit,
+		       strcmp(set, "default") == 0 ? " (default)" : "");
+	}
+}
+
+/* The user, then its quotas: usage against limits (--json: the user with
+ * its "quota" member as GET /v1/users/NAME/quota has it). */
+static int show_user_with_quota(struct hc *h, json_t *user, const char *name)
+{
+	char *path = api_path("users", name, "quota");
+	json_t *q = NULL;
+	int rc = path ? api_call(h, "GET", path, NULL, &q, NULL) : hc_fail(h, "out of memory");
+
+	free(path);
+	if (rc < 0)
+		return -1;
+	if (h->json) {
+		json_object_set(user, "quota", json_object_get(q, "quota"));
+		print_json(user);
+	} else {
+		print_fields(user, user_show);
+		print_quota(json_object_get(q, "quota"));
+	}
+	json_decref(q);
+	return 0;
+}
+
+int cmd_user_show(struct hc *h, const struct args *a)
+{
+	char *path = api_path("users", a->pos[0], NULL);
+	json_t *user = NULL;
+	int rc = path ? api_call(h, "GET", path, NULL, &user, NULL) : hc_fail(h, "out of memory");
+
+	free(path);
+	if (rc == 0)
+		rc = show_user_with_quota(h, user, a->pos[0]);
+	json_decref(user);
+	return rc;
+}
+
 int cmd_user_set(struct hc *h, const struct args *a)
 {
-	json_t *body = json_object(), *user = NULL;
+	json_t *body = json_object(), *user = NULL, *quota;
 	char *path = api_path("users", a->pos[0], NULL);
+	bool bad = false;
 	int rc;
 
 	if (arg_opt(a, "--role"))
@@ -202,20 +326,31 @@ int cmd_user_set(struct hc *h, const struct args *a)
 	if (arg_flag(a, "--enable") || arg_flag(a, "--disable"))
 		json_object_set_new(body, "enabled", json_boolean(arg_flag(a, "--enable")));
 	/* The rate cap and traffic quota are a resource of their own (usage.c). */
-	rc = cli_user_traffic(h, a);
-	if (rc < 0 || (rc > 0 && json_object_size(body) == 0)) {
+	int traffic = cli_user_traffic(h, a);
+	quota = traffic < 0 ? NULL : quota_body(h, a, &bad);
+	if (traffic < 0 || bad || (traffic > 0 && json_object_size(body) == 0 && quota == NULL)) {
 		json_decref(body);
+		json_decref(quota);
 		free(path);
-		return rc < 0 ? -1 : 0;
+		return traffic < 0 || bad ? -1 : 0;
 	}
-	rc = api_call(h, "PATCH", path, body, &user, NULL);
+	/* Quotas have their own endpoint; the user's fields only when given. */
+	if (json_object_size(body) > 0 || quota == NULL)
+		rc = api_call(h, "PATCH", path, body, &user, NULL);
+	else
+		rc = api_call(h, "GET", path, NULL, &user, NULL);
 	json_decref(body);
 	free(path);
-	if (rc < 0)
-		return -1;
-	print_resource(h, &res_user, user);
+	if (rc == 0 && quota) {
+		char *qpath = api_path("users", a->pos[0], "quota");
+		rc = qpath ? api_call(h, "PATCH", qpath, quota, NULL, NULL) : hc_fail(h, "out of memory");
+		free(qpath);
+	}
+	json_decref(quota);
+	if (rc == 0)
+		rc = quota ? show_user_with_quota(h, user, a->pos[0]) : (print_resource(h, &res_user, user), 0);
 	json_decref(user);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /*

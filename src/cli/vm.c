@@ -152,7 +152,8 @@ static void show_nics(json_t *vm)
 	print_table(nics, nic_list);
 }
 
-const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics };
+const struct resource res_vm = { "vm", "vms", vm_list, vm_show, show_nics,
+				  "id,name,state,desired,cpus,memory_mib,image,nics.ipv6,nics.ipv4" };
 
 /* ---- create ------------------------------------------------------------- */
 
@@ -389,7 +390,8 @@ int cmd_vm_log(struct hc *h, const struct args *a)
 		free(base);
 		return -1;
 	}
-	path = tail ? str_printf("%s?tail=%ld", base, tail) : strdup(base);
+	path = tail ? str_printf("%s%ctail=%ld", base, strchr(base, '?') ? '&' : '?', tail)
+		    : strdup(base);
 	free(base);
 	if (path == NULL)
 		return hc_fail(h, "out of memory");

@@ -19,6 +19,7 @@ struct cluster {
 	const struct config *cfg;
 	bool scheduler;             /* the "scheduler" role is ours */
 	long long next_beat;
+	int64_t started;            /* when this hcd joined (unix seconds) */
 };
 
 /* MemTotal in MiB, from /proc/meminfo; 0 when unreadable. */
@@ -50,6 +51,7 @@ struct cluster *cluster_new(struct store *st, const struct config *cfg, const ch
 	c->st = st;
 	c->cfg = cfg;
 	c->scheduler = list_has(cfg->roles, "scheduler");
+	c->started = (int64_t)time(NULL);
 	struct host h = {
 		.name = cfg->host_name,
 		.address = cfg->underlay && cfg->underlay[0] ? cfg->underlay : NULL,
@@ -84,9 +86,13 @@ long long cluster_tick(struct cluster *c, long long now_ms)
 	c->next_beat = now_ms + interval;
 	if (store_host_heartbeat(c->st, c->cfg->host_name, now) != STORE_OK)
 		log_warn("cluster: heartbeat of %s failed", c->cfg->host_name);
-	if (!c->scheduler)
+	/* Judging others dead takes having watched them for dead_timeout: a
+	 * host alone does not beat (store_host_heartbeat), and starts again
+	 * within one interval of seeing this one registered. */
+	if (!c->scheduler || now - c->started < c->cfg->dead_timeout)
 		return interval;
-	if (store_hosts_mark_dead(c->st, now, c->cfg->dead_timeout, &dead) == STORE_OK && dead > 0)
+	if (store_hosts_mark_dead(c->st, now, c->cfg->dead_timeout, c->cfg->host_name,
+				  &dead) == STORE_OK && dead > 0)
 		log_warn("cluster: %zu host(s) silent for %d s marked dead", dead, c->cfg->dead_timeout);
 	/* Also after a restart of every scheduler: evacuation is idempotent. */
 	if (store_evacuate_dead(c->st, (double)c->cfg->cpu_overcommit, now, c->cfg->dead_timeout,
@@ -100,4 +106,5 @@ void cluster_policy(const struct cluster *c, struct placement *p)
 	p->cpu_ratio = (double)(c->cfg->cpu_overcommit > 0 ? c->cfg->cpu_overcommit : 1);
 	p->now = (int64_t)time(NULL);
 	p->fresh = c->cfg->dead_timeout;
+	p->self = c->cfg->host_name;
 }

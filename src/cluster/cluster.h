@@ -7,13 +7,15 @@
  *     address = underlay, CPUs and memory read from the kernel, the
  *     accelerator), so the scheduler can place VMs here at once.
  *   - cluster_tick, called from hcd's loop, heartbeats every
- *     heartbeat_interval seconds and, with the scheduler role, marks
- *     hosts silent for dead_timeout seconds dead and re-places their
- *     ephemeral VMs.  Every hcd may do this at the same time: each step is
+ *     heartbeat_interval seconds (a write only when another live host
+ *     is registered to read it) and, with the scheduler role, once it has
+ *     run for dead_timeout seconds, marks hosts silent for dead_timeout
+ *     seconds dead (never its own) and re-places their ephemeral VMs.  Every hcd may do this at the same time: each step is
  *     one store transaction whose outcome does not depend on who ran it.
  *     It returns the milliseconds until it wants to run again.
  *   - cluster_policy fills the policy half of a placement (CPU
- *     overcommit, which hosts count as alive) from this host's settings;
+ *     overcommit, which hosts count as alive: those seen within
+ *     dead_timeout, and this host itself) from this host's settings;
  *     store_vm_create_placed then chooses the host (spread by free memory,
  *     or the pinned one) in the transaction that creates the VM.
  */

@@ -24,6 +24,9 @@ struct key {
  * (help ""), and the docs test (tests/docs) names the key that lacks it. */
 #define S(sec, n, f, ...) { sec, n, K_STR, offsetof(struct config, f), "" __VA_ARGS__ }
 #define I(sec, n, f, ...) { sec, n, K_INT, offsetof(struct config, f), "" __VA_ARGS__ }
+/* One of the members' default quotas (store.h's enum quota order). */
+#define Q(n, i, help) { "hcd", n, K_LL, offsetof(struct config, default_quota) + (i) * sizeof(long long), \
+			help }
 
 /* Every configuration key, in one table: the parser, `hcd --print-config`,
  * hcd.conf(5) and the sample hcd.conf all read it. */
@@ -127,6 +130,18 @@ static const struct key keys[] = {
 	  "uids (FROM-TO[,...] or none) whose local accounts map to hackcloud users on the unix socket"),
 	I("auth", "token_cache_ttl", token_cache_ttl,
 	  "seconds a token check is cached; a revoke on another host takes effect within it"),
+	/* tenancy */
+	S("hcd", "tenant_ipv6_pool", tenant_ipv6_pool,
+	  "PREFIX/len[,...] (each at most /64) members' networks come from; empty: a random ULA /48 of this installation"),
+	S("hcd", "tenant_ipv4_pool", tenant_ipv4_pool,
+	  "CIDR[,...] members' IPv4 subnets come from; empty: members get no IPv4"),
+	Q("default_quota_vms", 0, "VMs a member may have without a quota of its own; 0: unlimited"),
+	Q("default_quota_vcpus", 1, "vCPUs over a member's VMs; 0: unlimited"),
+	Q("default_quota_memory_mib", 2, "MiB of memory over a member's VMs; 0: unlimited"),
+	Q("default_quota_disk_bytes", 3, "bytes of VM disks (as sized) of a member; 0: unlimited"),
+	Q("default_quota_networks", 4, "networks a member may have; 0: unlimited"),
+	Q("default_quota_images", 5, "images a member may have; 0: unlimited"),
+	Q("default_quota_image_bytes", 6, "bytes of images of a member; 0: unlimited"),
 	/* bandwidth limits and traffic metering */
 	I("hcd", "meter_interval", meter_interval,
 	  "seconds between samples of the NICs' traffic counters"),
@@ -156,6 +171,8 @@ void config_defaults(struct config *c)
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
+	set_str(&c->tenant_ipv6_pool, "");
+	set_str(&c->tenant_ipv4_pool, "");
 	c->heartbeat_interval = 2;
 	c->dead_timeout = 10;
 	c->cpu_overcommit = 4;

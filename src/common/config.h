@@ -61,6 +61,13 @@ struct config {
 	int api_header_timeout; /* seconds a connection may take to send a request's headers */
 	char *local_users;    /* uids of local accounts that map to users: "FIRST-LAST" or "none" */
 	int token_cache_ttl;  /* seconds a token's answer is reused (cross-host revocation delay) */
+	/* tenancy (issue 11, items 4 and 12) */
+	char *tenant_ipv6_pool;  /* "PREFIX/len[,…]": members' networks come from here */
+	char *tenant_ipv4_pool;  /* "CIDR[,…]": members' IPv4 subnets come from here */
+	/* Per-user quotas of members without their own setting, in the order
+	 * of store.h's enum quota (vms, vcpus, memory_mib, disk_bytes,
+	 * networks, images, image_bytes); 0 = unlimited. */
+	long long default_quota[7];
 	/* bandwidth limits and traffic metering (issue 13) */
 	int meter_interval;   /* seconds between samples of the NICs' counters */
 	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */

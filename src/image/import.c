@@ -331,10 +331,13 @@ static void job_fail(struct importer *imp, struct job *j, const char *why)
 static void job_complete(struct importer *imp, struct job *j, long long size)
 {
 	/* The files are in place under their hash; if the store fails, a
-	 * retry of the same content finds them there. */
-	if (store_image_finalize(imp->st, j->image_id, j->sha, j->info.format,
-				 j->info.virtual_size) != STORE_OK)
-		store_image_fail(imp->st, j->image_id, "store failure");
+	 * retry of the same content finds them there.  Over the owner's
+	 * image_bytes quota, the image fails with the quota's reason. */
+	int rc = store_image_finalize(imp->st, j->image_id, j->sha, j->info.format,
+				      j->info.virtual_size);
+	if (rc != STORE_OK)
+		store_image_fail(imp->st, j->image_id,
+				 rc == STORE_QUOTA ? store_refusal(imp->st) : "store failure");
 	else
 		log_info("image %08llx imported: %s, %lld bytes, sha256 %s",
 			 (unsigned long long)j->image_id, j->info.format, size, j->sha);

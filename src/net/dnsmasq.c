@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,13 +544,63 @@ static int same_content(const char *path, const char *text, char **err)
 	return same;
 }
 
-/* hcd runs with umask 077; dnsmasq (user dnsmasq) must read these. */
-static int write_public(const char *path, const char *text, char **err)
+/*
+ * Who may read a generated file (issue 11, item 12: every tenant's VM
+ * names and addresses are in them).  dnsmasq.conf is read by dnsmasq
+ * while still root: root only.  The hosts files are re-read after it has
+ * dropped to user dnsmasq (SIGHUP): that user owns them, and nobody else
+ * reads them — its group is nogroup, which QEMU's user shares, so a
+ * group-readable file would not do.  uid -1: root keeps them.
+ */
+static int file_private(const char *path, long uid, char **err)
 {
-	if (file_write_atomic(path, text, strlen(text), 0644) < 0 || chmod(path, 0644) < 0) {
+	struct stat sb;
+	uid_t want = uid < 0 ? 0 : (uid_t)uid;
+
+	if (stat(path, &sb) < 0 ||
+	    ((sb.st_uid != want || sb.st_gid != 0) && chown(path, want, 0) < 0) ||
+	    ((sb.st_mode & 07777) != 0600 && chmod(path, 0600) < 0)) {
 		*err = str_printf("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+static int write_private(const char *path, const char *text, long uid, char **err)
+{
+	if (file_write_atomic(path, text, strlen(text), 0600) < 0) {
+		*err = str_printf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return file_private(path, uid, err);
+}
+
+/* dnsmasq's own lease file (MACs, addresses, the names guests send): it
+ * opens it as root at start and writes through that descriptor, so a
+ * file made 0600 root beforehand stays so.  Also fences one an older hcd
+ * let dnsmasq create 0644. */
+static int leases_private(const struct dm_paths *p, char **err)
+{
+	int fd = open(p->leases, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		*err = str_printf("%s: %s", p->leases, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return file_private(p->leases, -1, err);
+}
+
+/* The uid dnsmasq drops to (dnsmasq.conf: user=dnsmasq). */
+static int dnsmasq_uid(long *uid, char **err)
+{
+	struct passwd *pw = getpwnam("dnsmasq");
+
+	if (pw == NULL) {
+		*err = strdup("there is no user dnsmasq (package dnsmasq) to own the hosts files");
+		return -1;
+	}
+	*uid = (long)pw->pw_uid;
 	return 0;
 }
 
@@ -731,6 +783,7 @@ int dnsmasq_ensure(const struct netstate *ns, const struct ns_net *net,
 	char what[64];
 	bool ch_conf = false, ch_dhcp = false, ch_dns = false;
 	enum need pending, need;
+	long uid;
 	pid_t pid;
 	int rc = -1;
 
@@ -757,9 +810,15 @@ int dnsmasq_ensure(const struct netstate *ns, const struct ns_net *net,
 		goto out;
 	if (need > pending && pending_write(&p, need, err) < 0)
 		goto out;
-	if ((ch_conf && write_public(p.conf, conf, err) < 0) ||
-	    (ch_dhcp && write_public(p.dhcp_hosts, dhcp, err) < 0) ||
-	    (ch_dns && write_public(p.dns_hosts, dns, err) < 0))
+	/* Unchanged files get their owner and mode checked too: files an
+	 * older hcd left world-readable are fenced off on the next pass. */
+	if (dnsmasq_uid(&uid, err) < 0 ||
+	    (ch_conf ? write_private(p.conf, conf, -1, err) : file_private(p.conf, -1, err)) < 0 ||
+	    (ch_dhcp ? write_private(p.dhcp_hosts, dhcp, uid, err)
+		     : file_private(p.dhcp_hosts, uid, err)) < 0 ||
+	    (ch_dns ? write_private(p.dns_hosts, dns, uid, err)
+		    : file_private(p.dns_hosts, uid, err)) < 0 ||
+	    leases_private(&p, err) < 0)
 		goto out;
 
 	pid = running_pid(&p);

@@ -31,8 +31,12 @@
  *     released at once (dhcp_release), so a freed IPv4 can be handed to the
  *     next NIC without waiting for the lease to expire;
  *   - dnsmasq drops root to user dnsmasq and re-reads the hosts files as
- *     that user: the files are 0644 and every directory above them must be
- *     searchable by others (ensure makes STATE_DIR and net/ o+x, not o+r).
+ *     that user: dhcp-hosts and dns-hosts are 0600 owned by dnsmasq,
+ *     dnsmasq.conf and leases 0600 root (opened before dropping root) —
+ *     tenants' names and addresses are readable by root and dnsmasq only;
+ *     every directory
+ *     above them must be searchable by others (ensure makes STATE_DIR and
+ *     net/ o+x, not o+r).
  * Apply functions return 0, or -1 with a malloc'd message in *err.
  */
 #ifndef HC_DNSMASQ_H

@@ -5,6 +5,14 @@
  * every scheduler (each hcd with the scheduler role) reaches the same
  * answer from the same rows, and two placements never both take the last
  * free memory of a host: writers are serialised by either engine.
+ *
+ * Each host's load (vms, used_cpus, used_mib: what its VMs not deleted ask
+ * for) is kept in its own row by the very transactions that change it —
+ * a VM created on it, deleted, purged or moved (host_load_add) — so a
+ * decision reads the hosts and never the VMs: its cost does not grow with
+ * the number of VMs (issue 12 §6).  Registration recounts a host's load
+ * from the VMs, so whatever a crash or an older hcd left is healed at
+ * every start.
  */
 #include "store/store_internal.h"
 
@@ -32,11 +40,7 @@ void hosts_free(struct host *v, size_t n)
 
 /* A host with what its VMs (those not deleted) ask for. */
 #define HOST_COLS "h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state, h.drain," \
-	" h.last_seen, h.created, COUNT(v.id), COALESCE(SUM(v.cpus), 0)," \
-	" COALESCE(SUM(v.memory_mib), 0)" \
-	" FROM hosts h LEFT JOIN vms v ON v.host = h.name AND v.desired <> 'deleted'"
-#define HOST_GROUP " GROUP BY h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state," \
-	" h.drain, h.last_seen, h.created"
+	" h.last_seen, h.created, h.vms, h.used_cpus, h.used_mib FROM hosts h"
 
 static void fill_host(void *e, const struct sval *c)
 {
@@ -63,7 +67,7 @@ static int host_rows(struct store *st, const char *where, const struct sval *p, 
 	char sql[1024];
 	int rc;
 
-	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS "%s" HOST_GROUP " ORDER BY h.name", where);
+	snprintf(sql, sizeof(sql), "SELECT " HOST_COLS "%s ORDER BY h.name", where);
 	rc = store_q(st, sql, p, n, rows_add, &r);
 	if (rc != STORE_OK) {
 		hosts_free(r.v, r.n);
@@ -100,6 +104,7 @@ int store_host_register(struct store *st, const struct host *h)
 	int64_t now = store_now();
 	struct sval p[] = { SV_S(h->name), SV_S(h->address), SV_I(h->cpus), SV_I(h->memory_mib),
 			    SV_S(h->accel), SV_I(now), SV_I(now) };
+	struct sval n[] = { SV_S(h->name), SV_S(h->name), SV_S(h->name), SV_S(h->name) };
 	int rc = store_tx_begin(st);
 
 	if (rc == STORE_OK)
@@ -109,14 +114,75 @@ int store_host_register(struct store *st, const struct host *h)
 			     " cpus = excluded.cpus, memory_mib = excluded.memory_mib,"
 			     " accel = excluded.accel, state = 'live', last_seen = excluded.last_seen",
 			     p, 7);
+	/* The one place the load is counted from the VMs (see the top). */
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE hosts SET"
+			     " vms = (SELECT COUNT(*) FROM vms v WHERE v.host = ? AND v.desired <> 'deleted'),"
+			     " used_cpus = (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+			     " WHERE v.host = ? AND v.desired <> 'deleted'),"
+			     " used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+			     " WHERE v.host = ? AND v.desired <> 'deleted') WHERE name = ?",
+			     n, 4, NULL, NULL);
 	return store_tx_end(st, rc);
+}
+
+/* The row's share of a host's load, and the host it counts on. */
+struct vm_load {
+	char *host;
+	int64_t cpus, mib;
+	bool deleted;
+};
+
+static int vm_load_row(void *arg, const struct sval *c, int n)
+{
+	struct vm_load *l = arg;
+
+	l->host = sv_strdup(&c[0]);
+	l->cpus = c[1].i;
+	l->mib = c[2].i;
+	l->deleted = c[3].t == SV_TEXT && strcmp(c[3].s, "deleted") == 0;
+	return 1;
+}
+
+int host_load_add(struct store *st, const char *host, int sign, int64_t cpus, int64_t mib)
+{
+	struct sval p[] = { SV_I(sign), SV_I(sign * cpus), SV_I(sign * mib), SV_S(host) };
+
+	if (host == NULL)
+		return STORE_OK;
+	return store_q(st, "UPDATE hosts SET vms = vms + ?, used_cpus = used_cpus + ?,"
+		       " used_mib = used_mib + ? WHERE name = ?", p, 4, NULL, NULL);
+}
+
+int host_load_vm(struct store *st, uint64_t vm_id, const char *next)
+{
+	struct vm_load l = { 0 };
+	int rc = store_q(st, "SELECT host, cpus, memory_mib, desired FROM vms WHERE id = ?",
+			 &SV_I(vm_id), 1, vm_load_row, &l);
+	/* A VM counts while it is not deleted. */
+	int was = rc == STORE_OK && l.host && !l.deleted;
+	int will = l.host && next && strcmp(next, "deleted") != 0;
+
+	if (rc == STORE_OK && was != will)
+		rc = host_load_add(st, l.host, will - was, l.cpus, l.mib);
+	free(l.host);
+	return rc;
 }
 
 int store_host_heartbeat(struct store *st, const char *name, int64_t now)
 {
 	struct sval p[] = { SV_I(now), SV_S(name) };
+	struct sval q[] = { SV_S(name), SV_S(name) };
 	size_t revived = 0;
-	int rc = store_tx_begin(st);
+	int64_t readers = 0;
+	/* Who would read it: another live host, or (we are marked dead) the
+	 * cluster that must see us back.  A plain read: no write lock. */
+	int rc = store_q(st, "SELECT COUNT(*) FROM hosts WHERE (name <> ? AND state = 'live')"
+			 " OR (name = ? AND state <> 'live')", q, 2, store_row_int, &readers);
+
+	if (rc != STORE_OK || readers == 0)
+		return rc;
+	rc = store_tx_begin(st);
 
 	if (rc == STORE_OK)
 		rc = store_q(st, "UPDATE hosts SET last_seen = ? WHERE name = ?", p, 2, NULL, NULL);
@@ -139,15 +205,16 @@ int store_host_set_drain(struct store *st, const char *name, bool drain)
 	return rc == STORE_OK && found == 0 ? STORE_NOTFOUND : rc;
 }
 
-int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead)
+int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, const char *self,
+			  size_t *n_dead)
 {
-	struct sval p[] = { SV_I(now - timeout) };
+	struct sval p[] = { SV_I(now - timeout), SV_S(self ? self : "") };
 	int rc = store_tx_begin(st);
 
 	*n_dead = 0;
 	if (rc == STORE_OK)
 		rc = store_q_count(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live'"
-				   " AND last_seen < ? RETURNING name", p, 1, n_dead);
+				   " AND last_seen < ? AND name <> ? RETURNING name", p, 2, n_dead);
 	if (rc == STORE_OK && *n_dead > 0)
 		store_mark_changed(st, "hosts");
 	return store_tx_end(st, rc);
@@ -162,8 +229,9 @@ static bool host_fits(const struct host *h, const struct placement *p)
 
 static bool host_candidate(const struct host *h, const struct placement *p)
 {
-	return strcmp(h->state, "live") == 0 && h->last_seen >= p->now - p->fresh &&
-	       !(p->avoid && strcmp(h->name, p->avoid) == 0);
+	bool fresh = h->last_seen >= p->now - p->fresh || (p->self && strcmp(h->name, p->self) == 0);
+
+	return strcmp(h->state, "live") == 0 && fresh && !(p->avoid && strcmp(h->name, p->avoid) == 0);
 }
 
 int store_place(struct store *st, const struct placement *p, char **host)
@@ -212,6 +280,10 @@ int store_vm_create_placed(struct store *st, struct vm *vm, const uint64_t *netw
 	char *host = NULL;
 	int rc = store_tx_begin(st);
 
+	/* The owner's quota before the hosts' room: over quota is the
+	 * answer that tells the user what to do. */
+	if (rc == STORE_OK)
+		rc = vm_admit(st, vm);
 	if (rc == STORE_OK)
 		rc = store_place(st, p, &host);
 	if (rc == STORE_OK) {
@@ -245,12 +317,19 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 			size_t *moved)
 {
 	struct rows r = { .elem = sizeof(struct stranded), .fill = fill_stranded };
-	int rc = store_tx_begin(st);
+	int64_t dead = 0;
+	/* Every scheduler asks every heartbeat: with no dead host (the usual
+	 * case) that is one read of the hosts, not a look at every VM. */
+	int rc = store_q(st, "SELECT COUNT(*) FROM hosts WHERE state = 'dead'", NULL, 0,
+			 store_row_int, &dead);
 
 	*moved = 0;
+	if (rc != STORE_OK || dead == 0)
+		return rc;
+	rc = store_tx_begin(st);
 	if (rc == STORE_OK)
 		rc = store_q(st, "SELECT v.id, v.cpus, v.memory_mib, v.ephemeral, v.host FROM vms v"
-			     " JOIN hosts h ON h.name = v.host WHERE h.state = 'dead'"
+			     " WHERE v.host IN (SELECT name FROM hosts WHERE state = 'dead')"
 			     " AND v.desired <> 'deleted' AND (v.ephemeral <> 0 OR v.state <> 'error')"
 			     " ORDER BY v.id", NULL, 0, rows_add, &r);
 	for (size_t i = 0; rc == STORE_OK && i < r.n; i++) {
@@ -263,8 +342,12 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 			int prc = store_place(st, &p, &to);
 			if (prc == STORE_OK) {
 				struct sval q[] = { SV_S(to), SV_I(s->id) };
-				rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped', error = NULL"
-					     " WHERE id = ?", q, 2);
+				rc = host_load_add(st, s->host, -1, s->cpus, s->memory_mib);
+				if (rc == STORE_OK)
+					rc = host_load_add(st, to, 1, s->cpus, s->memory_mib);
+				if (rc == STORE_OK)
+					rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped',"
+						     " error = NULL WHERE id = ?", q, 2);
 				(*moved)++;
 				free(to);
 				continue;

@@ -39,30 +39,88 @@ bool ref_as_id(const char *ref, size_t digits, uint64_t *id)
 	return true;
 }
 
-/* Scope clause parameter: OWNER_ANY matches every owner. */
+/* Scope clause parameter: -1 (every owner) for admins and OWNER_ANY. */
 struct sval scope_param(uint64_t scope)
 {
-	return scope == OWNER_ANY ? SV_I(-1) : SV_I(scope);
+	return scope & SCOPE_ALL_BIT ? SV_I(-1) : SV_I(scope);
 }
 
 #define SCOPE_SQL " AND (? = -1 OR x.owner = ?)"
-/* Public images are readable by everyone; a name resolves to the caller's
- * own image before a public one of somebody else. */
+/* Public images are readable by everyone. */
 #define IMAGE_SCOPE_SQL " AND (? = -1 OR x.owner = ? OR x.visibility = 'public')"
 
-/* ---- users -------------------------------------------------------------- */
+/*
+ * One resolver for every kind (store.h, References): a kind says how its
+ * IDs read, what else a row must satisfy, whether public rows are in
+ * everybody's scope, and how to fetch one row of it.
+ */
+struct kind {
+	bool (*id_parse)(const char *ref, uint64_t *id);
+	const char *table;          /* for counting public rows */
+	const char *live;           /* more WHERE for visible rows, or "" */
+	bool has_public;            /* images */
+	int (*one)(struct store *st, const char *where, const struct sval *p, int n, void *out);
+};
 
-static int row_str(void *arg, const struct sval *c, int n)
+static int ref_get(struct store *st, const struct kind *k, const char *ref, uint64_t scope,
+		   void *out)
 {
-	if (n > 0)
-		*(char **)arg = sv_strdup(&c[0]);
-	return 1;
+	const char *slash = strchr(ref, '/');
+	const char *vis = k->has_public ? IMAGE_SCOPE_SQL : SCOPE_SQL;
+	struct sval sp = scope_param(scope);
+	/* A member's scope is its caller; an admin's carries it. */
+	uint64_t caller = scope & ~SCOPE_ALL_BIT;
+	char where[256];
+	uint64_t id;
+	int rc;
+
+	if (slash == NULL && k->id_parse(ref, &id)) {
+		struct sval p[] = { SV_I(id), sp, sp };
+		snprintf(where, sizeof(where), "x.id = ?%s%s", k->live, vis);
+		rc = k->one(st, where, p, 3, out);
+		/* Names never read as IDs (refused at creation): a miss is a miss. */
+		return rc;
+	}
+	if (slash) {
+		char owner[64];
+		size_t len = (size_t)(slash - ref);
+		if (len >= sizeof(owner))
+			return STORE_NOTFOUND;
+		memcpy(owner, ref, len);
+		owner[len] = '\0';
+		if (!name_valid(owner) || !name_valid(slash + 1))
+			return STORE_NOTFOUND;
+		const char *who = owner;
+		struct sval p[] = { SV_S(who), SV_S(slash + 1), sp, sp };
+		snprintf(where, sizeof(where), "u.name = ? AND x.name = ?%s%s", k->live, vis);
+		return k->one(st, where, p, 4, out);
+	}
+	struct sval own[] = { SV_S(ref), SV_I(caller) };
+	snprintf(where, sizeof(where), "x.name = ? AND x.owner = ?%s", k->live);
+	rc = k->one(st, where, own, 2, out);
+	if (rc != STORE_NOTFOUND || !k->has_public)
+		return rc;
+	/* Somebody else's public row: only when exactly one owner has one,
+	 * so a second publisher cannot take the name over silently. */
+	int64_t count = 0;
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s x WHERE x.name = ?"
+		 " AND x.visibility = 'public'", k->table);
+	rc = store_q(st, sql, &SV_S(ref), 1, store_row_int, &count);
+	if (rc == STORE_OK && count > 1)
+		return STORE_AMBIGUOUS;
+	if (rc != STORE_OK || count == 0)
+		return rc == STORE_OK ? STORE_NOTFOUND : rc;
+	snprintf(where, sizeof(where), "x.name = ? AND x.visibility = 'public'%s", k->live);
+	return k->one(st, where, own, 1, out);
 }
+
+/* ---- users -------------------------------------------------------------- */
 
 int store_user_name(struct store *st, uint64_t id, char **name)
 {
 	*name = NULL;
-	int rc = store_q(st, "SELECT name FROM users WHERE id = ?", &SV_I(id), 1, row_str, name);
+	int rc = store_q(st, "SELECT name FROM users WHERE id = ?", &SV_I(id), 1, store_row_str, name);
 	if (rc == STORE_OK && *name == NULL)
 		return STORE_NOTFOUND;
 	return rc;
@@ -144,10 +202,13 @@ static void fill_image(void *e, const struct sval *c) { image_from_row(e, c); }
 
 int store_image_create(struct store *st, struct image *im)
 {
+	int64_t add[QUOTA_N] = { [QUOTA_IMAGES] = 1 };
 	int rc = store_tx_begin(st);
 	if (rc != STORE_OK)
 		return rc;
-	rc = store_counter_next(st, "image", UINT32_MAX, &im->id);
+	rc = quota_admit(st, im->owner, add);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "image", UINT32_MAX, &im->id);
 	im->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(im->id), SV_S(im->name), SV_I(im->owner), SV_S(im->format),
@@ -186,20 +247,21 @@ int store_image_get_id(struct store *st, uint64_t id, struct image *out)
 	return image_one(st, "x.id = ?", &SV_I(id), 1, out);
 }
 
+static bool image_id_parse(const char *ref, uint64_t *id)
+{
+	return ref_as_id(ref, IMAGE_ID_DIGITS, id);
+}
+
+static int image_one_v(struct store *st, const char *where, const struct sval *p, int n, void *out)
+{
+	return image_one(st, where, p, n, out);
+}
+
 int store_image_get(struct store *st, const char *ref, uint64_t scope, struct image *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { image_id_parse, "images", "", true, image_one_v };
 
-	if (ref_as_id(ref, IMAGE_ID_DIGITS, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = image_one(st, "x.id = ?" IMAGE_SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp, sp };
-	return image_one(st, "x.name = ?" IMAGE_SCOPE_SQL
-			 " ORDER BY CASE WHEN x.owner = ? THEN 0 ELSE 1 END, x.owner LIMIT 1", p, 4, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_image_list(struct store *st, uint64_t scope, struct image **out, size_t *n)
@@ -222,7 +284,18 @@ int store_image_finalize(struct store *st, uint64_t id, const char *sha256,
 			 const char *format, int64_t size)
 {
 	struct sval p[] = { SV_S(sha256), SV_S(format), SV_I(size), SV_I(id) };
+	int64_t add[QUOTA_N] = { [QUOTA_IMAGE_BYTES] = size }, owner = -1, had = 0;
+	struct sval q[] = { SV_I(id) };
 	int rc = store_tx_begin(st);
+	/* Bytes are known only now: the quota is checked as the image
+	 * becomes usable, against what it adds to its current size. */
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT owner FROM images WHERE id = ?", q, 1, store_row_int, &owner);
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT size FROM images WHERE id = ?", q, 1, store_row_int, &had);
+	add[QUOTA_IMAGE_BYTES] -= had;
+	if (rc == STORE_OK && owner >= 0)
+		rc = quota_admit(st, (uint64_t)owner, add);
 	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE images SET sha256 = ?, format = ?, size = ?, state = 'ready'"
 			     " WHERE id = ?", p, 4);
@@ -301,10 +374,13 @@ static void fill_network(void *e, const struct sval *c)
 
 int store_network_create(struct store *st, struct network *n)
 {
+	int64_t add[QUOTA_N] = { [QUOTA_NETWORKS] = 1 };
 	int rc = store_tx_begin(st);
 	if (rc != STORE_OK)
 		return rc;
-	rc = store_counter_next(st, "network", NET_ID_MAX, &n->id);
+	rc = quota_admit(st, n->owner, add);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "network", NET_ID_MAX, &n->id);
 	n->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(n->id), SV_S(n->name), SV_I(n->owner), SV_S(n->ipv6),
@@ -336,19 +412,17 @@ static int network_one(struct store *st, const char *where, const struct sval *p
 	return rc;
 }
 
+static int network_one_v(struct store *st, const char *where, const struct sval *p, int n,
+			 void *out)
+{
+	return network_one(st, where, p, n, out);
+}
+
 int store_network_get(struct store *st, const char *ref, uint64_t scope, struct network *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { net_id_parse, "networks", "", false, network_one_v };
 
-	if (net_id_parse(ref, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = network_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return network_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_network_list(struct store *st, uint64_t scope, struct network **out, size_t *n)
@@ -454,19 +528,21 @@ static int key_one(struct store *st, const char *where, const struct sval *p, in
 	return rc;
 }
 
+static bool key_id_parse(const char *ref, uint64_t *id)
+{
+	return ref_as_id(ref, KEY_ID_DIGITS, id);
+}
+
+static int key_one_v(struct store *st, const char *where, const struct sval *p, int n, void *out)
+{
+	return key_one(st, where, p, n, out);
+}
+
 int store_key_get(struct store *st, const char *ref, uint64_t scope, struct key *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { key_id_parse, "keys", "", false, key_one_v };
 
-	if (ref_as_id(ref, KEY_ID_DIGITS, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = key_one(st, "x.id = ?" SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return key_one(st, "x.name = ?" SCOPE_SQL " ORDER BY x.owner LIMIT 1", p, 3, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_key_list(struct store *st, uint64_t scope, struct key **out, size_t *n)
@@ -543,7 +619,7 @@ void vms_free(struct vm *v, size_t n)
 }
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
-	" x.desired, x.state, x.host, x.error, x.created, x.user_data, x.config_drive," \
+	" x.desired, x.state, x.host, x.error, x.created, x.user_data_size, x.config_drive," \
 	" x.disk_size, x.ephemeral, x.metadata_tokens FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
@@ -563,17 +639,7 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->host = sv_strdup(&c[10]);
 	vm->error = sv_strdup(&c[11]);
 	vm->created = c[12].i;
-	/* A value that does not decode (never written by us) reads as none. */
-	if (c[13].t == SV_TEXT && c[13].s) {
-		size_t len = strlen(c[13].s), max = len / 4 * 3 + 1, out = 0;
-		vm->user_data = malloc(max);
-		if (vm->user_data && sodium_base642bin(vm->user_data, max, c[13].s, len, NULL, &out,
-						       NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-			free(vm->user_data);
-			vm->user_data = NULL;
-		}
-		vm->user_data_len = vm->user_data ? out : 0;
-	}
+	vm->user_data_len = (size_t)c[13].i;
 	vm->config_drive = c[14].i != 0;
 	vm->disk_size = c[15].i;
 	vm->ephemeral = c[16].i != 0;
@@ -581,77 +647,147 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->metadata_tokens_required = c[17].t != SV_TEXT || strcmp(c[17].s, "optional") != 0;
 }
 
-static void fill_vm_key(void *e, const struct sval *c)
+/* One more zeroed element at the end of *v; NULL when out of memory. */
+static void *grow(void *v, size_t *n, size_t elem, void **out)
 {
-	struct vm_key *k = e;
-	k->id = (uint64_t)c[0].i;
-	k->name = sv_strdup(&c[1]);
-	k->fingerprint = sv_strdup(&c[2]);
-	k->pubkey = sv_strdup(&c[3]);
+	char *nv = realloc(v, (*n + 1) * elem);
+
+	if (nv == NULL)
+		return NULL;
+	*out = nv;
+	memset(nv + *n * elem, 0, elem);
+	return nv + (*n)++ * elem;
 }
 
-static void fill_nic(void *e, const struct sval *c)
+static bool add_nic(struct vm *vm, const struct sval *c)
 {
-	struct nic *n = e;
+	struct nic *n = grow(vm->nics, &vm->n_nics, sizeof(*n), (void **)&vm->nics);
+
+	if (n == NULL)
+		return false;
 	n->id = (uint64_t)c[0].i;
 	n->network = (uint64_t)c[1].i;
 	n->network_name = sv_strdup(&c[2]);
 	n->network_ipv6 = sv_strdup(&c[3]);
 	n->ipv4 = sv_strdup(&c[4]);
+	return true;
 }
 
-static int vm_load_nics(struct store *st, struct vm *vm)
+static bool add_key(struct vm *vm, const struct sval *c)
 {
-	struct rows r = { .elem = sizeof(struct nic), .fill = fill_nic };
-	int rc = store_q(st, "SELECT n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
-			 " JOIN networks w ON w.id = n.network WHERE n.vm = ? ORDER BY n.idx",
-			 &SV_I(vm->id), 1, rows_add, &r);
-	vm->nics = r.v;
-	vm->n_nics = r.n;
-	return rc;
+	struct vm_key *k = grow(vm->keys, &vm->n_keys, sizeof(*k), (void **)&vm->keys);
+
+	if (k == NULL)
+		return false;
+	k->id = (uint64_t)c[0].i;
+	k->name = sv_strdup(&c[1]);
+	k->fingerprint = sv_strdup(&c[2]);
+	k->pubkey = sv_strdup(&c[3]);
+	return true;
 }
 
-static int vm_load_keys(struct store *st, struct vm *vm)
+static bool add_disk(struct vm *vm, const struct sval *c)
 {
-	struct rows r = { .elem = sizeof(struct vm_key), .fill = fill_vm_key };
-	int rc = store_q(st, "SELECT k.id, k.name, k.fingerprint, k.pubkey FROM vm_keys vk"
-			 " JOIN keys k ON k.id = vk.key WHERE vk.vm = ? ORDER BY k.id",
-			 &SV_I(vm->id), 1, rows_add, &r);
-	vm->keys = r.v;
-	vm->n_keys = r.n;
-	return rc;
+	struct vm_disk *d = grow(vm->disks, &vm->n_disks, sizeof(*d), (void **)&vm->disks);
+
+	if (d == NULL)
+		return false;
+	d->size = c[0].i;
+	return true;
 }
 
-static void fill_vm_disk(void *e, const struct sval *c)
+/* User data is stored as base64 text, so arbitrary bytes survive either
+ * engine; a value that does not decode (never written by us) reads as
+ * none. */
+static bool add_user_data(struct vm *vm, const struct sval *c)
 {
-	((struct vm_disk *)e)->size = c[0].i;
+	size_t len = c[0].t == SV_TEXT ? strlen(c[0].s) : 0, max = len / 4 * 3 + 1, out = 0;
+
+	vm->user_data_len = 0;
+	if (len == 0 || (vm->user_data = malloc(max)) == NULL)
+		return len == 0;
+	if (sodium_base642bin(vm->user_data, max, c[0].s, len, NULL, &out, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(vm->user_data);
+		vm->user_data = NULL;
+		out = 0;
+	}
+	vm->user_data_len = out;
+	return true;
 }
 
-static int vm_load_disks(struct store *st, struct vm *vm)
+/* Rows that belong to the VMs of a query, each led by its VM's ID and
+ * sorted by it like the VMs: one merge walk hands each to its VM. */
+struct children {
+	struct vm *vms;
+	size_t n, at;
+	bool (*add)(struct vm *vm, const struct sval *c);
+	bool failed;              /* out of memory: the statement was stopped */
+};
+
+static int child_row(void *arg, const struct sval *c, int ncols)
 {
-	struct rows r = { .elem = sizeof(struct vm_disk), .fill = fill_vm_disk };
-	int rc = store_q(st, "SELECT size FROM vm_disks WHERE vm = ? ORDER BY idx",
-			 &SV_I(vm->id), 1, rows_add, &r);
-	vm->disks = r.v;
-	vm->n_disks = r.n;
-	return rc;
+	struct children *k = arg;
+	uint64_t vm = (uint64_t)c[0].i;
+
+	(void)ncols;
+	while (k->at < k->n && k->vms[k->at].id < vm)
+		k->at++;
+	if (k->at < k->n && k->vms[k->at].id == vm && !k->add(&k->vms[k->at], c + 1))
+		k->failed = true;
+	return k->failed;
 }
 
-static int vm_query(struct store *st, const char *where, const struct sval *p, int n,
+/* One statement for one kind of child of every VM found (not one per VM:
+ * a list of 10,000 VMs is four statements).  sql selects the rows whose
+ * VM ID lies between two parameters — the first and last VM found, an
+ * index range — and the merge walk skips those of VMs not found. */
+static int vm_children(struct store *st, const char *sql, struct vm *vms, size_t count,
+		       bool (*add)(struct vm *, const struct sval *))
+{
+	struct children k = { .vms = vms, .n = count, .add = add };
+	struct sval p[2];
+	int rc;
+
+	if (count == 0)
+		return STORE_OK;
+	p[0] = SV_I(vms[0].id);
+	p[1] = SV_I(vms[count - 1].id);
+	rc = store_q(st, sql, p, 2, child_row, &k);
+	return rc == STORE_OK && k.failed ? STORE_ERR : rc;
+}
+
+/*
+ * VMs with their NICs, keys and disks.  A list (full = false) carries
+ * what a list shows: no user data (only its size) and no key material
+ * (pubkey NULL); a VM got one by one (full) has both.
+ */
+static int vm_query(struct store *st, const char *where, const struct sval *p, int n, bool full,
 		    struct vm **out, size_t *count)
 {
 	struct rows r = { .elem = sizeof(struct vm), .fill = fill_vm };
-	char sql[768];
+	char sql[1024];
 	int rc;
 
-	snprintf(sql, sizeof(sql), "SELECT " VM_COLS " WHERE %s", where);
+	snprintf(sql, sizeof(sql), "SELECT " VM_COLS " WHERE %s ORDER BY x.id", where);
 	rc = store_q(st, sql, p, n, rows_add, &r);
-	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
-		rc = vm_load_nics(st, &((struct vm *)r.v)[i]);
-	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
-		rc = vm_load_keys(st, &((struct vm *)r.v)[i]);
-	for (size_t i = 0; rc == STORE_OK && i < r.n; i++)
-		rc = vm_load_disks(st, &((struct vm *)r.v)[i]);
+	if (rc == STORE_OK)
+		rc = vm_children(st, "SELECT n.vm, n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
+				 " JOIN networks w ON w.id = n.network WHERE n.vm BETWEEN ? AND ?"
+				 " ORDER BY n.vm, n.idx", r.v, r.n, add_nic);
+	if (rc == STORE_OK)
+		rc = vm_children(st, full ? "SELECT vk.vm, k.id, k.name, k.fingerprint, k.pubkey"
+				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key"
+				 " WHERE vk.vm BETWEEN ? AND ? ORDER BY vk.vm, k.id"
+				 : "SELECT vk.vm, k.id, k.name, k.fingerprint, NULL"
+				 " FROM vm_keys vk JOIN keys k ON k.id = vk.key"
+				 " WHERE vk.vm BETWEEN ? AND ? ORDER BY vk.vm, k.id", r.v, r.n, add_key);
+	if (rc == STORE_OK)
+		rc = vm_children(st, "SELECT vm, size FROM vm_disks WHERE vm BETWEEN ? AND ?"
+				 " ORDER BY vm, idx", r.v, r.n, add_disk);
+	if (rc == STORE_OK && full)
+		rc = vm_children(st, "SELECT vm, data FROM vm_user_data WHERE vm BETWEEN ? AND ?"
+				 " ORDER BY vm", r.v, r.n, add_user_data);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
@@ -666,7 +802,7 @@ static int vm_one(struct store *st, const char *where, const struct sval *p, int
 {
 	struct vm *v = NULL;
 	size_t count = 0;
-	int rc = vm_query(st, where, p, n, &v, &count);
+	int rc = vm_query(st, where, p, n, true, &v, &count);
 
 	if (rc == STORE_OK && count == 0)
 		rc = STORE_NOTFOUND;
@@ -683,20 +819,17 @@ int store_vm_get_id(struct store *st, uint64_t id, struct vm *out)
 	return vm_one(st, "x.id = ?", &SV_I(id), 1, out);
 }
 
+static int vm_one_v(struct store *st, const char *where, const struct sval *p, int n, void *out)
+{
+	return vm_one(st, where, p, n, out);
+}
+
 int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out)
 {
-	uint64_t id;
-	struct sval sp = scope_param(scope);
+	static const struct kind k = { vm_id_parse, "vms", " AND x.desired <> 'deleted'", false,
+				       vm_one_v };
 
-	if (vm_id_parse(ref, &id)) {
-		struct sval p[] = { SV_I(id), sp, sp };
-		int rc = vm_one(st, "x.id = ? AND x.desired <> 'deleted'" SCOPE_SQL, p, 3, out);
-		if (rc != STORE_NOTFOUND)
-			return rc;
-	}
-	struct sval p[] = { SV_S(ref), sp, sp };
-	return vm_one(st, "x.name = ? AND x.desired <> 'deleted'" SCOPE_SQL
-		      " ORDER BY x.owner LIMIT 1", p, 3, out);
+	return ref_get(st, &k, ref, scope, out);
 }
 
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
@@ -704,17 +837,48 @@ int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 {
 	struct sval sp = scope_param(scope);
 	struct sval p[] = { SV_I(include_deleted), sp, sp };
-	return vm_query(st, "(? = 1 OR x.desired <> 'deleted')" SCOPE_SQL " ORDER BY x.id",
-			p, 3, out, n);
+	return vm_query(st, "(? = 1 OR x.desired <> 'deleted')" SCOPE_SQL, p, 3, false, out, n);
 }
 
-/* The lowest free IPv4 host address of a network: .1 is the gateway. */
+/* The IPv4 addresses of a network's NICs, as host-order numbers. */
+struct addrs {
+	uint32_t *v;
+	size_t n;
+	bool failed;
+};
+
+static int addr_row(void *arg, const struct sval *c, int ncols)
+{
+	struct addrs *a = arg;
+	struct in_addr in;
+	void *slot;
+
+	(void)ncols;
+	if (c[0].t != SV_TEXT || inet_pton(AF_INET, c[0].s, &in) != 1)
+		return 0;
+	if ((slot = grow(a->v, &a->n, sizeof(*a->v), (void **)&a->v)) == NULL) {
+		a->failed = true;
+		return 1;
+	}
+	*(uint32_t *)slot = ntohl(in.s_addr);
+	return 0;
+}
+
+static int u32_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The lowest free IPv4 host address of a network (.1 is the gateway):
+ * one sorted walk over the addresses in use, not a scan per candidate. */
 static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, char **out)
 {
 	struct in_addr net;
 	unsigned len;
-	struct rows r = { .elem = sizeof(struct nic), .fill = fill_nic };
-	uint32_t base, size;
+	struct addrs used = { 0 };
+	uint32_t base, size, host = 2;
 	int rc;
 
 	*out = NULL;
@@ -722,26 +886,57 @@ static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, c
 		return STORE_OK;
 	if (!ipv4_cidr_parse(cidr, &net, &len))
 		return STORE_ERR;
-	rc = store_q(st, "SELECT n.id, n.network, NULL, NULL, n.ipv4 FROM nics n"
-		     " WHERE n.network = ? AND n.ipv4 IS NOT NULL", &SV_I(network), 1, rows_add, &r);
+	rc = store_q(st, "SELECT ipv4 FROM nics WHERE network = ? AND ipv4 IS NOT NULL",
+		     &SV_I(network), 1, addr_row, &used);
+	if (rc == STORE_OK && used.failed)
+		rc = STORE_ERR;
 	base = ntohl(net.s_addr);
 	size = UINT32_C(1) << (32 - len);
-	for (uint32_t host = 2; rc == STORE_OK && host < size - 1 && *out == NULL; host++) {
+	if (used.n)
+		qsort(used.v, used.n, sizeof(*used.v), u32_cmp);
+	for (size_t i = 0; i < used.n && used.v[i] <= base + host; i++)
+		if (used.v[i] == base + host)
+			host++;
+	if (rc == STORE_OK && host < size - 1) {
 		struct in_addr a = { .s_addr = htonl(base + host) };
 		char buf[INET_ADDRSTRLEN];
-		bool used = false;
 		inet_ntop(AF_INET, &a, buf, sizeof(buf));
-		for (size_t i = 0; i < r.n && !used; i++)
-			used = strcmp(((struct nic *)r.v)[i].ipv4, buf) == 0;
-		if (!used)
-			*out = strdup(buf);
-	}
-	for (size_t i = 0; i < r.n; i++)
-		free(((struct nic *)r.v)[i].ipv4);
-	free(r.v);
-	if (rc == STORE_OK && *out == NULL)
+		if ((*out = strdup(buf)) == NULL)
+			rc = STORE_ERR;
+	} else if (rc == STORE_OK) {
 		rc = STORE_FULL;
+	}
+	free(used.v);
 	return rc;
+}
+
+static int image_root_fill(void *arg, const struct sval *c, int n)
+{
+	/* A disk image's overlay is at least the image; a kernel image has
+	 * no root disk unless one is sized. */
+	if (c[0].t == SV_TEXT && strcmp(c[0].s, "disk") == 0)
+		*(int64_t *)arg = c[1].i;
+	return 1;
+}
+
+/* The quotas a new VM counts against: itself, its vCPUs, memory and disks
+ * as sized. */
+int vm_admit(struct store *st, const struct vm *vm)
+{
+	int64_t add[QUOTA_N] = { [QUOTA_VMS] = 1, [QUOTA_VCPUS] = vm->cpus,
+				 [QUOTA_MEMORY_MIB] = vm->memory_mib };
+	int64_t root = 0;
+	int rc = STORE_OK;
+
+	if (vm->disk_size > 0)
+		root = vm->disk_size;
+	else
+		rc = store_q(st, "SELECT boot, size FROM images WHERE id = ?", &SV_I(vm->image), 1,
+			     image_root_fill, &root);
+	add[QUOTA_DISK_BYTES] = root;
+	for (size_t i = 0; i < vm->n_disks; i++)
+		add[QUOTA_DISK_BYTES] += vm->disks[i].size;
+	return rc == STORE_OK ? quota_admit(st, vm->owner, add) : rc;
 }
 
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks)
@@ -760,19 +955,28 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 		free(ud);
 		return rc;
 	}
-	rc = store_counter_next(st, "vm", VM_ID_MAX, &vm->id);
+	rc = vm_admit(st, vm);
+	if (rc == STORE_OK)
+		rc = store_counter_next(st, "vm", VM_ID_MAX, &vm->id);
 	vm->created = now_unix();
 	if (rc == STORE_OK) {
 		struct sval p[] = { SV_I(vm->id), SV_S(vm->name), SV_I(vm->owner), SV_I(vm->image),
 			SV_I(vm->cpus), SV_I(vm->memory_mib), SV_S(vm->desired), SV_S(vm->state),
-			SV_S(vm->host), SV_I(vm->created), SV_S(ud), SV_I(vm->config_drive ? 1 : 0),
-			SV_I(vm->disk_size), SV_I(vm->ephemeral ? 1 : 0),
+			SV_S(vm->host), SV_I(vm->created), SV_I(ud ? vm->user_data_len : 0),
+			SV_I(vm->config_drive ? 1 : 0), SV_I(vm->disk_size), SV_I(vm->ephemeral ? 1 : 0),
 			SV_S(vm->metadata_tokens_required ? "required" : "optional") };
 		rc = store_w(st, "INSERT INTO vms (id, name, owner, image, cpus, memory_mib, desired,"
-			     " state, host, created, user_data, config_drive, disk_size, ephemeral,"
+			     " state, host, created, user_data_size, config_drive, disk_size, ephemeral,"
 			     " metadata_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			     p, 15);
 	}
+	/* In a table of its own: lists never read it (issue 12 §6). */
+	if (rc == STORE_OK && ud) {
+		struct sval p[] = { SV_I(vm->id), SV_S(ud) };
+		rc = store_w(st, "INSERT INTO vm_user_data (vm, data) VALUES (?, ?)", p, 2);
+	}
+	if (rc == STORE_OK && strcmp(vm->desired, "deleted") != 0)
+		rc = host_load_add(st, vm->host, 1, vm->cpus, vm->memory_mib);
 	free(ud);
 	for (size_t i = 0; rc == STORE_OK && i < vm->n_disks; i++) {
 		struct sval p[] = { SV_I(vm->id), SV_I(i), SV_I(vm->disks[i].size) };
@@ -809,6 +1013,8 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 	struct sval p[] = { SV_S(desired), SV_I(id) };
 	int rc = store_tx_begin(st);
 	if (rc == STORE_OK)
+		rc = host_load_vm(st, id, desired);
+	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
 	return store_tx_end(st, rc);
 }
@@ -830,6 +1036,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 {
 	int rc = store_tx_begin(st);
 	if (rc == STORE_OK)
+		rc = host_load_vm(st, id, NULL);
+	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM nics WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM rules WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
@@ -837,6 +1045,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 		rc = store_q(st, "DELETE FROM vm_keys WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_disks WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM vm_user_data WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);
 	return store_tx_end(st, rc);

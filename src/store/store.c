@@ -102,7 +102,43 @@ static const char *const migrations[] = {
 	 * plain GETs too (what every VM did before), 'required' only those
 	 * with a session token. */
 	"ALTER TABLE vms ADD COLUMN metadata_tokens TEXT NOT NULL DEFAULT 'optional';",
-	/* 9: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
+	/* 9: tenancy (issue 11 items 2, 4, 12; issue 12 §6).  Per-user quotas
+	 * (NULL: the configured default, -1: unlimited, N: at most N).  Each
+	 * host's load kept in its row by the transactions that change it, so
+	 * placement reads the hosts alone (store_host_register recounts it).
+	 * Settings of the installation, e.g. the random ULA /48 members' networks
+	 * come from when the operator configured no pool. */
+	"ALTER TABLE users ADD COLUMN quota_vms BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_vcpus BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_memory_mib BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_disk_bytes BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_networks BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_images BIGINT;"
+	"ALTER TABLE users ADD COLUMN quota_image_bytes BIGINT;"
+	"ALTER TABLE hosts ADD COLUMN vms BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_cpus BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN used_mib BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE hosts SET"
+	" vms = (SELECT COUNT(*) FROM vms v WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_cpus = (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted'),"
+	" used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+	" WHERE v.host = hosts.name AND v.desired <> 'deleted');"
+	"CREATE INDEX vms_host ON vms (host);"
+	"CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	/* User data moves to a table of its own, so that no list of VMs reads
+	 * it; vms keeps its decoded size, which lists show.  (base64: every 4
+	 * characters are 3 bytes, less one per '=' of padding.) */
+	"CREATE TABLE vm_user_data (vm BIGINT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,"
+	" data TEXT NOT NULL);"
+	"INSERT INTO vm_user_data (vm, data) SELECT id, user_data FROM vms WHERE user_data IS NOT NULL;"
+	"ALTER TABLE vms ADD COLUMN user_data_size BIGINT NOT NULL DEFAULT 0;"
+	"UPDATE vms SET user_data_size = LENGTH(user_data) / 4 * 3 -"
+	" CASE WHEN SUBSTR(user_data, LENGTH(user_data) - 1, 2) = '==' THEN 2"
+	" WHEN SUBSTR(user_data, LENGTH(user_data), 1) = '=' THEN 1 ELSE 0 END"
+	" WHERE user_data IS NOT NULL;"
+	"UPDATE vms SET user_data = NULL;",
+	/* 10: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
 	 * Limits in bits/s, bursts and quotas in bytes, 0 = none.  The users'
 	 * rate cap and monthly traffic quota are a table of their own, apart
 	 * from the users' resource quotas.  Counters: the last raw sample of a
@@ -320,6 +356,13 @@ int store_row_int(void *arg, const struct sval *cols, int ncols)
 	return 0;
 }
 
+int store_row_str(void *arg, const struct sval *cols, int ncols)
+{
+	if (ncols > 0)
+		*(char **)arg = sv_strdup(&cols[0]);
+	return 1;
+}
+
 char *sv_strdup(const struct sval *v)
 {
 	return v->t == SV_TEXT && v->s ? strdup(v->s) : NULL;
@@ -446,6 +489,7 @@ struct store *store_open(const char *uri, const char *state_dir, char **err)
 		free(st);
 		return NULL;
 	}
+	store_set_quota_defaults(st, NULL);
 	st->h = st->eng->open(path, err);
 	free(path);
 	if (st->h == NULL) {
@@ -490,4 +534,9 @@ int store_schema_version(struct store *st)
 	int64_t v = 0;
 	store_q(st, "SELECT MAX(version) FROM schema_version", NULL, 0, store_row_int, &v);
 	return (int)v;
+}
+
+const char *store_refusal(struct store *st)
+{
+	return st->refusal[0] ? st->refusal : "over quota";
 }

@@ -42,6 +42,8 @@ enum store_rc {
 	STORE_NOTFOUND = -2,
 	STORE_CONFLICT = -3,  /* uniqueness or a reference still in use */
 	STORE_FULL = -4,      /* a counter or an address pool is exhausted */
+	STORE_AMBIGUOUS = -5, /* a plain name matches several public images */
+	STORE_QUOTA = -6,     /* over the owner's quota: store_refusal says which */
 };
 
 /* ---- engine interface --------------------------------------------------- */
@@ -107,6 +109,9 @@ struct store *store_open(const char *uri, const char *state_dir, char **err);
 void store_close(struct store *st);
 void store_set_change_hook(struct store *st, void (*fn)(void *), void *arg);
 int store_schema_version(struct store *st);
+/* Why the last call of this handle answered STORE_QUOTA: which quota,
+ * its limit and what is in use (text for the API's error). */
+const char *store_refusal(struct store *st);
 
 /*
  * Several reads as one: between these, reads see one snapshot and pay
@@ -234,10 +239,27 @@ struct vm {
 };
 
 /*
- * Scope of a lookup: OWNER_ANY sees everything (admins, the agent);
- * otherwise only that owner's rows exist.
+ * Scope of a lookup: who asks, and so which rows exist for it.
+ *   an owner ID (a member): only that owner's rows (and public images);
+ *   scope_all(caller) (an admin): every row, on behalf of that caller;
+ *   OWNER_ANY (the agent, internals): every row, on behalf of root.
+ *
+ * References (issue 11, item 2).  Every get below takes `ref` as
+ *   - an ID of its kind (exactly its hex digits): that row, if in scope;
+ *   - NAME: the caller's own row of that name, always — for admins too,
+ *     so nobody's name can stand in for the caller's own.  Images only:
+ *     without an own image of that name, the public image of that name
+ *     (STORE_AMBIGUOUS when several owners published one);
+ *   - OWNER/NAME: the row of that user and name, if in scope (admins: any
+ *     owner; members: their own, and public images).
+ * A row out of scope is STORE_NOTFOUND, exactly like a missing one.
  */
-#define OWNER_ANY UINT64_MAX
+#define SCOPE_ALL_BIT (UINT64_C(1) << 63)
+static inline uint64_t scope_all(uint64_t caller)
+{
+	return caller | SCOPE_ALL_BIT;
+}
+#define OWNER_ANY scope_all(OWNER_ROOT)
 
 void image_free(struct image *im);
 void network_free(struct network *n);
@@ -246,7 +268,7 @@ void vms_free(struct vm *v, size_t n);
 void images_free(struct image *v, size_t n);
 void networks_free(struct network *v, size_t n);
 
-/* Images.  ref is a name or an 8-hex ID. */
+/* Images.  ref is an 8-hex ID, NAME or OWNER/NAME (see References above). */
 /* The row in im->state ("uploading" when NULL) with im->visibility
  * ("private" when NULL), source and expect_sha256. */
 int store_image_create(struct store *st, struct image *im);
@@ -262,12 +284,40 @@ int store_image_delete(struct store *st, uint64_t id);
 /* How many images (other than except_id) share a content hash. */
 int store_image_sha_refs(struct store *st, const char *sha256, uint64_t except_id, int *count);
 
-/* Networks.  ref is a name or a 6-hex ID. */
+/* Networks.  ref is a 6-hex ID, NAME or OWNER/NAME. */
 int store_network_create(struct store *st, struct network *n);
 int store_network_get(struct store *st, const char *ref, uint64_t scope, struct network *out);
 int store_network_list(struct store *st, uint64_t scope, struct network **out, size_t *n);
 /* STORE_CONFLICT while NICs use it. */
 int store_network_delete(struct store *st, uint64_t id);
+
+/*
+ * Where a network's prefixes come from (netalloc.c; issue 11, item 4).
+ * A network never overlaps another network nor anything of the host
+ * (routes and addresses, as net/hostnet.h reads them).
+ */
+struct prefix;
+struct net_policy {
+	const struct prefix *host;   /* the host's routes and addresses */
+	size_t n_host;
+	const struct prefix *pool6;  /* where /64s are allocated from */
+	size_t n_pool6;
+	const struct prefix *pool4;  /* where IPv4 subnets (/24) are allocated from */
+	size_t n_pool4;
+	bool want_ipv4;              /* n->ipv4 NULL: allocate one (else none) */
+	char why[192];               /* out: what a refusal overlapped or ran out of */
+};
+/* In one transaction: n->ipv6 (NULL: the first free /64 of pool6) and
+ * n->ipv4 (NULL: none, or the first free /24 of pool4) are checked against
+ * every other network and the host, then the network is created
+ * (store_network_create: n->id, n->created).  STORE_CONFLICT on an
+ * overlap, STORE_FULL when a pool has nothing free; pol->why says which. */
+int store_network_allocate(struct store *st, struct network *n, struct net_policy *pol);
+/* The installation's own ULA /48 ("fdxx:xxxx:xxxx::/48", RFC 4193: 40
+ * random bits), made on first use and kept in the store, so every host of
+ * a cluster agrees: members' networks come from it when the operator
+ * configured no tenant_ipv6_pool.  out: at least 64 bytes. */
+int store_ula_prefix(struct store *st, char *out, size_t len);
 
 /* SSH public keys of a user. */
 struct key {
@@ -285,14 +335,14 @@ struct key {
 
 void key_free(struct key *k);
 void keys_free(struct key *v, size_t n);
-/* Keys.  ref is a name or an 8-hex ID.  STORE_CONFLICT on a duplicate name. */
+/* Keys.  ref is an 8-hex ID, NAME or OWNER/NAME.  STORE_CONFLICT on a duplicate name. */
 int store_key_create(struct store *st, struct key *k);
 int store_key_get(struct store *st, const char *ref, uint64_t scope, struct key *out);
 int store_key_list(struct store *st, uint64_t scope, struct key **out, size_t *n);
 /* STORE_CONFLICT while a VM (not deleted) uses it. */
 int store_key_delete(struct store *st, uint64_t id);
 
-/* VMs.  ref is a name or a 10-hex ID.  VMs with desired=deleted are
+/* VMs.  ref is a 10-hex ID, NAME or OWNER/NAME.  VMs with desired=deleted are
  * invisible to get/list unless include_deleted. */
 /* In one transaction: the row, a NIC per network, the VM's keys
  * (vm->keys[i].id), its user data (vm->user_data, may be NULL) and its
@@ -300,6 +350,9 @@ int store_key_delete(struct store *st, uint64_t id);
 int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, size_t n_networks);
 int store_vm_get(struct store *st, const char *ref, uint64_t scope, struct vm *out);
 int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
+/* A list carries what a list shows: no user data (user_data NULL,
+ * user_data_len its size) and no key material (keys[].pubkey NULL); get
+ * a VM by itself for those.  Four statements, however many VMs. */
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 		  struct vm **out, size_t *n);
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
@@ -426,6 +479,38 @@ int store_token_live(struct store *st, uint64_t id, int64_t now);
 /* Revoke every token of owner except `keep` (0: all). */
 int store_token_revoke_user(struct store *st, uint64_t owner, uint64_t keep);
 
+/* ---- quotas (quotas.c) -------------------------------------------------- */
+
+/* What a user may hold (issue 11, item 12).  Creates over a quota fail with
+ * STORE_QUOTA in their own transaction — store_vm_create (vms, vcpus,
+ * memory_mib, disk_bytes: the root disk as sized, else a disk image's
+ * size, plus the data disks), store_network_create (networks),
+ * store_image_create (images), store_image_finalize (image_bytes) — and
+ * store_refusal names the quota. */
+enum quota {
+	QUOTA_VMS, QUOTA_VCPUS, QUOTA_MEMORY_MIB, QUOTA_DISK_BYTES,
+	QUOTA_NETWORKS, QUOTA_IMAGES, QUOTA_IMAGE_BYTES, QUOTA_N
+};
+extern const char *const quota_names[QUOTA_N];   /* "vms", … as the API says them */
+
+#define QUOTA_UNLIMITED INT64_C(-1)
+#define QUOTA_DEFAULT INT64_C(-2)    /* a user's own setting: none, the default applies */
+#define QUOTA_KEEP INT64_C(-3)       /* store_quota_set: leave this one as it is */
+
+struct quota_usage {
+	int64_t set[QUOTA_N];      /* the user's own: QUOTA_DEFAULT, QUOTA_UNLIMITED or N */
+	int64_t limit[QUOTA_N];    /* in force: QUOTA_UNLIMITED or N */
+	int64_t used[QUOTA_N];
+};
+
+/* The defaults for members without a setting of their own: QUOTA_UNLIMITED
+ * or a limit (NULL: all unlimited, as after store_open).  Admins are
+ * bound only by settings of their own. */
+void store_set_quota_defaults(struct store *st, const int64_t defaults[QUOTA_N]);
+int store_quota_get(struct store *st, uint64_t user, struct quota_usage *out);
+/* Each entry QUOTA_KEEP, QUOTA_DEFAULT, QUOTA_UNLIMITED or a limit >= 0. */
+int store_quota_set(struct store *st, uint64_t user, const int64_t set[QUOTA_N]);
+
 /* ---- hosts and placement (hosts.c) -------------------------------------- */
 
 /* A host of the cluster, with its load: what the VMs placed on it (not
@@ -450,14 +535,20 @@ void hosts_free(struct host *v, size_t n);
 /* Insert or refresh this host (state live, last_seen now).  Fires the
  * change hook: peers follow hosts that come and go. */
 int store_host_register(struct store *st, const struct host *h);
-/* Refresh last_seen; a host marked dead comes back to life (hook fires). */
+/* Refresh last_seen; a host marked dead comes back to life (hook fires).
+ * last_seen is for the other hosts' schedulers (dead detection, placement
+ * freshness): a host's own hcd knows it is alive without it.  So a live
+ * host with no other live host registered writes nothing — a single host
+ * does not write its store every heartbeat for no reader (issue 12 §6). */
 int store_host_heartbeat(struct store *st, const char *name, int64_t now);
 int store_host_get(struct store *st, const char *name, struct host *out);
 int store_host_list(struct store *st, struct host **out, size_t *n);
 int store_host_set_drain(struct store *st, const char *name, bool drain);
-/* Mark live hosts silent since before now - timeout as dead; *n_dead
+/* Mark live hosts silent since before now - timeout as dead, except self
+ * (the caller's own host: its hcd is running this; NULL: none); *n_dead
  * tells how many (hook fires when any). */
-int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, size_t *n_dead);
+int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, const char *self,
+			  size_t *n_dead);
 
 /* Placement policy: spread (the live, undrained host with the most free
  * memory that fits), or the pinned host, which must be live and fit.
@@ -470,6 +561,8 @@ struct placement {
 	double cpu_ratio;     /* virtual CPUs per host CPU */
 	int64_t now;
 	int fresh;            /* seconds: a host silent longer is not a candidate */
+	const char *self;     /* the placing hcd's own host, fresh whatever its last_seen
+			       * (it does not beat when alone), or NULL */
 };
 /* In the caller's transaction (or its own): the chosen host's name. */
 int store_place(struct store *st, const struct placement *p, char **host);

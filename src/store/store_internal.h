@@ -21,6 +21,10 @@ struct store {
 	char changed[96];
 	/* What bearer tokens stand for (users.c; NULL: not cached). */
 	struct tokencache *tokens;
+
+	/* What store_refusal returns: set with STORE_QUOTA. */
+	char refusal[192];
+	int64_t quota_default[QUOTA_N];   /* store_set_quota_defaults */
 };
 
 /* Run one statement; engine errors are logged here. */
@@ -44,6 +48,20 @@ int store_tx_end(struct store *st, int rc);
 /* Next value of a named counter; STORE_FULL beyond max. In a transaction. */
 int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out);
 
+/* quotas.c: may owner hold add[q] more of each quota?  STORE_QUOTA (and
+ * st->refusal) when not.  In the transaction that creates it. */
+int quota_admit(struct store *st, uint64_t owner, const int64_t add[QUOTA_N]);
+/* models.c: quota_admit for a new VM (itself, its vCPUs, memory, disks). */
+int vm_admit(struct store *st, const struct vm *vm);
+
+/* hosts.c: a host's load (hosts.vms, used_cpus, used_mib), in the
+ * caller's transaction.  host_load_add: sign +1/-1 of one VM of that size
+ * (host NULL: none).  host_load_vm: before the VM row's desired state
+ * becomes `next` (NULL: before the row is removed) — the load changes
+ * when the VM crosses "deleted". */
+int host_load_add(struct store *st, const char *host, int sign, int64_t cpus, int64_t mib);
+int host_load_vm(struct store *st, uint64_t vm_id, const char *next);
+
 /* Row helpers. */
 /* Collects result rows into a growing array of elem-sized structs. */
 struct rows {
@@ -59,5 +77,7 @@ struct sval scope_param(uint64_t scope);
 int64_t store_now(void);
 char *sv_strdup(const struct sval *v);
 int store_row_int(void *arg, const struct sval *cols, int ncols);
+/* The first column of the first row, strdup'd into *(char **)arg. */
+int store_row_str(void *arg, const struct sval *cols, int ncols);
 
 #endif

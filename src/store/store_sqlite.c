@@ -2,6 +2,12 @@
  * store_sqlite — the embedded engine: one SQLite file in WAL mode with
  * foreign keys on and a busy timeout, so the CLI's direct reads and the
  * daemon's writes never fail on a lock that would clear in a moment.
+ *
+ * Durability: synchronous=FULL, so every COMMIT has fsync'ed the WAL
+ * before it returns — and the API answers only after its transaction
+ * committed (issue 11, item 11).  NORMAL would sync only at checkpoints:
+ * a revoke, a disable or a delete already answered could be undone by a
+ * power cut.
  */
 #include "store/store.h"
 
@@ -79,7 +85,7 @@ static void *sq_open(const char *path, char **err)
 	}
 	sqlite3_busy_timeout(db, 5000);
 	rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-			  " PRAGMA synchronous=NORMAL;", NULL, NULL, &msg);
+			  " PRAGMA synchronous=FULL;", NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
 		*err = str_printf("sqlite %s: %s", path, msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);

@@ -7,7 +7,8 @@
 # the same name.  No guest boots (--no-start).
 . "$(dirname "$0")/lib.sh"
 
-hcd_start
+# Members take their networks from the tenant pools (issue 11, item 4).
+hcd_start --tenant-ipv6-pool=fd00::/16 --tenant-ipv4-pool=10.77.0.0/16
 
 printf 'alice-password\n' | hc user create alice --auth file --password-stdin >/dev/null ||
 	fail "user create alice"
@@ -139,7 +140,7 @@ unset API_TOKEN
 ok "a public image is listed and bootable for bob, but not deletable; members cannot publish"
 
 # ---- the admin (root on the socket) sees and changes everything -------------
-for path in /v1/vms/$vid /v1/vms/avm /v1/vms/$vid/rules /v1/vms/$vid/log /v1/vms/$vid/user-data \
+for path in /v1/vms/$vid "/v1/vms/avm?owner=alice" /v1/vms/$vid/rules /v1/vms/$vid/log /v1/vms/$vid/user-data \
 	/v1/images/$iid /v1/networks/$nid /v1/keys/$kid /v1/users/alice; do
 	api GET "$path" >/dev/null
 	[ "$API_STATUS" = 200 ] || fail "admin: GET $path → $API_STATUS"

@@ -24,6 +24,7 @@
 
 #include "common/fsutil.h"
 #include "common/ids.h"
+#include "common/netpool.h"
 #include "store/store.h"
 #include "store/store_internal.h" /* white-box: raw counts and counters */
 
@@ -870,6 +871,225 @@ static void keys_and_user_data(void **state)
 	assert_int_equal(store_key_delete(c->st, desk), STORE_OK);
 }
 
+/* ---- durability --------------------------------------------------------- */
+
+static int text_row(void *arg, const struct sval *c, int n)
+{
+	if (n > 0 && c[0].t == SV_TEXT)
+		snprintf(arg, 16, "%s", c[0].s);
+	return 0;
+}
+
+/* SQLite commits sync the WAL (synchronous=FULL = 2): an answered change
+ * survives a power cut.  PostgreSQL's synchronous_commit is on unless the
+ * operator turned it off; the engine leaves that to the server. */
+static void sqlite_commits_are_durable(void **state)
+{
+	struct ctx *c = *state;
+	int64_t sync = -1;
+
+	if (pg_uri)
+		skip();
+	assert_int_equal(store_q(c->st, "PRAGMA synchronous", NULL, 0, store_row_int, &sync),
+			 STORE_OK);
+	assert_int_equal(sync, 2);
+	char mode[16] = "";
+	assert_int_equal(store_q(c->st, "PRAGMA journal_mode", NULL, 0, text_row, mode), STORE_OK);
+	assert_string_equal(mode, "wal");
+}
+
+/* ---- references: own names first, OWNER/NAME, public images ------------ */
+
+static uint64_t add_user(struct store *st, const char *name, const char *role)
+{
+	struct user u = { .name = (char *)name, .role = (char *)role, .auth = "file",
+			  .enabled = true };
+	assert_int_equal(store_user_create(st, &u), STORE_OK);
+	return u.id;
+}
+
+static uint64_t owned_image(struct store *st, const char *name, uint64_t owner, bool pub)
+{
+	struct image im = { .name = (char *)name, .owner = owner, .format = "kernel",
+			    .boot = "kernel", .visibility = pub ? "public" : "private" };
+	assert_int_equal(store_image_create(st, &im), STORE_OK);
+	assert_int_equal(store_image_finalize(st, im.id, SHA_A, "kernel", 4096), STORE_OK);
+	return im.id;
+}
+
+static uint64_t owned_net(struct store *st, const char *name, uint64_t owner, const char *v6)
+{
+	struct network n = { .name = (char *)name, .owner = owner, .ipv6 = (char *)v6 };
+	assert_int_equal(store_network_create(st, &n), STORE_OK);
+	return n.id;
+}
+
+/* The ID of the image, network or key a reference finds in a scope (0:
+ * none), after checking the lookup's answer. */
+enum ref_kind { REF_IMAGE, REF_NET, REF_KEY };
+
+static uint64_t found(struct store *st, enum ref_kind kind, const char *ref, uint64_t scope,
+		      int rc_want)
+{
+	struct image im = { 0 };
+	struct network n = { 0 };
+	struct key k = { 0 };
+	uint64_t id = 0;
+
+	switch (kind) {
+	case REF_IMAGE:
+		assert_int_equal(store_image_get(st, ref, scope, &im), rc_want);
+		id = im.id;
+		break;
+	case REF_NET:
+		assert_int_equal(store_network_get(st, ref, scope, &n), rc_want);
+		id = n.id;
+		break;
+	case REF_KEY:
+		assert_int_equal(store_key_get(st, ref, scope, &k), rc_want);
+		id = k.id;
+		break;
+	}
+	image_free(&im);
+	network_free(&n);
+	key_free(&k);
+	return id;
+}
+#define img_of(st, ref, scope, rc) found(st, REF_IMAGE, ref, scope, rc)
+#define net_of(st, ref, scope, rc) found(st, REF_NET, ref, scope, rc)
+#define key_of(st, ref, scope, rc) found(st, REF_KEY, ref, scope, rc)
+
+/*
+ * Issue 11, item 2: a member with a lower user ID owns tiny, office and
+ * laptop; an admin with the same names always gets its own by name, and
+ * alice's only as alice/NAME (or by ID); another member never does.
+ */
+static void references_own_first(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t adm = add_user(c->st, "adm", "admin");
+	uint64_t bob = add_user(c->st, "bob", "member");
+	uint64_t a_img = owned_image(c->st, "tiny", alice, false);
+	uint64_t a_net = owned_net(c->st, "office", alice, "fd00:a::/64");
+	uint64_t a_key = make_key(c->st, "laptop", alice, STORE_OK);
+	uint64_t d_img = owned_image(c->st, "tiny", adm, false);
+	uint64_t d_net = owned_net(c->st, "office", adm, "fd00:d::/64");
+	uint64_t d_key = make_key(c->st, "laptop", adm, STORE_OK);
+	uint64_t as_adm = scope_all(adm);
+	struct image im = { 0 };
+	char id[16];
+
+	assert_true(alice < adm);
+	assert_int_equal(img_of(c->st, "tiny", as_adm, STORE_OK), d_img);
+	assert_int_equal(net_of(c->st, "office", as_adm, STORE_OK), d_net);
+	assert_int_equal(key_of(c->st, "laptop", as_adm, STORE_OK), d_key);
+	/* Root (OWNER_ANY acts as root) has none of them. */
+	net_of(c->st, "office", OWNER_ANY, STORE_NOTFOUND);
+	/* Owner-qualified: the admin reaches alice's, bob does not; alice does. */
+	assert_int_equal(img_of(c->st, "alice/tiny", as_adm, STORE_OK), a_img);
+	assert_int_equal(net_of(c->st, "alice/office", as_adm, STORE_OK), a_net);
+	assert_int_equal(key_of(c->st, "alice/laptop", as_adm, STORE_OK), a_key);
+	img_of(c->st, "alice/tiny", bob, STORE_NOTFOUND);
+	net_of(c->st, "alice/office", bob, STORE_NOTFOUND);
+	key_of(c->st, "alice/laptop", bob, STORE_NOTFOUND);
+	net_of(c->st, "office", bob, STORE_NOTFOUND);
+	assert_int_equal(net_of(c->st, "alice/office", alice, STORE_OK), a_net);
+	assert_int_equal(net_of(c->st, "office", alice, STORE_OK), a_net);
+	/* By ID: whoever may see the row. */
+	snprintf(id, sizeof(id), "%06llx", (unsigned long long)a_net);
+	assert_int_equal(net_of(c->st, id, as_adm, STORE_OK), a_net);
+	net_of(c->st, id, bob, STORE_NOTFOUND);
+	/* Malformed or unknown owners find nothing. */
+	net_of(c->st, "carol/office", as_adm, STORE_NOTFOUND);
+	net_of(c->st, "alice/", as_adm, STORE_NOTFOUND);
+	net_of(c->st, "/office", as_adm, STORE_NOTFOUND);
+	net_of(c->st, "alice/office/x", as_adm, STORE_NOTFOUND);
+
+	/* VMs the same way. */
+	uint64_t a_vm, d_vm;
+	assert_int_equal(make_vm(c->st, "web", alice, a_img, NULL, 0, &a_vm), STORE_OK);
+	assert_int_equal(make_vm(c->st, "web", adm, d_img, NULL, 0, &d_vm), STORE_OK);
+	struct vm vm = { 0 };
+	assert_int_equal(store_vm_get(c->st, "web", as_adm, &vm), STORE_OK);
+	assert_int_equal(vm.id, d_vm);
+	vm_free(&vm);
+	assert_int_equal(store_vm_get(c->st, "alice/web", as_adm, &vm), STORE_OK);
+	assert_int_equal(vm.id, a_vm);
+	vm_free(&vm);
+	assert_int_equal(store_vm_get(c->st, "alice/web", bob, &vm), STORE_NOTFOUND);
+
+	/* Public images: own first, then public; two publishers of one name
+	 * make the plain name ambiguous for the others, never a silent pick. */
+	uint64_t pub = owned_image(c->st, "pub", OWNER_ROOT, true);
+	assert_int_equal(img_of(c->st, "pub", bob, STORE_OK), pub);
+	assert_int_equal(img_of(c->st, "root/pub", bob, STORE_OK), pub);
+	uint64_t bobs = owned_image(c->st, "pub", bob, false);
+	assert_int_equal(img_of(c->st, "pub", bob, STORE_OK), bobs);
+	uint64_t pub2 = owned_image(c->st, "pub", adm, true);
+	assert_int_equal(store_image_get(c->st, "pub", alice, &im), STORE_AMBIGUOUS);
+	assert_int_equal(img_of(c->st, "adm/pub", alice, STORE_OK), pub2);
+	assert_int_equal(img_of(c->st, "pub", as_adm, STORE_OK), pub2);   /* its own */
+	assert_int_equal(img_of(c->st, "pub", bob, STORE_OK), bobs);
+	img_of(c->st, "bob/pub", alice, STORE_NOTFOUND);                  /* private */
+}
+
+/* Issue 12 §6: a list never loads user data or key material (only the
+ * size and the key's name and fingerprint, what a list shows); a VM got by
+ * itself has them.  NICs, keys and disks land on the right VMs. */
+static void vm_list_is_light(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	uint64_t net = make_net(c->st, "lan", "fd00:11::/64", "10.11.0.0/24");
+	uint64_t key = make_key(c->st, "laptop", OWNER_ROOT, STORE_OK);
+	static const unsigned char ud[] = "#!/bin/sh\necho hello\n";
+	struct vm_key vk[] = { { .id = key } };
+	struct vm_disk dk[] = { { .size = 1 << 20 }, { .size = 2 << 20 } };
+	struct vm *list = NULL, got = { 0 };
+	size_t n = 0;
+	uint64_t nets[] = { net, net };
+
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%d", i);
+		struct vm vm = { .name = name, .owner = OWNER_ROOT, .image = img, .cpus = 1,
+				 .memory_mib = 64, .desired = "stopped", .state = "stopped",
+				 .keys = i % 2 ? vk : NULL, .n_keys = i % 2 ? 1 : 0,
+				 .user_data = i == 3 ? (unsigned char *)ud : NULL,
+				 .user_data_len = i == 3 ? sizeof(ud) - 1 : 0,
+				 .disks = i == 4 ? dk : NULL, .n_disks = i == 4 ? 2 : 0 };
+		assert_int_equal(store_vm_create(c->st, &vm, nets, (size_t)(i % 3)), STORE_OK);
+	}
+	assert_int_equal(store_vm_list(c->st, OWNER_ANY, false, &list, &n), STORE_OK);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(list[i].n_nics, i % 3);
+		assert_int_equal(list[i].n_keys, i % 2);
+		assert_int_equal(list[i].n_disks, i == 4 ? 2 : 0);
+		assert_null(list[i].user_data);
+		assert_int_equal(list[i].user_data_len, i == 3 ? sizeof(ud) - 1 : 0);
+		for (size_t k = 0; k < list[i].n_keys; k++) {
+			assert_string_equal(list[i].keys[k].name, "laptop");
+			assert_non_null(list[i].keys[k].fingerprint);
+			assert_null(list[i].keys[k].pubkey);
+		}
+	}
+	assert_string_equal(list[2].nics[1].network_name, "lan");
+	assert_string_equal(list[2].nics[0].ipv4, "10.11.0.3");   /* v1 took .2 */
+	assert_int_equal(list[4].disks[1].size, 2 << 20);
+	uint64_t id3 = list[3].id;
+	vms_free(list, n);
+	assert_int_equal(store_vm_get_id(c->st, id3, &got), STORE_OK);
+	assert_int_equal(got.user_data_len, sizeof(ud) - 1);
+	assert_memory_equal(got.user_data, ud, sizeof(ud) - 1);
+	assert_non_null(got.keys[0].pubkey);
+	vm_free(&got);
+	/* Purged: its user data goes with it. */
+	assert_int_equal(store_vm_purge(c->st, id3), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vm_user_data"), 0);
+}
+
 /* ---- users and tokens --------------------------------------------------- */
 
 static void users_and_tokens(void **state)
@@ -1595,10 +1815,10 @@ static void hosts_dead_and_evacuation(void **state)
 	int64_t later = store_now() + 20;
 	assert_int_equal(store_host_heartbeat(c->st, "a", later), STORE_OK);
 	c->hooks = 0;
-	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, NULL, &n), STORE_OK);
 	assert_int_equal(n, 1);
 	assert_true(c->hooks > 0);
-	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, &n), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, NULL, &n), STORE_OK);
 	assert_int_equal(n, 0);
 	struct host got = { 0 };
 	assert_int_equal(store_host_get(c->st, "b", &got), STORE_OK);
@@ -1641,6 +1861,381 @@ static void hosts_dead_and_evacuation(void **state)
 	assert_int_equal(c->hooks, 0); /* a plain heartbeat is no news */
 }
 
+/* ---- network prefixes: pools, the host's routes ------------------------- */
+
+static int allocate_net(struct store *st, const char *name, const char *v6, const char *v4,
+			struct net_policy *pol, struct network *out)
+{
+	struct network n = { .name = (char *)name, .owner = OWNER_ROOT, .ipv6 = (char *)v6,
+			     .ipv4 = (char *)v4 };
+	int rc = store_network_allocate(st, &n, pol);
+
+	if (rc == STORE_OK && out)
+		assert_int_equal(store_network_get(st, name, OWNER_ANY, out), STORE_OK);
+	return rc;
+}
+
+static struct prefix PFX(const char *s)
+{
+	struct prefix p;
+	assert_true(prefix_from_text(s, &p));
+	return p;
+}
+
+/* Issue 11, item 4: a network never overlaps another one or a route or
+ * address of the host; without a prefix it gets the next free one of the
+ * pools, skipping both. */
+static void networks_from_pools(void **state)
+{
+	struct ctx *c = *state;
+	struct prefix host[] = { PFX("10.88.0.0/16"), PFX("fd00:1:0:1::/64"), PFX("192.0.2.7/32") };
+	struct prefix pool6[] = { PFX("fd00:1::/62") }, pool4[] = { PFX("10.88.0.0/15") };
+	struct net_policy pol = { .host = host, .n_host = 3, .pool6 = pool6, .n_pool6 = 1,
+				  .pool4 = pool4, .n_pool4 = 1 };
+	struct network got = { 0 };
+
+	/* The host's LAN route, and an address of the host, are not for taking. */
+	assert_int_equal(allocate_net(c->st, "a", "fd00:9::/64", "10.88.1.0/24", &pol, NULL),
+			 STORE_CONFLICT);
+	assert_non_null(strstr(pol.why, "10.88.0.0/16"));
+	assert_non_null(strstr(pol.why, "host"));
+	assert_int_equal(allocate_net(c->st, "a", "fd00:9::/64", "192.0.2.0/24", &pol, NULL),
+			 STORE_CONFLICT);
+	assert_int_equal(allocate_net(c->st, "a", "fd00:1:0:1::/64", NULL, &pol, NULL),
+			 STORE_CONFLICT);
+	/* Allocated: the pool's first /64 and the first /24 outside the route. */
+	pol.want_ipv4 = true;
+	assert_int_equal(allocate_net(c->st, "a", NULL, NULL, &pol, &got), STORE_OK);
+	assert_string_equal(got.ipv6, "fd00:1::/64");
+	assert_string_equal(got.ipv4, "10.89.0.0/24");
+	network_free(&got);
+	/* The next skips the network and the host's /64. */
+	pol.want_ipv4 = false;
+	assert_int_equal(allocate_net(c->st, "b", NULL, NULL, &pol, &got), STORE_OK);
+	assert_string_equal(got.ipv6, "fd00:1:0:2::/64");
+	assert_null(got.ipv4);
+	network_free(&got);
+	/* Another network's prefixes are as taken as the host's. */
+	assert_int_equal(allocate_net(c->st, "c", "fd00:1:0:2::/64", NULL, &pol, NULL),
+			 STORE_CONFLICT);
+	assert_non_null(strstr(pol.why, "network"));
+	assert_int_equal(allocate_net(c->st, "c", "fd00:7::/64", "10.89.0.128/25", &pol, NULL),
+			 STORE_CONFLICT);
+	/* Asked for and free: fine (whether a member may ask is the API's). */
+	assert_int_equal(allocate_net(c->st, "c", "fd00:7::/64", "10.90.0.0/24", &pol, &got),
+			 STORE_OK);
+	network_free(&got);
+	/* Full: fd00:1:0:3::/64 is the last; then nothing. */
+	assert_int_equal(allocate_net(c->st, "d", NULL, NULL, &pol, &got), STORE_OK);
+	assert_string_equal(got.ipv6, "fd00:1:0:3::/64");
+	network_free(&got);
+	assert_int_equal(allocate_net(c->st, "e", NULL, NULL, &pol, NULL), STORE_FULL);
+	assert_non_null(strstr(pol.why, "IPv6"));
+	/* No IPv4 pool: nothing to allocate from. */
+	pol.n_pool4 = 0;
+	pol.want_ipv4 = true;
+	assert_int_equal(allocate_net(c->st, "e", "fd00:8::/64", NULL, &pol, NULL), STORE_FULL);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM networks"), 4);
+	/* A name taken is a conflict with nothing overlapped. */
+	pol.want_ipv4 = false;
+	assert_int_equal(allocate_net(c->st, "a", "fd00:8::/64", NULL, &pol, NULL), STORE_CONFLICT);
+	assert_string_equal(pol.why, "");
+}
+
+/* One random ULA /48 per installation, the same on every ask. */
+static void ula_prefix_is_stable(void **state)
+{
+	struct ctx *c = *state;
+	char a[64], b[64];
+	struct prefix p;
+
+	assert_int_equal(store_ula_prefix(c->st, a, sizeof(a)), STORE_OK);
+	assert_int_equal(store_ula_prefix(c->st, b, sizeof(b)), STORE_OK);
+	assert_string_equal(a, b);
+	assert_true(prefix_from_text(a, &p));
+	assert_int_equal(p.len, 48);
+	assert_int_equal(p.a[0], 0xfd);
+}
+
+/* ---- heartbeats of a host alone ------------------------------------------ */
+
+static int64_t last_seen_of(struct store *st, const char *name)
+{
+	struct host h = { 0 };
+	int64_t seen;
+	assert_int_equal(store_host_get(st, name, &h), STORE_OK);
+	seen = h.last_seen;
+	host_free(&h);
+	return seen;
+}
+
+/* Issue 12 §6: alone, a host writes no heartbeat (nobody reads it), never
+ * marks itself dead, and places VMs on itself whatever its last_seen;
+ * once a peer registers, it beats again. */
+static void heartbeat_alone_writes_nothing(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	int64_t later = store_now() + 100;
+	size_t n = 0;
+	char *h = NULL;
+
+	add_host(c->st, "solo", 4, 4000);
+	int64_t seen = last_seen_of(c->st, "solo");
+	c->hooks = 0;
+	assert_int_equal(store_host_heartbeat(c->st, "solo", later), STORE_OK);
+	assert_int_equal(last_seen_of(c->st, "solo"), seen);
+	assert_int_equal(c->hooks, 0);
+	/* Its own scheduler neither buries it nor skips it. */
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, "solo", &n), STORE_OK);
+	assert_int_equal(n, 0);
+	struct placement p = { .cpus = 1, .memory_mib = 100, .cpu_ratio = 4, .now = later,
+			       .fresh = 10, .self = "solo" };
+	assert_int_equal(store_place(c->st, &p, &h), STORE_OK);
+	assert_string_equal(h, "solo");
+	free(h);
+	p.self = NULL;   /* as another host would see it: too quiet */
+	assert_int_equal(store_place(c->st, &p, &h), STORE_FULL);
+	struct vm vm = { .name = "v", .owner = OWNER_ROOT, .image = img, .cpus = 1, .memory_mib = 100,
+			 .desired = "stopped", .state = "stopped" };
+	p.self = "solo";
+	assert_int_equal(store_vm_create_placed(c->st, &vm, NULL, 0, &p), STORE_OK);
+	/* A peer registers: now somebody reads it. */
+	add_host(c->st, "peer", 4, 4000);
+	assert_int_equal(store_host_heartbeat(c->st, "solo", later), STORE_OK);
+	assert_int_equal(last_seen_of(c->st, "solo"), later);
+	/* Marked dead by the peer (it was quiet): its next beat revives it. */
+	assert_int_equal(store_hosts_mark_dead(c->st, later + 50, 10, "peer", &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_hosts_mark_dead(c->st, later + 50, 10, "peer", &n), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_host_heartbeat(c->st, "solo", later + 51), STORE_OK);
+	assert_int_equal(last_seen_of(c->st, "solo"), later + 51);
+	struct host got = { 0 };
+	assert_int_equal(store_host_get(c->st, "solo", &got), STORE_OK);
+	assert_string_equal(got.state, "live");
+	host_free(&got);
+}
+
+/* ---- quotas -------------------------------------------------------------- */
+
+static int create_sized(struct store *st, const char *name, uint64_t owner, uint64_t image,
+			int cpus, int mib, int64_t disk, int64_t data)
+{
+	struct vm_disk d[] = { { .size = data } };
+	struct vm vm = { .name = (char *)name, .owner = owner, .image = image, .cpus = cpus,
+			 .memory_mib = mib, .desired = "stopped", .state = "stopped",
+			 .disk_size = disk, .disks = data ? d : NULL, .n_disks = data ? 1 : 0 };
+	return store_vm_create(st, &vm, NULL, 0);
+}
+
+/* Issue 11, item 12: defaults bind members, a user's own setting wins,
+ * a refusal names its quota, a deleted VM no longer counts. */
+static void quotas_enforced(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t adm = add_user(c->st, "adm", "admin");
+	uint64_t img = make_image(c->st, "img");
+	int64_t defaults[QUOTA_N] = { [QUOTA_VMS] = 2, [QUOTA_VCPUS] = QUOTA_UNLIMITED,
+		[QUOTA_MEMORY_MIB] = 1024, [QUOTA_DISK_BYTES] = 3LL << 30, [QUOTA_NETWORKS] = 1,
+		[QUOTA_IMAGES] = 2, [QUOTA_IMAGE_BYTES] = 10000 };
+	int64_t set[QUOTA_N];
+	struct quota_usage qu;
+	struct vm vm = { 0 };
+
+	store_set_quota_defaults(c->st, defaults);
+	assert_int_equal(create_sized(c->st, "a1", alice, img, 1, 256, 1LL << 30, 0), STORE_OK);
+	assert_int_equal(create_sized(c->st, "a2", alice, img, 4, 256, 0, 1LL << 30), STORE_OK);
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 128, 0, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'vms'"));
+	assert_non_null(strstr(store_refusal(c->st), "alice"));
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 2);
+	/* Deleted: no longer counted. */
+	assert_int_equal(store_vm_get(c->st, "a1", alice, &vm), STORE_OK);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "deleted"), STORE_OK);
+	vm_free(&vm);
+	/* Memory (256 + 800 > 1024), then disks (1 GiB data + 2.5 GiB > 3 GiB). */
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 800, 0, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'memory_mib'"));
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 256, 5LL << 29, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'disk_bytes'"));
+	assert_int_equal(create_sized(c->st, "a3", alice, img, 1, 256, 1LL << 30, 0), STORE_OK);
+
+	/* Her own settings win over the defaults: more VMs, few vCPUs. */
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_VMS] = QUOTA_UNLIMITED;
+	set[QUOTA_VCPUS] = 6;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	assert_int_equal(create_sized(c->st, "a4", alice, img, 2, 64, 0, 0), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'vcpus'"));
+	assert_int_equal(create_sized(c->st, "a4", alice, img, 1, 64, 0, 0), STORE_OK);
+	assert_int_equal(store_quota_get(c->st, alice, &qu), STORE_OK);
+	assert_int_equal(qu.used[QUOTA_VMS], 3);
+	assert_int_equal(qu.set[QUOTA_VMS], QUOTA_UNLIMITED);
+	assert_int_equal(qu.limit[QUOTA_VMS], QUOTA_UNLIMITED);
+	assert_int_equal(qu.used[QUOTA_VCPUS], 6);
+	assert_int_equal(qu.limit[QUOTA_VCPUS], 6);
+	assert_int_equal(qu.set[QUOTA_MEMORY_MIB], QUOTA_DEFAULT);
+	assert_int_equal(qu.limit[QUOTA_MEMORY_MIB], 1024);
+	assert_int_equal(qu.used[QUOTA_MEMORY_MIB], 256 + 256 + 64);
+	assert_int_equal(qu.used[QUOTA_DISK_BYTES], (1LL << 30) * 2);
+	/* Back to the default. */
+	set[QUOTA_VMS] = QUOTA_DEFAULT;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	assert_int_equal(store_quota_get(c->st, alice, &qu), STORE_OK);
+	assert_int_equal(qu.limit[QUOTA_VMS], 2);
+
+	/* Networks, images (count at create, bytes at finalize). */
+	assert_int_equal(owned_net(c->st, "n1", alice, "fd00:1::/64"), 1);
+	struct network n2 = { .name = "n2", .owner = alice, .ipv6 = "fd00:2::/64" };
+	assert_int_equal(store_network_create(c->st, &n2), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'networks'"));
+	struct image i1 = { .name = "i1", .owner = alice, .format = "kernel", .boot = "kernel" };
+	struct image i2 = { .name = "i2", .owner = alice, .format = "kernel", .boot = "kernel" };
+	struct image i3 = { .name = "i3", .owner = alice, .format = "kernel", .boot = "kernel" };
+	assert_int_equal(store_image_create(c->st, &i1), STORE_OK);
+	assert_int_equal(store_image_create(c->st, &i2), STORE_OK);
+	assert_int_equal(store_image_create(c->st, &i3), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'images'"));
+	assert_int_equal(store_image_finalize(c->st, i1.id, SHA_A, "kernel", 6000), STORE_OK);
+	assert_int_equal(store_image_finalize(c->st, i2.id, SHA_A, "kernel", 6000), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'image_bytes'"));
+	assert_int_equal(store_image_finalize(c->st, i2.id, SHA_A, "kernel", 4000), STORE_OK);
+
+	/* An admin is bound by its own settings only. */
+	for (int i = 0; i < 4; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "d%d", i);
+		assert_int_equal(create_sized(c->st, name, adm, img, 1, 512, 0, 0), STORE_OK);
+	}
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_VMS] = 4;
+	assert_int_equal(store_quota_set(c->st, adm, set), STORE_OK);
+	assert_int_equal(create_sized(c->st, "d4", adm, img, 1, 512, 0, 0), STORE_QUOTA);
+	assert_int_equal(store_quota_set(c->st, 999, set), STORE_NOTFOUND);
+}
+
+#define RACERS 4
+#define RACE_TRIES 4
+#define RACE_QUOTA 5
+
+static uint64_t race_owner, race_image;
+static int race_pipe[2];
+
+static int child_race(struct ctx *c, int who)
+{
+	char *err = NULL;
+	struct store *st = store_open(c->uri, c->dir, &err);
+	int64_t defaults[QUOTA_N] = { [QUOTA_VMS] = RACE_QUOTA };
+	int won = 0, failed = 0;
+
+	if (st == NULL) {
+		free(err);
+		return 1;
+	}
+	for (int q = 1; q < QUOTA_N; q++)
+		defaults[q] = QUOTA_UNLIMITED;
+	store_set_quota_defaults(st, defaults);
+	for (int i = 0; i < RACE_TRIES; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "r%d-%d", who, i);
+		int rc = create_sized(st, name, race_owner, race_image, 1, 64, 0, 0);
+		won += rc == STORE_OK;
+		failed += rc != STORE_OK && rc != STORE_QUOTA;
+	}
+	failed += write(race_pipe[1], &won, sizeof(won)) != (ssize_t)sizeof(won);
+	store_close(st);
+	return failed ? 1 : 0;
+}
+
+/* Creates racing from several processes never pass a quota together:
+ * the check runs in the create's own (serialised) transaction. */
+static void quotas_hold_under_races(void **state)
+{
+	struct ctx *c = *state;
+	int won[RACERS], total = 0;
+
+	race_owner = add_user(c->st, "alice", "member");
+	race_image = make_image(c->st, "img");
+	assert_int_equal(pipe(race_pipe), 0);
+	assert_int_equal(in_children(RACERS, child_race, c), 0);
+	close(race_pipe[1]);
+	assert_int_equal(read(race_pipe[0], won, sizeof(won)), (ssize_t)sizeof(won));
+	close(race_pipe[0]);
+	for (int i = 0; i < RACERS; i++)
+		total += won[i];
+	assert_int_equal(total, RACE_QUOTA);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), RACE_QUOTA);
+}
+
+/* Every host's kept load equals what its VMs (not deleted) ask for. */
+static void assert_load_kept(struct store *st)
+{
+	assert_int_equal(count_rows(st, "SELECT COUNT(*) FROM hosts h WHERE"
+		" h.vms <> (SELECT COUNT(*) FROM vms v WHERE v.host = h.name AND v.desired <> 'deleted')"
+		" OR h.used_cpus <> (SELECT COALESCE(SUM(v.cpus), 0) FROM vms v"
+		" WHERE v.host = h.name AND v.desired <> 'deleted')"
+		" OR h.used_mib <> (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
+		" WHERE v.host = h.name AND v.desired <> 'deleted')"), 0);
+}
+
+/* Issue 12 §6: the load is kept by the transactions that change it —
+ * create, delete, undelete, purge, evacuation — and registration heals a
+ * row that went wrong. */
+static void hosts_load_kept(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	struct vm vm = { 0 };
+	size_t moved = 0, n = 0;
+	struct host got = { 0 };
+	int rc;
+	char *h;
+
+	add_host(c->st, "a", 4, 8000);
+	add_host(c->st, "b", 4, 1000);
+	for (int i = 0; i < 6; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%d", i);
+		h = place_vm(c->st, name, img, 100 + 50 * i, i < 3 ? "b" : NULL, i == 1, &rc);
+		assert_int_equal(rc, STORE_OK);
+		free(h);
+	}
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_get(c->st, "v0", OWNER_ANY, &vm), STORE_OK);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "stopped"), STORE_OK);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "deleted"), STORE_OK);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_set_desired(c->st, vm.id, "deleted"), STORE_OK);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);
+	vm_free(&vm);
+	assert_load_kept(c->st);
+	assert_int_equal(store_vm_get(c->st, "v2", OWNER_ANY, &vm), STORE_OK);
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);   /* purged while counted */
+	vm_free(&vm);
+	assert_load_kept(c->st);
+	/* b dies: its ephemeral v1 moves to a, counted there. */
+	int64_t later = store_now() + 20;
+	assert_int_equal(store_host_heartbeat(c->st, "a", later), STORE_OK);
+	assert_int_equal(store_hosts_mark_dead(c->st, later, 10, NULL, &n), STORE_OK);
+	assert_int_equal(store_evacuate_dead(c->st, 4, later, 10, &moved), STORE_OK);
+	assert_int_equal(moved, 1);
+	assert_load_kept(c->st);
+	assert_int_equal(store_host_get(c->st, "b", &got), STORE_OK);
+	assert_int_equal(got.vms, 0);
+	host_free(&got);
+	/* A row gone wrong (an older hcd, a hand edit) heals at registration. */
+	assert_int_equal(store_q(c->st, "UPDATE hosts SET used_mib = 12345 WHERE name = 'a'",
+				 NULL, 0, NULL, NULL), STORE_OK);
+	add_host(c->st, "a", 4, 8000);
+	assert_load_kept(c->st);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1663,12 +2258,21 @@ int main(void)
 		T(change_hook),
 		T(announce_interface),
 		T(keys_and_user_data),
+		T(vm_list_is_light),
 		T(image_import_rows),
 		T(vm_disks_roundtrip),
 		T(vm_metadata_tokens),
 		T(users_and_tokens),
+		T(references_own_first),
+		T(sqlite_commits_are_durable),
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
+		T(hosts_load_kept),
+		T(heartbeat_alone_writes_nothing),
+		T(quotas_enforced),
+		T(networks_from_pools),
+		T(ula_prefix_is_stable),
+		T(quotas_hold_under_races),
 		T(engine_values_and_errors),
 	};
 	/* About store_open's URIs and files; no server needed. */
