@@ -59,11 +59,20 @@ ns_reaches() {
 	fail "namespace $1 cannot reach $2"
 }
 
-# Wait until `tc qdisc show dev IF` (in hcd's namespace) matches a regex.
+# has_qdisc DEV ERE: `tc qdisc show dev DEV` (in hcd's namespace) matches.
+# Captured first: `tc … | grep -q` fails under pipefail whenever grep has
+# its answer before tc has written everything (tc dies of SIGPIPE).
+has_qdisc() {
+	local out
+	out=$(nsexec tc qdisc show dev "$1" 2>/dev/null) || return 1
+	[[ $out =~ $2 ]]
+}
+
+# Wait until the qdiscs of DEV match an ERE.
 wait_qdisc() {
 	local dev=$1 re=$2 timeout=${3:-30} i
 	for i in $(seq 1 $((timeout * 4))); do
-		nsexec tc qdisc show dev "$dev" 2>/dev/null | grep -Eq "$re" && return 0
+		has_qdisc "$dev" "$re" && return 0
 		sleep 0.25
 	done
 	fail "no qdisc matching '$re' on $dev within ${timeout}s: $(nsexec tc qdisc show dev "$dev" 2>&1)"

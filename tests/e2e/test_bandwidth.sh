@@ -31,10 +31,10 @@ ifb=i${tap#v}
 ftap=$(vm_field free '.nics[0].ifname')
 wait_qdisc "$tap" 'tbf 4843: root .*rate 20Mbit'
 wait_qdisc "$tap" 'ingress ffff:'
-nsexec tc filter show dev "$tap" ingress | grep -q "Egress Redirect to device $ifb" ||
+[[ $(nsexec tc filter show dev "$tap" ingress) == *"Egress Redirect to device $ifb"* ]] ||
 	fail "no redirect of $tap to $ifb: $(nsexec tc filter show dev "$tap" ingress)"
 wait_qdisc "$ifb" 'tbf 4843: root .*rate 10Mbit'
-nsexec tc qdisc show dev "$ftap" | grep -q 'tbf\|ingress' && fail "unlimited $ftap has qdiscs of ours"
+has_qdisc "$ftap" 'tbf|ingress' && fail "unlimited $ftap has qdiscs of ours"
 tap_exists "i${ftap#v}" && fail "unlimited NIC has an ifb"
 [ "$(hc --json vm stats lim | jq -r '.nics[0].effective.in.rate, .nics[0].effective.out.source')" = \
   "$(printf '20000000\nnic')" ] || fail "vm stats: $(hc --json vm stats lim)"
@@ -107,7 +107,7 @@ ok "changed on the running NIC: from it $out bit/s (30 Mbit/s), to it $in bit/s 
 
 # ---- kill -9: the kernel keeps the limits, the next hcd finds them right ---
 hcd_kill9
-nsexec tc qdisc show dev "$tap" | grep -q 'tbf 4843:' || fail "the TBF went with hcd"
+has_qdisc "$tap" 'tbf 4843:' || fail "the TBF went with hcd"
 nsexec ip link add i0200deadbeef type ifb    # a stray ifb, as a NIC gone meanwhile leaves
 lines=$(wc -l <"$T_DIR/hcd.log")
 hcd_start
@@ -122,7 +122,7 @@ ok "after kill -9 the limits were adopted as they were; only the stray ifb went"
 hc vm nic set lim "$mac" --rate none >/dev/null || fail "vm nic set --rate none"
 for i in $(seq 1 40); do tap_exists "$ifb" || break; sleep 0.25; done
 tap_exists "$ifb" && fail "the ifb stayed without a limit"
-nsexec tc qdisc show dev "$tap" | grep -q 'tbf\|ingress' && fail "qdiscs stayed without a limit"
+has_qdisc "$tap" 'tbf|ingress' && fail "qdiscs stayed without a limit"
 hc net create bw2 --ipv6 fd00:b8::/64 --rate 8mbit >/dev/null || fail "net create --rate"
 [ "$(hc --json net show bw2 | jq -r .limit.out.rate)" = 8000000 ] || fail "network default not shown"
 hc vm create dflt --image tiny --net bw2 >/dev/null || fail "vm create on a limited network"
