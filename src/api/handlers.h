@@ -77,6 +77,9 @@ int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
 
 /* quotas.c: a user's quotas and usage */
+/* The user of the path as the caller may see it: members only themselves
+ * (anyone else does not exist for them); else false, a 404 set. */
+bool user_of_path(struct req *r, struct user *u);
 int h_user_quota_get(struct req *r);
 int h_user_quota_set(struct req *r);
 

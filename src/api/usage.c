@@ -432,20 +432,6 @@ int h_vm_traffic_update(struct req *r)
 
 /* ---- users: rate cap and traffic quota ---------------------------------- */
 
-/* The user of the path, if the caller may see them (members: themselves). */
-static bool user_of_path(struct req *r, struct user *u)
-{
-	int rc = store_user_get(r->api->st, r->params[0], u);
-
-	if (rc == STORE_OK && !r->admin && u->id != r->caller) {
-		user_free(u);
-		rc = STORE_NOTFOUND;
-	}
-	if (rc != STORE_OK)
-		req_store_error(r, rc, "user", r->params[0]);
-	return rc == STORE_OK;
-}
-
 static int reply_user_traffic(struct req *r, const struct user *u)
 {
 	struct user_traffic t;
