@@ -24,6 +24,12 @@ git ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do
 		if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
 	done | xargs -0 cp --parents -a -t "$src"
+# xterm.js is npm's (web/package-lock.json, scripts/deps.sh), not git's:
+# the package takes it along for the dashboard's console.
+if [ -d web/node_modules/@xterm/xterm ]; then
+	mkdir -p "$src/web/node_modules/@xterm"
+	cp -a web/node_modules/@xterm/xterm "$src/web/node_modules/@xterm/"
+fi
 rm -f "$out"/hackcloud_*
 (cd "$src" && dpkg-buildpackage -us -uc -b >"$out/build.log" 2>&1) || {
 	echo "build-deb: dpkg-buildpackage failed; the last lines of $out/build.log:" >&2

@@ -24,6 +24,8 @@ packages=(
 	debhelper systemd-container
 	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
 	amazon-ec2-utils strace
+	# the dashboard's browser test (tests/e2e/test_dashboard.sh)
+	chromium chromium-driver python3-selenium
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)
 	python3 python3-configobj python3-jinja2 python3-jsonpatch python3-jsonschema
 	python3-netifaces python3-oauthlib python3-requests python3-serial python3-yaml
@@ -40,7 +42,21 @@ done
 if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
 	[ "$(id -u)" -eq 0 ] && apt-get update -qq
 fi
+# The dashboard's xterm.js comes from the npm registry, pinned with its
+# hash in web/package-lock.json (Debian's libjs-xterm 3.8 ships an unbuilt
+# CommonJS stub that no browser can load).  npm itself comes with Node.js;
+# a machine without it gets Debian's.
+xterm=web/node_modules/@xterm/xterm/lib/xterm.mjs
+if [ ! -f "$(dirname "$0")/../$xterm" ] && ! command -v npm >/dev/null; then
+	missing+=(npm)
+fi
+install_xterm() {
+	[ -f "$(dirname "$0")/../$xterm" ] && return 0
+	echo "deps: npm ci in web/ (xterm.js)"
+	(cd "$(dirname "$0")/../web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+}
 if [ ${#missing[@]} -eq 0 ]; then
+	install_xterm
 	exit 0
 fi
 echo "deps: installing ${missing[*]}"
@@ -51,3 +67,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_xterm

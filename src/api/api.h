@@ -10,7 +10,8 @@
  *               it knows no handler and no credential, only
  *   identity.h  who is calling (identity.c) and
  *   req.h       the request interface, the only thing handlers see;
- *   handlers.h  the handlers, by file (auth, images, keys, vms, …).
+ *   handlers.h  the handlers, by file (auth, images, keys, vms, …),
+ *               and the dashboard's static files (web.h).
  * Handlers validate every input, answer {"error":{"code":…,"message":…}}
  * with a fitting 4xx/5xx status on failure, and touch the host only
  * through the store (the agent does the rest) — except the few imperative
@@ -34,6 +35,7 @@ struct api_ctx {
 	struct cluster *cluster;          /* placement policy of this host */
 	struct importer *importer;        /* image/import.h: downloads from URLs */
 	struct worker_pool *workers;      /* common/worker.h: slow steps off the loop */
+	struct web *web;                  /* web.h: the dashboard's files (api_server_start) */
 };
 
 /* http.c: listeners.  Returns NULL and a message on failure. */

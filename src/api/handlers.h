@@ -90,6 +90,11 @@ int h_host_drain(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);
+int h_vm_console_ws(struct req *r);
+
+/* web.c: the dashboard's files */
+int h_web_index(struct req *r);
+int h_web_file(struct req *r);
 
 /* routes.c: helpers of VM handlers elsewhere */
 /* The VM runs (or would run) on this host; else a 409 naming its host is

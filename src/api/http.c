@@ -25,6 +25,7 @@
 #include "api/http_req.h"
 #include "api/identity.h"
 #include "api/route.h"
+#include "api/web.h"
 #include "common/addrkey.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -55,6 +56,7 @@ struct listener {
 	struct MHD_Daemon *d;
 	struct connlimit *lim;
 	bool is_unix;
+	bool tls;
 };
 
 struct api_server {
@@ -188,13 +190,21 @@ static void params_free(struct req *r)
 	r->n_params = 0;
 }
 
-/* Match "/v1/vms/abc/start" against "/v1/vms/{}/start", capturing "abc". */
+/* Match "/v1/vms/abc/start" against "/v1/vms/{}/start", capturing "abc";
+ * a final "*" captures the rest of the path (after "/ui/", a "*" takes
+ * "css/app.css" of "/ui/css/app.css"). */
 static bool route_match(const char *pattern, const char *url, struct req *r)
 {
 	const char *p = pattern, *u = url;
 
 	r->n_params = 0;
 	while (*p && *u) {
+		if (p[0] == '*' && p[1] == '\0') {
+			if (r->n_params == REQ_MAX_PARAMS)
+				goto fail;
+			r->params[r->n_params++] = strdup(u);
+			return true;
+		}
 		if (p[0] == '{' && p[1] == '}') {
 			const char *end = strchr(u, '/');
 			size_t len = end ? (size_t)(end - u) : strlen(u);
@@ -238,7 +248,7 @@ static long long body_limit(const struct api_server *s, const struct route *rt)
 {
 	long long max = s->ctx->cfg->max_body;
 
-	if (rt->access == ROUTE_ANON && max > ROUTE_ANON_MAX_BODY)
+	if (ROUTE_WHO(rt->access) == ROUTE_ANON && max > ROUTE_ANON_MAX_BODY)
 		max = ROUTE_ANON_MAX_BODY;
 	return max;
 }
@@ -254,12 +264,41 @@ static void req_free(struct http_req *h)
 	free(h);
 }
 
+/*
+ * Headers on every answer but a protocol switch.  The API's JSON is data,
+ * never a document: nothing may render, frame or cache it (a login's
+ * answer holds a token).  The dashboard's files (ROUTE_PAGE, web/) load
+ * only from this origin: no inline script or style, no other host to
+ * talk to (connect-src 'self' covers this origin's wss:), no forms sent
+ * anywhere (the page's script sends everything), no framing.
+ */
+#define CSP_API "default-src 'none'; frame-ancestors 'none'"
+#define CSP_PAGE "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " \
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; " \
+	"frame-ancestors 'none'"
+
+static void add_headers(struct http_req *h, struct MHD_Response *resp)
+{
+	bool page = h->route && (h->route->access & ROUTE_PAGE);
+
+	if (h->status != MHD_HTTP_SWITCHING_PROTOCOLS) {
+		MHD_add_response_header(resp, "Content-Security-Policy", page ? CSP_PAGE : CSP_API);
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+		if (!page)
+			MHD_add_response_header(resp, "Cache-Control", "no-store");
+	}
+	for (size_t i = 0; i < h->n_headers; i++)
+		MHD_add_response_header(resp, h->headers[i].name, h->headers[i].value);
+}
+
 static enum MHD_Result send_response(struct http_req *h)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
 	if (h->raw) {
+		add_headers(h, h->raw);
 		ret = MHD_queue_response(h->conn, (unsigned)h->status, h->raw);
 		MHD_destroy_response(h->raw);
 		h->raw = NULL;
@@ -292,9 +331,30 @@ static enum MHD_Result send_response(struct http_req *h)
 		snprintf(secs, sizeof(secs), "%d", h->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
 	}
+	add_headers(h, resp);
 	ret = MHD_queue_response(h->conn, (unsigned)h->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/*
+ * A browser names the page that opens a WebSocket in Origin, and sends
+ * it whatever the page's origin: a WebSocket to this listener is only for
+ * the dashboard it serves itself (scheme and Host of this very request).
+ * Clients that are not browsers send no Origin and need their token all
+ * the same; browsers never reach the unix socket.
+ */
+static bool websocket_origin_ok(const struct listener *l, struct req *r)
+{
+	const char *origin = req_header(r, "Origin"), *host = req_header(r, "Host");
+	char own[320];
+
+	if (origin == NULL)
+		return true;
+	if (l->is_unix || host == NULL)
+		return false;
+	snprintf(own, sizeof(own), "%s://%s", l->tls ? "https" : "http", host);
+	return strcasecmp(origin, own) == 0;
 }
 
 /*
@@ -303,17 +363,23 @@ static enum MHD_Result send_response(struct http_req *h)
  * the connection instead of reading (and discarding) a body that may be
  * huge.  True when the request goes on to its body and handler.
  */
-static bool request_begin(struct api_server *s, struct http_req *h, const char *url,
+static bool request_begin(struct listener *l, struct http_req *h, const char *url,
 			  const char *method, const struct conn_ctx *cc)
 {
+	struct api_server *s = l->s;
 	struct req *r = &h->pub;
-	bool path_known;
+	bool path_known, ws;
 
 	snprintf(r->source, sizeof(r->source), "%s", cc->peer.source);
 	snprintf(r->peer_key, sizeof(r->peer_key), "%s", cc->peer.key[0] ? cc->peer.key : "unix:0");
 	h->route = route_find(r, method, url, &path_known);
+	ws = h->route && (h->route->access & ROUTE_WEBSOCKET);
+	if (ws && !websocket_origin_ok(l, r)) {
+		req_error(r, 403, "forbidden", "a WebSocket from another origin");
+		goto refuse;
+	}
 	/* Logging in needs no identity, and a stale token must not stop it. */
-	if (!(h->route && h->route->access == ROUTE_ANON) && !api_identify(r, &cc->peer))
+	if (!(h->route && ROUTE_WHO(h->route->access) == ROUTE_ANON) && !api_identify(r, &cc->peer, ws))
 		goto refuse;
 	if (h->route == NULL) {
 		if (path_known)
@@ -322,7 +388,7 @@ static bool request_begin(struct api_server *s, struct http_req *h, const char *
 			req_error(r, 404, "not_found", "no such endpoint: %s", url);
 		goto refuse;
 	}
-	if (h->route->access == ROUTE_ADMIN && !r->admin) {
+	if (ROUTE_WHO(h->route->access) == ROUTE_ADMIN && !r->admin) {
 		req_error(r, 403, "forbidden", "admin only");
 		goto refuse;
 	}
@@ -427,7 +493,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		h->pub.method = method;
 		h->server = s;
 		h->conn = conn;
-		if (!request_begin(s, h, url, method, cc))
+		if (!request_begin(l, h, url, method, cc))
 			return send_response(h);
 		return MHD_YES;
 	}
@@ -587,6 +653,7 @@ static bool listener_start(struct api_server *s, struct listener *l, int fd, boo
 	};
 
 	l->s = s;
+	l->tls = tls;
 	l->lim = connlimit_new((size_t)cfg->api_max_connections, (size_t)cfg->api_max_per_peer,
 			       (int64_t)cfg->api_header_timeout * 1000);
 	if (l->lim == NULL)
@@ -634,6 +701,11 @@ struct api_server *api_server_start(struct api_ctx *ctx, char **err)
 	ctx->auth = api_auth_new(ctx, err);
 	if (ctx->auth == NULL)
 		goto fail;
+	ctx->web = web_open(cfg);
+	if (ctx->web == NULL) {
+		*err = strdup("out of memory");
+		goto fail;
+	}
 	s->sock_path = str_printf("%s/api.sock", cfg->state_dir);
 	fd = unix_listen(s->sock_path, err);
 	if (fd < 0)
@@ -687,6 +759,8 @@ void api_server_stop(struct api_server *s)
 		unlink(s->sock_path);
 	api_auth_free(s->ctx->auth);
 	s->ctx->auth = NULL;
+	web_close(s->ctx->web);
+	s->ctx->web = NULL;
 	free(s->sock_path);
 	if (s->tls_key)
 		sodium_memzero(s->tls_key, strlen(s->tls_key));

@@ -33,6 +33,9 @@ struct http_req {
 	struct upgrade_call *upgrade;     /* req_upgrade's, until the upgrade runs */
 	bool upgraded;                    /* the answer is an upgrade */
 	int retry_after;
+	/* req_header_add: more headers of the answer (copies) */
+	struct { char *name, *value; } headers[REQ_MAX_HEADERS];
+	size_t n_headers;
 	/* req_defer: suspended while a worker runs (pending: steps handed
 	 * to workers and not finished; a finish may hand over the next);
 	 * the answer is ready once resumed. */

@@ -13,6 +13,7 @@
 #include "api/identity.h"
 
 #include "api/auth.h"
+#include "api/websocket.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
 #include "auth/token.h"
@@ -21,6 +22,7 @@
 #include "common/validate.h"
 
 #include <pwd.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,18 +140,12 @@ static bool rate_allow(struct req *r)
 	return false;
 }
 
-static bool identify_token(struct req *r, const char *header)
+static bool identify_token(struct req *r, const char *tok)
 {
 	char hash[TOKEN_HASH_LEN + 1];
 	struct token_auth t;
-	const char *tok;
 	int rc;
 
-	if (strncmp(header, "Bearer ", 7) != 0) {
-		req_error(r, 401, "unauthorized", "Authorization must be 'Bearer TOKEN'");
-		return false;
-	}
-	tok = header + 7;
 	if (!token_looks_valid(tok)) {
 		req_error(r, 401, "unauthorized", "invalid or expired token");
 		return false;
@@ -210,12 +206,25 @@ static bool identify_peer(struct req *r, const struct peer *p)
 	return rate_allow(r);
 }
 
-bool api_identify(struct req *r, const struct peer *p)
+bool api_identify(struct req *r, const struct peer *p, bool websocket)
 {
 	const char *authz = req_header(r, "Authorization");
+	char tok[TOKEN_LEN + 2];
 
-	if (authz)
-		return identify_token(r, authz);
+	if (authz) {
+		if (strncmp(authz, "Bearer ", 7) != 0) {
+			req_error(r, 401, "unauthorized", "Authorization must be 'Bearer TOKEN'");
+			return false;
+		}
+		return identify_token(r, authz + 7);
+	}
+	/* A browser's WebSocket cannot carry Authorization: its page offers
+	 * the token as a subprotocol, which is never part of a URL. */
+	if (websocket && ws_bearer(req_header(r, "Sec-WebSocket-Protocol"), tok, sizeof(tok))) {
+		bool ok = identify_token(r, tok);
+		sodium_memzero(tok, sizeof(tok));
+		return ok;
+	}
 	if (!p->is_unix) {
 		req_error(r, 401, "unauthorized", "authentication required: log in for a token");
 		return false;

@@ -30,8 +30,9 @@ struct api_auth *api_auth_new(struct api_ctx *ctx, char **err);
 void api_auth_free(struct api_auth *a);
 
 /* Establish the caller of r.  False with the error answer set (401, 403,
- * 429). */
-bool api_identify(struct req *r, const struct peer *p);
+ * 429).  websocket: r opens a WebSocket (route.h), whose token may be
+ * the subprotocol "bearer.TOKEN" when there is no Authorization. */
+bool api_identify(struct req *r, const struct peer *p, bool websocket);
 
 /* Whether a session opened by user with token_id (0: peer credentials)
  * would still be let in now: the token is live, the user enabled.  For

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- answers ------------------------------------------------------------- */
 
@@ -32,6 +33,11 @@ void http_req_answer_free(struct http_req *h)
 	free(h->upgrade);
 	h->upgrade = NULL;
 	h->upgraded = false;
+	for (size_t i = 0; i < h->n_headers; i++) {
+		free(h->headers[i].name);
+		free(h->headers[i].value);
+	}
+	h->n_headers = 0;
 }
 
 int req_json(struct req *r, int status, json_t *body)
@@ -92,9 +98,20 @@ int req_text(struct req *r, int status, char *text, size_t len)
 	return 0;
 }
 
-int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len)
+/* A prebuilt response (not NULL) becomes the answer. */
+static int raw_answer(struct req *r, int status, const char *content_type, struct MHD_Response *resp)
 {
 	struct http_req *h = http_req_of(r);
+
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	http_req_answer_free(h);
+	h->status = status;
+	h->raw = resp;
+	return 0;
+}
+
+int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len)
+{
 	struct MHD_Response *resp;
 
 	resp = MHD_create_response_from_buffer(len, data ? data : (void *)"",
@@ -103,11 +120,38 @@ int req_bytes(struct req *r, int status, const char *content_type, void *data, s
 		free(data);
 		return req_error(r, 500, "internal", "out of memory");
 	}
-	MHD_add_response_header(resp, "Content-Type", content_type);
-	http_req_answer_free(h);
-	h->status = status;
-	h->raw = resp;
-	return 0;
+	return raw_answer(r, status, content_type, resp);
+}
+
+int req_file(struct req *r, int status, const char *content_type, int fd, uint64_t size)
+{
+	/* libmicrohttpd sends it with sendfile(2) on plain connections. */
+	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+
+	if (resp == NULL) {
+		close(fd);
+		return req_error(r, 500, "internal", "cannot answer with a file");
+	}
+	return raw_answer(r, status, content_type, resp);
+}
+
+void req_header_add(struct req *r, const char *name, const char *value)
+{
+	struct http_req *h = http_req_of(r);
+	char *n, *v;
+
+	if (h->n_headers == REQ_MAX_HEADERS)
+		return;
+	n = strdup(name);
+	v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return;
+	}
+	h->headers[h->n_headers].name = n;
+	h->headers[h->n_headers].value = v;
+	h->n_headers++;
 }
 
 void req_retry_after(struct req *r, int seconds)

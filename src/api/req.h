@@ -6,7 +6,8 @@
  * before it runs (caller, admin, token_id, source), the decoded JSON body
  * (json) and, for the few routes that need them, query arguments and
  * headers through req_query/req_header.  It answers with exactly one of
- * req_json, req_error, req_text, req_bytes or req_upgrade — or hands its
+ * req_json, req_error, req_text, req_bytes, req_file or req_upgrade (and
+ * may add headers to it with req_header_add) — or hands its
  * slow step to a worker with req_defer.  It never touches libmicrohttpd:
  * that is http.c's, behind this interface (http_req.h holds the rest of
  * a request's state).
@@ -27,6 +28,7 @@
 #include <stdint.h>
 
 #define REQ_MAX_PARAMS 4
+#define REQ_MAX_HEADERS 4
 
 struct req {
 	struct api_ctx *api;
@@ -71,6 +73,12 @@ int req_text(struct req *r, int status, char *text, size_t len);
 /* Bytes as they are, with a content type; takes the malloc'd data (NULL
  * with len 0 is an empty body). */
 int req_bytes(struct req *r, int status, const char *content_type, void *data, size_t len);
+/* A file's contents: fd (opened for reading, size bytes) is the
+ * answer's and closed with it, also when this fails. */
+int req_file(struct req *r, int status, const char *content_type, int fd, uint64_t size);
+/* One more header on the answer already set (at most REQ_MAX_HEADERS;
+ * another answer drops them). */
+void req_header_add(struct req *r, const char *name, const char *value);
 /* Ask the client to wait (Retry-After, whole seconds) with the answer. */
 void req_retry_after(struct req *r, int seconds);
 /* True once an answer is set. */

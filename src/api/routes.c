@@ -784,6 +784,8 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms/{}/reboot",         h_vm_reboot,      BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/log",            h_vm_log,         BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/console",        h_vm_console,     BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/console",        h_vm_console_ws,  BODY_NONE, NULL, NULL,
+	  ROUTE_USER | ROUTE_WEBSOCKET },
 	{ "POST",   "/v1/vms/{}/nics",           h_vm_nic_add,     BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/nics/{}",        h_vm_nic_remove,  BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/vms/{}/nics/{}",        h_vm_nic_update,  BODY_JSON, NULL, NULL, false },
@@ -836,6 +838,13 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/keys",                  h_key_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/keys/{}",               h_key_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/keys/{}",               h_key_delete,     BODY_NONE, NULL, NULL, false },
+
+	/* The dashboard (web.c): files anyone may load; its data comes from
+	 * the API above with the user's token. */
+	{ "GET",    "/",                         h_web_index,      BODY_NONE, NULL, NULL,
+	  ROUTE_ANON | ROUTE_PAGE },
+	{ "GET",    "/ui/*",                     h_web_file,       BODY_NONE, NULL, NULL,
+	  ROUTE_ANON | ROUTE_PAGE },
 };
 
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -19,6 +19,7 @@
  */
 #include "cli/cli.h"
 
+#include "common/datadir.h"
 #include "common/fsutil.h"
 #include "common/proc.h"
 
@@ -59,23 +60,10 @@ static bool is_file(const char *path)
 static char *builder_dir(void)
 {
 	const char *env = getenv("HC_BUILDER_DIR");
-	char exe[PATH_MAX];
-	ssize_t n;
 
 	if (env && *env)
 		return strdup(env);
-	/* A binary in its build directory uses the tree it was built from,
-	 * not an older installed copy of the recipes. */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
-		if (strcmp(exe, HC_BUILD_ROOT) == 0)
-			return strdup(HC_SOURCE_ROOT "/builder");
-	}
-	return strdup(HC_DATADIR "/builder");
+	return datadir_path("builder");
 }
 
 static bool recipe_name_ok(const char *r)

@@ -142,6 +142,9 @@ static const struct key keys[] = {
 	Q("default_quota_networks", 4, "networks a member may have; 0: unlimited"),
 	Q("default_quota_images", 5, "images a member may have; 0: unlimited"),
 	Q("default_quota_image_bytes", 6, "bytes of images of a member; 0: unlimited"),
+	/* the dashboard */
+	S("hcd", "web_root", web_root,
+	  "the dashboard's files served at / (default: share/hackcloud/web); none: no dashboard"),
 	/* bandwidth limits and traffic metering */
 	I("hcd", "meter_interval", meter_interval,
 	  "seconds between samples of the NICs' traffic counters"),
@@ -201,6 +204,7 @@ void config_defaults(struct config *c)
 	c->api_header_timeout = 10;
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
+	set_str(&c->web_root, "");
 	/* bandwidth limits and traffic metering */
 	c->meter_interval = 10;
 	set_str(&c->quota_throttle_rate, "1mbit");

@@ -68,6 +68,8 @@ struct config {
 	 * of store.h's enum quota (vms, vcpus, memory_mib, disk_bytes,
 	 * networks, images, image_bytes); 0 = unlimited. */
 	long long default_quota[7];
+	/* The dashboard (issue 15 §3). */
+	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
 	/* bandwidth limits and traffic metering (issue 13) */
 	int meter_interval;   /* seconds between samples of the NICs' counters */
 	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */

@@ -260,7 +260,8 @@ hc image import tiny --public --kernel "$E2E_GUEST/vmlinuz" --initrd "$E2E_GUEST
 P=$(token pat pat-password-3)
 as "$P" POST /v1/vms '{"name": "con", "image": "tiny", "memory_mib": 128}' >"$T_DIR/resp"
 [ "$API_STATUS" = 201 ] || fail "vm create for pat: $API_STATUS $(cat "$T_DIR/resp")"
-wait_state con running 180
+# Root waits by ID: a plain name is always the caller's own (issue 11 item 2).
+wait_state "$(jq -r .id "$T_DIR/resp")" running 180
 mkfifo "$T_DIR/console.in"
 sleep 3600 >"$T_DIR/console.in" &
 HOLD_PID=$!

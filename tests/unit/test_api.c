@@ -8,7 +8,10 @@
  *     dir, driven by this thread as hcd's loop would be, with clients on
  *     other threads: requests finished by workers (req_defer) answer at
  *     once, survive their client hanging up, chain steps, and are answered
- *     503 — not crashed — when hcd stops with them queued (issue 12 §3).
+ *     503 — not crashed — when hcd stops with them queued (issue 12 §3);
+ *   - the dashboard's files: only regular files beneath the root, with
+ *     the page's headers; the console's WebSocket handshake refused for
+ *     every way it can be wrong (issue 15 §3).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -241,9 +244,11 @@ static void turn(struct server *s, int max_ms)
 
 struct call {
 	const char *method, *path, *body, *token;
+	const char *headers;              /* more request headers, each ending in \r\n */
 	bool hang_up;                     /* send, then close without reading once */
 	atomic_int go_away;               /* ...the test says so */
 	int status;
+	char head[2048];                  /* the answer's status line and headers */
 	char resp[4096];
 	long long ms;                     /* send to answer */
 	atomic_int done;
@@ -272,9 +277,10 @@ static void *client(void *arg)
 		return NULL;
 	}
 	int n = snprintf(req, sizeof(req),
-			 "%s %s HTTP/1.1\r\nHost: hc\r\nConnection: close\r\n%s%s%s"
+			 "%s %s HTTP/1.1\r\nHost: hc\r\n%s%s%s%s"
 			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			 c->method, c->path, c->token ? "Authorization: Bearer " : "",
+			 c->method, c->path, c->headers ? c->headers : "Connection: close\r\n",
+			 c->token ? "Authorization: Bearer " : "",
 			 c->token ? c->token : "", c->token ? "\r\n" : "",
 			 c->body ? strlen(c->body) : 0, c->body ? c->body : "");
 	long long t0 = now_ms();
@@ -294,6 +300,7 @@ static void *client(void *arg)
 	sscanf(buf, "HTTP/1.1 %d", &c->status);
 	const char *body = strstr(buf, "\r\n\r\n");
 	snprintf(c->resp, sizeof(c->resp), "%s", body ? body + 4 : "");
+	snprintf(c->head, sizeof(c->head), "%.*s", body ? (int)(body - buf) : 0, buf);
 	atomic_store(&c->done, 1);
 	return NULL;
 }
@@ -441,6 +448,166 @@ static void shutdown_with_suspended_requests(void **state)
 	close(silent);
 }
 
+/* ---- the dashboard's files and the console's WebSocket handshake ---------- */
+
+static void put_file(const char *dir, const char *rel, const char *text)
+{
+	char *path = str_printf("%s/%s", dir, rel);
+	char *slash = strrchr(path, '/');
+
+	*slash = '\0';
+	assert_int_equal(mkdir_p(path, 0755), 0);
+	*slash = '/';
+	assert_int_equal(file_write_atomic(path, text, strlen(text), 0644), 0);
+	free(path);
+}
+
+static bool has_header(const struct call *c, const char *line)
+{
+	return strcasestr(c->head, line) != NULL;
+}
+
+static void web_files(void **state)
+{
+	struct server s = { 0 };
+	char *root = str_printf("%s/web", tmpdir), *link;
+	struct call c;
+
+	put_file(root, "index.html", "<!doctype html><title>hc</title>");
+	put_file(root, "ui/app.js", "export const x = 1;");
+	put_file(root, "ui/notes", "no type");
+	put_file(root, "ui/.hidden.js", "hidden");
+	put_file(root, "node_modules/@xterm/xterm/lib/xterm.mjs", "export class Terminal {}");
+	put_file(tmpdir, "outside.js", "outside the root");
+	/* Links out of the root, as a file and as a directory. */
+	link = str_printf("%s/ui/evil.js", root);
+	assert_int_equal(symlink("../../outside.js", link), 0);
+	free(link);
+	link = str_printf("%s/ui/up", root);
+	assert_int_equal(symlink(tmpdir, link), 0);
+	free(link);
+
+	server_start(&s, 1);
+	free(s.cfg.web_root);
+	s.cfg.web_root = root;        /* read when the server starts: restart */
+	api_server_stop(s.api);
+	char *err = NULL;
+	s.api = api_server_start(&s.ctx, &err);
+	assert_non_null(s.api);
+
+	c = (struct call){ .method = "GET", .path = "/" };
+	call(&s, &c);
+	assert_int_equal(c.status, 200);
+	assert_string_equal(c.resp, "<!doctype html><title>hc</title>");
+	assert_true(has_header(&c, "Content-Type: text/html; charset=utf-8"));
+	assert_true(has_header(&c, "Content-Security-Policy: default-src 'self'; script-src 'self'; "
+				   "style-src 'self';"));
+	assert_true(has_header(&c, "frame-ancestors 'none'"));
+	assert_true(has_header(&c, "X-Content-Type-Options: nosniff"));
+	assert_true(has_header(&c, "Referrer-Policy: no-referrer"));
+
+	c = (struct call){ .method = "GET", .path = "/ui/app.js" };
+	call(&s, &c);
+	assert_int_equal(c.status, 200);
+	assert_true(has_header(&c, "Content-Type: text/javascript"));
+	char etag[128] = "";
+	const char *e = strcasestr(c.head, "ETag: ");
+	assert_non_null(e);
+	snprintf(etag, sizeof(etag), "If-None-Match: %.*s\r\nConnection: close\r\n",
+		 (int)strcspn(e + 6, "\r\n"), e + 6);
+	c = (struct call){ .method = "GET", .path = "/ui/app.js", .headers = etag };
+	call(&s, &c);
+	assert_int_equal(c.status, 304);
+
+	c = (struct call){ .method = "GET", .path = "/ui/xterm/lib/xterm.mjs" };
+	call(&s, &c);
+	assert_int_equal(c.status, 200);
+	assert_string_equal(c.resp, "export class Terminal {}");
+
+	/* Nothing outside the root, nothing hidden, no unknown type; the
+	 * 404s still carry the page's policy. */
+	const char *refused[] = {
+		"/ui/evil.js", "/ui/up/outside.js", "/ui/../outside.js", "/ui/%2e%2e/outside.js",
+		"/ui/..%2foutside.js", "/ui/.hidden.js", "/ui/notes", "/ui/", "/ui//app.js",
+		"/ui/app.js/", "/ui/xterm/../../index.html", "/index.html.js",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		c = (struct call){ .method = "GET", .path = refused[i] };
+		call(&s, &c);
+		if (c.status != 404 && c.status != 401)
+			fail_msg("%s: %d", refused[i], c.status);
+		assert_null(strstr(c.resp, "outside the root"));
+	}
+	c = (struct call){ .method = "GET", .path = "/ui/evil.js" };
+	call(&s, &c);
+	assert_true(has_header(&c, "default-src 'self'"));
+
+	/* The API's answers: data, never a document. */
+	c = (struct call){ .method = "GET", .path = "/v1/info" };
+	call(&s, &c);
+	assert_int_equal(c.status, 200);
+	assert_true(has_header(&c, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'"));
+	assert_true(has_header(&c, "Cache-Control: no-store"));
+	server_stop(&s);
+}
+
+static void websocket_handshake(void **state)
+{
+	struct server s = { 0 };
+	struct call c;
+	char code[64];
+#define WS_HEADERS(more) "Connection: Upgrade, close\r\nUpgrade: websocket\r\n" more
+#define GOOD "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
+	"Sec-WebSocket-Protocol: hackcloud.console\r\n"
+
+	server_start(&s, 1);
+	/* Root on the unix socket: the checks of the handshake, then the VM. */
+	c = (struct call){ .method = "GET", .path = "/v1/vms/web/console",
+			   .headers = WS_HEADERS("Sec-WebSocket-Version: 8\r\n") };
+	call(&s, &c);
+	assert_int_equal(c.status, 426);
+	assert_true(has_header(&c, "Sec-WebSocket-Version: 13"));
+	c = (struct call){ .method = "GET", .path = "/v1/vms/web/console",
+			   .headers = WS_HEADERS("Sec-WebSocket-Version: 13\r\n"
+						 "Sec-WebSocket-Key: short\r\n"
+						 "Sec-WebSocket-Protocol: hackcloud.console\r\n") };
+	call(&s, &c);
+	assert_int_equal(c.status, 400);
+	c = (struct call){ .method = "GET", .path = "/v1/vms/web/console",
+			   .headers = WS_HEADERS("Sec-WebSocket-Version: 13\r\n"
+						 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") };
+	call(&s, &c);
+	assert_int_equal(c.status, 400);
+	assert_non_null(strstr(c.resp, "hackcloud.console"));
+	c = (struct call){ .method = "GET", .path = "/v1/vms/web/console", .headers = WS_HEADERS("") GOOD };
+	call(&s, &c);
+	assert_int_equal(c.status, 404);
+	assert_string_equal(json_field(c.resp, "error", code, sizeof(code)), "not_found");
+	/* A page of another origin: refused before anything else; browsers
+	 * never reach the unix socket, so any Origin is foreign here. */
+	c = (struct call){ .method = "GET", .path = "/v1/vms/web/console",
+			   .headers = WS_HEADERS("Origin: https://evil.example\r\n") GOOD };
+	call(&s, &c);
+	assert_int_equal(c.status, 403);
+	/* A token offered as a subprotocol is checked like Authorization,
+	 * and only on the WebSocket route. */
+	c = (struct call){ .method = "GET", .path = "/v1/vms/web/console",
+			   .headers = WS_HEADERS("Sec-WebSocket-Protocol: hackcloud.console, "
+						 "bearer.hct_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"
+						 "Sec-WebSocket-Version: 13\r\n"
+						 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") };
+	call(&s, &c);
+	assert_int_equal(c.status, 401);
+	c = (struct call){ .method = "GET", .path = "/v1/vms",
+			   .headers = "Connection: close\r\nSec-WebSocket-Protocol: "
+				      "bearer.hct_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n" };
+	call(&s, &c);
+	assert_int_equal(c.status, 200);   /* root by its peer credentials */
+	server_stop(&s);
+#undef WS_HEADERS
+#undef GOOD
+}
+
 static int setup(void **state)
 {
 	if (mkdtemp(tmpdir) == NULL || sodium_init() < 0)
@@ -463,6 +630,8 @@ int main(void)
 		cmocka_unit_test(tokencache_ttl_expiry_flush),
 		cmocka_unit_test(deferred_requests),
 		cmocka_unit_test(shutdown_with_suspended_requests),
+		cmocka_unit_test(web_files),
+		cmocka_unit_test(websocket_handshake),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
