@@ -7,6 +7,9 @@
 #                               rules: the text baseline (libnftables) and
 #                               the netlink batch side by side, medians of
 #                               $FW_REPS runs, and their ratio
+#                               FW_BASE=DIR: also firewall_apply() of the
+#                               tree in DIR (e.g. another worktree, before a
+#                               change), in the same rounds: the baseline
 #   bench/firewall.sh check     load, replace, no-op and cleanup checks, then
 #                               traffic between namespaces: anti-spoofing,
 #                               inbound rules, isolation, uplink, DHCP and RA
@@ -45,17 +48,29 @@ cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wno-unused-parameter -I"$SR
 	"$SRC/src/common/ids.c" "$SRC/src/common/validate.c" \
 	$(pkg-config --cflags --libs libnftables libnftnl libmnl libsodium)
 
+# The baseline: the other tree's firewall sources, driven by this tree's
+# fwgen (so that both report the same figures of the same snapshots).
+BASEGEN=
+if [ -n "${FW_BASE:-}" ]; then
+	BASEGEN=$dir/fwgen-base
+	# shellcheck disable=SC2046
+	cc -std=c17 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wno-unused-parameter -I"$FW_BASE/src" \
+		-o "$BASEGEN" "$SRC/bench/fwgen.c" "$FW_BASE"/src/net/fw_*.c "$FW_BASE/src/net/netstate.c" \
+		"$FW_BASE/src/common/ids.c" "$FW_BASE/src/common/validate.c" \
+		$(pkg-config --cflags --libs libnftables libnftnl libmnl libsodium)
+fi
+
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 
 # One case: the median ms of REPS swaps (a changed state: new version in,
 # old out, one transaction) through the text baseline and through
 # firewall_apply(); and of REPS no-op applies (state unchanged).
-# Prints: text-ms netlink-ms noop-ms
+# Prints: text-ms netlink-ms noop-ms netlink-cpu-ms [base-ms base-cpu-ms]
 bench_case() { # namespace nics args...
-	local ns=$1 n=$2 rep t a
+	local ns=$1 n=$2 rep t a c
 	shift 2
-	local texts=() nls=() noops=()
+	local texts=() nls=() noops=() cpus=() bases=() bcpus=()
 	ip netns exec "$ns" "$FWGEN" remove
 	ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x 0 text >/dev/null
 	for rep in $(seq 1 "$REPS"); do
@@ -65,13 +80,26 @@ bench_case() { # namespace nics args...
 	ip netns exec "$ns" "$FWGEN" remove
 	ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x 0 apply >/dev/null
 	for rep in $(seq 1 "$REPS"); do
-		read -r a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply)
+		read -r a _ c < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply)
 		nls+=("$a")
+		cpus+=("$c")
 		read -r a _ < <(ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply)
 		noops+=("$a")
+		# The baseline swaps versions of its own in the same round.
+		if [ -n "$BASEGEN" ]; then
+			ip netns exec "$ns" "$BASEGEN" remove
+			ip netns exec "$ns" "$BASEGEN" -n "$n" -N 16 -u eth0 "$@" -x $(((rep + 1) % 2 + 1)) apply >/dev/null
+			read -r a _ c < <(ip netns exec "$ns" "$BASEGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply)
+			bases+=("$a")
+			bcpus+=("$c")
+			ip netns exec "$ns" "$BASEGEN" remove
+			ip netns exec "$ns" "$FWGEN" -n "$n" -N 16 -u eth0 "$@" -x $((rep % 2 + 1)) apply >/dev/null
+		fi
 	done
 	echo "$(printf '%s\n' "${texts[@]}" | median) $(printf '%s\n' "${nls[@]}" | median)" \
-		"$(printf '%s\n' "${noops[@]}" | median)"
+		"$(printf '%s\n' "${noops[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)" \
+		"$([ ${#bases[@]} -gt 0 ] && printf '%s\n' "${bases[@]}" | median)" \
+		"$([ ${#bcpus[@]} -gt 0 ] && printf '%s\n' "${bcpus[@]}" | median)"
 	ip netns exec "$ns" "$FWGEN" remove
 }
 
@@ -83,14 +111,21 @@ bench() {
 	echo "   (the path before the netlink batch; generation included); netlink ="
 	echo "   firewall_apply() (generate, list installed names, one libnftnl batch);"
 	echo "   no-op = firewall_apply() with the state unchanged.  Rule cases: none; every"
-	echo "   10th VM has 2 rules; every VM has the same 2 rules (one chain, shared);"
-	echo "   every VM has 2 rules of its own (a chain per VM in each table: worst case)."
-	printf '%8s  %-22s %10s %10s %7s %8s\n' NICs rules text netlink ratio no-op
+	echo "   10th VM has 2 rules; every VM has the same 2 rules; every VM has 2 rules of"
+	echo "   its own (-d: ports that depend on the VM; the worst case for rule chains)."
+	[ -n "$BASEGEN" ] && echo "   base = firewall_apply() of $FW_BASE, swapping in the same rounds."
+	echo "   cpu = CPU time of the netlink swap (user + kernel, in hcd's process): what"
+	echo "   it costs without other processes of a busy machine in between."
+	printf '%8s  %-22s %10s %10s %7s %8s %8s' NICs rules text netlink ratio no-op cpu
+	[ -n "$BASEGEN" ] && printf ' %8s %8s %9s' base 'base cpu' base/new
+	echo
 	for n in $SIZES; do
 		for c in "none:-r 0" "every 10th VM:-r 10" "every VM, same:-r 1" "every VM, own:-r 1 -d"; do
 			# shellcheck disable=SC2086
-			read -r t l o < <(bench_case "$ns" "$n" ${c#*:})
-			printf '%8s  %-22s %10s %10s %6sx %8s\n' "$n" "${c%%:*}" "$t" "$l" "$(ratio "$t" "$l")" "$o"
+			read -r t l o u b bc < <(bench_case "$ns" "$n" ${c#*:})
+			printf '%8s  %-22s %10s %10s %6sx %8s %8s' "$n" "${c%%:*}" "$t" "$l" "$(ratio "$t" "$l")" "$o" "$u"
+			[ -n "$BASEGEN" ] && printf ' %8s %8s %8sx' "$b" "$bc" "$(ratio "$b" "$l")"
+			echo
 		done
 	done
 }

@@ -7,6 +7,11 @@
 #   bench_hcd ARGS…       (re)starts hcd in the namespace (hcd_pid)
 #   bench_tiny            image "tiny" (the tiny guest of $GUEST)
 #   bench_fixture         image "tiny", a stopped VM ($vm), admin "bench" ($tok)
+#   median                the median of numbers on stdin, one a line
+#   med "N N N"           the median of a space-separated list
+#   bench_table_head      the header of a table of probe phases
+#   bench_row WHAT "RPS…" "P50_US…" "P99_US…" BASE_P99_US
+#                         one row of it: medians of the rounds, ms, p99 × base
 # BENCH_ON_EXIT: commands (strings) run first at exit.
 BENCH_ON_EXIT=()
 hcd_pid=
@@ -57,4 +62,15 @@ bench_fixture() {
 	printf 'bench-password\n' | "$BUILD/hc" user create bench --role admin --auth file --password-stdin >/dev/null
 	tok=$(curl -s --unix-socket "$state/api.sock" -H 'Content-Type: application/json' \
 		--data-binary '{"user": "bench", "password": "bench-password"}' http://hc/v1/login | jq -r .token)
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+
+bench_table_head() { printf '%-44s %8s %9s %9s %6s\n' phase "req/s" "p50 ms" "p99 ms" "p99 ×"; }
+bench_row() {
+	local q
+	q=$(med "$4")
+	awk -v w="$1" -v r="$(med "$2")" -v a="$(med "$3")" -v q="$q" -v b="$5" \
+		'BEGIN { printf "%-44s %8s %9.2f %9.2f %6.2f\n", w, r, a / 1000, q / 1000, q / b }'
 }

@@ -49,8 +49,6 @@ login_loop() {
 	done
 }
 
-ms() { echo "$1 / 1000" | bc -l; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 start_loops() {   # start_loops FIRST LAST USER-PREFIX PASSWORD
 	for i in $(seq "$1" "$2"); do
 		setsid bash -c "$(declare -f login_loop); ns=$ns dir=$dir PORT=$PORT login_loop 2001:db8:b$i::1 $3$i $4" &
@@ -78,19 +76,16 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 ldap=$(grep -c "auth: LDAP" "$dir/hcd.log" || true)
 files=$(grep -c "auth: 'file[0-9]' logged in" "$dir/hcd.log" || true)
-med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 idle_p99=$(med "${p99[idle]}")
 
 echo "== GET /v1/vms/{id}, unix socket, $CONNS connections, ${DUR}s × $ROUNDS interleaved rounds, medians ($BUILD)"
-printf '%-44s %8s %9s %9s %6s\n' phase "req/s" "p50 ms" "p99 ms" "p99 ×"
+bench_table_head
 for phase in idle ldap both; do
 	case $phase in
 	idle) what="idle" ;;
 	ldap) what="3 logins at a time against a silent LDAP" ;;
 	both) what="the same + 3 argon2id login loops" ;;
 	esac
-	q=$(med "${p99[$phase]}")
-	printf '%-44s %8s %9.2f %9.2f %6.2f\n' "$what" "$(med "${rps[$phase]}")" "$(ms "$(med "${p50[$phase]}")")" \
-		"$(ms "$q")" "$(echo "$q / $idle_p99" | bc -l)"
+	bench_row "$what" "${rps[$phase]}" "${p50[$phase]}" "${p99[$phase]}" "$idle_p99"
 done
 printf 'logins meanwhile: %s LDAP timeouts, %s argon2id logins\n' "$ldap" "$files"

@@ -9,16 +9,19 @@ packages=(
 	libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 	libnl-3-dev libnl-route-3-dev libsodium-dev libsystemd-dev libinih-dev
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev libnftables-dev
-	nettle-dev libnftnl-dev libmnl-dev
+	nettle-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
+	zlib1g-dev   # gzip of /metrics on a worker (Prometheus asks for it)
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder (tiny: the first line; debian: the second)
 	busybox-static cpio kmod dpkg-dev
 	debootstrap fdisk e2fsprogs util-linux
 	# tests and benchmarks
-	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client
+	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client conntrack
 	iperf3   # bandwidth limits: test_bandwidth, test_metering, bench/shaping.sh
 	xorriso oathtool slapd ldap-utils postgresql
+	# /metrics read by a real Prometheus (server and promtool): tests/e2e/test_metrics.sh
+	prometheus
 	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its
 	# test (make pkg-check: debootstrap, and systemd-nspawn to boot the unit)
 	debhelper systemd-container

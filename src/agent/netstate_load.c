@@ -156,6 +156,27 @@ out:
 	return rc;
 }
 
+/* A NIC's routed prefixes and public IPv4 address (issue 13); what does
+ * not parse (never written by hackcloud) is left out. */
+static void routing_load(const struct nic *src, struct netstate *ns)
+{
+	for (size_t k = 0; k < src->n_prefixes; k++) {
+		struct ns_prefix *p = &ns->prefixes[ns->n_prefixes];
+		char canon[INET6_ADDRSTRLEN + 8];
+		int af;
+		if (!prefix_parse(src->prefixes[k], &af, canon, sizeof(canon)) || af != AF_INET6)
+			continue;
+		char *slash = strchr(canon, '/');
+		p->len = (unsigned)atoi(slash + 1);
+		*slash = '\0';
+		inet_pton(AF_INET6, canon, &p->addr);
+		p->nic_id = src->id;
+		ns->n_prefixes++;
+	}
+	if (src->public_ipv4 && inet_pton(AF_INET, src->public_ipv4, &ns->public4[ns->n_public4].addr) == 1)
+		ns->public4[ns->n_public4++].nic_id = src->id;
+}
+
 int netstate_load(struct store *st, const char *host, const char *uplink, struct netstate *ns)
 {
 	struct network *nets = NULL;
@@ -188,11 +209,18 @@ int netstate_build(struct store *st, const char *host, const char *uplink,
 		goto out;
 
 	ns->nets = calloc(n_nets ? n_nets : 1, sizeof(*ns->nets));
-	for (size_t i = 0; i < n_vms; i++)
+	size_t n_prefixes = 0;
+	for (size_t i = 0; i < n_vms; i++) {
 		total += vms[i].n_nics;
+		for (size_t j = 0; j < vms[i].n_nics; j++)
+			n_prefixes += vms[i].nics[j].n_prefixes;
+	}
 	ns->nics = calloc(total ? total : 1, sizeof(*ns->nics));
 	ns->rules = calloc(n_rules ? n_rules : 1, sizeof(*ns->rules));
-	if (!ns->nets || !ns->nics || !ns->rules) {
+	/* routing: prefixes and public IPv4 addresses of NICs */
+	ns->prefixes = calloc(n_prefixes + 1, sizeof(*ns->prefixes));
+	ns->public4 = calloc(total + 1, sizeof(*ns->public4));
+	if (!ns->nets || !ns->nics || !ns->rules || !ns->prefixes || !ns->public4) {
 		rc = STORE_ERR;
 		goto out;
 	}
@@ -228,6 +256,7 @@ int netstate_build(struct store *st, const char *host, const char *uplink,
 			n->has_ip4 = src->ipv4 && inet_pton(AF_INET, src->ipv4, &n->ip4) == 1;
 			n->active = active;
 			ns->n_nics++;
+			routing_load(src, ns);
 		}
 	}
 	qsort(ns->nics, ns->n_nics, sizeof(*ns->nics), cmp_nic);

@@ -8,9 +8,11 @@
 #include "agent/bandwidth.h"
 #include "agent/meter.h"
 #include "agent/netstate_load.h"
+#include "common/addrpool.h"
 #include "net/dnsmasq.h"
 #include "net/firewall.h"
 #include "net/link.h"
+#include "net/routes.h"
 #include "net/vxlan.h"
 #include "vm/qemu.h"
 
@@ -53,6 +55,7 @@ struct agent {
 	struct agent_wakeups wakeups;
 	unsigned why;           /* the reasons of the pass under way */
 	bool told;              /* it logged why it acts */
+	struct public4_memory public4; /* net/routes.h: the last conntrack sweep */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
 	struct bandwidth *bw;   /* per-NIC limits (issue 13) */
@@ -307,6 +310,12 @@ static char *seed_build(const struct vm *vm, const struct vm_paths *p, char **er
 		appendf(&net, "    set-name: %s\n    dhcp4: %s\n", ifname,
 			vm->nics[i].ipv4 ? "true" : "false");
 		appendf(&net, "    dhcp6: false\n    accept-ra: true\n%s%s", "", "");
+		/* Routed prefixes (issue 13): the address the guest takes from each. */
+		for (size_t j = 0, said = 0; j < vm->nics[i].n_prefixes; j++) {
+			char addr[INET6_ADDRSTRLEN];
+			if (prefix_suggested_address(vm->nics[i].prefixes[j], addr, sizeof(addr)))
+				appendf(&net, "%s      - \"%s/128\"\n", said++ ? "" : "    addresses:\n", addr);
+		}
 	}
 	if (net == NULL) {
 		*err = strdup("out of memory");
@@ -944,6 +953,41 @@ static int overlay_converge(struct agent *a, const struct netstate *ns)
 }
 
 /*
+ * Routed IPv6 prefixes and public IPv4 addresses of the VMs running here
+ * (net/routes.h, issue 13): logged when something changed.
+ */
+static int routing_converge(struct agent *a, const struct netstate *ns)
+{
+	struct routes_report r6, r4;
+	struct pool4 pool;
+	char *err = NULL;
+	int rc = 0;
+
+	if (routes_converge(ns, &r6, &err) < 0) {
+		log_warn("routes: %s", err ? err : "failed");
+		rc = -1;
+	}
+	free(err);
+	if (r6.added || r6.removed)
+		log_info("routes: %zu routed prefixes (%zu added, %zu removed)", r6.wanted, r6.added, r6.removed);
+	if (pool4_parse(a->cfg->public_ipv4_pool, &pool, &err) < 0) {
+		log_warn("%s", err);            /* hcd checked it at start: out of memory */
+		free(err);
+		return -1;
+	}
+	if (public4_converge(ns, &pool, &a->public4, &r4, &err) < 0) {
+		log_warn("public IPv4: %s", err ? err : "failed");
+		rc = -1;
+	}
+	free(err);
+	if (r4.added || r4.removed || r4.forgotten)
+		log_info("public IPv4: %zu addresses on the uplink (%zu added, %zu removed), %zu stale"
+			 " conntrack entries forgotten", r4.wanted, r4.added, r4.removed, r4.forgotten);
+	pool4_free(&pool);
+	return rc;
+}
+
+/*
  * Per-network services, derived from the pass's own list of networks and
  * VMs after the VMs converged (a VM purged in this pass has no NICs left
  * in it; states are as observed): a dnsmasq per network, and none for a
@@ -977,6 +1021,9 @@ static int network_services_converge(struct agent *a, const struct network *nets
 		again = 5000;
 	}
 	free(err);
+	/* Routes after the firewall: what they let in meets the VMs' rules. */
+	if (routing_converge(a, &ns) < 0)
+		again = 5000;
 	/* The overlay after the firewall: the ruleset fences every network's
 	 * x-link by name, so a new one is fenced before it comes up. */
 	if (overlay_converge(a, &ns) < 0)

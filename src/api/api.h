@@ -25,6 +25,9 @@
 #include "store/store.h"
 
 struct api_auth;
+struct audit;
+struct events;
+struct metrics;
 struct worker_pool;
 
 struct api_ctx {
@@ -35,6 +38,10 @@ struct api_ctx {
 	struct cluster *cluster;          /* placement policy of this host */
 	struct importer *importer;        /* image/import.h: downloads from URLs */
 	struct worker_pool *workers;      /* common/worker.h: slow steps off the loop */
+	/* issue 15, created by api_server_start: */
+	struct metrics *metrics;          /* metrics.h: GET /metrics, request counts */
+	struct events *events;            /* events.h: GET /v1/events streams */
+	struct audit *audit;              /* audit.h: the audit trail's journal */
 	struct web *web;                  /* web.h: the dashboard's files (api_server_start) */
 };
 
@@ -44,10 +51,15 @@ struct api_server *api_server_start(struct api_ctx *ctx, char **err);
 /* Ends open consoles, then closes every connection.  Free the worker pool
  * first: its done callbacks finish suspended requests (req_defer). */
 void api_server_stop(struct api_server *s);
-/* Descriptors to poll for input (up to 2) and the longest the loop may
- * sleep before api_server_run is due (-1: no limit). */
-int api_server_fds(struct api_server *s, int fds[2]);
+/* Descriptors to poll for input (up to API_SERVER_FDS: the listeners',
+ * and the metrics' own worker) and the longest the loop may sleep before
+ * api_server_run is due (-1: no limit). */
+#define API_SERVER_FDS 3
+int api_server_fds(struct api_server *s, int fds[API_SERVER_FDS]);
 long long api_server_timeout_ms(struct api_server *s);
 void api_server_run(struct api_server *s);
+/* Once per loop turn, after the store's drains: the event streams read
+ * what was committed since (here, or by `remote` other processes). */
+void api_server_changes(struct api_server *s, int remote);
 
 #endif

@@ -43,6 +43,9 @@ struct api_auth {
 	/* credential checks under way: their user names and peer keys */
 	char inflight[AUTH_INFLIGHT_MAX][2][64];
 	size_t n_inflight;
+	/* metrics_token_file's token, hashed (token_hash); none when unset */
+	bool metrics_token;
+	char metrics_hash[65];
 };
 
 int64_t auth_now_ms(void);

@@ -172,6 +172,18 @@ static void nic_write(struct jbuf *b, const struct nic *n, const char *fields)
 		jb_str(b, n->network_ipv6 && nic_ipv6(n->network_ipv6, n->id, v6, sizeof(v6)) ? v6 : NULL);
 	if (jo_key(&o, "ipv4"))
 		jb_str(b, n->ipv4);
+	/* routing (issue 13): routed prefixes, the public IPv4 address */
+	if (jo_key(&o, "prefixes")) {
+		jbuf_put(b, "[", 1);
+		for (size_t j = 0; j < n->n_prefixes; j++) {
+			if (j)
+				jbuf_put(b, ",", 1);
+			jb_str(b, n->prefixes[j]);
+		}
+		jbuf_put(b, "]", 1);
+	}
+	if (jo_key(&o, "public_ipv4"))
+		jb_str(b, n->public_ipv4);
 	jbuf_put(b, "}", 1);
 }
 
@@ -329,4 +341,14 @@ json_t *network_to_json(const struct network *n)
 		"ipv4", str_or_null(n->ipv4),
 		"owner", n->owner_name ? n->owner_name : "",
 		"created", (json_int_t)n->created);
+}
+
+json_t *host_to_json(const struct host *h)
+{
+	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
+			 "name", h->name, "address", h->address, "cpus", h->cpus,
+			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
+			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)h->last_seen,
+			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
+			 "used_mib", (json_int_t)h->used_mib);
 }

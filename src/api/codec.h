@@ -27,6 +27,7 @@ bool vm_json_write(const struct vm *vm, const char *fields, struct jbuf *b);
 bool vm_json_field_known(const char *name, size_t len);
 json_t *image_to_json(const struct image *im);
 json_t *network_to_json(const struct network *n);
+json_t *host_to_json(const struct host *h);
 
 /* The NIC's IPv6 address: the network's /64 + modified EUI-64 of its MAC.
  * Writes into buf (INET6_ADDRSTRLEN); false when the prefix is malformed. */

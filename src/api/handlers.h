@@ -20,8 +20,9 @@ int h_image_upload_chunk(struct req *r, const char *data, size_t len);
 int h_image_finalize(struct req *r);
 
 /* vmnet.c */
-/* The VM of the path's first {} the caller may see; else false, a 404 set. */
-bool vm_of_path(struct req *r, struct vm *vm);
+/* The VM named by the path's first parameter, in the caller's scope;
+ * false with a 404 (or other error) response set. */
+bool api_vm_of_path(struct req *r, struct vm *vm);
 /* A NIC named by its MAC or its tap name. */
 bool nic_of_param(const char *s, uint64_t *nic);
 int h_vm_nic_add(struct req *r);
@@ -50,6 +51,13 @@ bool api_net_limit(struct req *r, struct nic_limit *out, bool *given);
  * to a list's. */
 json_t *api_net_json_limit(struct store *st, json_t *obj, uint64_t network);
 void api_nets_json_limits(struct store *st, json_t *arr);
+/* prefixes.c: routed IPv6 prefixes and public IPv4 addresses (issue 13) */
+int h_vm_prefix_list(struct req *r);
+int h_vm_prefix_add(struct req *r);
+int h_vm_prefix_remove(struct req *r);
+int h_ip_list(struct req *r);
+int h_vm_ip_attach(struct req *r);
+int h_vm_ip_detach(struct req *r);
 
 /* keys.c */
 int h_key_list(struct req *r);
@@ -87,6 +95,11 @@ int h_user_quota_set(struct req *r);
 int h_host_list(struct req *r);
 int h_host_get(struct req *r);
 int h_host_drain(struct req *r);
+
+/* metrics.c, events.c, audit.c (issue 15) */
+int h_metrics(struct req *r);
+int h_events(struct req *r);
+int h_audit_list(struct req *r);
 
 /* console.c */
 int h_vm_console(struct req *r);

@@ -7,6 +7,7 @@
  */
 #include "api/handlers.h"
 
+#include "api/codec.h"
 #include "common/validate.h"
 
 #include <string.h>
@@ -14,17 +15,13 @@
 
 /* The host answering is alive now, whether or not it wrote a heartbeat
  * (alone, it does not: store_host_heartbeat). */
-static json_t *host_to_json(struct req *r, const struct host *h)
+static json_t *host_json(struct req *r, const struct host *h)
 {
-	int64_t seen = strcmp(h->name, r->api->cfg->host_name) == 0 ? (int64_t)time(NULL)
-								     : h->last_seen;
+	json_t *j = host_to_json(h);
 
-	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
-			 "name", h->name, "address", h->address, "cpus", h->cpus,
-			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
-			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)seen,
-			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
-			 "used_mib", (json_int_t)h->used_mib);
+	if (strcmp(h->name, r->api->cfg->host_name) == 0)
+		json_object_set_new(j, "last_seen", json_integer((json_int_t)time(NULL)));
+	return j;
 }
 
 int h_host_list(struct req *r)
@@ -37,7 +34,7 @@ int h_host_list(struct req *r)
 		return req_store_error(r, rc, "host", NULL);
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, host_to_json(r, &v[i]));
+		json_array_append_new(arr, host_json(r, &v[i]));
 	hosts_free(v, n);
 	return req_json(r, 200, arr);
 }
@@ -49,7 +46,7 @@ static int reply_host(struct req *r, const char *name)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "host", name);
-	req_json(r, 200, host_to_json(r, &h));
+	req_json(r, 200, host_json(r, &h));
 	host_free(&h);
 	return 0;
 }

@@ -20,15 +20,19 @@
  */
 #include "api/api.h"
 
+#include "api/audit.h"
 #include "api/connlimit.h"
 #include "api/console.h"
+#include "api/events.h"
 #include "api/http_req.h"
 #include "api/identity.h"
+#include "api/metrics.h"
 #include "api/route.h"
 #include "api/web.h"
 #include "common/addrkey.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -173,6 +177,11 @@ void http_req_resumed(struct http_req *h)
 	h->server->resumed = true;
 }
 
+void http_server_resumed(struct api_server *s)
+{
+	s->resumed = true;
+}
+
 static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -264,6 +273,32 @@ static void req_free(struct http_req *h)
 	free(h);
 }
 
+/* The error code of an answer, or "ok": the audit trail's result. */
+static const char *answer_result(const struct http_req *h)
+{
+	const char *code = json_string_value(json_object_get(json_object_get(h->resp, "error"), "code"));
+
+	if (code)
+		return code;
+	return h->status < 400 ? "ok" : "error";
+}
+
+/*
+ * Every answer is counted (metrics.h) and every answer to a mutating
+ * request recorded (audit.h) before it is queued: once the client can
+ * read it, the audit trail has it.
+ */
+static void request_observe(struct http_req *h)
+{
+	struct api_ctx *ctx = h->server->ctx;
+	const char *pattern = h->matched ? h->matched->pattern : NULL;
+
+	metrics_request(ctx->metrics, h->matched, h->pub.method, h->status, stat_now() - h->t0);
+	if (strcmp(h->pub.method, "GET") != 0 && strcmp(h->pub.method, "HEAD") != 0 && pattern)
+		audit_request(ctx->audit, &h->pub, pattern, h->status, answer_result(h),
+			      h->status == 201 ? json_string_value(json_object_get(h->resp, "id")) : NULL);
+}
+
 /*
  * Headers on every answer but a protocol switch.  The API's JSON is data,
  * never a document: nothing may render, frame or cache it (a login's
@@ -297,6 +332,9 @@ static enum MHD_Result send_response(struct http_req *h)
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
+	if (h->resp == NULL && h->text == NULL && h->raw == NULL)
+		req_error(&h->pub, 500, "internal", "handler produced no response");
+	request_observe(h);
 	if (h->raw) {
 		add_headers(h, h->raw);
 		ret = MHD_queue_response(h->conn, (unsigned)h->status, h->raw);
@@ -312,9 +350,7 @@ static enum MHD_Result send_response(struct http_req *h)
 		MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
 	} else {
 		char *body;
-		if (h->resp == NULL)
-			req_error(&h->pub, 500, "internal", "handler produced no response");
-		body = json_dumps(h->resp, JSON_COMPACT);
+			body = json_dumps(h->resp, JSON_COMPACT);
 		if (body == NULL)
 			return MHD_NO;
 		size_t len = strlen(body);
@@ -373,14 +409,21 @@ static bool request_begin(struct listener *l, struct http_req *h, const char *ur
 	snprintf(r->source, sizeof(r->source), "%s", cc->peer.source);
 	snprintf(r->peer_key, sizeof(r->peer_key), "%s", cc->peer.key[0] ? cc->peer.key : "unix:0");
 	h->route = route_find(r, method, url, &path_known);
+	h->matched = h->route;
 	ws = h->route && (h->route->access & ROUTE_WEBSOCKET);
 	if (ws && !websocket_origin_ok(l, r)) {
 		req_error(r, 403, "forbidden", "a WebSocket from another origin");
 		goto refuse;
 	}
+	/* A scraper with the metrics token is let in to /metrics alone. */
+	bool scraper = h->route && ROUTE_WHO(h->route->access) == ROUTE_METRICS &&
+		       api_metrics_token(r);
 	/* Logging in needs no identity, and a stale token must not stop it. */
-	if (!(h->route && ROUTE_WHO(h->route->access) == ROUTE_ANON) && !api_identify(r, &cc->peer, ws))
-		goto refuse;
+	if (!scraper && !(h->route && ROUTE_WHO(h->route->access) == ROUTE_ANON)) {
+		if (!api_identify(r, &cc->peer, ws))
+			goto refuse;
+		r->identified = true;
+	}
 	if (h->route == NULL) {
 		if (path_known)
 			req_error(r, 405, "method_not_allowed", "%s not allowed on %s", method, url);
@@ -388,7 +431,8 @@ static bool request_begin(struct listener *l, struct http_req *h, const char *ur
 			req_error(r, 404, "not_found", "no such endpoint: %s", url);
 		goto refuse;
 	}
-	if (ROUTE_WHO(h->route->access) == ROUTE_ADMIN && !r->admin) {
+	if ((ROUTE_WHO(h->route->access) == ROUTE_ADMIN ||
+	     (ROUTE_WHO(h->route->access) == ROUTE_METRICS && !scraper)) && !r->admin) {
 		req_error(r, 403, "forbidden", "admin only");
 		goto refuse;
 	}
@@ -489,6 +533,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (h == NULL)
 			return MHD_NO;
 		*con_cls = h;
+		h->t0 = stat_now();
 		h->pub.api = s->ctx;
 		h->pub.method = method;
 		h->server = s;
@@ -701,6 +746,15 @@ struct api_server *api_server_start(struct api_ctx *ctx, char **err)
 	ctx->auth = api_auth_new(ctx, err);
 	if (ctx->auth == NULL)
 		goto fail;
+	ctx->metrics = metrics_new(ctx, err);
+	if (ctx->metrics == NULL)
+		goto fail;
+	ctx->events = events_new(ctx, err);
+	if (ctx->events == NULL)
+		goto fail;
+	ctx->audit = audit_new(ctx, err);
+	if (ctx->audit == NULL)
+		goto fail;
 	ctx->web = web_open(cfg);
 	if (ctx->web == NULL) {
 		*err = strdup("out of memory");
@@ -746,6 +800,11 @@ void api_server_stop(struct api_server *s)
 	/* A console's thread holds its upgraded connection: end them all
 	 * before the daemons go. */
 	console_stop_all();
+	/* Event streams sleep (suspended) between events, and a daemon must
+	 * not stop with suspended connections: wake each to its end.  Scrapes
+	 * under way finish (or are answered 503) as req_defer's do. */
+	events_stop(s->ctx->events);
+	metrics_stop(s->ctx->metrics);
 	/* Requests that req_defer finished (the pool is gone by now) are
 	 * resumed: give them a turn so their answers (503 for work that never
 	 * ran) reach the clients before the connections close. */
@@ -755,6 +814,13 @@ void api_server_stop(struct api_server *s)
 			MHD_stop_daemon(s->l[i].d);
 		connlimit_free(s->l[i].lim);
 	}
+	/* After the daemons: closing a stream's connection reaches events.c. */
+	events_free(s->ctx->events);
+	s->ctx->events = NULL;
+	audit_free(s->ctx->audit);
+	s->ctx->audit = NULL;
+	metrics_free(s->ctx->metrics);
+	s->ctx->metrics = NULL;
 	if (s->sock_path)
 		unlink(s->sock_path);
 	api_auth_free(s->ctx->auth);
@@ -769,9 +835,12 @@ void api_server_stop(struct api_server *s)
 	free(s);
 }
 
-int api_server_fds(struct api_server *s, int fds[2])
+int api_server_fds(struct api_server *s, int fds[API_SERVER_FDS])
 {
 	int n = 0;
+
+	if (metrics_fd(s->ctx->metrics) >= 0)
+		fds[n++] = metrics_fd(s->ctx->metrics);
 
 	for (int i = 0; i < L_N; i++) {
 		if (s->l[i].d == NULL)
@@ -805,7 +874,18 @@ long long api_server_timeout_ms(struct api_server *s)
 		if (best < 0 || c < best)
 			best = c;
 	}
+	long long e = events_timeout_ms(s->ctx->events, now);
+	if (e >= 0 && (best < 0 || e < best))
+		best = e;
+	e = audit_timeout_ms(s->ctx->audit, now);
+	if (e >= 0 && (best < 0 || e < best))
+		best = e;
 	return best;
+}
+
+void api_server_changes(struct api_server *s, int remote)
+{
+	events_changed(s->ctx->events, remote);
 }
 
 void api_server_run(struct api_server *s)
@@ -828,4 +908,7 @@ void api_server_run(struct api_server *s)
 		console_check(s->ctx);
 		s->next_console_check = now + CONSOLE_CHECK_MS;
 	}
+	events_run(s->ctx->events, now);
+	audit_run(s->ctx->audit, now);
+	metrics_run(s->ctx->metrics);
 }

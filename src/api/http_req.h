@@ -41,6 +41,10 @@ struct http_req {
 	 * the answer is ready once resumed. */
 	bool deferred, resumed;
 	int pending;
+	/* Observation (metrics.h, audit.h): the route the path matched even
+	 * when the request was refused, and when its headers arrived. */
+	const struct route *matched;
+	double t0;
 };
 
 static inline struct http_req *http_req_of(struct req *r)
@@ -55,5 +59,7 @@ void http_req_answer_free(struct http_req *h);
 /* http.c: h was resumed (req_defer).  In external-select mode nothing wakes
  * libmicrohttpd for it, so the server asks the loop for an immediate turn. */
 void http_req_resumed(struct http_req *h);
+/* The same for a connection that outlives its request's state (a stream). */
+void http_server_resumed(struct api_server *s);
 
 #endif

@@ -67,6 +67,49 @@ static bool local_users_parse(const char *s, struct api_auth *a)
 	return true;
 }
 
+/* A scraper's token: one line of at least METRICS_TOKEN_MIN printable
+ * characters (e.g. `openssl rand -hex 32`); only its hash is kept. */
+#define METRICS_TOKEN_MIN 32
+static int metrics_token_load(const char *path, struct api_auth *a, char **err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (file_read(path, 4096, &text, &len) < 0) {
+		*err = str_printf("metrics_token_file %s: cannot read it", path);
+		return -1;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	bool printable = len == strlen(text);
+	for (size_t i = 0; printable && i < len; i++)
+		printable = text[i] > ' ' && text[i] < 0x7f;
+	if (len < METRICS_TOKEN_MIN || !printable) {
+		*err = str_printf("metrics_token_file %s: the token must be one line of at least %d"
+				  " printable characters without spaces", path, METRICS_TOKEN_MIN);
+	} else {
+		token_hash(text, a->metrics_hash);
+		a->metrics_token = true;
+		rc = 0;
+	}
+	sodium_memzero(text, len);
+	free(text);
+	return rc;
+}
+
+bool api_metrics_token(struct req *r)
+{
+	const struct api_auth *a = r->api->auth;
+	const char *authz = req_header(r, "Authorization");
+	char hash[TOKEN_HASH_LEN + 1];
+
+	if (!a->metrics_token || authz == NULL || strncmp(authz, "Bearer ", 7) != 0)
+		return false;
+	token_hash(authz + 7, hash);
+	return sodium_memcmp(hash, a->metrics_hash, TOKEN_HASH_LEN) == 0;
+}
+
 struct api_auth *api_auth_new(struct api_ctx *ctx, char **err)
 {
 	const struct config *cfg = ctx->cfg;
@@ -96,6 +139,9 @@ struct api_auth *api_auth_new(struct api_ctx *ctx, char **err)
 		*err = str_printf("%s: cannot open the password file", a->passwd_path);
 		goto fail;
 	}
+	if (cfg->metrics_token_file && cfg->metrics_token_file[0] &&
+	    metrics_token_load(cfg->metrics_token_file, a, err) < 0)
+		goto fail;
 	store_token_cache(ctx->st, cfg->token_cache_ttl);
 	return a;
 fail:

@@ -34,6 +34,11 @@ void api_auth_free(struct api_auth *a);
  * the subprotocol "bearer.TOKEN" when there is no Authorization. */
 bool api_identify(struct req *r, const struct peer *p, bool websocket);
 
+/* The request carries the metrics token (metrics_token_file) as its
+ * bearer: it may read /metrics (ROUTE_METRICS), and nothing else.
+ * Compared in constant time. */
+bool api_metrics_token(struct req *r);
+
 /* Whether a session opened by user with token_id (0: peer credentials)
  * would still be let in now: the token is live, the user enabled.  For
  * sessions that outlive their request (consoles). */

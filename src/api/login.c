@@ -26,6 +26,7 @@
 #include "auth/totp.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "common/validate.h"
 
 #include <sodium.h>
@@ -236,6 +237,7 @@ static void cred_finish(struct req *r, void *arg, bool ran)
 	case LOGIN_DENIED: {
 		unsigned failures;
 		double delay;
+		stat_inc(STAT_LOGIN_FAILURES);
 		throttle_fail(a->throttle, j->name, j->peer, auth_now_ms());
 		throttle_user_state(a->throttle, j->name, &failures, &delay);
 		log_warn("auth: %s of '%s' from %s failed (%s); %u failures, next attempt in %.0f s",
@@ -277,6 +279,7 @@ int cred_check(struct req *r, enum cred_mode mode, const char *name, const char 
 
 	if (!throttle_check(a->throttle, name, r->peer_key, auth_now_ms(), &wait)) {
 		int secs = auth_wait_secs(wait);
+		stat_inc(STAT_LOGIN_THROTTLED);
 		req_retry_after(r, secs);
 		req_error(r, 429, "too_many_attempts", "too many failed logins; retry in %d s", secs);
 		done(r, arg, LOGIN_DENIED, NULL);
@@ -347,6 +350,9 @@ static void issue_token(struct req *r, const struct user *u)
 				   "expires", (json_int_t)t.expires, "user", user_json(u)));
 	sodium_memzero(tok, sizeof(tok));
 	log_info("auth: '%s' logged in from %s (token %s)", u->name, r->source, id);
+	/* The request now stands for that user (the audit trail says who). */
+	r->caller = u->id;
+	r->identified = true;
 }
 
 static void login_done(struct req *r, void *arg, enum login_result res, const struct user *u)
@@ -366,6 +372,7 @@ int h_login(struct req *r)
 		return 0;
 	if (!name_valid(name))
 		return req_error(r, 400, "bad_name", "user name must match [a-z0-9][a-z0-9-]{0,62}");
+	snprintf(r->audit_ref, sizeof(r->audit_ref), "%s", name);
 	return cred_check(r, CRED_LOGIN, name, password, otp, login_done, NULL);
 }
 

@@ -8,6 +8,7 @@
 #include "common/validate.h"
 #include "common/worker.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,92 @@ void req_upgrade_close(struct req_upgrade *u)
 	MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)u, MHD_UPGRADE_ACTION_CLOSE);
 }
 
+struct req_stream {
+	struct MHD_Connection *conn;
+	struct api_server *server;
+	long (*pull)(void *arg, char *buf, size_t max);
+	void (*gone)(void *arg);
+	void *arg;
+	bool suspended;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct req_stream *s = cls;
+	long n = s->pull(s->arg, buf, max);
+
+	(void)pos;
+	if (n == 0) {
+		/* Nothing to send: sleep instead of being asked again at once
+		 * (MHD's reader contract); req_stream_wake resumes. */
+		MHD_suspend_connection(s->conn);
+		s->suspended = true;
+		return 0;
+	}
+	if (n == REQ_STREAM_END)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct req_stream *s = cls;
+
+	s->gone(s->arg);
+	free(s);
+}
+
+int req_stream(struct req *r, const char *content_type,
+	       long (*pull)(void *arg, char *buf, size_t max), void (*gone)(void *arg),
+	       void *arg, struct req_stream **handle)
+{
+	struct http_req *h = http_req_of(r);
+	struct req_stream *s = calloc(1, sizeof(*s));
+	struct MHD_Response *resp;
+
+	*handle = NULL;
+	if (s == NULL)
+		return req_error(r, 500, "internal", "out of memory");
+	*s = (struct req_stream){ .conn = h->conn, .server = h->server, .pull = pull,
+				  .gone = gone, .arg = arg };
+	/* 4 KiB blocks: an event is sent as soon as it is there, never held
+	 * back to fill a bigger one. */
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+	if (resp == NULL) {
+		free(s);
+		return req_error(r, 500, "internal", "out of memory");
+	}
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	/* No proxy in between may hold it back (nothing caches it: every
+	 * API answer says Cache-Control: no-store). */
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	http_req_answer_free(h);
+	h->status = 200;
+	h->raw = resp;
+	*handle = s;
+	return 0;
+}
+
+void req_stream_wake(struct req_stream *s)
+{
+	if (!s->suspended)
+		return;
+	s->suspended = false;
+	MHD_resume_connection(s->conn);
+	http_server_resumed(s->server);
+}
+
+bool req_stream_hung_up(struct req_stream *s)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct pollfd p = { .fd = ci ? ci->connect_fd : -1, .events = POLLRDHUP };
+
+	return p.fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* ---- inputs --------------------------------------------------------------- */
 
 const char *req_query(struct req *r, const char *key)
@@ -347,10 +434,16 @@ static void deferred_done(void *p, bool ran)
 int req_defer(struct req *r, void (*work)(void *arg),
 	      void (*finish)(struct req *r, void *arg, bool ran), void *arg)
 {
+	return req_defer_on(r, r->api->workers, work, finish, arg);
+}
+
+int req_defer_on(struct req *r, struct worker_pool *pool, void (*work)(void *arg),
+		 void (*finish)(struct req *r, void *arg, bool ran), void *arg)
+{
 	struct http_req *h = http_req_of(r);
 	struct deferred *d;
 
-	if (r->api->workers == NULL) {
+	if (pool == NULL) {
 		work(arg);
 		finish(r, arg, true);
 		return 0;
@@ -361,7 +454,7 @@ int req_defer(struct req *r, void (*work)(void *arg),
 		return req_error(r, 503, "unavailable", "out of memory");
 	}
 	*d = (struct deferred){ .h = h, .work = work, .finish = finish, .arg = arg };
-	if (worker_submit(r->api->workers, deferred_work, deferred_done, d) < 0) {
+	if (worker_submit(pool, deferred_work, deferred_done, d) < 0) {
 		free(d);
 		finish(r, arg, false);
 		return req_error(r, 503, "unavailable", "no worker for the request");

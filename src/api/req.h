@@ -39,7 +39,11 @@ struct req {
 	uint64_t caller;                  /* user ID */
 	bool admin;
 	uint64_t token_id;                /* the bearer token used, 0 = none (peer credentials) */
+	bool identified;                  /* caller is known (false: anonymous routes, refusals) */
 	char source[64];                  /* the peer: an address, or "unix:UID" */
+	/* What the audit trail names as the request's resource when the path
+	 * names none (a login's user); a handler may set it. */
+	char audit_ref[72];
 	char peer_key[48];                /* its unit for per-peer limits (common/addrkey.h) */
 	json_t *json;                     /* the body of BODY_JSON routes: an object */
 	/* Handler state of BODY_STREAM routes and upgrades, freed with the
@@ -100,6 +104,29 @@ int req_upgrade(struct req *r, const char *protocol,
 		void *arg);
 void req_upgrade_close(struct req_upgrade *h);
 
+/*
+ * A body produced over time, for as long as the connection lasts (server-
+ * sent events): the answer is 200 with content_type, sent chunked, each
+ * piece as soon as it is there.  pull(arg, buf, max) runs on the loop
+ * whenever the connection can take bytes: it copies up to max and returns
+ * how many; 0 when it has none (the connection then sleeps, costing
+ * nothing, until req_stream_wake); REQ_STREAM_END to finish the body,
+ * REQ_STREAM_CUT to drop the connection at once.  gone(arg) runs once,
+ * when the connection is closed for whatever reason; arg is the caller's
+ * until then.  The handle is valid until gone; wake it only on the loop.
+ */
+#define REQ_STREAM_END (-1)
+#define REQ_STREAM_CUT (-2)
+struct req_stream;
+int req_stream(struct req *r, const char *content_type,
+	       long (*pull)(void *arg, char *buf, size_t max), void (*gone)(void *arg),
+	       void *arg, struct req_stream **handle);
+void req_stream_wake(struct req_stream *s);
+/* The client has hung up (its end of the connection is closed).  A
+ * sleeping stream's connection is not watched by anyone, so a stream
+ * asks now and then: never blocks. */
+bool req_stream_hung_up(struct req_stream *s);
+
 /* ---- inputs --------------------------------------------------------------- */
 
 /* Query-string argument or NULL. */
@@ -138,5 +165,10 @@ bool api_name_check(struct req *r, const char *name, size_t id_digits, const cha
  */
 int req_defer(struct req *r, void (*work)(void *arg),
 	      void (*finish)(struct req *r, void *arg, bool ran), void *arg);
+/* The same on another pool than hcd's (NULL: at once, as without one);
+ * its done callbacks must run on the loop too (worker_pool_run). */
+struct worker_pool;
+int req_defer_on(struct req *r, struct worker_pool *pool, void (*work)(void *arg),
+		 void (*finish)(struct req *r, void *arg, bool ran), void *arg);
 
 #endif

@@ -14,9 +14,11 @@ struct req;
 enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
 
 /* Who may call: ROUTE_USER any identified caller, ROUTE_ADMIN admins only,
- * ROUTE_ANON anybody (logging in needs no identity).  false/true read as
- * USER/ADMIN, as older rows write them. */
-enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2 };
+ * ROUTE_ANON anybody (logging in needs no identity), ROUTE_METRICS admins
+ * or the bearer of the metrics token (metrics_token_file: a scraper that
+ * may read /metrics and nothing else).  false/true read as USER/ADMIN, as
+ * older rows write them. */
+enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2, ROUTE_METRICS = 3 };
 
 /*
  * What a route serves, or'ed into access (without either: JSON), for the

@@ -773,6 +773,9 @@ static int h_net_delete(struct req *r)
 
 const struct route api_routes[] = {
 	{ "GET",    "/v1/info",                  h_info,           BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/metrics",                  h_metrics,        BODY_NONE, NULL, NULL, ROUTE_METRICS },
+	{ "GET",    "/v1/events",                h_events,         BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/audit",                 h_audit_list,     BODY_NONE, NULL, NULL, ROUTE_ADMIN },
 
 	{ "GET",    "/v1/vms",                   h_vm_list,        BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms",                   h_vm_create,      BODY_JSON, NULL, NULL, false },
@@ -795,6 +798,12 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/user-data",      h_vm_user_data,   BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/prefixes",       h_vm_prefix_list, BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/prefixes",       h_vm_prefix_add,  BODY_JSON, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}/prefixes/{}",    h_vm_prefix_remove, BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/ips",            h_vm_ip_attach,   BODY_JSON, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}/ips/{}",         h_vm_ip_detach,   BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/ips",                   h_ip_list,        BODY_NONE, NULL, NULL, false },
 
 	{ "GET",    "/v1/images",                h_image_list,     BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/images",                h_image_create,   BODY_JSON, NULL, NULL, false },

@@ -356,7 +356,7 @@ int h_vm_stats(struct req *r)
 {
 	struct vm vm = { 0 };
 
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	reply_stats(r, &vm, 0);
 	vm_free(&vm);
@@ -381,7 +381,7 @@ int h_vm_nic_update(struct req *r)
 		return req_error(r, 400, "bad_request", "'limit' is required");
 	if (!nic_of_param(r->params[1], &nic))
 		return req_error(r, 400, "bad_request", "a NIC is named by its MAC or its tap name");
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	for (size_t i = 0; i < vm.n_nics; i++)
 		has = has || vm.nics[i].id == nic;
@@ -419,7 +419,7 @@ int h_vm_traffic_update(struct req *r)
 		return 0;
 	if (q == NULL || !(json_is_null(q) || (json_is_integer(q) && json_integer_value(q) > 0)))
 		return req_error(r, 400, "bad_request", "'quota' must be bytes per month or null");
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	int rc = store_vm_quota_set(r->api->st, vm.id, json_is_null(q) ? 0 : (uint64_t)json_integer_value(q));
 	if (rc != STORE_OK)

@@ -17,7 +17,7 @@
 #define RULES_PER_VM_MAX 64
 #define NICS_PER_VM_MAX 16
 
-bool vm_of_path(struct req *r, struct vm *vm)
+bool api_vm_of_path(struct req *r, struct vm *vm)
 {
 	int rc = store_vm_get(r->api->st, req_ref(r), req_scope(r), vm);
 
@@ -50,7 +50,7 @@ int h_vm_nic_add(struct req *r)
 
 	if (json_object_size(r->json) != 1 || !json_is_string(jn))
 		return req_error(r, 400, "bad_request", "the body must be {\"network\": NAME}");
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	if (vm.n_nics >= NICS_PER_VM_MAX) {
 		req_error(r, 409, "conflict", "vm '%s' has %d NICs already", vm.name, NICS_PER_VM_MAX);
@@ -87,7 +87,7 @@ int h_vm_nic_remove(struct req *r)
 
 	if (!nic_of_param(r->params[1], &nic_id))
 		return req_error(r, 400, "bad_request", "a NIC is named by its MAC or its tap name");
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	int rc = store_nic_remove(r->api->st, vm.id, nic_id);
 	if (rc != STORE_OK)
@@ -121,7 +121,7 @@ int h_vm_rule_list(struct req *r)
 	struct rule *rules = NULL;
 	size_t n = 0;
 
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	int rc = store_rule_list(r->api->st, vm.id, &rules, &n);
 	vm_free(&vm);
@@ -187,7 +187,7 @@ int h_vm_rule_add(struct req *r)
 			!prefix_parse(json_string_value(jsrc), &family, canon, sizeof(canon))))
 		return req_error(r, 400, "bad_request",
 				 "'source' must be an IPv4 or IPv6 prefix with its host bits zero");
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	int rc = store_rule_list(r->api->st, vm.id, &existing, &n_existing);
 	rules_free(existing, n_existing);
@@ -213,7 +213,7 @@ int h_vm_rule_delete(struct req *r)
 
 	if (*end != '\0' || id == 0)
 		return req_error(r, 400, "bad_request", "a rule is named by its numeric ID");
-	if (!vm_of_path(r, &vm))
+	if (!api_vm_of_path(r, &vm))
 		return 0;
 	int rc = store_rule_delete(r->api->st, vm.id, id);
 	vm_free(&vm);

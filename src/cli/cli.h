@@ -117,12 +117,20 @@ struct api_req {
 	struct progress *progress; /* shows the upload's progress on stderr, or NULL */
 	volatile sig_atomic_t *cancel;  /* abort the transfer once this is set */
 	FILE *sink;                /* a 2xx body is written here instead of kept */
+	/* A 2xx body is handed here piece by piece as it arrives (a stream);
+	 * returning false ends the transfer (rs->stopped), not as a failure. */
+	bool (*on_data)(void *arg, const char *data, size_t len);
+	void *on_data_arg;
+	const char *const *headers; /* more "Name: value" lines, NULL-terminated, or NULL */
+	long timeout_ms;           /* > 0: the transfer ends after that long (rs->timed_out) */
 };
 
 struct api_resp {
 	long status;               /* HTTP status */
 	char *body;                /* NUL-terminated; error bodies always land here */
 	size_t len;
+	bool stopped;              /* on_data ended the transfer */
+	bool timed_out;            /* timeout_ms ran out (status: the answer's, if any) */
 };
 
 /* Parse a target ("unix:PATH", "http(s)://HOST[:PORT]"); NULL and *err on a bad one. */
@@ -148,6 +156,10 @@ char *api_error_message(const struct api_resp *rs);
  * the daemon was not reached. */
 int api_call(struct hc *h, const char *method, const char *path, json_t *body,
 	     json_t **out, long *status);
+/* api_call for a command whose answer is its output: takes path (NULL:
+ * out of memory) and body; with --json prints the answer and returns 1,
+ * else 0 with *out for the caller to print (and free); -1 on failure. */
+int api_call_printed(struct hc *h, const char *method, char *path, json_t *body, json_t **out);
 /* "/v1/<collection>/<escaped ref>[/<suffix>]", malloc'd. */
 char *api_path(const char *collection, const char *ref, const char *suffix);
 /* A raw stream to the daemon for a protocol upgrade; also what the Host
@@ -238,6 +250,23 @@ int cmd_login(struct hc *h, const struct args *a);
 int cmd_logout(struct hc *h, const struct args *a);
 int cmd_whoami(struct hc *h, const struct args *a);
 
+/* events.c, audit.c (issue 15) */
+int cmd_events(struct hc *h, const struct args *a);
+int cmd_audit(struct hc *h, const struct args *a);
+/* Follow GET /v1/events (from Last-Event-ID last_id, or NULL: a sync
+ * first): each event to fn(arg, id, name, data) while it returns 1.
+ * Returns fn's 0 (done) or -1 (failed, error recorded); 1 when the
+ * stream ended or timeout_ms (0: none) ran out (*timed_out); -2 when
+ * there was no stream or it broke (refused by an older hcd or a cap,
+ * unreachable, cut): the error is recorded, and a caller may fall back
+ * to polling. */
+typedef int (*event_fn)(void *arg, const char *id, const char *name, json_t *data);
+int events_follow(struct hc *h, const char *last_id, long timeout_ms, event_fn fn, void *arg,
+		  bool *timed_out);
+/* "1700000000", "90m", "2h", "7d", "2026-12-01", "2026-12-01T08:30[:00]" (UTC) →
+ * unix seconds, relative ones counted back from now; -1 for anything else. */
+long long since_parse(const char *s, long long now);
+
 /* host.c */
 extern const struct resource res_host;
 int cmd_host_drain(struct hc *h, const struct args *a);
@@ -269,5 +298,11 @@ json_t *cli_net_element(struct hc *h, const char *arg);
 /* An API limit object as a SPEC. */
 char *fmt_limit(json_t *obj, const char *key);
 int cmd_vm_rule(struct hc *h, const struct args *a);
+
+/* prefix.c: routed prefixes and public IPv4 addresses */
+int cmd_vm_prefix(struct hc *h, const struct args *a);
+int cmd_ip_attach(struct hc *h, const struct args *a);
+int cmd_ip_detach(struct hc *h, const struct args *a);
+int cmd_ip_list(struct hc *h, const struct args *a);
 
 #endif

@@ -191,6 +191,13 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	long status = 0;
 
 	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (t->rq->on_data && status >= 200 && status < 300) {
+		if (!t->rq->on_data(t->rq->on_data_arg, data, len)) {
+			rs->stopped = true;
+			return 0;
+		}
+		return len;
+	}
 	if (t->rq->sink && status >= 200 && status < 300) {
 		if (fwrite(data, 1, len, t->rq->sink) != len) {
 			t->sink_errno = errno;
@@ -238,6 +245,11 @@ static struct curl_slist *request_headers(const struct client *c, const struct a
 	struct curl_slist *list = NULL, *n;
 
 	for (const char *const *hd = client_headers(c); *hd; hd++) {
+		if ((n = curl_slist_append(list, *hd)) == NULL)
+			goto fail;
+		list = n;
+	}
+	for (const char *const *hd = rq->headers; hd && *hd; hd++) {
 		if ((n = curl_slist_append(list, *hd)) == NULL)
 			goto fail;
 		list = n;
@@ -300,6 +312,8 @@ static int prepare(struct client *c, const struct api_req *rq, struct transfer *
 	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 	SET(CURLOPT_XFERINFODATA, t);
 	SET(CURLOPT_NOPROGRESS, (rq->progress || rq->cancel) ? 0L : 1L);
+	if (rq->timeout_ms > 0)
+		SET(CURLOPT_TIMEOUT_MS, rq->timeout_ms);
 	if (rq->upload) {
 		SET(CURLOPT_UPLOAD, 1L);
 		SET(CURLOPT_READFUNCTION, on_upload_read);
@@ -343,6 +357,13 @@ int client_perform(struct hc *h, const struct api_req *rq, struct api_resp *rs)
 			hc_fail(h, "out of memory");
 		}
 		goto out;
+	}
+	/* Ends that the request asked for are no failures. */
+	if (code == CURLE_WRITE_ERROR && rs->stopped)
+		code = CURLE_OK;
+	if (code == CURLE_OPERATION_TIMEDOUT && rq->timeout_ms > 0) {
+		rs->timed_out = true;
+		code = CURLE_OK;
 	}
 	if (code != CURLE_OK) {
 		transfer_error(h, c, code, rq);
@@ -409,6 +430,28 @@ int api_call(struct hc *h, const char *method, const char *path, json_t *body, j
 	else
 		json_decref(j);
 	return rc;
+}
+
+int api_call_printed(struct hc *h, const char *method, char *path, json_t *body, json_t **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (path == NULL) {
+		json_decref(body);
+		return hc_fail(h, "out of memory");
+	}
+	rc = api_call(h, method, path, body, out, NULL);
+	free(path);
+	json_decref(body);
+	if (rc < 0)
+		return -1;
+	if (!h->json)
+		return 0;
+	print_json(*out);
+	json_decref(*out);
+	*out = NULL;
+	return 1;
 }
 
 char *api_path(const char *collection, const char *ref, const char *suffix)

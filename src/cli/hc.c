@@ -129,6 +129,17 @@ static const struct opt_spec vm_rule_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec vm_prefix_opts[] = {
+	{ "--length", "N", false, "prefix length, 16..64 (default: the daemon's prefix_length, 64)" },
+	{ "--nic", "MAC", false, "the NIC it is routed to (default the first)" },
+	{ 0 },
+};
+
+static const struct opt_spec ip_attach_opts[] = {
+	{ "--nic", "MAC", false, "the NIC whose IPv4 address it maps to (default the first with one)" },
+	{ 0 },
+};
+
 static const struct opt_spec user_create_opts[] = {
 	{ "--role", "ROLE", false, "admin or member (default member)" },
 	{ "--auth", "BACKEND", true, "file, ldap or otp (repeatable: file + otp)" },
@@ -168,6 +179,14 @@ static const struct opt_spec login_opts[] = {
 
 static const struct opt_spec host_drain_opts[] = {
 	{ "--undo", NULL, false, "take new VMs again" },
+	{ 0 },
+};
+
+static const struct opt_spec audit_opts[] = {
+	{ "--user", "USER", false, "only this user's requests" },
+	{ "--since", "T", false, "from T on: unix seconds, an age (90m, 2h, 7d) or a UTC date"
+	  " (2026-12-01[T08:30])" },
+	{ "--limit", "N", false, "the newest N entries (default 100, at most 10000)" },
 	{ 0 },
 };
 
@@ -227,6 +246,11 @@ static const struct command commands[] = {
 	{ "host", "show", cmd_show, "HOST", "show one host (admin)", 1, 1, NULL, &res_host },
 	{ "host", "drain", cmd_host_drain, "HOST [--undo]",
 	  "place no new VMs on a host, or take them again (admin)", 1, 1, host_drain_opts, &res_host },
+	{ "events", NULL, cmd_events, "",
+	  "follow changes as they happen: VMs created, changed, deleted; hosts (admins)",
+	  0, 0, NULL, NULL },
+	{ "audit", NULL, cmd_audit, "[--user USER] [--since T] [--limit N]",
+	  "show the audit trail of mutating requests (admin)", 0, 0, audit_opts, NULL },
 	{ "token", "list", cmd_list, "", "list live login tokens", 0, 0, NULL, &res_token },
 	{ "token", "revoke", cmd_delete, "ID", "revoke a token", 1, 1, NULL, &res_token },
 
@@ -254,6 +278,13 @@ static const struct command commands[] = {
 	{ "vm", "rule", cmd_vm_rule,
 	  "add VM [--proto P] [--port N[-M]] [--source PREFIX] | list VM | delete VM ID",
 	  "inbound firewall rules of a VM", 2, 3, vm_rule_opts, &res_vm },
+	{ "vm", "prefix", cmd_vm_prefix, "add VM [--length N] [--nic MAC] | list VM | remove VM PREFIX",
+	  "routed IPv6 prefixes of a VM (from the operator's pool)", 2, 3, vm_prefix_opts, &res_vm },
+	{ "ip", "attach", cmd_ip_attach, "VM [ADDRESS] [--nic MAC]",
+	  "map a public IPv4 address (the next free one by default) to a VM", 1, 2, ip_attach_opts, NULL },
+	{ "ip", "detach", cmd_ip_detach, "VM ADDRESS", "remove a VM's public IPv4 address", 2, 2, NULL, NULL },
+	{ "ip", "list", cmd_ip_list, "", "list public IPv4 addresses and the VMs they map to", 0, 0, NULL,
+	  NULL },
 	{ "vm", "log", cmd_vm_log, "VM [--tail BYTES]", "print the serial output captured so far",
 	  1, 1, vm_log_opts, &res_vm },
 	{ "vm", "console", cmd_vm_console, "VM",

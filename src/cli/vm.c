@@ -131,12 +131,33 @@ static const struct column vm_show[] = {
 	{ 0 },
 };
 
+/* A NIC's routed prefixes, comma-separated (issue 13). */
+static char *fmt_prefixes(json_t *nic, const char *key)
+{
+	json_t *v;
+	char *out = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(nic, key), i, v) {
+		const char *p = json_string_value(v);
+		if (p == NULL)
+			continue;
+		char *next = out ? str_printf("%s,%s", out, p) : strdup(p);
+		free(out);
+		if ((out = next) == NULL)
+			return NULL;
+	}
+	return out ? out : strdup("-");
+}
+
 static const struct column nic_list[] = {
 	{ "MAC", "mac", NULL },
 	{ "IFNAME", "ifname", NULL },
 	{ "NETWORK", "network", NULL },
 	{ "IPV6", "ipv6", NULL },
 	{ "IPV4", "ipv4", NULL },
+	{ "PUBLIC IPV4", "public_ipv4", NULL },
+	{ "PREFIXES", "prefixes", fmt_prefixes },
 	{ 0 },
 };
 
@@ -416,9 +437,27 @@ static bool state_known(const char *s)
 	return false;
 }
 
-/* One look at the VM: 1 when the wait is over, 0 to keep waiting, -1 on failure. */
-static int wait_check(struct hc *h, const char *path, const char *state, bool gone,
-		      json_t **vm)
+/* The VM as the API shows it now (NULL: it is gone): 1 when the wait is
+ * over, 0 to keep waiting, -1 on failure. */
+static int wait_eval(struct hc *h, json_t *vm, const char *ref, const char *state, bool gone)
+{
+	if (vm == NULL)
+		return gone ? 1 : hc_fail(h, "vm '%s' was deleted", ref);
+	if (gone)
+		return 0;
+	const char *now = json_str(vm, "state");
+	if (strcmp(now, state) == 0)
+		return 1;
+	/* A VM in error stays there until someone acts: waiting longer is pointless. */
+	if (strcmp(now, "error") == 0)
+		return hc_fail(h, "vm '%s' is in error: %s", json_str(vm, "name"),
+			       json_str(vm, "error"));
+	return 0;
+}
+
+/* One look at the VM: as wait_eval. */
+static int wait_check(struct hc *h, const char *path, const char *ref, const char *state,
+		      bool gone, json_t **vm)
 {
 	long status;
 
@@ -431,16 +470,40 @@ static int wait_check(struct hc *h, const char *path, const char *state, bool go
 		}
 		return -1;
 	}
-	if (gone)
-		return 0;
-	const char *now = json_str(*vm, "state");
-	if (strcmp(now, state) == 0)
+	return wait_eval(h, *vm, ref, state, gone);
+}
+
+struct waiter {
+	struct hc *h;
+	const char *ref, *id, *state;
+	bool gone;
+	json_t *vm;                /* the VM as last seen (NULL: gone) */
+};
+
+/* An event: the sync's picture or a change of this VM. */
+static int wait_event(void *arg, const char *seq, const char *name, json_t *data)
+{
+	struct waiter *w = arg;
+	json_t *vm = NULL, *v;
+	size_t i;
+
+	(void)seq;
+	if (strcmp(name, "sync") == 0) {
+		json_array_foreach(json_object_get(json_object_get(data, "object"), "vms"), i, v)
+			if (strcmp(json_str(v, "id"), w->id) == 0)
+				vm = v;
+	} else if (strcmp(json_str(data, "kind"), "vm") == 0 &&
+		   strcmp(json_str(data, "id"), w->id) == 0) {
+		vm = json_object_get(data, "object");
+		if (json_is_null(vm))
+			vm = NULL;
+	} else {
 		return 1;
-	/* A VM in error stays there until someone acts: waiting longer is pointless. */
-	if (strcmp(now, "error") == 0)
-		return hc_fail(h, "vm '%s' is in error: %s", json_str(*vm, "name"),
-			       json_str(*vm, "error"));
-	return 0;
+	}
+	json_decref(w->vm);
+	w->vm = json_incref(vm);
+	int rc = wait_eval(w->h, w->vm, w->ref, w->state, w->gone);
+	return rc > 0 ? 0 : rc < 0 ? -1 : 1;
 }
 
 int cmd_vm_wait(struct hc *h, const struct args *a)
@@ -449,7 +512,7 @@ int cmd_vm_wait(struct hc *h, const struct args *a)
 	bool gone = arg_flag(a, "--gone");
 	long timeout = WAIT_TIMEOUT_DEFAULT_S;
 	json_t *vm = NULL;
-	char *path;
+	char *path, *id = NULL;
 	int rc;
 
 	if ((state == NULL) == !gone)
@@ -463,8 +526,29 @@ int cmd_vm_wait(struct hc *h, const struct args *a)
 		return hc_fail(h, "out of memory");
 
 	long long deadline = now_ms() + timeout * 1000LL;
-	while ((rc = wait_check(h, path, state, gone, &vm)) == 0 && now_ms() < deadline)
+	rc = wait_check(h, path, a->pos[0], state, gone, &vm);
+	/* Then the event stream: the daemon says when the VM changes. */
+	if (rc == 0 && (id = strdup(json_str(vm, "id"))) != NULL) {
+		struct waiter w = { .h = h, .ref = a->pos[0], .id = id, .state = state, .gone = gone,
+				    .vm = json_incref(vm) };
+		long long left = deadline - now_ms();
+		bool timed_out = false;
+		int frc = left > 0 ? events_follow(h, NULL, (long)left, wait_event, &w, &timed_out) : 1;
+		json_decref(vm);
+		vm = w.vm;
+		if (frc == 0)
+			rc = 1;
+		else if (frc == -1)
+			rc = -1;
+		else
+			hc_clear(h);   /* over time, or no stream: the loop below decides */
+	}
+	/* Without a stream (an older hcd, too many streams), or once it
+	 * ended: look every WAIT_POLL_MS until the deadline. */
+	while (rc == 0 && now_ms() < deadline) {
 		hc_sleep_ms(WAIT_POLL_MS);
+		rc = wait_check(h, path, a->pos[0], state, gone, &vm);
+	}
 	if (rc == 0)
 		rc = hc_fail(h, "vm '%s' is %s after %ld s, not %s", a->pos[0],
 			     gone ? "still there" : json_str(vm, "state"), timeout,
@@ -472,6 +556,7 @@ int cmd_vm_wait(struct hc *h, const struct args *a)
 	if (rc > 0 && h->json && vm)
 		print_json(vm);
 	json_decref(vm);
+	free(id);
 	free(path);
 	return rc < 0 ? -1 : 0;
 }

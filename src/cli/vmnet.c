@@ -20,24 +20,13 @@ static const struct column rule_cols[] = {
 int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
 		   const char *done_fmt, const char *a1, const char *a2)
 {
-	json_t *out = NULL;
-	int rc;
+	json_t *out;
+	int rc = api_call_printed(h, method, path, body, &out);
 
-	if (path == NULL) {
-		json_decref(body);
-		return hc_fail(h, "out of memory");
-	}
-	rc = api_call(h, method, path, body, &out, NULL);
-	free(path);
-	json_decref(body);
-	if (rc < 0)
-		return -1;
-	if (h->json)
-		print_json(out);
-	else
+	if (rc == 0)
 		printf(done_fmt, a1, a2);
 	json_decref(out);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 int cmd_vm_nic(struct hc *h, const struct args *a)

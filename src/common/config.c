@@ -145,6 +145,34 @@ static const struct key keys[] = {
 	/* the dashboard */
 	S("hcd", "web_root", web_root,
 	  "the dashboard's files served at / (default: share/hackcloud/web); none: no dashboard"),
+	/* routed prefixes and public IPv4 (issue 13 §3, §4; common/addrpool.h) */
+	S("hcd", "prefix_pool", prefix_pool,
+	  "IPv6 prefixes (PREFIX[,PREFIX...], /16../64) that VMs' routed prefixes come from; empty: none"),
+	I("hcd", "prefix_length", prefix_length,
+	  "length of a routed prefix when none is asked for (16..64)"),
+	I("hcd", "prefix_min_length", prefix_min_length,
+	  "the shortest (largest) routed prefix a member may ask for"),
+	I("hcd", "prefix_max_per_vm", prefix_max_per_vm,
+	  "routed prefixes one VM may have; 0: no cap"),
+	I("hcd", "prefix_max_per_user", prefix_max_per_user,
+	  "routed prefixes a member may have over all VMs; 0: no cap"),
+	S("hcd", "public_ipv4_pool", public_ipv4_pool,
+	  "public IPv4 addresses (CIDR, A-B or address, comma-separated) mapped 1:1 to VMs on the uplink"),
+	I("hcd", "public_ipv4_max_per_user", public_ipv4_max_per_user,
+	  "public IPv4 addresses a member may attach; 0: only admins attach them"),
+	/* metrics, events, audit (issue 15) */
+	S("auth", "metrics_token_file", metrics_token_file,
+	  "file with a bearer token that may read /metrics and nothing else; empty: admins only"),
+	I("hcd", "metrics_disk_interval", metrics_disk_interval,
+	  "seconds between QMP query-blockstats of each running VM for /metrics"),
+	I("hcd", "events_max_per_user", events_max_per_user,
+	  "open /v1/events streams per user; 0: no cap"),
+	I("hcd", "events_buffer", events_buffer,
+	  "bytes an event stream may fall behind before it is cut"),
+	I("hcd", "events_retention", events_retention,
+	  "seconds the event log keeps events (how far back Last-Event-ID resumes)"),
+	I("hcd", "audit_retention_days", audit_retention_days,
+	  "days the audit trail keeps its entries"),
 	/* bandwidth limits and traffic metering */
 	I("hcd", "meter_interval", meter_interval,
 	  "seconds between samples of the NICs' traffic counters"),
@@ -205,6 +233,20 @@ void config_defaults(struct config *c)
 	set_str(&c->local_users, "1000-59999");   /* Debian's uids for people */
 	c->token_cache_ttl = 5;
 	set_str(&c->web_root, "");
+	/* routed prefixes and public IPv4 */
+	set_str(&c->prefix_pool, "");
+	c->prefix_length = 64;
+	c->prefix_min_length = 56;
+	c->prefix_max_per_vm = 4;
+	c->prefix_max_per_user = 16;
+	set_str(&c->public_ipv4_pool, "");
+	c->public_ipv4_max_per_user = 0;
+	set_str(&c->metrics_token_file, "");
+	c->metrics_disk_interval = 10;
+	c->events_max_per_user = 8;
+	c->events_buffer = 1 << 20;
+	c->events_retention = 3600;
+	c->audit_retention_days = 90;
 	/* bandwidth limits and traffic metering */
 	c->meter_interval = 10;
 	set_str(&c->quota_throttle_rate, "1mbit");

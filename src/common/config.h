@@ -70,6 +70,22 @@ struct config {
 	long long default_quota[7];
 	/* The dashboard (issue 15 §3). */
 	char *web_root;       /* its files; empty: the data directory's web/; "none": no dashboard */
+	/* routed IPv6 prefixes and public IPv4 addresses (issue 13 §3, §4;
+	 * common/addrpool.h has the pools' syntax) */
+	char *prefix_pool;    /* IPv6 prefixes VMs' routed prefixes come from; "" = none */
+	int prefix_length;    /* length of a new prefix when none is asked for */
+	int prefix_min_length; /* the shortest (largest) prefix a member may ask for */
+	int prefix_max_per_vm; /* 0 = no cap */
+	int prefix_max_per_user; /* a member's prefixes over all VMs; 0 = no cap */
+	char *public_ipv4_pool; /* public IPv4 addresses mapped 1:1 to VMs; "" = none */
+	int public_ipv4_max_per_user; /* a member may attach this many; 0 = admins only */
+	/* Metrics, events and audit (issue 15 §1, §2). */
+	char *metrics_token_file; /* a bearer token that may read /metrics alone; empty: admins only */
+	int metrics_disk_interval; /* seconds between QMP query-blockstats of each VM */
+	int events_max_per_user; /* open /v1/events streams per user; 0 = no cap */
+	int events_buffer;    /* bytes a stream may fall behind before it is cut */
+	int events_retention; /* seconds the event log keeps events (resume window) */
+	int audit_retention_days; /* days the audit trail keeps entries */
 	/* bandwidth limits and traffic metering (issue 13) */
 	int meter_interval;   /* seconds between samples of the NICs' counters */
 	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */

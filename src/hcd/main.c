@@ -12,6 +12,8 @@
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
  *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
+ *   events     the store's event hook, announcements   api/events.c: streams of
+ *              of other hosts (their own channel)       /v1/events read the log
  *   meter      every meter_interval seconds           agent/meter: counters into the store
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
@@ -23,11 +25,13 @@
 #include "agent/reconcile.h"
 #include "api/api.h"
 #include "cluster/cluster.h"
+#include "common/addrpool.h"
 #include "common/config.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/netpool.h"
 #include "common/proc.h"
+#include "common/stats.h"
 #include "common/worker.h"
 #include "image/import.h"
 #include "metadata/server.h"
@@ -177,6 +181,13 @@ static int load_config(struct hcd *h, struct config *out)
 		config_free(out);
 		return -1;
 	}
+	/* routed prefixes and public IPv4 (issue 13) */
+	if (addrpool_config_check(out, &err) < 0) {
+		log_err("config: %s", err);
+		free(err);
+		config_free(out);
+		return -1;
+	}
 	return 0;
 }
 
@@ -220,6 +231,17 @@ static void reload_config(struct hcd *h)
 	free(h->cfg.metadata_tokens);
 	h->cfg.metadata_tokens = strdup(c.metadata_tokens);
 	log_set_level(level_of(c.log_level));
+	/* An operator grows (or shrinks) the pools of routed prefixes and
+	 * public IPv4 addresses without a restart; what is handed out stays. */
+	free(h->cfg.prefix_pool);
+	h->cfg.prefix_pool = strdup(c.prefix_pool);
+	free(h->cfg.public_ipv4_pool);
+	h->cfg.public_ipv4_pool = strdup(c.public_ipv4_pool);
+	h->cfg.prefix_length = c.prefix_length;
+	h->cfg.prefix_min_length = c.prefix_min_length;
+	h->cfg.prefix_max_per_vm = c.prefix_max_per_vm;
+	h->cfg.prefix_max_per_user = c.prefix_max_per_user;
+	h->cfg.public_ipv4_max_per_user = c.public_ipv4_max_per_user;
 	config_free(&c);
 	log_info("configuration reloaded (state_dir, store, accel and listeners need a restart)");
 	h->wake |= AGENT_WAKE_RESYNC;
@@ -404,7 +426,9 @@ int main(int argc, char **argv)
 	/* Converge once before announcing readiness: VMs that ran before a
 	 * restart are adopted, strays removed. */
 	h.wake = 0;   /* this pass covers every change made so far (registration) */
+	double t0 = stat_now();
 	int again = agent_reconcile(h.agent, 0);
+	stat_observe(HIST_RECONCILE, stat_now() - t0);
 	metadata_sync(h.md);
 	long long next_pass = again >= 0 ? now_ms() + again : -1;
 	h.next_resync = now_ms() + (long long)h.cfg.resync_interval * 1000;
@@ -413,8 +437,8 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + 2 + 64 + 3];
-		int fds[2 + 64], n = api_server_fds(h.api, fds);
+		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 3];
+		int fds[API_SERVER_FDS + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
 		long long wake = h.next_resync;
@@ -478,6 +502,7 @@ int main(int argc, char **argv)
 			h.wake |= AGENT_WAKE_NOTIFY;
 			metadata_invalidate(h.md);
 		}
+		int remote_events = store_events_drain(h.st);
 
 		now = now_ms();
 		if (now >= h.next_resync) {
@@ -489,10 +514,15 @@ int main(int argc, char **argv)
 		if (h.wake) {
 			unsigned causes = h.wake;
 			h.wake = 0;
+			double t0 = stat_now();
 			again = agent_reconcile(h.agent, causes);
+			stat_observe(HIST_RECONCILE, stat_now() - t0);
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}
+		/* After the pass: the states it observed reach the event
+		 * streams in the same turn. */
+		api_server_changes(h.api, remote_events);
 		memory_return();
 	}
 	close(sfd);

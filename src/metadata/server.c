@@ -4,6 +4,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/stats.h"
 #include "metadata/ident.h"
 #include "metadata/imds_token.h"
 #include "metadata/limit.h"
@@ -182,6 +183,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	s->requests++;
+	stat_inc(STAT_METADATA_REQUESTS);
 	put = strcmp(method, "PUT") == 0;
 	if (!put && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return reply(conn, 405, "method not allowed\n");
@@ -190,15 +192,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return reply(conn, 403, "not a hackcloud guest\n");
 	/* Before anything that costs: a flood from one address, guest or
 	 * not, is turned away here. */
-	if (!limit_take(s->by_source, &key, sizeof(key), now_ms()))
+	if (!limit_take(s->by_source, &key, sizeof(key), now_ms())) {
+		stat_inc(STAT_METADATA_THROTTLED);
 		return reply(conn, 429, "slow down\n");
+	}
 	if (!ident_lookup(s->ident, &key, &nic_id, &net_id))
 		return reply(conn, 403, "not a hackcloud guest\n");
 	vm = vm_of_nic(s, nic_id);
 	if (!vm_owns(vm, nic_id, net_id))
 		return reply(conn, 403, "not a hackcloud guest\n");
-	if (!limit_take(s->by_vm, &vm->id, sizeof(vm->id), now_ms()))
+	if (!limit_take(s->by_vm, &vm->id, sizeof(vm->id), now_ms())) {
+		stat_inc(STAT_METADATA_THROTTLED);
 		return reply(conn, 429, "slow down\n");
+	}
 	if (put)
 		return token_request(s, conn, url, vm, ci->client_addr->sa_family);
 	token = header(conn, IMDS_TOKEN_HEADER);

@@ -2,9 +2,11 @@
 #include "metadata/tree.h"
 
 #include "api/codec.h"
+#include "common/addrpool.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,13 +68,72 @@ static char *instance_id(const struct vm *vm)
 	return str_printf("i-%s", vm_id_format(vm->id).s);
 }
 
+/*
+ * network/interfaces/macs/<mac>/…: per NIC its MAC, routed IPv6 prefixes
+ * ("ipv6-prefix", one per line, as EC2 writes delegated prefixes) and
+ * public IPv4 address ("public-ipv4s") — issue 13.  p follows "network/".
+ */
+static int ec2_network(const struct vm *vm, const char *p, struct md_reply *r)
+{
+	static const char macs[] = "interfaces/macs/";
+
+	if (*p == '\0')
+		return text(r, strdup("interfaces/\n"));
+	if (strcmp(p, "interfaces/") == 0 || strcmp(p, "interfaces") == 0)
+		return text(r, strdup("macs/\n"));
+	if (strncmp(p, macs, sizeof(macs) - 2) != 0 || (p[sizeof(macs) - 2] != '\0' && p[sizeof(macs) - 2] != '/'))
+		return text(r, NULL);
+	p += sizeof(macs) - 2;
+	p += *p == '/';
+	if (*p == '\0') {
+		char *out = strdup("");
+		for (size_t i = 0; out && i < vm->n_nics; i++) {
+			char *n = str_printf("%s%s/\n", out, nic_mac_format(vm->nics[i].id).s);
+			free(out);
+			out = n;
+		}
+		return text(r, out);
+	}
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		const struct nic *nic = &vm->nics[i];
+		mac_str mac = nic_mac_format(nic->id);
+		size_t ml = strlen(mac.s);
+		if (strncmp(p, mac.s, ml) != 0 || (p[ml] != '\0' && p[ml] != '/'))
+			continue;
+		const char *leaf = p[ml] ? p + ml + 1 : "";
+		if (*leaf == '\0')
+			return text(r, str_printf("mac\n%s%s", nic->n_prefixes ? "ipv6-prefix\n" : "",
+						  nic->public_ipv4 ? "public-ipv4s\n" : ""));
+		if (strcmp(leaf, "mac") == 0)
+			return text(r, strdup(mac.s));
+		if (strcmp(leaf, "public-ipv4s") == 0)
+			return text(r, nic->public_ipv4 ? strdup(nic->public_ipv4) : NULL);
+		if (strcmp(leaf, "ipv6-prefix") == 0 && nic->n_prefixes > 0) {
+			char *out = strdup("");
+			for (size_t j = 0; out && j < nic->n_prefixes; j++) {
+				char *n = str_printf("%s%s%s", out, j ? "\n" : "", nic->prefixes[j]);
+				free(out);
+				out = n;
+			}
+			return text(r, out);
+		}
+		return text(r, NULL);
+	}
+	return text(r, NULL);
+}
+
 static int ec2_meta(const struct vm *vm, const char *p, struct md_reply *r)
 {
 	const struct nic *nic0 = vm->n_nics ? &vm->nics[0] : NULL;
 
 	if (*p == '\0')
-		return text(r, str_printf("hostname\ninstance-id\nlocal-hostname\n%s%spublic-keys/\n",
-					  nic0 && nic0->ipv4 ? "local-ipv4\n" : "", nic0 ? "mac\n" : ""));
+		return text(r, str_printf("hostname\ninstance-id\nlocal-hostname\n%s%s%s%spublic-keys/\n",
+					  nic0 && nic0->ipv4 ? "local-ipv4\n" : "", nic0 ? "mac\n" : "",
+					  nic0 ? "network/\n" : "", nic0 && nic0->public_ipv4 ? "public-ipv4\n" : ""));
+	if (strcmp(p, "network") == 0 || strncmp(p, "network/", 8) == 0)
+		return ec2_network(vm, p[7] ? p + 8 : "", r);
+	if (strcmp(p, "public-ipv4") == 0)
+		return text(r, nic0 && nic0->public_ipv4 ? strdup(nic0->public_ipv4) : NULL);
 	if (strcmp(p, "instance-id") == 0)
 		return text(r, instance_id(vm));
 	if (strcmp(p, "hostname") == 0 || strcmp(p, "local-hostname") == 0)
@@ -141,6 +202,18 @@ static json_t *os_network(const struct vm *vm)
 		if (n->ipv4)
 			json_array_append_new(nets, json_pack("{s:s, s:s, s:s}", "id", lid, "link", lid,
 							      "type", "ipv4_dhcp"));
+		/* Routed prefixes (issue 13): the first address of each, as a
+		 * static address of the link (routed to it, so /128). */
+		for (size_t j = 0; j < n->n_prefixes; j++) {
+			char addr[INET6_ADDRSTRLEN], nid[80];
+			if (!prefix_suggested_address(n->prefixes[j], addr, sizeof(addr)))
+				continue;
+			snprintf(nid, sizeof(nid), "%s-prefix%zu", lid, j);
+			json_array_append_new(nets, json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "id", nid,
+							      "link", lid, "type", "ipv6", "ip_address", addr,
+							      "netmask", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+							      "routes"));
+		}
 	}
 	return json_pack("{s:o, s:o, s:[]}", "links", links, "networks", nets, "services");
 }

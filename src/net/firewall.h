@@ -34,9 +34,12 @@
  *   - Only names derived from IDs, addresses and numbers reach the kernel;
  *     no user string (VM or network names) ever does.  Every interface
  *     name is checked against its ID first.
- *   - Bit FIREWALL_MARK_EST of the packet mark belongs to hackcloud (see
- *     fw_gen.c: the bridge family here has no conntrack, so the inet
- *     table hands "established/related" to the bridge table in that bit).
+ *   - Bits FIREWALL_MARK_EST and FIREWALL_MARK_CROSS of the packet mark
+ *     belong to hackcloud (see fw_gen.c: the bridge family here has no
+ *     conntrack, so the inet table hands "established/related" to the
+ *     bridge table in the first; the second says "routed here from
+ *     another hackcloud network", which only rules naming a source let
+ *     in).
  *
  * Errors: -1 (or NULL) with a malloc'd message in *err, never logged here.
  */
@@ -48,6 +51,7 @@
 #define FIREWALL_TABLE      "hackcloud"
 #define FIREWALL_VERSION_LEN 8
 #define FIREWALL_MARK_EST   0x01000000u
+#define FIREWALL_MARK_CROSS 0x02000000u
 /* The named counter (inet table) of what guests sent their host and the
  * input chain dropped; unversioned, so it counts across swaps. */
 #define FIREWALL_GUEST_DROP "guest-drop"

@@ -16,6 +16,8 @@
  */
 #include "net/fw_batch.h"
 
+#include "common/stats.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -363,6 +365,8 @@ int firewall_apply(const struct netstate *ns, char **err)
 	struct installed in = { 0 };
 	struct mnl_socket *nl = NULL;
 	int rc = -1;
+	double t0 = stat_now();
+	enum stat_counter outcome = STAT_FIREWALL_FAILED;
 
 	*err = NULL;
 	if (fw_generate(ns, &m, err) < 0)
@@ -373,6 +377,7 @@ int firewall_apply(const struct netstate *ns, char **err)
 		goto out;
 	if (installed_is(&in, &m)) {
 		rc = 0;                 /* this version is in place: touch nothing */
+		outcome = STAT_FIREWALL_UNCHANGED;
 		goto out;
 	}
 	if (transaction_build(&in, &m, &b) < 0) {
@@ -380,7 +385,11 @@ int firewall_apply(const struct netstate *ns, char **err)
 		goto out;
 	}
 	rc = batch_send(nl, &b, "apply", err);
+	if (rc == 0)
+		outcome = STAT_FIREWALL_CHANGED;
 out:
+	stat_inc(outcome);
+	stat_observe(HIST_FIREWALL, stat_now() - t0);
 	fw_batch_free(&b);
 	free(in.v);
 	if (nl != NULL)

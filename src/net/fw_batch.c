@@ -242,9 +242,12 @@ static struct nftnl_udata_buf *set_udata(const struct fw_set *s)
 
 	if (u == NULL)
 		return NULL;
+	bool map = s->kind == FW_MAP;
+
 	nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, s->n_keys > 1 ? 0 : fw_fields[s->keys[0]].byteorder);
-	if (s->kind == FW_MAP)
-		nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER, 0);
+	if (map)
+		nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER,
+				    fw_fields[s->data_field].byteorder);
 	if (s->n_keys > 1 || s->kind == FW_ANON) {
 		struct nftnl_udata *k = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_KEY_TYPEOF);
 		if (s->n_keys == 1) {
@@ -261,7 +264,7 @@ static struct nftnl_udata_buf *set_udata(const struct fw_set *s)
 		}
 		nftnl_udata_nest_end(u, k);
 	}
-	if (s->kind == FW_MAP)
+	if (map)
 		nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATA_INTERVAL, 0);
 	return u;
 }
@@ -283,6 +286,7 @@ static uint32_t set_add(struct fw_batch *b, const struct fw_model *m, const stru
 	char name[64];
 	uint32_t type = 0, flags = s->kind == FW_MAP ? NFT_SET_MAP :
 				   s->kind == FW_ANON ? NFT_SET_ANONYMOUS | NFT_SET_CONSTANT : 0;
+	uint8_t field_len[FW_KEYS_MAX];
 
 	if (set == NULL || u == NULL || (nlh = msg(b, NFT_MSG_NEWSET, s->fam, NLM_F_CREATE)) == NULL) {
 		b->oom = true;
@@ -299,8 +303,16 @@ static uint32_t set_add(struct fw_batch *b, const struct fw_model *m, const stru
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, type);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, s->key_len);
 	if (s->kind == FW_MAP) {
-		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-		nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, 16);   /* a verdict register */
+		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, fw_fields[s->data_field].dtype);
+		nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, fw_fields[s->data_field].len);
+	}
+	/* A concatenation of ranges (the kernel's pipapo set) needs each
+	 * field's length to tell the fields apart. */
+	if (s->interval) {
+		nftnl_set_set_u32(set, NFTNL_SET_FLAGS, flags | NFT_SET_INTERVAL | NFT_SET_CONCAT);
+		for (unsigned i = 0; i < s->n_keys; i++)
+			field_len[i] = fw_fields[s->keys[i]].len;
+		nftnl_set_set_data(set, NFTNL_SET_DESC_CONCAT, field_len, s->n_keys);
 	}
 	/* The size lets the kernel pick a hash table of the right size
 	 * (nft_hash): without it, an rhashtable grows while 10,000s of
@@ -320,7 +332,7 @@ static uint32_t set_add(struct fw_batch *b, const struct fw_model *m, const stru
 /* NEWSETELEM messages with every element, cut below MSG_MAX each. */
 static void elems_add(struct fw_batch *b, const struct fw_model *m, const struct fw_set *s, uint32_t id)
 {
-	char name[64], target[64];
+	char name[64];
 	const char *sname = set_name(m, s, name, sizeof(name));
 
 	for (size_t j = 0; j < s->n_elems;) {
@@ -332,17 +344,20 @@ static void elems_add(struct fw_batch *b, const struct fw_model *m, const struct
 		mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(id));
 		struct nlattr *list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
 		for (; j < s->n_elems && nlh->nlmsg_len < ELEMS_CUT; j++) {
+			const uint8_t *key = s->elems + j * (s->interval ? 2u : 1u) * s->key_len;
 			struct nlattr *e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 			struct nlattr *k = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
-			mnl_attr_put(nlh, NFTA_DATA_VALUE, s->key_len, s->elems + j * s->key_len);
+			mnl_attr_put(nlh, NFTA_DATA_VALUE, s->key_len, key);
 			mnl_attr_nest_end(nlh, k);
+			if (s->interval) {
+				k = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY_END);
+				mnl_attr_put(nlh, NFTA_DATA_VALUE, s->key_len, key + s->key_len);
+				mnl_attr_nest_end(nlh, k);
+			}
 			if (s->kind == FW_MAP) {
+				size_t n = fw_fields[s->data_field].len;
 				struct nlattr *d = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_DATA);
-				struct nlattr *v = mnl_attr_nest_start(nlh, NFTA_DATA_VERDICT);
-				mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE, htonl((uint32_t)NFT_JUMP));
-				versioned(target, sizeof(target), m->chains[s->targets[j]].name, m);
-				mnl_attr_put_strz(nlh, NFTA_VERDICT_CHAIN, target);
-				mnl_attr_nest_end(nlh, v);
+				mnl_attr_put(nlh, NFTA_DATA_VALUE, n, s->data + j * n);
 				mnl_attr_nest_end(nlh, d);
 			}
 			mnl_attr_nest_end(nlh, e);
@@ -423,6 +438,20 @@ static void e_bitwise(struct lin *l, const void *mask, const void *xor, uint32_t
 	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
 	nftnl_expr_set_data(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
 	nftnl_expr_set_data(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+}
+
+/* byteorder hton of a len-byte value, in place; nft gives 1- and 2-byte
+ * values the 2-byte operation. */
+static void e_hton(struct lin *l, uint32_t r, uint32_t len)
+{
+	struct nftnl_expr *e = expr(l, "byteorder");
+	if (e == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, r);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, r);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, len <= 2 ? 2 : 4);
 }
 
 static void e_verdict(struct lin *l, int code, const char *chain)
@@ -512,7 +541,8 @@ static void load(struct lin *l, enum fw_field f, uint32_t dreg)
 	}
 }
 
-static void e_lookup(struct lin *l, uint32_t set, bool inv, bool verdict)
+/* dreg: where a map's value goes, -1 for a set. */
+static void e_lookup(struct lin *l, uint32_t set, bool inv, int dreg)
 {
 	const struct fw_set *s = &l->m->sets[set];
 	char name[64];
@@ -523,8 +553,8 @@ static void e_lookup(struct lin *l, uint32_t set, bool inv, bool verdict)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set_name(l->m, s, name, sizeof(name)));
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, l->set_ids[set]);
-	if (verdict)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+	if (dreg >= 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, (uint32_t)dreg);
 	if (inv)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
 }
@@ -569,35 +599,56 @@ static void match_add(struct lin *l, const struct fw_match *x)
 		}
 		break;
 	}
-	case FW_M_RANGE:
-		load(l, f, NFT_REG_1);
-		e_cmp(l, NFT_CMP_GTE, x->value, d->len);
-		e_cmp(l, NFT_CMP_LTE, x->aux, d->len);
-		break;
 	case FW_M_LOOKUP:
-	case FW_M_VMAP:
 	case FW_M_ANON:
 		for (unsigned i = 0, idx = 0; i < x->n_keys; i++) {
 			load(l, x->keys[i], reg(idx));
+			/* As nft does for a key of ranges: a host-order number in
+			 * network order (for one byte, a no-op the kernel lists). */
+			if (l->m->sets[x->set].interval && fw_fields[x->keys[i]].byteorder == 1 &&
+			    fw_fields[x->keys[i]].dtype != FW_DTYPE_IFNAME)
+				e_hton(l, reg(idx), fw_fields[x->keys[i]].len);
 			idx += (fw_fields[x->keys[i]].len + 3u) / 4;
 		}
-		e_lookup(l, x->set, x->neq, x->kind == FW_M_VMAP);
+		e_lookup(l, x->set, x->neq, -1);
 		break;
 	}
 	learn(l, x);
 }
 
+/* snat/dnat ip to <key> map @set: the key (with its dependency) looked
+ * up for the new address, which the nat expression takes from reg 1. */
+static void nat_add(struct lin *l, enum fw_stmt s, uint32_t set)
+{
+	enum fw_field key = l->m->sets[set].keys[0];
+	struct nftnl_expr *e;
+
+	dep(l, key);
+	load(l, key, NFT_REG_1);
+	e_lookup(l, set, false, NFT_REG_1);
+	if ((e = expr(l, "nat")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, s == FW_S_DNAT ? NFT_NAT_DNAT : NFT_NAT_SNAT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+}
+
 static void stmt_add(struct lin *l, enum fw_stmt s)
 {
-	uint32_t keep = ~FIREWALL_MARK_EST, set = FIREWALL_MARK_EST, none = 0;
+	uint32_t keep = ~(FIREWALL_MARK_EST | FIREWALL_MARK_CROSS), none = 0,
+		 set = s == FW_S_MARK_CROSS ? FIREWALL_MARK_CROSS : FIREWALL_MARK_EST;
 
 	switch (s) {
 	case FW_S_NONE:
 		return;
 	case FW_S_MARK_CLEAR:
-	case FW_S_MARK_SET: {
+	case FW_S_MARK_SET:
+	case FW_S_MARK_CROSS: {
+		/* x | b is (x & ~b) ^ b, as nft writes it. */
+		if (s != FW_S_MARK_CLEAR)
+			keep = ~set;
 		e_meta(l, NFT_META_MARK, NFT_REG_1);
-		e_bitwise(l, &keep, s == FW_S_MARK_SET ? &set : &none, 4);
+		e_bitwise(l, &keep, s == FW_S_MARK_CLEAR ? &none : &set, 4);
 		struct nftnl_expr *e = expr(l, "meta");
 		if (e == NULL)
 			return;
@@ -608,6 +659,9 @@ static void stmt_add(struct lin *l, enum fw_stmt s)
 	case FW_S_MASQ:
 		expr(l, "masq");
 		return;
+	case FW_S_DNAT:
+	case FW_S_SNAT:
+		return;         /* rule_add: nat_add() needs the rule's map */
 	case FW_S_COUNTER: {
 		struct nftnl_expr *e = expr(l, "objref");
 		if (e == NULL)
@@ -645,7 +699,10 @@ static void rule_add(struct fw_batch *b, const struct fw_model *m, const struct 
 	nftnl_rule_set_str(l.r, NFTNL_RULE_CHAIN, chain);
 	for (uint32_t i = 0; i < r->n; i++)
 		match_add(&l, &m->matches[r->first + i]);
-	stmt_add(&l, r->stmt);
+	if (r->stmt == FW_S_DNAT || r->stmt == FW_S_SNAT)
+		nat_add(&l, r->stmt, r->stmt_set);
+	else
+		stmt_add(&l, r->stmt);
 	switch (r->verdict) {
 	case FW_V_ACCEPT: e_verdict(&l, NF_ACCEPT, NULL); break;
 	case FW_V_DROP:   e_verdict(&l, NF_DROP, NULL); break;

@@ -141,12 +141,115 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Names derive from IDs: a repeated ID would put one name twice into
- * every set (which nft refuses) or two bridges under one name. */
-static int ids_unique(const struct netstate *ns, char **err)
+/* The IDs of the active NICs, sorted; NULL when out of memory. */
+static uint64_t *active_ids(const struct netstate *ns, size_t *n)
 {
-	size_t n = ns->n_nets > ns->n_nics ? ns->n_nets : ns->n_nics;
-	uint64_t *ids = malloc((n + 1) * sizeof(*ids));
+	uint64_t *ids = malloc((ns->n_nics + 1) * sizeof(*ids));
+
+	*n = 0;
+	for (size_t i = 0; ids != NULL && i < ns->n_nics; i++)
+		if (ns->nics[i].active)
+			ids[(*n)++] = ns->nics[i].id;
+	if (ids != NULL)
+		qsort(ids, *n, sizeof(*ids), cmp_u64);
+	return ids;
+}
+
+static bool has_id(const uint64_t *ids, size_t n, uint64_t id)
+{
+	return n > 0 && bsearch(&id, ids, n, sizeof(*ids), cmp_u64) != NULL;
+}
+
+/* A routed prefix of an active NIC reaches anti-spoofing: a global
+ * unicast prefix with its host bits zero (never ::/0, link-local or
+ * multicast, which would let the NIC send as anyone). */
+static int check_prefix(const struct ns_prefix *p, char **err)
+{
+	const uint8_t *a = p->addr.s6_addr;
+
+	if (p->len < 8 || p->len > 128)
+		return fw_fail(err, "prefix of nic %llu: length %u", (unsigned long long)p->nic_id, p->len);
+	for (unsigned i = p->len; i < 128; i++)
+		if (a[i / 8] & (0x80 >> (i % 8)))
+			return fw_fail(err, "prefix of nic %llu: host bits set", (unsigned long long)p->nic_id);
+	if (a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || is_zero(a, 16))
+		return fw_fail(err, "prefix of nic %llu: not a global unicast prefix",
+			       (unsigned long long)p->nic_id);
+	return 0;
+}
+
+static int cmp_public4(const void *a, const void *b)
+{
+	const struct ns_public4 *x = *(const struct ns_public4 *const *)a, *y = *(const struct ns_public4 *const *)b;
+	return memcmp(&x->addr, &y->addr, sizeof(x->addr));
+}
+
+/* Public IPv4 addresses of active NICs: real unicast ones, each once (the
+ * map from public to private address has one element per address). */
+static int check_public4(const struct netstate *ns, const uint64_t *ids, size_t n_ids, char **err)
+{
+	const struct ns_public4 **v = calloc(ns->n_public4 + 1, sizeof(*v));
+	size_t n = 0;
+	int rc = 0;
+
+	if (v == NULL) {
+		fw_fail(err, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; i < ns->n_public4 && rc == 0; i++) {
+		const struct ns_public4 *p = &ns->public4[i];
+		uint32_t a = ntohl(p->addr.s_addr);
+		if (!has_id(ids, n_ids, p->nic_id))
+			continue;
+		if (a == 0 || a == 0xffffffffu || (a >> 24) == 127 || (a >> 28) == 0xe)
+			rc = fw_fail(err, "public IPv4 address of nic %llu: not unicast",
+				     (unsigned long long)p->nic_id);
+		v[n++] = p;
+	}
+	qsort(v, n, sizeof(*v), cmp_public4);
+	for (size_t i = 1; i < n && rc == 0; i++)
+		if (v[i]->addr.s_addr == v[i - 1]->addr.s_addr)
+			rc = fw_fail(err, "public IPv4 address of nic %llu twice",
+				     (unsigned long long)v[i]->nic_id);
+	free(v);
+	return rc;
+}
+
+/* Names derive from IDs: a repeated ID would put one name twice into
+ * every set (which nft refuses) or two bridges under one name.  nics:
+ * the active NICs' IDs, sorted. */
+static int ids_unique(const struct netstate *ns, const uint64_t *nics, size_t n_nics, char **err)
+{
+	uint64_t *ids = malloc((ns->n_nets + 1) * sizeof(*ids));
+
+	if (ids == NULL) {
+		fw_fail(err, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; i < ns->n_nets; i++)
+		ids[i] = ns->nets[i].id;
+	qsort(ids, ns->n_nets, sizeof(*ids), cmp_u64);
+	for (size_t i = 1; i < ns->n_nets; i++)
+		if (ids[i] == ids[i - 1]) {
+			unsigned long long twice = ids[i];
+			free(ids);
+			return fw_fail(err, "network %llu twice", twice);
+		}
+	free(ids);
+	for (size_t i = 1; i < n_nics; i++)
+		if (nics[i] == nics[i - 1])
+			return fw_fail(err, "nic %llu twice", (unsigned long long)nics[i]);
+	return 0;
+}
+
+/* What depends on which NICs are active: prefixes, public addresses,
+ * repeated IDs. */
+static int check_active(const struct netstate *ns, char **err)
+{
+	size_t n = 0;
+	uint64_t *ids = active_ids(ns, &n);
 	int rc = 0;
 
 	if (ids == NULL) {
@@ -154,19 +257,13 @@ static int ids_unique(const struct netstate *ns, char **err)
 		errno = ENOMEM;
 		return -1;
 	}
-	for (int pass = 0; pass < 2 && rc == 0; pass++) {
-		size_t k = 0;
-		for (size_t i = 0; pass == 0 && i < ns->n_nets; i++)
-			ids[k++] = ns->nets[i].id;
-		for (size_t i = 0; pass == 1 && i < ns->n_nics; i++)
-			if (ns->nics[i].active)
-				ids[k++] = ns->nics[i].id;
-		qsort(ids, k, sizeof(*ids), cmp_u64);
-		for (size_t i = 1; i < k && rc == 0; i++)
-			if (ids[i] == ids[i - 1])
-				rc = fw_fail(err, "%s %llu twice", pass == 0 ? "network" : "nic",
-					  (unsigned long long)ids[i]);
-	}
+	for (size_t i = 0; i < ns->n_prefixes && rc == 0; i++)
+		if (has_id(ids, n, ns->prefixes[i].nic_id))
+			rc = check_prefix(&ns->prefixes[i], err);
+	if (rc == 0)
+		rc = check_public4(ns, ids, n, err);
+	if (rc == 0)
+		rc = ids_unique(ns, ids, n, err);
 	free(ids);
 	return rc;
 }
@@ -178,7 +275,8 @@ int firewall_check(const struct netstate *ns, char **err)
 	if (ns == NULL)
 		return fw_fail(err, "no snapshot");
 	if ((ns->n_nets > 0 && ns->nets == NULL) || (ns->n_nics > 0 && ns->nics == NULL) ||
-	    (ns->n_rules > 0 && ns->rules == NULL))
+	    (ns->n_rules > 0 && ns->rules == NULL) || (ns->n_prefixes > 0 && ns->prefixes == NULL) ||
+	    (ns->n_public4 > 0 && ns->public4 == NULL))
 		return fw_fail(err, "snapshot arrays missing");
 	for (size_t i = 0; i < ns->n_nets; i++) {
 		const struct ns_net *n = &ns->nets[i];
@@ -203,5 +301,5 @@ int firewall_check(const struct netstate *ns, char **err)
 		return fw_fail(err, "uplink: not a usable interface name");
 	if (ns->metadata_port < 0 || ns->metadata_port > 65535)
 		return fw_fail(err, "metadata port %d out of range", ns->metadata_port);
-	return ids_unique(ns, err);
+	return check_active(ns, err);
 }

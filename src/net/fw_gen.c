@@ -13,8 +13,12 @@
  *     forward, output → deliver-V   to a tap → to-vm-V (inbound: replies,
  *                                   ICMP, the host's DHCP/RA, the VM's rules);
  *                                   to another host → to-peer-V
- *     sets mac-V, ip4-V, ip6-V      per-NIC facts, keyed by tap name
- *     map vm-V                      tap → jump vm-<vmid>-V (that VM's rules)
+ *     sets mac-V, ip4-V, ip6-V,     per-NIC facts, keyed by tap name (pfx6:
+ *          pfx6-V                   the NIC's routed IPv6 prefixes, ranges)
+ *     sets open-V, svc-V, in4-V,    the VMs' inbound rules as elements keyed
+ *          in6-V, any4-V, any6-V,   by tap (see "Inbound rules" below); the
+ *          src4-V, src6-V,          src… ones hold the rules that name a
+ *          srcany4-V, srcany6-V     source, the others those from anywhere
  *     sets overlay-V, gw4-V, gw6-V  every network's vxlan link; the host's own
  *                                   addresses on each bridge, keyed by it
  *
@@ -23,12 +27,13 @@
  *                                   what a guest needs of its host; the rest
  *                                   counted (counter guest-drop) and dropped
  *     forward → fwd-V               into a network: isolation, uplink; sets
- *                                   the mark bit for established traffic
+ *                                   the mark bits for established traffic
+ *                                   and for traffic between networks
  *     output → out-V                sets the mark bit for the host's replies
- *     postrouting (nat) → nat-V     masquerade IPv4 out of the uplink
- *     sets bridges-V, same-V, dns4-V, dns6-V; maps xvm4-V, xvm6-V (address →
- *     jump vm-…-V, the VM's rules that name a source: the only way between
- *     networks)
+ *     postrouting (nat) → nat-V     public IPv4 addresses (map priv4-V) and
+ *                                   masquerade IPv4 out of the uplink
+ *     prerouting (nat) → dnat-V     public IPv4 addresses in (map pub4-V)
+ *     sets bridges-V, same-V, dns4-V, dns6-V
  *
  * Why a mark bit: this kernel has bridge-family nftables but no bridge
  * conntrack (CONFIG_NF_CONNTRACK_BRIDGE is off; `ct` in a bridge table
@@ -77,11 +82,14 @@
  *
  * Between networks: traffic routed from one hackcloud bridge to another
  * passes when established/related, or when the destination VM has a rule
- * with an explicit source prefix that matches (cross-net-V looks the
- * destination address up in xvm4/xvm6 → that VM's source-prefix rules;
- * the bridge table then applies all of its rules again).  A rule without a
- * source means "anywhere but the other hackcloud networks": the host, the
- * VM's own network and the uplink.  With an uplink, new connections from
+ * with an explicit source prefix that matches.  into-net-V marks such a
+ * packet with FIREWALL_MARK_CROSS (cleared with the other bit wherever
+ * that is) and lets it on; deliver-V lets a marked packet only to a tap
+ * (not to another host, nor to any other port), where to-vm-V sends it to
+ * to-vm-crossed-V: the VM's rules that name a source, nothing else — not
+ * even the ICMP let in from its own network.  A rule without a source
+ * means "anywhere but the other hackcloud networks": the host, the VM's
+ * own network and the uplink.  With an uplink, new connections from
  * it are let into the networks and the VM's rules at the tap decide —
  * routed IPv6 has to reach rules "from anywhere".
  *
@@ -103,6 +111,32 @@
  * set names the vxlan link of every network, whether it exists or not, so
  * a link is fenced from the moment it appears; a wildcard "x*" would also
  * take other software's links.
+ *
+ * Inbound rules: a rule accepts a protocol, a range of destination ports
+ * and a source prefix, towards every NIC of its VM.  They are set
+ * elements, not chains (DESIGN §6; a chain per VM cost the kernel about
+ * 80 µs a VM): to-vm-V looks the packet up as `oifname . meta l4proto .
+ * th dport . ip saddr` (and ip6) in sets of concatenated ranges, whose
+ * lookup costs the same whatever the number of chains — there are none.
+ * Rules overlap and the kernel refuses overlapping ranges, so fw_rules.c
+ * cuts each VM's rules into disjoint elements accepting exactly their
+ * union.  Two common shapes skip the ranges: "any protocol from anywhere"
+ * (set open-V, keyed by the tap alone) and "one tcp/udp port from
+ * anywhere" (set svc-V, an exact `oifname . meta l4proto . th dport`: a
+ * hash lookup, and a fraction of the kernel's work per element).  "any"
+ * rules are matched without ports (any4-V, any6-V): a packet whose
+ * transport header cannot be read must still be let in by them.  The
+ * rules that name a source have sets of their own (src…-V), which are all
+ * that to-vm-crossed-V looks at; no rule is an element twice.
+ *
+ * Routed prefixes and public IPv4 (issue 13): a NIC may send from its
+ * routed IPv6 prefixes (pfx6-V, before the check of its own addresses);
+ * packets to a prefix are routed by the host to the NIC and meet the same
+ * rules at its tap.  A public IPv4 address is translated 1:1 at the
+ * uplink: dnat-V rewrites the destination of what arrives on the uplink
+ * for it (into-net-V then lets it in like anything from the uplink, and
+ * the VM's rules decide at the tap); nat-V rewrites the source of what
+ * the VM sends out of the uplink, before the masquerade of the rest.
  */
 #include "net/fw_model.h"
 
@@ -120,14 +154,9 @@
 #define TAP_PREFIX "v0200"
 
 #define MARK_EST FIREWALL_MARK_EST
+#define MARK_CROSS FIREWALL_MARK_CROSS
 
 /* ---- the sorted view the model is drawn from ----------------------------- */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return (x > y) - (x < y);
-}
 
 static int cmp_net(const void *a, const void *b)
 {
@@ -175,17 +204,38 @@ static int cmp_rule(const void *a, const void *b)
 	return cmp_str(x->source, y->source);
 }
 
-/* An address of an active NIC, for the cross-network maps. */
-struct addr_ref {
-	unsigned char a[16];
-	uint64_t nic_id, vm_id;
+/* The inbound rules of a VM that has a rule and an active NIC here, as
+ * the sets take them (see "Inbound rules" at the top of this file). */
+struct vm_in {
+	uint64_t vm_id;
+	bool open;                      /* "any" from anywhere: everything in */
+	const struct ns_rule **svc;     /* one tcp/udp port from anywhere, unique */
+	size_t n_svc;
+	struct fw_inbound anywhere[2];  /* the other rules from anywhere; [0] IPv4, [1] IPv6 */
+	struct fw_inbound sourced[2];   /* the rules that name a source */
 };
 
-static int cmp_addr_ref(const void *a, const void *b)
+static int cmp_prefix(const void *a, const void *b)
 {
-	const struct addr_ref *x = a, *y = b;
-	int c = memcmp(x->a, y->a, sizeof(x->a));
-	return c != 0 ? c : (x->nic_id > y->nic_id) - (x->nic_id < y->nic_id);
+	const struct ns_prefix *x = *(const struct ns_prefix *const *)a, *y = *(const struct ns_prefix *const *)b;
+	if (x->nic_id != y->nic_id)
+		return (x->nic_id > y->nic_id) - (x->nic_id < y->nic_id);
+	int c = memcmp(&x->addr, &y->addr, sizeof(x->addr));
+	return c != 0 ? c : (int)x->len - (int)y->len;
+}
+
+/* A public IPv4 address with the NIC it leads to. */
+struct pub_ref {
+	struct in_addr pub;
+	const struct ns_nic *nic;
+};
+
+static int cmp_pub_ref(const void *a, const void *b)
+{
+	const struct pub_ref *x = a, *y = b;
+	if (x->nic->id != y->nic->id)
+		return (x->nic->id > y->nic->id) - (x->nic->id < y->nic->id);
+	return memcmp(&x->pub, &y->pub, sizeof(x->pub));
 }
 
 struct view {
@@ -193,80 +243,147 @@ struct view {
 	const struct ns_nic **nics;     /* active ones, by ID */
 	const struct ns_nic **by_vm;    /* the same, by VM and ID */
 	const struct ns_rule **rules;   /* by VM and ID */
-	uint64_t *rule_vms;             /* VMs with a rule and an active NIC */
-	uint64_t *src_vms;              /* … with a rule that names a source */
-	struct addr_ref *x4, *x6;       /* addresses of src_vms' NICs, unique */
-	size_t n_nets, n_nics, n_rules, n_rule_vms, n_src_vms, n_x4, n_x6;
+	struct vm_in *vms;              /* by VM ID */
+	const struct ns_prefix **prefixes; /* of active NICs, by NIC and address */
+	struct pub_ref *pub;            /* public IPv4 of active NICs, by NIC ID */
+	size_t n_nets, n_nics, n_rules, n_vms, n_prefixes, n_pub;
 };
 
 static void view_free(struct view *v)
 {
+	for (size_t i = 0; v->vms && i < v->n_vms; i++) {
+		free(v->vms[i].svc);
+		for (int af = 0; af < 2; af++) {
+			fw_inbound_free(&v->vms[i].anywhere[af]);
+			fw_inbound_free(&v->vms[i].sourced[af]);
+		}
+	}
 	free(v->nets);
 	free(v->nics);
 	free(v->by_vm);
 	free(v->rules);
-	free(v->rule_vms);
-	free(v->src_vms);
-	free(v->x4);
-	free(v->x6);
+	free(v->vms);
+	free(v->prefixes);
+	free(v->pub);
 	memset(v, 0, sizeof(*v));
 }
 
-static bool has_u64(const uint64_t *v, size_t n, uint64_t x)
+static const struct ns_nic *nic_find(const struct view *v, uint64_t id)
 {
-	return n > 0 && bsearch(&x, v, n, sizeof(*v), cmp_u64) != NULL;
+	struct ns_nic key = { .id = id };
+	const struct ns_nic *k = &key, **p = bsearch(&k, v->nics, v->n_nics, sizeof(*v->nics), cmp_nic);
+	return p ? *p : NULL;
 }
 
-/* Sorted, without duplicates, and only VMs that have an active NIC here:
- * a chain nothing jumps to would be dead weight. */
-static size_t vms_unique_active(uint64_t *v, size_t n, const struct view *w)
+static bool vm_has_nic(const struct view *v, uint64_t vm)
 {
-	size_t out = 0, j = 0;
+	struct ns_nic key = { .id = 0, .vm_id = vm };
+	size_t lo = 0, hi = v->n_nics;
 
-	qsort(v, n, sizeof(*v), cmp_u64);
-	for (size_t i = 0; i < n; i++) {
-		if (out > 0 && v[out - 1] == v[i])
-			continue;
-		while (j < w->n_nics && w->by_vm[j]->vm_id < v[i])
-			j++;
-		if (j < w->n_nics && w->by_vm[j]->vm_id == v[i])
-			v[out++] = v[i];
+	/* The first NIC of the VM or later, in by_vm order. */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (cmp_nic_vm(&v->by_vm[mid], &(const struct ns_nic *){ &key }) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return out;
+	return lo < v->n_nics && v->by_vm[lo]->vm_id == vm;
 }
 
-static size_t addrs_unique(struct addr_ref *v, size_t n)
+static const struct vm_in *vm_find(const struct view *v, uint64_t vm)
 {
-	size_t out = 0;
+	size_t lo = 0, hi = v->n_vms;
 
-	qsort(v, n, sizeof(*v), cmp_addr_ref);
-	/* Two NICs with one address (overlapping IPv4 subnets on two
-	 * networks) cannot both be routed to; keep the lower NIC ID. */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v->vms[mid].vm_id < vm)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n_vms && v->vms[lo].vm_id == vm ? &v->vms[lo] : NULL;
+}
+
+static bool rule_svc(const struct ns_rule *r)
+{
+	return (r->proto == NS_PROTO_TCP || r->proto == NS_PROTO_UDP) && r->port_lo != 0 &&
+	       r->port_lo == r->port_hi && r->source == NULL && r->family == 0;
+}
+
+static bool rule_open(const struct ns_rule *r)
+{
+	return r->proto == NS_PROTO_ANY && r->source == NULL && r->family == 0;
+}
+
+static int cmp_svc(const void *a, const void *b)
+{
+	const struct ns_rule *x = *(const struct ns_rule *const *)a, *y = *(const struct ns_rule *const *)b;
+	return x->proto != y->proto ? (int)x->proto - (int)y->proto : x->port_lo - y->port_lo;
+}
+
+/* One VM's rules r[0 .. n) into e (see struct vm_in); scratch holds n. */
+static int vm_in_build(struct vm_in *e, const struct ns_rule **r, size_t n, const struct ns_rule **scratch)
+{
+	size_t k = 0;
+	static const int afs[2] = { AF_INET, AF_INET6 };
+
+	e->vm_id = r[0]->vm_id;
+	if ((e->svc = calloc(n + 1, sizeof(*e->svc))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rule_open(r[i]))
+			e->open = true;
+		else if (rule_svc(r[i]))
+			e->svc[e->n_svc++] = r[i];
+		else if (r[i]->source == NULL)
+			scratch[k++] = r[i];
+	}
+	qsort(e->svc, e->n_svc, sizeof(*e->svc), cmp_svc);
+	size_t u = 0;
+	for (size_t i = 0; i < e->n_svc; i++)
+		if (u == 0 || cmp_svc(&e->svc[u - 1], &e->svc[i]) != 0)
+			e->svc[u++] = e->svc[i];
+	e->n_svc = u;
+	for (int af = 0; af < 2; af++)
+		if (fw_rules_inbound(scratch, k, afs[af], &e->anywhere[af]) < 0)
+			return -1;
+	k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (out == 0 || memcmp(v[out - 1].a, v[i].a, sizeof(v[i].a)) != 0)
-			v[out++] = v[i];
-	return out;
+		if (r[i]->source != NULL)
+			scratch[k++] = r[i];
+	for (int af = 0; af < 2; af++)
+		if (fw_rules_inbound(scratch, k, afs[af], &e->sourced[af]) < 0)
+			return -1;
+	return 0;
+}
+
+/* The last address of a prefix. */
+static struct in6_addr prefix_last(const struct ns_prefix *p)
+{
+	struct in6_addr a = p->addr;
+	for (unsigned i = p->len; i < 128; i++)
+		a.s6_addr[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+	return a;
 }
 
 static int view_build(const struct netstate *ns, struct view *v)
 {
-	size_t nn = ns->n_nets, nc = ns->n_nics, nr = ns->n_rules;
+	size_t nn = ns->n_nets, nc = ns->n_nics, nr = ns->n_rules, np = ns->n_prefixes;
+	const struct ns_rule **scratch = NULL;
 
 	memset(v, 0, sizeof(*v));
 	v->nets = calloc(nn + 1, sizeof(*v->nets));
 	v->nics = calloc(nc + 1, sizeof(*v->nics));
 	v->by_vm = calloc(nc + 1, sizeof(*v->by_vm));
 	v->rules = calloc(nr + 1, sizeof(*v->rules));
-	v->rule_vms = calloc(nr + 1, sizeof(*v->rule_vms));
-	v->src_vms = calloc(nr + 1, sizeof(*v->src_vms));
-	v->x4 = calloc(nc + 1, sizeof(*v->x4));
-	v->x6 = calloc(nc + 1, sizeof(*v->x6));
-	if (!v->nets || !v->nics || !v->by_vm || !v->rules || !v->rule_vms || !v->src_vms || !v->x4 ||
-	    !v->x6) {
-		view_free(v);
-		errno = ENOMEM;
-		return -1;
-	}
+	v->vms = calloc(nr + 1, sizeof(*v->vms));
+	v->prefixes = calloc(np + 1, sizeof(*v->prefixes));
+	v->pub = calloc(ns->n_public4 + 1, sizeof(*v->pub));
+	scratch = calloc(nr + 1, sizeof(*scratch));
+	if (!v->nets || !v->nics || !v->by_vm || !v->rules || !v->vms || !v->prefixes || !v->pub ||
+	    !scratch)
+		goto oom;
 
 	for (size_t i = 0; i < nn; i++)
 		v->nets[v->n_nets++] = &ns->nets[i];
@@ -279,34 +396,47 @@ static int view_build(const struct netstate *ns, struct view *v)
 	memcpy(v->by_vm, v->nics, v->n_nics * sizeof(*v->nics));
 	qsort(v->by_vm, v->n_nics, sizeof(*v->by_vm), cmp_nic_vm);
 
-	for (size_t i = 0; i < nr; i++) {
+	for (size_t i = 0; i < nr; i++)
 		v->rules[v->n_rules++] = &ns->rules[i];
-		v->rule_vms[v->n_rule_vms++] = ns->rules[i].vm_id;
-		if (ns->rules[i].source != NULL)
-			v->src_vms[v->n_src_vms++] = ns->rules[i].vm_id;
-	}
 	qsort(v->rules, v->n_rules, sizeof(*v->rules), cmp_rule);
-	v->n_rule_vms = vms_unique_active(v->rule_vms, v->n_rule_vms, v);
-	v->n_src_vms = vms_unique_active(v->src_vms, v->n_src_vms, v);
-
-	for (size_t i = 0; i < v->n_nics; i++) {
-		const struct ns_nic *c = v->nics[i];
-		if (!has_u64(v->src_vms, v->n_src_vms, c->vm_id))
-			continue;
-		struct addr_ref *r6 = &v->x6[v->n_x6++];
-		memcpy(r6->a, c->ip6.s6_addr, 16);
-		r6->nic_id = c->id;
-		r6->vm_id = c->vm_id;
-		if (c->has_ip4) {
-			struct addr_ref *r4 = &v->x4[v->n_x4++];
-			memcpy(r4->a, &c->ip4.s_addr, 4);
-			r4->nic_id = c->id;
-			r4->vm_id = c->vm_id;
-		}
+	for (size_t i = 0, j; i < v->n_rules; i = j) {
+		for (j = i; j < v->n_rules && v->rules[j]->vm_id == v->rules[i]->vm_id; j++)
+			;
+		if (!vm_has_nic(v, v->rules[i]->vm_id))
+			continue;       /* no NIC here: nothing to accept into */
+		if (vm_in_build(&v->vms[v->n_vms++], &v->rules[i], j - i, scratch) < 0)
+			goto oom;
 	}
-	v->n_x4 = addrs_unique(v->x4, v->n_x4);
-	v->n_x6 = addrs_unique(v->x6, v->n_x6);
+
+	for (size_t i = 0; i < np; i++)
+		if (nic_find(v, ns->prefixes[i].nic_id) != NULL)
+			v->prefixes[v->n_prefixes++] = &ns->prefixes[i];
+	qsort(v->prefixes, v->n_prefixes, sizeof(*v->prefixes), cmp_prefix);
+
+	/* Public IPv4: a NIC with an IPv4 address; one private address per
+	 * public one (the lower NIC ID keeps a private address two share). */
+	for (size_t i = 0; i < ns->n_public4; i++) {
+		const struct ns_nic *c = nic_find(v, ns->public4[i].nic_id);
+		if (c != NULL && c->has_ip4)
+			v->pub[v->n_pub++] = (struct pub_ref){ ns->public4[i].addr, c };
+	}
+	qsort(v->pub, v->n_pub, sizeof(*v->pub), cmp_pub_ref);
+	size_t out = 0;
+	for (size_t i = 0; i < v->n_pub; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < out && !dup; j++)
+			dup = v->pub[j].nic->ip4.s_addr == v->pub[i].nic->ip4.s_addr;
+		if (!dup)
+			v->pub[out++] = v->pub[i];
+	}
+	v->n_pub = out;
+	free(scratch);
 	return 0;
+oom:
+	free(scratch);
+	view_free(v);
+	errno = ENOMEM;
+	return -1;
 }
 
 /* ---- matches, one line each ------------------------------------------------ */
@@ -374,13 +504,6 @@ static void lookup(struct fw_model *m, bool neq, uint32_t set, enum fw_field k1,
 		x->keys[x->n_keys++] = (uint8_t)k2;
 }
 
-static void vmap(struct fw_model *m, enum fw_field key, uint32_t map)
-{
-	struct fw_match *x = fw_model_match(m, FW_M_VMAP, key);
-	if (x != NULL)
-		x->set = map;
-}
-
 /* field { values } — an anonymous set of n values of the field's size. */
 static void anon(struct fw_model *m, enum fw_family fam, enum fw_field f, const char *text, unsigned n,
 		 const void *values)
@@ -398,16 +521,6 @@ static void prefix(struct fw_model *m, enum fw_field f, const void *addr, unsign
 		return;
 	memcpy(x->value, addr, fw_fields[f].len);
 	x->len = (uint8_t)plen;
-}
-
-static void range(struct fw_model *m, enum fw_field f, int lo, int hi)
-{
-	struct fw_match *x = fw_model_match(m, FW_M_RANGE, f);
-	uint16_t l = htons((uint16_t)lo), h = htons((uint16_t)hi);
-	if (x == NULL)
-		return;
-	memcpy(x->value, &l, 2);
-	memcpy(x->aux, &h, 2);
 }
 
 static void end(struct fw_model *m, enum fw_verdict v, uint32_t target)
@@ -441,172 +554,41 @@ static void mark_clear(struct fw_model *m)
 	fw_model_end(m, FW_S_MARK_CLEAR, FW_V_NONE, 0);
 }
 
-/* ---- the per-VM rules --------------------------------------------------------- */
+/* ---- the VMs' inbound rules as elements --------------------------------------- */
 
-/* One struct ns_rule as a rule (in a per-VM chain). */
-static void rule_add(struct fw_model *m, const struct ns_rule *r, enum fw_family fam)
+/* The elements of one VM's rules (one family), keyed by key[0..n_key)
+ * (a tap, or a destination range), into the sets ports and any. */
+static void inbound_elems(struct fw_model *m, uint32_t ports, uint32_t any, const struct fw_inbound *in,
+			  const void *key_lo, const void *key_hi)
 {
-	char canon[INET6_ADDRSTRLEN + 8];
-	int af = fw_rule_family(r, canon, sizeof(canon));   /* checked already */
-	bool tcp = r->proto == NS_PROTO_TCP;
-
-	if (r->source != NULL) {
-		unsigned char a[16] = { 0 };
-		char *slash = strchr(canon, '/');
-		unsigned plen = slash ? (unsigned)atoi(slash + 1) : (af == AF_INET ? 32 : 128);
-		if (slash)
-			*slash = '\0';
-		inet_pton(af, canon, a);
-		prefix(m, af == AF_INET ? FW_IP_SADDR : FW_IP6_SADDR, a, plen);
-	} else if (af != 0 && fam == FW_BRIDGE) {
-		cmp16(m, FW_ETHER_TYPE, false, af == AF_INET ? 0x0800 : 0x86dd, af == AF_INET ? "ip" : "ip6");
-	} else if (af != 0) {
-		cmp8(m, FW_NFPROTO, false, af == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6,
-		     af == AF_INET ? "ipv4" : "ipv6");
+	for (size_t i = 0; i < in->n_ports; i++) {
+		const struct fw_port_elem *e = &in->ports[i];
+		uint16_t plo = htons(e->port_lo), phi = htons(e->port_hi);
+		fw_model_elem_range(m, ports, (const void *[]){ key_lo, &e->proto, &plo, e->src_lo },
+				    (const void *[]){ key_hi, &e->proto, &phi, e->src_hi });
 	}
-	switch (r->proto) {
-	case NS_PROTO_TCP:
-	case NS_PROTO_UDP:
-		if (r->port_lo == 0)
-			cmp8(m, FW_L4PROTO, false, tcp ? IPPROTO_TCP : IPPROTO_UDP, tcp ? "tcp" : "udp");
-		else if (r->port_lo == r->port_hi)
-			cmp16(m, tcp ? FW_TCP_DPORT : FW_UDP_DPORT, false, (uint16_t)r->port_lo, NULL);
-		else
-			range(m, tcp ? FW_TCP_DPORT : FW_UDP_DPORT, r->port_lo, r->port_hi);
-		break;
-	case NS_PROTO_ICMP:
-		if (af == AF_INET)
-			cmp8(m, FW_L4PROTO, false, IPPROTO_ICMP, "icmp");
-		else if (af == AF_INET6)
-			cmp8(m, FW_L4PROTO, false, IPPROTO_ICMPV6, "ipv6-icmp");
-		else
-			anon(m, fam, FW_L4PROTO, "{ icmp, ipv6-icmp }", N(l4_icmp_both), l4_icmp_both);
-		break;
-	case NS_PROTO_ANY:
-		break;
-	}
-	ACCEPT(m);
+	for (size_t i = 0; i < in->n_any; i++)
+		fw_model_elem_range(m, any, (const void *[]){ key_lo, in->any[i].lo },
+				    (const void *[]){ key_hi, in->any[i].hi });
 }
 
-/*
- * The chains of the VMs' rules: all of a VM's rules in the bridge table;
- * in the inet table only its rules naming a source (cross-net).  VMs whose
- * rules are the same (a template given to many VMs) share one chain, named
- * after the lowest of their IDs: a chain and its rules cost the kernel far
- * more than the map elements that lead to it.
- */
-struct vm_rules {
-	const struct ns_rule *const *r; /* the VM's rules in view order */
-	size_t n;                       /* all of them, used or not */
-	enum fw_family fam;
-	size_t at;                      /* its index in vms[] */
-};
-
-static bool rule_used(const struct ns_rule *r, enum fw_family fam)
+/* The rule of to-vm-V or cross-net-V that looks a packet up in one of
+ * them: key . meta l4proto . th dport . <source> (ports), key . <source>
+ * (any). */
+static void inbound_lookup(struct fw_model *m, uint32_t set, enum fw_field key, bool with_ports,
+			   int source)
 {
-	return fam == FW_BRIDGE || r->source != NULL;
-}
-
-/* The used rules of two VMs, compared as lists (IDs aside); then by VM. */
-static int cmp_vm_rules(const void *a, const void *b)
-{
-	const struct vm_rules *x = a, *y = b;
-	size_t i = 0, j = 0;
-
-	for (;;) {
-		while (i < x->n && !rule_used(x->r[i], x->fam))
-			i++;
-		while (j < y->n && !rule_used(y->r[j], y->fam))
-			j++;
-		if (i == x->n || j == y->n)
-			break;
-		const struct ns_rule *p = x->r[i++], *q = y->r[j++];
-		int c = (int)p->proto - (int)q->proto;
-		if (c == 0)
-			c = p->family - q->family;
-		if (c == 0)
-			c = p->port_lo - q->port_lo;
-		if (c == 0)
-			c = p->port_hi - q->port_hi;
-		if (c == 0)
-			c = cmp_str(p->source, q->source);
-		if (c != 0)
-			return c;
+	struct fw_match *x = fw_model_match(m, FW_M_LOOKUP, key);
+	if (x == NULL)
+		return;
+	x->set = set;
+	if (with_ports) {
+		x->keys[x->n_keys++] = FW_L4PROTO;
+		x->keys[x->n_keys++] = FW_TH_DPORT;
 	}
-	if ((i == x->n) != (j == y->n))
-		return i == x->n ? -1 : 1;
-	return (x->at > y->at) - (x->at < y->at);
-}
-
-/* chains[i] is the chain of vms[i]; *leader[i] tells whether vms[i] is
- * the one its chain is named after (and filled from). */
-static uint32_t *vm_chains_declare(struct fw_model *m, const struct view *v, enum fw_family fam,
-				   bool **leader)
-{
-	const uint64_t *vms = fam == FW_BRIDGE ? v->rule_vms : v->src_vms;
-	size_t n = fam == FW_BRIDGE ? v->n_rule_vms : v->n_src_vms, j = 0;
-	uint32_t *chains = calloc(n + 1, sizeof(*chains));
-	struct vm_rules *byr = calloc(n + 1, sizeof(*byr));
-	size_t *lead = calloc(n + 1, sizeof(*lead));
-
-	*leader = calloc(n + 1, sizeof(**leader));
-	if (chains == NULL || byr == NULL || lead == NULL || *leader == NULL) {
-		m->oom = true;
-		free(chains);
-		free(*leader);
-		*leader = NULL;
-		chains = NULL;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		while (j < v->n_rules && v->rules[j]->vm_id < vms[i])
-			j++;
-		byr[i] = (struct vm_rules){ .r = &v->rules[j], .fam = fam, .at = i };
-		while (j < v->n_rules && v->rules[j]->vm_id == vms[i])
-			byr[i].n++, j++;
-	}
-	qsort(byr, n, sizeof(*byr), cmp_vm_rules);
-	for (size_t i = 0, first = 0; i < n; i++) {
-		if (i > 0 && cmp_vm_rules(&(struct vm_rules){ byr[i - 1].r, byr[i - 1].n, fam, 0 },
-					  &(struct vm_rules){ byr[i].r, byr[i].n, fam, 0 }) != 0)
-			first = i;
-		lead[byr[i].at] = byr[first].at;        /* the lowest VM of the group */
-	}
-	for (size_t i = 0; i < n; i++) {
-		(*leader)[i] = lead[i] == i;
-		if ((*leader)[i])
-			chains[i] = fw_model_chain(m, fam, "vm-%s", vm_id_format(vms[i]).s);
-		else
-			chains[i] = chains[lead[i]];
-	}
-out:
-	free(byr);
-	free(lead);
-	return chains;
-}
-
-static void vm_chains_fill(struct fw_model *m, const struct view *v, enum fw_family fam,
-			   const uint32_t *chains, const bool *leader)
-{
-	const uint64_t *vms = fam == FW_BRIDGE ? v->rule_vms : v->src_vms;
-	size_t n = fam == FW_BRIDGE ? v->n_rule_vms : v->n_src_vms, j = 0;
-
-	for (size_t i = 0; chains != NULL && i < n; i++) {
-		while (j < v->n_rules && v->rules[j]->vm_id < vms[i])
-			j++;
-		if (leader[i])
-			fw_model_fill(m, chains[i]);
-		for (; j < v->n_rules && v->rules[j]->vm_id == vms[i]; j++)
-			if (leader[i] && rule_used(v->rules[j], fam))
-				rule_add(m, v->rules[j], fam);
-	}
-}
-
-/* The chain of a VM, from the sorted list vm_chains_declare() made. */
-static uint32_t vm_chain(const uint64_t *vms, size_t n, const uint32_t *chains, uint64_t vm)
-{
-	const uint64_t *p = bsearch(&vm, vms, n, sizeof(*vms), cmp_u64);
-	return chains[p - vms];
+	if (source >= 0)
+		x->keys[x->n_keys++] = (uint8_t)source;
+	fw_model_end(m, FW_S_NONE, FW_V_ACCEPT, 0);
 }
 
 /* The family's base chains, in fw_bases[] order, into base[]. */
@@ -648,7 +630,12 @@ static void peer_chain_fill(struct fw_model *m, uint32_t chain, enum fw_field di
 static void bridge_table(struct fw_model *m, const struct view *v)
 {
 	static const uint8_t k_mac[] = { FW_IIFNAME, FW_ETHER_SADDR }, k_ip4[] = { FW_IIFNAME, FW_IP_SADDR },
-			     k_raw6[] = { FW_IIFNAME, FW_NH_64_128 }, k_if[] = { FW_IIFNAME };
+			     k_raw6[] = { FW_IIFNAME, FW_NH_64_128 }, k_if[] = { FW_IIFNAME },
+			     k_src6[] = { FW_IIFNAME, FW_IP6_SADDR }, k_of[] = { FW_OIFNAME },
+			     k_svc[] = { FW_OIFNAME, FW_L4PROTO, FW_TH_DPORT },
+			     k_in4[] = { FW_OIFNAME, FW_L4PROTO, FW_TH_DPORT, FW_IP_SADDR },
+			     k_in6[] = { FW_OIFNAME, FW_L4PROTO, FW_TH_DPORT, FW_IP6_SADDR },
+			     k_any4[] = { FW_OIFNAME, FW_IP_SADDR }, k_any6[] = { FW_OIFNAME, FW_IP6_SADDR };
 	const enum fw_family B = FW_BRIDGE;
 
 	/* Chains first (maps jump to them), in the order they are listed. */
@@ -658,32 +645,63 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		 from_vm_arp = fw_model_chain(m, B, "from-vm-arp"), from_vm_ip4 = fw_model_chain(m, B, "from-vm-ip4"),
 		 from_vm_ip6 = fw_model_chain(m, B, "from-vm-ip6"), deliver = fw_model_chain(m, B, "deliver"),
 		 from_peer = fw_model_chain(m, B, "from-peer"), to_peer = fw_model_chain(m, B, "to-peer"),
-		 to_vm = fw_model_chain(m, B, "to-vm");
-	bool *leader;
-	uint32_t *vm_chains = vm_chains_declare(m, v, B, &leader);
+		 to_vm = fw_model_chain(m, B, "to-vm"), to_vm_crossed = fw_model_chain(m, B, "to-vm-crossed");
 
 	uint32_t mac = fw_model_set(m, B, FW_SET, false, "mac", 2, k_mac);
 	for (size_t i = 0; i < v->n_nics; i++)
-		fw_model_elem(m, mac, (const void *[]){ v->nics[i]->ifname, v->nics[i]->mac }, 0);
+		fw_model_elem(m, mac, (const void *[]){ v->nics[i]->ifname, v->nics[i]->mac });
 
 	uint32_t ip4 = fw_model_set(m, B, FW_SET, false, "ip4", 2, k_ip4);
 	for (size_t i = 0; i < v->n_nics; i++)
 		if (v->nics[i]->has_ip4)
-			fw_model_elem(m, ip4, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip4 }, 0);
+			fw_model_elem(m, ip4, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip4 });
 
 	/* A NIC's IPv6 addresses (link-local, global) as raw 128-bit values
 	 * (see the top of this file). */
 	uint32_t ip6 = fw_model_set(m, B, FW_SET, true, "ip6", 2, k_raw6);
 	for (size_t i = 0; i < v->n_nics; i++) {
-		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ll6 }, 0);
-		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip6 }, 0);
+		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ll6 });
+		fw_model_elem(m, ip6, (const void *[]){ v->nics[i]->ifname, &v->nics[i]->ip6 });
 	}
 
-	uint32_t vm = fw_model_set(m, B, FW_MAP, false, "vm", 1, k_if);
-	for (size_t i = 0; vm_chains != NULL && i < v->n_nics; i++)
-		if (has_u64(v->rule_vms, v->n_rule_vms, v->nics[i]->vm_id))
-			fw_model_elem(m, vm, (const void *[]){ v->nics[i]->ifname },
-				      vm_chain(v->rule_vms, v->n_rule_vms, vm_chains, v->nics[i]->vm_id));
+	/* A NIC's routed prefixes: sources of its own (see the top). */
+	uint32_t pfx6 = fw_model_iset(m, B, "pfx6", 2, k_src6);
+	for (size_t i = 0; i < v->n_prefixes; i++) {
+		const struct ns_prefix *p = v->prefixes[i];
+		struct in6_addr last = prefix_last(p);
+		const char *tap = nic_find(v, p->nic_id)->ifname;
+		fw_model_elem_range(m, pfx6, (const void *[]){ tap, &p->addr }, (const void *[]){ tap, &last });
+	}
+
+	/* The VMs' inbound rules, keyed by each of their taps: the rules
+	 * from anywhere (open, svc, in4, in6, any4, any6), then those that
+	 * name a source (src4, src6, srcany4, srcany6). */
+	uint32_t open = fw_model_set(m, B, FW_SET, false, "open", 1, k_of),
+		 svc = fw_model_set(m, B, FW_SET, false, "svc", 3, k_svc),
+		 in4 = fw_model_iset(m, B, "in4", 4, k_in4), in6 = fw_model_iset(m, B, "in6", 4, k_in6),
+		 any4 = fw_model_iset(m, B, "any4", 2, k_any4), any6 = fw_model_iset(m, B, "any6", 2, k_any6),
+		 src4 = fw_model_iset(m, B, "src4", 4, k_in4), src6 = fw_model_iset(m, B, "src6", 4, k_in6),
+		 srcany4 = fw_model_iset(m, B, "srcany4", 2, k_any4),
+		 srcany6 = fw_model_iset(m, B, "srcany6", 2, k_any6);
+	for (size_t i = 0; i < v->n_nics; i++) {
+		const struct vm_in *e = vm_find(v, v->nics[i]->vm_id);
+		const char *tap = v->nics[i]->ifname;
+		if (e == NULL)
+			continue;
+		if (e->open)
+			fw_model_elem(m, open, (const void *[]){ tap });
+		for (size_t j = 0; !e->open && j < e->n_svc; j++) {
+			uint8_t proto = e->svc[j]->proto == NS_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+			uint16_t port = htons((uint16_t)e->svc[j]->port_lo);
+			fw_model_elem(m, svc, (const void *[]){ tap, &proto, &port });
+		}
+		/* With everything open from anywhere, only the rules naming a
+		 * source still say something (between networks). */
+		for (int af = 0; !e->open && af < 2; af++)
+			inbound_elems(m, af ? in6 : in4, af ? any6 : any4, &e->anywhere[af], tap, tap);
+		for (int af = 0; af < 2; af++)
+			inbound_elems(m, af ? src6 : src4, af ? srcany6 : srcany4, &e->sourced[af], tap, tap);
+	}
 
 	/* The overlay: every network's vxlan link, and the host's own
 	 * addresses on the network's bridge keyed by that link (so an
@@ -692,7 +710,7 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 	for (size_t i = 0; i < v->n_nets; i++) {
 		char x[16] = { 0 };
 		snprintf(x, sizeof(x), "%s", ifname_vxlan(v->nets[i]->id).s);
-		fw_model_elem(m, overlay, (const void *[]){ x }, 0);
+		fw_model_elem(m, overlay, (const void *[]){ x });
 	}
 
 	uint32_t gw4 = fw_model_set(m, B, FW_SET, false, "gw4", 2, k_ip4);
@@ -701,7 +719,7 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		struct in_addr gw = ns_gateway4(v->nets[i]);
 		snprintf(x, sizeof(x), "%s", ifname_vxlan(v->nets[i]->id).s);
 		if (v->nets[i]->has_ip4)
-			fw_model_elem(m, gw4, (const void *[]){ x, &gw }, 0);
+			fw_model_elem(m, gw4, (const void *[]){ x, &gw });
 	}
 
 	/* Raw 128-bit values, for the same reason as ip6-V: NDP targets. */
@@ -712,8 +730,8 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 		char x[16] = { 0 };
 		struct in6_addr gw = ns_gateway6(v->nets[i]);
 		snprintf(x, sizeof(x), "%s", ifname_vxlan(v->nets[i]->id).s);
-		fw_model_elem(m, gw6, (const void *[]){ x, &gw }, 0);
-		fw_model_elem(m, gw6, (const void *[]){ x, &md6 }, 0);
+		fw_model_elem(m, gw6, (const void *[]){ x, &gw });
+		fw_model_elem(m, gw6, (const void *[]){ x, &md6 });
 	}
 
 	const uint32_t target[3] = { pre, deliver, deliver };
@@ -790,16 +808,24 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 	cmp8(m, FW_ICMPV6_TYPE, false, 135, "nd-neighbor-solicit");
 	lookup(m, false, ip6, FW_IIFNAME, FW_TH_64_128);
 	ACCEPT(m);
-	lookup(m, true, ip6, FW_IIFNAME, FW_NH_64_128);
-	DROP(m);
+	/* Advertisements only for the NIC's own addresses, whatever the
+	 * source; then a source of its routed prefixes, or its own. */
 	cmp8(m, FW_ICMPV6_TYPE, false, 136, "nd-neighbor-advert");
 	lookup(m, true, ip6, FW_IIFNAME, FW_TH_64_128);
 	DROP(m);
+	lookup(m, false, pfx6, FW_IIFNAME, FW_IP6_SADDR);
+	ACCEPT(m);
+	lookup(m, true, ip6, FW_IIFNAME, FW_NH_64_128);
+	DROP(m);
 	ACCEPT(m);
 
+	/* Routed here from another network: only to a VM on this host (as
+	 * ever: its rules decide), never on to another host or port. */
 	fw_model_fill(m, deliver);
 	ifglob(m, FW_OIFNAME);
 	end(m, FW_V_GOTO, to_vm);
+	masked(m, FW_MARK, false, MARK_CROSS, MARK_CROSS, "& 0x02000000 == 0x02000000");
+	DROP(m);
 	lookup(m, false, overlay, FW_OIFNAME, -1);
 	end(m, FW_V_GOTO, to_peer);
 
@@ -809,25 +835,36 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 	peer_chain_fill(m, to_peer, FW_OIFNAME, gw4, gw6);
 
 	/* Inbound: replies, ICMP/NDP, ARP and the host's DHCP/RA, then the
-	 * VM's own rules through the map, then nothing. */
+	 * VM's own rules (elements keyed by the tap), then nothing.  From
+	 * another network, only its rules that name a source. */
 	fw_model_fill(m, to_vm);
 	masked(m, FW_MARK, false, MARK_EST, MARK_EST, "& 0x01000000 == 0x01000000");
 	ACCEPT(m);
 	cmp16(m, FW_ETHER_TYPE, false, 0x0806, "arp");
 	ACCEPT(m);
+	masked(m, FW_MARK, false, MARK_CROSS, MARK_CROSS, "& 0x02000000 == 0x02000000");
+	end(m, FW_V_GOTO, to_vm_crossed);
 	anon(m, B, FW_L4PROTO, "{ icmp, ipv6-icmp }", N(l4_icmp_both), l4_icmp_both);
 	ACCEPT(m);
 	udp_ports(m, 67, 68, "udp sport 67 udp dport 68");
 	ACCEPT(m);
 	udp_ports(m, 547, 546, "udp sport 547 udp dport 546");
 	ACCEPT(m);
-	vmap(m, FW_OIFNAME, vm);
-	end(m, FW_V_NONE, 0);
-	DROP(m);
+	lookup(m, false, open, FW_OIFNAME, -1);
+	ACCEPT(m);
+	inbound_lookup(m, svc, FW_OIFNAME, true, -1);
+	inbound_lookup(m, in4, FW_OIFNAME, true, FW_IP_SADDR);
+	inbound_lookup(m, in6, FW_OIFNAME, true, FW_IP6_SADDR);
+	inbound_lookup(m, any4, FW_OIFNAME, false, FW_IP_SADDR);
+	inbound_lookup(m, any6, FW_OIFNAME, false, FW_IP6_SADDR);
+	end(m, FW_V_GOTO, to_vm_crossed);
 
-	vm_chains_fill(m, v, B, vm_chains, leader);
-	free(vm_chains);
-	free(leader);
+	fw_model_fill(m, to_vm_crossed);
+	inbound_lookup(m, src4, FW_OIFNAME, true, FW_IP_SADDR);
+	inbound_lookup(m, src6, FW_OIFNAME, true, FW_IP6_SADDR);
+	inbound_lookup(m, srcany4, FW_OIFNAME, false, FW_IP_SADDR);
+	inbound_lookup(m, srcany6, FW_OIFNAME, false, FW_IP6_SADDR);
+	DROP(m);
 }
 
 /* ---- the inet table ------------------------------------------------------------- */
@@ -835,38 +872,34 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 static void inet_table(struct fw_model *m, const struct view *v, const char *uplink, int md_port)
 {
 	static const uint8_t k_if[] = { FW_IIFNAME }, k_same[] = { FW_IIFNAME, FW_OIFNAME },
-			     k_ip4[] = { FW_IP_DADDR }, k_ip6[] = { FW_IP6_DADDR },
 			     k_dns4[] = { FW_IIFNAME, FW_IP_DADDR }, k_dns6[] = { FW_IIFNAME, FW_IP6_DADDR };
 	const enum fw_family I = FW_INET;
 
-	uint32_t base[4];
+	uint32_t base[5];
 	bases_declare(m, I, base);
 	uint32_t in = fw_model_chain(m, I, "in"), guest_in = fw_model_chain(m, I, "guest-in"),
 		 out = fw_model_chain(m, I, "out"), fwd = fw_model_chain(m, I, "fwd"),
 		 into_net = fw_model_chain(m, I, "into-net"), from_net = fw_model_chain(m, I, "from-net"),
-		 cross_net = fw_model_chain(m, I, "cross-net");
-	bool *leader;
-	uint32_t *vm_chains = vm_chains_declare(m, v, I, &leader);
-	uint32_t nat = fw_model_chain(m, I, "nat");
+		 nat = fw_model_chain(m, I, "nat"),
+		 dnat = fw_model_chain(m, I, "dnat");
 
 	uint32_t bridges = fw_model_set(m, I, FW_SET, false, "bridges", 1, k_if);
 	for (size_t i = 0; i < v->n_nets; i++)
-		fw_model_elem(m, bridges, (const void *[]){ v->nets[i]->bridge }, 0);
+		fw_model_elem(m, bridges, (const void *[]){ v->nets[i]->bridge });
 
 	/* Routed from a network back into itself: not a crossing. */
 	uint32_t same = fw_model_set(m, I, FW_SET, false, "same", 2, k_same);
 	for (size_t i = 0; i < v->n_nets; i++)
-		fw_model_elem(m, same, (const void *[]){ v->nets[i]->bridge, v->nets[i]->bridge }, 0);
+		fw_model_elem(m, same, (const void *[]){ v->nets[i]->bridge, v->nets[i]->bridge });
 
-	uint32_t xvm4 = fw_model_set(m, I, FW_MAP, false, "xvm4", 1, k_ip4);
-	for (size_t i = 0; vm_chains != NULL && i < v->n_x4; i++)
-		fw_model_elem(m, xvm4, (const void *[]){ v->x4[i].a },
-			      vm_chain(v->src_vms, v->n_src_vms, vm_chains, v->x4[i].vm_id));
-
-	uint32_t xvm6 = fw_model_set(m, I, FW_MAP, false, "xvm6", 1, k_ip6);
-	for (size_t i = 0; vm_chains != NULL && i < v->n_x6; i++)
-		fw_model_elem(m, xvm6, (const void *[]){ v->x6[i].a },
-			      vm_chain(v->src_vms, v->n_src_vms, vm_chains, v->x6[i].vm_id));
+	/* Public IPv4 addresses, 1:1 to the NICs' own: public → private
+	 * in, private → public out. */
+	uint32_t pub4 = fw_model_map(m, I, "pub4", FW_IP_DADDR, FW_IP_DADDR),
+		 priv4 = fw_model_map(m, I, "priv4", FW_IP_SADDR, FW_IP_SADDR);
+	for (size_t i = 0; uplink != NULL && i < v->n_pub; i++) {
+		fw_model_elem_data(m, pub4, &v->pub[i].pub, &v->pub[i].nic->ip4);
+		fw_model_elem_data(m, priv4, &v->pub[i].nic->ip4, &v->pub[i].pub);
+	}
 
 	/* The host's own addresses on each bridge, keyed by it: a guest's
 	 * DNS goes to its own network's dnsmasq only. */
@@ -874,17 +907,17 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	for (size_t i = 0; i < v->n_nets; i++) {
 		struct in_addr gw = ns_gateway4(v->nets[i]);
 		if (v->nets[i]->has_ip4)
-			fw_model_elem(m, dns4, (const void *[]){ v->nets[i]->bridge, &gw }, 0);
+			fw_model_elem(m, dns4, (const void *[]){ v->nets[i]->bridge, &gw });
 	}
 	uint32_t dns6 = fw_model_set(m, I, FW_SET, false, "dns6", 2, k_dns6);
 	for (size_t i = 0; i < v->n_nets; i++) {
 		struct in6_addr gw = ns_gateway6(v->nets[i]);
-		fw_model_elem(m, dns6, (const void *[]){ v->nets[i]->bridge, &gw }, 0);
+		fw_model_elem(m, dns6, (const void *[]){ v->nets[i]->bridge, &gw });
 	}
 	m->has_counter[I] = true;
 
-	const uint32_t target[4] = { in, fwd, out, nat };
-	for (int i = 0; i < 4; i++) {
+	const uint32_t target[5] = { in, fwd, out, nat, dnat };
+	for (int i = 0; i < 5; i++) {
 		fw_model_fill(m, base[i]);
 		end(m, FW_V_JUMP, target[i]);
 	}
@@ -955,8 +988,10 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	DROP(m);
 	lookup(m, false, same, FW_IIFNAME, FW_OIFNAME);
 	ACCEPT(m);
+	/* Between networks: marked, and the destination VM's rules that name
+	 * a source decide at its tap (see the top of this file). */
 	lookup(m, false, bridges, FW_IIFNAME, -1);
-	end(m, FW_V_GOTO, cross_net);
+	fw_model_end(m, FW_S_MARK_CROSS, FW_V_ACCEPT, 0);
 	if (uplink != NULL) {
 		ifname(m, FW_IIFNAME, uplink);
 		ACCEPT(m);
@@ -970,18 +1005,17 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	}
 	DROP(m);
 
-	fw_model_fill(m, cross_net);
-	vmap(m, FW_IP_DADDR, xvm4);
-	end(m, FW_V_NONE, 0);
-	vmap(m, FW_IP6_DADDR, xvm6);
-	end(m, FW_V_NONE, 0);
-	DROP(m);
-
-	vm_chains_fill(m, v, I, vm_chains, leader);
-	free(vm_chains);
-	free(leader);
+	fw_model_fill(m, dnat);
+	if (uplink != NULL) {
+		ifname(m, FW_IIFNAME, uplink);
+		fw_model_end_nat(m, FW_S_DNAT, pub4);
+	}
 
 	fw_model_fill(m, nat);
+	if (uplink != NULL) {
+		ifname(m, FW_OIFNAME, uplink);
+		fw_model_end_nat(m, FW_S_SNAT, priv4);
+	}
 	for (size_t i = 0; uplink != NULL && i < v->n_nets; i++) {
 		if (!v->nets[i]->has_ip4)
 			continue;

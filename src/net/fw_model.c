@@ -73,6 +73,8 @@ const struct fw_base fw_bases[] = {
 	{ FW_INET, "forward", "filter", "forward", "filter", NF_INET_FORWARD, 0 },
 	{ FW_INET, "output", "filter", "output", "filter", NF_INET_LOCAL_OUT, 0 },
 	{ FW_INET, "postrouting", "nat", "postrouting", "srcnat", NF_INET_POST_ROUTING, 100 },
+	/* Public IPv4 addresses mapped 1:1 to VMs, inbound (see fw_gen.c). */
+	{ FW_INET, "prerouting", "nat", "prerouting", "dstnat", NF_INET_PRE_ROUTING, -100 },
 };
 const size_t fw_n_bases = sizeof(fw_bases) / sizeof(fw_bases[0]);
 
@@ -86,7 +88,7 @@ void fw_model_free(struct fw_model *m)
 {
 	for (size_t i = 0; i < m->n_sets; i++) {
 		free(m->sets[i].elems);
-		free(m->sets[i].targets);
+		free(m->sets[i].data);
 	}
 	free(m->sets);
 	free(m->chains);
@@ -128,7 +130,7 @@ static uint8_t key_len(unsigned n_keys, const uint8_t *keys)
 uint32_t fw_model_set(struct fw_model *m, enum fw_family fam, enum fw_set_kind kind, bool by_typeof,
 		      const char *name, unsigned n_keys, const uint8_t *keys)
 {
-	if (n_keys == 0 || n_keys > 3 || !RESERVE(m, sets, n_sets, cap_sets))
+	if (n_keys == 0 || n_keys > FW_KEYS_MAX || !RESERVE(m, sets, n_sets, cap_sets))
 		return m->oom = true, 0;
 	struct fw_set *s = &m->sets[m->n_sets];
 	memset(s, 0, sizeof(*s));
@@ -142,6 +144,43 @@ uint32_t fw_model_set(struct fw_model *m, enum fw_family fam, enum fw_set_kind k
 	return (uint32_t)m->n_sets++;
 }
 
+uint32_t fw_model_iset(struct fw_model *m, enum fw_family fam, const char *name, unsigned n_keys,
+		       const uint8_t *keys)
+{
+	uint32_t set = fw_model_set(m, fam, FW_SET, false, name, n_keys, keys);
+
+	if (n_keys < 2)         /* a single field would be another kind of set */
+		m->oom = true;
+	if (!m->oom)
+		m->sets[set].interval = true;
+	return set;
+}
+
+uint32_t fw_model_map(struct fw_model *m, enum fw_family fam, const char *name, enum fw_field key,
+		       enum fw_field data_field)
+{
+	uint8_t k = (uint8_t)key;
+	uint32_t set = fw_model_set(m, fam, FW_MAP, false, name, 1, &k);
+
+	if (!m->oom)
+		m->sets[set].data_field = (uint8_t)data_field;
+	return set;
+}
+
+/* Bytes one element's keys take: the first key, and the last when interval. */
+static size_t elem_size(const struct fw_set *s)
+{
+	return s->interval ? 2u * s->key_len : s->key_len;
+}
+
+static bool grow(void **p, size_t n, size_t size)
+{
+	void *q = realloc(*p, n * size);
+	if (q != NULL)
+		*p = q;
+	return q != NULL;
+}
+
 static bool elem_reserve(struct fw_model *m, struct fw_set *s)
 {
 	if (m->oom)
@@ -149,17 +188,10 @@ static bool elem_reserve(struct fw_model *m, struct fw_set *s)
 	if (s->n_elems < s->cap_elems)
 		return true;
 	size_t c = s->cap_elems ? 2 * s->cap_elems : 16;
-	uint8_t *e = realloc(s->elems, c * s->key_len);
-	if (e != NULL)
-		s->elems = e;
-	if (e != NULL && s->kind == FW_MAP) {
-		uint32_t *t = realloc(s->targets, c * sizeof(*t));
-		if (t == NULL)
-			e = NULL;
-		else
-			s->targets = t;
-	}
-	if (e == NULL) {
+	bool ok = grow((void **)&s->elems, c, elem_size(s));
+	if (ok && s->kind == FW_MAP)
+		ok = grow((void **)&s->data, c, fw_fields[s->data_field].len);
+	if (!ok) {
 		m->oom = true;
 		return false;
 	}
@@ -167,13 +199,9 @@ static bool elem_reserve(struct fw_model *m, struct fw_set *s)
 	return true;
 }
 
-void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values, uint32_t target)
+/* The fields' values, each padded to 4 bytes, into e (key_len bytes). */
+static void key_pack(const struct fw_set *s, uint8_t *e, const void *const *values)
 {
-	struct fw_set *s = &m->sets[set];
-
-	if (!elem_reserve(m, s))
-		return;
-	uint8_t *e = s->elems + s->n_elems * s->key_len;
 	memset(e, 0, s->key_len);
 	for (unsigned i = 0, off = 0; i < s->n_keys; i++) {
 		const struct fw_field_desc *d = &fw_fields[s->keys[i]];
@@ -183,8 +211,51 @@ void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values, 
 		memcpy(e + off, values[i], n);
 		off += (d->len + 3u) & ~3u;
 	}
-	if (s->kind == FW_MAP)
-		s->targets[s->n_elems] = target;
+}
+
+void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values)
+{
+	struct fw_set *s = &m->sets[set];
+
+	if (s->interval || s->kind == FW_MAP) {         /* not the call for these */
+		m->oom = true;
+		return;
+	}
+	if (!elem_reserve(m, s))
+		return;
+	key_pack(s, s->elems + s->n_elems * s->key_len, values);
+	s->n_elems++;
+}
+
+void fw_model_elem_range(struct fw_model *m, uint32_t set, const void *const *lo, const void *const *hi)
+{
+	struct fw_set *s = &m->sets[set];
+
+	if (!s->interval) {
+		m->oom = true;
+		return;
+	}
+	if (!elem_reserve(m, s))
+		return;
+	uint8_t *e = s->elems + s->n_elems * elem_size(s);
+	key_pack(s, e, lo);
+	key_pack(s, e + s->key_len, hi);
+	s->n_elems++;
+}
+
+void fw_model_elem_data(struct fw_model *m, uint32_t set, const void *key, const void *data)
+{
+	struct fw_set *s = &m->sets[set];
+	size_t n = fw_fields[s->data_field].len;
+
+	if (s->kind != FW_MAP) {
+		m->oom = true;
+		return;
+	}
+	if (!elem_reserve(m, s))
+		return;
+	key_pack(s, s->elems + s->n_elems * s->key_len, &key);
+	memcpy(s->data + s->n_elems * n, data, n);
 	s->n_elems++;
 }
 
@@ -199,7 +270,7 @@ uint32_t fw_model_anon(struct fw_model *m, enum fw_family fam, enum fw_field key
 	m->sets[set].text = text;
 	for (unsigned i = 0; i < n; i++) {
 		const void *v = (const uint8_t *)values + i * fw_fields[key].len;
-		fw_model_elem(m, set, &v, 0);
+		fw_model_elem(m, set, &v);
 	}
 	return set;
 }
@@ -274,6 +345,13 @@ void fw_model_end(struct fw_model *m, enum fw_stmt stmt, enum fw_verdict verdict
 	m->chains[m->filling].n_rules++;
 }
 
+void fw_model_end_nat(struct fw_model *m, enum fw_stmt stmt, uint32_t map)
+{
+	fw_model_end(m, stmt, FW_V_NONE, 0);
+	if (!m->oom)
+		m->rules[m->n_rules - 1].stmt_set = map;
+}
+
 /* ---- the version ------------------------------------------------------------ */
 
 static void hash_u32(crypto_hash_sha256_state *h, uint32_t v)
@@ -304,16 +382,19 @@ int fw_model_finish(struct fw_model *m)
 	crypto_hash_sha256_init(&h);
 	for (size_t i = 0; i < m->n_sets; i++) {
 		const struct fw_set *s = &m->sets[i];
-		hash_u32(&h, (uint32_t)s->fam << 16 | (uint32_t)s->kind << 8 | s->by_typeof);
+		hash_u32(&h, (uint32_t)s->fam << 24 | (uint32_t)s->kind << 16 | (uint32_t)s->interval << 8 |
+				     s->by_typeof);
 		hash_str(&h, s->name);
 		hash_str(&h, s->text);
 		hash_u32(&h, s->n_keys);
 		crypto_hash_sha256_update(&h, s->keys, s->n_keys);
+		hash_u32(&h, s->data_field);
 		hash_u32(&h, (uint32_t)s->n_elems);
 		crypto_hash_sha256_update(&h, s->elems ? s->elems : (const uint8_t *)"",
-					  s->n_elems * s->key_len);
-		for (size_t j = 0; s->kind == FW_MAP && j < s->n_elems; j++)
-			hash_u32(&h, s->targets[j]);
+					  s->n_elems * elem_size(s));
+		if (s->kind == FW_MAP)
+			crypto_hash_sha256_update(&h, s->data ? s->data : (const uint8_t *)"",
+						  s->n_elems * fw_fields[s->data_field].len);
 	}
 	for (size_t i = 0; i < m->n_chains; i++) {
 		const struct fw_chain *c = &m->chains[i];
@@ -339,6 +420,7 @@ int fw_model_finish(struct fw_model *m)
 		}
 		hash_u32(&h, (uint32_t)r->stmt << 8 | r->verdict);
 		hash_u32(&h, r->target);
+		hash_u32(&h, r->stmt_set);
 	}
 	for (int f = 0; f < FW_N_FAMILIES; f++)
 		hash_u32(&h, m->has_counter[f]);

@@ -20,7 +20,8 @@
  *   - Per-NIC and per-network facts are set elements (flat key bytes in
  *     the kernel's layout: concatenated fields each padded to 4 bytes,
  *     interface names NUL-padded to 16); rules and chains do not grow
- *     with them.  Adding a per-NIC set is a
+ *     with them — per-VM inbound rules included (ranges of ports and
+ *     addresses in interval sets).  Adding a per-NIC set is a
  *     fw_model_set() and one fw_model_elem() per NIC.
  *   - Allocation failures are sticky: every builder call after one is a
  *     no-op and fw_model_finish() reports ENOMEM.
@@ -70,17 +71,25 @@ struct fw_field_desc {
 extern const struct fw_field_desc fw_fields[FW_N_FIELDS];
 #define FW_DTYPE_IFNAME 41          /* nft's "ifname": a NUL-padded string */
 
-/* A set (or verdict map) of the model. */
+#define FW_KEYS_MAX 4
+
+/* A set (or map) of the model.  FW_MAP maps keys to values of a field's
+ * type (NAT addresses). */
 enum fw_set_kind { FW_SET, FW_MAP, FW_ANON };
 struct fw_set {
 	enum fw_family fam;
 	enum fw_set_kind kind;
 	bool by_typeof;             /* declared "typeof …" (raw fields) */
+	/* "flags interval": every element is a range per field, stored as its
+	 * first key then its last (inclusive).  Concatenations only (the
+	 * kernel's pipapo set), whose elements must not overlap. */
+	bool interval;
 	char name[24];              /* unversioned; anonymous: none */
-	uint8_t n_keys, keys[3];    /* enum fw_field */
+	uint8_t n_keys, keys[FW_KEYS_MAX]; /* enum fw_field */
 	uint8_t key_len;            /* sum of the fields, each padded to 4 */
-	uint8_t *elems;             /* n_elems * key_len bytes */
-	uint32_t *targets;          /* FW_MAP: per element, the chain jumped to */
+	uint8_t data_field;         /* FW_MAP: the type of the values (enum fw_field) */
+	uint8_t *elems;             /* n_elems * key_len bytes (twice that when interval) */
+	uint8_t *data;              /* FW_MAP: per element, fw_fields[data_field].len bytes */
 	size_t n_elems, cap_elems;
 	const char *text;           /* FW_ANON: "{ 67, 68 }" */
 };
@@ -89,9 +98,7 @@ enum fw_match_kind {
 	FW_M_CMP,                   /* field op value */
 	FW_M_MASKED,                /* (field & mask) op value: mark, ct state */
 	FW_M_PREFIX,                /* field within value/plen */
-	FW_M_RANGE,                 /* field between value and hi */
 	FW_M_LOOKUP,                /* key [!]in set */
-	FW_M_VMAP,                  /* key vmap @map: the verdict */
 	FW_M_ANON,                  /* field in { … } */
 	FW_M_IFGLOB,                /* iifname/oifname "prefix*" */
 };
@@ -99,14 +106,19 @@ enum fw_match_kind {
 struct fw_match {
 	uint8_t kind;               /* enum fw_match_kind */
 	bool neq;
-	uint8_t n_keys, keys[3];    /* enum fw_field; one unless a lookup */
+	uint8_t n_keys, keys[FW_KEYS_MAX]; /* enum fw_field; one unless a lookup */
 	uint8_t len;                /* bytes of value / mask / hi; prefix length */
-	uint32_t set;               /* FW_M_LOOKUP/VMAP/ANON: index in sets */
-	uint8_t value[16], aux[16]; /* aux: mask (MASKED), hi (RANGE) */
+	uint32_t set;               /* FW_M_LOOKUP/ANON: index in sets */
+	uint8_t value[16], aux[16]; /* aux: mask (MASKED) */
 	const char *text;           /* the value as nft prints it, NULL = derive */
 };
 
-enum fw_stmt { FW_S_NONE, FW_S_MARK_CLEAR, FW_S_MARK_SET, FW_S_MASQ, FW_S_COUNTER };
+/* FW_S_DNAT/FW_S_SNAT: "dnat ip to <key> map @set", the rule's map
+ * (an FW_DMAP) giving the new address for the packet's key field. */
+/* FW_S_MARK_CLEAR clears both of hackcloud's mark bits, FW_S_MARK_SET sets
+ * FIREWALL_MARK_EST, FW_S_MARK_CROSS FIREWALL_MARK_CROSS. */
+enum fw_stmt { FW_S_NONE, FW_S_MARK_CLEAR, FW_S_MARK_SET, FW_S_MARK_CROSS, FW_S_MASQ, FW_S_COUNTER,
+	       FW_S_DNAT, FW_S_SNAT };
 enum fw_verdict { FW_V_NONE, FW_V_ACCEPT, FW_V_DROP, FW_V_JUMP, FW_V_GOTO };
 
 struct fw_rule {
@@ -115,6 +127,7 @@ struct fw_rule {
 	uint8_t stmt;               /* enum fw_stmt */
 	uint8_t verdict;            /* enum fw_verdict */
 	uint32_t target;            /* JUMP/GOTO: chain index */
+	uint32_t stmt_set;          /* DNAT/SNAT: the map, an index in sets */
 };
 
 /* A base chain: the hook it is on, unversioned, holding one jump. */
@@ -154,9 +167,19 @@ int fw_model_finish(struct fw_model *m);
 /* Sets: keys are enum fw_field.  Returns the set's index. */
 uint32_t fw_model_set(struct fw_model *m, enum fw_family fam, enum fw_set_kind kind,
 		      bool by_typeof, const char *name, unsigned n_keys, const uint8_t *keys);
+/* An interval set ("flags interval") of a concatenation (n_keys >= 2). */
+uint32_t fw_model_iset(struct fw_model *m, enum fw_family fam, const char *name, unsigned n_keys,
+		       const uint8_t *keys);
+/* A map from key to values of data_field's type (NAT addresses). */
+uint32_t fw_model_map(struct fw_model *m, enum fw_family fam, const char *name, enum fw_field key,
+		       enum fw_field data_field);
 /* One element: the fields' values in order, each value's own length
- * (fw_fields[].len; padding is added here).  Maps also name the chain. */
-void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values, uint32_t target);
+ * (fw_fields[].len; padding is added here). */
+void fw_model_elem(struct fw_model *m, uint32_t set, const void *const *values);
+/* One element of an interval set: per field its first and last value. */
+void fw_model_elem_range(struct fw_model *m, uint32_t set, const void *const *lo, const void *const *hi);
+/* One element of an FW_MAP: the key's value and the data's. */
+void fw_model_elem_data(struct fw_model *m, uint32_t set, const void *key, const void *data);
 /* An anonymous set for one rule; values of fw_fields[key].len bytes each. */
 uint32_t fw_model_anon(struct fw_model *m, enum fw_family fam, enum fw_field key, const char *text,
 		       unsigned n, const void *values);
@@ -174,6 +197,8 @@ void fw_model_fill(struct fw_model *m, uint32_t chain);
  * caller; NULL when out of memory), then its end. */
 struct fw_match *fw_model_match(struct fw_model *m, enum fw_match_kind kind, enum fw_field key);
 void fw_model_end(struct fw_model *m, enum fw_stmt stmt, enum fw_verdict verdict, uint32_t target);
+/* A rule ending in a NAT statement through a map: FW_S_DNAT or FW_S_SNAT. */
+void fw_model_end_nat(struct fw_model *m, enum fw_stmt stmt, uint32_t map);
 
 /* ---- the firewall's parts (a table of contents) ---------------------------- */
 
@@ -183,6 +208,30 @@ int fw_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* fw_check.c: the rule's address family (its source's, else its own, 0 =
  * both) and its source in canonical "addr/len" form; -1 when unusable. */
 int fw_rule_family(const struct ns_rule *r, char *canon, size_t canon_len);
+
+/* fw_rules.c: the inbound rules of one VM for one address family
+ * (AF_INET or AF_INET6) as disjoint elements: ports[] for tcp, udp and
+ * icmp rules (protocol, port range, source range; icmp with every
+ * "port"), any[] for "any" rules (source range).  Their union accepts
+ * exactly what the rules accept.  Addresses in network order, IPv4 in the
+ * first 4 bytes.  -1 (ENOMEM) when out of memory.  Pure. */
+struct fw_port_elem {
+	uint8_t proto;              /* IPPROTO_* */
+	uint16_t port_lo, port_hi;
+	uint8_t src_lo[16], src_hi[16];
+};
+struct fw_src_range {
+	uint8_t lo[16], hi[16];
+};
+struct fw_inbound {
+	struct fw_port_elem *ports;
+	size_t n_ports, cap_ports;
+	struct fw_src_range *any;
+	size_t n_any, cap_any;
+	bool oom;
+};
+int fw_rules_inbound(const struct ns_rule *const *rules, size_t n, int af, struct fw_inbound *out);
+void fw_inbound_free(struct fw_inbound *in);
 
 /* fw_gen.c: the model of the ruleset for a snapshot that firewall_check()
  * accepts; -1 with *err (malloc'd) and errno otherwise.  Pure. */

@@ -20,6 +20,8 @@ static const char *dtype_name(uint8_t dtype)
 	case 9:  return "ether_addr";
 	case 7:  return "ipv4_addr";
 	case 8:  return "ipv6_addr";
+	case 12: return "inet_proto";
+	case 13: return "inet_service";
 	default: return "integer";
 	}
 }
@@ -43,6 +45,9 @@ static void value_print(FILE *f, enum fw_field field, const uint8_t *v)
 	case 8:
 		fputs(inet_ntop(AF_INET6, v, a, sizeof(a)), f);
 		break;
+	case 12:
+		fprintf(f, "%u", v[0]);
+		break;
 	case 13:
 		fprintf(f, "%u", (unsigned)v[0] << 8 | v[1]);
 		break;
@@ -61,24 +66,39 @@ static void keys_print(FILE *f, unsigned n, const uint8_t *keys)
 
 static void set_print(FILE *f, const struct fw_model *m, const struct fw_set *s)
 {
-	fprintf(f, "\t%s %s-%s {\n\t\t%s ", s->kind == FW_MAP ? "map" : "set", s->name, m->version,
+	bool map = s->kind == FW_MAP;
+	size_t esize = s->interval ? 2u * s->key_len : s->key_len;
+
+	fprintf(f, "\t%s %s-%s {\n\t\t%s ", map ? "map" : "set", s->name, m->version,
 		s->by_typeof ? "typeof" : "type");
 	for (unsigned i = 0; i < s->n_keys; i++)
 		fprintf(f, "%s%s", i ? " . " : "",
 			s->by_typeof ? fw_fields[s->keys[i]].text : dtype_name(fw_fields[s->keys[i]].dtype));
-	fputs(s->kind == FW_MAP ? " : verdict\n" : "\n", f);
+	if (map)
+		fprintf(f, " : %s", dtype_name(fw_fields[s->data_field].dtype));
+	fputc('\n', f);
 	if (s->n_elems > 0)          /* see fw_batch.c: the kernel picks the table by it */
 		fprintf(f, "\t\tsize %zu\n", s->n_elems);
+	if (s->interval)
+		fputs("\t\tflags interval\n", f);
 	for (size_t j = 0; j < s->n_elems; j++) {
-		const uint8_t *e = s->elems + j * s->key_len;
+		const uint8_t *e = s->elems + j * esize;
 		fputs(j ? ",\n\t\t\t" : "\t\telements = {\n\t\t\t", f);
 		for (unsigned i = 0, off = 0; i < s->n_keys; i++) {
+			size_t len = fw_fields[s->keys[i]].len;
 			fputs(i ? " . " : "", f);
 			value_print(f, s->keys[i], e + off);
-			off += (fw_fields[s->keys[i]].len + 3u) & ~3u;
+			/* A range when the field's last value differs from its first. */
+			if (s->interval && memcmp(e + off, e + s->key_len + off, len) != 0) {
+				fputc('-', f);
+				value_print(f, s->keys[i], e + s->key_len + off);
+			}
+			off += (len + 3u) & ~3u;
 		}
-		if (s->kind == FW_MAP)
-			fprintf(f, " : jump %s-%s", m->chains[s->targets[j]].name, m->version);
+		if (map) {
+			fputs(" : ", f);
+			value_print(f, s->data_field, s->data + j * fw_fields[s->data_field].len);
+		}
 	}
 	fputs(s->n_elems ? "\n\t\t}\n\t}\n" : "\t}\n", f);
 }
@@ -114,16 +134,9 @@ static void match_print(FILE *f, const struct fw_model *m, const struct fw_match
 		fprintf(f, "%s ", field);
 		prefix_print(f, x);
 		return;
-	case FW_M_RANGE:
-		fprintf(f, "%s %u-%u", field, (unsigned)x->value[0] << 8 | x->value[1],
-			(unsigned)x->aux[0] << 8 | x->aux[1]);
-		return;
 	case FW_M_LOOKUP:
 		keys_print(f, x->n_keys, x->keys);
 		fprintf(f, " %s@%s-%s", neq, m->sets[x->set].name, m->version);
-		return;
-	case FW_M_VMAP:
-		fprintf(f, "%s vmap @%s-%s", field, m->sets[x->set].name, m->version);
 		return;
 	case FW_M_ANON:
 		fprintf(f, "%s %s", field, m->sets[x->set].text);
@@ -137,12 +150,16 @@ static void match_print(FILE *f, const struct fw_model *m, const struct fw_match
 static void rule_print(FILE *f, const struct fw_model *m, const struct fw_rule *r)
 {
 	static const char *const stmt[] = {
-		[FW_S_MARK_CLEAR] = "meta mark set meta mark & 0xfeffffff",
+		[FW_S_MARK_CLEAR] = "meta mark set meta mark & 0xfcffffff",
 		[FW_S_MARK_SET] = "meta mark set meta mark | 0x01000000",
+		[FW_S_MARK_CROSS] = "meta mark set meta mark | 0x02000000",
 		[FW_S_MASQ] = "masquerade",
 		[FW_S_COUNTER] = "counter name \"" FIREWALL_GUEST_DROP "\"",
+		[FW_S_DNAT] = "dnat ip to",
+		[FW_S_SNAT] = "snat ip to",
 	};
-	_Static_assert(FIREWALL_MARK_EST == 0x01000000u, "the mark texts follow FIREWALL_MARK_EST");
+	_Static_assert(FIREWALL_MARK_EST == 0x01000000u && FIREWALL_MARK_CROSS == 0x02000000u,
+		       "the mark texts follow FIREWALL_MARK_*");
 	const char *sep = "";
 
 	fputs("\t\t", f);
@@ -150,7 +167,12 @@ static void rule_print(FILE *f, const struct fw_model *m, const struct fw_rule *
 		fputs(sep, f);
 		match_print(f, m, &m->matches[r->first + i]);
 	}
-	if (r->stmt != FW_S_NONE) {
+	if (r->stmt == FW_S_DNAT || r->stmt == FW_S_SNAT) {
+		const struct fw_set *map = &m->sets[r->stmt_set];
+		fprintf(f, "%s%s %s map @%s-%s", sep, stmt[r->stmt], fw_fields[map->keys[0]].text, map->name,
+			m->version);
+		sep = " ";
+	} else if (r->stmt != FW_S_NONE) {
 		fprintf(f, "%s%s", sep, stmt[r->stmt]);
 		sep = " ";
 	}

@@ -21,6 +21,8 @@ void netstate_free(struct netstate *ns)
 	free(ns->rules);
 	free(ns->uplink);
 	free(ns->fdb);
+	free(ns->prefixes);
+	free(ns->public4);
 	memset(ns, 0, sizeof(*ns));
 }
 

@@ -67,6 +67,22 @@ struct ns_fdb {
 	uint8_t dst[16];             /* that address; AF_INET uses the first 4 bytes */
 };
 
+/* A routed IPv6 prefix of a NIC (issue 13 §3): the host running the NIC's
+ * VM routes it to the NIC's address (ip6), anti-spoofing admits it as the
+ * NIC's own source and inbound rules treat it as the VM's address. */
+struct ns_prefix {
+	uint64_t nic_id;
+	struct in6_addr addr;        /* host bits zero */
+	unsigned len;                /* prefix length */
+};
+
+/* A public IPv4 address mapped 1:1 to a NIC's IPv4 address on the uplink
+ * (issue 13 §4). */
+struct ns_public4 {
+	uint64_t nic_id;
+	struct in_addr addr;
+};
+
 struct netstate {
 	struct ns_net *nets;
 	size_t n_nets;
@@ -78,6 +94,10 @@ struct netstate {
 	int metadata_port;           /* the metadata service's TCP port, 0 = none */
 	struct ns_fdb *fdb;          /* sorted by net_id, mac, family, dst; no duplicates */
 	size_t n_fdb;
+	struct ns_prefix *prefixes;  /* in no particular order */
+	size_t n_prefixes;
+	struct ns_public4 *public4;  /* in no particular order */
+	size_t n_public4;
 };
 
 void netstate_free(struct netstate *ns);

@@ -123,6 +123,7 @@ int store_host_register(struct store *st, const struct host *h)
 			     " used_mib = (SELECT COALESCE(SUM(v.memory_mib), 0) FROM vms v"
 			     " WHERE v.host = ? AND v.desired <> 'deleted') WHERE name = ?",
 			     n, 4, NULL, NULL);
+	store_event_touch(st, "host", h->name, "updated");
 	return store_tx_end(st, rc);
 }
 
@@ -190,8 +191,10 @@ int store_host_heartbeat(struct store *st, const char *name, int64_t now)
 		rc = store_q_count(st, "UPDATE hosts SET state = 'live' WHERE name = ? AND state = 'dead'"
 				   " RETURNING 1", &SV_S(name), 1, &revived);
 	/* Only a return to life is news for the other hosts. */
-	if (rc == STORE_OK && revived > 0)
+	if (rc == STORE_OK && revived > 0) {
 		store_mark_changed(st, "hosts");
+		store_event_touch(st, "host", name, "updated");
+	}
 	return store_tx_end(st, rc);
 }
 
@@ -199,22 +202,44 @@ int store_host_set_drain(struct store *st, const char *name, bool drain)
 {
 	struct sval p[] = { SV_I(drain ? 1 : 0), SV_S(name) };
 	size_t found = 0;
-	int rc = store_q_count(st, "UPDATE hosts SET drain = ? WHERE name = ? RETURNING 1", p, 2,
-			       &found);
+	int rc = store_tx_begin(st);
 
-	return rc == STORE_OK && found == 0 ? STORE_NOTFOUND : rc;
+	if (rc == STORE_OK)
+		rc = store_q_count(st, "UPDATE hosts SET drain = ? WHERE name = ? RETURNING 1", p, 2,
+				   &found);
+	if (rc == STORE_OK && found == 0)
+		rc = STORE_NOTFOUND;
+	store_event_touch(st, "host", name, "updated");
+	return store_tx_end(st, rc);
+}
+
+struct dead_pass {
+	struct store *st;
+	size_t n;
+};
+
+/* Each host just marked dead is news for the event streams. */
+static int host_died(void *arg, const struct sval *c, int n)
+{
+	struct dead_pass *d = arg;
+
+	if (n > 0 && c[0].t == SV_TEXT)
+		store_event_touch(d->st, "host", c[0].s, "updated");
+	d->n++;
+	return 0;
 }
 
 int store_hosts_mark_dead(struct store *st, int64_t now, int timeout, const char *self,
 			  size_t *n_dead)
 {
 	struct sval p[] = { SV_I(now - timeout), SV_S(self ? self : "") };
+	struct dead_pass d = { .st = st };
 	int rc = store_tx_begin(st);
 
-	*n_dead = 0;
 	if (rc == STORE_OK)
-		rc = store_q_count(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live'"
-				   " AND last_seen < ? AND name <> ? RETURNING name", p, 2, n_dead);
+		rc = store_q(st, "UPDATE hosts SET state = 'dead' WHERE state = 'live'"
+			     " AND last_seen < ? AND name <> ? RETURNING name", p, 2, host_died, &d);
+	*n_dead = rc == STORE_OK ? d.n : 0;
 	if (rc == STORE_OK && *n_dead > 0)
 		store_mark_changed(st, "hosts");
 	return store_tx_end(st, rc);
@@ -348,6 +373,7 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 				if (rc == STORE_OK)
 					rc = store_w(st, "UPDATE vms SET host = ?, state = 'stopped',"
 						     " error = NULL WHERE id = ?", q, 2);
+				store_event_vm(st, s->id, "updated");
 				(*moved)++;
 				free(to);
 				continue;
@@ -365,6 +391,7 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
 		struct sval q[] = { SV_S(msg), SV_I(s->id) };
 		rc = store_q(st, "UPDATE vms SET state = 'error', error = ? WHERE id = ?", q, 2,
 			     NULL, NULL);
+		store_event_vm(st, s->id, "updated");
 	}
 	for (size_t i = 0; i < r.n; i++)
 		free(((struct stranded *)r.v)[i].host);
@@ -376,11 +403,16 @@ int store_vm_claim(struct store *st, uint64_t id, const char *host)
 {
 	struct sval p[] = { SV_I(id), SV_S(host) };
 	size_t found = 0;
+	int rc = store_tx_begin(st);
+
 	/* One conditional UPDATE: the scheduler moves a VM only in a
 	 * transaction of its own, so this sees either the old placement or
 	 * the new one, never half of it. */
-	int rc = store_q_count(st, "UPDATE vms SET state = 'starting' WHERE id = ? AND host = ?"
-			       " AND desired = 'running' RETURNING 1", p, 2, &found);
-
-	return rc == STORE_OK && found == 0 ? STORE_NOTFOUND : rc;
+	if (rc == STORE_OK)
+		rc = store_q_count(st, "UPDATE vms SET state = 'starting' WHERE id = ? AND host = ?"
+				   " AND desired = 'running' RETURNING 1", p, 2, &found);
+	if (rc == STORE_OK && found == 0)
+		rc = STORE_NOTFOUND;
+	store_event_vm(st, id, "updated");
+	return store_tx_end(st, rc);
 }

@@ -598,6 +598,11 @@ void vm_free(struct vm *vm)
 		free(vm->nics[i].network_name);
 		free(vm->nics[i].network_ipv6);
 		free(vm->nics[i].ipv4);
+		/* routing (prefixes.c) */
+		for (size_t j = 0; j < vm->nics[i].n_prefixes; j++)
+			free(vm->nics[i].prefixes[j]);
+		free(vm->nics[i].prefixes);
+		free(vm->nics[i].public_ipv4);
 	}
 	free(vm->nics);
 	for (size_t i = 0; i < vm->n_keys; i++) {
@@ -788,6 +793,8 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 	if (rc == STORE_OK && full)
 		rc = vm_children(st, "SELECT vm, data FROM vm_user_data WHERE vm BETWEEN ? AND ?"
 				 " ORDER BY vm", r.v, r.n, add_user_data);
+	if (rc == STORE_OK)         /* routing (prefixes.c): prefixes and public IPv4 */
+		rc = store_vm_routing_load(st, r.v, r.n);
 	if (rc != STORE_OK) {
 		vms_free(r.v, r.n);
 		return rc;
@@ -969,6 +976,7 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 			     " state, host, created, user_data_size, config_drive, disk_size, ephemeral,"
 			     " metadata_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			     p, 15);
+		store_event_vm(st, vm->id, "created");
 	}
 	/* In a table of its own: lists never read it (issue 12 §6). */
 	if (rc == STORE_OK && ud) {
@@ -1016,20 +1024,32 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 		rc = host_load_vm(st, id, desired);
 	if (rc == STORE_OK)
 		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
+	store_event_vm(st, id, strcmp(desired, "deleted") == 0 ? "deleted" : "updated");
 	return store_tx_end(st, rc);
 }
 
 int store_vm_set_metadata_tokens(struct store *st, uint64_t id, bool required)
 {
 	struct sval p[] = { SV_S(required ? "required" : "optional"), SV_I(id) };
-	return store_w(st, "UPDATE vms SET metadata_tokens = ? WHERE id = ?", p, 2);
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_w(st, "UPDATE vms SET metadata_tokens = ? WHERE id = ?", p, 2);
+	store_event_vm(st, id, "updated");
+	return store_tx_end(st, rc);
 }
 
 int store_vm_set_state(struct store *st, uint64_t id, const char *state, const char *error)
 {
 	struct sval p[] = { SV_S(state), SV_S(error), SV_I(id) };
-	/* Observations of the host are not changes of intent: no hook. */
-	return store_q(st, "UPDATE vms SET state = ?, error = ? WHERE id = ?", p, 3, NULL, NULL);
+	int rc = store_tx_begin(st);
+
+	/* Observations of the host are not changes of intent: no hook (but
+	 * an event for the API's streams). */
+	if (rc == STORE_OK)
+		rc = store_q(st, "UPDATE vms SET state = ?, error = ? WHERE id = ?", p, 3, NULL, NULL);
+	store_event_vm(st, id, "updated");
+	return store_tx_end(st, rc);
 }
 
 int store_vm_purge(struct store *st, uint64_t id)
@@ -1074,6 +1094,7 @@ int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *
 		struct sval p[] = { SV_I(*nic_id), SV_I(vm_id), SV_I(net.id), SV_I(idx + 1), SV_S(ipv4) };
 		rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4) VALUES (?, ?, ?, ?, ?)", p, 5);
 	}
+	store_event_vm(st, vm_id, "updated");
 	free(ipv4);
 	network_free(&net);
 	return store_tx_end(st, rc);
@@ -1092,6 +1113,7 @@ int store_nic_remove(struct store *st, uint64_t vm_id, uint64_t nic_id)
 		rc = STORE_NOTFOUND;
 	if (rc == STORE_OK)
 		rc = store_w(st, "DELETE FROM nics WHERE id = ? AND vm = ?", p, 2);
+	store_event_vm(st, vm_id, "updated");
 	return store_tx_end(st, rc);
 }
 

@@ -9,6 +9,7 @@
 
 #include "common/netpool.h"
 
+#include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,39 @@ static int networks_used(struct store *st, struct prefix **v, size_t *n)
 	}
 	networks_free(nets, count);
 	return rc;
+}
+
+/* routing (issue 13): the routed prefixes of VMs, appended to a list of
+ * used prefixes — a network must not take one (its route would go). */
+struct used_list {
+	struct prefix **v;
+	size_t *n;
+	bool oom;
+};
+
+static int routed_row(void *arg, const struct sval *c, int ncols)
+{
+	struct used_list *u = arg;
+	char text[INET6_ADDRSTRLEN + 8];
+	struct prefix p, *nv;
+
+	snprintf(text, sizeof(text), "%s/%lld", c[0].s ? c[0].s : "", (long long)c[1].i);
+	if (!prefix_from_text(text, &p))
+		return 0;
+	if ((nv = realloc(*u->v, (*u->n + 1) * sizeof(*nv))) == NULL) {
+		u->oom = true;
+		return 1;
+	}
+	*u->v = nv;
+	nv[(*u->n)++] = p;
+	return 0;
+}
+
+static int routed_used(struct store *st, struct prefix **v, size_t *n)
+{
+	struct used_list u = { v, n, false };
+	int rc = store_q(st, "SELECT address, len FROM prefixes", NULL, 0, routed_row, &u);
+	return rc == STORE_OK && u.oom ? STORE_ERR : rc;
 }
 
 /* One prefix of the new network: the one asked for, if it overlaps
@@ -86,6 +120,8 @@ int store_network_allocate(struct store *st, struct network *n, struct net_polic
 	pol->why[0] = '\0';
 	if (rc == STORE_OK)
 		rc = networks_used(st, &used, &n_used);
+	if (rc == STORE_OK)
+		rc = routed_used(st, &used, &n_used);
 	if (rc == STORE_OK)
 		rc = prefix_choose(n->ipv6, pol->pool6, pol->n_pool6, 64, used, n_used, pol,
 				   "IPv6 /64", v6);

@@ -7,6 +7,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,36 @@ static const char *const migrations[] = {
 	" WHEN SUBSTR(user_data, LENGTH(user_data), 1) = '=' THEN 1 ELSE 0 END"
 	" WHERE user_data IS NOT NULL;"
 	"UPDATE vms SET user_data = NULL;",
-	/* 10: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
+	/* 10: routing (issue 13 §3, §4): routed IPv6 prefixes of NICs, from the
+	 * operator's prefix_pool, kept by their network address (the
+	 * allocator never lets two overlap), and public IPv4 addresses mapped
+	 * 1:1 to a NIC's IPv4 (one per NIC).  Both go with their NIC. */
+	"CREATE TABLE prefixes (address TEXT PRIMARY KEY, len INTEGER NOT NULL,"
+	" nic BIGINT NOT NULL REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);"
+	"CREATE INDEX prefixes_vm ON prefixes (vm);"
+	"CREATE TABLE public_ipv4 (address TEXT PRIMARY KEY,"
+	" nic BIGINT NOT NULL UNIQUE REFERENCES nics(id) ON DELETE CASCADE,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, created BIGINT NOT NULL);",
+	/* 11: observe (issue 15 §2).  The event log behind GET /v1/events:
+	 * one row per committed change of a VM or a host, numbered by the
+	 * 'event' counter in the change's own transaction (so in commit
+	 * order), with the object's JSON as it was then; owner NULL: admins
+	 * only.  Kept for events_retention seconds.  The audit trail: one row
+	 * per mutating API request, keyed by the serving host and its own
+	 * sequence (a replayed journal adds nothing twice); no bodies. */
+	"CREATE TABLE events (seq BIGINT PRIMARY KEY, created BIGINT NOT NULL,"
+	" kind TEXT NOT NULL, action TEXT NOT NULL, ref TEXT NOT NULL, owner BIGINT,"
+	" data TEXT NOT NULL);"
+	"CREATE INDEX events_ref ON events (kind, ref, seq);"
+	"CREATE INDEX events_created ON events (created);"
+	"INSERT INTO counters (name, next) VALUES ('event', 1);"
+	"CREATE TABLE audit (host TEXT NOT NULL, seq BIGINT NOT NULL, time BIGINT NOT NULL,"
+	" user_id BIGINT, user_name TEXT, source TEXT NOT NULL, method TEXT NOT NULL,"
+	" route TEXT NOT NULL, ref TEXT, status INTEGER NOT NULL, result TEXT NOT NULL,"
+	" PRIMARY KEY (host, seq));"
+	"CREATE INDEX audit_time ON audit (time);",
+	/* 12: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
 	 * Limits in bits/s, bursts and quotas in bytes, 0 = none.  The users'
 	 * rate cap and monthly traffic quota are a table of their own, apart
 	 * from the users' resource quotas.  Counters: the last raw sample of a
@@ -184,8 +214,10 @@ int store_q(struct store *st, const char *sql, const struct sval *p, int n,
 	char *err = NULL;
 	int rc = st->eng->exec(st->h, sql, p, n, fn, arg, &err);
 
-	if (rc == STORE_ERR)
+	if (rc == STORE_ERR) {
 		log_err("store: %s", err ? err : "failed");
+		stat_inc(STAT_STORE_ERRORS);
+	}
 	free(err);
 	return rc;
 }
@@ -301,6 +333,7 @@ int store_tx_begin(struct store *st)
 	st->changed[0] = '\0';
 	if (st->eng->begin(st->h, &err) != STORE_OK) {
 		log_err("store: %s", err);
+		stat_inc(STAT_STORE_ERRORS);
 		free(err);
 		st->depth = 0;
 		return STORE_ERR;
@@ -311,14 +344,20 @@ int store_tx_begin(struct store *st)
 int store_tx_end(struct store *st, int rc)
 {
 	char *err = NULL;
+	size_t events = 0;
 
 	/* After a failed store_tx_begin (depth back at 0) there is nothing to
 	 * end; going below 0 would make the next write look autocommitted. */
 	if (st->depth == 0)
 		return rc;
+	/* The event log joins the transaction it describes: recorded while
+	 * it is still open (its renderer's reads run inside it too). */
+	if (st->depth == 1 && rc == STORE_OK)
+		rc = store_events_flush(st, &events);
 	if (--st->depth > 0)
 		return rc;
 	if (rc != STORE_OK) {
+		store_events_forget(st);
 		st->eng->rollback(st->h);
 		return rc;
 	}
@@ -332,14 +371,24 @@ int store_tx_end(struct store *st, int rc)
 		st->eng->rollback(st->h);
 		return STORE_ERR;
 	}
+	if (events > 0 && st->eng->announce_events &&
+	    st->eng->announce_events(st->h, "events", &err) != STORE_OK) {
+		log_err("store: %s", err ? err : "announcing the events failed");
+		free(err);
+		st->eng->rollback(st->h);
+		return STORE_ERR;
+	}
 	if (st->eng->commit(st->h, &err) != STORE_OK) {
 		log_err("store: %s", err);
+		stat_inc(STAT_STORE_ERRORS);
 		free(err);
 		st->eng->rollback(st->h);
 		return STORE_ERR;
 	}
 	if (st->dirty && st->hook)
 		st->hook(st->hook_arg);
+	if (events > 0 && st->event_hook)
+		st->event_hook(st->event_hook_arg);
 	st->dirty = false;
 	return STORE_OK;
 }
@@ -510,6 +559,7 @@ void store_close(struct store *st)
 		return;
 	st->eng->close(st->h);
 	tokencache_free(st->tokens);
+	free(st->touched);
 	free(st);
 }
 

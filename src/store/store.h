@@ -24,7 +24,10 @@
  *     can reach other processes announces it in the same transaction
  *     (store_notify_fd).  The agent's own bookkeeping — observed state,
  *     purging a row it has finished deleting — is not a change of intent
- *     and does neither.
+ *     and does neither;
+ *   - every committed change the API shows (a VM's state included) is
+ *     recorded in the event log in its own transaction (see "The event
+ *     log" below), announced on a channel of its own.
  *
  * Model functions return STORE_OK or a negative enum store_rc; an engine
  * failure is logged once here, at the edge of the database.
@@ -95,6 +98,12 @@ struct store_engine {
 	int (*announce)(void *h, const char *what, char **err);
 	int (*notify_fd)(void *h);
 	int (*notify_drain)(void *h);
+	/* Optional, both or none: the same for the event log (events.c), on
+	 * a channel of its own so that an event wakes only the API's
+	 * streams, never an agent.  events_drain counts like notify_drain;
+	 * the listener's descriptor is notify_fd's. */
+	int (*announce_events)(void *h, const char *what, char **err);
+	int (*events_drain)(void *h);
 };
 
 extern const struct store_engine store_engine_sqlite;
@@ -181,6 +190,11 @@ struct nic {
 	char *network_name;
 	char *network_ipv6;
 	char *ipv4;       /* allocated address or NULL */
+	/* routing (prefixes.c): routed IPv6 prefixes ("addr/len", by
+	 * address) and the public IPv4 address mapped to ipv4, or none */
+	char **prefixes;
+	size_t n_prefixes;
+	char *public_ipv4;
 };
 
 /* A key of a VM, as the VM shows it. */
@@ -386,6 +400,63 @@ int store_rule_add(struct store *st, struct rule *r);
 int store_rule_list(struct store *st, uint64_t vm_id, struct rule **out, size_t *n);
 int store_rule_delete(struct store *st, uint64_t vm_id, uint64_t rule_id);
 
+/* ---- routed IPv6 prefixes and public IPv4 addresses (prefixes.c) -------- */
+
+struct pool4;
+
+/* A routed prefix of a NIC (issue 13 §3). */
+struct vm_prefix {
+	char *prefix;     /* canonical "2001:db8:100:1::/64" */
+	uint64_t vm;
+	uint64_t nic;
+	int64_t created;
+};
+
+void vm_prefixes_free(struct vm_prefix *v, size_t n);
+/*
+ * In one transaction: the lowest free prefix of length len in pools
+ * (prefix_pool, common/addrpool.h; only those no longer than len), over-
+ * lapping no prefix handed out and no network, for the NIC of a VM that
+ * is not deleted.  STORE_NOTFOUND when the VM has no such NIC,
+ * STORE_FULL when the pool has no room, STORE_CONFLICT when the VM already
+ * has per_vm prefixes or its owner per_owner (0: no cap).
+ */
+int store_prefix_add(struct store *st, const struct prefix *pools, size_t n_pools, uint64_t vm, uint64_t nic,
+		     unsigned len, int per_vm, int per_owner, struct vm_prefix *out);
+/* vm 0 = the prefixes of every VM; sorted by VM, then address. */
+int store_prefix_list(struct store *st, uint64_t vm, struct vm_prefix **out, size_t *n);
+/* By its network address (canonical text); STORE_NOTFOUND when the VM has none such. */
+int store_prefix_remove(struct store *st, uint64_t vm, const char *address);
+
+/* A public IPv4 address mapped to a NIC's IPv4 address (issue 13 §4). */
+struct public4 {
+	char *address;
+	uint64_t vm;
+	char *vm_name;
+	uint64_t owner;
+	uint64_t nic;
+	char *private_ipv4;
+	int64_t created;
+};
+
+void public4s_free(struct public4 *v, size_t n);
+/*
+ * In one transaction: map address (NULL: the lowest free one of the pool)
+ * to the NIC of a VM that is not deleted.  STORE_NOTFOUND when the VM has
+ * no such NIC or it has no IPv4 address, STORE_CONFLICT when the address
+ * is taken, the NIC has one already or the owner has per_owner (0: no
+ * cap; admins pass 0), STORE_FULL when the pool is used up.
+ */
+int store_public4_attach(struct store *st, const struct pool4 *pool, uint64_t vm, uint64_t nic,
+			 const char *address, int per_owner, struct public4 *out);
+/* Sorted by address; scope as for VMs (OWNER_ANY: all). */
+int store_public4_list(struct store *st, uint64_t scope, struct public4 **out, size_t *n);
+/* STORE_NOTFOUND when the VM has no such address. */
+int store_public4_detach(struct store *st, uint64_t vm, const char *address);
+/* The prefixes and public IPv4 address of each NIC of vms[0 .. n) (vm
+ * loading calls it: every loaded VM has them). */
+int store_vm_routing_load(struct store *st, struct vm *vms, size_t n);
+
 /* The VM a NIC belongs to (deleted VMs included: the caller decides). */
 int store_vm_by_nic(struct store *st, uint64_t nic_id, struct vm *out);
 
@@ -579,5 +650,107 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
  * the VM is no longer placed here (it moved, or was deleted), so two
  * agents never both start one VM. */
 int store_vm_claim(struct store *st, uint64_t id, const char *host);
+
+/* ---- observation: inventory.c, events.c, audit.c (issue 15) ------------- */
+
+/* A VM of a host as GET /metrics sees it. */
+struct inv_vm {
+	uint64_t id;
+	char *name;
+	char *owner_name;
+	char *state;
+	char *desired;
+	int cpus;
+	int memory_mib;
+	uint64_t *nics;   /* NIC IDs, in the guest's order */
+	size_t n_nics;
+};
+
+void inventory_free(struct inv_vm *v, size_t n);
+/* The VMs (not deleted) placed on host, or on no host, by ID. */
+int store_inventory(struct store *st, const char *host, struct inv_vm **out, size_t *n);
+
+/*
+ * The event log (events.c): every committed change of a VM or a host that
+ * the API shows is one row, numbered by a counter in the same transaction
+ * as the change.  Transactions never overlap (store.h), so the numbers
+ * follow the commits: a reader that has seen N has seen everything up to
+ * N, on any host, and asking for "after N" misses nothing.
+ *
+ * The model functions name what they changed (store_event_touch in
+ * store_internal.h); when the transaction ends, each object touched is
+ * rendered once, by the function set here (the API's JSON of it, so the
+ * store need not know it), and recorded — unless it reads exactly as the
+ * object's last event (a write that changed nothing visible).  Then the
+ * event hook runs (this handle), and the engine announces it to the
+ * other processes on a channel of its own (store_events_drain).
+ *
+ * render(arg, st, kind, ref, action, &owner) runs inside the transaction
+ * and may read the store.  It returns the event's JSON (malloc'd), or NULL
+ * to record nothing (an update of a VM already deleted); *owner is who
+ * may see it besides admins (OWNER_ANY: admins only).  Without a renderer
+ * nothing is recorded.
+ */
+struct event_row {
+	uint64_t seq;
+	int64_t created;
+	char *kind;       /* vm | host */
+	char *action;     /* created | updated | deleted */
+	char *ref;        /* the VM's ID, the host's name */
+	uint64_t owner;   /* OWNER_ANY: admins only */
+	char *data;       /* the rendered JSON */
+};
+
+typedef char *(*store_event_render_fn)(void *arg, struct store *st, const char *kind,
+				       const char *ref, const char *action, uint64_t *owner);
+void store_set_event_render(struct store *st, store_event_render_fn fn, void *arg);
+void store_set_event_hook(struct store *st, void (*fn)(void *), void *arg);
+/* Events recorded by other processes since the last call (a listener set
+ * up again counts one); never blocks. */
+int store_events_drain(struct store *st);
+void event_rows_free(struct event_row *v, size_t n);
+/* Up to limit events after seq `after`, in order. */
+int store_events_after(struct store *st, uint64_t after, size_t limit, struct event_row **out,
+		       size_t *n);
+/* The last sequence number issued (0: none yet) and the first still kept
+ * (0: none kept). */
+int store_events_bounds(struct store *st, uint64_t *first, uint64_t *last);
+/* Forget events recorded before `before` (unix seconds), at most max of
+ * them; *n: how many went. */
+int store_events_prune(struct store *st, int64_t before, size_t max, size_t *n);
+
+/*
+ * The audit trail (audit.c): one row per mutating API request, keyed by
+ * the host that served it and that host's own sequence number, so a batch
+ * written again (a journal replayed after a crash) adds nothing twice.
+ * Never a secret: the API writes no bodies, only who, where from, what
+ * (method, route pattern, the resource named) and the outcome.
+ */
+struct audit_entry {
+	char *host;
+	uint64_t seq;
+	int64_t time;       /* unix seconds */
+	uint64_t user;      /* OWNER_ANY: not identified */
+	char *user_name;    /* as it was when recorded (read by store_audit_list) */
+	char *source;       /* an address, or unix:UID */
+	char *method;
+	char *route;        /* the route table's pattern, "/v1/vms/{}/start" */
+	char *ref;          /* the resource named, or NULL */
+	int status;
+	char *result;       /* "ok", or the error code answered */
+};
+
+void audit_entry_clear(struct audit_entry *e);
+void audit_entries_free(struct audit_entry *v, size_t n);
+/* In one transaction; the user's name is looked up as it is now. */
+int store_audit_add(struct store *st, const struct audit_entry *v, size_t n);
+/* The newest `limit` entries at or after `since` (unix seconds, 0: any)
+ * of user (a name; NULL: everyone), oldest first. */
+int store_audit_list(struct store *st, const char *user, int64_t since, size_t limit,
+		     struct audit_entry **out, size_t *n);
+/* Forget entries before `before`, at most max of them; *n: how many went. */
+int store_audit_prune(struct store *st, int64_t before, size_t max, size_t *n);
+/* The highest sequence number recorded for host (0: none). */
+int store_audit_last_seq(struct store *st, const char *host, uint64_t *seq);
 
 #endif

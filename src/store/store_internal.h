@@ -25,6 +25,21 @@ struct store {
 	/* What store_refusal returns: set with STORE_QUOTA. */
 	char refusal[192];
 	int64_t quota_default[QUOTA_N];   /* store_set_quota_defaults */
+	/* The event log (events.c): objects the open transaction changed,
+	 * rendered and recorded when it ends. */
+	struct event_touch *touched;
+	size_t n_touched, cap_touched;
+	store_event_render_fn event_render;
+	void *event_render_arg;
+	void (*event_hook)(void *);
+	void *event_hook_arg;
+};
+
+/* events.c: an object the transaction changed, as the API shows it. */
+struct event_touch {
+	char kind[8];
+	char ref[72];
+	char action[8];
 };
 
 /* Run one statement; engine errors are logged here. */
@@ -44,6 +59,19 @@ void store_mark_changed(struct store *st, const char *table);
 int store_tx_begin(struct store *st);
 /* Commits when rc == STORE_OK, else rolls back; returns rc (or STORE_ERR). */
 int store_tx_end(struct store *st, int rc);
+
+/* events.c.  Name an object (kind "vm" with its ID, "host" with its
+ * name) the open transaction changes; action "created", "updated" or
+ * "deleted" (the strongest of several touches wins).  Outside a
+ * transaction it is ignored: every change of a VM or host runs in one. */
+void store_event_touch(struct store *st, const char *kind, const char *ref, const char *action);
+/* The same for a VM, by ID. */
+void store_event_vm(struct store *st, uint64_t id, const char *action);
+/* Before the outermost commit: record the touched objects (STORE_OK or
+ * the failure that must roll the transaction back); *recorded: how many. */
+int store_events_flush(struct store *st, size_t *recorded);
+/* The transaction ended without a commit: forget what it touched. */
+void store_events_forget(struct store *st);
 
 /* Next value of a named counter; STORE_FULL beyond max. In a transaction. */
 int store_counter_next(struct store *st, const char *name, uint64_t max, uint64_t *out);

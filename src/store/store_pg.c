@@ -17,7 +17,9 @@
  *     apply a change twice: the server said it did not run it, or it is a
  *     SELECT.  A write whose fate is unknown fails instead;
  *   - a change of intent is announced with NOTIFY on CHANNEL in its own
- *     transaction (pg_announce), so the server delivers it at COMMIT.
+ *     transaction (pg_announce), so the server delivers it at COMMIT;
+ *     a transaction that recorded events (store/events.c) also on
+ *     CHANNEL_EVENTS, which only the event streams heed.
  *
  * Announcements arrive on a second connection of our own, opened on the
  * first notify_fd/drain, that does nothing but LISTEN.  On the connection
@@ -37,6 +39,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/stats.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -72,6 +75,9 @@
 
 /* One channel per database: every hcd on it hears every change. */
 #define CHANNEL "hackcloud"
+/* The event log's (events.c): only the API's streams listen to it, so an
+ * agent's observed state, recorded as an event, wakes no other agent. */
+#define CHANNEL_EVENTS "hackcloud_events"
 
 struct pg {
 	PGconn *conn;
@@ -80,6 +86,8 @@ struct pg {
 	PGconn *listener;       /* NULL until first asked for, or while down */
 	bool listened;          /* a LISTEN succeeded before: a new one may have missed news */
 	int missed;             /* listeners set up again since the last drain */
+	int missed_events;      /* the same, for the event log's drain */
+	int heard, heard_events;/* announcements read and not drained yet, per channel */
 	long long listen_retry; /* ms: no new try before (after a failure) */
 	int listen_delay;       /* ms: the wait after the next failure */
 };
@@ -177,6 +185,7 @@ static int pg_reconnect(struct pg *pg, char **err)
 			 * held needs setting up again: LISTEN lives on the
 			 * listener's own connection, which mends itself. */
 			log_warn("store: postgresql connection lost; reconnected");
+			stat_inc(STAT_STORE_RECONNECTS);
 			return STORE_OK;
 		}
 		if (now_ms() - start + delay > RECONNECT_BUDGET_MS)
@@ -518,7 +527,7 @@ static bool pg_listener_ensure(struct pg *pg)
 	if (now_ms() < pg->listen_retry)
 		return false;
 	pg->listener = pg_connect(pg->uri, "hcd-listen", &err);
-	res = pg->listener ? PQexec(pg->listener, "LISTEN " CHANNEL) : NULL;
+	res = pg->listener ? PQexec(pg->listener, "LISTEN " CHANNEL "; LISTEN " CHANNEL_EVENTS) : NULL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (err == NULL)
 			err = one_line("postgresql: LISTEN: ", PQerrorMessage(pg->listener));
@@ -538,7 +547,9 @@ static bool pg_listener_ensure(struct pg *pg)
 	PQclear(res);
 	if (pg->listened) {
 		log_warn("store: listening for changes of other hosts again");
+		stat_inc(STAT_STORE_RECONNECTS);
 		pg->missed++;
+		pg->missed_events++;
 	}
 	pg->listened = true;
 	pg->listen_delay = 0;
@@ -553,11 +564,11 @@ static int pg_notify_fd(void *h)
 	return pg_listener_ensure(pg) ? PQsocket(pg->listener) : -1;
 }
 
-static int pg_notify_drain(void *h)
+/* Read what arrived (never blocks) and count it per channel. */
+static void pg_listen_read(struct pg *pg)
 {
-	struct pg *pg = h;
 	PGnotify *n;
-	int count, self;
+	int self;
 
 	/* PQconsumeInput reads what the socket holds without blocking; it
 	 * fails when the connection broke (its socket then reads as EOF, so
@@ -568,20 +579,55 @@ static int pg_notify_drain(void *h)
 		pg->listener = NULL;
 		pg_listener_ensure(pg);
 	}
-	count = pg->missed;
-	pg->missed = 0;
 	if (pg->listener == NULL)
-		return count;
+		return;
 	self = PQbackendPID(pg->conn);
 	while ((n = PQnotifies(pg->listener)) != NULL) {
+		bool events = strcmp(n->relname, CHANNEL_EVENTS) == 0;
 		if (n->be_pid != self) {
-			log_debug("store: change announced by backend %d: %s", n->be_pid,
-				  n->extra && n->extra[0] ? n->extra : "(unnamed)");
-			count++;
+			if (!events)
+				log_debug("store: change announced by backend %d: %s", n->be_pid,
+					  n->extra && n->extra[0] ? n->extra : "(unnamed)");
+			if (events)
+				pg->heard_events++;
+			else
+				pg->heard++;
 		}
 		PQfreemem(n);
 	}
+}
+
+/* What one channel heard since its last drain (a listener set up again
+ * counts one: it may have missed some). */
+static int pg_drain(struct pg *pg, int *missed, int *heard)
+{
+	int count;
+
+	pg_listen_read(pg);
+	count = *missed + *heard;
+	*missed = *heard = 0;
 	return count;
+}
+
+static int pg_notify_drain(void *h)
+{
+	struct pg *pg = h;
+
+	return pg_drain(pg, &pg->missed, &pg->heard);
+}
+
+static int pg_announce_events(void *h, const char *what, char **err)
+{
+	struct sval p[] = { SV_S(what ? what : "") };
+
+	return pg_exec(h, "SELECT pg_notify('" CHANNEL_EVENTS "', ?)", p, 1, NULL, NULL, err);
+}
+
+static int pg_events_drain(void *h)
+{
+	struct pg *pg = h;
+
+	return pg_drain(pg, &pg->missed_events, &pg->heard_events);
 }
 
 static void pg_close(void *h)
@@ -608,4 +654,6 @@ const struct store_engine store_engine_pg = {
 	.announce = pg_announce,
 	.notify_fd = pg_notify_fd,
 	.notify_drain = pg_notify_drain,
+	.announce_events = pg_announce_events,
+	.events_drain = pg_events_drain,
 };

@@ -11,8 +11,8 @@ own logs are checked: no request URL (HTTP or WebSocket) ever held the
 token, and the page's policy refused no script, connection or frame.
 
 Environment: DASH_URL, DASH_USER, DASH_PASSWORD, DASH_OTP_SECRET,
-DASH_OUT (screenshots and logs), DASH_EVENTS (1: the hcd has
-/v1/events, so the table must be fed by it alone).
+DASH_OUT (screenshots and logs).  The VM table must be fed by
+/v1/events alone: one list when the stream opens, no polling.
 Exits non-zero with "FAIL: why" on stderr.
 """
 import json
@@ -32,7 +32,6 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 URL = os.environ["DASH_URL"]
 OUT = os.environ["DASH_OUT"]
 USER = os.environ["DASH_USER"]
-EVENTS = os.environ.get("DASH_EVENTS") == "1"
 
 
 def fail(why):
@@ -256,13 +255,12 @@ try:
     if leaked:
         fail(f"the token was in a URL: {leaked}")
     ok(f"no URL of {len(urls)} requests and WebSockets held the token")
-    if EVENTS:
-        if events_requests < 1:
-            fail("the page never opened /v1/events")
-        # One list when the stream opened; no polling after it.
-        if vm_lists > 1:
-            fail(f"the page asked for /v1/vms {vm_lists} times: polling")
-        ok(f"live state came from /v1/events ({vm_lists} GET /v1/vms in all)")
+    if events_requests < 1:
+        fail("the page never opened /v1/events")
+    # One list when the stream opened; no polling after it.
+    if vm_lists > 1:
+        fail(f"the page asked for /v1/vms {vm_lists} times: polling")
+    ok(f"live state came from /v1/events ({vm_lists} GET /v1/vms in all)")
     logs = driver.get_log("browser")
     with open(os.path.join(OUT, "console.log"), "w") as f:
         f.write("\n".join(f"{e['level']} {e['message']}" for e in logs) + "\n")

@@ -58,6 +58,21 @@ mkdir -p "$T_STATE"
 
 nsexec() { ip netns exec "$T_NS" "$@"; }
 
+# An "upstream" network: a namespace joined to the host's by a veth, hcup0
+# on the host's side and eth0 on upstream's, both up; removed at exit.
+# Sets UP_NS; upx runs a command there.  Addresses and routes are the
+# test's.
+upstream_ns() {
+	UP_NS=hce2eup-$$
+	T_EXTRA_NS+=("$UP_NS")
+	ip netns add "$UP_NS"
+	ip link add hcup0 netns "$T_NS" type veth peer name eth0 netns "$UP_NS"
+	nsexec ip link set hcup0 up
+	ip -n "$UP_NS" link set lo up
+	ip -n "$UP_NS" link set eth0 up
+}
+upx() { ip netns exec "$UP_NS" "$@"; }
+
 # hcd_wait_api STATE_DIR PID: 0 once that hcd answers on its socket (15 s
 # at most); 1 with the reason on stderr when it exits or never answers.
 hcd_wait_api() {

@@ -15,7 +15,8 @@
 #  (d) placement spreads VMs by free memory, and a drained host gets none;
 #  (e) a host that dies (hcd, QEMUs and link gone) is marked dead within
 #      the dead timeout; its ephemeral VM comes up on another host, its
-#      other VM goes to state error, and the FDBs follow the move;
+#      other VM goes to state error, and the FDBs follow the move — and so
+#      does the route of its routed IPv6 prefix (issue 13);
 #  (f) with the periodic resync 10 minutes away, a change made through one
 #      host's API is acted on by another host's agent within seconds, and
 #      that agent's own counters say a notification woke it.
@@ -27,7 +28,7 @@ DEAD_TIMEOUT=6
 RESYNC=${CLUSTER_RESYNC:-600}   # lower only to debug the rest without triggers
 # shellcheck disable=SC2034 # cluster.sh reads it
 CL_HCD_ARGS=("--heartbeat-interval=$HEARTBEAT" "--dead-timeout=$DEAD_TIMEOUT"
-	"--resync-interval=$RESYNC")
+	"--resync-interval=$RESYNC" "--prefix_pool=2001:db8:e2f::/48")
 cl_setup h1 h2 h3
 for h in h1 h2 h3; do cl_hcd_start "$h"; done
 ok "PostgreSQL, underlay ($([ "$CL_FAMILY" = 4 ] && echo IPv4 || echo IPv6), MTU 1600) and three hcd up"
@@ -186,6 +187,15 @@ hc vm create pet --image tiny --host h3 --memory 128 >/dev/null
 wait_state eph running 90
 wait_state pet running 90
 fdb_check "with eph on h3"
+# A routed prefix: the host that runs eph routes it, no other.
+ephp=$(hc vm prefix add eph) || fail "no prefix for eph"
+routed_on() { # host: the hosts' routes of protocol 72 name ephp
+	cl_nsexec "$1" ip -6 route show proto 72 | grep -F "$ephp via" >/dev/null
+}
+for i in $(seq 1 40); do routed_on h3 && break; sleep 0.25; done
+routed_on h3 || fail "h3, which runs eph, does not route $ephp"
+routed_on h1 && fail "h1 routes $ephp of a VM it does not run"
+routed_on h2 && fail "h2 routes $ephp of a VM it does not run"
 cl_wait_log eph HACKCLOUD-BOOT-OK 180
 eph_id=$(vm_field eph .id)
 t0=$(date +%s%3N)
@@ -234,6 +244,12 @@ done
 cl_guest_run "$peer" 30 "ping -6 -c 2 -W 3 $eph6" >/dev/null ||
 	fail "$peer ($(vm_host $peer)) cannot ping eph at its new host $new"
 ok "FDBs follow: eph's MAC now points at $new, nothing points at h3; $peer pings eph there"
+other=h1
+[ "$new" = h1 ] && other=h2
+for i in $(seq 1 40); do routed_on "$new" && break; sleep 0.25; done
+routed_on "$new" || fail "$new runs eph now but does not route $ephp"
+routed_on "$other" && fail "$other routes $ephp of a VM it does not run"
+ok "eph's prefix $ephp followed it: routed by $new, not by $other"
 
 # ---- (f) triggers across hosts -------------------------------------------------
 # b runs on h2; the stop goes through h1's API.  h2 has its resync

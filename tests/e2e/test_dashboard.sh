@@ -117,16 +117,10 @@ ws_id=$(jq -r .id "$T_DIR/ws.json")
 [ ${#ws_id} = 10 ] || fail "bob's VM: $(cat "$T_DIR/ws.json")"
 
 # ---- the browser -------------------------------------------------------------------
-events=0
-[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --unix-socket "$T_STATE/api.sock" \
-	http://hc/v1/events)" != 404 ] && events=1
-# FALLBACK(events): until GET /v1/events is on main the page polls, and
-# dashboard.py skips its "no polling" check; remove with the fallback.
-[ "$events" = 1 ] || echo "  (this hcd has no /v1/events yet: the page falls back to polling)"
 ssh-keygen -q -t ed25519 -N '' -C alice@dashboard -f "$T_DIR/id" || fail "ssh-keygen"
 truncate -s 1M "$T_DIR/blank.raw"
 DASH_PUBKEY=$(cat "$T_DIR/id.pub") DASH_DISK=$T_DIR/blank.raw DASH_URL=$URL DASH_USER=alice DASH_PASSWORD=dashboard-pw-1 DASH_OTP_SECRET=$secret DASH_OUT=$ART \
-	DASH_EVENTS=$events bexec "$PY" "$(dirname "$0")/dashboard.py" ||
+	bexec "$PY" "$(dirname "$0")/dashboard.py" ||
 	fail "the browser's run failed (screenshots and logs in $ART)"
 rm -rf "$ART/profile"
 

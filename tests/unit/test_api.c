@@ -225,8 +225,8 @@ static void server_stop(struct server *s)
  * nothing that would wake it). */
 static void turn(struct server *s, int max_ms)
 {
-	struct pollfd pfd[3];
-	int fds[2], n = api_server_fds(s->api, fds);
+	struct pollfd pfd[API_SERVER_FDS + 1];
+	int fds[API_SERVER_FDS], n = api_server_fds(s->api, fds);
 	long long t = api_server_timeout_ms(s->api);
 	size_t before = worker_pool_pending(s->pool);
 

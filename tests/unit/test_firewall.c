@@ -23,6 +23,7 @@
 
 #include "common/ids.h"
 #include "net/firewall.h"
+#include "net/fw_model.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +44,8 @@ struct fixture {
 	struct ns_net nets[MAX_ITEMS];
 	struct ns_nic nics[MAX_ITEMS];
 	struct ns_rule rules[MAX_ITEMS];
+	struct ns_prefix prefixes[MAX_ITEMS];
+	struct ns_public4 public4[MAX_ITEMS];
 };
 
 static void fx_init(struct fixture *f)
@@ -51,6 +54,8 @@ static void fx_init(struct fixture *f)
 	f->ns.nets = f->nets;
 	f->ns.nics = f->nics;
 	f->ns.rules = f->rules;
+	f->ns.prefixes = f->prefixes;
+	f->ns.public4 = f->public4;
 	f->ns.metadata_port = 80;
 }
 
@@ -117,6 +122,23 @@ static struct ns_rule *fx_rule(struct fixture *f, uint64_t id, uint64_t vm, enum
 	*r = (struct ns_rule){ .id = id, .vm_id = vm, .proto = proto, .port_lo = lo, .port_hi = hi,
 			       .family = family, .source = (char *)source };
 	return r;
+}
+
+static void fx_prefix(struct fixture *f, uint64_t nic, const char *addr, unsigned len)
+{
+	struct ns_prefix *p = &f->prefixes[f->ns.n_prefixes++];
+
+	p->nic_id = nic;
+	assert_int_equal(inet_pton(AF_INET6, addr, &p->addr), 1);
+	p->len = len;
+}
+
+static void fx_public4(struct fixture *f, uint64_t nic, const char *addr)
+{
+	struct ns_public4 *p = &f->public4[f->ns.n_public4++];
+
+	p->nic_id = nic;
+	assert_int_equal(inet_pton(AF_INET, addr, &p->addr), 1);
 }
 
 /* The snapshot of the golden files: "office" (IPv6 + IPv4) and "backend"
@@ -415,6 +437,8 @@ static void same_snapshot_any_order_same_text(void **state)
 	b.ns.nets = b.nets;
 	b.ns.nics = b.nics;
 	b.ns.rules = b.rules;
+	b.ns.prefixes = b.prefixes;
+	b.ns.public4 = b.public4;
 	reverse(b.nets, b.ns.n_nets, sizeof(b.nets[0]));
 	reverse(b.nics, b.ns.n_nics, sizeof(b.nics[0]));
 	reverse(b.rules, b.ns.n_rules, sizeof(b.rules[0]));
@@ -443,7 +467,7 @@ static void version_is_hex_and_names_every_object(void **state)
 	char jump[32];
 	snprintf(jump, sizeof(jump), "jump pre-%s\n", v);
 	assert_non_null(strstr(text, jump));
-	snprintf(jump, sizeof(jump), "chain vm-000000002a-%s {", v);
+	snprintf(jump, sizeof(jump), "set svc-%s {", v);
 	assert_non_null(strstr(text, jump));
 	/* Only IDs-derived names: no user-visible names leak (there are none
 	 * in the fixture; this guards the format). */
@@ -561,34 +585,380 @@ static void rules_do_not_grow_with_nics(void **state)
 	free(f);
 }
 
-/* VMs with the same rules share one chain (named after the lowest VM);
- * a VM whose rules differ keeps its own; the map leads each tap there. */
-static void same_rules_share_a_chain(void **state)
+/* A VM's rules are set elements keyed by its taps: no chain per VM, and
+ * the rules of the ruleset do not grow with the VMs' rules. */
+static void rules_are_elements_not_chains(void **state)
 {
 	(void)state;
-	struct fixture f;
-	char *v, *text, line[256];
+	struct fixture *f = malloc(sizeof(*f));
+	char *v, *text, *many, line[256];
 
-	fx_two_nets(&f);
-	fx_nic(&f, 0x112, 0x2c, 0x0a, "10.10.0.7");
-	fx_rule(&f, 7, 0x2c, NS_PROTO_TCP, 80, 80, 0, NULL);          /* as 2a's */
-	fx_nic(&f, 0x113, 0x2d, 0x0a, "10.10.0.8");
-	fx_rule(&f, 8, 0x2d, NS_PROTO_TCP, 80, 81, 0, NULL);          /* not as 2a's */
-	text = ruleset(&f, &v);
+	fx_two_nets(f);
+	fx_nic(f, 0x112, 0x2c, 0x0a, "10.10.0.7");
+	fx_rule(f, 7, 0x2c, NS_PROTO_TCP, 80, 80, 0, NULL);
+	fx_rule(f, 8, 0x2c, NS_PROTO_TCP, 8000, 8080, 0, "10.0.0.0/8");
+	text = ruleset(f, &v);
 	const char *want[] = {
-		"\t\t\t\"v020000000112\" : jump vm-000000002a-%s",
-		"\t\t\t\"v020000000113\" : jump vm-000000002d-%s",
-		"\tchain vm-000000002a-%s {\n\t\ttcp dport 80 accept\n\t}\n",
-		"\tchain vm-000000002d-%s {\n\t\ttcp dport 80-81 accept\n\t}\n",
+		"\"v02000000010f\" . 6 . 80,\n",                          /* svc: web, tcp 80 */
+		"\"v020000000112\" . 6 . 80\n",
+		"\"v020000000112\" . 6 . 8000-8080 . 10.0.0.0-10.255.255.255\n", /* src4 */
+		"\"v020000000110\" . 6 . 5432 . 2001:db8:10::-2001:db8:10:0:ffff:ffff:ffff:ffff,\n",
+		"\"v020000000111\" . 6 . 5432 . 2001:db8:10::-2001:db8:10:0:ffff:ffff:ffff:ffff\n",
 	};
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		snprintf(line, sizeof(line), want[i], v);
-		if (strstr(text, line) == NULL)
-			fail_msg("missing: %s", line);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (strstr(text, want[i]) == NULL)
+			fail_msg("missing element: %s", want[i]);
+	assert_null(strstr(text, "chain vm-"));
+	snprintf(line, sizeof(line), "\t\toifname . meta l4proto . th dport . ip saddr @src4-%s accept\n", v);
+	assert_non_null(strstr(text, line));
+
+	/* Many VMs, each with rules of its own: the same rules, more elements. */
+	for (int i = 0; i < 60; i++) {
+		char ip[INET_ADDRSTRLEN];
+		snprintf(ip, sizeof(ip), "10.10.0.%d", 20 + i);
+		fx_nic(f, 0x200 + (uint64_t)i, 0x100 + (uint64_t)i, 0x0a, ip);
+		fx_rule(f, 100 + (uint64_t)i, 0x100 + (uint64_t)i, NS_PROTO_UDP, 1000 + i, 1000 + 2 * i,
+			AF_INET6, "2001:db8::/32");
 	}
-	assert_null(strstr(text, "chain vm-000000002c"));
+	many = ruleset(f, NULL);
+	assert_int_equal(rule_lines(text), rule_lines(many));
+	assert_non_null(strstr(many, "\"v02000000023b\" . 17 . 1059-1118 . 2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"));
+	free(many);
 	free(text);
 	free(v);
+	free(f);
+}
+
+/* ---- the rules' semantics --------------------------------------------------- */
+
+/* A fixed pseudo-random sequence: the test is the same every run. */
+static uint32_t rnd_state = 12345;
+static uint32_t rnd(uint32_t n)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return (rnd_state >> 8) % n;
+}
+
+static const char *const sources4[] = { "0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24",
+					"10.1.2.3/32", "192.0.2.0/24", "255.255.255.255/32", "0.0.0.0/1" };
+static const char *const sources6[] = { "::/0", "2001:db8::/32", "2001:db8::/48", "2001:db8::5/128",
+					"ffff::/16", "2001:db8:0:1::/64", "::/1" };
+
+/* A random rule for a VM: protocols, ports and prefixes from small sets,
+ * so that they overlap, nest and touch. */
+static struct ns_rule rnd_rule(uint64_t id)
+{
+	static const int ports[] = { 1, 2, 3, 10, 11, 20, 21, 22, 65534, 65535 };
+	struct ns_rule r = { .id = id, .vm_id = 1, .proto = (enum ns_proto)rnd(4) };
+	int lo, hi;
+
+	if (r.proto == NS_PROTO_TCP || r.proto == NS_PROTO_UDP) {
+		if (rnd(4) != 0) {
+			lo = ports[rnd(10)];
+			hi = ports[rnd(10)];
+			r.port_lo = lo < hi ? lo : hi;
+			r.port_hi = lo < hi ? hi : lo;
+		}
+	}
+	switch (rnd(4)) {
+	case 0: break;                                          /* from anywhere */
+	case 1: r.family = AF_INET; r.source = (char *)sources4[rnd(8)]; break;
+	case 2: r.family = AF_INET6; r.source = (char *)sources6[rnd(7)]; break;
+	case 3: r.family = rnd(2) ? AF_INET : AF_INET6; break;  /* a family, no source */
+	}
+	return r;
+}
+
+/* An address as a 16-byte big-endian number (IPv4 in the first 4 bytes,
+ * compared over len bytes). */
+struct probe_addr {
+	uint8_t a[16];
+};
+
+static bool in_range(const uint8_t *x, const uint8_t *lo, const uint8_t *hi, size_t len)
+{
+	return memcmp(x, lo, len) >= 0 && memcmp(x, hi, len) <= 0;
+}
+
+/* Does the rule let this packet in, as the chain rules of old said it? */
+static bool rule_accepts(const struct ns_rule *r, int af, uint8_t proto, int port, const uint8_t *src)
+{
+	char canon[INET6_ADDRSTRLEN + 8];
+	int raf = r->source ? (strchr(r->source, ':') ? AF_INET6 : AF_INET) : r->family;
+	size_t len = af == AF_INET ? 4 : 16;
+
+	if (raf != 0 && raf != af)
+		return false;
+	if (r->source != NULL) {
+		uint8_t net[16] = { 0 }, lo[16] = { 0 }, hi[16] = { 0 };
+		snprintf(canon, sizeof(canon), "%s", r->source);
+		char *slash = strchr(canon, '/');
+		unsigned plen = (unsigned)atoi(slash + 1);
+		*slash = '\0';
+		assert_int_equal(inet_pton(af, canon, net), 1);
+		for (unsigned i = 0; i < len * 8; i++) {
+			uint8_t bit = (uint8_t)(0x80 >> (i % 8));
+			lo[i / 8] |= i < plen ? net[i / 8] & bit : 0;
+			hi[i / 8] |= i < plen ? net[i / 8] & bit : bit;
+		}
+		if (!in_range(src, lo, hi, len))
+			return false;
+	}
+	switch (r->proto) {
+	case NS_PROTO_TCP:
+	case NS_PROTO_UDP:
+		if (proto != (r->proto == NS_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP))
+			return false;
+		return r->port_lo == 0 || (port >= r->port_lo && port <= r->port_hi);
+	case NS_PROTO_ICMP:
+		return (proto == IPPROTO_ICMP && raf != AF_INET6) || (proto == IPPROTO_ICMPV6 && raf != AF_INET);
+	case NS_PROTO_ANY:
+		return true;
+	}
+	return false;
+}
+
+static bool elems_accept(const struct fw_inbound *in, int af, uint8_t proto, int port, const uint8_t *src)
+{
+	size_t len = af == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < in->n_any; i++)
+		if (in_range(src, in->any[i].lo, in->any[i].hi, len))
+			return true;
+	for (size_t i = 0; i < in->n_ports; i++) {
+		const struct fw_port_elem *e = &in->ports[i];
+		if (e->proto == proto && port >= e->port_lo && port <= e->port_hi &&
+		    in_range(src, e->src_lo, e->src_hi, len))
+			return true;
+	}
+	return false;
+}
+
+static bool ranges_overlap(const uint8_t *lo1, const uint8_t *hi1, const uint8_t *lo2, const uint8_t *hi2,
+			   size_t len)
+{
+	return memcmp(lo1, hi2, len) <= 0 && memcmp(lo2, hi1, len) <= 0;
+}
+
+/* Addresses to probe: every rule's first and last source address, and
+ * their neighbours. */
+static size_t probe_addrs(const struct ns_rule *rules, size_t n, int af, struct probe_addr *out)
+{
+	size_t len = af == AF_INET ? 4 : 16, k = 0;
+	const char *const *srcs = af == AF_INET ? sources4 : sources6;
+	size_t n_srcs = af == AF_INET ? 8 : 7;
+
+	(void)rules;
+	(void)n;
+	for (size_t i = 0; i < n_srcs; i++) {
+		char canon[64];
+		uint8_t net[16] = { 0 };
+		snprintf(canon, sizeof(canon), "%s", srcs[i]);
+		char *slash = strchr(canon, '/');
+		unsigned plen = (unsigned)atoi(slash + 1);
+		*slash = '\0';
+		assert_int_equal(inet_pton(af, canon, net), 1);
+		struct probe_addr lo = { 0 }, hi = { 0 };
+		for (unsigned b = 0; b < len * 8; b++) {
+			uint8_t bit = (uint8_t)(0x80 >> (b % 8));
+			lo.a[b / 8] |= b < plen ? net[b / 8] & bit : 0;
+			hi.a[b / 8] |= b < plen ? net[b / 8] & bit : bit;
+		}
+		/* lo - 1, lo, hi, hi + 1 (wrapping at the ends: still addresses) */
+		struct probe_addr p = lo;
+		for (int j = (int)len - 1; j >= 0 && p.a[j]-- == 0; j--)
+			;
+		out[k++] = p;
+		out[k++] = lo;
+		out[k++] = hi;
+		p = hi;
+		for (int j = (int)len - 1; j >= 0 && ++p.a[j] == 0; j--)
+			;
+		out[k++] = p;
+	}
+	return k;
+}
+
+/*
+ * fw_rules_inbound(): for random sets of overlapping rules, the elements
+ * are pairwise disjoint (the kernel refuses overlapping ones) and accept
+ * exactly what the rules accept, probed at every boundary.
+ */
+static void inbound_elements_accept_exactly_the_rules(void **state)
+{
+	(void)state;
+	static const uint8_t protos[] = { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, 47 };
+	static const int ports[] = { 0, 1, 2, 3, 4, 9, 10, 11, 12, 19, 20, 21, 22, 23, 65533, 65534, 65535 };
+	struct probe_addr addrs[64];
+	size_t checked = 0, accepted = 0;
+
+	for (int round = 0; round < 400; round++) {
+		struct ns_rule rules[8];
+		const struct ns_rule *ptrs[8];
+		size_t n = 1 + rnd(8);
+		for (size_t i = 0; i < n; i++) {
+			rules[i] = rnd_rule(i + 1);
+			ptrs[i] = &rules[i];
+		}
+		for (int af = AF_INET; af != -1; af = af == AF_INET ? AF_INET6 : -1) {
+			struct fw_inbound in;
+			size_t len = af == AF_INET ? 4 : 16;
+			assert_int_equal(fw_rules_inbound(ptrs, n, af, &in), 0);
+			for (size_t i = 0; i < in.n_ports; i++)
+				for (size_t j = i + 1; j < in.n_ports; j++) {
+					const struct fw_port_elem *a = &in.ports[i], *b = &in.ports[j];
+					bool ports_overlap = a->port_lo <= b->port_hi && b->port_lo <= a->port_hi;
+					if (a->proto == b->proto && ports_overlap &&
+					    ranges_overlap(a->src_lo, a->src_hi, b->src_lo, b->src_hi, len))
+						fail_msg("round %d: port elements %zu and %zu overlap", round, i, j);
+				}
+			for (size_t i = 0; i < in.n_any; i++)
+				for (size_t j = i + 1; j < in.n_any; j++)
+					if (ranges_overlap(in.any[i].lo, in.any[i].hi, in.any[j].lo, in.any[j].hi, len))
+						fail_msg("round %d: any elements %zu and %zu overlap", round, i, j);
+			size_t na = probe_addrs(rules, n, af, addrs);
+			for (size_t p = 0; p < sizeof(protos); p++)
+				for (size_t q = 0; q < sizeof(ports) / sizeof(ports[0]); q++)
+					for (size_t a = 0; a < na; a++) {
+						bool want = false;
+						for (size_t i = 0; i < n && !want; i++)
+							want = rule_accepts(&rules[i], af, protos[p], ports[q], addrs[a].a);
+						bool got = elems_accept(&in, af, protos[p], ports[q], addrs[a].a);
+						if (want != got)
+							fail_msg("round %d (%zu rules), family %d: proto %u port %d probe %zu: "
+								 "rules say %d, elements %d", round, n, af, protos[p],
+								 ports[q], a, want, got);
+						checked++;
+						accepted += want;
+					}
+			fw_inbound_free(&in);
+		}
+	}
+	/* The probes saw both answers, plenty of each. */
+	assert_true(accepted > checked / 10 && accepted < checked - checked / 10);
+}
+
+/* ---- to-vm-V as a whole: which sets it asks ---------------------------------- */
+
+static const struct fw_set *set_named(const struct fw_model *m, enum fw_family fam, const char *name)
+{
+	for (size_t i = 0; i < m->n_sets; i++)
+		if (m->sets[i].fam == fam && strcmp(m->sets[i].name, name) == 0)
+			return &m->sets[i];
+	fail_msg("no set %s", name);
+	return NULL;
+}
+
+/* Is the key (fields in order, each padded to 4 bytes) in the set? */
+static bool set_has(const struct fw_set *s, const uint8_t *key)
+{
+	size_t esize = s->interval ? 2u * s->key_len : s->key_len;
+
+	for (size_t j = 0; j < s->n_elems; j++) {
+		const uint8_t *e = s->elems + j * esize;
+		bool in = true;
+		for (unsigned i = 0, off = 0; i < s->n_keys && in; i++) {
+			size_t len = fw_fields[s->keys[i]].len;
+			if (s->interval)
+				in = memcmp(key + off, e + off, len) >= 0 && memcmp(key + off, e + s->key_len + off, len) <= 0;
+			else
+				in = memcmp(key + off, e + off, len) == 0;
+			off += (len + 3u) & ~3u;
+		}
+		if (in)
+			return true;
+	}
+	return false;
+}
+
+/* to-vm-V and to-vm-crossed-V (fw_gen.c) for a new packet of af to the
+ * tap, after its ARP/ICMP/DHCP shortcuts: the lookups they make. */
+static bool to_vm_accepts(const struct fw_model *m, const char *tap, bool crossed, int af, uint8_t proto,
+			  int port, const uint8_t *src)
+{
+	uint8_t k[48] = { 0 };
+	size_t alen = af == AF_INET ? 4 : 16;
+	const char *v = af == AF_INET ? "4" : "6";
+	char name[16];
+
+	memcpy(k, tap, strlen(tap));
+	k[16] = proto;
+	k[20] = (uint8_t)(port >> 8);
+	k[21] = (uint8_t)port;
+	if (!crossed) {
+		if (set_has(set_named(m, FW_BRIDGE, "open"), k) || set_has(set_named(m, FW_BRIDGE, "svc"), k))
+			return true;
+	}
+	for (int pass = crossed ? 1 : 0; pass < 2; pass++) {
+		uint8_t key_any[48] = { 0 };
+		memcpy(k + 24, src, alen);
+		memcpy(key_any, tap, strlen(tap));
+		memcpy(key_any + 16, src, alen);
+		snprintf(name, sizeof(name), "%s%s", pass ? "src" : "in", v);
+		if (set_has(set_named(m, FW_BRIDGE, name), k))
+			return true;
+		snprintf(name, sizeof(name), "%sany%s", pass ? "src" : "", v);
+		if (set_has(set_named(m, FW_BRIDGE, name), key_any))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The whole generation, for random rules of two VMs: from its own network
+ * a packet gets in by any of the VM's rules, from another network
+ * (crossed) only by its rules that name a source — as the chains of old
+ * had it; the other VM's rules never count.
+ */
+static void to_vm_accepts_exactly_the_rules(void **state)
+{
+	(void)state;
+	static const uint8_t protos[] = { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, 47 };
+	static const int ports[] = { 0, 1, 2, 3, 10, 11, 20, 21, 22, 23, 65534, 65535 };
+	struct fixture *f = malloc(sizeof(*f));
+	struct probe_addr addrs[64];
+	const char *tap = ifname_tap(0x10f).s;
+	char tapbuf[16];
+
+	snprintf(tapbuf, sizeof(tapbuf), "%s", tap);
+	for (int round = 0; round < 120; round++) {
+		struct fw_model m;
+		char *err = NULL;
+		fx_two_nets(f);
+		f->ns.n_rules = 0;
+		size_t n = 1 + rnd(6);
+		for (size_t i = 0; i < n; i++) {
+			struct ns_rule r = rnd_rule(i + 1);
+			fx_rule(f, r.id, 0x2a, r.proto, r.port_lo, r.port_hi, r.family, r.source);
+		}
+		for (size_t i = 0; i < 3; i++) {            /* db's, which must not count for web */
+			struct ns_rule r = rnd_rule(50 + i);
+			fx_rule(f, r.id, 0x2b, r.proto, r.port_lo, r.port_hi, r.family, r.source);
+		}
+		if (fw_generate(&f->ns, &m, &err) < 0)
+			fail_msg("fw_generate: %s", err);
+		for (int af = AF_INET; af != -1; af = af == AF_INET ? AF_INET6 : -1) {
+			size_t na = probe_addrs(NULL, 0, af, addrs);
+			for (int crossed = 0; crossed < 2; crossed++)
+				for (size_t p = 0; p < sizeof(protos); p++)
+					for (size_t q = 0; q < sizeof(ports) / sizeof(ports[0]); q++)
+						for (size_t a = 0; a < na; a++) {
+							bool want = false;
+							for (size_t i = 0; i < n && !want; i++)
+								want = (!crossed || f->rules[i].source) &&
+								       rule_accepts(&f->rules[i], af, protos[p], ports[q],
+										    addrs[a].a);
+							bool got = to_vm_accepts(&m, tapbuf, crossed, af, protos[p], ports[q],
+										 addrs[a].a);
+							if (want != got)
+								fail_msg("round %d, family %d, crossed %d: proto %u port %d"
+									 " probe %zu: rules say %d, sets %d", round, af, crossed,
+									 protos[p], ports[q], a, want, got);
+						}
+		}
+		fw_model_free(&m);
+	}
+	free(f);
 }
 
 /* ---- between hosts --------------------------------------------------------- */
@@ -847,23 +1217,140 @@ static void rule_shapes(void **state)
 	fx_rule(&f, 2, 0x2a, NS_PROTO_UDP, 1000, 2000, AF_INET, NULL);
 	fx_rule(&f, 3, 0x2a, NS_PROTO_ICMP, 0, 0, 0, NULL);
 	fx_rule(&f, 4, 0x2a, NS_PROTO_ICMP, 0, 0, AF_INET6, NULL);
-	fx_rule(&f, 5, 0x2a, NS_PROTO_ANY, 0, 0, 0, "192.0.2.0/24");
-	fx_rule(&f, 6, 0x2a, NS_PROTO_ANY, 0, 0, 0, NULL);
-	fx_rule(&f, 7, 0x2a, NS_PROTO_UDP, 53, 53, 0, "2001:db8::/32");
+	fx_rule(&f, 5, 0x2b, NS_PROTO_ANY, 0, 0, 0, "192.0.2.0/24");
+	fx_rule(&f, 6, 0x2b, NS_PROTO_ANY, 0, 0, 0, NULL);
+	fx_rule(&f, 7, 0x2b, NS_PROTO_UDP, 53, 53, 0, "2001:db8::/32");
+	fx_rule(&f, 8, 0x2b, NS_PROTO_UDP, 53, 53, 0, NULL);
 	text = ruleset(&f, NULL);
 	const char *want[] = {
-		"\t\tmeta l4proto tcp accept\n",
-		"\t\tether type ip udp dport 1000-2000 accept\n",
-		"\t\tmeta l4proto { icmp, ipv6-icmp } accept\n",
-		"\t\tether type ip6 meta l4proto ipv6-icmp accept\n",
-		"\t\tip saddr 192.0.2.0/24 accept\n",
-		"\t\taccept\n",
-		"\t\tip6 saddr 2001:db8::/32 udp dport 53 accept\n",
+		"\"v02000000010f\" . 6 . 0-65535 . 0.0.0.0-255.255.255.255",        /* tcp, every port */
+		"\"v02000000010f\" . 17 . 1000-2000 . 0.0.0.0-255.255.255.255",     /* IPv4 only */
+		"\"v02000000010f\" . 1 . 0-65535 . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+		"\"v02000000010f\" . 58 . 0-65535 . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+		"\"v020000000110\" . 192.0.2.0-192.0.2.255",                        /* srcany4 */
+		"\"v020000000110\",\n",                                              /* open: any from anywhere */
+		"\"v020000000111\"\n",
+		"\"v020000000110\" . 17 . 53 . 2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (strstr(text, want[i]) == NULL)
-			fail_msg("missing rule: %s", want[i]);
+			fail_msg("missing element: %s", want[i]);
+	/* db is open from anywhere: its "udp 53 from anywhere" adds nothing. */
+	assert_null(strstr(text, "\"v020000000110\" . 17 . 53,"));
+	assert_null(strstr(text, "\"v020000000110\" . 17 . 53\n"));
+	/* tcp from anywhere on every port is no IPv4-only rule: in6 has it. */
+	assert_non_null(strstr(text, "\"v02000000010f\" . 6 . 0-65535 . ::-ffff"));
 	free(text);
+}
+
+/* Routed prefixes and public IPv4 addresses (issue 13): the golden file
+ * and the kernel's listing of both renderings. */
+static void fx_routed(struct fixture *f)
+{
+	static char uplink[] = "eth0";
+
+	fx_two_nets(f);
+	f->ns.uplink = uplink;
+	fx_prefix(f, 0x10f, "2001:db8:100:1::", 64);
+	fx_prefix(f, 0x10f, "2001:db8:100:200::", 56);
+	fx_prefix(f, 0x111, "2001:db8:100:2::", 64);
+	fx_public4(f, 0x10f, "198.51.100.7");
+	fx_rule(f, 3, 0x2b, NS_PROTO_TCP, 22, 22, 0, "10.10.0.0/24");   /* crosses to db */
+}
+
+static void golden_routed(void **state)
+{
+	(void)state;
+	struct fixture f;
+	fx_routed(&f);
+	golden_compare(&f, "routed.nft");
+	kernel_compare(&f, "routed.kernel");
+}
+
+/* A NIC's prefixes are sources of its own, after the check of its NDP
+ * targets and before that of its addresses; a public address is mapped
+ * both ways at the uplink; both only for NICs of VMs running here. */
+static void prefixes_and_public_addresses(void **state)
+{
+	(void)state;
+	struct fixture f;
+	char *v, *text, line[512];
+
+	fx_routed(&f);
+	text = ruleset(&f, &v);
+	const char *want[] = {
+		"\"v02000000010f\" . 2001:db8:100:1::-2001:db8:100:1:ffff:ffff:ffff:ffff,\n",
+		"\"v02000000010f\" . 2001:db8:100:200::-2001:db8:100:2ff:ffff:ffff:ffff:ffff,\n",
+		"\"v020000000111\" . 2001:db8:100:2::-2001:db8:100:2:ffff:ffff:ffff:ffff\n",
+		"\t\t\t198.51.100.7 : 10.10.0.5\n",
+		"\t\t\t10.10.0.5 : 198.51.100.7\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (strstr(text, want[i]) == NULL)
+			fail_msg("missing element: %s", want[i]);
+	const char *rules[] = {
+		"\t\ticmpv6 type nd-neighbor-advert iifname . @th,64,128 != @ip6-%s drop\n"
+		"\t\tiifname . ip6 saddr @pfx6-%s accept\n"
+		"\t\tiifname . @nh,64,128 != @ip6-%s drop\n",
+		"\tchain dnat-%s {\n\t\tiifname \"eth0\" dnat ip to ip daddr map @pub4-%s\n\t}\n",
+		"\tchain nat-%s {\n\t\toifname \"eth0\" snat ip to ip saddr map @priv4-%s\n"
+		"\t\toifname \"eth0\" ip saddr 10.10.0.0/24 masquerade\n\t}\n",
+		"\t\tiifname @bridges-%s meta mark set meta mark | 0x02000000 accept\n",
+	};
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		snprintf(line, sizeof(line), rules[i], v, v, v);
+		if (strstr(text, line) == NULL)
+			fail_msg("missing: %s", line);
+	}
+	free(text);
+	free(v);
+
+	/* Without an uplink, no translation (the maps stay empty). */
+	f.ns.uplink = NULL;
+	text = ruleset(&f, NULL);
+	assert_null(strstr(text, "198.51.100.7"));
+	assert_null(strstr(text, "dnat ip to"));
+	free(text);
+
+	/* A VM that does not run here: neither its prefixes nor its address. */
+	fx_routed(&f);
+	f.nics[0].active = false;
+	text = ruleset(&f, NULL);
+	assert_null(strstr(text, "2001:db8:100:1::"));
+	assert_null(strstr(text, "198.51.100.7"));
+	assert_non_null(strstr(text, "2001:db8:100:2::"));
+	free(text);
+}
+
+static void refuses_bad_prefixes_and_public_addresses(void **state)
+{
+	(void)state;
+	struct fixture f;
+
+	fx_routed(&f);
+	f.prefixes[0].addr.s6_addr[15] = 1;                      /* host bits */
+	assert_refused(&f, "host bits");
+	fx_routed(&f);
+	f.prefixes[0].len = 0;                                   /* ::/0 would be anyone */
+	memset(&f.prefixes[0].addr, 0, sizeof(f.prefixes[0].addr));
+	assert_refused(&f, "length");
+	fx_routed(&f);
+	fx_prefix(&f, 0x110, "fe80::", 64);
+	assert_refused(&f, "global unicast");
+	fx_routed(&f);
+	fx_prefix(&f, 0x110, "ff00::", 8);
+	assert_refused(&f, "global unicast");
+	fx_routed(&f);
+	fx_public4(&f, 0x110, "198.51.100.7");                   /* one address, two NICs */
+	assert_refused(&f, "twice");
+	fx_routed(&f);
+	fx_public4(&f, 0x110, "224.0.0.1");
+	assert_refused(&f, "not unicast");
+	/* Rows of NICs that do not run here are not looked at. */
+	fx_routed(&f);
+	fx_public4(&f, 0x110, "198.51.100.7");
+	f.nics[1].active = false;
+	free(ruleset(&f, NULL));
 }
 
 int main(void)
@@ -878,7 +1365,12 @@ int main(void)
 		cmocka_unit_test(version_follows_content),
 		cmocka_unit_test(inactive_nic_left_out),
 		cmocka_unit_test(rules_do_not_grow_with_nics),
-		cmocka_unit_test(same_rules_share_a_chain),
+		cmocka_unit_test(rules_are_elements_not_chains),
+		cmocka_unit_test(inbound_elements_accept_exactly_the_rules),
+		cmocka_unit_test(to_vm_accepts_exactly_the_rules),
+		cmocka_unit_test(golden_routed),
+		cmocka_unit_test(prefixes_and_public_addresses),
+		cmocka_unit_test(refuses_bad_prefixes_and_public_addresses),
 		cmocka_unit_test(overlay_fences_each_network),
 		cmocka_unit_test(refuses_bad_interface_names),
 		cmocka_unit_test(refuses_foreign_addresses),

@@ -74,7 +74,8 @@ static void ec2_leaves(void **state)
 	expect("/latest/meta-data/mac", 200, "02:00:00:00:01:0f");
 	expect("/2009-04-04/meta-data/instance-id", 200, "i-000000002a");
 	expect("/latest/meta-data/", 200,
-	       "hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac\npublic-keys/\n");
+	       "hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac\nnetwork/\npublic-keys/\n");
+	expect("/latest/meta-data/public-ipv4", 404, NULL);     /* none attached */
 }
 
 static void ec2_keys(void **state)
@@ -140,6 +141,69 @@ static void unknown_paths(void **state)
 	expect("/openstack/latest/secret", 404, NULL);
 	expect("/openstack/20xx-01-01/meta_data.json", 404, NULL);
 	expect("/", 200, "latest\n2009-04-04\nopenstack\n");
+}
+
+/* Routed prefixes and a public IPv4 address (issue 13): EC2's
+ * network/interfaces/macs/<mac>/ipv6-prefix and public-ipv4(s), and an
+ * address of each prefix in OpenStack's network_data.json. */
+static void routed_prefixes_and_public_ipv4(void **state)
+{
+	(void)state;
+	char *prefixes[] = { "2001:db8:100:1::/64", "2001:db8:100:200::/56" };
+	struct nic nics[2] = {
+		{ .id = 0x10f, .network = 1, .network_name = "office", .network_ipv6 = "2001:db8:10::/64",
+		  .ipv4 = "10.0.0.2", .prefixes = prefixes, .n_prefixes = 2, .public_ipv4 = "198.51.100.7" },
+		{ .id = 0x110, .network = 2, .network_name = "backend", .network_ipv6 = "2001:db8:20::/64" },
+	};
+	struct vm vm = make_vm();
+	struct md_reply r;
+	vm.nics = nics;
+	vm.n_nics = 2;
+	const struct { const char *path; int status; const char *body; } want[] = {
+		{ "/latest/meta-data/", 200,
+		  "hostname\ninstance-id\nlocal-hostname\nlocal-ipv4\nmac\nnetwork/\npublic-ipv4\npublic-keys/\n" },
+		{ "/latest/meta-data/public-ipv4", 200, "198.51.100.7" },
+		{ "/latest/meta-data/network/", 200, "interfaces/\n" },
+		{ "/latest/meta-data/network/interfaces/", 200, "macs/\n" },
+		{ "/latest/meta-data/network/interfaces/macs/", 200, "02:00:00:00:01:0f/\n02:00:00:00:01:10/\n" },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:0f/", 200,
+		  "mac\nipv6-prefix\npublic-ipv4s\n" },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:0f/ipv6-prefix", 200,
+		  "2001:db8:100:1::/64\n2001:db8:100:200::/56" },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:0f/public-ipv4s", 200, "198.51.100.7" },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:10/", 200, "mac\n" },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:10/mac", 200, "02:00:00:00:01:10" },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:10/ipv6-prefix", 404, NULL },
+		{ "/latest/meta-data/network/interfaces/macs/02:00:00:00:01:11/", 404, NULL },
+		{ "/latest/meta-data/network/interfaces/macsx/", 404, NULL },
+		{ "/latest/meta-data/networkx", 404, NULL },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		int st = metadata_render(&vm, want[i].path, &r);
+		if (st != want[i].status)
+			fail_msg("%s: status %d, want %d", want[i].path, st, want[i].status);
+		if (want[i].body != NULL && (r.body == NULL || r.len != strlen(want[i].body) ||
+					     memcmp(r.body, want[i].body, r.len) != 0))
+			fail_msg("%s: body '%.*s', want '%s'", want[i].path, (int)r.len, r.body ? r.body : "",
+				 want[i].body);
+		free(r.body);
+	}
+
+	assert_int_equal(metadata_render(&vm, "/openstack/latest/network_data.json", &r), 200);
+	json_t *j = json_loadb(r.body, r.len, 0, NULL), *net;
+	size_t i, statics = 0;
+	assert_non_null(j);
+	json_array_foreach(json_object_get(j, "networks"), i, net) {
+		if (strcmp(json_string_value(json_object_get(net, "type")), "ipv6") != 0)
+			continue;
+		assert_string_equal(json_string_value(json_object_get(net, "link")), "tap0");
+		const char *addr = json_string_value(json_object_get(net, "ip_address"));
+		assert_true(strcmp(addr, statics ? "2001:db8:100:200::1" : "2001:db8:100:1::1") == 0);
+		statics++;
+	}
+	assert_int_equal(statics, 2);
+	json_decref(j);
+	free(r.body);
 }
 
 /* ---- IMDSv2 tokens ------------------------------------------------------ */
@@ -430,6 +494,7 @@ int main(void)
 		cmocka_unit_test(user_data_is_binary_safe),
 		cmocka_unit_test(openstack_json),
 		cmocka_unit_test(unknown_paths),
+		cmocka_unit_test(routed_prefixes_and_public_ipv4),
 		cmocka_unit_test(token_ttl_header),
 		cmocka_unit_test(token_bound_to_vm_and_time),
 		cmocka_unit_test(token_forgeries),

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/addrpool.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/netpool.h"
@@ -2236,6 +2237,419 @@ static void hosts_load_kept(void **state)
 	assert_load_kept(c->st);
 }
 
+/* ---- routed prefixes and public IPv4 (prefixes.c) --------------------------- */
+
+static uint64_t make_user(struct store *st, const char *name)
+{
+	struct user u = { .name = (char *)name, .role = "member", .auth = "file", .enabled = true };
+	assert_int_equal(store_user_create(st, &u), STORE_OK);
+	return u.id;
+}
+
+static void prefixes_allocate_list_free(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	/* A network inside the pool: its /64 is never handed out. */
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:100::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6", "2001:db8:20::/64", NULL);
+	uint64_t nets[2] = { lan, v6 }, a, b;
+	struct prefix *pool = NULL;
+	size_t n_pool = 0;
+	struct vm_prefix p, *list = NULL;
+	struct vm vm = { 0 };
+	size_t n = 0;
+	char *err = NULL;
+
+	assert_int_equal(prefix_pool_parse("2001:db8:100::/60", &pool, &n_pool, &err), 0);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 2, &a), STORE_OK);
+	uint64_t alice = make_user(c->st, "alice");
+	assert_int_equal(make_vm(c->st, "b", alice, img, &lan, 1, &b), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t nic_a0 = vm.nics[0].id, nic_a1 = vm.nics[1].id;
+	vm_free(&vm);
+
+	int hooks = c->hooks;
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 64, 0, 0, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:1::/64");   /* :: is lan's /64 */
+	assert_int_equal(p.vm, a);
+	assert_int_equal(p.nic, nic_a0);
+	assert_true(c->hooks > hooks);                          /* the agent routes it */
+	free(p.prefix);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a1, 62, 0, 0, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:4::/62");   /* aligned */
+	free(p.prefix);
+	/* Not a NIC of that VM; the pool's own length is the most there is. */
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_a0, 64, 0, 0, &p), STORE_NOTFOUND);
+	assert_null(p.prefix);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 60, 0, 0, &p), STORE_FULL);
+
+	/* A network may not take a routed prefix (its route would go). */
+	struct net_policy pol = { 0 };
+	assert_int_equal(allocate_net(c->st, "clash", "2001:db8:100:6::/64", NULL, &pol, NULL), STORE_CONFLICT);
+
+	/* A loaded VM carries them, per NIC. */
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	assert_int_equal(vm.nics[0].n_prefixes, 1);
+	assert_string_equal(vm.nics[0].prefixes[0], "2001:db8:100:1::/64");
+	assert_int_equal(vm.nics[1].n_prefixes, 1);
+	assert_string_equal(vm.nics[1].prefixes[0], "2001:db8:100:4::/62");
+	vm_free(&vm);
+
+	/* Limits: per VM, per owner. */
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 64, 2, 0, &p), STORE_CONFLICT);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, a, nic_a0, 64, 3, 2, &p), STORE_CONFLICT);
+	uint64_t nic_b;
+	assert_int_equal(store_vm_get_id(c->st, b, &vm), STORE_OK);
+	nic_b = vm.nics[0].id;
+	vm_free(&vm);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 1, 1, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:2::/64");
+	free(p.prefix);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 0, 1, &p), STORE_CONFLICT);
+
+	assert_int_equal(store_prefix_list(c->st, 0, &list, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(list[2].vm, b);
+	vm_prefixes_free(list, n);
+	assert_int_equal(store_prefix_list(c->st, b, &list, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	vm_prefixes_free(list, n);
+
+	/* Removed by address; then handed out again, lowest first. */
+	assert_int_equal(store_prefix_remove(c->st, b, "2001:db8:100:1::"), STORE_NOTFOUND);
+	assert_int_equal(store_prefix_remove(c->st, a, "2001:db8:100:1::"), STORE_OK);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 0, 0, &p), STORE_OK);
+	assert_string_equal(p.prefix, "2001:db8:100:1::/64");
+	free(p.prefix);
+
+	/* Unplugging the NIC frees its prefixes; purging the VM frees the rest. */
+	assert_int_equal(store_nic_remove(c->st, a, nic_a1), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM prefixes WHERE address = '2001:db8:100:4::'"), 0);
+	assert_int_equal(store_vm_set_desired(c->st, b, "deleted"), STORE_OK);
+	assert_int_equal(store_prefix_add(c->st, pool, n_pool, b, nic_b, 64, 0, 0, &p), STORE_NOTFOUND);
+	assert_int_equal(store_vm_purge(c->st, b), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM prefixes"), 0);
+	free(pool);
+}
+
+static void public_ipv4_attach_list_detach(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6", "2001:db8:20::/64", NULL);
+	uint64_t nets[2] = { lan, v6 }, a, b;
+	struct pool4 pool;
+	struct public4 p, *list = NULL;
+	struct vm vm = { 0 };
+	size_t n = 0;
+	char *err = NULL;
+
+	assert_int_equal(pool4_parse("198.51.100.0/30", &pool, &err), 0);    /* .1 and .2 */
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 2, &a), STORE_OK);
+	uint64_t alice = make_user(c->st, "alice");
+	assert_int_equal(make_vm(c->st, "b", alice, img, &lan, 1, &b), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t nic_a0 = vm.nics[0].id, nic_a1 = vm.nics[1].id;
+	vm_free(&vm);
+	assert_int_equal(store_vm_get_id(c->st, b, &vm), STORE_OK);
+	uint64_t nic_b = vm.nics[0].id;
+	vm_free(&vm);
+
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_a0, NULL, 0, &p), STORE_OK);
+	assert_string_equal(p.address, "198.51.100.1");
+	assert_string_equal(p.private_ipv4, "10.0.0.2");
+	free(p.address);
+	free(p.private_ipv4);
+	/* One per NIC; none for a NIC without IPv4; an address once. */
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_a0, NULL, 0, &p), STORE_CONFLICT);
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_a1, NULL, 0, &p), STORE_NOTFOUND);
+	assert_int_equal(store_public4_attach(c->st, &pool, b, nic_b, "198.51.100.1", 0, &p), STORE_CONFLICT);
+	assert_int_equal(store_public4_attach(c->st, &pool, b, nic_a0, NULL, 0, &p), STORE_NOTFOUND);
+	/* The owner's cap counts over all its VMs. */
+	assert_int_equal(store_public4_attach(c->st, &pool, b, nic_b, NULL, 1, &p), STORE_OK);
+	assert_string_equal(p.address, "198.51.100.2");
+	free(p.address);
+	free(p.private_ipv4);
+
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	assert_string_equal(vm.nics[0].public_ipv4, "198.51.100.1");
+	assert_null(vm.nics[1].public_ipv4);
+	vm_free(&vm);
+
+	assert_int_equal(store_public4_list(c->st, OWNER_ANY, &list, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[1].address, "198.51.100.2");
+	assert_string_equal(list[1].vm_name, "b");
+	assert_int_equal(list[1].owner, alice);
+	assert_string_equal(list[1].private_ipv4, "10.0.0.3");
+	public4s_free(list, n);
+	assert_int_equal(store_public4_list(c->st, alice, &list, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	public4s_free(list, n);
+
+	/* The pool is used up; detaching gives the address back. */
+	assert_int_equal(make_vm(c->st, "c", OWNER_ROOT, img, &lan, 1, &a), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t nic_c = vm.nics[0].id;
+	vm_free(&vm);
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_c, NULL, 0, &p), STORE_FULL);
+	assert_int_equal(store_public4_detach(c->st, a, "198.51.100.2"), STORE_NOTFOUND);
+	assert_int_equal(store_public4_detach(c->st, b, "198.51.100.2"), STORE_OK);
+	assert_int_equal(store_public4_attach(c->st, &pool, a, nic_c, NULL, 0, &p), STORE_OK);
+	assert_string_equal(p.address, "198.51.100.2");
+	free(p.address);
+	free(p.private_ipv4);
+	/* With its NIC. */
+	assert_int_equal(store_vm_purge(c->st, a), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM public_ipv4"), 1);
+	pool4_free(&pool);
+}
+
+/* ---- the event log and the audit trail (issue 15 §2) -------------------- */
+
+static int event_hooks;
+
+static void on_events(void *arg)
+{
+	(void)arg;
+	event_hooks++;
+}
+
+/* A renderer as the API's, smaller: the VM's state and desire, or the
+ * host's drain; nothing for a VM already deleted but its deletion. */
+static char *test_render(void *arg, struct store *st, const char *kind, const char *ref,
+			 const char *action, uint64_t *owner)
+{
+	(void)arg;
+	if (strcmp(kind, "host") == 0) {
+		struct host h = { 0 };
+		if (store_host_get(st, ref, &h) != STORE_OK)
+			return NULL;
+		char *out = str_printf("host %s %s drain=%d", ref, action, h.drain);
+		host_free(&h);
+		return out;
+	}
+	struct vm vm = { 0 };
+	uint64_t id;
+	assert_true(vm_id_parse(ref, &id));
+	if (store_vm_get_id(st, id, &vm) != STORE_OK)
+		return NULL;
+	*owner = vm.owner;
+	char *out = strcmp(vm.desired, "deleted") == 0 && strcmp(action, "deleted") != 0 ? NULL
+		: str_printf("vm %s %s %s/%s", ref, action, vm.state, vm.desired);
+	vm_free(&vm);
+	return out;
+}
+
+static void expect_events(struct store *st, uint64_t after, const char *const *want)
+{
+	struct event_row *v = NULL;
+	size_t n = 0, i;
+
+	assert_int_equal(store_events_after(st, after, 100, &v, &n), STORE_OK);
+	for (i = 0; want[i]; i++) {
+		assert_true(i < n);
+		assert_string_equal(v[i].data, want[i]);
+		assert_int_equal(v[i].seq, after + 1 + i);   /* gapless, in commit order */
+	}
+	assert_int_equal(n, i);
+	event_rows_free(v, n);
+}
+
+static void events_log(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img, id, first, last;
+	struct host h = { .name = "h1", .cpus = 2, .memory_mib = 1024 };
+
+	/* Without a renderer (the API not started) nothing is recorded. */
+	img = make_image(c->st, "tiny");
+	assert_int_not_equal(make_vm(c->st, "early", 7, img, NULL, 0, NULL), STORE_OK);   /* no user 7 */
+	assert_int_equal(make_vm(c->st, "early", OWNER_ROOT, img, NULL, 0, &id), STORE_OK);
+	assert_int_equal(store_events_bounds(c->st, &first, &last), STORE_OK);
+	assert_int_equal(last, 0);
+
+	store_set_event_render(c->st, test_render, NULL);
+	store_set_event_hook(c->st, on_events, NULL);
+	event_hooks = 0;
+	c->hooks = 0;
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &id), STORE_OK);
+	vm_id_str ref = vm_id_format(id);
+	/* The agent's observations: events (the streams' business), but no
+	 * change hook (the agents' business). */
+	int hooks = c->hooks;
+	assert_int_equal(store_vm_claim(c->st, id, "h0"), STORE_NOTFOUND);   /* no host yet */
+	assert_int_equal(store_vm_set_state(c->st, id, "starting", NULL), STORE_OK);
+	assert_int_equal(store_vm_set_state(c->st, id, "starting", NULL), STORE_OK);  /* no news */
+	assert_int_equal(store_vm_set_state(c->st, id, "running", NULL), STORE_OK);
+	assert_int_equal(c->hooks, hooks);
+	assert_int_equal(store_vm_set_desired(c->st, id, "deleted"), STORE_OK);
+	/* Nothing more to tell of a deleted VM. */
+	assert_int_equal(store_vm_set_state(c->st, id, "stopping", NULL), STORE_OK);
+	assert_int_equal(store_vm_purge(c->st, id), STORE_OK);
+	/* A rolled-back change records nothing. */
+	assert_int_not_equal(make_vm(c->st, "bad", 7, img, NULL, 0, NULL), STORE_OK);
+	assert_int_equal(store_host_register(c->st, &h), STORE_OK);
+	assert_int_equal(store_host_set_drain(c->st, "h1", true), STORE_OK);
+	assert_int_equal(store_host_set_drain(c->st, "nope", true), STORE_NOTFOUND);
+
+	char w[5][64];
+	snprintf(w[0], 64, "vm %s created stopped/running", ref.s);
+	snprintf(w[1], 64, "vm %s updated starting/running", ref.s);
+	snprintf(w[2], 64, "vm %s updated running/running", ref.s);
+	snprintf(w[3], 64, "vm %s deleted stopped/deleted", ref.s);
+	const char *const want[] = { w[0], w[1], w[2], w[3], "host h1 updated drain=0",
+				     "host h1 updated drain=1", NULL };
+	/* set_state to "stopping" of the deleted VM changed its row: the
+	 * deletion event shows it as it was then. */
+	snprintf(w[3], 64, "vm %s deleted running/deleted", ref.s);
+	expect_events(c->st, 0, want);
+	assert_int_equal(event_hooks, 6);
+	assert_int_equal(store_events_bounds(c->st, &first, &last), STORE_OK);
+	assert_int_equal(first, 1);
+	assert_int_equal(last, 6);
+
+	/* Scope: the row carries the owner; hosts are for admins. */
+	struct event_row *v = NULL;
+	size_t n = 0;
+	assert_int_equal(store_events_after(c->st, 3, 10, &v, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[0].owner, OWNER_ROOT);
+	assert_string_equal(v[0].action, "deleted");
+	assert_string_equal(v[0].ref, ref.s);
+	assert_int_equal(v[1].owner, OWNER_ANY);
+	assert_string_equal(v[1].kind, "host");
+	event_rows_free(v, n);
+
+	/* Pruning by age, oldest first, in batches. */
+	size_t gone = 0;
+	assert_int_equal(store_q(c->st, "UPDATE events SET created = 100 WHERE seq <= 4", NULL, 0,
+				 NULL, NULL), STORE_OK);
+	assert_int_equal(store_events_prune(c->st, 1000, 3, &gone), STORE_OK);
+	assert_int_equal(gone, 3);
+	assert_int_equal(store_events_prune(c->st, 1000, 3, &gone), STORE_OK);
+	assert_int_equal(gone, 1);
+	assert_int_equal(store_events_bounds(c->st, &first, &last), STORE_OK);
+	assert_int_equal(first, 5);
+	assert_int_equal(last, 6);
+	/* Numbers go on after a prune. */
+	assert_int_equal(store_host_set_drain(c->st, "h1", false), STORE_OK);
+	expect_events(c->st, 6, (const char *const[]){ "host h1 updated drain=0", NULL });
+}
+
+static struct audit_entry entry(const char *host, uint64_t seq, int64_t t, uint64_t user,
+				const char *route, int status)
+{
+	return (struct audit_entry){ .host = (char *)host, .seq = seq, .time = t, .user = user,
+				     .source = "unix:0", .method = "POST", .route = (char *)route,
+				     .ref = "x", .status = status, .result = status < 400 ? "ok" : "conflict" };
+}
+
+static void audit_rows(void **state)
+{
+	struct ctx *c = *state;
+	struct user u = { .name = "alice", .role = "member", .auth = "file", .enabled = true };
+	struct audit_entry *v = NULL;
+	size_t n = 0;
+	uint64_t last;
+
+	assert_int_equal(store_user_create(c->st, &u), STORE_OK);
+	struct audit_entry batch[] = {
+		entry("a", 1, 1000, OWNER_ROOT, "/v1/vms", 201),
+		entry("a", 2, 2000, u.id, "/v1/vms/{}/start", 202),
+		entry("b", 1, 3000, u.id, "/v1/vms/{}", 409),
+		entry("a", 3, 4000, OWNER_ANY, "/v1/login", 401),
+	};
+	c->hooks = 0;
+	assert_int_equal(store_audit_add(c->st, batch, 4), STORE_OK);
+	/* A journal replayed after a crash adds nothing twice. */
+	assert_int_equal(store_audit_add(c->st, batch, 4), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM audit"), 4);
+	assert_int_equal(c->hooks, 0);   /* no change of intent */
+	assert_int_equal(store_audit_last_seq(c->st, "a", &last), STORE_OK);
+	assert_int_equal(last, 3);
+	assert_int_equal(store_audit_last_seq(c->st, "z", &last), STORE_OK);
+	assert_int_equal(last, 0);
+
+	/* All, oldest first; names as recorded; none for the anonymous. */
+	assert_int_equal(store_audit_list(c->st, NULL, 0, 100, &v, &n), STORE_OK);
+	assert_int_equal(n, 4);
+	assert_int_equal(v[0].time, 1000);
+	assert_string_equal(v[0].user_name, "root");
+	assert_string_equal(v[1].user_name, "alice");
+	assert_string_equal(v[2].host, "b");
+	assert_int_equal(v[2].status, 409);
+	assert_string_equal(v[2].result, "conflict");
+	assert_null(v[3].user_name);
+	assert_int_equal(v[3].user, OWNER_ANY);
+	audit_entries_free(v, n);
+	/* By user, since, and the newest of a limit. */
+	assert_int_equal(store_audit_list(c->st, "alice", 0, 100, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	audit_entries_free(v, n);
+	assert_int_equal(store_audit_list(c->st, NULL, 2500, 100, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].time, 3000);
+	audit_entries_free(v, n);
+	assert_int_equal(store_audit_list(c->st, NULL, 0, 2, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].time, 3000);
+	assert_int_equal(v[1].time, 4000);
+	audit_entries_free(v, n);
+
+	/* The name stays when the user goes. */
+	assert_int_equal(store_user_delete(c->st, u.id), STORE_OK);
+	assert_int_equal(store_audit_list(c->st, "alice", 0, 100, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	audit_entries_free(v, n);
+
+	/* Pruning: what is older than the cutoff goes, in bounded batches. */
+	size_t gone = 0;
+	assert_int_equal(store_audit_prune(c->st, 3500, 2, &gone), STORE_OK);
+	assert_int_equal(gone, 2);
+	assert_int_equal(store_audit_prune(c->st, 3500, 2, &gone), STORE_OK);
+	assert_int_equal(gone, 1);
+	assert_int_equal(store_audit_prune(c->st, 3500, 2, &gone), STORE_OK);
+	assert_int_equal(gone, 0);
+	assert_int_equal(store_audit_list(c->st, NULL, 0, 100, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].time, 4000);
+	audit_entries_free(v, n);
+}
+
+/* The event log has a channel of its own: another handle hears a state
+ * the agent observed as an event, and its agent is not woken. */
+static void pg_events_channel(void **state)
+{
+	struct ctx *c = *state;
+	struct store *b = open_other(c);
+	uint64_t img, id;
+	int events = 0;
+
+	store_set_event_render(c->st, test_render, NULL);
+	img = make_image(c->st, "tiny");
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, NULL, 0, &id), STORE_OK);
+	assert_true(store_notify_fd(b) >= 0);
+	(void)heard(b, 300, NULL);
+	(void)store_events_drain(b);
+	assert_int_equal(store_vm_set_state(c->st, id, "running", NULL), STORE_OK);
+	long long start = mono_ms();
+	while (events == 0 && mono_ms() - start < 2000) {
+		struct pollfd p = { .fd = store_notify_fd(b), .events = POLLIN };
+		if (poll(&p, 1, 100) > 0)
+			assert_int_equal(store_notify_drain(b), 0);   /* no agent wakes */
+		events += store_events_drain(b);
+	}
+	assert_int_equal(events, 1);
+	/* A change of intent: both channels. */
+	assert_int_equal(store_vm_set_desired(c->st, id, "stopped"), STORE_OK);
+	assert_int_equal(heard(b, 1000, NULL), 1);
+	assert_int_equal(store_events_drain(b), 1);
+	store_close(b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -2274,6 +2688,10 @@ int main(void)
 		T(ula_prefix_is_stable),
 		T(quotas_hold_under_races),
 		T(engine_values_and_errors),
+		T(prefixes_allocate_list_free),
+		T(public_ipv4_attach_list_detach),
+		T(events_log),
+		T(audit_rows),
 	};
 	/* About store_open's URIs and files; no server needed. */
 	const struct CMUnitTest open_tests[] = {
@@ -2287,6 +2705,7 @@ int main(void)
 		T(pg_announce_across_handles),
 		T(pg_announce_only_commits),
 		T(pg_listener_after_restart),
+		T(pg_events_channel),
 	};
 	int failed = 0;
 

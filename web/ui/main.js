@@ -12,7 +12,6 @@ import { state } from './state.js';
 import { applyVmEvent, initVms, loadVms } from './vms.js';
 
 let stream = null;
-let fallbackTimer = null;
 
 function live(text, cls) {
 	const s = $('#live');
@@ -72,8 +71,6 @@ async function login(form) {
 function stopSession(message) {
 	stream?.stop();
 	stream = null;
-	clearInterval(fallbackTimer);
-	fallbackTimer = null;
 	closeConsole();
 	clearToken();
 	state.vms.clear();
@@ -107,14 +104,7 @@ async function start() {
 		},
 		onState: (s) => live(s === 'live' ? 'live' : s + '…', s),
 		onUnauthorized: () => stopSession('Your session has ended: log in again.'),
-		onMissing: () => {
-			// FALLBACK(events): an hcd without GET /v1/events (before
-			// issue 15 §2 lands) is asked for the VMs every 2 s.  Remove
-			// this branch once the stream is on main.
-			live('polling', 'polling');
-			loadVms();
-			fallbackTimer = setInterval(() => loadVms().catch(() => {}), 2000);
-		},
+		onMissing: () => live('no event stream', 'error'),
 	});
 	stream.start();
 }
