@@ -7,7 +7,7 @@ ASAN   ?= build-asan
 GUEST  ?= $(BUILD)/guest
 
 .PHONY: all deps deps-check build asan guest check unit unit-asan e2e e2e-asan demo demo-stop install bench clean \
-	deb pkg-check
+	deb pkg-check openapi
 
 all: build
 
@@ -44,6 +44,11 @@ e2e: build guest
 # The bad-input test again, against the ASan/UBSan daemon and client.
 e2e-asan: asan guest
 	E2E_ONLY=badinput ./tests/e2e/run.sh $(ASAN) $(GUEST)
+
+# The API's description, made from its compact source (commit both; the
+# meson test openapi-source fails while they differ).
+openapi:
+	python3 docs/openapi.py > docs/openapi.json.tmp && mv docs/openapi.json.tmp docs/openapi.json
 
 # deps-check: every meson dependency() is installed by scripts/deps.sh.
 deps-check:

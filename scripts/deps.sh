@@ -27,6 +27,8 @@ packages=(
 	debhelper systemd-container
 	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
 	amazon-ec2-utils strace
+	# the API description's validator (OpenAPI 3.0; tests/openapi/check.pl)
+	libjson-validator-perl
 	# the dashboard's browser test (tests/e2e/test_dashboard.sh)
 	chromium chromium-driver python3-selenium
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)

@@ -291,7 +291,8 @@ bool vm_json_field_known(const char *name, size_t len)
 	static const char *const known[] = { "id", "name", "state", "desired", "cpus", "memory_mib",
 		"image", "image_id", "owner", "host", "error", "created", "nics", "keys",
 		"user_data_size", "config_drive", "disk_size", "disks", "ephemeral", "metadata_tokens", "nics.mac",
-		"nics.ifname", "nics.network", "nics.network_id", "nics.ipv6", "nics.ipv4", NULL };
+		"nics.ifname", "nics.network", "nics.network_id", "nics.ipv6", "nics.ipv4", "nics.prefixes",
+		"nics.public_ipv4", NULL };
 
 	for (const char *const *k = known; *k; k++)
 		if (strlen(*k) == len && strncmp(*k, name, len) == 0)

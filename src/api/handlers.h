@@ -109,6 +109,9 @@ int h_vm_console_ws(struct req *r);
 int h_web_index(struct req *r);
 int h_web_file(struct req *r);
 
+/* openapi.c: the API's own description */
+int h_openapi(struct req *r);
+
 /* routes.c: helpers of VM handlers elsewhere */
 /* The VM runs (or would run) on this host; else a 409 naming its host is
  * set: its serial log, console and QMP socket are that host's. */

@@ -378,8 +378,11 @@ int h_login(struct req *r)
 
 int h_logout(struct req *r)
 {
+	static const char *const no_fields[] = { NULL };
 	int rc;
 
+	if (!only_keys(r, no_fields))
+		return 0;
 	if (r->token_id == 0)
 		return req_error(r, 400, "bad_request", "this request carries no token");
 	rc = store_token_delete(r->api->st, r->token_id, OWNER_ANY);

@@ -17,7 +17,8 @@ enum body_kind { BODY_NONE, BODY_JSON, BODY_STREAM };
  * ROUTE_ANON anybody (logging in needs no identity), ROUTE_METRICS admins
  * or the bearer of the metrics token (metrics_token_file: a scraper that
  * may read /metrics and nothing else).  false/true read as USER/ADMIN, as
- * older rows write them. */
+ * older rows write them.  Each has a name in openapi.c (hcd
+ * --print-routes, x-hackcloud-access in docs/openapi.json). */
 enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2, ROUTE_METRICS = 3 };
 
 /*
@@ -30,7 +31,7 @@ enum { ROUTE_USER = 0, ROUTE_ADMIN = 1, ROUTE_ANON = 2, ROUTE_METRICS = 3 };
  *                    cannot send Authorization on a WebSocket), and an
  *                    Origin header, when sent, must be the listener's own.
  * (Flags rather than a field of their own: rows written without them
- * stay valid as they are.)
+ * stay valid as they are.)  openapi.c names them for hcd --print-routes.
  */
 #define ROUTE_PAGE       0x10
 #define ROUTE_WEBSOCKET  0x20

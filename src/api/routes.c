@@ -2,8 +2,9 @@
  * routes — the API surface as one table (route.h), and the handlers for
  * VMs, networks and the daemon itself.  Images are in images.c, the
  * console in console.c, keys and a VM's user data in keys.c, logins in
- * login.c, users and tokens in accounts.c.  docs/API.md describes every
- * row of the table.
+ * login.c, users and tokens in accounts.c, the API's description in
+ * openapi.c.  docs/API.md describes every row of the table for people,
+ * docs/openapi.json for programs (the openapi test holds the two to it).
  */
 #include "api/handlers.h"
 #include "api/route.h"
@@ -465,12 +466,16 @@ static int h_vm_update(struct req *r)
 	return rc;
 }
 
+/* Bodies of verbs that take no fields: empty or {} (a member given is a
+ * mistake of the caller's, refused like any unknown one). */
+static const char *const no_fields[] = { NULL };
+
 static int set_desired(struct req *r, const char *desired)
 {
 	struct vm vm = { 0 };
 	int rc;
 
-	if (!vm_resolve(r, &vm))
+	if (!only_keys(r, no_fields) || !vm_resolve(r, &vm))
 		return 0;
 	/* A start after a failed start tries again from a clean slate. */
 	if (strcmp(desired, "running") == 0 && strcmp(vm.state, "error") == 0)
@@ -503,7 +508,7 @@ static int h_vm_reboot(struct req *r)
 	struct vm vm = { 0 };
 	char *err = NULL;
 
-	if (!vm_resolve(r, &vm))
+	if (!only_keys(r, no_fields) || !vm_resolve(r, &vm))
 		return 0;
 	if (!api_vm_here(r, &vm)) {
 		/* the error is set */
@@ -773,6 +778,7 @@ static int h_net_delete(struct req *r)
 
 const struct route api_routes[] = {
 	{ "GET",    "/v1/info",                  h_info,           BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/openapi.json",          h_openapi,        BODY_NONE, NULL, NULL, ROUTE_ANON },
 	{ "GET",    "/metrics",                  h_metrics,        BODY_NONE, NULL, NULL, ROUTE_METRICS },
 	{ "GET",    "/v1/events",                h_events,         BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/audit",                 h_audit_list,     BODY_NONE, NULL, NULL, ROUTE_ADMIN },

@@ -11,7 +11,8 @@
  *     unix:/var/lib/hackcloud/api.sock.  Every request carries the headers
  *     made in one place (client.c: client_headers), including the bearer
  *     token: $HC_TOKEN, else the one `hc login` saved for this URL.
- *     $HC_CACERT names the CA file for https:// URLs.
+ *     $HC_CACERT names the CA file for https:// URLs; $HC_TRACE a file to
+ *     append every exchange to (client.c).
  *   - stdout carries results only: aligned tables or "key: value" lines, or
  *     with --json the API's JSON as returned (pretty-printed).
  *   - A failure prints exactly one line "hc: <message>" on stderr — the

@@ -7,6 +7,13 @@
  * bodies are always kept in memory, since they carry the message hc prints;
  * a 2xx body may instead stream to a FILE (vm log).  An upload is streamed
  * from its file, never loaded.
+ *
+ * With HC_TRACE=FILE, every exchange is appended to FILE as one JSON line
+ * {method, path, request, status, type, body} (request: the JSON body hc
+ * sent, its passwords and codes masked; body: a JSON answer's text, else
+ * null) — what tests/openapi/check.pl reads to hold real requests and
+ * answers to docs/openapi.json.  Like curl --trace it holds what hcd
+ * said, a login's token included: the file is made 0600.
  */
 #include "cli/cli.h"
 #include "cli/progress.h"
@@ -16,6 +23,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -327,6 +335,55 @@ static int prepare(struct client *c, const struct api_req *rq, struct transfer *
 	return e == CURLE_OK ? 0 : -1;
 }
 
+/* A request body as the trace shows it: secrets replaced by values of
+ * the same shape (the trace is for checking shapes, not for replaying). */
+static json_t *trace_request(const json_t *body)
+{
+	static const struct { const char *key, *mask; } secrets[] = {
+		{ "password", "********" }, { "current_password", "********" }, { "otp", "000000" },
+	};
+	json_t *j = body ? json_deep_copy(body) : NULL;
+
+	for (size_t i = 0; j && i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (json_is_string(json_object_get(j, secrets[i].key)))
+			json_object_set_new(j, secrets[i].key, json_string(secrets[i].mask));
+	return j;
+}
+
+/* HC_TRACE: the exchange as one line, written at once (O_APPEND), so the
+ * lines of several hc at a time do not mix.  Best effort: a trace that
+ * cannot be written changes nothing of the command. */
+static void trace_exchange(struct client *c, const struct api_req *rq, const struct api_resp *rs)
+{
+	const char *file = getenv("HC_TRACE");
+	char *type = NULL, *line;
+	bool json;
+	json_t *j;
+	int fd;
+
+	if (file == NULL || *file == '\0')
+		return;
+	curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
+	json = type && strncmp(type, "application/json", 16) == 0;
+	j = json_pack("{s:s, s:s, s:o?, s:I, s:s?, s:o?}", "method", rq->method, "path", rq->path,
+		      "request", trace_request(rq->body), "status", (json_int_t)rs->status, "type", type,
+		      "body", json && rs->body ? json_stringn(rs->body, rs->len) : NULL);
+	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (line == NULL)
+		return;
+	size_t len = strlen(line);
+	line[len] = '\n'; /* the NUL goes: one write of the line and its end */
+	fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0) {
+		if (write(fd, line, len + 1) < 0) {
+			/* nothing to do: the trace is an aid */
+		}
+		close(fd);
+	}
+	free(line);
+}
+
 int client_perform(struct hc *h, const struct api_req *rq, struct api_resp *rs)
 {
 	struct client *c = h->cl;
@@ -370,6 +427,7 @@ int client_perform(struct hc *h, const struct api_req *rq, struct api_resp *rs)
 		goto out;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &rs->status);
+	trace_exchange(c, rq, rs);
 	rc = 0;
 out:
 	if (rc < 0)

@@ -24,6 +24,7 @@
 #include "agent/meter.h"
 #include "agent/reconcile.h"
 #include "api/api.h"
+#include "api/openapi.h"
 #include "cluster/cluster.h"
 #include "common/addrpool.h"
 #include "common/config.h"
@@ -84,6 +85,7 @@ static const struct {
 	{ "--accel", "A", "kvm, tcg or auto (auto proves KVM with a probe guest)" },
 	{ "--KEY", "VALUE", "any hcd.conf key, e.g. --listen=[::1]:8443 --auth.token_ttl=3600" },
 	{ "--print-config", NULL, "print hcd's options and every hcd.conf key with its value, as JSON" },
+	{ "--print-routes", NULL, "print the API's route table (method, path, access, body), as JSON" },
 	{ "--help", NULL, "print this help, then exit" },
 	{ "--version", NULL, "print hcd's version, then exit" },
 };
@@ -135,6 +137,20 @@ static int print_config(const struct config *cfg)
 	json_object_set_new(root, "keys", keys);
 	rc = json_dumpf(root, stdout, JSON_INDENT(1));
 	json_decref(root);
+	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * --print-routes: the route table as data, then exit.  The openapi test
+ * (tests/openapi) compares it with docs/openapi.json: every route
+ * described, nothing described that is not a route.
+ */
+static int print_routes(void)
+{
+	json_t *routes = api_routes_json();
+	int rc = routes ? json_dumpf(routes, stdout, JSON_INDENT(1)) : -1;
+
+	json_decref(routes);
 	return rc == 0 && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -272,6 +288,9 @@ static int parse_args(struct hcd *h, int argc, char **argv)
 			h->print_config = true;
 			continue;
 		}
+		/* The table needs no configuration: none is read. */
+		if (strcmp(a, "--print-routes") == 0)
+			exit(print_routes());
 		if (strcmp(a, "--version") == 0) {
 			printf("hcd %s\n", HC_VERSION);
 			exit(0);

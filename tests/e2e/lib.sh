@@ -4,6 +4,7 @@
 # both — and every QEMU the test's hcd started — whatever happens.
 set -euo pipefail
 
+E2E_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_BUILD=${E2E_BUILD:?set by run.sh}
 E2E_GUEST=${E2E_GUEST:?set by run.sh}
 HCD_BIN=$E2E_BUILD/hcd
@@ -18,6 +19,15 @@ HCD_PID=
 T_EXTRA_NS=()   # more namespaces a test creates; cleanup removes them too
 T_ON_EXIT=()    # commands (strings) a test adds; cleanup runs them first
 export HC_URL="unix:$T_STATE/api.sock"
+# Every answer hcd gives the test (through hc and api below) is recorded
+# and, when the test has passed, checked against docs/openapi.json
+# (tests/openapi/check.pl): status, Content-Type and body schema.
+# E2E_OPENAPI_CHECK=0 turns it off.
+if [ "${E2E_OPENAPI_CHECK:-1}" != 0 ]; then
+	export HC_TRACE=$T_DIR/openapi-trace.jsonl
+else
+	unset HC_TRACE
+fi
 
 fail() {
 	echo "FAIL [$T_NAME]: $*" >&2
@@ -35,6 +45,21 @@ fail() {
 
 ok() { echo "  ok - $*"; }
 
+# The answers recorded in $HC_TRACE against the API description; false
+# (with the problems on stderr) when one is not as described.
+openapi_check() {
+	[ -n "${HC_TRACE:-}" ] && [ -s "$HC_TRACE" ] || return 0
+	# E2E_OPENAPI_KEEP=DIR keeps each test's trace (for coverage across tests).
+	[ -z "${E2E_OPENAPI_KEEP:-}" ] || cp "$HC_TRACE" "$E2E_OPENAPI_KEEP/$T_NAME.jsonl"
+	if ! perl "$E2E_SRC/tests/openapi/check.pl" responses "$E2E_SRC/docs/openapi.json" "$HC_TRACE" \
+		>"$T_DIR/openapi.out" 2>&1; then
+		echo "FAIL [$T_NAME]: answers not as docs/openapi.json describes them:" >&2
+		head -n 60 "$T_DIR/openapi.out" >&2
+		return 1
+	fi
+	echo "  ok - $(tail -n 1 "$T_DIR/openapi.out")"
+}
+
 # Every QEMU whose command line names our state dir is ours.
 our_qemu_pids() { pgrep -f "qemu-system-x86_64.*$T_STATE" || true; }
 
@@ -47,6 +72,7 @@ cleanup() {
 	for p in $(our_qemu_pids) $(pgrep -f "dnsmasq.*$T_STATE"); do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$T_NS" 2>/dev/null
 	for n in "${T_EXTRA_NS[@]}"; do ip netns del "$n" 2>/dev/null; done
+	if [ "$rc" = 0 ]; then openapi_check || rc=1; fi
 	rm -rf "$T_DIR"
 	exit $rc
 }
@@ -121,17 +147,29 @@ hc() { "$HC_BIN" "$@"; }
 # socket's peer credentials make it root's).
 api() {
 	local method=$1 path=$2 body=${3-}
-	local out auth=()
+	local meta auth=() data=() resp=$T_DIR/api-resp.$BASHPID
 	[ -n "${API_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $API_TOKEN")
-	if [ -n "$body" ]; then
-		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" -H 'Content-Type: application/json' \
-			"${auth[@]}" --data-binary "$body" -w '\n%{http_code}' "http://hc$path")
-	else
-		out=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" "${auth[@]}" \
-			-w '\n%{http_code}' "http://hc$path")
-	fi
-	API_STATUS=${out##*$'\n'}
-	printf '%s\n' "${out%$'\n'*}"
+	[ -n "$body" ] && data=(-H 'Content-Type: application/json' --data-binary "$body")
+	meta=$(curl -s -X "$method" --unix-socket "$T_STATE/api.sock" "${auth[@]}" "${data[@]}" \
+		-o "$resp" -w '%{http_code} %{content_type}' "http://hc$path")
+	API_STATUS=${meta%% *}
+	api_trace "$method" "$path" "$API_STATUS" "${meta#* }" "$resp" "$body"
+	printf '%s\n' "$(cat "$resp" 2>/dev/null)"
+	rm -f "$resp"
+}
+
+# api_trace METHOD PATH STATUS TYPE BODYFILE [REQUEST]: one exchange into
+# $HC_TRACE, as hc writes them (src/cli/client.c); a request that is no
+# JSON (the bad-input tests send such) is left out.
+api_trace() {
+	[ -n "${HC_TRACE:-}" ] && [ "$3" != 000 ] || return 0
+	local text=null req=null
+	case $4 in application/json*) text=$(jq -Rs . <"$5") ;; esac
+	[ -z "${6-}" ] || req=$(jq -c . <<<"$6" 2>/dev/null) || req=null
+	[ -n "$req" ] || req=null
+	jq -nc --arg m "$1" --arg p "$2" --argjson r "$req" --argjson s "$((10#$3))" --arg t "$4" \
+		--argjson b "$text" '{method: $m, path: $p, request: $r, status: $s,
+		type: (if $t == "" then null else $t end), body: $b}' >>"$HC_TRACE" || true
 }
 
 vm_field() { hc --json vm show "$1" | jq -r "$2"; }

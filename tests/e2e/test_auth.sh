@@ -64,6 +64,15 @@ code=$(tcp_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${tok%?
 [ "$code" = 401 ] || fail "a forged token got $code"
 ok "TLS listener: curl --cacert works, no token → 401, plain HTTP and unknown CAs refused"
 
+# The API's description is public: no token needed, even on TCP, and it is
+# the document of the source tree, byte for byte, as JSON.
+meta=$(tcp_curl -o "$T_DIR/openapi.json" -w '%{http_code} %{content_type}' "$URL/v1/openapi.json")
+[ "$meta" = "200 application/json" ] || fail "GET /v1/openapi.json without a token: $meta"
+cmp -s "$T_DIR/openapi.json" "$E2E_SRC/docs/openapi.json" || fail "the served description is not docs/openapi.json"
+code=$(tcp_curl -o /dev/null -w '%{http_code}' -X DELETE "$URL/v1/openapi.json")
+[ "$code" = 401 ] || fail "DELETE /v1/openapi.json without a token: $code (only the GET is public)"
+ok "GET /v1/openapi.json is public (TCP, no token) and serves docs/openapi.json"
+
 printf 'carol-password\n' | tcp_hc login carol --password-stdin >/dev/null || fail "hc login over https"
 cred=$XDG_CONFIG_HOME/hackcloud/credentials
 [ "$(stat -c %a "$cred")" = 600 ] || fail "credentials file mode $(stat -c %a "$cred")"

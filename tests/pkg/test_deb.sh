@@ -215,7 +215,7 @@ say "the package's files"
 for f in /usr/bin/hcd /usr/bin/hc /lib/systemd/system/hcd.service /etc/hackcloud/hcd.conf \
 	/usr/share/man/man1/hc.1.gz /usr/share/man/man8/hcd.8.gz /usr/share/man/man5/hcd.conf.5.gz \
 	/usr/share/bash-completion/completions/hc /usr/share/hackcloud/guest/build-tiny.sh \
-	/usr/share/hackcloud/builder/recipes/debian.sh; do
+	/usr/share/hackcloud/builder/recipes/debian.sh /usr/share/hackcloud/openapi.json; do
 	[ -e "$ROOT$f" ] || fail "$f is missing"
 done
 grep -qx /etc/hackcloud/hcd.conf "$ROOT/var/lib/dpkg/info/hackcloud.conffiles" ||

@@ -176,6 +176,36 @@ static void vm_to_json_nullable_fields(void **state)
 	json_decref(j);
 }
 
+/* Every member a VM is written with may be asked for by ?fields= (the
+ * list of known names in codec.c is kept by hand beside the writer). */
+static void vm_fields_known(void **state)
+{
+	(void)state;
+	char *prefixes[] = { "2001:db8:100::/64" };
+	struct nic nic = { .id = 7, .network = 1, .network_name = "lan", .network_ipv6 = "2001:db8::/64",
+			   .ipv4 = "10.0.0.2", .prefixes = prefixes, .n_prefixes = 1,
+			   .public_ipv4 = "198.51.100.7" };
+	struct vm vm = { .id = 1, .name = "x", .image = 1, .cpus = 1, .memory_mib = 64,
+			 .desired = "running", .state = "running", .nics = &nic, .n_nics = 1 };
+	json_t *j = vm_to_json(&vm), *v, *n0;
+	const char *key;
+	char name[64];
+
+	assert_non_null(j);
+	json_object_foreach(j, key, v) {
+		if (!vm_json_field_known(key, strlen(key)))
+			fail_msg("VM member '%s' cannot be asked for with ?fields=", key);
+	}
+	n0 = json_array_get(json_object_get(j, "nics"), 0);
+	assert_non_null(n0);
+	json_object_foreach(n0, key, v) {
+		snprintf(name, sizeof(name), "nics.%s", key);
+		if (!vm_json_field_known(name, strlen(name)))
+			fail_msg("NIC member '%s' cannot be asked for with ?fields=", name);
+	}
+	json_decref(j);
+}
+
 static void vm_to_json_no_nics(void **state)
 {
 	(void)state;
@@ -303,6 +333,7 @@ int main(void)
 		cmocka_unit_test(image_id_is_8_hex),
 		cmocka_unit_test(vm_to_json_full),
 		cmocka_unit_test(vm_to_json_nullable_fields),
+		cmocka_unit_test(vm_fields_known),
 		cmocka_unit_test(vm_to_json_no_nics),
 		cmocka_unit_test(vm_to_json_disks),
 		cmocka_unit_test(image_to_json_fields),
