@@ -760,8 +760,12 @@ static int h_net_get(struct req *r)
 static int h_net_delete(struct req *r)
 {
 	struct network net = { 0 };
+	json_t *j = NULL;
 	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
+	/* The answer is the network as it was, its default limit included. */
+	if (rc == STORE_OK)
+		j = api_net_json_limit(r->api->st, network_to_json(&net), net.id);
 	if (rc == STORE_OK)
 		rc = store_network_delete(r->api->st, net.id);
 	if (rc == STORE_CONFLICT)
@@ -769,7 +773,8 @@ static int h_net_delete(struct req *r)
 	else if (rc != STORE_OK)
 		req_store_error(r, rc, "network", r->params[0]);
 	else
-		req_json(r, 200, network_to_json(&net));
+		req_json(r, 200, json_incref(j));
+	json_decref(j);
 	network_free(&net);
 	return 0;
 }
