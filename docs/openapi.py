@@ -823,7 +823,7 @@ op("POST", "/v1/networks", "user", "createNetwork", "networks",
    req="NetworkCreate", ok=(201, "Network", "the network"), deferred=True,
    errors={400: ["bad_name"],
            403: {"forbidden": "a member's prefix outside the tenant pool, or IPv4 without tenant_ipv4_pool",
-                 "quota_exceeded": "networks"},
+                 "quota_exceeded": "networks", "over_cap": None},
            409: {"conflict": "the name is taken, or a prefix overlaps a network or the host's routes",
                  "exhausted": "no free prefix left in the pool"},
            503: {"unavailable": "the host's routes cannot be read"}})
@@ -831,11 +831,11 @@ op("GET", "/v1/networks/{network}", "user", "getNetwork", "networks", "A network
    ok=(200, "Network", "the network"))
 op("DELETE", "/v1/networks/{network}", "user", "deleteNetwork", "networks", "Delete a network",
    ok=(200, "Network", "the deleted network"), errors={409: {"in_use": "NICs are on it"}})
-
 op("PATCH", "/v1/networks/{network}", "user", "setNetworkLimit", "networks",
    "Change the default limit of a network's NICs (at once)",
    req="NetworkUpdate", ok=(200, "NetworkLimit", "the network's default"),
    errors={403: {"over_cap": None}})
+
 # hosts
 op("GET", "/v1/hosts", "admin", "listHosts", "hosts", "Every host: capacity, load, liveness",
    ok=(200, "array:Host", "the hosts"))
