@@ -11,6 +11,7 @@ packages=(
 	libcmocka-dev liboath-dev libldap2-dev libqrencode-dev libpq-dev libnftables-dev
 	nettle-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
 	zlib1g-dev   # gzip of /metrics on a worker (Prometheus asks for it)
+	libjson-validator-perl   # meson test openapi: the API description's validator (OpenAPI 3.0)
 	# run
 	qemu-system-x86 qemu-utils iproute2 dnsmasq dnsmasq-utils genisoimage
 	# guest image builder (tiny: the first line; debian: the second)
@@ -27,8 +28,6 @@ packages=(
 	debhelper systemd-container
 	# the metadata tests: Amazon's IMDSv2 client; counting hcd's netlink requests
 	amazon-ec2-utils strace
-	# the API description's validator (OpenAPI 3.0; tests/openapi/check.pl)
-	libjson-validator-perl
 	# the dashboard's browser test (tests/e2e/test_dashboard.sh)
 	chromium chromium-driver python3-selenium
 	# cloud-init's readers (the package itself is unpacked by the test, not installed)

@@ -174,12 +174,3 @@ int bandwidth_refresh(struct bandwidth *b)
 	}
 	return apply(b, want, n, false);
 }
-
-void bandwidth_nic_gone(struct bandwidth *b, uint64_t nic)
-{
-	char *err = NULL;
-
-	if (shaper_nic_remove(b->shaper, nic, &err) < 0)
-		log_warn("shaping: %s", err ? err : "ifb removal failed");
-	free(err);
-}

@@ -45,7 +45,5 @@ int bandwidth_converge(struct bandwidth *b, bool thorough);
  * get differs from what was applied last (a quota just used up, a month
  * just begun).  For the meter, after it counted. */
 int bandwidth_refresh(struct bandwidth *b);
-/* The NIC's tap is about to go: its ifb goes with it. */
-void bandwidth_nic_gone(struct bandwidth *b, uint64_t nic);
 
 #endif

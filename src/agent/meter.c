@@ -263,37 +263,73 @@ long long meter_tick(struct meter *m, long long now, struct worker_pool *pool)
 	return interval;
 }
 
-void meter_tap_removing(struct meter *m, uint64_t nic)
+/* Its reading of a removed NIC is older than what the removal stores. */
+static void note_removed(struct meter *m, uint64_t nic)
 {
-	ifname_str tap = ifname_tap(nic);
-	struct meter_nic *rows = NULL;
-	struct meter_sample s;
-	struct link_stat l;
-	size_t n = 0;
-	char *err = NULL;
-	char month[MONTH_STRLEN + 1];
-	int64_t at_ms = wall_ms();
+	uint64_t *nv;
 
-	if (m->busy) {
-		uint64_t *nv = realloc(m->removed, (m->n_removed + 1) * sizeof(*nv));
-		if (nv) {
-			m->removed = nv;
-			m->removed[m->n_removed++] = nic;
-		}
-	}
-	int found = link_stats_get(m->sk, tap.s, &l, &err);
-	if (found < 0)
+	if (!m->busy || (nv = realloc(m->removed, (m->n_removed + 1) * sizeof(*nv))) == NULL)
+		return;
+	m->removed = nv;
+	m->removed[m->n_removed++] = nic;
+}
+
+static void tap_read(struct nl_sock *sk, uint64_t nic, struct tap_last *out)
+{
+	char *err = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->nic = nic;
+	out->at_ms = wall_ms();
+	out->found = sk ? link_stats_get(sk, ifname_tap(nic).s, &out->l, &err) : -1;
+	if (out->found < 0)
 		log_warn("meter: %s", err ? err : "netlink");
 	free(err);
-	if (store_meter_nics(m->st, m->cfg->host_name, nic, &rows, &n) != STORE_OK || n == 0) {
+}
+
+void meter_tap_read(uint64_t nic, struct tap_last *out)
+{
+	char *err = NULL;
+	struct nl_sock *sk = link_nl_open(&err);
+
+	if (sk == NULL)
+		log_warn("meter: %s", err ? err : "netlink");
+	free(err);
+	tap_read(sk, nic, out);
+	if (sk)
+		nl_socket_free(sk);
+}
+
+void meter_tap_gone(struct meter *m, const struct tap_last *last)
+{
+	struct meter_nic *rows = NULL;
+	struct meter_sample s;
+	size_t n = 0;
+	char month[MONTH_STRLEN + 1];
+	/* A sample taken after the reading (the meter's dump raced the job)
+	 * already holds all of it: the reading would look like a new tap. */
+	bool count;
+
+	note_removed(m, last->nic);
+	if (store_meter_nics(m->st, m->cfg->host_name, last->nic, &rows, &n) != STORE_OK || n == 0) {
 		free(rows);
 		return;
 	}
-	usage_month(at_ms / 1000, month);
-	if (found > 0)
-		sample_of(&rows[0], &l, at_ms, &s);
-	if (store_meter_commit(m->st, m->cfg->host_name, month, 0, NULL, &s, found > 0 ? 1 : 0,
-			       &nic, 1, NULL, 0) != STORE_OK)
-		log_warn("meter: the last counters of %s were not stored", tap.s);
+	count = last->found > 0 && !(rows[0].sampled && rows[0].ifindex == last->l.ifindex &&
+				     rows[0].at_ms >= last->at_ms);
+	usage_month(last->at_ms / 1000, month);
+	if (count)
+		sample_of(&rows[0], &last->l, last->at_ms, &s);
+	if (store_meter_commit(m->st, m->cfg->host_name, month, 0, NULL, &s, count ? 1 : 0,
+			       &last->nic, 1, NULL, 0) != STORE_OK)
+		log_warn("meter: the last counters of %s were not stored", ifname_tap(last->nic).s);
 	free(rows);
+}
+
+void meter_tap_removing(struct meter *m, uint64_t nic)
+{
+	struct tap_last last;
+
+	tap_read(m->sk, nic, &last);
+	meter_tap_gone(m, &last);
 }

@@ -51,6 +51,20 @@ long long meter_tick(struct meter *m, long long now_ms, struct worker_pool *pool
  * last sample and forget the sample. */
 void meter_tap_removing(struct meter *m, uint64_t nic);
 
+/* A tap's last counters, read right before a job off the loop removes it
+ * (the agent's end of a QEMU): meter_tap_read on the job's thread (its own
+ * netlink socket), meter_tap_gone on the loop once the job is done. */
+struct tap_last {
+	uint64_t nic;
+	int found;                /* 1 read, 0 no such link, -1 not readable */
+	struct link_stat l;
+	int64_t at_ms;            /* wall clock of the reading */
+};
+void meter_tap_read(uint64_t nic, struct tap_last *out);
+/* Count what the tap carried up to last (a reading older than the stored
+ * sample adds nothing) and forget its sample. */
+void meter_tap_gone(struct meter *m, const struct tap_last *last);
+
 /*
  * Pure: what a new reading cur of a NIC's tap adds to its last stored
  * sample prev, seen from the VM (in = what the tap sent to it).  A tap

@@ -12,6 +12,9 @@ static bool vm_active(const struct vm *vm, const char *host)
 {
 	if (vm->host && host && strcmp(vm->host, host) != 0)
 		return false;
+	/* A VM being deleted loses its taps at once, while its QEMU ends. */
+	if (strcmp(vm->desired, "deleted") == 0)
+		return false;
 	/* A stopping VM's tap still exists and must stay fenced. */
 	return strcmp(vm->desired, "running") == 0 || strcmp(vm->state, "running") == 0 ||
 	       strcmp(vm->state, "stopping") == 0 || strcmp(vm->state, "starting") == 0;

@@ -13,16 +13,15 @@
 #include "net/firewall.h"
 #include "net/link.h"
 #include "net/routes.h"
+#include "net/shaping.h"
 #include "net/vxlan.h"
+#include "vm/hotplug.h"
+#include "vm/identity.h"
+#include "vm/launch.h"
 #include "vm/qemu.h"
 
-#include "vm/qmp.h"
-
 #include <dirent.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,30 +30,58 @@
 #include <unistd.h>
 
 #define TRANSITION_POLL_MS 200
+/* How long QEMU has to exit after QMP quit before it gets SIGKILL: a
+ * stop lets it close its disks; a delete throws them away, so it waits
+ * only as long as a healthy QEMU on an idle host takes (~15 ms here):
+ * on a busy host QEMU's main loop may not even get to the quit sooner,
+ * and the kill ends it as well. */
 #define QUIT_GRACE_MS 5000
+#define DELETE_GRACE_MS 100
+/* A pass that started QEMUs leaves the network services to a pass this
+ * much later at the latest (see agent_reconcile). */
+#define NETWORK_DEFER_MS 500
+/* After a failed application of the network services. */
+#define NETWORK_RETRY_MS 5000
 
-/* What the agent remembers between passes; all of it can be lost (a
- * restarted hcd starts the stop sequence again, which is harmless). */
-enum stop_phase { STOP_NONE, STOP_POWERDOWN_SENT, STOP_QUIT_SENT };
+/*
+ * What the agent remembers between passes; all of it can be lost.  A
+ * restarted hcd sends the powerdown again (harmless); a job whose done
+ * never ran left a QEMU that runs (adopted) or none (started again).
+ */
+enum vm_job {
+	JOB_NONE,
+	JOB_LAUNCH,     /* vm/launch.h on a worker: files, taps, QEMU */
+	JOB_END,        /* qemu_end() on a worker: quit, SIGKILL, gone */
+};
 
 struct vm_track {
 	uint64_t id;
-	enum stop_phase phase;
-	long long since;        /* ms when the phase began */
+	enum vm_job job;        /* while set, no pass touches this VM */
+	bool powerdown_sent;    /* ACPI asked; `since` says when */
+	long long since;
 	bool seen_running;      /* this hcd saw its QEMU run */
+	uint64_t nics_sig;      /* nics_sig() of the NICs its QEMU is known to have; 0 = ask */
 };
 
 struct agent {
 	struct store *st;
 	const struct config *cfg;
 	const char *accel;
-	long tap_owner;         /* uid of qemu_user, or -1 */
+	struct worker_pool *workers;
+	void (*wake)(void *);   /* a job ended: hcd runs a pass soon */
+	void *wake_arg;
 	char *vms_dir;
 	struct vm_track *tracks;
 	size_t n_tracks;
 	struct agent_wakeups wakeups;
 	unsigned why;           /* the reasons of the pass under way */
 	bool told;              /* it logged why it acts */
+	const struct vm *pass_vms;  /* every VM row, during a pass */
+	size_t pass_n;
+	size_t launched;        /* launches this pass submitted */
+	bool net_busy;          /* network services are being applied (a job) */
+	bool net_dirty;         /* a pass wanted them meanwhile */
+	long long net_retry_at; /* after a failure: when to try again (ms), or 0 */
 	struct public4_memory public4; /* net/routes.h: the last conntrack sweep */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
@@ -62,29 +89,43 @@ struct agent {
 	struct meter *meter;    /* traffic counters and resource use (issue 13) */
 };
 
-struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel)
+struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel,
+			struct worker_pool *workers, char **err)
 {
 	struct agent *a = calloc(1, sizeof(*a));
 
+	*err = NULL;
 	if (a == NULL)
 		return NULL;
 	a->st = st;
 	a->cfg = cfg;
 	a->accel = accel;
-	a->tap_owner = -1;
-	if (cfg->qemu_user && cfg->qemu_user[0]) {
-		struct passwd *pw = getpwnam(cfg->qemu_user);
-		if (pw)
-			a->tap_owner = (long)pw->pw_uid;
+	a->workers = workers;
+	if (identity_range_check(cfg->qemu_uid_base, cfg->qemu_uid_count, err) < 0) {
+		agent_free(a);
+		return NULL;
 	}
+	/* Every VM's QEMU passes through vms/ to its own directory. */
 	a->vms_dir = str_printf("%s/vms", cfg->state_dir);
+	if (a->vms_dir == NULL || mkdir_p(a->vms_dir, 0711) < 0 || chmod(a->vms_dir, 0711) < 0) {
+		*err = str_printf("%s/vms: %s", cfg->state_dir, strerror(errno));
+		agent_free(a);
+		return NULL;
+	}
+	/* Both log why they could not start. */
 	a->bw = bandwidth_new(st, cfg);
-	a->meter = a->bw ? meter_new(st, cfg, a->bw) : NULL;
-	if (a->vms_dir == NULL || mkdir_p(a->vms_dir, 0700) < 0 || a->meter == NULL) {
+	if (a->bw == NULL || (a->meter = meter_new(st, cfg, a->bw)) == NULL) {
+		*err = strdup("bandwidth limits or the traffic meter cannot start");
 		agent_free(a);
 		return NULL;
 	}
 	return a;
+}
+
+void agent_set_wake_hook(struct agent *a, void (*fn)(void *), void *arg)
+{
+	a->wake = fn;
+	a->wake_arg = arg;
 }
 
 void agent_free(struct agent *a)
@@ -162,7 +203,14 @@ static bool vm_at_rest(struct agent *a, const struct vm *vm)
 	if (strcmp(vm->desired, "stopped") != 0 || strcmp(vm->state, "stopped") != 0)
 		return false;
 	t = track_find(a, vm->id);
-	return t == NULL || (t->phase == STOP_NONE && !t->seen_running);
+	return t == NULL || (t->job == JOB_NONE && !t->powerdown_sent && !t->seen_running);
+}
+
+static bool job_in_flight(struct agent *a, uint64_t id)
+{
+	struct vm_track *t = track_find(a, id);
+
+	return t && t->job != JOB_NONE;
 }
 
 /* A pass that another host's change caused says so at its first change,
@@ -177,6 +225,18 @@ static void acting(struct agent *a, const struct vm *vm, const char *what)
 		 vm_id_format(vm->id).s, vm->name, what);
 }
 
+static void record(struct agent *a, uint64_t id, const char *name, const char *state,
+		   const char *error)
+{
+	vm_id_str ids = vm_id_format(id);
+
+	if (error)
+		log_warn("vm %s (%s): %s: %s", ids.s, name, state, error);
+	else
+		log_info("vm %s (%s): %s", ids.s, name, state);
+	store_vm_set_state(a->st, id, state, error);
+}
+
 /* Record an observed state when it differs from the stored one. */
 static void observe(struct agent *a, struct vm *vm, const char *state, const char *error)
 {
@@ -185,453 +245,354 @@ static void observe(struct agent *a, struct vm *vm, const char *state, const cha
 	if (strcmp(vm->state, state) == 0 && same_err)
 		return;
 	acting(a, vm, state);
-	vm_id_str id = vm_id_format(vm->id);
-	if (error)
-		log_warn("vm %s (%s): %s: %s", id.s, vm->name, state, error);
-	else
-		log_info("vm %s (%s): %s", id.s, vm->name, state);
-	store_vm_set_state(a->st, vm->id, state, error);
+	record(a, vm->id, vm->name, state, error);
 	free(vm->state);
 	vm->state = strdup(state);
 }
 
-/* A NIC's tap is about to go: count what it carried, and its ifb goes too
- * (issue 13). */
-static void tap_removing(struct agent *a, uint64_t nic)
+static void wake(struct agent *a)
 {
-	meter_tap_removing(a->meter, nic);
-	bandwidth_nic_gone(a->bw, nic);
+	if (a->wake)
+		a->wake(a->wake_arg);
 }
 
-static int nics_ensure(struct agent *a, const struct vm *vm, char **err)
+static int nics_ensure(const struct vm *vm, char **err)
 {
 	for (size_t i = 0; i < vm->n_nics; i++) {
 		const struct nic *n = &vm->nics[i];
 		ifname_str tap = ifname_tap(n->id);
 		ifname_str br = ifname_bridge(n->network);
-		if (tap_ensure(tap.s, br.s, a->tap_owner, err) < 0)
+		if (tap_ensure(tap.s, br.s, -1, err) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* The VM's NIC set (IDs and networks) in one number, never 0: QEMU is
+ * asked for its devices (QMP, slow while TCG boots the guest) only when
+ * this differs from what it was last seen to have. */
+static uint64_t nics_sig(const struct vm *vm)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < vm->n_nics; i++) {
+		h = (h ^ vm->nics[i].id) * 1099511628211ULL;
+		h = (h ^ vm->nics[i].network) * 1099511628211ULL;
+	}
+	return h ? h : 1;
+}
+
+/* A NIC's tap goes, and its ifb with it (net/shaping.h); any thread. */
+static void tap_remove(uint64_t nic)
+{
+	char *err = NULL;
+
+	if (link_remove(ifname_tap(nic).s, &err) < 0)
+		log_warn("%s", err);
+	free(err);
+	if (shaping_ifb_remove(nic, &err) < 0)
+		log_warn("%s", err);
+	free(err);
+}
+
+/* On the loop: what the tap carried is counted right before it goes
+ * (agent/meter.h). */
+static void tap_remove_counted(struct agent *a, uint64_t nic)
+{
+	meter_tap_removing(a->meter, nic);
+	tap_remove(nic);
 }
 
 static void nics_remove(struct agent *a, const struct vm *vm)
 {
-	for (size_t i = 0; i < vm->n_nics; i++) {
-		ifname_str tap = ifname_tap(vm->nics[i].id);
-		char *err = NULL;
-		tap_removing(a, vm->nics[i].id);
-		if (link_remove(tap.s, &err) < 0)
-			log_warn("%s", err);
-		free(err);
-	}
+	for (size_t i = 0; i < vm->n_nics; i++)
+		tap_remove_counted(a, vm->nics[i].id);
 }
 
-/* Append s to *buf as a YAML double-quoted scalar. */
-static void yaml_quoted(char **buf, const char *s)
-{
-	char *q = strdup("\""), *n;
+/* ---- jobs on worker threads --------------------------------------------- */
 
-	for (const unsigned char *c = (const unsigned char *)s; q && *c; c++) {
-		if (*c == '"' || *c == '\\')
-			n = str_printf("%s\\%c", q, *c);
-		else if (*c < 0x20 || *c == 0x7f)
-			n = str_printf("%s\\x%02x", q, *c);
-		else
-			n = str_printf("%s%c", q, *c);
-		free(q);
-		q = n;
-	}
-	n = q && *buf ? str_printf("%s%s\"", *buf, q) : NULL;
-	free(q);
-	free(*buf);
-	*buf = n;
-}
-
-static void appendf(char **buf, const char *fmt, const char *a, const char *b)
-{
-	char *part = *buf ? str_printf(fmt, a, b) : NULL;
-	char *n = part ? str_printf("%s%s", *buf, part) : NULL;
-	free(part);
-	free(*buf);
-	*buf = n;
-}
-
-/*
- * The NoCloud seed: STATE_DIR/vms/<id>/seed/{meta-data,user-data,
- * network-config} packed by genisoimage into seed.iso, volume ID "cidata".
- * Rebuilt at every launch: names, keys and NICs may have changed.
- * Returns the ISO's path (malloc'd) or NULL with *err set.
- */
-static char *seed_build(const struct vm *vm, const struct vm_paths *p, char **err)
-{
-	char *dir = str_printf("%s/seed", p->dir);
-	char *f_meta = dir ? str_printf("%s/meta-data", dir) : NULL;
-	char *f_user = dir ? str_printf("%s/user-data", dir) : NULL;
-	char *f_net = dir ? str_printf("%s/network-config", dir) : NULL;
-	char *iso = str_printf("%s/seed.iso", p->dir);
-	char *tmp = str_printf("%s/seed.iso.tmp", p->dir);
-	char *meta = str_printf("instance-id: i-%s\nlocal-hostname: %s\n",
-				vm_id_format(vm->id).s, vm->name);
-	char *user = NULL, *net = strdup("version: 2\nethernets:\n"), *out = NULL;
-	const void *ud;
-	size_t ud_len;
+struct launch_job {
+	struct agent *a;
+	struct vm_launch *l;
+	uint64_t nics_sig;      /* of the NICs it starts QEMU with */
 	int rc;
+};
 
-	if (!f_meta || !f_user || !f_net || !iso || !tmp || !meta || !net) {
-		*err = strdup("out of memory");
-		goto fail;
-	}
-	if (vm->user_data) {
-		ud = vm->user_data;
-		ud_len = vm->user_data_len;
-	} else {
-		/* No user data: a cloud-config that installs the VM's keys. */
-		user = strdup(vm->n_keys ? "#cloud-config\nssh_authorized_keys:\n" : "#cloud-config\n{}\n");
-		for (size_t i = 0; user && i < vm->n_keys; i++) {
-			if (vm->keys[i].pubkey == NULL)
-				continue;
-			appendf(&user, "%s%s", "  - ", "");
-			yaml_quoted(&user, vm->keys[i].pubkey);
-			appendf(&user, "%s%s", "\n", "");
-		}
-		if (user == NULL) {
-			*err = strdup("out of memory");
-			goto fail;
-		}
-		ud = user;
-		ud_len = strlen(user);
-	}
-	for (size_t i = 0; net && i < vm->n_nics; i++) {
-		char ifname[32];
-		snprintf(ifname, sizeof(ifname), "eth%zu", i);
-		appendf(&net, "  %s:\n    match:\n      macaddress: \"%s\"\n", ifname,
-			nic_mac_format(vm->nics[i].id).s);
-		appendf(&net, "    set-name: %s\n    dhcp4: %s\n", ifname,
-			vm->nics[i].ipv4 ? "true" : "false");
-		appendf(&net, "    dhcp6: false\n    accept-ra: true\n%s%s", "", "");
-		/* Routed prefixes (issue 13): the address the guest takes from each. */
-		for (size_t j = 0, said = 0; j < vm->nics[i].n_prefixes; j++) {
-			char addr[INET6_ADDRSTRLEN];
-			if (prefix_suggested_address(vm->nics[i].prefixes[j], addr, sizeof(addr)))
-				appendf(&net, "%s      - \"%s/128\"\n", said++ ? "" : "    addresses:\n", addr);
-		}
-	}
-	if (net == NULL) {
-		*err = strdup("out of memory");
-		goto fail;
-	}
-	if (vm->n_nics == 0) {
-		free(net);
-		net = strdup("version: 2\nethernets: {}\n");
-	}
-	if (mkdir_p(dir, 0700) < 0 ||
-	    file_write_atomic(f_meta, meta, strlen(meta), 0600) < 0 ||
-	    file_write_atomic(f_user, ud, ud_len, 0600) < 0 ||
-	    file_write_atomic(f_net, net, strlen(net), 0600) < 0) {
-		*err = str_printf("seed: %s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	file_remove(tmp);
-	char *argv[] = { "genisoimage", "-quiet", "-output", tmp, "-volid", "cidata", "-joliet",
-			 "-rock", f_meta, f_user, f_net, NULL };
-	rc = proc_run(argv, 60000, &out, 4096, true);
-	if (rc != 0) {
-		*err = rc < 0 ? str_printf("genisoimage: %s", strerror(errno))
-			      : str_printf("genisoimage failed (%d): %s", rc, out ? out : "");
-		file_remove(tmp);
-		goto fail;
-	}
-	if (rename(tmp, iso) < 0) {
-		*err = str_printf("seed: %s: %s", iso, strerror(errno));
-		file_remove(tmp);
-		goto fail;
-	}
-	goto done;
-fail:
-	free(iso);
-	iso = NULL;
-done:
-	free(dir);
-	free(f_meta);
-	free(f_user);
-	free(f_net);
-	free(tmp);
-	free(meta);
-	free(user);
-	free(net);
-	free(out);
-	return iso;
-}
-
-/* A VM without a seed has none lying around from an earlier setting. */
-static void seed_remove(const struct vm_paths *p)
+static void launch_work(void *arg)
 {
-	char *dir = str_printf("%s/seed", p->dir);
-	char *iso = str_printf("%s/seed.iso", p->dir);
+	struct launch_job *j = arg;
 
-	if (dir)
-		dir_remove_tree(dir);
-	if (iso)
-		file_remove(iso);
-	free(dir);
-	free(iso);
+	j->rc = vm_launch_run(j->l);
 }
 
-/*
- * The VM's extra data disks, each created empty when missing (a disk that
- * exists keeps what the guest wrote); paths into *out (n_disks of them,
- * malloc'd, free with strv_free).
- */
-static int data_disks_ensure(const struct vm *vm, const struct vm_paths *p, char ***out,
-			     char **err)
+/* On the loop: what the launch found becomes the VM's state. */
+static void launch_done(void *arg, bool ran)
 {
-	char **paths = calloc(vm->n_disks + 1, sizeof(*paths));
-	struct stat sb;
+	struct launch_job *j = arg;
+	struct vm_launch *l = j->l;
+	struct vm_track *t = track_find(j->a, l->vm_id);
 
-	*out = NULL;
-	if (paths == NULL) {
-		*err = strdup("out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < vm->n_disks; i++) {
-		if ((paths[i] = vm_data_disk_path(p, i)) == NULL) {
-			*err = strdup("out of memory");
-			strv_free(paths);
-			return -1;
+	if (t)
+		t->job = JOB_NONE;
+	if (ran && j->rc < 0) {
+		for (size_t i = 0; i < l->spec.n_nics; i++) {
+			enum ifname_kind kind;
+			uint64_t nic;
+			if (ifname_parse(l->nics[i].ifname, &kind, &nic))
+				tap_remove_counted(j->a, nic);
 		}
-		if (stat(paths[i], &sb) < 0 && qemu_disk_create(paths[i], vm->disks[i].size, err) < 0) {
-			strv_free(paths);
-			return -1;
+		record(j->a, l->vm_id, l->name, "error", l->err ? l->err : "launch failed");
+	} else if (ran) {
+		if (t) {
+			t->seen_running = true;
+			t->nics_sig = j->nics_sig;
 		}
+		record(j->a, l->vm_id, l->name, "running", NULL);
 	}
-	*out = paths;
-	return 0;
+	wake(j->a);
+	vm_launch_free(l);
+	free(j);
 }
 
-static int vm_launch(struct agent *a, struct vm *vm, const struct vm_paths *p, char **err)
+static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *t, char **err)
 {
 	struct image im = { 0 };
-	struct qemu_nic *nics = NULL;
-	char *kernel = NULL, *initrd = NULL, *base = NULL, *seed = NULL, **data = NULL;
-	struct stat sb;
+	struct vm whole = { 0 };
+	struct launch_job *j = NULL;
 	int rc = -1;
 
-	*err = NULL;
-	if (store_image_get_id(a->st, vm->image, &im) != STORE_OK || im.sha256 == NULL) {
+	if (store_image_get_id(a->st, vm->image, &im) != STORE_OK) {
 		*err = strdup("image is not available");
+		return -1;
+	}
+	/* A list carries no user data or key material (store.h): the seed
+	 * is written from the VM read whole. */
+	if (store_vm_get_id(a->st, vm->id, &whole) != STORE_OK) {
+		*err = strdup("store failure");
 		goto out;
 	}
-	if (mkdir_p(p->dir, 0700) < 0) {
-		*err = str_printf("%s: %s", p->dir, strerror(errno));
+	j = calloc(1, sizeof(*j));
+	if (j == NULL || (j->l = vm_launch_new(&whole, &im, a->cfg, a->accel, err)) == NULL)
+		goto out;
+	j->a = a;
+	j->nics_sig = nics_sig(vm);
+	if (worker_submit(a->workers, launch_work, launch_done, j) < 0) {
+		*err = strdup("no worker to start it");
 		goto out;
 	}
-	if (nics_ensure(a, vm, err) < 0)
-		goto out;
-	nics = calloc(vm->n_nics ? vm->n_nics : 1, sizeof(*nics));
-	if (nics == NULL)
-		goto out;
-	for (size_t i = 0; i < vm->n_nics; i++) {
-		mac_str mac = nic_mac_format(vm->nics[i].id);
-		ifname_str tap = ifname_tap(vm->nics[i].id);
-		nics[i].id = vm->nics[i].id;
-		memcpy(nics[i].mac, mac.s, sizeof(nics[i].mac));
-		memcpy(nics[i].ifname, tap.s, sizeof(nics[i].ifname));
-	}
-	struct qemu_spec spec = {
-		.vm_id = vm->id, .name = vm->name, .cpus = vm->cpus, .memory_mib = vm->memory_mib,
-		.accel = a->accel, .qmp_path = p->qmp, .serial_path = p->serial,
-		.serial_log = p->log, .pidfile = p->pid, .nics = nics, .n_nics = vm->n_nics,
-		.runas = a->cfg->qemu_user && a->cfg->qemu_user[0] ? a->cfg->qemu_user : NULL,
-	};
-	if (strcmp(im.boot, "kernel") == 0) {
-		kernel = image_file(a->cfg->state_dir, im.sha256, "kernel");
-		if (im.has_initrd)
-			initrd = image_file(a->cfg->state_dir, im.sha256, "initrd");
-		spec.kernel = kernel;
-		spec.initrd = initrd;
-		spec.cmdline = im.cmdline;
-		/* A kernel image has no disk of its own: --disk-size gives the
-		 * VM a blank root disk. */
-		if (vm->disk_size > 0) {
-			if (stat(p->disk, &sb) < 0 && qemu_disk_create(p->disk, vm->disk_size, err) < 0)
-				goto out;
-			spec.disk = p->disk;
-		}
-	} else {
-		base = image_file(a->cfg->state_dir, im.sha256, "disk");
-		if (stat(p->disk, &sb) < 0 &&
-		    qemu_overlay_create(base, im.format, p->disk, vm->disk_size, err) < 0)
-			goto out;
-		spec.disk = p->disk;
-	}
-	if (data_disks_ensure(vm, p, &data, err) < 0)
-		goto out;
-	spec.data_disks = (const char *const *)data;
-	spec.n_data_disks = vm->n_disks;
-	if (vm->config_drive) {
-		if ((seed = seed_build(vm, p, err)) == NULL)
-			goto out;
-		spec.seed_iso = seed;
-	} else {
-		seed_remove(p);
-	}
-	rc = qemu_launch(&spec, p, err);
+	t->job = JOB_LAUNCH;
+	a->launched++;
+	j = NULL;
+	rc = 0;
 out:
+	if (rc < 0 && *err == NULL)
+		*err = strdup("out of memory");
+	if (j)
+		vm_launch_free(j->l);
+	free(j);
+	vm_free(&whole);
 	image_free(&im);
-	free(nics);
-	free(kernel);
-	free(initrd);
-	free(base);
-	free(seed);
-	strv_free(data);
 	return rc;
 }
 
-/* The NIC IDs of the virtio-net devices QEMU has now ("nic-<8 hex>"). */
-static int qemu_nic_ids(const struct vm_paths *p, uint64_t *ids, size_t max, size_t *n)
-{
-	json_t *list = NULL, *item;
-	json_t *args = json_pack("{s:s}", "path", "/machine/peripheral");
-	char *err = NULL;
-	size_t i;
-	int rc = qmp_command(p->qmp, "qom-list", args, &list, &err);
-
-	json_decref(args);
-	free(err);
-	*n = 0;
-	if (rc < 0)
-		return -1;
-	json_array_foreach(list, i, item) {
-		const char *name = json_string_value(json_object_get(item, "name"));
-		unsigned long long id;
-		if (name && sscanf(name, "nic-%8llx", &id) == 1 && *n < max)
-			ids[(*n)++] = id;
-	}
-	json_decref(list);
-	return 0;
-}
-
-/*
- * Hot-plug: make the running QEMU's NICs match the store.  A new NIC gets
- * its tap, a netdev and a virtio-net device; a removed one is asked to go
- * (device_del needs the guest's consent, so it completes on a later pass,
- * when its netdev is deleted too and the sweep removes the tap).
- */
-static void nics_hotplug(struct agent *a, const struct vm *vm, const struct vm_paths *p)
-{
-	uint64_t have[64];
-	size_t n_have;
-	char *err = NULL;
-
-	if (qemu_nic_ids(p, have, 64, &n_have) < 0)
-		return;
-	for (size_t i = 0; i < vm->n_nics; i++) {
-		const struct nic *nic = &vm->nics[i];
-		bool present = false;
-		for (size_t j = 0; j < n_have && !present; j++)
-			present = have[j] == nic->id;
-		if (present)
-			continue;
-		char netdev[16], dev[16];
-		snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)nic->id);
-		snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)nic->id);
-		ifname_str tap = ifname_tap(nic->id);
-		/* QEMU runs unprivileged: we open the tap and hand it over. */
-		json_t *fargs = json_pack("{s:s}", "fdname", netdev);
-		json_t *nargs = json_pack("{s:s, s:s, s:s, s:b}", "type", "tap", "id", netdev,
-					  "fd", netdev, "vhost", 0);
-		json_t *dargs = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
-					  "netdev", netdev, "mac", nic_mac_format(nic->id).s);
-		int fd = -1;
-		/* A tap that is busy already belongs to this QEMU: an earlier
-		 * pass (or an hcd killed mid-way) added the netdev but not the
-		 * device, so only the device is missing. */
-		bool have_netdev = false;
-		if (tap_ensure(tap.s, ifname_bridge(nic->network).s, a->tap_owner, &err) == 0) {
-			fd = tap_open(tap.s, &err);
-			have_netdev = fd < 0 && err && strstr(err, "busy");
-		}
-		if (!have_netdev && fd >= 0) {
-			free(err);
-			err = NULL;
-		}
-		if ((!have_netdev &&
-		     (fd < 0 || qmp_command_fd(p->qmp, "getfd", fargs, fd, NULL, &err) < 0 ||
-		      (qmp_command(p->qmp, "netdev_add", nargs, NULL, &err) < 0 &&
-		       strstr(err, "uplicate") == NULL))) ||
-		    (free(err), err = NULL, qmp_command(p->qmp, "device_add", dargs, NULL, &err) < 0))
-			log_warn("vm %s: hot-plug of %s: %s", vm->name, tap.s, err ? err : "failed");
-		else
-			log_info("vm %s: hot-plugged %s", vm->name, tap.s);
-		if (fd >= 0)
-			close(fd);
-		free(err);
-		err = NULL;
-		json_decref(fargs);
-		json_decref(nargs);
-		json_decref(dargs);
-	}
-	for (size_t j = 0; j < n_have; j++) {
-		bool wanted = false;
-		for (size_t i = 0; i < vm->n_nics && !wanted; i++)
-			wanted = vm->nics[i].id == have[j];
-		if (wanted)
-			continue;
-		char dev[16];
-		snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)have[j]);
-		json_t *args = json_pack("{s:s}", "id", dev);
-		if (qmp_command(p->qmp, "device_del", args, NULL, &err) == 0)
-			log_info("vm %s: unplugging %s", vm->name, dev);
-		free(err);
-		err = NULL;
-		json_decref(args);
-	}
-}
-
-/* Netdevs whose device is gone: delete them so QEMU lets go of the tap. */
-static void netdevs_release(const struct vm *vm, const struct vm_paths *p, const char *tap)
-{
-	enum ifname_kind kind;
+/* Ending a QEMU, and then its taps: both take the kernel a while (the
+ * process's memory, a link's unregistering), and nothing on the loop
+ * waits for them.  The taps go after QEMU, not beside it: both would
+ * queue on the same kernel lock. */
+struct end_job {
+	struct agent *a;
 	uint64_t id;
-	char netdev[16], *err = NULL;
+	int grace_ms;
+	char *name;
+	struct vm_paths p;
+	char *err;
+	int rc;
+	size_t n_taps;
+	struct tap_last taps[];   /* each tap's last counters, read right before it goes */
+};
 
-	if (!ifname_parse(tap, &kind, &id))
-		return;
-	snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)id);
-	json_t *args = json_pack("{s:s}", "id", netdev);
-	qmp_command(p->qmp, "netdev_del", args, NULL, &err);
-	json_decref(args);
-	free(err);
-	(void)vm;
+static void end_work(void *arg)
+{
+	struct end_job *j = arg;
+
+	j->rc = qemu_end(&j->p, j->grace_ms, &j->err);
+	for (size_t i = 0; j->rc == 0 && i < j->n_taps; i++) {
+		meter_tap_read(j->taps[i].nic, &j->taps[i]);
+		tap_remove(j->taps[i].nic);
+	}
 }
 
-#define SERIAL_LOG_MAX (16LL << 20)
-#define SERIAL_LOG_KEEP (4LL << 20)
+static void end_job_free(struct end_job *j)
+{
+	vm_paths_free(&j->p);
+	free(j->name);
+	free(j->err);
+	free(j);
+}
+
+static void end_done(void *arg, bool ran)
+{
+	struct end_job *j = arg;
+	struct vm_track *t = track_find(j->a, j->id);
+
+	if (t)
+		t->job = JOB_NONE;
+	if (ran && j->rc < 0)
+		log_warn("vm %s: %s", j->name, j->err);
+	for (size_t i = 0; ran && j->rc == 0 && i < j->n_taps; i++)
+		meter_tap_gone(j->a->meter, &j->taps[i]);
+	wake(j->a);
+	end_job_free(j);
+}
+
+/* Quit QEMU now (then SIGKILL), off the loop. */
+static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
+{
+	struct end_job *j = calloc(1, sizeof(*j) + vm->n_nics * sizeof(j->taps[0]));
+
+	if (j == NULL)
+		return; /* tried again on the next pass */
+	j->a = a;
+	j->id = vm->id;
+	j->grace_ms = strcmp(vm->desired, "deleted") == 0 ? DELETE_GRACE_MS : QUIT_GRACE_MS;
+	j->n_taps = vm->n_nics;
+	for (size_t i = 0; i < vm->n_nics; i++)
+		j->taps[i].nic = vm->nics[i].id;
+	if ((j->name = strdup(vm->name)) == NULL || vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0 ||
+	    worker_submit(a->workers, end_work, end_done, j) < 0) {
+		end_job_free(j);
+		return;
+	}
+	t->job = JOB_END;
+}
+
+/* ---- one VM ------------------------------------------------------------- */
+
+/* Another VM of this host whose files and QEMU would have the same uid
+ * (their IDs differ by a multiple of qemu_uid_count), or NULL. */
+static const struct vm *identity_clash(const struct agent *a, const struct vm *vm)
+{
+	long long base = a->cfg->qemu_uid_base, count = a->cfg->qemu_uid_count;
+	uid_t uid = identity_uid(base, count, vm->id);
+
+	for (size_t i = 0; i < a->pass_n; i++) {
+		const struct vm *o = &a->pass_vms[i];
+		if (o->id != vm->id && (o->host == NULL || strcmp(o->host, a->cfg->host_name) == 0) &&
+		    identity_uid(base, count, o->id) == uid)
+			return o;
+	}
+	return NULL;
+}
+
+/* Desired running: adopt what runs, else start it (on a worker). */
+static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const struct vm_paths *p,
+		  pid_t pid)
+{
+	char *err = NULL;
+	const struct vm *clash;
+
+	if (pid > 0 && t->powerdown_sent) {
+		/* Started again while a stop is under way: the guest is
+		 * already shutting down.  Let it finish, then launch. */
+		return TRANSITION_POLL_MS;
+	}
+	if (pid <= 0) {
+		t->nics_sig = 0;
+		if (t->powerdown_sent) {
+			t->powerdown_sent = false;
+			t->seen_running = false;
+			nics_remove(a, vm);
+		}
+	}
+	if (pid > 0) {
+		/* Running (or re-adopted after a restart of hcd).  Its taps and
+		 * QEMU's NICs are checked when its NIC set changed (hotplug),
+		 * and by the periodic resync. */
+		uint64_t sig = nics_sig(vm);
+		if (sig != t->nics_sig || (a->why & AGENT_WAKE_RESYNC)) {
+			if (nics_ensure(vm, &err) < 0)
+				log_warn("vm %s: %s", vm->name, err);
+			free(err);
+			t->nics_sig = hotplug_nics(vm, p) == 0 ? sig : 0;
+		}
+		qemu_serial_log_cap(p);
+		t->seen_running = true;
+		observe(a, vm, "running", NULL);
+		return -1;
+	}
+	if (t->seen_running) {
+		/* It ran under our eyes and went away without being asked:
+		 * the guest powered itself off.  Take that as its intent. */
+		log_info("vm %s: guest powered off", vm->name);
+		nics_remove(a, vm);
+		t->seen_running = false;
+		store_vm_set_desired(a->st, vm->id, "stopped");
+		char *d = strdup("stopped");
+		if (d) {
+			free(vm->desired);
+			vm->desired = d;
+		}
+		observe(a, vm, "stopped", NULL);
+		return -1;
+	}
+	if (strcmp(vm->state, "error") == 0)
+		return -1; /* retried when the user asks again */
+	if ((clash = identity_clash(a, vm)) != NULL) {
+		char *why = str_printf("its uid %ld is VM %s's too (raise qemu_uid_count)",
+				       (long)identity_uid(a->cfg->qemu_uid_base, a->cfg->qemu_uid_count,
+							  vm->id), vm_id_format(clash->id).s);
+		observe(a, vm, "error", why ? why : "uid in use");
+		free(why);
+		return -1;
+	}
+	/* Take it in the store first: when the scheduler has moved it
+	 * to another host meanwhile, that host's agent owns it. */
+	if (store_vm_claim(a->st, vm->id, a->cfg->host_name) != STORE_OK) {
+		log_info("vm %s: no longer placed on this host; not starting it", vm->name);
+		return -1;
+	}
+	observe(a, vm, "starting", NULL);
+	if (launch_submit(a, vm, t, &err) < 0) {
+		observe(a, vm, "error", err);
+		free(err);
+	}
+	return -1; /* the job wakes the agent when it is done */
+}
 
 /*
- * QEMU appends everything the guest prints to serial.log; a chatty (or
- * hostile) guest must not fill the disk.  Past SERIAL_LOG_MAX the head is
- * cut off in place (collapse range keeps the inode QEMU appends to and the
- * last SERIAL_LOG_KEEP bytes); where the file system cannot do that, the
- * log starts over.
+ * Desired stopped or deleted, QEMU still there.  A delete (its disks go
+ * with it) and a forced stop end QEMU at once; a stop asks the guest
+ * (ACPI) and ends QEMU only after stop_timeout.
  */
-static void serial_log_cap(const struct vm_paths *p)
+static int vm_halt(struct agent *a, struct vm *vm, struct vm_track *t)
 {
-	struct stat sb;
-	int fd;
+	bool deleting = strcmp(vm->desired, "deleted") == 0;
+	long long now = now_ms();
+	struct vm_paths p;
+	char *err = NULL;
 
-	if (stat(p->log, &sb) < 0 || sb.st_size <= SERIAL_LOG_MAX)
-		return;
-	fd = open(p->log, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t cut = (sb.st_size - SERIAL_LOG_KEEP) & ~((off_t)sb.st_blksize - 1);
-	if (cut <= 0 || fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, cut) < 0) {
-		if (ftruncate(fd, 0) == 0)
-			log_warn("%s: over %lld bytes, started over", p->log, SERIAL_LOG_MAX);
+	if (deleting || vm->force_stop ||
+	    (t->powerdown_sent && now - t->since >= (long long)a->cfg->stop_timeout * 1000)) {
+		/* The worker starts on QEMU first; what follows overlaps it. */
+		end_submit(a, vm, t);
+		observe(a, vm, "stopping", NULL);
+		log_info("vm %s: %s", vm->name, deleting ? "deleted: quitting QEMU now" :
+			 vm->force_stop ? "forced stop: quitting QEMU now" :
+			 "no powerdown in time: quitting QEMU");
+		/* A VM being deleted loses its firewall elements in this
+		 * pass (netstate_load), while QEMU ends. */
+		return t->job == JOB_END ? -1 : TRANSITION_POLL_MS;
 	}
-	close(fd);
+	observe(a, vm, "stopping", NULL);
+	if (!t->powerdown_sent && vm_paths_init(&p, a->cfg->state_dir, vm->id) == 0) {
+		if (qemu_powerdown(&p, &err) < 0)
+			log_warn("vm %s: powerdown: %s", vm->name, err);
+		free(err);
+		vm_paths_free(&p);
+		t->powerdown_sent = true;
+		t->since = now;
+	}
+	return TRANSITION_POLL_MS;
 }
 
 /* Drive one VM towards its desired state.  Returns ms until it needs
@@ -641,110 +602,32 @@ static int vm_converge(struct agent *a, struct vm *vm)
 	struct vm_paths p;
 	struct vm_track *t;
 	pid_t pid;
-	char *err = NULL;
 	int again = -1;
-	long long now = now_ms();
 
 	if (vm_at_rest(a, vm))
 		return -1;
+	if ((t = track_get(a, vm->id)) == NULL)
+		return TRANSITION_POLL_MS;
+	if (t->job != JOB_NONE)
+		return -1; /* its job wakes the agent when it is done */
 	if (vm_paths_init(&p, a->cfg->state_dir, vm->id) < 0)
 		return TRANSITION_POLL_MS;
-	t = track_get(a, vm->id);
-	if (t == NULL)
-		goto out;
 	pid = qemu_running_pid(&p);
-
 	if (strcmp(vm->desired, "running") == 0) {
-		if (pid > 0 && t->phase != STOP_NONE) {
-			/* Started again while a stop is under way: the guest is
-			 * already shutting down.  Let it finish, then launch. */
-			again = TRANSITION_POLL_MS;
-			goto out;
-		}
-		if (pid <= 0 && t->phase != STOP_NONE) {
-			t->phase = STOP_NONE;
-			t->seen_running = false;
-			nics_remove(a, vm);
-		}
-		if (pid > 0) {
-			/* Running (or re-adopted after a restart of hcd). */
-			if (nics_ensure(a, vm, &err) < 0)
-				log_warn("vm %s: %s", vm->name, err);
-			nics_hotplug(a, vm, &p);
-			serial_log_cap(&p);
-			t->seen_running = true;
-			observe(a, vm, "running", NULL);
-			goto out;
-		}
-		if (t->seen_running) {
-			/* It ran under our eyes and went away without being asked:
-			 * the guest powered itself off.  Take that as its intent. */
-			log_info("vm %s: guest powered off", vm->name);
-			nics_remove(a, vm);
-			t->seen_running = false;
-			store_vm_set_desired(a->st, vm->id, "stopped");
-			char *d = strdup("stopped");
-			if (d) {
-				free(vm->desired);
-				vm->desired = d;
-			}
-			observe(a, vm, "stopped", NULL);
-			goto out;
-		}
-		if (strcmp(vm->state, "error") == 0)
-			goto out; /* retried when the user asks again */
-		/* Take it in the store first: when the scheduler has moved it
-		 * to another host meanwhile, that host's agent owns it. */
-		if (store_vm_claim(a->st, vm->id, a->cfg->host_name) != STORE_OK) {
-			log_info("vm %s: no longer placed on this host; not starting it", vm->name);
-			goto out;
-		}
-		observe(a, vm, "starting", NULL);
-		/* A list carries no user data or key material (store.h): the
-		 * launch, which may write them into a seed, reads the VM whole. */
-		struct vm whole = { 0 };
-		int launched = store_vm_get_id(a->st, vm->id, &whole) == STORE_OK
-			       ? vm_launch(a, &whole, &p, &err) : (err = strdup("store failure"), -1);
-		vm_free(&whole);
-		if (launched < 0) {
-			nics_remove(a, vm);
-			observe(a, vm, "error", err);
-			goto out;
-		}
-		t->seen_running = true;
-		observe(a, vm, "running", NULL);
+		again = vm_run(a, vm, t, &p, pid);
 		goto out;
 	}
-
-	/* desired stopped or deleted */
 	t->seen_running = false;
 	if (pid > 0) {
-		if (t->phase == STOP_NONE) {
-			observe(a, vm, "stopping", NULL);
-			if (qemu_powerdown(&p, &err) < 0)
-				log_warn("vm %s: powerdown: %s", vm->name, err);
-			t->phase = STOP_POWERDOWN_SENT;
-			t->since = now;
-		} else if (t->phase == STOP_POWERDOWN_SENT &&
-			   now - t->since >= (long long)a->cfg->stop_timeout * 1000) {
-			log_info("vm %s: no powerdown after %ds, quitting", vm->name,
-				 a->cfg->stop_timeout);
-			if (qemu_quit(&p, &err) < 0)
-				log_warn("vm %s: quit: %s", vm->name, err);
-			t->phase = STOP_QUIT_SENT;
-			t->since = now;
-		} else if (t->phase == STOP_QUIT_SENT && now - t->since >= QUIT_GRACE_MS) {
-			log_warn("vm %s: QEMU ignored quit, killing pid %ld", vm->name, (long)pid);
-			qemu_kill(&p);
-		}
-		again = TRANSITION_POLL_MS;
+		again = vm_halt(a, vm, t);
 		goto out;
 	}
+	/* No QEMU: nothing of a running VM may be left. */
 	nics_remove(a, vm);
 	file_remove(p.qmp);
 	file_remove(p.serial);
 	file_remove(p.pid);
-	t->phase = STOP_NONE;
+	t->powerdown_sent = false;
 	if (strcmp(vm->desired, "deleted") == 0) {
 		if (dir_remove_tree(p.dir) < 0) {
 			log_warn("vm %s: remove %s: %s", vm->name, p.dir, strerror(errno));
@@ -766,15 +649,17 @@ static int vm_converge(struct agent *a, struct vm *vm)
 	}
 	observe(a, vm, "stopped", NULL);
 out:
-	free(err);
 	vm_paths_free(&p);
 	return again;
 }
 
-static bool vm_owns_tap(const struct vm *vms, size_t n, const char *ifname)
+/* A tap is wanted while its VM should run, is stopping, or has a job in
+ * flight (a launch opens its taps on a worker). */
+static bool vm_owns_tap(struct agent *a, const struct vm *vms, size_t n, const char *ifname)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(vms[i].desired, "running") != 0 && strcmp(vms[i].state, "stopping") != 0)
+		if (strcmp(vms[i].desired, "running") != 0 && strcmp(vms[i].state, "stopping") != 0 &&
+		    !job_in_flight(a, vms[i].id))
 			continue;
 		for (size_t j = 0; j < vms[i].n_nics; j++)
 			if (strcmp(ifname_tap(vms[i].nics[j].id).s, ifname) == 0)
@@ -792,23 +677,23 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 
 	if (link_list_ours('v', &names, &n, &err) == 0) {
 		for (size_t i = 0; i < n; i++) {
-			if (vm_owns_tap(vms, n_vms, names[i]))
+			if (vm_owns_tap(a, vms, n_vms, names[i]))
 				continue;
 			/* An unplugged NIC of a running VM: free its netdev first. */
 			for (size_t k = 0; k < n_vms; k++) {
 				struct vm_paths p;
-				if (strcmp(vms[k].desired, "running") != 0 ||
+				if (strcmp(vms[k].desired, "running") != 0 || job_in_flight(a, vms[k].id) ||
 				    vm_paths_init(&p, a->cfg->state_dir, vms[k].id) < 0)
 					continue;
 				if (qemu_running_pid(&p) > 0)
-					netdevs_release(&vms[k], &p, names[i]);
+					hotplug_netdev_release(&p, names[i]);
 				vm_paths_free(&p);
 			}
 			log_info("removing stray tap %s", names[i]);
 			enum ifname_kind kind;
 			uint64_t nic;
 			if (ifname_parse(names[i], &kind, &nic))
-				tap_removing(a, nic);
+				meter_tap_removing(a->meter, nic);
 			if (link_remove(names[i], &err) < 0) {
 				log_warn("%s", err);
 				free(err);
@@ -988,48 +873,104 @@ static int routing_converge(struct agent *a, const struct netstate *ns)
 }
 
 /*
- * Per-network services, derived from the pass's own list of networks and
- * VMs after the VMs converged (a VM purged in this pass has no NICs left
- * in it; states are as observed): a dnsmasq per network, and none for a
- * network that no longer exists.
+ * Per-network services, derived from one snapshot taken after the VMs
+ * converged (so purged VMs are already gone from it): the ruleset, a
+ * dnsmasq per network (and none for a network that no longer exists),
+ * the overlay.  The snapshot is read on the loop; applying it (a ruleset
+ * swap, dnsmasq reloads: tens of milliseconds on a busy host) runs on a
+ * worker, one application at a time: the loop goes on answering the API
+ * meanwhile.  A pass while one is under way marks the services dirty,
+ * and the end of that one asks for another pass.
  */
-static int network_services_converge(struct agent *a, const struct network *nets, size_t n_nets,
-				     const struct vm *vms, size_t n_vms)
-{
+struct net_job {
+	struct agent *a;
 	struct netstate ns;
-	char *err = NULL;
-	int again = -1;
+	bool failed;
+};
 
-	if (netstate_build(a->st, a->cfg->host_name, a->cfg->uplink, nets, n_nets, vms, n_vms,
-			   &ns) != STORE_OK)
-		return 5000;
-	ns.metadata_port = a->cfg->metadata_port;
+static void net_work(void *arg)
+{
+	struct net_job *j = arg;
+	struct agent *a = j->a;
+	char *err = NULL;
+
 	forwarding_ensure(a->cfg->uplink);
-	for (size_t i = 0; i < ns.n_nets; i++) {
-		if (dnsmasq_ensure(&ns, &ns.nets[i], a->cfg->state_dir, &err) < 0) {
-			log_warn("network %s: dnsmasq: %s", ns.nets[i].name, err ? err : "failed");
-			again = 5000;
+	/* The whole ruleset: a no-op when its version is the one installed.
+	 * First: a new VM's traffic passes (and a deleted VM's elements go)
+	 * without waiting for dnsmasq. */
+	if (firewall_apply(&j->ns, &err) < 0) {
+		log_warn("firewall: %s", err ? err : "failed");
+		j->failed = true;
+	}
+	free(err);
+	err = NULL;
+	for (size_t i = 0; i < j->ns.n_nets; i++) {
+		if (dnsmasq_ensure(&j->ns, &j->ns.nets[i], a->cfg->state_dir, &err) < 0) {
+			log_warn("network %s: dnsmasq: %s", j->ns.nets[i].name, err ? err : "failed");
+			j->failed = true;
 		}
 		free(err);
 		err = NULL;
 	}
-	dnsmasq_sweep(&ns, a->cfg->state_dir);
-	/* The whole ruleset, every pass: a no-op when its version (a hash of
-	 * its text) is the one installed. */
-	if (firewall_apply(&ns, &err) < 0) {
-		log_warn("firewall: %s", err ? err : "failed");
-		again = 5000;
-	}
-	free(err);
+	dnsmasq_sweep(&j->ns, a->cfg->state_dir);
 	/* Routes after the firewall: what they let in meets the VMs' rules. */
-	if (routing_converge(a, &ns) < 0)
-		again = 5000;
+	if (routing_converge(a, &j->ns) < 0)
+		j->failed = true;
 	/* The overlay after the firewall: the ruleset fences every network's
 	 * x-link by name, so a new one is fenced before it comes up. */
-	if (overlay_converge(a, &ns) < 0)
-		again = 5000;
-	netstate_free(&ns);
-	return again;
+	if (overlay_converge(a, &j->ns) < 0)
+		j->failed = true;
+}
+
+static void net_done(void *arg, bool ran)
+{
+	struct net_job *j = arg;
+	struct agent *a = j->a;
+
+	a->net_busy = false;
+	if (ran && j->failed)
+		a->net_retry_at = now_ms() + NETWORK_RETRY_MS;
+	if (a->net_dirty || (ran && j->failed)) {
+		a->net_dirty = false;
+		wake(a);
+	}
+	netstate_free(&j->ns);
+	free(j);
+}
+
+/* Returns ms until the services want another pass, or -1. */
+static int network_services_converge(struct agent *a, const struct network *nets, size_t n_nets,
+				     const struct vm *vms, size_t n_vms)
+{
+	struct net_job *j;
+
+	if (a->net_busy) {
+		a->net_dirty = true;
+		return -1;
+	}
+	/* After a failure, only a change or the retry brings them back: a
+	 * pass that a job's end caused would only fail again at once. */
+	if (a->net_retry_at > now_ms() && !(a->why & (AGENT_WAKE_LOCAL | AGENT_WAKE_NOTIFY |
+						      AGENT_WAKE_RESYNC | AGENT_WAKE_RETRY)))
+		return (int)(a->net_retry_at - now_ms());
+	a->net_retry_at = 0;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return NETWORK_RETRY_MS;
+	j->a = a;
+	if (netstate_build(a->st, a->cfg->host_name, a->cfg->uplink, nets, n_nets, vms, n_vms,
+			   &j->ns) != STORE_OK) {
+		free(j);
+		return NETWORK_RETRY_MS;
+	}
+	j->ns.metadata_port = a->cfg->metadata_port;
+	a->net_busy = true;
+	/* The first pass (hcd starts: readiness waits for it), or no worker
+	 * (hcd is stopping): here and now. */
+	if (a->why == 0 || worker_submit(a->workers, net_work, net_done, j) < 0) {
+		net_work(j);
+		net_done(j, true);
+	}
+	return -1;
 }
 
 int agent_reconcile(struct agent *a, unsigned why)
@@ -1045,6 +986,7 @@ int agent_reconcile(struct agent *a, unsigned why)
 	a->wakeups.notify += (why & AGENT_WAKE_NOTIFY) != 0;
 	a->wakeups.resync += (why & AGENT_WAKE_RESYNC) != 0;
 	a->wakeups.retry += (why & AGENT_WAKE_RETRY) != 0;
+	a->wakeups.job += (why & AGENT_WAKE_JOB) != 0;
 	a->why = why;
 	a->told = false;
 	if (store_network_list(a->st, OWNER_ANY, &nets, &n_nets) != STORE_OK ||
@@ -1067,18 +1009,35 @@ int agent_reconcile(struct agent *a, unsigned why)
 		}
 		free(err);
 	}
+	a->pass_vms = vms;
+	a->pass_n = n_vms;
+	a->launched = 0;
 	for (size_t i = 0; i < n_vms; i++) {
 		if (vms[i].host && strcmp(vms[i].host, a->cfg->host_name) != 0)
 			continue;
 		again = min_wait(again, vm_converge(a, &vms[i]));
 	}
+	/* A pass that started QEMUs leaves the ruleset swap, dnsmasq and the
+	 * sweep to the next pass (a launch's end, or NETWORK_DEFER_MS later
+	 * at the latest), so that QEMU's start has the CPU: nothing needs
+	 * them sooner.  A new tap that the ruleset does not know yet has its
+	 * frames dropped (fail closed), and its guest sends none before its
+	 * kernel has booted anyway. */
+	if (a->launched > 0) {
+		again = min_wait(again, NETWORK_DEFER_MS);
+		goto out;
+	}
 	again = min_wait(again, network_services_converge(a, nets, n_nets, vms, n_vms));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
-	/* After the strays: an ifb whose tap was just swept goes now.  The
-	 * first pass and the resync read every redirect back. */
+	/* Limits on every tap that is up now: taps a launch job made (its end
+	 * woke this pass), hot-plugged ones (above), ones still there after a
+	 * restart of hcd.  After the strays: an ifb whose tap was just swept
+	 * goes now.  The first pass and the resync read every redirect back. */
 	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC)) < 0)
 		again = min_wait(again, 5000);
 out:
+	a->pass_vms = NULL;
+	a->pass_n = 0;
 	vms_free(vms, n_vms);
 	networks_free(nets, n_nets);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

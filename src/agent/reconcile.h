@@ -15,21 +15,31 @@
  *   - a NIC's limits are what the store says (agent/bandwidth.h), its ifb
  *     i… goes with its tap, and a tap's counters are taken into the store
  *     right before it goes (agent/meter.h).
- * It never blocks on a guest: stopping walks powerdown → quit → SIGKILL
- * across several passes, asking to be called back soon meanwhile.
+ * It never blocks on a guest or on a slow step: starting a VM (its disks,
+ * seed, taps and QEMU: vm/launch.h) and ending a QEMU (quit, SIGKILL) run
+ * as jobs on hcd's worker pool, one at a time per VM, and while a VM has
+ * one in flight no pass touches it; the job's end wakes the agent.  A
+ * stop walks powerdown → (stop_timeout) → quit → SIGKILL; a delete or a
+ * forced stop skips the powerdown.
  */
 #ifndef HC_RECONCILE_H
 #define HC_RECONCILE_H
 
 #include "common/config.h"
+#include "common/worker.h"
 #include "store/store.h"
 
 #include <stdint.h>
 
 struct agent;
 
-struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel);
+/* NULL and a message when it cannot work here (e.g. qemu_uid_base and
+ * qemu_uid_count name ids that accounts use: vm/identity.h). */
+struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel,
+			struct worker_pool *workers, char **err);
 void agent_free(struct agent *a);
+/* Called (on the loop) when a job ended and the agent wants a pass. */
+void agent_set_wake_hook(struct agent *a, void (*fn)(void *), void *arg);
 
 /* Why a pass runs.  The caller gathers the reasons that came up while
  * it was busy and runs one pass for all of them: a burst of changes
@@ -39,13 +49,14 @@ enum agent_wake {
 	AGENT_WAKE_NOTIFY = 1 << 1, /* another process announced a change (store_notify_drain) */
 	AGENT_WAKE_RESYNC = 1 << 2, /* the periodic safety net, or a configuration reload */
 	AGENT_WAKE_RETRY  = 1 << 3, /* a transition in flight or a failed step asked again */
+	AGENT_WAKE_JOB    = 1 << 4, /* a launch or an end of QEMU finished on a worker */
 };
 
 /* Passes per reason since start (a pass with two reasons counts in both;
  * the first pass at start counts in none).  A host acted on another's
  * change through a notification when `notify` grew and `resync` did not. */
 struct agent_wakeups {
-	uint64_t local, notify, resync, retry;
+	uint64_t local, notify, resync, retry, job;
 };
 
 /* One pass, for the reasons in `why` (AGENT_WAKE_* bits, 0 at start).

@@ -491,8 +491,26 @@ static int set_desired(struct req *r, const char *desired)
 }
 
 static int h_vm_start(struct req *r)  { return set_desired(r, "running"); }
-static int h_vm_stop(struct req *r)   { return set_desired(r, "stopped"); }
 static int h_vm_delete(struct req *r) { return set_desired(r, "deleted"); }
+
+/* {"force": true} skips ACPI: QMP quit at once, then SIGKILL. */
+static int h_vm_stop(struct req *r)
+{
+	json_t *jf = json_object_get(r->json, "force");
+	struct vm vm = { 0 };
+	int rc;
+
+	if (jf && !json_is_null(jf) && !json_is_boolean(jf))
+		return req_error(r, 400, "bad_request", "'force' must be true or false");
+	if (!vm_resolve(r, &vm))
+		return 0;
+	rc = store_vm_stop(r->api->st, vm.id, json_is_true(jf));
+	uint64_t id = vm.id;
+	vm_free(&vm);
+	if (rc != STORE_OK)
+		return req_store_error(r, rc, "vm", r->params[0]);
+	return reply_vm(r, 202, id);
+}
 
 bool api_vm_here(struct req *r, const struct vm *vm)
 {

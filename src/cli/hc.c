@@ -98,6 +98,11 @@ static const struct opt_spec vm_set_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec vm_stop_opts[] = {
+	{ "--force", NULL, false, "no ACPI shutdown: quit QEMU at once (then SIGKILL)" },
+	{ 0 },
+};
+
 static const struct opt_spec vm_log_opts[] = {
 	{ "--tail", "BYTES", false, "only the last BYTES of the log" },
 	{ 0 },
@@ -265,10 +270,12 @@ static const struct command commands[] = {
 	  "VM [--metadata-tokens optional|required] [--traffic-quota SIZE|none]",
 	  "change a VM's settings", 1, 1, vm_set_opts, &res_vm },
 	{ "vm", "start", cmd_vm_start, "VM", "ask for the VM to run", 1, 1, NULL, &res_vm },
-	{ "vm", "stop", cmd_vm_stop, "VM", "ask for the VM to stop (ACPI, then forced)",
-	  1, 1, NULL, &res_vm },
+	{ "vm", "stop", cmd_vm_stop, "VM [--force]",
+	  "ask for the VM to stop (ACPI, then forced; --force: at once, no ACPI)",
+	  1, 1, vm_stop_opts, &res_vm },
 	{ "vm", "reboot", cmd_vm_reboot, "VM", "reset a running VM", 1, 1, NULL, &res_vm },
-	{ "vm", "delete", cmd_delete, "VM", "delete a VM, stopping it first", 1, 1, NULL, &res_vm },
+	{ "vm", "delete", cmd_delete, "VM", "delete a VM and its disks (QEMU is ended at once)", 1, 1, NULL,
+	  &res_vm },
 	{ "vm", "nic", cmd_vm_nic, "add VM NET | remove VM MAC | set VM MAC --rate SPEC",
 	  "attach or detach a NIC (hot-plugged when the VM runs), or change its limits at once",
 	  3, 3, vm_nic_opts, &res_vm },

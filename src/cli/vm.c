@@ -365,11 +365,12 @@ int cmd_vm_set(struct hc *h, const struct args *a)
 
 /* ---- actions ------------------------------------------------------------ */
 
-/* POST /v1/vms/{ref}/{action}; the answer is the VM as it is now. */
+/* POST /v1/vms/{ref}/{action}; the answer is the VM as it is now.
+ * --force (stop) skips the guest's ACPI shutdown. */
 static int vm_action(struct hc *h, const struct args *a, const char *action)
 {
 	char *path = api_path("vms", a->pos[0], action);
-	json_t *body = json_object(), *vm;
+	json_t *body = arg_flag(a, "--force") ? json_pack("{s:b}", "force", 1) : json_object(), *vm;
 	int rc;
 
 	if (path == NULL || body == NULL) {

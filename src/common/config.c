@@ -53,8 +53,6 @@ static const struct key keys[] = {
 	  "this host's address for VXLAN between hosts"),
 	I("hcd", "vxlan_port", vxlan_port,
 	  "UDP port of the VXLAN overlay between hosts"),
-	S("hcd", "qemu_user", qemu_user,
-	  "user QEMU drops to (-runas); empty: QEMU stays root"),
 	S("hcd", "log_level", log_level,
 	  "debug, info, warn or error (reloaded on SIGHUP)"),
 	I("hcd", "stop_timeout", stop_timeout,
@@ -178,6 +176,12 @@ static const struct key keys[] = {
 	  "seconds between samples of the NICs' traffic counters"),
 	S("hcd", "quota_throttle_rate", quota_throttle_rate,
 	  "what the NICs of a user or VM over its monthly traffic quota get, e.g. 1mbit"),
+	/* vmrt: QEMU confinement (vm/identity.h) */
+	I("hcd", "qemu_uid_base", qemu_uid_base,
+	  "first uid/gid of VMs: a VM's QEMU runs as qemu_uid_base + (VM ID mod qemu_uid_count);"
+	  " no account, group or subordinate id may lie in the range"),
+	I("hcd", "qemu_uid_count", qemu_uid_count,
+	  "how many uids VMs take from qemu_uid_base (two VMs of a host never share one)"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -198,7 +202,6 @@ void config_defaults(struct config *c)
 	set_str(&c->roles, "api,scheduler,agent");
 	set_str(&c->host_name, host);
 	set_str(&c->log_level, "info");
-	set_str(&c->qemu_user, "nobody");
 	set_str(&c->passwd_file, "");
 	set_str(&c->secret_key_file, "");
 	set_str(&c->otp_issuer, "hackcloud");
@@ -250,6 +253,11 @@ void config_defaults(struct config *c)
 	/* bandwidth limits and traffic metering */
 	c->meter_interval = 10;
 	set_str(&c->quota_throttle_rate, "1mbit");
+	/* vmrt: clear of the first user's subordinate ids (useradd:
+	 * 100000..165535) and below systemd-nspawn's (524288..); hcd refuses
+	 * a range that overlaps anyone's ids (vm/identity.h). */
+	c->qemu_uid_base = 200000;
+	c->qemu_uid_count = 65536;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

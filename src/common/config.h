@@ -21,7 +21,6 @@ struct config {
 	char *uplink;
 	char *underlay;
 	int vxlan_port;       /* UDP port of the overlay (VXLAN) between hosts */
-	char *qemu_user;      /* QEMU drops to this user (-runas); empty = stay root */
 	char *log_level;      /* debug | info | warn | error */
 	int metadata_port;    /* the metadata service's port on 169.254.169.254 */
 	int metadata_rate;    /* requests per second per VM; 0 = unlimited */
@@ -89,6 +88,10 @@ struct config {
 	/* bandwidth limits and traffic metering (issue 13) */
 	int meter_interval;   /* seconds between samples of the NICs' counters */
 	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */
+	/* vmrt: every VM's QEMU runs as uid = gid = qemu_uid_base + (VM ID mod
+	 * qemu_uid_count), a range no account uses (vm/identity.h) */
+	int qemu_uid_base;
+	int qemu_uid_count;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -48,18 +48,33 @@ int proc_user_lookup(const char *name, uid_t *uid, gid_t *gid)
 }
 
 /* In the forked child, before exec: only async-signal-safe calls (hcd has
- * threads).  -1 when any confinement asked for could not be applied. */
-static int child_confine(const struct proc_opts *o)
+ * threads).  -1 when any confinement asked for could not be applied.
+ * *spare (when not NULL and >= 0) is a descriptor that must stay open
+ * until exec: it is moved out of the way and its new number returned. */
+static int child_confine(const struct proc_opts *o, int *spare)
 {
-	if (o->pass_fd >= 0) {
-		if (o->pass_fd == 3) {
-			if (fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself keeps CLOEXEC */
-				return -1;
-		} else if (dup2(o->pass_fd, 3) < 0) {
+	int one = o->pass_fd;
+	const int *fds = o->keep ? o->keep : &one;
+	size_t n = o->keep ? o->n_keep : (one >= 0 ? 1 : 0);
+	int above = 3 + (int)n, park[n + 1];
+
+	/* Everything is first copied above the numbers it goes to, so that
+	 * renumbering to 3, 4, … cannot overwrite one still to be moved. */
+	for (size_t i = 0; i < n; i++)
+		if ((park[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, above)) < 0)
 			return -1;
-		}
+	if (spare && *spare >= 0 && (*spare = fcntl(*spare, F_DUPFD_CLOEXEC, above)) < 0)
+		return -1;
+	/* dup2 clears close-on-exec on the new number: exactly these pass. */
+	for (size_t i = 0; i < n; i++)
+		if (dup2(park[i], 3 + (int)i) < 0)
+			return -1;
+	if (spare && *spare >= 0) {
+		close_range((unsigned)above, (unsigned)*spare - 1, 0);
+		close_range((unsigned)*spare + 1, ~0U, 0);
+	} else {
+		close_range((unsigned)above, ~0U, 0);
 	}
-	close_range(o->pass_fd >= 0 ? 4 : 3, ~0U, 0);
 	if (o->limit_as) {
 		struct rlimit rl = { o->limit_as, o->limit_as };
 		if (setrlimit(RLIMIT_AS, &rl) < 0)
@@ -72,8 +87,8 @@ static int child_confine(const struct proc_opts *o)
 	}
 	if (o->drop) {
 		/* Groups first: after setuid we could not drop them any more. */
-		if (setgroups(0, NULL) < 0 || setresgid(o->gid, o->gid, o->gid) < 0 ||
-		    setresuid(o->uid, o->uid, o->uid) < 0)
+		if (setgroups(o->with_group ? 1 : 0, &o->group) < 0 ||
+		    setresgid(o->gid, o->gid, o->gid) < 0 || setresuid(o->uid, o->uid, o->uid) < 0)
 			return -1;
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 			return -1;
@@ -124,7 +139,7 @@ int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, siz
 			if (merge_stderr)
 				dup2(pipefd[1], 2);
 		}
-		if (child_confine(o) < 0)
+		if (child_confine(o, NULL) < 0)
 			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
@@ -237,4 +252,89 @@ bool proc_cmdline_contains(pid_t pid, const char *needle)
 		}
 	free(buf);
 	return found;
+}
+
+/* Tell the parent why the child could not start, then give up. */
+static void child_fail(int report_fd)
+{
+	int e = errno;
+
+	if (write(report_fd, &e, sizeof(e)) < 0)
+		e = 0;
+	_exit(127);
+}
+
+/* Read exactly len bytes unless EOF comes first; returns what was read. */
+static size_t read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+pid_t proc_daemon(char *const argv[], const struct proc_opts *o, int err_fd)
+{
+	/* Two pipes: the middle child sends the daemon's pid on one; the
+	 * other carries an errno from whichever child failed, and reaches
+	 * EOF without one when the daemon has exec'd (close-on-exec). */
+	int pids[2] = { -1, -1 }, report[2] = { -1, -1 };
+	pid_t mid, pid = -1, d = 0;
+	int st, e = EIO, got;
+
+	if (pipe2(pids, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0 || (mid = fork()) < 0) {
+		e = errno;
+		goto out;
+	}
+	if (mid == 0) {
+		/* The middle child: a new session, the daemon, and out. */
+		if (setsid() < 0 || (d = fork()) < 0)
+			child_fail(report[1]);
+		if (d == 0) {
+			sigset_t none;
+			struct sigaction dfl = { .sa_handler = SIG_DFL };
+			int nul = open("/dev/null", O_RDWR | O_CLOEXEC), rep = report[1];
+			/* A blocked mask survives exec (see proc_run_opts). */
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+			sigaction(SIGPIPE, &dfl, NULL);
+			if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 ||
+			    dup2(err_fd >= 0 ? err_fd : nul, 2) < 0 || child_confine(o, &rep) < 0 ||
+			    chdir("/") < 0)
+				child_fail(rep);
+			execvp(argv[0], argv);
+			child_fail(rep);
+		}
+		_exit(write(pids[1], &d, sizeof(d)) == sizeof(d) ? 0 : 1);
+	}
+	close(pids[1]);
+	close(report[1]);
+	pids[1] = report[1] = -1;
+	/* The pid, then the exec, then the middle child's end: each as soon
+	 * as it is there (on a loaded host every wait is a turn of the
+	 * scheduler). */
+	bool have_pid = read_full(pids[0], &d, sizeof(d)) == sizeof(d) && d > 0;
+	if (read_full(report[0], &got, sizeof(got)) == sizeof(got))
+		e = got ? got : EIO;
+	else if (have_pid)
+		pid = d;
+	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+		;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (pids[i] >= 0)
+			close(pids[i]);
+		if (report[i] >= 0)
+			close(report[i]);
+	}
+	if (pid < 0)
+		errno = e;
+	return pid;
 }

@@ -37,12 +37,28 @@ struct proc_opts {
 	bool drop;                    /* run as uid/gid, no supplementary groups, no new privileges */
 	uid_t uid;
 	gid_t gid;
+	bool with_group;              /* with drop: keep this one supplementary group */
+	gid_t group;
 	unsigned long long limit_as;  /* RLIMIT_AS in bytes; 0 = unchanged */
 	unsigned long long limit_cpu; /* RLIMIT_CPU in seconds; 0 = unchanged */
 	int pass_fd;                  /* >= 0: becomes the child's fd 3; -1: none */
+	const int *keep;              /* instead of pass_fd: these become 3, 4, … in order */
+	size_t n_keep;
 };
 int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, size_t max,
 		  bool merge_stderr);
+
+/*
+ * Start argv detached, confined as o says (its timeout is not used): a
+ * double fork and a new session, so that it is nobody's child and
+ * outlives us — how hcd starts a VM's QEMU (vm/qemu.h), which must
+ * neither daemonize nor change user itself.  stdin and stdout are
+ * /dev/null, stderr err_fd (or /dev/null when -1), the working directory
+ * /.  Returns the daemon's pid once it has exec'd, or -1 with errno set,
+ * also when it could not be confined or exec'd (the child reports its
+ * errno through a pipe).
+ */
+pid_t proc_daemon(char *const argv[], const struct proc_opts *o, int err_fd);
 
 /* The uid and primary gid of a user name (thread-safe).  0, or -1 when
  * there is no such user. */

@@ -15,4 +15,12 @@
  */
 int unix_connect(const char *path, long long deadline_ms);
 
+/*
+ * A close-on-exec stream socket bound to path (a stale socket file there
+ * is replaced) and listening with the given backlog, the file mode 0600.
+ * hcd binds the sockets of the processes it runs unprivileged and passes
+ * them in.  -1 with errno set on failure.
+ */
+int unix_listen(const char *path, int backlog);
+
 #endif

@@ -11,15 +11,18 @@
  *              a transition in flight, the          all that came up
  *              periodic resync
  *   importer   an eventfd: a download thread ended    image/ check, store, mark ready/error
- *   workers    an eventfd: a slow job finished        its done callback (common/worker.h)
+ *   workers    an eventfd: a slow job finished        its done callback (common/worker.h);
+ *                                                   the agent's jobs (VM launch, end of a
+ *                                                   QEMU) then ask for a pass
  *   events     the store's event hook, announcements   api/events.c: streams of
  *              of other hosts (their own channel)       /v1/events read the log
  *   meter      every meter_interval seconds           agent/meter: counters into the store
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
- * QEMU processes are not children of the loop: they daemonize and outlive
- * hcd, which re-adopts them on start.  The only other threads are the
- * importer's downloads, which never touch the store (image/fetch.h).
+ * QEMU processes are not children of the loop: hcd starts each detached
+ * (proc_daemon, common/proc.h) and they outlive it; it re-adopts them on
+ * start.  The only other threads are the importer's downloads, which never
+ * touch the store (image/fetch.h).
  */
 #include "agent/meter.h"
 #include "agent/reconcile.h"
@@ -272,6 +275,11 @@ static void on_store_change(void *arg)
 	metadata_invalidate(h->md);
 }
 
+static void on_agent_job(void *arg)
+{
+	((struct hcd *)arg)->wake |= AGENT_WAKE_JOB;
+}
+
 static int parse_args(struct hcd *h, int argc, char **argv)
 {
 	h->config_path = strdup(CONFIG_DEFAULT_PATH);
@@ -404,11 +412,17 @@ int main(int argc, char **argv)
 	free(h.cfg.accel);
 	h.cfg.accel = strdup(accel);
 
-	h.agent = agent_new(h.st, &h.cfg, accel);
-	if (h.agent == NULL) {
-		log_err("agent: cannot initialise in %s", h.cfg.state_dir);
+	h.workers = worker_pool_new(h.cfg.workers > 0 ? h.cfg.workers : 1, &err);
+	if (h.workers == NULL) {
+		log_err("%s", err);
 		goto out;
 	}
+	h.agent = agent_new(h.st, &h.cfg, accel, h.workers, &err);
+	if (h.agent == NULL) {
+		log_err("agent: %s", err ? err : "out of memory");
+		goto out;
+	}
+	agent_set_wake_hook(h.agent, on_agent_job, &h);
 	h.cluster = cluster_new(h.st, &h.cfg, accel, &err);
 	if (h.cluster == NULL) {
 		log_err("%s", err ? err : "cluster: out of memory");
@@ -420,11 +434,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	importer_resume(h.importer);
-	h.workers = worker_pool_new(h.cfg.workers > 0 ? h.cfg.workers : 1, &err);
-	if (h.workers == NULL) {
-		log_err("%s", err);
-		goto out;
-	}
 	h.api_ctx = (struct api_ctx){ .st = h.st, .agent = h.agent, .cfg = &h.cfg,
 				      .importer = h.importer, .cluster = h.cluster,
 				      .workers = h.workers };
@@ -536,6 +545,11 @@ int main(int argc, char **argv)
 			double t0 = stat_now();
 			again = agent_reconcile(h.agent, causes);
 			stat_observe(HIST_RECONCILE, stat_now() - t0);
+			/* Nothing else runs during a pass: a local change now is
+			 * the agent's own (a claim, a purge), which that pass
+			 * already took into account; another pass for it would
+			 * only hold up the loop (and a VM's launch ending). */
+			h.wake &= ~AGENT_WAKE_LOCAL;
 			next_pass = again >= 0 ? now_ms() + again : -1;
 			metadata_sync(h.md);
 		}

@@ -632,9 +632,8 @@ out:
 	return rc;
 }
 
-int shaper_nic_remove(struct shaper *s, uint64_t nic, char **err)
+int shaping_ifb_remove(uint64_t nic, char **err)
 {
-	(void)s;
 	*err = NULL;
 	return link_remove(ifname_ifb(nic).s, err);
 }

@@ -82,7 +82,7 @@ void shaper_free(struct shaper *s);
  * read, one dump each. */
 int shaper_converge(struct shaper *s, const struct shape_want *want, size_t n, bool thorough,
 		    struct shape_report *r, char **err);
-/* The NIC's ifb goes (its tap's qdiscs go with the tap). */
-int shaper_nic_remove(struct shaper *s, uint64_t nic, char **err);
+/* The NIC's ifb goes (its tap's qdiscs go with the tap); any thread. */
+int shaping_ifb_remove(uint64_t nic, char **err);
 
 #endif

@@ -625,7 +625,7 @@ void vms_free(struct vm *v, size_t n)
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
 	" x.desired, x.state, x.host, x.error, x.created, x.user_data_size, x.config_drive," \
-	" x.disk_size, x.ephemeral, x.metadata_tokens FROM vms x" \
+	" x.disk_size, x.ephemeral, x.metadata_tokens, x.force_stop FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -650,6 +650,7 @@ static void fill_vm(void *e, const struct sval *c)
 	vm->ephemeral = c[16].i != 0;
 	/* Anything but 'optional' reads as the stricter setting. */
 	vm->metadata_tokens_required = c[17].t != SV_TEXT || strcmp(c[17].s, "optional") != 0;
+	vm->force_stop = c[18].i != 0;
 }
 
 /* One more zeroed element at the end of *v; NULL when out of memory. */
@@ -1023,8 +1024,22 @@ int store_vm_set_desired(struct store *st, uint64_t id, const char *desired)
 	if (rc == STORE_OK)
 		rc = host_load_vm(st, id, desired);
 	if (rc == STORE_OK)
-		rc = store_w(st, "UPDATE vms SET desired = ?, error = NULL WHERE id = ?", p, 2);
+		rc = store_w(st, "UPDATE vms SET desired = ?, force_stop = 0, error = NULL WHERE id = ?",
+			     p, 2);
 	store_event_vm(st, id, strcmp(desired, "deleted") == 0 ? "deleted" : "updated");
+	return store_tx_end(st, rc);
+}
+
+int store_vm_stop(struct store *st, uint64_t id, bool force)
+{
+	struct sval p[] = { SV_I(force), SV_I(id) };
+	int rc = store_tx_begin(st);
+	if (rc == STORE_OK)
+		rc = host_load_vm(st, id, "stopped");
+	if (rc == STORE_OK)
+		rc = store_w(st, "UPDATE vms SET desired = 'stopped', force_stop = ?, error = NULL"
+			     " WHERE id = ?", p, 2);
+	store_event_vm(st, id, "updated");
 	return store_tx_end(st, rc);
 }
 

@@ -168,7 +168,11 @@ static const char *const migrations[] = {
 	" route TEXT NOT NULL, ref TEXT, status INTEGER NOT NULL, result TEXT NOT NULL,"
 	" PRIMARY KEY (host, seq));"
 	"CREATE INDEX audit_time ON audit (time);",
-	/* 12: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
+	/* 12: vmrt (issue 12 §1): a stop that skips ACPI (`hc vm stop --force`);
+	 * kept in the row so that the agent of the VM's host (and a restarted
+	 * hcd) still knows. */
+	"ALTER TABLE vms ADD COLUMN force_stop INTEGER NOT NULL DEFAULT 0;",
+	/* 13: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
 	 * Limits in bits/s, bursts and quotas in bytes, 0 = none.  The users'
 	 * rate cap and monthly traffic quota are a table of their own, apart
 	 * from the users' resource quotas.  Counters: the last raw sample of a

@@ -250,6 +250,8 @@ struct vm {
 	/* At create only: each NIC's own limits (usage.h), one per network
 	 * given to store_vm_create, or NULL for none. */
 	const struct nic_limit *nic_limits;
+	/* desired stopped without ACPI: QMP quit, then SIGKILL */
+	bool force_stop;
 };
 
 /*
@@ -369,7 +371,10 @@ int store_vm_get_id(struct store *st, uint64_t id, struct vm *out);
  * a VM by itself for those.  Four statements, however many VMs. */
 int store_vm_list(struct store *st, uint64_t scope, bool include_deleted,
 		  struct vm **out, size_t *n);
+/* Also takes back a forced stop (force_stop = false). */
 int store_vm_set_desired(struct store *st, uint64_t id, const char *desired);
+/* desired = stopped; force skips ACPI (the agent quits QEMU at once). */
+int store_vm_stop(struct store *st, uint64_t id, bool force);
 /* Whether the metadata service requires IMDSv2 tokens from this VM. */
 int store_vm_set_metadata_tokens(struct store *st, uint64_t id, bool required);
 /* Actual state as observed by the agent; error may be NULL. Does not fire the hook. */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PROBE_TIMEOUT_MS 10000
@@ -79,6 +80,13 @@ const char *accel_resolve(const char *wanted, const char *work_dir, char **why)
 	}
 	close(fd);
 	if (probe_kvm(work_dir) == 0) {
+		/* VMs' QEMUs open /dev/kvm as their own uid, through its group. */
+		struct stat st;
+		if (stat("/dev/kvm", &st) == 0 && ((st.st_mode & 0060) != 0060 || st.st_gid == 0)) {
+			*why = strdup("auto: KVM works but /dev/kvm is root's alone (VMs run unprivileged;"
+				      " make it group read-write, e.g. root:kvm 0660), using tcg");
+			return "tcg";
+		}
 		*why = strdup("auto: KVM probe guest ran, using kvm");
 		return "kvm";
 	}

@@ -4,7 +4,9 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +83,41 @@ static char *opt_path(const char *fmt_prefix, const char *path, const char *suff
 	return r;
 }
 
+/*
+ * A -blockdev value in QEMU's JSON syntax: the only one that can say
+ * "backing": null.  Takes the reference to o.
+ */
+static char *blockdev_json(json_t *o)
+{
+	char *r = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return r;
+}
+
+/*
+ * A disk as two nodes: "<node>-file" (the file) and "<node>" (its format),
+ * the format node backed by the node named `backing`, or by nothing at
+ * all when backing is NULL: then QEMU opens no other file for it,
+ * whatever the image's header says.  A raw node has no backing to name.
+ */
+static void add_blockdev(struct strv *a, const char *node, const char *path, const char *format,
+			 bool read_only, const char *backing)
+{
+	char file_node[48];
+
+	snprintf(file_node, sizeof(file_node), "%s-file", node);
+	add2(a, "-blockdev", blockdev_json(json_pack(
+		"{s:s, s:s, s:s, s:b, s:{s:b, s:b}, s:s}", "driver", "file", "node-name", file_node,
+		"filename", path, "read-only", read_only, "cache", "direct", 1, "no-flush", 0,
+		"aio", "threads")));
+	json_t *fmt = json_pack("{s:s, s:s, s:s, s:b}", "driver", format, "node-name", node,
+				"file", file_node, "read-only", read_only);
+	if (fmt && strcmp(format, "raw") != 0)
+		json_object_set_new(fmt, "backing", backing ? json_string(backing) : json_null());
+	add2(a, "-blockdev", blockdev_json(fmt));
+}
+
 char **qemu_argv(const struct qemu_spec *s)
 {
 	struct strv a = { 0 };
@@ -107,15 +144,18 @@ char **qemu_argv(const struct qemu_spec *s)
 	add2(&a, "-smbios", str_printf("type=1,manufacturer=hackcloud,product=OpenStack Nova,serial=%s",
 				       id.s));
 
-	add2(&a, "-chardev", opt_path("socket,id=qmp,server=on,wait=off,path=", s->qmp_path, ""));
+	/* Both sockets are bound by hcd and passed in: their files live in a
+	 * directory QEMU may not write to. */
+	add2(&a, "-chardev", str_printf("socket,id=qmp,fd=%d,server=on,wait=off", s->qmp_fd));
 	add2(&a, "-mon", strdup("chardev=qmp,mode=control"));
 	/* The serial console is a socket for `hc vm console`; QEMU itself
 	 * appends everything the guest prints to the log, so the log keeps
-	 * growing while hcd is down. */
-	char *logopt = opt_path(",logappend=on,logfile=", s->serial_log, "");
-	add2(&a, "-chardev", logopt ? opt_path("socket,id=ser0,server=on,wait=off,path=",
-					       s->serial_path, logopt) : NULL);
-	free(logopt);
+	 * growing while hcd is down.  The log's path in argv is also what
+	 * tells this VM's QEMU from a process that recycled its pid. */
+	char *prefix = str_printf("socket,id=ser0,fd=%d,server=on,wait=off,logappend=on,logfile=",
+				  s->serial_fd);
+	add2(&a, "-chardev", prefix ? opt_path(prefix, s->serial_log, "") : NULL);
+	free(prefix);
 	add2(&a, "-serial", strdup("chardev:ser0"));
 
 	if (s->kernel) {
@@ -127,35 +167,33 @@ char **qemu_argv(const struct qemu_spec *s)
 	}
 	/* virtio-blk in this order: the guest sees the root disk as vda and
 	 * the data disks as vdb, vdc, … (vda onwards without a root disk). */
-	if (s->disk)
-		add2(&a, "-drive", opt_path("if=virtio,format=qcow2,cache=none,aio=threads,file=",
-					    s->disk, ""));
-	for (size_t i = 0; i < s->n_data_disks; i++)
-		add2(&a, "-drive", opt_path("if=virtio,format=qcow2,cache=none,aio=threads,file=",
-					    s->data_disks[i], ""));
-	if (s->seed_iso)
-		add2(&a, "-drive", opt_path("if=ide,media=cdrom,readonly=on,format=raw,file=",
-					    s->seed_iso, ""));
+	if (s->disk) {
+		if (s->base)
+			add_blockdev(&a, "img", s->base, s->base_format, true, NULL);
+		add_blockdev(&a, "disk", s->disk, "qcow2", false, s->base ? "img" : NULL);
+		add2(&a, "-device", strdup("virtio-blk-pci,drive=disk,id=vd-disk"));
+	}
+	for (size_t i = 0; i < s->n_data_disks; i++) {
+		char node[32];
+		snprintf(node, sizeof(node), "data%zu", i);
+		add_blockdev(&a, node, s->data_disks[i], "qcow2", false, NULL);
+		add2(&a, "-device", str_printf("virtio-blk-pci,drive=%s,id=vd-%s", node, node));
+	}
+	if (s->seed_iso) {
+		add_blockdev(&a, "seed", s->seed_iso, "raw", true, NULL);
+		add2(&a, "-device", strdup("ide-cd,drive=seed,id=cd-seed"));
+	}
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct qemu_nic *n = &s->nics[i];
 		/* IDs carry the NIC's ID, so hotplug can diff QEMU's devices
 		 * against the store. */
-		add2(&a, "-netdev", str_printf("tap,id=" QEMU_NETDEV_FMT ",ifname=%s,script=no,downscript=no",
-					       (unsigned long long)n->id, n->ifname));
+		add2(&a, "-netdev", str_printf("tap,id=" QEMU_NETDEV_FMT ",fd=%d",
+					       (unsigned long long)n->id, n->fd));
 		add2(&a, "-device", str_printf("virtio-net-pci,netdev=" QEMU_NETDEV_FMT ",mac=%s,id=" QEMU_NICDEV_FMT,
 					       (unsigned long long)n->id, n->mac, (unsigned long long)n->id));
 	}
 	add2(&a, "-device", strdup("virtio-rng-pci"));
-	add2(&a, "-pidfile", strdup(s->pidfile));
-	add(&a, strdup("-daemonize"));
-	/* Least privilege: seccomp without obsolete syscalls or resource
-	 * control.  spawn=deny would kill -daemonize's own fork, and
-	 * elevateprivileges=deny the setuid of -runas, so those stay open
-	 * exactly when they are needed. */
-	add2(&a, "-sandbox", strdup(s->runas ? "on,obsolete=deny,resourcecontrol=deny"
-				    : "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny"));
-	if (s->runas)
-		add2(&a, "-runas", strdup(s->runas));
+	add2(&a, "-sandbox", strdup(QEMU_SANDBOX));
 
 	if (a.oom) {
 		strv_free(a.v);

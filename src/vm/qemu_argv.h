@@ -1,6 +1,19 @@
 /*
  * qemu_argv — the QEMU command line of a VM, built as an argv array from
  * a plain description (pure: no I/O, unit tested).  No shell ever sees it.
+ *
+ * What the argv guarantees (DESIGN §5, docs/SECURITY.md):
+ *   - every block node is given explicitly with -blockdev (a file node and
+ *     a format node per disk) and every format node says what its backing
+ *     is: the image node under a VM's overlay by node name, "backing": null
+ *     everywhere else, so no file name written inside an image is ever
+ *     followed;
+ *   - QEMU opens no network device and binds no socket itself: taps and
+ *     the listening QMP and serial sockets are descriptors hcd passes in
+ *     (proc_daemon in common/proc.h), so it needs no privilege at all;
+ *   - it neither daemonizes nor changes user (hcd does both), so its
+ *     seccomp filter denies spawning, privilege changes, obsolete system
+ *     calls and resource control.
  */
 #ifndef HC_QEMU_ARGV_H
 #define HC_QEMU_ARGV_H
@@ -12,10 +25,14 @@
 #define QEMU_NETDEV_FMT "net-%08llx"
 #define QEMU_NICDEV_FMT "nic-%08llx"
 
+/* The sandbox of every VM's QEMU. */
+#define QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
 struct qemu_nic {
 	uint64_t id;
 	char mac[18];
-	char ifname[16];
+	char ifname[16];         /* its tap, which hcd opens */
+	int fd;                  /* that descriptor as numbered in QEMU */
 };
 
 struct qemu_spec {
@@ -29,14 +46,14 @@ struct qemu_spec {
 	const char *cmdline;
 	const char *disk;        /* the root disk (qcow2): the overlay of a disk image, or a
 				  * blank one of a kernel image; NULL = none */
+	const char *base;        /* the image under disk (opened read-only); NULL = none */
+	const char *base_format; /* raw | qcow2 */
 	const char *const *data_disks;  /* extra qcow2 data disks, after the root disk */
 	size_t n_data_disks;
 	const char *seed_iso;    /* NoCloud cidata ISO, attached as an IDE CD-ROM; NULL = none */
-	const char *qmp_path;
-	const char *serial_path;
-	const char *serial_log;
-	const char *pidfile;
-	const char *runas;       /* drop to this user after setup; NULL = stay */
+	int qmp_fd;              /* listening sockets, as numbered in QEMU */
+	int serial_fd;
+	const char *serial_log;  /* QEMU appends the console output to it */
 	const struct qemu_nic *nics;
 	size_t n_nics;
 };

@@ -153,10 +153,10 @@ int qmp_command(const char *path, const char *command, json_t *arguments,
 	return qmp_command_fd(path, command, arguments, -1, reply, err);
 }
 
-int qmp_command_fd(const char *path, const char *command, json_t *arguments, int fd,
-		   json_t **reply, char **err)
+static int qmp_run(const char *path, int timeout_ms, const char *command, json_t *arguments,
+		   int fd, json_t **reply, char **err)
 {
-	struct qmp_conn c = { .fd = -1, .deadline = now_ms() + QMP_TIMEOUT_MS };
+	struct qmp_conn c = { .fd = -1, .deadline = now_ms() + timeout_ms };
 	json_t *greeting;
 	int rc = -1;
 
@@ -186,6 +186,18 @@ out:
 	json_decref(greeting);
 	close(c.fd);
 	return rc;
+}
+
+int qmp_command_fd(const char *path, const char *command, json_t *arguments, int fd,
+		   json_t **reply, char **err)
+{
+	return qmp_run(path, QMP_TIMEOUT_MS, command, arguments, fd, reply, err);
+}
+
+int qmp_command_within(const char *path, int timeout_ms, const char *command,
+		       json_t *arguments, json_t **reply, char **err)
+{
+	return qmp_run(path, timeout_ms, command, arguments, -1, reply, err);
 }
 
 char *qmp_query_status(const char *path)

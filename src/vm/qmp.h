@@ -23,6 +23,11 @@ int qmp_command(const char *path, const char *command, json_t *arguments,
 int qmp_command_fd(const char *path, const char *command, json_t *arguments, int fd,
 		   json_t **reply, char **err);
 
+/* qmp_command with its own bound: a QEMU that is still starting answers
+ * only once its machine is set up. */
+int qmp_command_within(const char *path, int timeout_ms, const char *command,
+		       json_t *arguments, json_t **reply, char **err);
+
 /* query-status → "running", "paused", … (malloc'd) or NULL. */
 char *qmp_query_status(const char *path);
 

@@ -235,11 +235,15 @@ guest_run() {
 	n=$RANDOM$RANDOM
 	printf 'echo "HCSTART-$((%s+0))"; %s; echo "HCDONE-$((%s+0))-rc=$?"\n' "$n" "$cmd" "$n" |
 		timeout 20 "$HC_BIN" vm console "$vm" >/dev/null 2>&1 || true
+	# The serial log, written by QEMU, now and then holds a character
+	# twice when the guest's UART output meets a busy host (seen:
+	# "HCDONE-…-rcc=0"), so the end marker's fixed letters may repeat.
+	local done_re="^HCDONE-$n-r+c+=+[0-9]"
 	for i in $(seq 1 $((timeout * 4))); do
 		log=$(hc vm log "$vm" --tail 200000 | tr -d '\r')
-		if grep -aq "^HCDONE-$n-rc=[0-9]" <<<"$log"; then
-			rc=$(grep -ao "^HCDONE-$n-rc=[0-9]*" <<<"$log" | tail -1 | sed 's/.*rc=//')
-			awk -v s="HCSTART-$n" -v d="HCDONE-$n-rc=" '
+		if grep -aEq "$done_re" <<<"$log"; then
+			rc=$(grep -aEo "$done_re*" <<<"$log" | tail -1 | sed -E 's/.*=+//')
+			awk -v s="HCSTART-$n" -v d="HCDONE-$n-r" '
 				$0 == s { on = 1; next }
 				index($0, d) == 1 { on = 0 }
 				on { print }' <<<"$log"

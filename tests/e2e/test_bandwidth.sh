@@ -11,7 +11,8 @@
 # one is saturated, and a changed limit applies to the running NIC at once.
 # Then: kill -9 of hcd leaves the qdiscs, and the next hcd finds them right
 # (changes nothing); a stray ifb goes; no limit, or the NIC's delete, leaves
-# nothing behind.  No timing thresholds: rates are the kernel's shaping.
+# nothing behind; a hot-plugged NIC, and a tap a restarted hcd makes anew,
+# get their limits too.  No timing thresholds: rates are the kernel's shaping.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nicns.sh"
 
@@ -136,3 +137,15 @@ wait_purged "$id"
 tap_exists "$dtap" && fail "tap left after delete"
 tap_exists "i${dtap#v}" && fail "ifb left after delete"
 ok "no limit: qdiscs and ifb gone; a network's default applies; delete leaves no tap, no ifb"
+
+# ---- taps that come up later: hot-plugged, made anew by a restarted hcd ----
+# The network's default reaches a NIC hot-plugged into the running guest,
+# and a tap the next hcd has to make again (it went while hcd was away).
+hc vm nic add free bw2 >/dev/null || fail "vm nic add"
+htap=$(vm_field free '.nics[1].ifname')
+wait_qdisc "$htap" 'tbf 4843: root .*rate 8Mbit'
+hcd_kill9
+nsexec ip link del "$htap"
+hcd_start
+wait_qdisc "$htap" 'tbf 4843: root .*rate 8Mbit'
+ok "a hot-plugged NIC's tap and the same tap made anew after a restart get the network's default"

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The whole life of a VM on a real QEMU (TCG) guest: import the tiny image,
 # create, boot marker in the serial log, stop through ACPI, start again,
-# delete — and afterwards no process, tap or file of it remains.
+# a forced stop (no ACPI), delete — at once, also of a guest that is still
+# booting — and afterwards no process, tap or file of it remains.
 # Also: a disk image boots by firmware from a qcow2 overlay that leaves the
 # image untouched.
 . "$(dirname "$0")/lib.sh"
 
 # --accel auto must pick an accelerator that really runs guests: where
 # KVM opens but hangs (nested hosts) its probe falls back to TCG.
-hcd_start --accel auto
+# A long stop_timeout: a delete or a forced stop that waited for the
+# guest's ACPI shutdown would be caught by the waits below.
+hcd_start --accel auto --stop-timeout=600
 accel=$(hc --json info | jq -r .accel)
 [ "$accel" = kvm ] || [ "$accel" = tcg ] || fail "auto resolved to '$accel'"
 ok "--accel auto resolved to $accel"
@@ -71,24 +74,46 @@ tap_exists "$tap" && fail "tap $tap left after stop"
 ok "stopped by ACPI powerdown; tap removed"
 
 boots() { hc vm log web --tail 16777216 | grep -c HACKCLOUD-BOOT-OK || true; }
+# wait_boots_past N WHY: until the log holds more than N boot markers.
+wait_boots_past() {
+	local i
+	for i in $(seq 1 240); do
+		[ "$(boots)" -gt "$1" ] && return 0
+		sleep 0.5
+	done
+	fail "$2"
+}
 n0=$(boots)
 hc vm start web >/dev/null
 wait_state web running 60
-for i in $(seq 1 240); do
-	[ "$(boots)" -gt "$n0" ] && break
-	sleep 0.5
-done
-[ "$(boots)" -gt "$n0" ] || fail "no second boot after start"
+wait_boots_past "$n0" "no second boot after start"
 ok "started again (second boot in the log)"
 
 n1=$(boots)
 hc vm reboot web >/dev/null
-for i in $(seq 1 240); do
-	[ "$(boots)" -gt "$n1" ] && break
-	sleep 0.5
-done
-[ "$(boots)" -gt "$n1" ] || fail "no third boot after reboot"
+wait_boots_past "$n1" "no third boot after reboot"
 ok "rebooted"
+
+# A forced stop skips ACPI: the guest never sees the power button.
+offs() { hc vm log web --tail 16777216 | grep -c HACKCLOUD-POWEROFF || true; }
+api POST "/v1/vms/web/stop" '{"force": "yes"}' >/dev/null
+[ "$API_STATUS" = 400 ] || fail "stop with force \"yes\" answered $API_STATUS, not 400"
+[ "$(vm_field web .desired)" = running ] || fail "a refused stop changed the VM"
+off0=$(offs)
+hc vm stop --force web >/dev/null
+wait_state web stopped 60
+[ -z "$(our_qemu_pids)" ] || fail "QEMU still running after a forced stop"
+tap_exists "$tap" && fail "tap $tap left after a forced stop"
+[ "$(offs)" = "$off0" ] || fail "the guest saw ACPI on a forced stop"
+grep -q "vm web: forced stop: quitting QEMU now" "$T_DIR/hcd.log" || fail "no forced stop in hcd.log"
+ok "stop --force: QEMU quit at once, no ACPI; tap removed"
+
+n2=$(boots)
+hc vm start web >/dev/null
+wait_state web running 60
+wait_boots_past "$n2" "no boot after the forced stop"
+# A later plain stop is not forced again: start took the force back.
+[ "$(hc --json vm show web | jq -r .desired)" = running ] || fail "not desired running"
 
 hc vm delete web >/dev/null
 wait_gone web 60
@@ -96,7 +121,19 @@ wait_purged "$id" 60
 [ -z "$(our_qemu_pids)" ] || fail "QEMU still running after delete"
 tap_exists "$tap" && fail "tap left after delete"
 [ -e "$T_STATE/vms/$id" ] && fail "VM directory left after delete"
-ok "deleted: no process, tap or files remain"
+grep -q "vm web: deleted: quitting QEMU now" "$T_DIR/hcd.log" || fail "the delete did not quit QEMU at once"
+ok "deleted at once (no ACPI): no process, tap or files remain"
+
+# A guest that is still booting ignores ACPI: a delete that asked it
+# would wait for stop_timeout (600 s).  It must not.
+hc vm create early --image tiny --net lan --memory 256 >/dev/null
+wait_state early running 60
+eid=$(vm_field early .id)
+etap=$(vm_field early '.nics[0].ifname')
+hc vm delete early >/dev/null
+wait_purged "$eid" 60
+tap_exists "$etap" && fail "tap of the booting VM left after delete"
+ok "a booting guest is deleted at once, not after stop_timeout"
 
 # A disk image: one boot sector that prints a marker on COM1 and halts.
 # Only firmware (SeaBIOS) booting it from the VM's overlay can print it.

@@ -38,8 +38,9 @@ iso=$T_STATE/vms/$sid/seed.iso
 [ ! -e "$T_STATE/vms/$pid/seed" ] || fail "plain has a seed dir"
 spid=$(pgrep -f "qemu-system-x86_64.*$T_STATE/vms/$sid" | head -1)
 ppid_=$(pgrep -f "qemu-system-x86_64.*$T_STATE/vms/$pid" | head -1)
-tr '\0' ' ' <"/proc/$spid/cmdline" | grep -q "media=cdrom.*file=$iso" || fail "seeded QEMU has no CD-ROM"
-if tr '\0' ' ' <"/proc/$ppid_/cmdline" | grep -q "cdrom"; then fail "plain QEMU has a CD-ROM"; fi
+tr '\0' '\n' <"/proc/$spid/cmdline" | grep -q "^ide-cd,drive=seed" || fail "seeded QEMU has no CD-ROM"
+tr '\0' '\n' <"/proc/$spid/cmdline" | grep -qF "\"filename\":\"$iso\"" || fail "the CD-ROM is not $iso"
+if tr '\0' ' ' <"/proc/$ppid_/cmdline" | grep -q "ide-cd\|seed.iso"; then fail "plain QEMU has a CD-ROM"; fi
 ok "seed.iso built and attached as a CD-ROM only for --config-drive"
 
 # ---- host-side inspection with isoinfo and xorriso ------------------------

@@ -1,11 +1,17 @@
 /*
  * test_qemu_argv — the QEMU argv of a VM (src/vm/qemu_argv.h, DESIGN §5):
  * kernel boot (kernel, initrd, cmdline as one argument) and disk boot
- * (qcow2 overlay), tcg and kvm, NICs as tap netdevs with their MACs,
- * daemonize/pidfile/sandbox/runas, QMP and serial chardevs, the NoCloud
- * seed as an IDE CD-ROM, extra data disks as virtio-blk after the root
- * disk (also on a kernel image with or without a root disk), and the
- * escaping of commas in option values.
+ * (a qcow2 overlay on a raw or qcow2 image), tcg and kvm, NICs as tap
+ * descriptors with their MACs, the sandbox (no daemonizing, no change of
+ * user, spawning denied), QMP and serial chardevs on passed sockets, the
+ * NoCloud seed as an IDE CD-ROM, extra data disks after the root disk
+ * (also on a kernel image with or without a root disk), and the escaping
+ * of commas in option values.
+ *
+ * The block layer is checked as a graph (issue 11 item 1): every disk is
+ * explicit -blockdev nodes, every format node names its file node and
+ * its backing (a node defined before it, or null), so QEMU follows no
+ * file name written inside an image.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,13 +21,14 @@
 
 #include "vm/qemu_argv.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 static const struct qemu_nic two_nics[] = {
-	{ .id = 0x10f, .mac = "02:00:00:00:01:0f", .ifname = "v02000000010f" },
-	{ .id = 0x110, .mac = "02:00:00:00:01:10", .ifname = "v020000000110" },
+	{ .id = 0x10f, .mac = "02:00:00:00:01:0f", .ifname = "v02000000010f", .fd = 5 },
+	{ .id = 0x110, .mac = "02:00:00:00:01:10", .ifname = "v020000000110", .fd = 6 },
 };
 
 static struct qemu_spec kernel_spec(const char *accel)
@@ -36,11 +43,9 @@ static struct qemu_spec kernel_spec(const char *accel)
 		.initrd = "/var/lib/hackcloud/images/0000000a/initrd",
 		.cmdline = "console=ttyS0 root=/dev/vda rw quiet",
 		.disk = NULL,
-		.qmp_path = "/var/lib/hackcloud/vms/000000002a/qmp.sock",
-		.serial_path = "/var/lib/hackcloud/vms/000000002a/serial.sock",
+		.qmp_fd = 3,
+		.serial_fd = 4,
 		.serial_log = "/var/lib/hackcloud/vms/000000002a/serial.log",
-		.pidfile = "/var/lib/hackcloud/vms/000000002a/qemu.pid",
-		.runas = NULL,
 		.nics = two_nics,
 		.n_nics = 2,
 	};
@@ -55,10 +60,11 @@ static struct qemu_spec disk_spec(const char *accel)
 		.memory_mib = 2048,
 		.accel = accel,
 		.disk = "/var/lib/hackcloud/vms/000000002b/disk.qcow2",
-		.qmp_path = "/var/lib/hackcloud/vms/000000002b/qmp.sock",
-		.serial_path = "/var/lib/hackcloud/vms/000000002b/serial.sock",
+		.base = "/var/lib/hackcloud/images/ab12/disk",
+		.base_format = "qcow2",
+		.qmp_fd = 3,
+		.serial_fd = 4,
 		.serial_log = "/var/lib/hackcloud/vms/000000002b/serial.log",
-		.pidfile = "/var/lib/hackcloud/vms/000000002b/qemu.pid",
 		.nics = two_nics,
 		.n_nics = 1,
 	};
@@ -146,6 +152,109 @@ static void check_well_formed(char **v)
 		assert_true(strlen(v[i]) > 0);
 }
 
+/* ---- block nodes -------------------------------------------------------- */
+
+/* The -blockdev values parsed, in argv order (a JSON array; decref it). */
+static json_t *blockdevs(char **v)
+{
+	json_t *all = json_array();
+
+	for (size_t i = 0; v[i] && v[i + 1]; i++) {
+		if (strcmp(v[i], "-blockdev") != 0)
+			continue;
+		json_error_t e;
+		json_t *o = json_loads(v[i + 1], 0, &e);
+		if (o == NULL || !json_is_object(o))
+			fail_msg("-blockdev %s is not a JSON object: %s", v[i + 1], e.text);
+		json_array_append_new(all, o);
+	}
+	return all;
+}
+
+/* The node called name (borrowed), or NULL. */
+static json_t *node(json_t *all, const char *name)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(all, i, o) {
+		const char *n = json_string_value(json_object_get(o, "node-name"));
+		if (n && strcmp(n, name) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+static const char *str_of(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/*
+ * The property that closes issue 11 item 1, for any argv: no -drive at
+ * all; every node has a unique name; a file node has a filename and
+ * nothing under it; a format node's "file" is the name of a file node
+ * defined before it (never an inline filename), and a qcow2 node says
+ * what its backing is: null, or a node defined before it.  Then nothing
+ * in any image header decides which file QEMU opens.
+ */
+static void check_block_graph(char **v)
+{
+	json_t *all = blockdevs(v), *o;
+	size_t i;
+
+	assert_int_equal(count_arg(v, "-drive"), 0);
+	assert_int_equal(count_arg(v, "-hda") + count_arg(v, "-cdrom") + count_arg(v, "-snapshot"), 0);
+	json_array_foreach(all, i, o) {
+		const char *name = str_of(o, "node-name"), *driver = str_of(o, "driver");
+		assert_non_null(name);
+		assert_non_null(driver);
+		for (size_t k = 0; k < i; k++)
+			assert_string_not_equal(str_of(json_array_get(all, k), "node-name"), name);
+		if (strcmp(driver, "file") == 0) {
+			assert_non_null(str_of(o, "filename"));
+			assert_null(json_object_get(o, "backing"));
+			continue;
+		}
+		json_t *file = json_object_get(o, "file");
+		assert_true(json_is_string(file));
+		json_t *under = node(all, json_string_value(file));
+		assert_non_null(under);
+		assert_string_equal(str_of(under, "driver"), "file");
+		assert_null(json_object_get(o, "filename"));
+		if (strcmp(driver, "qcow2") == 0) {
+			json_t *b = json_object_get(o, "backing");
+			assert_non_null(b);
+			assert_true(json_is_null(b) || json_is_string(b));
+			if (json_is_string(b)) {
+				bool earlier = false;
+				for (size_t k = 0; k < i; k++)
+					earlier |= strcmp(str_of(json_array_get(all, k), "node-name"),
+							  json_string_value(b)) == 0;
+				assert_true(earlier);
+			}
+		} else {
+			assert_string_equal(driver, "raw");
+		}
+	}
+	json_decref(all);
+}
+
+/* The drive= of every virtio-blk-pci device, in argv order. */
+static size_t blk_drives(char **v, char out[][16], size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; v[i] && v[i + 1]; i++) {
+		const char *d = v[i + 1], *p;
+		if (strcmp(v[i], "-device") != 0 || strncmp(d, "virtio-blk-pci,", 15) != 0 || n == max)
+			continue;
+		assert_non_null(p = strstr(d, "drive="));
+		snprintf(out[n++], 16, "%.*s", (int)strcspn(p + 6, ","), p + 6);
+	}
+	return n;
+}
+
 /* ---- kernel boot -------------------------------------------------------- */
 
 static void kernel_boot_tcg(void **state)
@@ -168,7 +277,8 @@ static void kernel_boot_tcg(void **state)
 	assert_string_equal(value_of(v, "-m"), "512");
 	/* No disk for a kernel image without an overlay. */
 	assert_int_equal(count_arg(v, "-drive"), 0);
-	assert_null(value_with(v, "-drive", "format=qcow2"));
+	assert_int_equal(count_arg(v, "-blockdev"), 0);
+	assert_null(value_with(v, "-device", "virtio-blk-pci"));
 	strv_free(v);
 }
 
@@ -217,29 +327,89 @@ static void cmdline_with_quotes_and_commas_is_verbatim(void **state)
 
 /* ---- disk boot ---------------------------------------------------------- */
 
+/* The overlay is backed by the image's node, named; the image node by
+ * nothing: a qcow2 image that names /etc/shadow as its backing file gets
+ * no say. */
 static void disk_boot(void **state)
 {
 	(void)state;
 	const char *accels[] = { "tcg", "kvm" };
 	for (size_t k = 0; k < 2; k++) {
 		struct qemu_spec s = disk_spec(accels[k]);
-		char **v = qemu_argv(&s);
-		const char *drive;
+		char **v = qemu_argv(&s), drives[4][16];
+		json_t *all, *img, *imgf, *disk, *diskf;
 
 		check_well_formed(v);
+		check_block_graph(v);
 		assert_int_equal(count_arg(v, "-kernel"), 0);
 		assert_int_equal(count_arg(v, "-initrd"), 0);
 		assert_int_equal(count_arg(v, "-append"), 0);
-		assert_int_equal(count_arg(v, "-drive"), 1);
-		drive = value_of(v, "-drive");
-		assert_true(has_elem(drive, "file=/var/lib/hackcloud/vms/000000002b/disk.qcow2"));
-		assert_true(has_elem(drive, "format=qcow2"));
+		all = blockdevs(v);
+		assert_int_equal(json_array_size(all), 4);
+		assert_non_null(imgf = node(all, "img-file"));
+		assert_non_null(img = node(all, "img"));
+		assert_non_null(diskf = node(all, "disk-file"));
+		assert_non_null(disk = node(all, "disk"));
+		assert_string_equal(str_of(imgf, "filename"), s.base);
+		assert_true(json_is_true(json_object_get(imgf, "read-only")));
+		assert_string_equal(str_of(img, "driver"), "qcow2");
+		assert_true(json_is_true(json_object_get(img, "read-only")));
+		assert_true(json_is_null(json_object_get(img, "backing")));
+		assert_string_equal(str_of(diskf, "filename"), s.disk);
+		assert_true(json_is_false(json_object_get(diskf, "read-only")));
+		assert_string_equal(str_of(disk, "driver"), "qcow2");
+		assert_string_equal(str_of(disk, "backing"), "img");
+		assert_true(json_is_false(json_object_get(disk, "read-only")));
+		/* cache=none as before: O_DIRECT on the host files. */
+		assert_true(json_is_true(json_object_get(json_object_get(diskf, "cache"), "direct")));
+		json_decref(all);
+		/* The guest sees one disk: the overlay. */
+		assert_int_equal(blk_drives(v, drives, 4), 1);
+		assert_string_equal(drives[0], "disk");
 		assert_string_equal(value_of(v, "-accel"), accels[k]);
 		assert_string_equal(value_of(v, "-cpu"), k == 0 ? "max" : "host");
 		assert_string_equal(value_of(v, "-smp"), "4");
 		assert_string_equal(value_of(v, "-m"), "2048");
 		strv_free(v);
 	}
+}
+
+/* A raw image has no backing to speak of: its node has no such member
+ * (QEMU refuses one), and the overlay still names it. */
+static void disk_boot_on_a_raw_image(void **state)
+{
+	(void)state;
+	struct qemu_spec s = disk_spec("tcg");
+	s.base_format = "raw";
+	char **v = qemu_argv(&s);
+	json_t *all;
+
+	check_well_formed(v);
+	check_block_graph(v);
+	all = blockdevs(v);
+	assert_string_equal(str_of(node(all, "img"), "driver"), "raw");
+	assert_null(json_object_get(node(all, "img"), "backing"));
+	assert_string_equal(str_of(node(all, "disk"), "backing"), "img");
+	json_decref(all);
+	strv_free(v);
+}
+
+/* A blank root disk (kernel image with --disk-size) is backed by nothing. */
+static void blank_root_disk_has_no_backing(void **state)
+{
+	(void)state;
+	struct qemu_spec s = kernel_spec("tcg");
+	s.disk = "/var/lib/hackcloud/vms/000000002a/disk.qcow2";
+	char **v = qemu_argv(&s);
+	json_t *all;
+
+	check_block_graph(v);
+	all = blockdevs(v);
+	assert_int_equal(json_array_size(all), 2);
+	assert_null(node(all, "img"));
+	assert_true(json_is_null(json_object_get(node(all, "disk"), "backing")));
+	json_decref(all);
+	strv_free(v);
 }
 
 /* ---- data disks --------------------------------------------------------- */
@@ -250,27 +420,33 @@ static const char *const three_data_disks[] = {
 	"/var/lib/hackcloud/vms/000000002b/data2.qcow2",
 };
 
-/* The drives in argv order are the guest's vda, vdb, …: root disk first. */
+/* The disks in argv order are the guest's vda, vdb, …: root disk first. */
 static void data_disks_follow_the_root_disk(void **state)
 {
 	(void)state;
 	struct qemu_spec s = disk_spec("tcg");
 	s.data_disks = three_data_disks;
 	s.n_data_disks = 3;
-	char **v = qemu_argv(&s);
-	const char *drives[8];
-	char want[128];
+	char **v = qemu_argv(&s), drives[8][16], name[16];
+	json_t *all;
 
 	check_well_formed(v);
-	assert_int_equal(values_of(v, "-drive", drives, 8), 4);
-	assert_true(has_elem(drives[0], "file=/var/lib/hackcloud/vms/000000002b/disk.qcow2"));
+	check_block_graph(v);
+	assert_int_equal(blk_drives(v, drives, 8), 4);
+	assert_string_equal(drives[0], "disk");
+	all = blockdevs(v);
 	for (size_t i = 0; i < 3; i++) {
-		snprintf(want, sizeof(want), "file=%s", three_data_disks[i]);
-		assert_true(has_elem(drives[i + 1], want));
-		assert_true(has_elem(drives[i + 1], "if=virtio"));
-		assert_true(has_elem(drives[i + 1], "format=qcow2"));
-		assert_false(has_elem(drives[i + 1], "readonly=on"));
+		snprintf(name, sizeof(name), "data%zu", i);
+		assert_string_equal(drives[i + 1], name);
+		json_t *fmt = node(all, name);
+		assert_non_null(fmt);
+		assert_string_equal(str_of(fmt, "driver"), "qcow2");
+		assert_true(json_is_null(json_object_get(fmt, "backing")));
+		assert_true(json_is_false(json_object_get(fmt, "read-only")));
+		assert_string_equal(str_of(node(all, str_of(fmt, "file")), "filename"),
+				    three_data_disks[i]);
 	}
+	json_decref(all);
 	strv_free(v);
 }
 
@@ -280,68 +456,61 @@ static void data_disks_of_a_kernel_image(void **state)
 {
 	(void)state;
 	struct qemu_spec s = kernel_spec("tcg");
-	const char *drives[8];
-	char **v;
+	char **v, drives[8][16];
 
 	s.data_disks = three_data_disks;
 	s.n_data_disks = 2;
 	v = qemu_argv(&s);
 	check_well_formed(v);
-	assert_int_equal(values_of(v, "-drive", drives, 8), 2);
-	assert_true(has_elem(drives[0], "file=/var/lib/hackcloud/vms/000000002b/data0.qcow2"));
-	assert_true(has_elem(drives[1], "file=/var/lib/hackcloud/vms/000000002b/data1.qcow2"));
+	check_block_graph(v);
+	assert_int_equal(blk_drives(v, drives, 8), 2);
+	assert_string_equal(drives[0], "data0");
+	assert_string_equal(drives[1], "data1");
 	assert_string_equal(value_of(v, "-kernel"), s.kernel);
 	strv_free(v);
 
 	/* with a blank root disk (--disk-size on a kernel image) */
 	s.disk = "/var/lib/hackcloud/vms/000000002a/disk.qcow2";
 	v = qemu_argv(&s);
-	assert_int_equal(values_of(v, "-drive", drives, 8), 3);
-	assert_true(has_elem(drives[0], "file=/var/lib/hackcloud/vms/000000002a/disk.qcow2"));
-	assert_true(has_elem(drives[1], "file=/var/lib/hackcloud/vms/000000002b/data0.qcow2"));
+	check_block_graph(v);
+	assert_int_equal(blk_drives(v, drives, 8), 3);
+	assert_string_equal(drives[0], "disk");
+	assert_string_equal(drives[1], "data0");
 	strv_free(v);
 }
 
 /* ---- NICs --------------------------------------------------------------- */
 
+/* Each NIC is a tap hcd opened: QEMU gets the descriptor, never a name to
+ * open or a script to run. */
 static void nics_are_taps_with_macs(void **state)
 {
 	(void)state;
 	struct qemu_spec s = kernel_spec("tcg");
 	char **v = qemu_argv(&s);
-	const char *netdevs[8], *devices[8];
+	const char *netdevs[8], *devices[16];
 	size_t nn, nd, nnic = 0;
 
 	check_well_formed(v);
 	nn = values_of(v, "-netdev", netdevs, 8);
-	nd = values_of(v, "-device", devices, 8);
+	nd = values_of(v, "-device", devices, 16);
 	assert_int_equal(nn, 2);
 
 	for (size_t i = 0; i < 2; i++) {
-		char want_if[128], want_mac[128], id[32];
-		const char *nd_id = NULL;
+		char want_fd[32], want_mac[128], want_id[32], want_nd[128];
 
-		snprintf(want_if, sizeof(want_if), "ifname=%s", two_nics[i].ifname);
+		snprintf(want_fd, sizeof(want_fd), "fd=%d", two_nics[i].fd);
 		snprintf(want_mac, sizeof(want_mac), "mac=%s", two_nics[i].mac);
-		/* netdev i is a tap on the NIC's interface, no scripts */
+		snprintf(want_id, sizeof(want_id), "id=" QEMU_NETDEV_FMT, (unsigned long long)two_nics[i].id);
 		assert_true(strncmp(netdevs[i], "tap,", 4) == 0);
-		assert_true(has_elem(netdevs[i], want_if));
-		assert_true(has_elem(netdevs[i], "script=no"));
-		assert_true(has_elem(netdevs[i], "downscript=no"));
-		/* find its id= and the virtio-net device that uses it */
-		for (const char *p = netdevs[i]; (p = strstr(p, "id=")) != NULL; p++)
-			if (p == netdevs[i] || p[-1] == ',') {
-				nd_id = p + 3;
-				break;
-			}
-		assert_non_null(nd_id);
-		size_t idlen = strcspn(nd_id, ",");
-		assert_true(idlen > 0 && idlen < sizeof(id));
-		memcpy(id, nd_id, idlen);
-		id[idlen] = '\0';
+		assert_true(has_elem(netdevs[i], want_fd));
+		assert_true(has_elem(netdevs[i], want_id));
+		assert_null(strstr(netdevs[i], "ifname="));
+		assert_null(strstr(netdevs[i], "script"));
+		assert_null(strstr(netdevs[i], "helper"));
 
-		char want_nd[128];
-		snprintf(want_nd, sizeof(want_nd), "netdev=%s", id);
+		snprintf(want_nd, sizeof(want_nd), "netdev=" QEMU_NETDEV_FMT,
+			 (unsigned long long)two_nics[i].id);
 		size_t matches = 0;
 		for (size_t d = 0; d < nd; d++) {
 			if (strncmp(devices[d], "virtio-net-pci,", 15) != 0)
@@ -356,11 +525,10 @@ static void nics_are_taps_with_macs(void **state)
 	for (size_t d = 0; d < nd; d++)
 		nnic += strncmp(devices[d], "virtio-net-pci,", 15) == 0;
 	assert_int_equal(nnic, 2);
-	/* The two netdevs have different ids, named after the NIC IDs so that
-	 * hotplug can diff QEMU's devices against the store. */
-	assert_string_not_equal(netdevs[0], netdevs[1]);
-	assert_true(has_elem(netdevs[0], "id=net-0000010f"));
-	assert_true(has_elem(devices[0], "id=nic-0000010f") || has_elem(devices[1], "id=nic-0000010f"));
+	/* Device IDs carry the NIC IDs so that hotplug can diff QEMU's
+	 * devices against the store. */
+	assert_non_null(value_with(v, "-device", "id=nic-0000010f"));
+	assert_non_null(value_with(v, "-device", "id=nic-00000110"));
 	strv_free(v);
 }
 
@@ -380,36 +548,34 @@ static void no_nics(void **state)
 
 /* ---- process, QMP, serial ----------------------------------------------- */
 
-static void daemon_pidfile_sandbox(void **state)
+/* hcd daemonizes QEMU and gives it its uid: QEMU does neither, so its
+ * seccomp filter can deny spawning and changing privileges. */
+static void sandbox_denies_spawn_and_privileges(void **state)
 {
 	(void)state;
-	struct qemu_spec s = kernel_spec("tcg");
-	char **v = qemu_argv(&s);
+	struct qemu_spec specs[] = { kernel_spec("tcg"), disk_spec("kvm") };
 
-	check_well_formed(v);
-	assert_int_equal(count_arg(v, "-daemonize"), 1);
-	assert_string_equal(value_of(v, "-pidfile"), s.pidfile);
-	assert_true(strncmp(value_of(v, "-sandbox"), "on", 2) == 0);
-	assert_int_equal(count_arg(v, "-runas"), 0);
-	strv_free(v);
+	for (size_t k = 0; k < 2; k++) {
+		char **v = qemu_argv(&specs[k]);
+		const char *sb;
+		check_well_formed(v);
+		assert_int_equal(count_arg(v, "-daemonize"), 0);
+		assert_int_equal(count_arg(v, "-pidfile"), 0);
+		assert_int_equal(count_arg(v, "-runas"), 0);
+		assert_int_equal(count_arg(v, "-chroot"), 0);
+		assert_int_equal(count_arg(v, "-sandbox"), 1);
+		sb = value_of(v, "-sandbox");
+		assert_string_equal(sb, QEMU_SANDBOX);
+		assert_true(has_elem(sb, "on"));
+		assert_true(has_elem(sb, "spawn=deny"));
+		assert_true(has_elem(sb, "elevateprivileges=deny"));
+		assert_true(has_elem(sb, "obsolete=deny"));
+		assert_true(has_elem(sb, "resourcecontrol=deny"));
+		strv_free(v);
+	}
 }
 
-static void runas_only_when_set(void **state)
-{
-	(void)state;
-	struct qemu_spec s = disk_spec("kvm");
-	s.runas = "hackcloud";
-	char **v = qemu_argv(&s);
-
-	check_well_formed(v);
-	assert_int_equal(count_arg(v, "-runas"), 1);
-	assert_string_equal(value_of(v, "-runas"), "hackcloud");
-	/* -runas needs setuid: the sandbox must not deny elevating privileges. */
-	assert_null(strstr(value_of(v, "-sandbox"), "elevateprivileges=deny"));
-	assert_true(strncmp(value_of(v, "-sandbox"), "on", 2) == 0);
-	strv_free(v);
-}
-
+/* Both sockets are listening descriptors from hcd: QEMU binds nothing. */
 static void qmp_and_serial_chardevs(void **state)
 {
 	(void)state;
@@ -419,28 +585,28 @@ static void qmp_and_serial_chardevs(void **state)
 	char want[256];
 
 	check_well_formed(v);
-	snprintf(want, sizeof(want), "path=%s", s.qmp_path);
-	qmp = value_with(v, "-chardev", want);
+	qmp = value_with(v, "-chardev", "id=qmp");
 	assert_non_null(qmp);
 	assert_true(strncmp(qmp, "socket,", 7) == 0);
+	assert_true(has_elem(qmp, "fd=3"));
 	assert_true(has_elem(qmp, "server=on"));
 	assert_true(has_elem(qmp, "wait=off"));
-	assert_true(has_elem(qmp, want));
+	assert_null(strstr(qmp, "path="));
 	/* The monitor in control (QMP) mode uses that chardev. */
 	mon = value_of(v, "-mon");
 	assert_true(has_elem(mon, "mode=control"));
-	assert_true(has_elem(qmp, "id=qmp"));
 	assert_true(has_elem(mon, "chardev=qmp"));
 
-	snprintf(want, sizeof(want), "path=%s", s.serial_path);
-	ser = value_with(v, "-chardev", want);
+	ser = value_with(v, "-chardev", "id=ser0");
 	assert_non_null(ser);
 	assert_ptr_not_equal(ser, qmp);
-	assert_true(has_elem(ser, want));
+	assert_true(has_elem(ser, "fd=4"));
+	assert_true(has_elem(ser, "server=on"));
+	assert_true(has_elem(ser, "wait=off"));
+	assert_null(strstr(ser, "path="));
 	snprintf(want, sizeof(want), "logfile=%s", s.serial_log);
 	assert_true(has_elem(ser, want));
 	assert_true(has_elem(ser, "logappend=on"));
-	assert_true(has_elem(ser, "id=ser0"));
 	assert_string_equal(value_of(v, "-serial"), "chardev:ser0");
 	strv_free(v);
 }
@@ -463,13 +629,13 @@ static void smbios_serial_is_vm_id(void **state)
 
 /* ---- NoCloud seed -------------------------------------------------------- */
 
-static size_t cdrom_drives(char **v, const char **last)
+static size_t ide_cds(char **v, const char **last)
 {
 	const char *vals[16];
-	size_t n = values_of(v, "-drive", vals, 16), cd = 0;
+	size_t n = values_of(v, "-device", vals, 16), cd = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (has_elem(vals[i], "media=cdrom")) {
+		if (strncmp(vals[i], "ide-cd,", 7) == 0) {
 			cd++;
 			*last = vals[i];
 		}
@@ -482,26 +648,36 @@ static void seed_iso_is_one_ide_cdrom(void **state)
 	const char *cd = NULL;
 	struct qemu_spec s = disk_spec("tcg");
 	s.seed_iso = "/var/lib/hackcloud/vms/000000002b/seed.iso";
-	char **v = qemu_argv(&s);
+	char **v = qemu_argv(&s), drives[4][16];
+	json_t *all, *seed;
 
 	check_well_formed(v);
+	check_block_graph(v);
 	/* The disk and the CD-ROM, nothing else. */
-	assert_int_equal(count_arg(v, "-drive"), 2);
-	assert_int_equal(cdrom_drives(v, &cd), 1);
-	assert_true(has_elem(cd, "file=/var/lib/hackcloud/vms/000000002b/seed.iso"));
-	assert_true(has_elem(cd, "if=ide"));
-	assert_true(has_elem(cd, "readonly=on"));
-	assert_true(has_elem(cd, "format=raw"));
+	assert_int_equal(blk_drives(v, drives, 4), 1);
+	assert_int_equal(ide_cds(v, &cd), 1);
+	assert_true(has_elem(cd, "drive=seed"));
+	all = blockdevs(v);
+	assert_non_null(seed = node(all, "seed"));
+	assert_string_equal(str_of(seed, "driver"), "raw");
+	assert_true(json_is_true(json_object_get(seed, "read-only")));
+	assert_string_equal(str_of(node(all, str_of(seed, "file")), "filename"), s.seed_iso);
+	assert_true(json_is_true(json_object_get(node(all, str_of(seed, "file")), "read-only")));
+	json_decref(all);
 	strv_free(v);
 
-	/* Kernel boot: the CD-ROM is the only drive; commas are escaped. */
+	/* Kernel boot: the CD-ROM is the only drive. */
 	s = kernel_spec("kvm");
 	s.seed_iso = "/srv/a,b/seed.iso";
 	v = qemu_argv(&s);
 	check_well_formed(v);
-	assert_int_equal(count_arg(v, "-drive"), 1);
-	assert_int_equal(cdrom_drives(v, &cd), 1);
-	assert_true(has_elem(cd, "file=/srv/a,,b/seed.iso"));
+	check_block_graph(v);
+	assert_int_equal(blk_drives(v, drives, 4), 0);
+	assert_int_equal(ide_cds(v, &cd), 1);
+	all = blockdevs(v);
+	/* JSON needs no comma escaping: the name is the name. */
+	assert_string_equal(str_of(node(all, "seed-file"), "filename"), "/srv/a,b/seed.iso");
+	json_decref(all);
 	strv_free(v);
 }
 
@@ -513,45 +689,41 @@ static void no_seed_no_cdrom(void **state)
 	char **v = qemu_argv(&s);
 
 	check_well_formed(v);
-	assert_int_equal(cdrom_drives(v, &cd), 0);
+	assert_int_equal(ide_cds(v, &cd), 0);
 	for (size_t i = 0; v[i]; i++)
 		assert_null(strstr(v[i], "cdrom"));
 	strv_free(v);
 	s = kernel_spec("tcg");
 	v = qemu_argv(&s);
-	assert_int_equal(count_arg(v, "-drive"), 0);
+	assert_int_equal(count_arg(v, "-blockdev"), 0);
 	strv_free(v);
 }
 
 /* ---- escaping ----------------------------------------------------------- */
 
-static void commas_in_paths_are_doubled(void **state)
+static void commas_in_paths(void **state)
 {
 	(void)state;
 	struct qemu_spec s = disk_spec("tcg");
 	s.disk = "/srv/a,b/disk.qcow2";
-	s.qmp_path = "/srv/a,b/qmp.sock";
-	s.serial_path = "/srv/a,b/serial.sock";
+	s.base = "/srv/i\"m,g/disk";
 	s.serial_log = "/srv/a,b,c/serial.log";
 	char **v = qemu_argv(&s);
-	const char *drive, *qmp, *ser;
+	const char *ser;
+	json_t *all;
 
 	check_well_formed(v);
-	drive = value_of(v, "-drive");
-	assert_non_null(strstr(drive, "file=/srv/a,,b/disk.qcow2"));
-	assert_true(has_elem(drive, "file=/srv/a,,b/disk.qcow2"));
-	assert_true(has_elem(drive, "format=qcow2"));
+	check_block_graph(v);
+	all = blockdevs(v);
+	assert_string_equal(str_of(node(all, "disk-file"), "filename"), "/srv/a,b/disk.qcow2");
+	assert_string_equal(str_of(node(all, "img-file"), "filename"), "/srv/i\"m,g/disk");
+	json_decref(all);
 
-	qmp = value_with(v, "-chardev", "qmp.sock");
-	assert_non_null(qmp);
-	assert_true(has_elem(qmp, "path=/srv/a,,b/qmp.sock"));
-
-	ser = value_with(v, "-chardev", "serial.sock");
+	/* Option lists double a comma inside a value. */
+	ser = value_with(v, "-chardev", "id=ser0");
 	assert_non_null(ser);
-	assert_true(has_elem(ser, "path=/srv/a,,b/serial.sock"));
 	assert_true(has_elem(ser, "logfile=/srv/a,,b,,c/serial.log"));
 	/* No element is a bare piece of the split path. */
-	assert_false(has_elem(drive, "b/disk.qcow2"));
 	assert_false(has_elem(ser, "c/serial.log"));
 	strv_free(v);
 }
@@ -561,12 +733,12 @@ static void options_have_values(void **state)
 	(void)state;
 	static const char *const valued[] = {
 		"-name", "-display", "-machine", "-accel", "-cpu", "-smp", "-m", "-smbios",
-		"-chardev", "-mon", "-serial", "-kernel", "-initrd", "-append", "-drive",
-		"-netdev", "-device", "-pidfile", "-sandbox", "-runas",
+		"-chardev", "-mon", "-serial", "-kernel", "-initrd", "-append", "-blockdev",
+		"-netdev", "-device", "-sandbox",
 	};
 	struct qemu_spec s = kernel_spec("kvm");
 	s.disk = "/var/lib/hackcloud/vms/000000002a/disk.qcow2";
-	s.runas = "nobody";
+	s.seed_iso = "/var/lib/hackcloud/vms/000000002a/seed.iso";
 	char **v = qemu_argv(&s);
 
 	check_well_formed(v);
@@ -595,17 +767,18 @@ int main(void)
 		cmocka_unit_test(kernel_boot_without_initrd_or_cmdline),
 		cmocka_unit_test(cmdline_with_quotes_and_commas_is_verbatim),
 		cmocka_unit_test(disk_boot),
+		cmocka_unit_test(disk_boot_on_a_raw_image),
+		cmocka_unit_test(blank_root_disk_has_no_backing),
 		cmocka_unit_test(data_disks_follow_the_root_disk),
 		cmocka_unit_test(data_disks_of_a_kernel_image),
 		cmocka_unit_test(nics_are_taps_with_macs),
 		cmocka_unit_test(no_nics),
-		cmocka_unit_test(daemon_pidfile_sandbox),
-		cmocka_unit_test(runas_only_when_set),
+		cmocka_unit_test(sandbox_denies_spawn_and_privileges),
 		cmocka_unit_test(qmp_and_serial_chardevs),
 		cmocka_unit_test(smbios_serial_is_vm_id),
 		cmocka_unit_test(seed_iso_is_one_ide_cdrom),
 		cmocka_unit_test(no_seed_no_cdrom),
-		cmocka_unit_test(commas_in_paths_are_doubled),
+		cmocka_unit_test(commas_in_paths),
 		cmocka_unit_test(options_have_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
