@@ -23,6 +23,9 @@ struct meter {
 	 * them is older than the sample their removal stored. */
 	uint64_t *removed;
 	size_t n_removed;
+	/* NICs whose taps a job off the loop is removing (meter_tap_leaving). */
+	uint64_t *leaving;
+	size_t n_leaving;
 	struct nl_sock *sk;       /* for the one-link reads of removals */
 };
 
@@ -116,13 +119,14 @@ void meter_free(struct meter *m)
 		return;
 	nl_socket_free(m->sk);
 	free(m->removed);
+	free(m->leaving);
 	free(m);
 }
 
-static bool was_removed(const struct meter *m, uint64_t nic)
+static bool listed(const uint64_t *v, size_t n, uint64_t nic)
 {
-	for (size_t i = 0; i < m->n_removed; i++)
-		if (m->removed[i] == nic)
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == nic)
 			return true;
 	return false;
 }
@@ -182,7 +186,7 @@ static void count(struct meter *m, const struct link_stat *links, size_t n_links
 	}
 	for (size_t i = 0; rc == STORE_OK && i < n_rows; i++) {
 		const struct meter_nic *r = &rows[i];
-		if (was_removed(m, r->nic))
+		if (listed(m->removed, m->n_removed, r->nic) || listed(m->leaving, m->n_leaving, r->nic))
 			continue;
 		const struct link_stat *l = link_stats_find(links, n_links, ifname_tap(r->nic).s);
 		if (l == NULL) {
@@ -300,27 +304,44 @@ void meter_tap_read(uint64_t nic, struct tap_last *out)
 		nl_socket_free(sk);
 }
 
+void meter_tap_leaving(struct meter *m, uint64_t nic)
+{
+	uint64_t *nv = realloc(m->leaving, (m->n_leaving + 1) * sizeof(*nv));
+
+	/* Out of memory: a dump may then drop its sample (the tap's last
+	 * interval is lost, as when the host crashes). */
+	if (nv == NULL)
+		return;
+	m->leaving = nv;
+	m->leaving[m->n_leaving++] = nic;
+}
+
+void meter_tap_kept(struct meter *m, uint64_t nic)
+{
+	for (size_t i = 0; i < m->n_leaving; i++)
+		if (m->leaving[i] == nic) {
+			m->leaving[i] = m->leaving[--m->n_leaving];
+			return;
+		}
+}
+
 void meter_tap_gone(struct meter *m, const struct tap_last *last)
 {
 	struct meter_nic *rows = NULL;
 	struct meter_sample s;
 	size_t n = 0;
 	char month[MONTH_STRLEN + 1];
-	/* A sample taken after the reading (the meter's dump raced the job)
-	 * already holds all of it: the reading would look like a new tap. */
-	bool count;
 
+	meter_tap_kept(m, last->nic);
 	note_removed(m, last->nic);
 	if (store_meter_nics(m->st, m->cfg->host_name, last->nic, &rows, &n) != STORE_OK || n == 0) {
 		free(rows);
 		return;
 	}
-	count = last->found > 0 && !(rows[0].sampled && rows[0].ifindex == last->l.ifindex &&
-				     rows[0].at_ms >= last->at_ms);
 	usage_month(last->at_ms / 1000, month);
-	if (count)
+	if (last->found > 0)
 		sample_of(&rows[0], &last->l, last->at_ms, &s);
-	if (store_meter_commit(m->st, m->cfg->host_name, month, 0, NULL, &s, count ? 1 : 0,
+	if (store_meter_commit(m->st, m->cfg->host_name, month, 0, NULL, &s, last->found > 0 ? 1 : 0,
 			       &last->nic, 1, NULL, 0) != STORE_OK)
 		log_warn("meter: the last counters of %s were not stored", ifname_tap(last->nic).s);
 	free(rows);

@@ -15,7 +15,8 @@
  *     rebooted) is recognised by its ifindex (or counters lower than the
  *     sample): all it counted since it was made is new;
  *   - a tap that goes (stop, delete, hot-unplug, the VM moving away) is
- *     sampled right before it is removed (meter_tap_removing), so at most
+ *     sampled right before it is removed (meter_tap_removing on the loop;
+ *     meter_tap_read in the job that ends a QEMU and its taps), so at most
  *     what a tap carried since the last sample is lost, and only when it
  *     vanished without hcd (a host crash).
  * After counting, the NICs' limits are refreshed when a quota was just
@@ -52,18 +53,23 @@ long long meter_tick(struct meter *m, long long now_ms, struct worker_pool *pool
 void meter_tap_removing(struct meter *m, uint64_t nic);
 
 /* A tap's last counters, read right before a job off the loop removes it
- * (the agent's end of a QEMU): meter_tap_read on the job's thread (its own
- * netlink socket), meter_tap_gone on the loop once the job is done. */
+ * (the agent's end of a QEMU).  On the loop, before the job starts:
+ * meter_tap_leaving — until the job is done, the meter's samples leave the
+ * NIC alone (its tap may be gone before the job's end is counted, which
+ * must not drop its sample).  On the job's thread: meter_tap_read (its own
+ * netlink socket).  On the loop once the job is done: meter_tap_gone, or
+ * meter_tap_kept when the job did not remove the tap. */
 struct tap_last {
 	uint64_t nic;
 	int found;                /* 1 read, 0 no such link, -1 not readable */
 	struct link_stat l;
 	int64_t at_ms;            /* wall clock of the reading */
 };
+void meter_tap_leaving(struct meter *m, uint64_t nic);
 void meter_tap_read(uint64_t nic, struct tap_last *out);
-/* Count what the tap carried up to last (a reading older than the stored
- * sample adds nothing) and forget its sample. */
+/* Count what the tap carried up to last and forget its sample. */
 void meter_tap_gone(struct meter *m, const struct tap_last *last);
+void meter_tap_kept(struct meter *m, uint64_t nic);
 
 /*
  * Pure: what a new reading cur of a NIC's tap adds to its last stored

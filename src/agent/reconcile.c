@@ -439,8 +439,12 @@ static void end_done(void *arg, bool ran)
 		t->job = JOB_NONE;
 	if (ran && j->rc < 0)
 		log_warn("vm %s: %s", j->name, j->err);
-	for (size_t i = 0; ran && j->rc == 0 && i < j->n_taps; i++)
-		meter_tap_gone(j->a->meter, &j->taps[i]);
+	for (size_t i = 0; i < j->n_taps; i++) {
+		if (ran && j->rc == 0)
+			meter_tap_gone(j->a->meter, &j->taps[i]);
+		else
+			meter_tap_kept(j->a->meter, j->taps[i].nic);
+	}
 	wake(j->a);
 	end_job_free(j);
 }
@@ -458,12 +462,19 @@ static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
 	j->n_taps = vm->n_nics;
 	for (size_t i = 0; i < vm->n_nics; i++)
 		j->taps[i].nic = vm->nics[i].id;
-	if ((j->name = strdup(vm->name)) == NULL || vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0 ||
-	    worker_submit(a->workers, end_work, end_done, j) < 0) {
-		end_job_free(j);
-		return;
+	if ((j->name = strdup(vm->name)) == NULL || vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0)
+		goto fail;
+	for (size_t i = 0; i < j->n_taps; i++)
+		meter_tap_leaving(a->meter, j->taps[i].nic);
+	if (worker_submit(a->workers, end_work, end_done, j) < 0) {
+		for (size_t i = 0; i < j->n_taps; i++)
+			meter_tap_kept(a->meter, j->taps[i].nic);
+		goto fail;
 	}
 	t->job = JOB_END;
+	return;
+fail:
+	end_job_free(j);
 }
 
 /* ---- one VM ------------------------------------------------------------- */
