@@ -97,13 +97,18 @@ nsexec ip link add "$tap" type veth peer name eth0 netns "$NS"
 nsexec ip link set "$tap" master "$br" up
 ip -n "$NS" link set eth0 address "$mac" up
 ip -n "$NS" addr add "$ip4/24" dev eth0
-# The VM's counters of the old link are all in the store already: it held
-# still before.  What the new one carries before hcd looks is new.
+# The VM's counters of the old link are in the store already: it held
+# still before.  What the new one carries before hcd looks is new.  Only a
+# multicast frame that reached the old link late can differ: lost when it
+# came after the last sample, counted after s_before when a sample of it
+# was under way as hcd paused (a few frames either way; a new link taken
+# for the old one would be off by the megabyte pushed through it).
 kill -CONT "$HCD_PID"
 ns_reaches "$NS" 10.78.0.200
 push 1M
 c3=$(offsets)
-[ "$c3" = "$(( ${s_before% *} )) $(( ${s_before#* } ))" ] ||
+near() { [ "$1" -ge $(($2 - 4 * 1514)) ] && [ "$1" -le $(($2 + 4 * 1514)) ]; }
+near "${c3% *}" "${s_before% *}" && near "${c3#* }" "${s_before#* }" ||
 	fail "a new link: offsets $c3, expected the totals before it, $s_before"
 ok "a link made anew counts from zero: store = totals before + the new link's counters"
 
