@@ -16,6 +16,7 @@
  *                                                   QEMU) then ask for a pass
  *   events     the store's event hook, announcements   api/events.c: streams of
  *              of other hosts (their own channel)       /v1/events read the log
+ *   meter      every meter_interval seconds           agent/meter: counters into the store
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: hcd starts each detached
@@ -23,6 +24,7 @@
  * start.  The only other threads are the importer's downloads, which never
  * touch the store (image/fetch.h).
  */
+#include "agent/meter.h"
 #include "agent/reconcile.h"
 #include "api/api.h"
 #include "api/openapi.h"
@@ -474,6 +476,10 @@ int main(int argc, char **argv)
 		long long beat = cluster_tick(h.cluster, now);
 		if (now + beat < wake)
 			wake = now + beat;
+		/* Traffic counters: a dump on a worker, counted when it is done. */
+		long long sample = meter_tick(agent_meter(h.agent), now, h.workers);
+		if (now + sample < wake)
+			wake = now + sample;
 		long long timeout = wake - now;
 		long long mhd = api_server_timeout_ms(h.api);
 		if (mhd >= 0 && mhd < timeout)

@@ -170,6 +170,8 @@ struct image {
 	char *error;      /* why an import failed (state error), else NULL */
 };
 
+struct nic_limit;   /* common/rate.h */
+
 struct network {
 	uint64_t id;
 	char *name;
@@ -178,6 +180,8 @@ struct network {
 	char *ipv6;       /* "prefix::/64" */
 	char *ipv4;       /* "a.b.c.0/24" or NULL */
 	int64_t created;
+	/* At create only: the default limits of its NICs (usage.h), or NULL. */
+	const struct nic_limit *limit;
 };
 
 struct nic {
@@ -243,6 +247,9 @@ struct vm {
 	 * session token ("metadata_tokens": "required"), or also plain ones
 	 * ("optional"). */
 	bool metadata_tokens_required;
+	/* At create only: each NIC's own limits (usage.h), one per network
+	 * given to store_vm_create, or NULL for none. */
+	const struct nic_limit *nic_limits;
 	/* desired stopped without ACPI: QMP quit, then SIGKILL */
 	bool force_stop;
 };
