@@ -394,6 +394,17 @@ out:
 	return rc;
 }
 
+void snapshot_undo_create(struct snap_job *j)
+{
+	for (size_t d = 0; d < j->n_disks; d++) {
+		char *layer = snap_layer_path(&j->paths, j->target, j->disks[d].node);
+		if (layer && exists(layer) && rename(layer, j->disks[d].top) < 0)
+			fail(j, str_printf("%s: %s", layer, strerror(errno)));
+		free(layer);
+	}
+	dir_sync(j->paths.dir);
+}
+
 int snapshot_flatten(struct snap_job *j, const char *out)
 {
 	char *err = NULL;

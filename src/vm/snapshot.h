@@ -51,7 +51,7 @@ enum snap_op {
 };
 
 struct snap_disk {
-	char node[16];      /* "disk" | "data<N>": its node (and device "vd-<node>") in QEMU */
+	char node[32];      /* "disk" | "data<N>": its node (and device "vd-<node>") in QEMU */
 	char *top;          /* the file the guest writes */
 	long long size;     /* its virtual size, for a new top */
 };
@@ -85,6 +85,10 @@ long snap_chain_index(const uint64_t *chain, size_t n, uint64_t id);
 
 /* Run the job's operation (idempotent, see above).  0, or -1 with j->err. */
 int snapshot_run(struct snap_job *j);
+
+/* A creation that failed, taken back: every disk's layer becomes its top
+ * again (over a new, empty top).  For a stopped VM only. */
+void snapshot_undo_create(struct snap_job *j);
 
 /* The root disk (j->disks[0]) flattened into `out` (a qcow2 of its own,
  * no backing), written by qemu-img as the VM into a file made for it.
