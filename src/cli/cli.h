@@ -217,6 +217,7 @@ int cmd_info(struct hc *h, const struct args *a);
 /* image.c */
 extern const struct resource res_image;
 int cmd_image_import(struct hc *h, const struct args *a);
+int cmd_image_create(struct hc *h, const struct args *a);
 
 /* build.c */
 int cmd_image_build(struct hc *h, const struct args *a);
@@ -278,6 +279,9 @@ int cmd_vm_console(struct hc *h, const struct args *a);
 /* vmnet.c */
 int cmd_vm_nic(struct hc *h, const struct args *a);
 int cmd_vm_rule(struct hc *h, const struct args *a);
+
+/* snapshot.c */
+int cmd_vm_snapshot(struct hc *h, const struct args *a);
 
 /* prefix.c: routed prefixes and public IPv4 addresses */
 int cmd_vm_prefix(struct hc *h, const struct args *a);
