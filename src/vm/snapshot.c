@@ -366,7 +366,8 @@ int snapshot_run(struct snap_job *j)
 		}
 	switch (j->op) {
 	case SNAP_CREATE:
-		rc = 0;
+		/* A VM that never ran has no directory yet. */
+		rc = qemu_dir_ensure(&j->paths, &j->tool, &j->err);
 		for (size_t d = 0; rc == 0 && d < j->n_disks; d++)
 			rc = create_stopped_disk(j, d, layers[d]);
 		break;
