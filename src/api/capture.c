@@ -1,6 +1,6 @@
 /*
  * capture — an image made from a stopped VM's root disk (issue 14 §2):
- *   POST /v1/images  {"name", "from_vm", "visibility"?}  → 202, state "importing"
+ *   POST /v1/images  {"name", "from_vm", "visibility"?}  → 201, state "importing"
  * then, on a worker, the disk's whole chain (image, snapshot layers, top)
  * is flattened by qemu-img (as the VM's user, limited) into one qcow2
  * with no backing, which enters the store like every image does
@@ -215,7 +215,7 @@ int h_image_capture(struct req *r, const char *name, const char *from_vm, const 
 	}
 	struct image out = { 0 };
 	if (store_image_get_id(r->api->st, im.id, &out) == STORE_OK)
-		req_json(r, 202, image_to_json(&out));
+		req_json(r, 201, image_to_json(&out));
 	else
 		req_error(r, 500, "internal", "store failure");
 	image_free(&out);
