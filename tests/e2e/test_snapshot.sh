@@ -11,7 +11,8 @@
 #   - an image made from the VM boots as a new VM and shows the data;
 #   - snapshot bytes count in the disk quota, a snapshot over it is refused;
 #   - bad input: unknown VM or snapshot, bad names, restore or delete while
-#     running, duplicate names, unknown members.
+#     running, duplicate names, unknown members;
+#   - kill -9 of hcd in an operation: the next start finishes it.
 . "$(dirname "$0")/lib.sh"
 
 hcd_start
@@ -180,6 +181,24 @@ API_TOKEN=$TB expect 403 quota_exceeded POST /v1/vms/q1/snapshots '{"name": "sec
 jq -r .error.message "$T_DIR/resp" | grep -q "quota 'disk_bytes' of user bob" || fail "refusal: $(cat "$T_DIR/resp")"
 API_TOKEN=$TB expect 404 not_found GET /v1/vms/s1/snapshots
 ok "snapshot bytes count in disk_bytes ($used used); over the quota: 403; others' VMs: 404"
+
+# ---- an operation a crash interrupted is finished at start ------------------------------
+boot s1
+D=$(fill s1 vda 3)
+halt s1
+hc vm snapshot create s1 r2 >/dev/null || fail "snapshot r2"
+hcd_kill9
+# As if hcd died right after marking the delete, before qemu-img ran.
+sqlite3 "$T_STATE/hackcloud.db" "UPDATE snapshots SET state = 'deleting' WHERE name = 'r2'"
+hcd_start
+[ "$(snap_field s1 '[.[].name] | join(",")')" = "live1" ] || fail "after restart: $(hc --json vm snapshot list s1)"
+[ "$(ls "$T_STATE/vms/$id" | grep -c '^snap-')" = 2 ] || fail "layers: $(ls "$T_STATE/vms/$id")"
+grep -q "snapshot 'r2': finished what a restart interrupted" "$T_DIR/hcd.log" || fail "no recovery logged"
+boot s1
+[ "$(sum_at s1 vda 3)" = "$D" ] || fail "data written before the interrupted delete is lost"
+[ "$(sum_at s1 vda 1)" = "$A1" ] || fail "vda@1 changed by the recovery"
+halt s1
+ok "a delete interrupted by kill -9 is finished at the next start; the data is intact"
 
 # ---- the VM goes, its layers and rows with it ----------------------------------------
 hc vm delete s1 >/dev/null
