@@ -172,7 +172,8 @@ printf 'bob-password\n' | hc user create bob --auth file --password-stdin >/dev/
 api POST /v1/login '{"user": "bob", "password": "bob-password"}' >"$T_DIR/login"
 TB=$(jq -r .token "$T_DIR/login")
 hc user set bob --quota-disk 8M >/dev/null || fail "quota"
-HC_TOKEN=$TB "$HC_BIN" vm create q1 --image tiny --disk-size 8M --no-start >/dev/null || fail "bob's VM"
+HC_TOKEN=$TB import_tiny btiny
+HC_TOKEN=$TB "$HC_BIN" vm create q1 --image btiny --disk-size 8M --no-start >/dev/null || fail "bob's VM"
 HC_TOKEN=$TB "$HC_BIN" vm snapshot create q1 first >/dev/null || fail "bob's first snapshot"
 used=$(hc --json user show bob | jq -r .quota.disk_bytes.used)
 sb=$(HC_TOKEN=$TB "$HC_BIN" --json vm snapshot list q1 | jq -r '.[0].bytes')
