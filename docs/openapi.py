@@ -298,6 +298,10 @@ SCHEMAS = {
         "metadata_tokens": nullable(string(enum=["optional", "required"])),
     }),
     "NoFields": body({}, desc="empty, or {}"),
+    "VmStop": body({
+        "force": nullable(boolean("true: no ACPI request; QEMU quits at once (SIGKILL after"
+                                  " a short grace), like pulling the power; default false")),
+    }, desc="empty, or {} (ACPI powerdown, then quit after stop_timeout)"),
     "NicAdd": body({"network": string("network ID, NAME or OWNER/NAME")}, ["network"]),
     "Rule": answer({
         "id": integer(minimum=1),
@@ -629,7 +633,7 @@ op("PATCH", "/v1/vms/{vm}", "user", "updateVm", "vms", "Change a VM's settings",
 op("POST", "/v1/vms/{vm}/start", "user", "startVm", "vms", "Ask for the VM to run",
    req="NoFields", ok=(202, "Vm", "the VM with desired: running"))
 op("POST", "/v1/vms/{vm}/stop", "user", "stopVm", "vms", "Ask for the VM to stop",
-   req="NoFields", ok=(202, "Vm", "the VM with desired: stopped"))
+   req="VmStop", ok=(202, "Vm", "the VM with desired: stopped"))
 op("POST", "/v1/vms/{vm}/reboot", "user", "rebootVm", "vms", "Reset a running VM (QMP system_reset)",
    req="NoFields", ok=(202, "Vm", "the VM"),
    errors={409: {"conflict": "the VM is not running, or the reset failed", "elsewhere": None}})

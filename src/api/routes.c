@@ -489,10 +489,13 @@ static int h_vm_delete(struct req *r) { return set_desired(r, "deleted"); }
 /* {"force": true} skips ACPI: QMP quit at once, then SIGKILL. */
 static int h_vm_stop(struct req *r)
 {
+	static const char *const keys[] = { "force", NULL };
 	json_t *jf = json_object_get(r->json, "force");
 	struct vm vm = { 0 };
 	int rc;
 
+	if (!only_keys(r, keys))
+		return 0;
 	if (jf && !json_is_null(jf) && !json_is_boolean(jf))
 		return req_error(r, 400, "bad_request", "'force' must be true or false");
 	if (!vm_resolve(r, &vm))
