@@ -177,6 +177,11 @@ CODES = {
     "unavailable": "hcd is stopping, or cannot do this now",
     "auth_unavailable": "the LDAP server cannot be reached",
     "storage": "writing the file failed (disk full?)",
+    "vm_not_stopped": "the operation works on a stopped VM only",
+    "newer_snapshots": "restoring an older snapshot discards the newer ones: say discard_newer",
+    "snapshot_failed": "qemu-img or QEMU failed on the VM's disks (the message says why)",
+    "exists": "the name is taken",
+    "no_root_disk": "the VM has no root disk",
 }
 
 STATUS_TEXT = {
@@ -408,6 +413,25 @@ SCHEMAS = {
         "visibility": nullable(string("public: admins only", enum=["private", "public"])),
         "boot": nullable(string(enum=["disk"])),
     }, ["name", "url"], "an import from the web: the image is made in state importing"),
+    "ImageCapture": body({
+        "name": name("image"),
+        "from_vm": string("the stopped VM (ID, NAME or OWNER/NAME) whose root disk becomes the image"),
+        "visibility": nullable(string("public: admins only", enum=["private", "public"])),
+    }, ["name", "from_vm"], "an image of a VM's root disk: made in state importing, flattened on a worker"),
+    "Snapshot": answer({
+        "id": hexid(8, "snapshot"),
+        "name": name("snapshot"),
+        "vm": hexid(10, "VM"),
+        "state": string("ready, or the operation under way", enum=["ready", "creating", "restoring",
+                                                                     "deleting", "deleted"]),
+        "live": boolean("taken while the VM ran (crash-consistent across its disks)"),
+        "bytes": integer("bytes its layers take on the host (counted in disk_bytes)", minimum=0),
+        "created": integer(TIME),
+    }, "a disk snapshot of every disk of a VM"),
+    "SnapshotCreate": body({"name": name("snapshot")}, ["name"]),
+    "SnapshotRestore": body({
+        "discard_newer": nullable(boolean("restore an older snapshot: the newer ones are deleted")),
+    }),
     "UploadedFile": answer({
         "file": string(enum=["kernel", "initrd", "disk"]),
         "size": integer("bytes", minimum=0),
@@ -599,6 +623,7 @@ PARAMS = {
     "vm": "VM ID (10 hex digits) or name (the caller's own; see owner)",
     "nic": "the NIC's MAC (02:00:...) or tap name (v...)",
     "rule": "the rule's numeric ID",
+    "snapshot": "snapshot ID (8 hex digits) or name, of that VM",
     "image": "image ID (8 hex digits) or name (the caller's own, else the public one; see owner)",
     "part": "the file of the image: kernel, initrd (when announced) or disk",
     "network": "network ID (6 hex digits) or name (the caller's own; see owner)",
@@ -783,6 +808,33 @@ op("POST", "/v1/vms/{vm}/ips", "user", "attachVmPublicIpv4", "vms",
                  "exhausted": "the pool is used up"}})
 op("DELETE", "/v1/vms/{vm}/ips/{address}", "user", "detachVmPublicIpv4", "vms", "Unmap a public IPv4 address",
    ok=(200, "IpDetached", "the address"), errors={400: {"bad_request": "not an IPv4 address"}})
+op("GET", "/v1/vms/{vm}/snapshots", "user", "listVmSnapshots", "vms", "The VM's disk snapshots, oldest first",
+   ok=(200, "array:Snapshot", "the snapshots"))
+op("POST", "/v1/vms/{vm}/snapshots", "user", "createVmSnapshot", "vms",
+   "Snapshot every disk of a stopped or running VM (running: crash-consistent, one instant)",
+   req="SnapshotCreate", ok=(201, "Snapshot", "the snapshot, ready"), deferred=True,
+   errors={400: ["bad_name"], 403: {"quota_exceeded": "disk_bytes (snapshot bytes count)"},
+           409: {"exists": "the VM has a snapshot of that name", "elsewhere": None,
+                 "conflict": "the VM is starting or stopping, or a snapshot operation is under way"},
+           500: {"snapshot_failed": "qemu-img or QEMU failed (the message says why); nothing changed"},
+           503: {"unavailable": "no agent runs in this hcd"}})
+op("GET", "/v1/vms/{vm}/snapshots/{snapshot}", "user", "getVmSnapshot", "vms", "A snapshot",
+   ok=(200, "Snapshot", "the snapshot"))
+op("POST", "/v1/vms/{vm}/snapshots/{snapshot}/restore", "user", "restoreVmSnapshot", "vms",
+   "Bring every disk of a stopped VM back to the snapshot",
+   req="SnapshotRestore", ok=(200, "Snapshot", "the snapshot"), deferred=True,
+   errors={409: {"vm_not_stopped": "the VM is not stopped", "elsewhere": None,
+                 "newer_snapshots": "newer snapshots exist and discard_newer is not true",
+                 "conflict": "a snapshot operation is under way"},
+           500: {"snapshot_failed": "qemu-img failed; the restore is finished at the next start of hcd"},
+           503: {"unavailable": "no agent runs in this hcd"}})
+op("DELETE", "/v1/vms/{vm}/snapshots/{snapshot}", "user", "deleteVmSnapshot", "vms",
+   "Delete a snapshot of a stopped VM (its layer merged into the next one)",
+   ok=(200, "Snapshot", "the snapshot, state deleted"), deferred=True,
+   errors={409: {"vm_not_stopped": "the VM is not stopped", "elsewhere": None,
+                 "conflict": "a snapshot operation is under way"},
+           500: {"snapshot_failed": "qemu-img failed; the delete is finished at the next start of hcd"},
+           503: {"unavailable": "no agent runs in this hcd"}})
 op("GET", "/v1/vms/{vm}/user-data", "user", "getVmUserData", "vms", "The VM's user data, verbatim",
    ok=(200, {"application/octet-stream": {"schema": string(format="binary")}},
        "the bytes given at creation (empty: none)"))
@@ -790,11 +842,16 @@ op("GET", "/v1/vms/{vm}/user-data", "user", "getVmUserData", "vms", "The VM's us
 # images
 op("GET", "/v1/images", "user", "listImages", "images", "The caller's images and the public ones",
    ok=(200, "array:Image", "the images"))
-op("POST", "/v1/images", "user", "createImage", "images", "Begin an upload, or import from a URL",
-   req=["ImageUpload", "ImageImport"], ok=(201, "Image", "the image, uploading or importing"),
+op("POST", "/v1/images", "user", "createImage", "images",
+   "Begin an upload, import from a URL, or capture a stopped VM's root disk",
+   req=["ImageUpload", "ImageImport", "ImageCapture"],
+   ok=(201, "Image", "the image, uploading or importing"),
    errors={400: ["bad_name"],
            403: {"forbidden": "a member publishing a public image", "quota_exceeded": "images"},
-           409: {"conflict": "the name is taken", "exhausted": None},
+           404: {"not_found": "from_vm: no such VM"},
+           409: {"conflict": "the name is taken, or from_vm is busy", "exhausted": None,
+                 "vm_not_stopped": "from_vm is not stopped", "no_root_disk": "from_vm has no root disk",
+                 "elsewhere": None},
            429: ["too_many_imports"], 503: {"unavailable": "this hcd does not import from URLs"}})
 op("GET", "/v1/images/{image}", "user", "getImage", "images", "An image (with progress while importing)",
    ok=(200, "Image", "the image"), errors={409: ["ambiguous"]})

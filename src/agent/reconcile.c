@@ -52,6 +52,7 @@ enum vm_job {
 	JOB_NONE,
 	JOB_LAUNCH,     /* vm/launch.h on a worker: files, taps, QEMU */
 	JOB_END,        /* qemu_end() on a worker: quit, SIGKILL, gone */
+	JOB_HELD,       /* agent_vm_hold: the API works on its disks (snapshots) */
 };
 
 struct vm_track {
@@ -354,6 +355,36 @@ static void launch_done(void *arg, bool ran)
 	free(j);
 }
 
+/* The VM's disks go over its snapshot layers.  An operation on them that
+ * is not finished (hcd was killed in it; hcd finishes it at start) leaves
+ * the files half way: the VM does not start on those. */
+static int launch_layers(struct agent *a, struct vm_launch *l, char **err)
+{
+	struct snapshot *v = NULL;
+	size_t n = 0;
+	uint64_t *ids = NULL;
+	int rc = -1;
+
+	if (store_snapshot_list(a->st, l->vm_id, &v, &n) != STORE_OK) {
+		*err = strdup("store failure");
+		return -1;
+	}
+	if ((ids = calloc(n + 1, sizeof(*ids))) == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v[i].state, "ready") != 0) {
+			*err = str_printf("snapshot '%s' is still %s", v[i].name, v[i].state);
+			goto out;
+		}
+		ids[i] = v[i].id;
+	}
+	rc = vm_launch_layers(l, ids, n);
+out:
+	free(ids);
+	snapshots_free(v, n);
+	return rc;
+}
+
 static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *t, char **err)
 {
 	struct image im = { 0 };
@@ -372,7 +403,8 @@ static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *
 		goto out;
 	}
 	j = calloc(1, sizeof(*j));
-	if (j == NULL || (j->l = vm_launch_new(&whole, &im, a->cfg, a->accel, err)) == NULL)
+	if (j == NULL || (j->l = vm_launch_new(&whole, &im, a->cfg, a->accel, err)) == NULL ||
+	    launch_layers(a, j->l, err) < 0)
 		goto out;
 	j->a = a;
 	j->nics_sig = nics_sig(vm);
@@ -1089,6 +1121,40 @@ int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err)
 	}
 	vm_paths_free(&p);
 	return rc;
+}
+
+int agent_vm_hold(struct agent *a, uint64_t vm_id, bool running, char **err)
+{
+	struct vm_track *t = track_get(a, vm_id);
+	struct vm_paths p;
+	pid_t pid;
+
+	*err = NULL;
+	if (t == NULL || vm_paths_init(&p, a->cfg->state_dir, vm_id) < 0) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	pid = qemu_running_pid(&p);
+	vm_paths_free(&p);
+	if (t->job != JOB_NONE || t->powerdown_sent) {
+		*err = strdup("it is starting or stopping");
+		return -1;
+	}
+	if ((pid > 0) != running) {
+		*err = strdup(running ? "its QEMU does not run" : "its QEMU still runs");
+		return -1;
+	}
+	t->job = JOB_HELD;
+	return 0;
+}
+
+void agent_vm_release(struct agent *a, uint64_t vm_id)
+{
+	struct vm_track *t = track_find(a, vm_id);
+
+	if (t && t->job == JOB_HELD)
+		t->job = JOB_NONE;
+	wake(a);
 }
 
 char *agent_vm_log_path(struct agent *a, uint64_t vm_id)

@@ -29,6 +29,7 @@
 #include "common/worker.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct agent;
@@ -73,6 +74,14 @@ struct meter *agent_meter(struct agent *a);
 
 /* Ask a running VM to reset (reboot); 0, or -1 and a message. */
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err);
+
+/* Keep the agent's hands off a VM while the API works on its disks
+ * (snapshots, vm/snapshot.h): no pass starts, stops or deletes it until
+ * agent_vm_release.  Refused (-1 and a message) while a job of the agent
+ * is in flight for it, or when its QEMU does not run (running) or runs
+ * (!running). */
+int agent_vm_hold(struct agent *a, uint64_t vm_id, bool running, char **err);
+void agent_vm_release(struct agent *a, uint64_t vm_id);
 
 /* Paths of a VM's serial log / console socket (malloc'd). */
 char *agent_vm_log_path(struct agent *a, uint64_t vm_id);

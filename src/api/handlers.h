@@ -59,6 +59,17 @@ int h_ip_list(struct req *r);
 int h_vm_ip_attach(struct req *r);
 int h_vm_ip_detach(struct req *r);
 
+/* snapshots.c: disk snapshots of VMs (issue 14 §2) */
+int h_vm_snapshot_list(struct req *r);
+int h_vm_snapshot_create(struct req *r);
+int h_vm_snapshot_get(struct req *r);
+int h_vm_snapshot_restore(struct req *r);
+int h_vm_snapshot_delete(struct req *r);
+
+/* capture.c: an image from a stopped VM's root disk (issue 14 §2), for
+ * POST /v1/images {"name", "from_vm", "visibility"?} */
+int h_image_capture(struct req *r, const char *name, const char *from_vm, const char *visibility);
+
 /* keys.c */
 int h_key_list(struct req *r);
 int h_key_create(struct req *r);

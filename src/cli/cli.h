@@ -217,6 +217,7 @@ int cmd_info(struct hc *h, const struct args *a);
 /* image.c */
 extern const struct resource res_image;
 int cmd_image_import(struct hc *h, const struct args *a);
+int cmd_image_create(struct hc *h, const struct args *a);
 
 /* build.c */
 int cmd_image_build(struct hc *h, const struct args *a);
@@ -299,6 +300,9 @@ json_t *cli_net_element(struct hc *h, const char *arg);
 /* An API limit object as a SPEC. */
 char *fmt_limit(json_t *obj, const char *key);
 int cmd_vm_rule(struct hc *h, const struct args *a);
+
+/* snapshot.c */
+int cmd_vm_snapshot(struct hc *h, const struct args *a);
 
 /* prefix.c: routed prefixes and public IPv4 addresses */
 int cmd_vm_prefix(struct hc *h, const struct args *a);

@@ -39,6 +39,17 @@ static const struct opt_spec import_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec image_create_opts[] = {
+	{ "--from-vm", "VM", false, "the stopped VM whose root disk becomes the image (flattened)" },
+	{ "--public", NULL, false, "let every user see and boot the image" },
+	{ 0 },
+};
+
+static const struct opt_spec vm_snapshot_opts[] = {
+	{ "--discard-newer", NULL, false, "restore: also when newer snapshots exist (they go)" },
+	{ 0 },
+};
+
 static const struct opt_spec build_opts[] = {
 	{ "--recipe", "R", false, "builder recipe (builder/recipes/R.sh): tiny or debian (required)" },
 	{ "--suite", "S", false, "debian: the Debian suite (default bookworm)" },
@@ -205,6 +216,9 @@ static const struct command commands[] = {
 	{ "image", "build", cmd_image_build,
 	  "NAME --recipe tiny|debian [--suite S] [--packages P1,P2] [--mirror URL] [--size SIZE] [--public]",
 	  "build an image on this machine with a recipe, then import it", 1, 1, build_opts, &res_image },
+	{ "image", "create", cmd_image_create, "NAME --from-vm VM [--public]",
+	  "make an image of a stopped VM's root disk (flattened, with its snapshots' data)",
+	  1, 1, image_create_opts, &res_image },
 	{ "image", "list", cmd_list, "", "list images", 0, 0, NULL, &res_image },
 	{ "image", "show", cmd_show, "IMG", "show one image", 1, 1, NULL, &res_image },
 	{ "image", "delete", cmd_delete, "IMG", "delete an image no VM uses", 1, 1, NULL, &res_image },
@@ -287,6 +301,10 @@ static const struct command commands[] = {
 	  "inbound firewall rules of a VM", 2, 3, vm_rule_opts, &res_vm },
 	{ "vm", "prefix", cmd_vm_prefix, "add VM [--length N] [--nic MAC] | list VM | remove VM PREFIX",
 	  "routed IPv6 prefixes of a VM (from the operator's pool)", 2, 3, vm_prefix_opts, &res_vm },
+	{ "vm", "snapshot", cmd_vm_snapshot,
+	  "create VM NAME | list VM | restore VM NAME [--discard-newer] | delete VM NAME",
+	  "disk snapshots of every disk of a VM: taken stopped or running (crash-consistent);"
+	  " restored and deleted stopped", 2, 3, vm_snapshot_opts, &res_vm },
 	{ "ip", "attach", cmd_ip_attach, "VM [ADDRESS] [--nic MAC]",
 	  "map a public IPv4 address (the next free one by default) to a VM", 1, 2, ip_attach_opts, NULL },
 	{ "ip", "detach", cmd_ip_detach, "VM ADDRESS", "remove a VM's public IPv4 address", 2, 2, NULL, NULL },

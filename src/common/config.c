@@ -182,6 +182,10 @@ static const struct key keys[] = {
 	  " no account, group or subordinate id may lie in the range"),
 	I("hcd", "qemu_uid_count", qemu_uid_count,
 	  "how many uids VMs take from qemu_uid_base (two VMs of a host never share one)"),
+	/* snapshot (issue 14 §2) */
+	I("hcd", "snapshot_copy_timeout", snapshot_copy_timeout,
+	  "seconds (wall and CPU) qemu-img may take to merge a deleted snapshot's layer or to"
+	  " flatten a VM's disk into an image"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -258,6 +262,7 @@ void config_defaults(struct config *c)
 	 * a range that overlaps anyone's ids (vm/identity.h). */
 	c->qemu_uid_base = 200000;
 	c->qemu_uid_count = 65536;
+	c->snapshot_copy_timeout = 600;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

@@ -92,6 +92,10 @@ struct config {
 	 * qemu_uid_count), a range no account uses (vm/identity.h) */
 	int qemu_uid_base;
 	int qemu_uid_count;
+	/* snapshot (issue 14 §2): seconds (wall and CPU) a qemu-img that copies
+	 * a disk's data may take: merging a snapshot away, flattening a disk
+	 * into an image */
+	int snapshot_copy_timeout;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -26,6 +26,7 @@
  */
 #include "agent/meter.h"
 #include "agent/reconcile.h"
+#include "agent/snapshots.h"
 #include "api/api.h"
 #include "api/openapi.h"
 #include "cluster/cluster.h"
@@ -423,6 +424,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	agent_set_wake_hook(h.agent, on_agent_job, &h);
+	/* Before the first pass, which would start VMs on their layers. */
+	snapshots_recover(h.st, &h.cfg);
 	h.cluster = cluster_new(h.st, &h.cfg, accel, &err);
 	if (h.cluster == NULL) {
 		log_err("%s", err ? err : "cluster: out of memory");

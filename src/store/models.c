@@ -1081,6 +1081,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_disks WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM snapshots WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_user_data WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vms WHERE id = ?", &SV_I(id), 1, NULL, NULL);

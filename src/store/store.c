@@ -208,6 +208,15 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL, vcpu_seconds BIGINT NOT NULL, memory_mib_seconds BIGINT NOT NULL,"
 	" disk_mib_seconds BIGINT NOT NULL, PRIMARY KEY (month, vm));"
 	"CREATE INDEX usage_vm_owner ON usage_vm (month, owner);",
+	/* 14: snapshot (issue 14 §2): disk snapshots of VMs, one qcow2 layer
+	 * per disk in the VM's directory (vm/snapshot.h).  state is ready or
+	 * the operation under way (creating, restoring, deleting); bytes are
+	 * the layers' file sizes, counted in the owner's disk_bytes. */
+	"CREATE TABLE snapshots (id BIGINT PRIMARY KEY,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+	" state TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, bytes BIGINT NOT NULL DEFAULT 0,"
+	" created BIGINT NOT NULL, UNIQUE (vm, name));"
+	"INSERT INTO counters (name, next) VALUES ('snapshot', 1);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
