@@ -177,6 +177,10 @@ static const struct key keys[] = {
 	  " no account, group or subordinate id may lie in the range"),
 	I("hcd", "qemu_uid_count", qemu_uid_count,
 	  "how many uids VMs take from qemu_uid_base (two VMs of a host never share one)"),
+	/* resize (issue 14 §3): vm/resize.h */
+	I("hcd", "vm_max_cpus", vm_max_cpus,
+	  "the most vCPUs CPU hotplug can give a running VM (QEMU's maxcpus; a VM with more"
+	  " keeps its own); 0 = this host's CPU count"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -250,6 +254,7 @@ void config_defaults(struct config *c)
 	 * a range that overlaps anyone's ids (vm/identity.h). */
 	c->qemu_uid_base = 200000;
 	c->qemu_uid_count = 65536;
+	c->vm_max_cpus = 0;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

@@ -89,6 +89,8 @@ struct config {
 	 * qemu_uid_count), a range no account uses (vm/identity.h) */
 	int qemu_uid_base;
 	int qemu_uid_count;
+	/* resize: QEMU's maxcpus for CPU hotplug; 0 = the host's CPU count */
+	int vm_max_cpus;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"
