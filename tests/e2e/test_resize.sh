@@ -45,7 +45,7 @@ hc vm create r --image tiny --cpus 1 --memory 256 --disk-size 64M --disk 64M >/d
 id=$(vm_field r .id)
 wait_state r running 90
 wait_log r HACKCLOUD-BOOT-OK 180
-sleep 2
+gwait r 120 true || fail "the guest's shell does not answer"
 mib0=$(load .used_mib)
 cpus0=$(load .used_cpus)
 [ "$mib0" = 256 ] && [ "$cpus0" = 1 ] || fail "host load $cpus0 vCPUs, $mib0 MiB (want 1, 256)"
@@ -144,7 +144,7 @@ hc vm disk grow r root 128M >/dev/null || fail "vm disk grow root while stopped"
 hc vm start r >/dev/null
 wait_state r running 90
 wait_log r HACKCLOUD-BOOT-OK 180
-sleep 2
+gwait r 120 true || fail "the guest's shell does not answer"
 tr '\0' ' ' <"/proc/$(our_qemu_pids)/cmdline" | grep -q -- "-smp 2,maxcpus=2 -m 384" || fail "QEMU not started with the new size"
 # The shell may still be starting right after the boot marker: retry.
 gwait r 120 "[ \$(cat /sys/devices/system/cpu/online) = 0-1 ]" || fail "guest has not 2 vCPUs"
