@@ -155,11 +155,19 @@ m1=$(memtotal)
 [ "$(sum vdb)" = "$sum_b" ] || fail "vdb's data changed over the restart"
 ok "stopped resize took effect at the start: 2 vCPUs online, MemTotal $m1 kB, vda 128 MiB; data still checks"
 
-# The new boot size is the new ceiling.
+# The new boot size is the new ceiling.  hcd killed right after the
+# change (applied or not yet): the restarted one adopts the QEMU and
+# converges it to the row, and still knows the ceilings.
+qpid=$(our_qemu_pids)
 hc vm set r --memory 200 >/dev/null || fail "balloon below 384"
+hcd_kill9
+hcd_start --vm-max-cpus=2
 gwait r 90 "[ \$(awk '/MemTotal/ { print \$2 }' /proc/meminfo) -eq $((m1 - 184 * 1024)) ]" ||
 	fail "guest MemTotal $(memtotal) kB, want $((m1 - 184 * 1024))"
-ok "after the restart the balloon works from the new boot size"
+[ "$(our_qemu_pids)" = "$qpid" ] || fail "QEMU was restarted"
+expect 409 conflict PATCH "/v1/vms/r" '{"memory_mib": 385}'
+jq -r .error.message "$T_DIR/resp" | grep -q "started with 384 MiB" || fail "message: $(cat "$T_DIR/resp")"
+ok "ballooned from the new boot size across a kill -9 of hcd; the ceiling (384 MiB) kept"
 
 hc vm delete r >/dev/null
 wait_purged "$id"
