@@ -168,6 +168,11 @@ gwait r 90 "[ \$(awk '/MemTotal/ { print \$2 }' /proc/meminfo) -eq $((m1 - 184 *
 expect 409 conflict PATCH "/v1/vms/r" '{"memory_mib": 385}'
 jq -r .error.message "$T_DIR/resp" | grep -q "started with 384 MiB" || fail "message: $(cat "$T_DIR/resp")"
 ok "ballooned from the new boot size across a kill -9 of hcd; the ceiling (384 MiB) kept"
+# A vCPU it booted with goes too (never the boot processor).
+hc vm set r --cpus 1 >/dev/null || fail "vm set --cpus 1 (a boot vCPU)"
+gwait r 120 "[ \$(cat /sys/devices/system/cpu/online) = 0 ]" ||
+	fail "the guest kept its second boot vCPU: $(guest_run r 60 'cat /sys/devices/system/cpu/online')"
+ok "a vCPU it booted with unplugged: online 0"
 
 hc vm delete r >/dev/null
 wait_purged "$id"
