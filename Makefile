@@ -65,15 +65,18 @@ $(GUEST)/vmlinuz: guest/build-tiny.sh guest/init $(shell find guest/rootfs -type
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
+# UBSan only prints what it finds unless told to stop: a report fails.
+UBSAN_ENV = UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
 unit-asan: asan
-	meson test -C $(ASAN) --print-errorlogs
+	$(UBSAN_ENV) meson test -C $(ASAN) --print-errorlogs
 
 e2e: build guest
 	./tests/e2e/run.sh $(BUILD) $(GUEST)
 
 # The bad-input test again, against the ASan/UBSan daemon and client.
 e2e-asan: asan guest
-	E2E_ONLY=badinput ./tests/e2e/run.sh $(ASAN) $(GUEST)
+	$(UBSAN_ENV) E2E_ONLY=badinput ./tests/e2e/run.sh $(ASAN) $(GUEST)
 
 # The API's description, made from its compact source (commit both; the
 # meson test openapi-source fails while they differ).
