@@ -299,7 +299,8 @@ static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
 					    "start", "keys", "user_data", "config_drive", "disk_size",
-					    "disks", "host", "ephemeral", "metadata_tokens", NULL };
+					    "disks", "host", "ephemeral", "metadata_tokens", "limit",
+					    NULL };
 	const char *name, *image_ref, *pin, *tokens;
 	int cpus = 1, memory = 256;
 	bool start = true, config_drive = false, ephemeral = false;
@@ -363,14 +364,16 @@ static int h_vm_create(struct req *r)
 		}
 		json_array_foreach(nets, i, v) {
 			struct network net = { 0 };
-			if (!json_is_string(v)) {
+			const char *ref = api_nic_network(v);
+			if (ref == NULL) {
 				image_free(&im);
-				return req_error(r, 400, "bad_request", "'networks' must hold names");
+				return req_error(r, 400, "bad_request", "'networks' must hold names"
+						 " or {\"network\": NAME, \"limit\": …}");
 			}
-			rc = store_network_get(r->api->st, json_string_value(v), req_scope(r), &net);
+			rc = store_network_get(r->api->st, ref, req_scope(r), &net);
 			if (rc != STORE_OK) {
 				image_free(&im);
-				return req_store_error(r, rc, "network", json_string_value(v));
+				return req_store_error(r, rc, "network", ref);
 			}
 			net_ids[n_nets++] = net.id;
 			network_free(&net);
@@ -384,16 +387,20 @@ static int h_vm_create(struct req *r)
 		.metadata_tokens_required = strcmp(tokens, "required") == 0,
 	};
 	bool disks_ok = vm_create_disks(r, &vm, &im);
+	struct nic_limit *limits = NULL;
 	image_free(&im);
-	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {
+	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm) ||
+	    !api_nic_limits(r, nets, n_nets, &limits)) {
 		free(vm.keys);
 		free(vm.user_data);
 		free(vm.disks);
 		return 0;
 	}
+	vm.nic_limits = limits;
 	struct placement pl = { .cpus = cpus, .memory_mib = memory, .pin = pin };
 	cluster_policy(r->api->cluster, &pl);
 	rc = store_vm_create_placed(r->api->st, &vm, net_ids, n_nets, &pl);
+	free(limits);
 	free(vm.keys);
 	free(vm.user_data);
 	free(vm.disks);
@@ -434,20 +441,60 @@ static int h_vm_get(struct req *r)
 	return 0;
 }
 
+/* A resize refused by the store (store_vm_resize, store_vm_disk_grow):
+ * the store's reason, with the status that says what to do about it. */
+static int resize_refused(struct req *r, int rc)
+{
+	if (rc == STORE_CONFLICT)
+		return req_error(r, 409, "conflict", "%s", store_refusal(r->api->st));
+	if (rc == STORE_FULL)
+		return req_error(r, 409, "no_capacity", "%s", store_refusal(r->api->st));
+	return req_store_error(r, rc, "vm", r->params[0]);
+}
+
+/*
+ * "cpus" and "memory_mib" of a VM (issue 14 §3): the store checks the
+ * owner's quotas, the host's room and a running VM's ceilings, and moves
+ * the host's load; the VM's agent applies it (vm/resize.h).  False with
+ * the error set when refused.
+ */
+static bool vm_resize(struct req *r, const struct vm *vm, int cpus, int memory)
+{
+	struct placement pl = { 0 };
+	int rc;
+
+	if (cpus == 0 && memory == 0)
+		return true;
+	cluster_policy(r->api->cluster, &pl);
+	struct vm_resize rs = { .cpus = cpus, .memory_mib = memory, .cpu_ratio = pl.cpu_ratio };
+	rc = store_vm_resize(r->api->st, vm->id, &rs);
+	if (rc != STORE_OK)
+		resize_refused(r, rc);
+	return rc == STORE_OK;
+}
+
 /* PATCH /v1/vms/{}: the settings that may change on an existing VM. */
 static int h_vm_update(struct req *r)
 {
-	static const char *const keys[] = { "metadata_tokens", NULL };
+	static const char *const keys[] = { "metadata_tokens", "cpus", "memory_mib", NULL };
 	struct vm vm = { 0 };
 	const char *tokens;
+	int cpus = 0, memory = 0;
 	int rc = STORE_OK;
 
-	if (!only_keys(r, keys) || !get_str(r, "metadata_tokens", false, &tokens))
+	if (!only_keys(r, keys) || !get_str(r, "metadata_tokens", false, &tokens) ||
+	    !get_int(r, "cpus", 1, VM_CPUS_MAX, &cpus) ||
+	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory))
 		return 0;
 	if (tokens && !metadata_tokens_valid(r, tokens))
 		return 0;
 	if (!vm_resolve(r, &vm))
 		return 0;
+	/* The size first: a refusal leaves the VM exactly as it was. */
+	if (!vm_resize(r, &vm, cpus, memory)) {
+		vm_free(&vm);
+		return 0;
+	}
 	if (tokens)
 		rc = store_vm_set_metadata_tokens(r->api->st, vm.id, strcmp(tokens, "required") == 0);
 	if (rc != STORE_OK) {
@@ -457,6 +504,49 @@ static int h_vm_update(struct req *r)
 	rc = reply_vm(r, 200, vm.id);
 	vm_free(&vm);
 	return rc;
+}
+
+/* "root" (the root disk) or "data<N>" (the N-th data disk, from 0), as
+ * the files and QEMU's nodes are named; -2 when neither. */
+static int disk_ref_parse(const char *ref)
+{
+	char *end;
+	long n;
+
+	if (strcmp(ref, "root") == 0)
+		return -1;
+	if (strncmp(ref, "data", 4) != 0 || ref[4] < '0' || ref[4] > '9')
+		return -2;
+	n = strtol(ref + 4, &end, 10);
+	return *end == '\0' && n < VM_DISKS_MAX && (n == 0 || ref[4] != '0') ? (int)n : -2;
+}
+
+/* POST /v1/vms/{}/disks/{}/grow {"size": BYTES}: only ever larger; the
+ * agent grows the file (block_resize while it runs, qemu-img resize at
+ * its next start when not). */
+static int h_vm_disk_grow(struct req *r)
+{
+	static const char *const keys[] = { "size", NULL };
+	struct vm vm = { 0 };
+	int64_t size;
+	int disk = disk_ref_parse(r->params[1]), rc;
+
+	if (!only_keys(r, keys))
+		return 0;
+	if (disk < -1)
+		return req_error(r, 400, "bad_request", "a disk is 'root' or 'data0'..'data%d'",
+				 VM_DISKS_MAX - 1);
+	if (!disk_size_get(r, json_object_get(r->json, "size"), "'size'", &size) || !vm_resolve(r, &vm))
+		return 0;
+	rc = store_vm_disk_grow(r->api->st, vm.id, disk, size);
+	if (rc == STORE_NOTFOUND)
+		req_error(r, 404, "not_found", "vm '%s' has no disk '%s'", vm.name, r->params[1]);
+	else if (rc != STORE_OK)
+		resize_refused(r, rc);
+	else
+		reply_vm(r, 202, vm.id);
+	vm_free(&vm);
+	return 0;
 }
 
 /* Bodies of verbs that take no fields: empty or {} (a member given is a
@@ -588,6 +678,7 @@ static int h_net_list(struct req *r)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, network_to_json(&nets[i]));
 	networks_free(nets, n);
+	api_nets_json_limits(r->api->st, arr);
 	return req_json(r, 200, arr);
 }
 
@@ -603,6 +694,8 @@ static int h_net_list(struct req *r)
  */
 struct net_create {
 	const char *name, *ipv6, *ipv4;   /* ipv6/ipv4: canonical text or NULL (allocate/none) */
+	struct nic_limit limit;           /* the default of its NICs (issue 13), when has_limit */
+	bool has_limit;
 	char c6[INET6_ADDRSTRLEN + 8], c4[INET_ADDRSTRLEN + 8];
 	bool want4;
 	struct prefix *pool6, *pool4, *host;
@@ -634,7 +727,7 @@ static void net_create_finish(struct req *r, void *arg, bool ran)
 				  .n_pool6 = nc->n_pool6, .pool4 = nc->pool4, .n_pool4 = nc->n_pool4,
 				  .want_ipv4 = nc->want4 };
 	struct network net = { .name = (char *)nc->name, .owner = r->caller, .ipv6 = (char *)nc->ipv6,
-			       .ipv4 = (char *)nc->ipv4 };
+			       .ipv4 = (char *)nc->ipv4, .limit = nc->has_limit ? &nc->limit : NULL };
 	struct network out = { 0 };
 	int rc;
 
@@ -654,7 +747,7 @@ static void net_create_finish(struct req *r, void *arg, bool ran)
 	else if ((rc = store_network_get(r->api->st, net_id_format(net.id).s, OWNER_ANY, &out)) != STORE_OK)
 		req_store_error(r, rc, "network", nc->name);
 	else
-		req_json(r, 201, network_to_json(&out));
+		req_json(r, 201, api_net_json_limit(r->api->st, network_to_json(&out), out.id));
 	network_free(&out);
 	net_create_free(nc);
 }
@@ -706,15 +799,18 @@ static bool net_in_pool(struct req *r, const char *asked, const struct prefix *p
 
 static int h_net_create(struct req *r)
 {
-	static const char *const keys[] = { "name", "ipv6", "ipv4", NULL };
+	static const char *const keys[] = { "name", "ipv6", "ipv4", "limit", NULL };
 	const char *name, *ipv6, *ipv4;
+	struct nic_limit limit;
+	bool has_limit;
 	struct in6_addr p6;
 	struct in_addr p4;
 	unsigned len4;
 	struct net_create *nc;
 
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
-	    !get_str(r, "ipv6", false, &ipv6) || !get_str(r, "ipv4", false, &ipv4))
+	    !get_str(r, "ipv6", false, &ipv6) || !get_str(r, "ipv4", false, &ipv4) ||
+	    !api_net_limit(r, &limit, &has_limit))
 		return 0;
 	if (!api_name_check(r, name, NET_ID_STRLEN, "network"))
 		return 0;
@@ -728,6 +824,8 @@ static int h_net_create(struct req *r)
 	if ((nc = calloc(1, sizeof(*nc))) == NULL)
 		return req_error(r, 500, "internal", "out of memory");
 	nc->name = name;
+	nc->limit = limit;
+	nc->has_limit = has_limit;
 	/* Canonical text, so equal prefixes compare equal. */
 	if (ipv6 && strcmp(ipv6, "auto") != 0) {
 		char a6[INET6_ADDRSTRLEN];
@@ -758,7 +856,7 @@ static int h_net_get(struct req *r)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", r->params[0]);
-	req_json(r, 200, network_to_json(&net));
+	req_json(r, 200, api_net_json_limit(r->api->st, network_to_json(&net), net.id));
 	network_free(&net);
 	return 0;
 }
@@ -766,8 +864,12 @@ static int h_net_get(struct req *r)
 static int h_net_delete(struct req *r)
 {
 	struct network net = { 0 };
+	json_t *j = NULL;
 	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
+	/* The answer is the network as it was, its default limit included. */
+	if (rc == STORE_OK)
+		j = api_net_json_limit(r->api->st, network_to_json(&net), net.id);
 	if (rc == STORE_OK)
 		rc = store_network_delete(r->api->st, net.id);
 	if (rc == STORE_CONFLICT)
@@ -775,7 +877,8 @@ static int h_net_delete(struct req *r)
 	else if (rc != STORE_OK)
 		req_store_error(r, rc, "network", r->params[0]);
 	else
-		req_json(r, 200, network_to_json(&net));
+		req_json(r, 200, json_incref(j));
+	json_decref(j);
 	network_free(&net);
 	return 0;
 }
@@ -803,9 +906,18 @@ const struct route api_routes[] = {
 	  ROUTE_USER | ROUTE_WEBSOCKET },
 	{ "POST",   "/v1/vms/{}/nics",           h_vm_nic_add,     BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/nics/{}",        h_vm_nic_remove,  BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}/nics/{}",        h_vm_nic_update,  BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/stats",          h_vm_stats,       BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}/traffic",        h_vm_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
+	{ "POST",   "/v1/vms/{}/disks/{}/grow",  h_vm_disk_grow,   BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/rules",          h_vm_rule_list,   BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/snapshots",      h_vm_snapshot_list,   BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/snapshots",      h_vm_snapshot_create, BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/snapshots/{}",   h_vm_snapshot_get,    BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}/snapshots/{}",   h_vm_snapshot_delete, BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/snapshots/{}/restore", h_vm_snapshot_restore, BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/user-data",      h_vm_user_data,   BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/prefixes",       h_vm_prefix_list, BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/prefixes",       h_vm_prefix_add,  BODY_JSON, NULL, NULL, false },
@@ -826,6 +938,7 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/networks/{}",           h_net_update,     BODY_JSON, NULL, NULL, false },
 
 	{ "GET",    "/v1/hosts",                 h_host_list,      BODY_NONE, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/hosts/{}",              h_host_get,       BODY_NONE, NULL, NULL, ROUTE_ADMIN },
@@ -847,6 +960,9 @@ const struct route api_routes[] = {
 	{ "GET",    "/v1/users/{}/quota",        h_user_quota_get, BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/users/{}/quota",        h_user_quota_set, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
+	{ "GET",    "/v1/users/{}/traffic",      h_user_traffic_get, BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/users/{}/traffic",      h_user_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
+	{ "GET",    "/v1/usage",                 h_usage,          BODY_NONE, NULL, NULL, false },
 
 	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/keys",                  h_key_create,     BODY_JSON, NULL, NULL, false },

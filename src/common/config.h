@@ -85,10 +85,19 @@ struct config {
 	int events_buffer;    /* bytes a stream may fall behind before it is cut */
 	int events_retention; /* seconds the event log keeps events (resume window) */
 	int audit_retention_days; /* days the audit trail keeps entries */
+	/* bandwidth limits and traffic metering (issue 13) */
+	int meter_interval;   /* seconds between samples of the NICs' counters */
+	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */
 	/* vmrt: every VM's QEMU runs as uid = gid = qemu_uid_base + (VM ID mod
 	 * qemu_uid_count), a range no account uses (vm/identity.h) */
 	int qemu_uid_base;
 	int qemu_uid_count;
+	/* snapshot (issue 14 §2): seconds (wall and CPU) a qemu-img that copies
+	 * a disk's data may take: merging a snapshot away, flattening a disk
+	 * into an image */
+	int snapshot_copy_timeout;
+	/* resize: QEMU's maxcpus for CPU hotplug; 0 = the host's CPU count */
+	int vm_max_cpus;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -170,6 +170,8 @@ struct image {
 	char *error;      /* why an import failed (state error), else NULL */
 };
 
+struct nic_limit;   /* common/rate.h */
+
 struct network {
 	uint64_t id;
 	char *name;
@@ -178,6 +180,8 @@ struct network {
 	char *ipv6;       /* "prefix::/64" */
 	char *ipv4;       /* "a.b.c.0/24" or NULL */
 	int64_t created;
+	/* At create only: the default limits of its NICs (usage.h), or NULL. */
+	const struct nic_limit *limit;
 };
 
 struct nic {
@@ -243,6 +247,9 @@ struct vm {
 	 * session token ("metadata_tokens": "required"), or also plain ones
 	 * ("optional"). */
 	bool metadata_tokens_required;
+	/* At create only: each NIC's own limits (usage.h), one per network
+	 * given to store_vm_create, or NULL for none. */
+	const struct nic_limit *nic_limits;
 	/* desired stopped without ACPI: QMP quit, then SIGKILL */
 	bool force_stop;
 };
@@ -548,6 +555,52 @@ int store_token_live(struct store *st, uint64_t id, int64_t now);
 /* Revoke every token of owner except `keep` (0: all). */
 int store_token_revoke_user(struct store *st, uint64_t owner, uint64_t keep);
 
+/* ---- snapshots (snapshots.c) ------------------------------------------- */
+
+/* A disk snapshot of a VM (issue 14 §2): one qcow2 layer per disk of the
+ * VM, in the order of the rows' IDs (vm/snapshot.h).  `state` is "ready",
+ * or the operation under way on it ("creating", "restoring", "deleting"):
+ * while a VM has a row that is not ready, nothing starts it, and no other
+ * snapshot operation begins on it.  bytes (the layers' file sizes) count
+ * in the owner's disk_bytes quota. */
+struct snapshot {
+	uint64_t id;
+	uint64_t vm;
+	char *name;
+	char *state;
+	bool live;        /* taken while the VM ran */
+	int64_t bytes;
+	int64_t created;
+};
+void snapshot_free(struct snapshot *s);
+void snapshots_free(struct snapshot *v, size_t n);
+/* The VM's snapshots, oldest first (the layers' order, bottom up). */
+int store_snapshot_list(struct store *st, uint64_t vm, struct snapshot **out, size_t *n);
+/* ref: the 8-hex ID or the name, of that VM's snapshots only. */
+int store_snapshot_get(struct store *st, uint64_t vm, const char *ref, struct snapshot *out);
+/* Every snapshot not ready, of any VM (an operation a crash interrupted). */
+int store_snapshot_unfinished(struct store *st, struct snapshot **out, size_t *n);
+/*
+ * A new snapshot s (name, vm, live, bytes: an estimate until ready) in
+ * state creating; s->id and s->created are set.  Atomically checked: the
+ * VM is in state `running` and desired running when s->live, else stopped
+ * and desired stopped; it has no snapshot operation under way
+ * (STORE_CONFLICT otherwise, also for a name it has already); bytes fit
+ * the owner's disk_bytes quota (STORE_QUOTA).
+ */
+int store_snapshot_begin(struct store *st, struct snapshot *s);
+/*
+ * An operation on a ready snapshot of a stopped VM (desired stopped, no
+ * operation under way; else STORE_CONFLICT): its state becomes `state`
+ * (restoring | deleting).  A restore marks the VM's newer snapshots
+ * deleting as well (they go with it).
+ */
+int store_snapshot_mark(struct store *st, uint64_t vm, uint64_t id, const char *state);
+/* Done: state ready, its bytes as measured. */
+int store_snapshot_ready(struct store *st, uint64_t id, int64_t bytes);
+/* The row goes (a deleted snapshot, a creation rolled back). */
+int store_snapshot_remove(struct store *st, uint64_t id);
+
 /* ---- quotas (quotas.c) -------------------------------------------------- */
 
 /* What a user may hold (issue 11, item 12).  Creates over a quota fail with
@@ -648,6 +701,37 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
  * the VM is no longer placed here (it moved, or was deleted), so two
  * agents never both start one VM. */
 int store_vm_claim(struct store *st, uint64_t id, const char *host);
+
+/* ---- resize (resize.c; issue 14 §3) ------------------------------------ */
+
+/* A new size of a VM; 0 leaves that part as it is. */
+struct vm_resize {
+	int cpus;
+	int memory_mib;
+	double cpu_ratio;     /* its host's room: virtual CPUs per host CPU */
+};
+/*
+ * In one transaction: the VM's vCPUs and memory, checked against its
+ * owner's quotas (growth only) and its host's room, and that host's load
+ * (used_cpus, used_mib) moved by the difference.  A VM without a QEMU
+ * (stopped, error) takes any size, for its next start; a running one up
+ * to the ceilings its QEMU started with (store_vm_ceilings_set), which
+ * its agent reaches by balloon and CPU hotplug.  Refusals, with
+ * store_refusal saying why: STORE_CONFLICT (starting or stopping, or
+ * beyond a running VM's ceilings), STORE_QUOTA, STORE_FULL (no room on
+ * its host).
+ */
+int store_vm_resize(struct store *st, uint64_t id, const struct vm_resize *rs);
+/* A VM its agent has claimed (state starting: no resize until it runs)
+ * gets the ceilings of the QEMU about to start: its memory_mib, and
+ * max_cpus or its cpus when more.  Not a change of intent (no hook). */
+int store_vm_ceilings_set(struct store *st, uint64_t id, int max_cpus);
+/* A disk of a VM grown to size bytes: disk -1 is the root disk (a
+ * kernel image's VM without one: STORE_NOTFOUND), 0.. its data disks.
+ * Its owner's disk_bytes quota counts the growth.  STORE_CONFLICT
+ * (store_refusal) when size is below the disk's size; the same size is
+ * no change.  The agent grows the file (vm/resize.h). */
+int store_vm_disk_grow(struct store *st, uint64_t id, int disk, int64_t size);
 
 /* ---- observation: inventory.c, events.c, audit.c (issue 15) ------------- */
 

@@ -2,9 +2,10 @@
 #include "vm/vmstats.h"
 
 #include "common/fsutil.h"
+#include "net/linkstats.h"
 #include "vm/qmp.h"
 
-#include <netlink/route/link.h>
+#include <netlink/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,42 +77,38 @@ out:
 /* ---- NICs ----------------------------------------------------------------- */
 
 struct nicstats {
-	struct nl_sock *sk;
-	struct nl_cache *links;
+	struct link_stat *links;     /* net/linkstats.h: the taps, sorted by name */
+	size_t n;
 };
 
 struct nicstats *nicstats_open(char **err)
 {
 	struct nicstats *s = calloc(1, sizeof(*s));
-	int nerr;
+	struct nl_sock *sk = NULL;
 
 	*err = NULL;
-	if (s == NULL || (s->sk = nl_socket_alloc()) == NULL ||
-	    nl_connect(s->sk, NETLINK_ROUTE) < 0) {
-		*err = strdup("netlink: cannot connect");
+	if (s == NULL || (sk = link_dump_socket(err)) == NULL ||
+	    link_stats_dump(sk, "v", &s->links, &s->n, err) < 0) {
+		if (*err == NULL)
+			*err = strdup("out of memory");
 		nicstats_close(s);
-		return NULL;
+		s = NULL;
 	}
-	if ((nerr = rtnl_link_alloc_cache(s->sk, AF_UNSPEC, &s->links)) < 0) {
-		*err = str_printf("netlink: listing links: %s", nl_geterror(nerr));
-		nicstats_close(s);
-		return NULL;
-	}
+	nl_socket_free(sk);
 	return s;
 }
 
 int nicstats_get(struct nicstats *s, const char *ifname, struct nic_counters *out)
 {
-	struct rtnl_link *l = rtnl_link_get_by_name(s->links, ifname);
+	const struct link_stat *l = link_stats_find(s->links, s->n, ifname);
 
 	if (l == NULL)
 		return -1;
 	/* The tap is the host's end of the guest's cable. */
-	out->rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
-	out->rx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
-	out->tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
-	out->tx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
-	rtnl_link_put(l);
+	out->rx_bytes = l->tx_bytes;
+	out->rx_packets = l->tx_packets;
+	out->tx_bytes = l->rx_bytes;
+	out->tx_packets = l->rx_packets;
 	return 0;
 }
 
@@ -119,9 +116,7 @@ void nicstats_close(struct nicstats *s)
 {
 	if (s == NULL)
 		return;
-	if (s->links)
-		nl_cache_free(s->links);
-	nl_socket_free(s->sk);
+	free(s->links);
 	free(s);
 }
 
@@ -134,19 +129,37 @@ static uint64_t member_u(json_t *obj, const char *key)
 	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
 }
 
-/* "/machine/peripheral-anon/device[1]/virtio-backend" → "device[1]":
- * the part that tells two anonymous devices apart. */
+/* A disk's name from the device QEMU reports it under.  hcd names its
+ * devices after their block nodes (vm/qemu_argv.c: "vd-disk", "vd-data0",
+ * "cd-seed"), and virtio ones report the QOM path of their backend:
+ *   "/machine/peripheral/vd-data0/virtio-backend" → "data0"
+ *   "cd-seed" → "seed"
+ *   "/machine/peripheral-anon/device[1]/virtio-backend" → "device[1]"
+ * (a device without an ID: the part that tells two of them apart). */
 static void qdev_name(const char *qdev, char *out, size_t len)
 {
+	static const char peripheral[] = "/machine/peripheral/";
 	const char *p = strstr(qdev, "/device[");
+	size_t n;
 
 	if (p) {
-		size_t n = strcspn(p + 1, "/");
+		n = strcspn(p + 1, "/");
 		snprintf(out, len, "%.*s", (int)n, p + 1);
 		return;
 	}
-	p = strrchr(qdev, '/');
-	snprintf(out, len, "%s", p && p[1] ? p + 1 : qdev);
+	if (strncmp(qdev, peripheral, sizeof(peripheral) - 1) == 0) {
+		p = qdev + sizeof(peripheral) - 1;
+		n = strcspn(p, "/");
+	} else {
+		p = strrchr(qdev, '/');
+		p = p && p[1] ? p + 1 : qdev;
+		n = strlen(p);
+	}
+	if (n > 3 && (strncmp(p, "vd-", 3) == 0 || strncmp(p, "cd-", 3) == 0)) {
+		p += 3;
+		n -= 3;
+	}
+	snprintf(out, len, "%.*s", (int)n, p);
 }
 
 size_t vmstats_blockstats_parse(json_t *reply, struct disk_counters *out, size_t max)

@@ -273,12 +273,31 @@ static void kernel_boot_tcg(void **state)
 
 	assert_string_equal(value_of(v, "-accel"), "tcg");
 	assert_string_equal(value_of(v, "-cpu"), "max");
-	assert_string_equal(value_of(v, "-smp"), "2");
+	assert_string_equal(value_of(v, "-smp"), "2,maxcpus=2");
 	assert_string_equal(value_of(v, "-m"), "512");
 	/* No disk for a kernel image without an overlay. */
 	assert_int_equal(count_arg(v, "-drive"), 0);
 	assert_int_equal(count_arg(v, "-blockdev"), 0);
 	assert_null(value_with(v, "-device", "virtio-blk-pci"));
+	strv_free(v);
+}
+
+/* Resize (vm/resize.h): CPU hotplug's slots are maxcpus, never fewer
+ * than the VM's own; every VM has the balloon QMP's "balloon" drives. */
+static void resize_room(void **state)
+{
+	(void)state;
+	struct qemu_spec s = kernel_spec("tcg");
+	char **v;
+
+	s.max_cpus = 8;
+	v = qemu_argv(&s);
+	assert_string_equal(value_of(v, "-smp"), "2,maxcpus=8");
+	assert_non_null(value_with(v, "-device", "virtio-balloon-pci,id=" QEMU_BALLOON_ID));
+	strv_free(v);
+	s.max_cpus = 1;
+	v = qemu_argv(&s);
+	assert_string_equal(value_of(v, "-smp"), "2,maxcpus=2");
 	strv_free(v);
 }
 
@@ -368,7 +387,7 @@ static void disk_boot(void **state)
 		assert_string_equal(drives[0], "disk");
 		assert_string_equal(value_of(v, "-accel"), accels[k]);
 		assert_string_equal(value_of(v, "-cpu"), k == 0 ? "max" : "host");
-		assert_string_equal(value_of(v, "-smp"), "4");
+		assert_string_equal(value_of(v, "-smp"), "4,maxcpus=4");
 		assert_string_equal(value_of(v, "-m"), "2048");
 		strv_free(v);
 	}
@@ -408,6 +427,46 @@ static void blank_root_disk_has_no_backing(void **state)
 	assert_int_equal(json_array_size(all), 2);
 	assert_null(node(all, "img"));
 	assert_true(json_is_null(json_object_get(node(all, "disk"), "backing")));
+	json_decref(all);
+	strv_free(v);
+}
+
+/* Snapshot layers (issue 14 §2): between the image and the root disk, and
+ * under a data disk, every layer is a read-only node named in the argv,
+ * backed by the node below it by name — the chain never comes from a
+ * layer's header. */
+static void snapshot_layers_are_named_nodes(void **state)
+{
+	(void)state;
+	static const char *const root[] = { "/v/000000002b/snap-00000001-disk.qcow2",
+					    "/v/000000002b/snap-00000002-disk.qcow2" };
+	static const char *const data0[] = { "/v/000000002b/snap-00000001-data0.qcow2",
+					     "/v/000000002b/snap-00000002-data0.qcow2" };
+	static const char *const one_data[] = { "/v/000000002b/data0.qcow2" };
+	struct qemu_layers dl[] = { { data0, 2 } };
+	struct qemu_spec s = disk_spec("tcg");
+	s.root_layers = (struct qemu_layers){ root, 2 };
+	s.data_disks = one_data;
+	s.n_data_disks = 1;
+	s.data_layers = dl;
+	char **v = qemu_argv(&s);
+	json_t *all;
+
+	check_block_graph(v);
+	all = blockdevs(v);
+	assert_int_equal(json_array_size(all), 2 * (1 + 3 + 3));
+	assert_true(json_is_null(json_object_get(node(all, "img"), "backing")));
+	assert_string_equal(str_of(node(all, "disk-l0"), "backing"), "img");
+	assert_string_equal(str_of(node(all, "disk-l1"), "backing"), "disk-l0");
+	assert_string_equal(str_of(node(all, "disk"), "backing"), "disk-l1");
+	assert_true(json_is_true(json_object_get(node(all, "disk-l0"), "read-only")));
+	assert_true(json_is_true(json_object_get(node(all, "disk-l1"), "read-only")));
+	assert_true(json_is_false(json_object_get(node(all, "disk"), "read-only")));
+	assert_string_equal(str_of(node(all, str_of(node(all, "disk-l1"), "file")), "filename"), root[1]);
+	assert_true(json_is_null(json_object_get(node(all, "data0-l0"), "backing")));
+	assert_string_equal(str_of(node(all, "data0-l1"), "backing"), "data0-l0");
+	assert_string_equal(str_of(node(all, "data0"), "backing"), "data0-l1");
+	assert_string_equal(str_of(node(all, str_of(node(all, "data0-l0"), "file")), "filename"), data0[0]);
 	json_decref(all);
 	strv_free(v);
 }
@@ -763,12 +822,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(kernel_boot_tcg),
+		cmocka_unit_test(resize_room),
 		cmocka_unit_test(kernel_boot_kvm),
 		cmocka_unit_test(kernel_boot_without_initrd_or_cmdline),
 		cmocka_unit_test(cmdline_with_quotes_and_commas_is_verbatim),
 		cmocka_unit_test(disk_boot),
 		cmocka_unit_test(disk_boot_on_a_raw_image),
 		cmocka_unit_test(blank_root_disk_has_no_backing),
+		cmocka_unit_test(snapshot_layers_are_named_nodes),
 		cmocka_unit_test(data_disks_follow_the_root_disk),
 		cmocka_unit_test(data_disks_of_a_kernel_image),
 		cmocka_unit_test(nics_are_taps_with_macs),

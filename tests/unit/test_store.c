@@ -2030,6 +2030,71 @@ static int create_sized(struct store *st, const char *name, uint64_t owner, uint
 	return store_vm_create(st, &vm, NULL, 0);
 }
 
+/* Issue 14 §2: a snapshot begins only of a VM at rest in the state it
+ * says (stopped, or running when live), never while another operation is
+ * under way, never twice of a name; its bytes count in disk_bytes; a
+ * restore marks the newer ones; the rows go with the VM. */
+static void snapshots_rows(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t img = make_image(c->st, "img");
+	int64_t set[QUOTA_N];
+	struct snapshot s1 = { .name = "one", .bytes = 1000 }, s2 = { .name = "two", .bytes = 500 };
+	struct snapshot dup = { .name = "one" }, live = { .name = "live", .live = true };
+	struct snapshot *v = NULL, got = { 0 };
+	struct quota_usage qu;
+	struct vm vm = { 0 };
+	size_t n = 0;
+
+	assert_int_equal(create_sized(c->st, "a1", alice, img, 1, 64, 4096, 0), STORE_OK);
+	assert_int_equal(store_vm_get(c->st, "a1", alice, &vm), STORE_OK);
+	s1.vm = s2.vm = dup.vm = live.vm = vm.id;
+	assert_int_equal(store_snapshot_begin(c->st, &live), STORE_CONFLICT); /* not running */
+	assert_int_equal(store_snapshot_begin(c->st, &s1), STORE_OK);
+	assert_int_equal(store_snapshot_begin(c->st, &s2), STORE_CONFLICT); /* one is under way */
+	assert_int_equal(store_snapshot_ready(c->st, s1.id, 2000), STORE_OK);
+	assert_int_equal(store_snapshot_begin(c->st, &dup), STORE_CONFLICT); /* the name */
+	assert_int_equal(store_snapshot_begin(c->st, &s2), STORE_OK);
+	assert_int_equal(store_snapshot_ready(c->st, s2.id, 500), STORE_OK);
+	assert_true(s2.id > s1.id);
+	assert_int_equal(store_quota_get(c->st, alice, &qu), STORE_OK);
+	assert_int_equal(qu.used[QUOTA_DISK_BYTES], 4096 + 2000 + 500);
+
+	/* Over disk_bytes: refused, nothing written. */
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_DISK_BYTES] = 7000;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	struct snapshot big = { .vm = vm.id, .name = "big", .bytes = 1000 };
+	assert_int_equal(store_snapshot_begin(c->st, &big), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'disk_bytes'"));
+
+	/* By ID or name; a restore of the first marks the second too. */
+	char ref[16];
+	snprintf(ref, sizeof(ref), "%08llx", (unsigned long long)s1.id);
+	assert_int_equal(store_snapshot_get(c->st, vm.id, ref, &got), STORE_OK);
+	assert_string_equal(got.name, "one");
+	snapshot_free(&got);
+	assert_int_equal(store_snapshot_get(c->st, vm.id, "nosuch", &got), STORE_NOTFOUND);
+	assert_int_equal(store_snapshot_mark(c->st, vm.id, s1.id, "restoring"), STORE_OK);
+	assert_int_equal(store_snapshot_mark(c->st, vm.id, s1.id, "restoring"), STORE_CONFLICT);
+	assert_int_equal(store_snapshot_unfinished(c->st, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].state, "restoring");
+	assert_string_equal(v[1].state, "deleting");
+	snapshots_free(v, n);
+	assert_int_equal(store_snapshot_remove(c->st, s2.id), STORE_OK);
+	assert_int_equal(store_snapshot_ready(c->st, s1.id, 2000), STORE_OK);
+	assert_int_equal(store_snapshot_list(c->st, vm.id, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	snapshots_free(v, n);
+
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM snapshots"), 0);
+	vm_free(&vm);
+}
+
 /* Issue 11, item 12: defaults bind members, a user's own setting wins,
  * a refusal names its quota, a deleted VM no longer counts. */
 static void quotas_enforced(void **state)
@@ -2235,6 +2300,87 @@ static void hosts_load_kept(void **state)
 				 NULL, 0, NULL, NULL), STORE_OK);
 	add_host(c->st, "a", 4, 8000);
 	assert_load_kept(c->st);
+}
+
+/* Issue 14 §3: a resize moves its host's load in its own transaction and
+ * is refused, changing nothing, beyond the host's room, the owner's
+ * quotas, a running VM's ceilings, or while it starts; disks only grow. */
+static void vm_resize_rules(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t img = make_image(c->st, "img");
+	struct vm_disk d[] = { { .size = 1 << 20 } };
+	struct vm vm = { .name = "r", .owner = alice, .image = img, .cpus = 1, .memory_mib = 256,
+			 .desired = "stopped", .state = "stopped", .host = "a", .disks = d,
+			 .n_disks = 1 };
+	struct vm_resize rs = { .cpus = 2, .memory_mib = 512, .cpu_ratio = 1 };
+	struct vm got = { 0 };
+	int64_t set[QUOTA_N];
+
+	add_host(c->st, "a", 2, 1000);
+	assert_int_equal(store_vm_create(c->st, &vm, NULL, 0), STORE_OK);
+	/* Stopped: any size the host has room for; its load follows. */
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_load_kept(c->st);
+	rs = (struct vm_resize){ .memory_mib = 1001, .cpu_ratio = 1 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_FULL);
+	assert_non_null(strstr(store_refusal(c->st), "MiB of memory free"));
+	rs = (struct vm_resize){ .cpus = 3, .cpu_ratio = 1 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_FULL);
+	rs.cpu_ratio = 2;
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_load_kept(c->st);
+	/* The owner's quotas count growth only. */
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_VCPUS] = 3;
+	set[QUOTA_MEMORY_MIB] = 600;
+	set[QUOTA_DISK_BYTES] = 4 << 20;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	rs = (struct vm_resize){ .cpus = 4, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'vcpus'"));
+	rs = (struct vm_resize){ .memory_mib = 700, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_QUOTA);
+	rs = (struct vm_resize){ .cpus = 1, .memory_mib = 128, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_load_kept(c->st);
+	/* Running in a QEMU that has no ceilings recorded: refused. */
+	assert_int_equal(store_vm_set_state(c->st, vm.id, "running", NULL), STORE_OK);
+	rs = (struct vm_resize){ .memory_mib = 100, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "stop it"));
+	/* Booted with 128 MiB and maxcpus 2: within them, not beyond. */
+	assert_int_equal(store_vm_ceilings_set(c->st, vm.id, 2), STORE_OK);
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	rs = (struct vm_resize){ .memory_mib = 129, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "started with 128 MiB"));
+	rs = (struct vm_resize){ .cpus = 3, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	rs = (struct vm_resize){ .cpus = 2, .memory_mib = 128, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_int_equal(store_vm_set_state(c->st, vm.id, "starting", NULL), STORE_OK);
+	rs = (struct vm_resize){ .cpus = 1, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_int_equal(got.cpus, 2);
+	assert_int_equal(got.memory_mib, 128);
+	vm_free(&got);
+	assert_load_kept(c->st);
+	/* Disks: a kernel image's VM without disk_size has no root disk. */
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, -1, 2 << 20), STORE_NOTFOUND);
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 1, 2 << 20), STORE_NOTFOUND);
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 512 << 10), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "only grows"));
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 1 << 20), STORE_OK);
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 8 << 20), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'disk_bytes'"));
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 4 << 20), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_int_equal(got.disks[0].size, 4 << 20);
+	vm_free(&got);
 }
 
 /* ---- routed prefixes and public IPv4 (prefixes.c) --------------------------- */
@@ -2682,8 +2828,10 @@ int main(void)
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
 		T(hosts_load_kept),
+		T(vm_resize_rules),
 		T(heartbeat_alone_writes_nothing),
 		T(quotas_enforced),
+		T(snapshots_rows),
 		T(networks_from_pools),
 		T(ula_prefix_is_stable),
 		T(quotas_hold_under_races),
