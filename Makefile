@@ -112,10 +112,9 @@ install: build
 	meson configure $(BUILD) --prefix=$(PREFIX)
 	meson install -C $(BUILD) --destdir=$(DESTDIR)
 
+# Every benchmark (bench/all.sh says how long); BENCH="loop vmlife" for some.
 bench: build guest
-	./bench/run.sh $(BUILD) $(GUEST)
-	./bench/cluster.sh $(BUILD)
-	./bench/triggers.sh $(BUILD)
+	./bench/all.sh $(BUILD) $(GUEST) $(BENCH)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)

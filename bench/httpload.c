@@ -5,9 +5,15 @@
  * next.  Prints one line: requests, req/s, p50 and p99 latency (µs), and
  * the count of answers that were not 200.
  *
- * usage: httpload SOCKET PATH SECONDS CONNECTIONS [TOKEN]
+ * usage: httpload TARGET PATH SECONDS CONNECTIONS [TOKEN]
+ *   TARGET is a unix socket's path, or tcp:IPV4:PORT (a metadata probe
+ *   from a guest's namespace, bench/loop.sh).
+ *   HTTPLOAD_PAUSE_US=N: each connection waits N µs between requests
+ *   (a probe that measures latency rather than saturating the server).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +43,7 @@ static double us_of(size_t b)
 struct worker {
 	const char *sock, *path, *token;
 	double seconds;
+	long pause_us;
 	uint64_t requests, errors;
 	uint64_t *hist;
 	pthread_t t;
@@ -50,14 +57,37 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int dial(const char *path)
+static int dial(const char *target)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un su = { .sun_family = AF_UNIX };
+	struct sockaddr_in si = { .sin_family = AF_INET };
+	struct sockaddr *sa = (struct sockaddr *)&su;
+	socklen_t len = sizeof(su);
+	int fd;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		perror(path);
+	if (strncmp(target, "tcp:", 4) == 0) {
+		char host[64];
+		const char *colon = strrchr(target + 4, ':');
+		size_t n = colon ? (size_t)(colon - (target + 4)) : 0;
+		if (colon == NULL || n >= sizeof(host)) {
+			fprintf(stderr, "%s: not tcp:IPV4:PORT\n", target);
+			exit(2);
+		}
+		memcpy(host, target + 4, n);
+		host[n] = '\0';
+		si.sin_port = htons((uint16_t)atoi(colon + 1));
+		if (inet_pton(AF_INET, host, &si.sin_addr) != 1) {
+			fprintf(stderr, "%s: not an IPv4 address\n", host);
+			exit(2);
+		}
+		sa = (struct sockaddr *)&si;
+		len = sizeof(si);
+	} else {
+		snprintf(su.sun_path, sizeof(su.sun_path), "%s", target);
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, sa, len) < 0) {
+		perror(target);
 		exit(1);
 	}
 	return fd;
@@ -117,6 +147,9 @@ static void *run(void *arg)
 		w->hist[bucket_of(us)]++;
 		w->requests++;
 		w->errors += status != 200;
+		if (w->pause_us > 0)
+			nanosleep(&(struct timespec){ .tv_sec = w->pause_us / 1000000,
+						      .tv_nsec = w->pause_us % 1000000 * 1000 }, NULL);
 	}
 	close(fd);
 	return NULL;
@@ -137,17 +170,19 @@ static double percentile(const uint64_t *hist, uint64_t total, double p)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: httpload SOCKET PATH SECONDS CONNECTIONS [TOKEN]\n");
+		fprintf(stderr, "usage: httpload SOCKET|tcp:IPV4:PORT PATH SECONDS CONNECTIONS [TOKEN]\n");
 		return 2;
 	}
 	int n = atoi(argv[4]);
 	double seconds = atof(argv[3]);
 	struct worker *w = calloc((size_t)n, sizeof(*w));
 	uint64_t *hist = calloc(BUCKETS, sizeof(*hist)), total = 0, errors = 0;
+	const char *pause = getenv("HTTPLOAD_PAUSE_US");
 
 	for (int i = 0; i < n; i++) {
 		w[i] = (struct worker){ .sock = argv[1], .path = argv[2], .seconds = seconds,
 					.token = argc > 5 ? argv[5] : NULL,
+					.pause_us = pause ? atol(pause) : 0,
 					.hist = calloc(BUCKETS, sizeof(uint64_t)) };
 		pthread_create(&w[i].t, NULL, run, &w[i]);
 	}

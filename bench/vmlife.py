@@ -13,7 +13,8 @@ vCPU, 256 MiB, one virtio NIC on a tap), in interleaved rounds:
              returns; delete = `virsh destroy` returns, QEMU gone, tap gone;
   hackcloud  create = POST /v1/vms → GET shows state running; delete =
              DELETE /v1/vms/ID → QEMU gone, its tap gone, and its tap in
-             no nftables element.
+             no nftables element (the commit that took it out, as `nft
+             monitor` reports it).
 
 Deletes are measured on a guest still booting (half a second after create) and on
 a booted one (its boot marker printed).  Times are wall clock, monotonic,
@@ -292,12 +293,48 @@ class Virsh(System):
 
 # ---- hackcloud ----------------------------------------------------------------
 
+class NftWatch:
+    """`nft monitor` running beside the whole run: each ruleset commit ends
+    with a "# new generation" line, stamped on arrival by a thread.  A
+    delete looks at the ruleset (one `nft list`) only when a commit came,
+    so watching costs the CPUs nothing meanwhile (a `nft list` per poll
+    competed with hcd for them)."""
+
+    def __init__(self):
+        import queue
+        import threading
+        self.q = queue.Queue()
+        self.p = subprocess.Popen(["stdbuf", "-oL", "nft", "monitor"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+
+        def read():
+            for line in self.p.stdout:
+                if line.startswith("# new generation"):
+                    self.q.put(now())
+        threading.Thread(target=read, daemon=True).start()
+
+    def drain(self):
+        while not self.q.empty():
+            self.q.get_nowait()
+
+    def commits(self):
+        out = []
+        while not self.q.empty():
+            out.append(self.q.get_nowait())
+        return out
+
+    def close(self):
+        self.p.kill()
+        self.p.wait()
+
+
 class Hackcloud(System):
     name = "hackcloud"
 
-    def __init__(self):
+    def __init__(self, nft=None):
         self.n = 0
         self.parts = []     # per delete: when QEMU, the tap, the nft elements were gone
+        self.nft = nft
 
     def create(self):
         self.n += 1
@@ -326,21 +363,29 @@ class Hackcloud(System):
     def delete(self):
         pidfd = pid_gone_waiter(self.pid)
         assert in_ruleset(self.tap), "the tap is not in the ruleset before the delete"
+        self.nft.drain()
         t0 = now()
         st, _ = api("DELETE", "/v1/vms/" + self.id)
         if st != 202:
             raise RuntimeError("delete: %s" % st)
-        # Each part's own end, watched together: QEMU, the tap, the
-        # ruleset (an `nft list` per look: the coarsest clock, ~5 ms).
+        # Each part's own end, watched together: QEMU (its pidfd), the tap
+        # (/sys, every millisecond), the ruleset (each commit's arrival,
+        # then one look whether the tap is still in it).
         done = {}
         end = now() + 60
         while len(done) < 3 and now() < end:
-            if "qemu" not in done and select.select([pidfd], [], [], 0)[0]:
-                done["qemu"] = now()
+            if "qemu" not in done:
+                if select.select([pidfd], [], [], 0.001)[0]:
+                    done["qemu"] = now()
+            else:
+                time.sleep(0.001)
             if "tap" not in done and not link_exists(self.tap):
                 done["tap"] = now()
-            if "nft" not in done and not in_ruleset(self.tap):
-                done["nft"] = now()
+            if "nft" not in done:
+                for t in self.nft.commits():
+                    if not in_ruleset(self.tap):
+                        done["nft"] = t
+                        break
         os.close(pidfd)
         if len(done) < 3:
             raise RuntimeError("delete did not finish: %s" % done)
@@ -348,9 +393,9 @@ class Hackcloud(System):
         return (max(done.values()) - t0) * 1000
 
 
-def template_argv():
+def template_argv(nft):
     """The argv of a hackcloud VM's QEMU, to run the same shape raw."""
-    h = Hackcloud()
+    h = Hackcloud(nft)
     h.create()
     argv = open("/proc/%d/cmdline" % h.pid, "rb").read().split(b"\0")[:-1]
     h.delete()
@@ -358,7 +403,8 @@ def template_argv():
 
 
 def main():
-    systems = [Raw(template_argv()), Virsh(), Hackcloud()]
+    nft = NftWatch()
+    systems = [Raw(template_argv(nft)), Virsh(), Hackcloud(nft)]
     res = {s.name: {"create": [], "del_booting": [], "del_booted": []} for s in systems}
     try:
         # Every order of the three in turn, so that each follows each
@@ -385,6 +431,7 @@ def main():
     finally:
         for s in systems:
             s.close()
+        nft.close()
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in res.items()}
     print()
     print("medians of %d rounds (create: %d samples each; ms)" % (ROUNDS, 2 * ROUNDS))

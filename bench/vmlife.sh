@@ -5,6 +5,7 @@
 # says what each figure measures).  Run as root:
 #   bench/deps.sh && bench/vmlife.sh BUILD_DIR GUEST_DIR [ROUNDS]
 # VMLIFE_SETTLE_S (default 0.5): the pause before each measured step.
+# VMLIFE_JSON=FILE keeps every sample (the run's directory goes at exit).
 # Everything runs in a network namespace of its own; a libvirtd (and its
 # virtlogd) is started there for the run when none is running.
 set -euo pipefail
@@ -63,4 +64,7 @@ for _ in $(seq 1 100); do "$BUILD/hc" info >/dev/null 2>&1 && break; sleep 0.1; 
 echo "== vmlife: $ROUNDS interleaved rounds (raw QEMU, virsh, hackcloud), tiny guest, TCG"
 echo "   $(nproc) CPUs, $(awk '/MemTotal/ {printf "%d MiB", $2/1024}' /proc/meminfo), $(uname -r)," \
 	"$(qemu-system-x86_64 --version | head -1), libvirt $(virsh -q -c qemu:///system version --daemon 2>/dev/null | awk '/daemon/ {print $NF}')"
+echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ip netns exec "$ns" python3 "$here/vmlife.py" "$state" "$GUEST" "$dir" "$ROUNDS"
+echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "${VMLIFE_JSON:-}" ] || cp "$dir/vmlife.json" "$VMLIFE_JSON"

@@ -405,7 +405,7 @@ static bool pidfd_wait(int pidfd, int timeout_ms)
 	}
 }
 
-int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
+int qemu_end(const struct vm_paths *p, int grace_ms, void (*killed)(void *), void *arg, char **err)
 {
 	pid_t pid = qemu_running_pid(p);
 	char *qerr = NULL;
@@ -424,18 +424,23 @@ int qemu_end(const struct vm_paths *p, int grace_ms, char **err)
 		return -1;
 	}
 	/* The grace covers the QMP exchange too: a wedged monitor gets no
-	 * more time than a QEMU that is slow to exit. */
-	long long deadline = now_ms() + grace_ms;
-	int qrc = qmp_command_within(p->qmp, grace_ms, "quit", NULL, NULL, &qerr);
-	long long left = deadline - now_ms();
-	if (qrc == 0 && pidfd_wait(pidfd, left > 0 ? (int)left : 0)) {
-		rc = 0;
-		goto out;
+	 * more time than a QEMU that is slow to exit.  No grace: nothing of
+	 * the VM is kept, so nothing is asked of QEMU either. */
+	if (grace_ms > 0) {
+		long long deadline = now_ms() + grace_ms;
+		int qrc = qmp_command_within(p->qmp, grace_ms, "quit", NULL, NULL, &qerr);
+		long long left = deadline - now_ms();
+		if (qrc == 0 && pidfd_wait(pidfd, left > 0 ? (int)left : 0)) {
+			rc = 0;
+			goto out;
+		}
 	}
 	if (pidfd_send_signal(pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) {
 		*err = str_printf("kill %ld: %s", (long)pid, strerror(errno));
 		goto out;
 	}
+	if (killed)
+		killed(arg);
 	if (!pidfd_wait(pidfd, KILL_WAIT_MS)) {
 		*err = str_printf("QEMU %ld is still there after SIGKILL", (long)pid);
 		goto out;

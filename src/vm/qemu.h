@@ -89,11 +89,14 @@ void qemu_kill(const struct vm_paths *p);                  /* SIGKILL, last reso
 
 /*
  * End the VM's QEMU now, for a forced stop or a delete: QMP quit, SIGKILL
- * when it has not quit within grace_ms (the QMP exchange included), and
- * wait until the process is gone.
+ * when it has not quit within grace_ms (the QMP exchange included; with
+ * grace_ms 0, SIGKILL at once), and wait until the process is gone.
+ * killed(arg), when given, runs once SIGKILL is sent, before the wait:
+ * what can go while the kernel tears the process down.
  * 0 when no QEMU of this VM runs any more; -1 and a message otherwise.
  */
-int qemu_end(const struct vm_paths *p, int grace_ms, char **err);
+int qemu_end(const struct vm_paths *p, int grace_ms, void (*killed)(void *), void *arg,
+	     char **err);
 
 /* QEMU appends everything the guest prints to serial.log; a chatty (or
  * hostile) guest must not fill the disk: past 16 MiB the head is cut. */

@@ -121,7 +121,7 @@ wait_purged "$id" 60
 [ -z "$(our_qemu_pids)" ] || fail "QEMU still running after delete"
 tap_exists "$tap" && fail "tap left after delete"
 [ -e "$T_STATE/vms/$id" ] && fail "VM directory left after delete"
-grep -q "vm web: deleted: quitting QEMU now" "$T_DIR/hcd.log" || fail "the delete did not quit QEMU at once"
+grep -q "vm web: deleted: killing QEMU now" "$T_DIR/hcd.log" || fail "the delete did not kill QEMU at once"
 ok "deleted at once (no ACPI): no process, tap or files remain"
 
 # A guest that is still booting ignores ACPI: a delete that asked it
