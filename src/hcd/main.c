@@ -213,9 +213,17 @@ static int load_config(struct hcd *h, struct config *out)
 
 /* A pass or a list over 10,000 VMs frees megabytes of small blocks: hand
  * the free pages back rather than keep them resident (issue 12 §6: RSS).
- * Looked at every turn, done only after such work. */
+ * Looked at once a second at most (mallinfo2 walks every arena: 5 % of
+ * the loop's time under a login flood when it ran every turn), done only
+ * after such work. */
 static void memory_return(void)
 {
+	static long long next_look;
+	long long now = now_ms();
+
+	if (now < next_look)
+		return;
+	next_look = now + 1000;
 	if (mallinfo2().fordblks > (2u << 20))
 		malloc_trim(0);
 }
