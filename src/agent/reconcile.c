@@ -5,6 +5,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "agent/migrate.h"
 #include "agent/netstate_load.h"
 #include "common/addrpool.h"
 #include "net/dnsmasq.h"
@@ -82,7 +83,15 @@ struct agent {
 	struct public4_memory public4; /* net/routes.h: the last conntrack sweep */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
+	struct migrator *mig;   /* live migrations of this host (agent/migrate.h) */
 };
+
+static void wake(struct agent *a);
+
+static void wake_from_migrator(void *arg)
+{
+	wake(arg);
+}
 
 struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel,
 			struct worker_pool *workers, char **err)
@@ -107,6 +116,11 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		agent_free(a);
 		return NULL;
 	}
+	if ((a->mig = migrator_new(st, cfg, accel, workers, wake_from_migrator, a)) == NULL) {
+		*err = strdup("out of memory");
+		agent_free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -122,6 +136,7 @@ void agent_free(struct agent *a)
 		return;
 	free(a->vms_dir);
 	free(a->tracks);
+	migrator_free(a->mig);
 	free(a);
 }
 
@@ -572,6 +587,9 @@ static int vm_converge(struct agent *a, struct vm *vm)
 
 	if (vm_at_rest(a, vm))
 		return -1;
+	/* Its QEMU is a live migration's (agent/migrate.h). */
+	if (migrator_owns(a->mig, vm->id))
+		return -1;
 	if ((t = track_get(a, vm->id)) == NULL)
 		return TRANSITION_POLL_MS;
 	if (t->job != JOB_NONE)
@@ -974,6 +992,7 @@ int agent_reconcile(struct agent *a, unsigned why)
 	a->pass_vms = vms;
 	a->pass_n = n_vms;
 	a->launched = 0;
+	again = min_wait(again, migrator_pass(a->mig));
 	for (size_t i = 0; i < n_vms; i++) {
 		if (vms[i].host && strcmp(vms[i].host, a->cfg->host_name) != 0)
 			continue;
