@@ -943,6 +943,11 @@ static int network_services_converge(struct agent *a, const struct network *nets
 		return NETWORK_RETRY_MS;
 	}
 	j->ns.metadata_port = a->cfg->metadata_port;
+	if (a->cfg->migrate_port_base > 0 && a->cfg->migrate_port_count >= 2 &&
+	    a->cfg->migrate_port_base + a->cfg->migrate_port_count <= 65536) {
+		j->ns.migrate_port_lo = (uint16_t)a->cfg->migrate_port_base;
+		j->ns.migrate_port_hi = (uint16_t)(a->cfg->migrate_port_base + a->cfg->migrate_port_count - 1);
+	}
 	a->net_busy = true;
 	/* The first pass (hcd starts: readiness waits for it), or no worker
 	 * (hcd is stopping): here and now. */

@@ -336,3 +336,45 @@ int store_migration_count_from(struct store *st, const char *host, int *n)
 	*n = (int)v;
 	return rc;
 }
+
+int store_drain_step(struct store *st, const char *host, const struct placement *tmpl,
+		     int port_base, int port_count, const char *psk, uint64_t *vm_out)
+{
+	struct host h = { 0 };
+	int64_t next = 0;
+	int busy = 0;
+	int rc = store_tx_begin(st);
+
+	*vm_out = 0;
+	st->refusal[0] = '\0';
+	if (rc == STORE_OK)
+		rc = store_host_get(st, host, &h);
+	if (rc == STORE_OK && h.drain_migrate <= 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		rc = store_migration_count_from(st, host, &busy);
+	if (rc == STORE_OK && busy >= h.drain_migrate)
+		rc = STORE_FULL;
+	/* The next running VM that is not migrating, nor failed to since the
+	 * drain began (the operator looks at those: no endless retries). */
+	struct sval p[] = { SV_S(host), SV_I(h.drain_started) };
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT v.id FROM vms v WHERE v.host = ? AND v.desired = 'running'"
+			     " AND v.state = 'running' AND NOT EXISTS (SELECT 1 FROM vm_migrations m"
+			     " WHERE m.vm = v.id AND (m.state NOT IN ('done', 'failed') OR"
+			     " (m.state = 'failed' AND (m.created >= ? OR m.source_done = 0))))"
+			     " ORDER BY v.id LIMIT 1", p, 2, store_row_int, &next);
+	if (rc == STORE_OK && next == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK) {
+		struct placement pl = *tmpl;
+		struct migration m = { 0 };
+		pl.pin = NULL;
+		rc = store_migration_request(st, (uint64_t)next, &pl, port_base, port_count, psk, &m);
+		migration_free(&m);
+		if (rc == STORE_OK)
+			*vm_out = (uint64_t)next;
+	}
+	host_free(&h);
+	return store_tx_end(st, rc);
+}

@@ -708,6 +708,14 @@ int store_migration_advance(struct store *st, uint64_t vm_id, const char *from, 
 int store_migration_side_done(struct store *st, uint64_t vm_id, bool source);
 /* Migrations from host under way. */
 int store_migration_count_from(struct store *st, const char *host, int *n);
+/* A host drained with --migrate (store_host_drain_migrate): in one
+ * transaction, when fewer than its parallelism of migrations from it are
+ * under way, request one for its next running VM (placed by tmpl's
+ * policy) and say which in *vm.  STORE_NOTFOUND: nothing to do (not
+ * draining so, or no VM left to move), STORE_FULL: enough under way or
+ * no room; else as store_migration_request. */
+int store_drain_step(struct store *st, const char *host, const struct placement *tmpl,
+		     int port_base, int port_count, const char *psk, uint64_t *vm);
 
 /* ---- observation: inventory.c, events.c, audit.c (issue 15) ------------- */
 
