@@ -102,7 +102,7 @@ wait_mig_state() {
 }
 
 # ---- (a) h1 → h2 while p pings it ------------------------------------------------
-cl_guest_run p 10 "ping -6 -i 0.2 $m6 > /tmp/ping.log 2>&1 &" >/dev/null
+cl_guest_run p 10 "(ping -6 -i 0.2 $m6 > /tmp/ping.log 2>&1 &)" >/dev/null
 sleep 2
 out=$(hc vm migrate m --host h2) || fail "hc vm migrate m --host h2 failed: $out"
 grep -q "migrated from h1 to h2" <<<"$out" || fail "hc vm migrate says: $out"
@@ -111,7 +111,7 @@ grep -q "transferring" <<<"$out" || fail "hc vm migrate showed no progress: $out
 [ "$(vm_field m '.nics[0].mac')" = "$m_mac" ] && [ "$(vm_field m '.nics[0].ipv4')" = "$m4" ] &&
 	[ "$(vm_field m '.nics[0].ipv6')" = "$m6" ] || fail "m's MAC or addresses changed"
 sleep 3
-pinged=$(cl_guest_run p 10 'kill -INT %1 2>/dev/null || killall -INT ping; sleep 1; tail -n 3 /tmp/ping.log')
+pinged=$(cl_guest_run p 10 'killall -INT ping; sleep 1; tail -n 3 /tmp/ping.log')
 echo "  pings during the migration: $(grep -Eo '[0-9]+ packets transmitted, [0-9]+ packets received' <<<"$pinged")"
 [ "$(grep -Eo '[0-9]+ packets received' <<<"$pinged" | grep -Eo '^[0-9]+')" -gt 0 ] ||
 	fail "p's pings got no answer at all: $pinged"
@@ -131,8 +131,8 @@ for i in $(seq 1 20); do
 done
 cl_fdb h3 "$net" | grep -q "^$m_mac ${CL_ADDR[h2]}\$" || fail "h3's FDB does not send m to h2: $(cl_fdb h3 "$net")"
 # The metadata service of h2 knows it.
-iid=$(cl_guest_run m 30 'wget -qO- http://169.254.169.254/latest/meta-data/instance-id' | tr -d '\r' | head -1)
-[ "$iid" = "$m_id" ] || fail "h2's metadata service answers m with '$iid'"
+iid=$(cl_guest_run m 30 'wget -qO- http://169.254.169.254/latest/meta-data/instance-id; echo' | tr -d '\r' | head -1)
+[ "$iid" = "i-$m_id" ] || fail "h2's metadata service answers m with '$iid'"
 # h1's firewall lets h1's address no more; h2's none: the migration is over.
 for h in h1 h2; do
 	cl_nsexec "$h" nft list table inet hackcloud | grep -A3 'set mig6' | grep -q elements &&
