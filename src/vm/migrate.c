@@ -402,6 +402,15 @@ static int mirrors_start(const struct vm_paths *p, const struct mig_params *m, c
 	int rc = -1;
 
 	snprintf(port, sizeof(port), "%d", m->nbd_port);
+	/* What an earlier attempt may have left: a mirror whose target hung
+	 * (a cut network) ends only when its requests time out, after the
+	 * abort gave up waiting for it. */
+	for (size_t i = 0; i < m->n_disks; i++) {
+		char id[32];
+		job_id(id, sizeof(id), &m->disks[i]);
+		qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
+		qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
+	}
 	qmp_try(p, "object-del", json_pack("{s:s}", "id", QEMU_MIGRATE_TLS));
 	if (dir == NULL ||
 	    qmp(p, "object-add", json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "tls-creds-psk",

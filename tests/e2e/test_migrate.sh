@@ -158,3 +158,105 @@ done
 cl_nsexec h2 timeout 3 bash -c "exec 3<>/dev/tcp/::1/7463" 2>/dev/null || fail "the listener on h2 did not work"
 kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
 ok "no host reaches a migration port of h2 while no migration to it runs"
+
+# ---- (c) failures ------------------------------------------------------------------
+other() { if [ "$1" = h1 ]; then echo h2; else echo h1; fi; }   # p lives on h3
+hcd_kill() { kill -9 "${CL_PID[$1]}"; wait "${CL_PID[$1]}" 2>/dev/null; CL_PID[$1]=; }
+wait_dest_done() {
+	local i
+	for i in $(seq 1 120); do
+		[ "$(api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .destination_done)" = true ] && return 0
+		sleep 0.5
+	done
+	fail "the destination never cleaned up after the failed migration"
+}
+
+# The destination's hcd dies mid-transfer and comes back.
+src=$(vm_host m); dst=$(other "$src")
+hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+wait_mig_state transferring
+hcd_kill "$dst"
+sleep 2
+cl_hcd_start "$dst"
+st=$(mig_wait)
+[ "$st" = failed ] && wait_dest_done
+check_one "the destination's hcd killed mid-transfer"
+ok "the destination's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_host m) alone, data intact"
+
+# The source's hcd dies mid-transfer and comes back.
+src=$(vm_host m); dst=$(other "$src")
+hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+wait_mig_state transferring
+hcd_kill "$src"
+sleep 2
+cl_hcd_start "$src"
+st=$(mig_wait)
+[ "$st" = failed ] && wait_dest_done
+check_one "the source's hcd killed mid-transfer"
+ok "the source's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_host m) alone, data intact"
+
+# The network between them is cut mid-transfer: given up after the stall
+# timeout, the VM goes on at the source.
+src=$(vm_host m); dst=$(other "$src")
+hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+wait_mig_state transferring
+ip -n "$T_NS" link set "ul-$dst" down
+st=$(mig_wait)
+[ "$st" = failed ] || fail "a cut network did not fail the migration: $st"
+api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error | grep -q "no progress" ||
+	fail "the failure does not say why: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
+ip -n "$T_NS" link set "ul-$dst" up
+wait_dest_done
+[ "$(vm_host m)" = "$src" ] || fail "after a cut network m is on $(vm_host m), not $src"
+check_one "the network cut mid-transfer"
+ok "the network cut mid-transfer ($src → $dst): failed after the stall timeout, m runs on $src alone"
+
+# The destination host dies mid-transfer (hcd, QEMUs, link); it comes
+# back later and drops its copy.
+src=$(vm_host m); dst=$(other "$src")
+hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+wait_mig_state transferring
+cl_kill "$dst"
+st=$(mig_wait)
+[ "$st" = failed ] || fail "the destination's death did not fail the migration: $st"
+[ "$(vm_host m)" = "$src" ] || fail "after the destination died m is on $(vm_host m), not $src"
+[ "$(qemu_hosts "$m_id")" = "$src " ] || fail "m runs on $(qemu_hosts "$m_id") after $dst died"
+ip -n "$(cl_ns "$dst")" link set ul0 up
+cl_hcd_start "$dst"
+wait_dest_done
+check_one "the destination host died mid-transfer"
+ok "the destination host died mid-transfer ($src → $dst): failed, m runs on $src alone; $dst cleaned up on its return"
+
+# A guest writing its memory faster than the link carries it: QEMU's
+# auto-converge throttles it, and the migration is given up at the time
+# limit (the source's hcd restarted with 2 MiB/s and 15 s for this).
+src=$(vm_host m); dst=$(other "$src")
+hcd_kill "$src"
+cl_hcd_start "$src" --migrate_max_bandwidth=2 --migrate_timeout=15
+cl_guest_run m 60 'dd if=/dev/urandom of=/tmp/a bs=1M count=16 2>/dev/null; (while :; do cp /tmp/a /tmp/b; done) & echo $! > /tmp/loop.pid' >/dev/null
+hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+st=$(mig_wait)
+[ "$st" = failed ] || fail "a guest dirtying memory over a slow link migrated anyway: $st"
+api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error | grep -q "time limit" ||
+	fail "the failure does not say why: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
+wait_dest_done
+cl_guest_run m 30 'kill $(cat /tmp/loop.pid); rm -f /tmp/a /tmp/b' >/dev/null
+hcd_kill "$src"
+cl_hcd_start "$src"
+check_one "a guest dirtying memory faster than the link"
+ok "a guest dirtying memory faster than the link: given up at the time limit, m runs on $src alone"
+
+# ---- (d) drain --migrate -------------------------------------------------------------
+src=$(vm_host m)
+hc vm create q --image tiny --net span --host "$src" --memory 96 >/dev/null
+wait_state q running 120
+out=$(hc host drain "$src" --migrate --parallel 2) || fail "hc host drain $src --migrate: $out"
+grep -q "drained" <<<"$out" || fail "drain --migrate says: $out"
+for vm in m q; do
+	h=$(vm_host "$vm")
+	[ "$h" != "$src" ] || fail "$vm is still on $src after the drain"
+	[ "$(vm_field "$vm" .state)" = running ] || fail "$vm is $(vm_field "$vm" .state) after the drain"
+done
+check_one "after drain --migrate of $src"
+hc host drain "$src" --undo >/dev/null
+ok "hc host drain $src --migrate moved m and q away live ($(vm_host m), $(vm_host q))"
