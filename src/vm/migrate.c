@@ -3,6 +3,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "net/sockkill.h"
 #include "vm/qmp.h"
 
 #include <errno.h>
@@ -524,6 +525,15 @@ int mig_source_abort(const struct vm_paths *p, const struct mig_params *m, char 
 	int rc = -1;
 
 	*err = NULL;
+	/* Its connections first: towards a host that no longer answers, a
+	 * request in flight holds QEMU's main loop (and so the guest and the
+	 * monitor) until TCP gives up (net/sockkill.h). */
+	for (int k = 0; m && k < 2; k++) {
+		char *kerr = NULL;
+		if (tcp_kill_peer(m->addr, k == 0 ? m->nbd_port : m->mig_port, &kerr) < 0)
+			log_warn("%s: %s", p->dir, kerr);
+		free(kerr);
+	}
 	/* The migration: cancelled (its socket is shut down at once, even
 	 * towards a host that no longer answers). */
 	for (;;) {
@@ -601,10 +611,18 @@ char *mig_source_status(const struct vm_paths *p, struct mig_result *r)
 	memset(r, 0, sizeof(*r));
 	if (qmp(p, "query-migrate", NULL, &q, &err) == 0) {
 		st = status_of(q);
-		if (st && strcmp(st, "completed") == 0) {
+		/* A QEMU that was itself a migration's destination says
+		 * "completed" of that one: only a source that handed over is
+		 * stopped in "postmigrate". */
+		char *run = st && strcmp(st, "completed") == 0 ? qmp_query_status(p->qmp) : NULL;
+		if (run && strcmp(run, "postmigrate") == 0) {
 			figures(q, r);
 			log_tail(p, r);
+		} else if (run) {
+			free(st);
+			st = str_printf("not handed over (the guest is %s)", run);
 		}
+		free(run);
 	}
 	json_decref(q);
 	free(err);

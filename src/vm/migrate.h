@@ -19,8 +19,9 @@
  *                     there — the guest is paused, so the copies are
  *                     exact — and the migration completes.  On failure
  *                     everything is undone (mig_source_abort).
- *   mig_source_abort  idempotent: the migration cancelled, mirror jobs
- *                     and NBD clients gone, the guest running again
+ *   mig_source_abort  idempotent: the stream's connections destroyed
+ *                     (net/sockkill.h), the migration cancelled, mirror
+ *                     jobs and NBD clients gone, the guest running again
  *   mig_source_status query-migrate's status (a restarted hcd's look)
  *
  * The stream is TLS with a pre-shared key (QEMU's tls-creds-psk, object
@@ -79,7 +80,8 @@ int mig_source_transfer(const struct vm_paths *p, const struct mig_params *m,
 			const volatile int *cancel, struct mig_result *r, char **err);
 int mig_source_abort(const struct vm_paths *p, const struct mig_params *m, char **err);
 /* query-migrate's status ("none" when QEMU never migrated; malloc'd), and
- * QEMU's figures when it completed; NULL when QEMU does not answer. */
+ * QEMU's figures when it completed and handed the guest over (paused in
+ * "postmigrate"); NULL when QEMU does not answer. */
 char *mig_source_status(const struct vm_paths *p, struct mig_result *r);
 
 void mig_result_free(struct mig_result *r);
