@@ -273,6 +273,19 @@ static int progress_check(struct progress *g, long long value, const volatile in
 	return *err ? -1 : 0;
 }
 
+/* A poll QEMU did not answer (a busy host, or its main loop waiting on a
+ * peer that went away): no progress, so the stall timeout decides. */
+static int monitor_busy(struct progress *g, const volatile int *cancel, const char *what,
+			char **err)
+{
+	free(*err);
+	*err = NULL;
+	if (progress_check(g, g->last_value, cancel, what, err) < 0)
+		return -1;
+	sleep_ms(POLL_SLOW_MS);
+	return 0;
+}
+
 static json_t *job_find(json_t *jobs, const char *id)
 {
 	size_t i;
@@ -299,8 +312,11 @@ static int mirrors_ready(const struct vm_paths *p, const struct mig_params *m, s
 		json_t *jobs = NULL;
 		long long offset = 0, len = 0;
 		size_t ready = 0;
-		if (qmp(p, "query-block-jobs", NULL, &jobs, err) < 0)
-			return -1;
+		if (qmp(p, "query-block-jobs", NULL, &jobs, err) < 0) {
+			if (monitor_busy(g, cancel, "disk mirror", err) < 0)
+				return -1;
+			continue;
+		}
 		for (size_t i = 0; i < m->n_disks && *err == NULL; i++) {
 			char id[32];
 			job_id(id, sizeof(id), &m->disks[i]);
@@ -469,8 +485,11 @@ int mig_source_transfer(const struct vm_paths *p, const struct mig_params *m,
 	g.last_value = -1;
 	g.last_change = now_ms();
 	for (;;) {
-		if (qmp(p, "query-migrate", NULL, &q, err) < 0)
-			goto fail;
+		if (qmp(p, "query-migrate", NULL, &q, err) < 0) {
+			if (monitor_busy(&g, cancel, "RAM migration", err) < 0)
+				goto fail;
+			continue;
+		}
 		const char *st = json_string_value(json_object_get(q, "status"));
 		if (st == NULL)
 			st = "none";

@@ -204,8 +204,8 @@ wait_mig_state transferring
 ip -n "$T_NS" link set "ul-$dst" down
 st=$(mig_wait)
 [ "$st" = failed ] || fail "a cut network did not fail the migration: $st"
-api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error | grep -q "no progress" ||
-	fail "the failure does not say why: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
+why=$(api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error)
+grep -q "no progress" <<<"$why" || fail "the failure does not say why: $why"
 ip -n "$T_NS" link set "ul-$dst" up
 wait_dest_done
 [ "$(vm_host m)" = "$src" ] || fail "after a cut network m is on $(vm_host m), not $src"
