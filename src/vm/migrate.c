@@ -96,8 +96,14 @@ static int qmp(const struct vm_paths *p, const char *cmd, json_t *args, json_t *
 	int rc = qmp_command(p->qmp, cmd, args, ret, err);
 
 	json_decref(args);
-	if (rc < 0 && *err == NULL)
-		*err = str_printf("%s failed", cmd);
+	if (rc < 0) {
+		/* Name the command: "no reply" alone says nothing of where. */
+		char *e = str_printf("%s: %s", cmd, *err ? *err : "failed");
+		if (e) {
+			free(*err);
+			*err = e;
+		}
+	}
 	return rc;
 }
 

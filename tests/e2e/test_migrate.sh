@@ -201,6 +201,7 @@ ok "the source's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_ho
 src=$(vm_host m); dst=$(other "$src")
 hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
 wait_mig_state transferring
+sleep 3    # into the RAM phase (the disks' mirrors are quick)
 ip -n "$T_NS" link set "ul-$dst" down
 st=$(mig_wait)
 [ "$st" = failed ] || fail "a cut network did not fail the migration: $st"
