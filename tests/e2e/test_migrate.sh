@@ -130,6 +130,9 @@ for i in $(seq 1 20); do
 	sleep 0.5
 done
 cl_fdb h3 "$net" | grep -q "^$m_mac ${CL_ADDR[h2]}\$" || fail "h3's FDB does not send m to h2: $(cl_fdb h3 "$net")"
+# h2's dnsmasq holds its reservation (every host of the network has them
+# all: the guest's DHCP renewals go to its new host).
+grep -q "$m_mac" "$(cl_state h2)/net/$net/dhcp-hosts" || fail "h2's dnsmasq has no reservation for m"
 # The metadata service of h2 knows it.
 iid=$(cl_guest_run m 30 'wget -qO- http://169.254.169.254/latest/meta-data/instance-id; echo' | tr -d '\r' | head -1)
 [ "$iid" = "i-$m_id" ] || fail "h2's metadata service answers m with '$iid'"
