@@ -205,26 +205,16 @@ static void job_work(void *arg)
 	j->rc = 0;
 	switch (j->kind) {
 	case J_PREPARE:
-		prepare(j);
+		step(m, j, "requested", "prepared", NULL);
 		break;
 	case J_TRANSFER:
-		if (mig_tls_write(&j->p, &j->qemu_id, j->params.psk, &dir, &j->err) < 0 ||
-		    mig_source_transfer(&j->p, &j->params, &j->cancel, &j->res, &j->err) < 0)
-			j->rc = -1;
-		free(dir);
-		break;
 	case J_RESOLVE: {
-		char *st = mig_source_status(&j->p, &j->res);
-		if (st == NULL || strcmp(st, "completed") != 0) {
-			j->err = str_printf("hcd restarted during the transfer (QEMU: %s)",
-					    st ? st : "no answer");
-			j->rc = -1;
-			char *e2 = NULL;
-			if (qemu_running_pid(&j->p) > 0 && mig_source_abort(&j->p, &j->params, &e2) < 0)
-				log_warn("vm %s: %s", j->name, e2);
-			free(e2);
-		}
-		free(st);
+		struct migration_report rep = {
+			.total_ms = j->res.total_ms, .downtime_ms = j->res.downtime_ms,
+			.ram_bytes = j->res.ram_bytes, .disk_bytes = j->res.disk_bytes,
+			.log = j->res.log_b64,
+		};
+		step(m, j, "transferring", "transferred", &rep);
 		break;
 	}
 	case J_RESUME:
@@ -260,6 +250,16 @@ static void advance(struct migrator *m, uint64_t vm, const char *from, const cha
 	else if (rc == STORE_CONFLICT)
 		log_info("vm %s: migration no longer %s: the other host took the step", vm_label(vm),
 			 from ? from : "under way");
+}
+
+/* A job's outcome as the row's next step: to, or failed with its error. */
+static void step(struct migrator *m, const struct job *j, const char *from, const char *to,
+		 const struct migration_report *rep)
+{
+	if (j->rc == 0)
+		advance(m, j->vm, from, to, rep, NULL);
+	else
+		advance(m, j->vm, from, "failed", NULL, j->err ? j->err : job_names[j->kind]);
 }
 
 static void job_done(void *arg, bool ran)
@@ -298,10 +298,7 @@ static void job_done(void *arg, bool ran)
 			store_migration_side_done(m->st, j->vm, true);
 		break;
 	case J_SWITCH:
-		if (j->rc == 0)
-			advance(m, j->vm, "transferred", "done", NULL, NULL);
-		else
-			advance(m, j->vm, "transferred", "failed", NULL, j->err ? j->err : "switch failed");
+		step(m, j, "transferred", "done", NULL);
 		break;
 	case J_RUN:
 		if (j->rc == 0) {

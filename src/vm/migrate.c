@@ -351,6 +351,47 @@ static int mirrors_ready(const struct vm_paths *p, const struct mig_params *m, s
 	}
 }
 
+/* Wait (until deadline) for a mirror job to conclude, then dismiss it
+ * and remove its NBD client.  strict: its error, or not concluding, is a
+ * failure (-1); else it is left behind after the deadline (0). */
+static int mirror_gone(const struct vm_paths *p, const struct mig_disk *d, long long deadline,
+		       bool strict, char **err)
+{
+	char id[32];
+
+	job_id(id, sizeof(id), d);
+	for (;;) {
+		json_t *jobs = NULL;
+		if (qmp(p, "query-block-jobs", NULL, &jobs, err) < 0) {
+			if (strict)
+				return -1;
+			free(*err);
+			*err = NULL;
+			return 0;
+		}
+		json_t *j = job_find(jobs, id);
+		const char *st = json_string_value(json_object_get(j, "status"));
+		const char *e = json_string_value(json_object_get(j, "error"));
+		bool over = j == NULL || (st && strcmp(st, "concluded") == 0);
+		if (over && e && strict)
+			*err = str_printf("mirror of %s: %s", d->node, e);
+		json_decref(jobs);
+		if (*err)
+			return -1;
+		if (over)
+			break;
+		if (now_ms() >= deadline) {
+			if (strict)
+				*err = str_printf("mirror of %s does not end", d->node);
+			return strict ? -1 : 0;
+		}
+		sleep_ms(POLL_FAST_MS);
+	}
+	qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
+	qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
+	return 0;
+}
+
 /* At the pause before the switch-over: each mirror is ended where the
  * guest stopped (cancel of a ready mirror = an exact copy), its NBD
  * client removed. */
@@ -364,33 +405,9 @@ static int mirrors_end(const struct vm_paths *p, const struct mig_params *m, cha
 		if (qmp(p, "block-job-cancel", json_pack("{s:s}", "device", id), NULL, err) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < m->n_disks; i++) {
-		char id[32];
-		job_id(id, sizeof(id), &m->disks[i]);
-		for (;;) {
-			json_t *jobs = NULL;
-			if (qmp(p, "query-block-jobs", NULL, &jobs, err) < 0)
-				return -1;
-			json_t *j = job_find(jobs, id);
-			const char *st = json_string_value(json_object_get(j, "status"));
-			const char *e = json_string_value(json_object_get(j, "error"));
-			bool over = j == NULL || (st && strcmp(st, "concluded") == 0);
-			if (over && e)
-				*err = str_printf("mirror of %s: %s", m->disks[i].node, e);
-			json_decref(jobs);
-			if (*err)
-				return -1;
-			if (over)
-				break;
-			if (now_ms() >= deadline) {
-				*err = str_printf("mirror of %s does not end", m->disks[i].node);
-				return -1;
-			}
-			sleep_ms(POLL_FAST_MS);
-		}
-		qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
-		qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
-	}
+	for (size_t i = 0; i < m->n_disks; i++)
+		if (mirror_gone(p, &m->disks[i], deadline, true, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -580,24 +597,8 @@ int mig_source_abort(const struct vm_paths *p, const struct mig_params *m, char 
 		job_id(id, sizeof(id), &m->disks[i]);
 		qmp_try(p, "block-job-cancel", json_pack("{s:s, s:b}", "device", id, "force", 1));
 	}
-	for (size_t i = 0; m && i < m->n_disks; i++) {
-		char id[32];
-		job_id(id, sizeof(id), &m->disks[i]);
-		for (;;) {
-			json_t *jobs = NULL;
-			if (qmp(p, "query-block-jobs", NULL, &jobs, err) < 0)
-				goto out;
-			json_t *j = job_find(jobs, id);
-			const char *js = json_string_value(json_object_get(j, "status"));
-			bool over = j == NULL || (js && strcmp(js, "concluded") == 0);
-			json_decref(jobs);
-			if (over || now_ms() >= deadline)
-				break;
-			sleep_ms(POLL_FAST_MS);
-		}
-		qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
-		qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
-	}
+	for (size_t i = 0; m && i < m->n_disks; i++)
+		mirror_gone(p, &m->disks[i], deadline, false, err);
 	qmp_try(p, "object-del", json_pack("{s:s}", "id", QEMU_MIGRATE_TLS));
 	mig_tls_remove(p);
 	/* The guest: running again (a completed migration left it paused, its

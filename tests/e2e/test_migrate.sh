@@ -101,6 +101,26 @@ wait_mig_state() {
 	fail "migration never reached $1 (last: $s)"
 }
 
+# ---- refusals: clean 4xx, nothing requested -----------------------------------
+refused() { # STATUS CODE BODY
+	local out
+	out=$(curl -s -w '\n%{http_code}' -X POST --unix-socket "$(cl_state h1)/api.sock" \
+		-H 'Content-Type: application/json' -d "$3" http://hc/v1/vms/m/migrate)
+	[ "$(tail -n1 <<<"$out")" = "$1" ] && [ "$(head -n1 <<<"$out" | jq -r .error.code)" = "$2" ] ||
+		fail "migrate with $3: wanted $1 $2, got $(tr '\n' ' ' <<<"$out")"
+}
+refused 404 not_found '{"host": "nowhere"}'
+refused 409 conflict '{"host": "h1"}'
+refused 400 bad_request '{"host": "h2", "speed": 1}'
+refused 400 bad_request '{"host": "../h2"}'
+hc host drain h2 >/dev/null
+refused 409 conflict '{"host": "h2"}'
+hc host drain h2 --undo >/dev/null
+if api_on h1 GET /v1/vms/m/migration | jq -e .state >/dev/null; then
+	fail "a refused request left a migration behind"
+fi
+ok "refused cleanly: an unknown host, its own host, unknown fields, a bad name, a draining host"
+
 # ---- (a) h1 → h2 while p pings it ------------------------------------------------
 cl_guest_run p 10 "(ping -6 -i 0.2 $m6 > /tmp/ping.log 2>&1 &)" >/dev/null
 sleep 2
@@ -175,29 +195,24 @@ wait_dest_done() {
 	fail "the destination never cleaned up after the failed migration"
 }
 
-# The destination's hcd dies mid-transfer and comes back.
-src=$(vm_host m); dst=$(other "$src")
-hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
-wait_mig_state transferring
-hcd_kill "$dst"
-sleep 2
-cl_hcd_start "$dst"
-st=$(mig_wait)
-[ "$st" = failed ] && wait_dest_done
-check_one "the destination's hcd killed mid-transfer"
-ok "the destination's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_host m) alone, data intact"
-
-# The source's hcd dies mid-transfer and comes back.
-src=$(vm_host m); dst=$(other "$src")
-hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
-wait_mig_state transferring
-hcd_kill "$src"
-sleep 2
-cl_hcd_start "$src"
-st=$(mig_wait)
-[ "$st" = failed ] && wait_dest_done
-check_one "the source's hcd killed mid-transfer"
-ok "the source's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_host m) alone, data intact"
+# An hcd dies mid-transfer and comes back: the destination's, then the
+# source's.
+hcd_dies() {
+	local role=$1 src dst victim st
+	src=$(vm_host m); dst=$(other "$src")
+	victim=$([ "$role" = destination ] && echo "$dst" || echo "$src")
+	hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+	wait_mig_state transferring
+	hcd_kill "$victim"
+	sleep 2
+	cl_hcd_start "$victim"
+	st=$(mig_wait)
+	if [ "$st" = failed ]; then wait_dest_done; fi
+	check_one "the $role's hcd killed mid-transfer"
+	ok "the $role's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_host m) alone, data intact"
+}
+hcd_dies destination
+hcd_dies source
 
 # The network between them is cut mid-transfer: given up after the stall
 # timeout, the VM goes on at the source.
@@ -227,6 +242,9 @@ st=$(mig_wait)
 [ "$(vm_host m)" = "$src" ] || fail "after the destination died m is on $(vm_host m), not $src"
 [ "$(qemu_hosts "$m_id")" = "$src " ] || fail "m runs on $(qemu_hosts "$m_id") after $dst died"
 ip -n "$(cl_ns "$dst")" link set ul0 up
+if [ "$CL_FAMILY" = 6 ]; then   # a link that went down lost its IPv6 addresses
+	ip -n "$(cl_ns "$dst")" addr replace "${CL_ADDR[$dst]}/64" dev ul0 nodad
+fi
 cl_hcd_start "$dst"
 wait_dest_done
 check_one "the destination host died mid-transfer"
