@@ -205,16 +205,26 @@ static void job_work(void *arg)
 	j->rc = 0;
 	switch (j->kind) {
 	case J_PREPARE:
-		step(m, j, "requested", "prepared", NULL);
+		prepare(j);
 		break;
 	case J_TRANSFER:
+		if (mig_tls_write(&j->p, &j->qemu_id, j->params.psk, &dir, &j->err) < 0 ||
+		    mig_source_transfer(&j->p, &j->params, &j->cancel, &j->res, &j->err) < 0)
+			j->rc = -1;
+		free(dir);
+		break;
 	case J_RESOLVE: {
-		struct migration_report rep = {
-			.total_ms = j->res.total_ms, .downtime_ms = j->res.downtime_ms,
-			.ram_bytes = j->res.ram_bytes, .disk_bytes = j->res.disk_bytes,
-			.log = j->res.log_b64,
-		};
-		step(m, j, "transferring", "transferred", &rep);
+		char *st = mig_source_status(&j->p, &j->res);
+		if (st == NULL || strcmp(st, "completed") != 0) {
+			j->err = str_printf("hcd restarted during the transfer (QEMU: %s)",
+					    st ? st : "no answer");
+			j->rc = -1;
+			char *e2 = NULL;
+			if (qemu_running_pid(&j->p) > 0 && mig_source_abort(&j->p, &j->params, &e2) < 0)
+				log_warn("vm %s: %s", j->name, e2);
+			free(e2);
+		}
+		free(st);
 		break;
 	}
 	case J_RESUME:
@@ -275,24 +285,18 @@ static void job_done(void *arg, bool ran)
 			 job_names[j->kind], j->err ? j->err : "failed");
 	switch (j->kind) {
 	case J_PREPARE:
-		if (j->rc == 0)
-			advance(m, j->vm, "requested", "prepared", NULL, NULL);
-		else
-			advance(m, j->vm, "requested", "failed", NULL, j->err ? j->err : "prepare failed");
+		step(m, j, "requested", "prepared", NULL);
 		break;
 	case J_TRANSFER:
-	case J_RESOLVE:
-		if (j->rc == 0) {
-			struct migration_report rep = {
-				.total_ms = j->res.total_ms, .downtime_ms = j->res.downtime_ms,
-				.ram_bytes = j->res.ram_bytes, .disk_bytes = j->res.disk_bytes,
-				.log = j->res.log_b64,
-			};
-			advance(m, j->vm, "transferring", "transferred", &rep, NULL);
-		} else {
-			advance(m, j->vm, "transferring", "failed", NULL, j->err ? j->err : "transfer failed");
-		}
+	case J_RESOLVE: {
+		struct migration_report rep = {
+			.total_ms = j->res.total_ms, .downtime_ms = j->res.downtime_ms,
+			.ram_bytes = j->res.ram_bytes, .disk_bytes = j->res.disk_bytes,
+			.log = j->res.log_b64,
+		};
+		step(m, j, "transferring", "transferred", &rep);
 		break;
+	}
 	case J_RESUME:
 		if (j->rc == 0)
 			store_migration_side_done(m->st, j->vm, true);
