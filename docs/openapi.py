@@ -163,6 +163,7 @@ CODES = {
     "no_pool": "this installation hands out none (prefix_pool, public_ipv4_pool are empty)",
     "limit": "over prefix_max_per_vm, or (members) prefix_max_per_user",
     "too_many_streams": "over events_max_per_user open event streams (Retry-After)",
+    "over_cap": "a limit above the rate cap of the NIC's owner (the message names the cap)",
     "in_use": "the resource is still used",
     "exhausted": "no free identifier or address",
     "no_capacity": "no live host has room for the VM (or the chosen one has not)",
@@ -176,6 +177,11 @@ CODES = {
     "unavailable": "hcd is stopping, or cannot do this now",
     "auth_unavailable": "the LDAP server cannot be reached",
     "storage": "writing the file failed (disk full?)",
+    "vm_not_stopped": "the operation works on a stopped VM only",
+    "newer_snapshots": "restoring an older snapshot discards the newer ones: say discard_newer",
+    "snapshot_failed": "qemu-img or QEMU failed on the VM's disks (the message says why)",
+    "exists": "the name is taken",
+    "no_root_disk": "the VM has no root disk",
 }
 
 STATUS_TEXT = {
@@ -189,6 +195,34 @@ STATUS_TEXT = {
 
 # The quotas of a user (src/store/quotas.c quota_names[]).
 QUOTAS = ["vms", "vcpus", "memory_mib", "disk_bytes", "networks", "images", "image_bytes"]
+
+# A bandwidth limit (docs/API.md, Bandwidth and traffic; common/rate.h).
+LIMIT_DIR = body({
+    "rate": integer("bits per second", minimum=8000, maximum=400000000000),
+    "burst": nullable(integer("bytes; null or left out: 10 ms at the rate, at least 16 KiB",
+                              minimum=4096, maximum=1073741824)),
+}, ["rate"], "a token bucket")
+LIMIT = body({
+    "in": nullable({**LIMIT_DIR, "description": "traffic to the VM; null: none"}),
+    "out": nullable({**LIMIT_DIR, "description": "traffic from the VM; null: none"}),
+}, desc="per direction; a direction left out stays as it is (PATCH) or has none (create)")
+LIMIT_SHOWN = answer({
+    "in": nullable(answer({"rate": integer("bits per second"),
+                           "burst": nullable(integer("bytes; null: the default"))})),
+    "out": nullable(answer({"rate": integer("bits per second"),
+                            "burst": nullable(integer("bytes; null: the default"))})),
+}, "a limit as set; null per direction: none")
+TRAFFIC = answer({
+    "bytes_in": integer("to the VM", minimum=0), "bytes_out": integer("from the VM", minimum=0),
+    "packets_in": integer(minimum=0), "packets_out": integer(minimum=0),
+})
+USAGE_FIGURES = {
+    **TRAFFIC["properties"],
+    "vcpu_seconds": integer("vCPUs × seconds running", minimum=0),
+    "memory_mib_seconds": integer("MiB × seconds running", minimum=0),
+    "disk_mib_seconds": integer("MiB of disks × seconds existing", minimum=0),
+    "vcpu_hours": number(), "memory_gib_hours": number(), "disk_gib_hours": number(),
+}
 
 USER = {
     "id": hexid(8, "user"),
@@ -272,8 +306,13 @@ SCHEMAS = {
         "image": string("a ready image: ID, NAME (own, else public) or OWNER/NAME"),
         "cpus": nullable(integer("default 1", minimum=1, maximum=64)),
         "memory_mib": nullable(integer("default 256", minimum=32, maximum=1048576)),
-        "networks": nullable(array(string("network ID, NAME or OWNER/NAME"), "one NIC per entry, in order",
-                                   maxItems=16)),
+        "networks": nullable(array({"oneOf": [
+            string("network ID, NAME or OWNER/NAME"),
+            body({"network": string("network ID, NAME or OWNER/NAME"), "limit": nullable(LIMIT)},
+                 ["network"], "a NIC with limits of its own"),
+        ]}, "one NIC per entry, in order", maxItems=16)),
+        "limit": nullable({**LIMIT, "description": "the limits of every NIC (an entry's own replaces "
+                                                   "the directions it names)"}),
         "start": nullable(boolean("default true; false creates it stopped")),
         "keys": nullable(array(string("key ID, NAME or OWNER/NAME"),
                                "default: all of the owner's keys; [] none", maxItems=64)),
@@ -293,6 +332,10 @@ SCHEMAS = {
         "metadata_tokens": nullable(string(enum=["optional", "required"])),
     }),
     "NoFields": body({}, desc="empty, or {}"),
+    "VmStop": body({
+        "force": nullable(boolean("true: no ACPI request; QEMU quits at once (SIGKILL after"
+                                  " a short grace), like pulling the power; default false")),
+    }, desc="empty, or {} (ACPI powerdown, then quit after stop_timeout)"),
     "NicAdd": body({"network": string("network ID, NAME or OWNER/NAME")}, ["network"]),
     "Rule": answer({
         "id": integer(minimum=1),
@@ -370,6 +413,25 @@ SCHEMAS = {
         "visibility": nullable(string("public: admins only", enum=["private", "public"])),
         "boot": nullable(string(enum=["disk"])),
     }, ["name", "url"], "an import from the web: the image is made in state importing"),
+    "ImageCapture": body({
+        "name": name("image"),
+        "from_vm": string("the stopped VM (ID, NAME or OWNER/NAME) whose root disk becomes the image"),
+        "visibility": nullable(string("public: admins only", enum=["private", "public"])),
+    }, ["name", "from_vm"], "an image of a VM's root disk: made in state importing, flattened on a worker"),
+    "Snapshot": answer({
+        "id": hexid(8, "snapshot"),
+        "name": name("snapshot"),
+        "vm": hexid(10, "VM"),
+        "state": string("ready, or the operation under way", enum=["ready", "creating", "restoring",
+                                                                     "deleting", "deleted"]),
+        "live": boolean("taken while the VM ran (crash-consistent across its disks)"),
+        "bytes": integer("bytes its layers take on the host (counted in disk_bytes)", minimum=0),
+        "created": integer(TIME),
+    }, "a disk snapshot of every disk of a VM"),
+    "SnapshotCreate": body({"name": name("snapshot")}, ["name"]),
+    "SnapshotRestore": body({
+        "discard_newer": nullable(boolean("restore an older snapshot: the newer ones are deleted")),
+    }),
     "UploadedFile": answer({
         "file": string(enum=["kernel", "initrd", "disk"]),
         "size": integer("bytes", minimum=0),
@@ -383,6 +445,57 @@ SCHEMAS = {
         "ipv4": nullable(string("the IPv4 subnet; null: none")),
         "owner": string("the owner's user name"),
         "created": integer(TIME),
+        "limit": {**LIMIT_SHOWN, "description": "the default limit of its NICs"},
+    }),
+    "NetworkUpdate": body({"limit": nullable(LIMIT)}, ["limit"]),
+    "NetworkLimit": answer({"id": hexid(6, "network"), "name": name("network"), "limit": LIMIT_SHOWN}),
+    "NicUpdate": body({"limit": nullable(LIMIT)}, ["limit"],
+                      "the NIC's own limits; null: none (its network's default applies)"),
+    "NicStats": answer({
+        "mac": string("the NIC's MAC", pattern="^02:00(:[0-9a-f]{2}){4}$"),
+        "ifname": string("its tap", pattern="^v[0-9a-f]{12}$"),
+        "network": nullable(string("its network; null: removed")),
+        "removed": boolean("no longer the VM's (its counters stay)"),
+        "limit": LIMIT_SHOWN,
+        "effective": answer({d: nullable(answer({
+            "rate": integer("bits per second"), "burst": integer("bytes"),
+            "source": string(enum=["nic", "network", "cap", "throttle"])})) for d in ("in", "out")},
+            "what its tap gets now, and why"),
+        "rates": nullable(answer({"in_bps": integer(minimum=0), "out_bps": integer(minimum=0),
+                                  "in_pps": integer(minimum=0), "out_pps": integer(minimum=0),
+                                  "at": integer(TIME)}, "over the last sampling interval")),
+        "month": TRAFFIC,
+        "total": TRAFFIC,
+    }, optional=("limit", "effective")),
+    "VmStats": answer({
+        "id": hexid(10, "VM"), "name": name("VM"),
+        "month": string("UTC", pattern="^[0-9]{4}-[0-9]{2}$"),
+        "quota": nullable(integer("bytes in + out per month; null: none")),
+        "used": integer("bytes in + out this month", minimum=0),
+        "throttled": boolean("the VM's or its owner's quota is used up"),
+        "nics": array(ref("NicStats")),
+    }),
+    "VmTraffic": body({"quota": nullable(integer("bytes in + out per month; null: none", minimum=1))},
+                      ["quota"]),
+    "UserTraffic": answer({
+        "user": string(),
+        "rate_cap": nullable(integer("bits per second no NIC of the user exceeds; null: none")),
+        "quota": nullable(integer("bytes in + out per month over the user's VMs; null: none")),
+        "month": string(pattern="^[0-9]{4}-[0-9]{2}$"),
+        "used": integer(minimum=0),
+        "throttled": boolean(),
+    }),
+    "UserTrafficSet": body({
+        "rate_cap": nullable(integer("bits per second; null: none", minimum=8000, maximum=400000000000)),
+        "quota": nullable(integer("bytes per month; null: none", minimum=1)),
+    }, desc="what is left out stays"),
+    "Usage": answer({
+        "month": string(pattern="^[0-9]{4}-[0-9]{2}$"),
+        "users": array(answer({"user": string(), "vms": integer(minimum=0),
+                               "quota": nullable(integer()), "throttled": boolean(),
+                               **USAGE_FIGURES})),
+        "vms": array(answer({"id": hexid(10, "VM"), "name": string("its name then"),
+                             "owner": string(), **USAGE_FIGURES})),
     }),
     "NetworkCreate": body({
         "name": name("network"),
@@ -390,6 +503,7 @@ SCHEMAS = {
                                 "the tenant pool), or auto (the default): the pool's first free /64")),
         "ipv4": nullable(string("a subnet /8../30, host bits zero (e.g. 10.0.0.0/24), or auto: the first "
                                 "free /24 of tenant_ipv4_pool; none by default")),
+        "limit": nullable({**LIMIT, "description": "the default limit of its NICs"}),
     }, ["name"]),
     "Key": answer({
         "id": hexid(8, "key"),
@@ -535,6 +649,7 @@ PARAMS = {
     "vm": "VM ID (10 hex digits) or name (the caller's own; see owner)",
     "nic": "the NIC's MAC (02:00:...) or tap name (v...)",
     "rule": "the rule's numeric ID",
+    "snapshot": "snapshot ID (8 hex digits) or name, of that VM",
     "image": "image ID (8 hex digits) or name (the caller's own, else the public one; see owner)",
     "part": "the file of the image: kernel, initrd (when announced) or disk",
     "network": "network ID (6 hex digits) or name (the caller's own; see owner)",
@@ -618,7 +733,8 @@ op("GET", "/v1/vms", "user", "listVms", "vms", "The caller's VMs (all, for admin
    ok=(200, "array:VmFields", "the VMs"), errors={400: {"bad_request": "fields names no VM member"}})
 op("POST", "/v1/vms", "user", "createVm", "vms", "Create a VM (placed on a host at once)",
    req="VmCreate", ok=(201, "Vm", "the VM"),
-   errors={400: ["bad_name"], 403: {"forbidden": "host chosen by a member", "quota_exceeded": None},
+   errors={400: ["bad_name"], 403: {"forbidden": "host chosen by a member", "quota_exceeded": None,
+                                    "over_cap": None},
            404: {"not_found": "no such image, network, key or host"},
            409: {"conflict": "the name is taken, or the image is not ready", "exhausted": None,
                  "no_capacity": None, "ambiguous": None}})
@@ -630,7 +746,7 @@ op("PATCH", "/v1/vms/{vm}", "user", "updateVm", "vms", "Change a VM's settings",
 op("POST", "/v1/vms/{vm}/start", "user", "startVm", "vms", "Ask for the VM to run",
    req="NoFields", ok=(202, "Vm", "the VM with desired: running"))
 op("POST", "/v1/vms/{vm}/stop", "user", "stopVm", "vms", "Ask for the VM to stop",
-   req="NoFields", ok=(202, "Vm", "the VM with desired: stopped"))
+   req="VmStop", ok=(202, "Vm", "the VM with desired: stopped"))
 op("POST", "/v1/vms/{vm}/reboot", "user", "rebootVm", "vms", "Reset a running VM (QMP system_reset)",
    req="NoFields", ok=(202, "Vm", "the VM"),
    errors={409: {"conflict": "the VM is not running, or the reset failed", "elsewhere": None}})
@@ -686,6 +802,15 @@ op("POST", "/v1/vms/{vm}/nics", "user", "addVmNic", "vms", "Add a NIC (hot-plugg
            409: {"conflict": "the VM has 16 NICs", "exhausted": None}})
 op("DELETE", "/v1/vms/{vm}/nics/{nic}", "user", "removeVmNic", "vms", "Remove a NIC",
    ok=(200, "Vm", "the VM"), errors={400: {"bad_request": "not a MAC or tap name"}})
+op("PATCH", "/v1/vms/{vm}/nics/{nic}", "user", "setVmNicLimit", "traffic",
+   "Change a NIC's bandwidth limits (at once, on the running NIC)",
+   req="NicUpdate", ok=(200, "NicStats", "the NIC's entry of the VM's stats"),
+   errors={403: {"over_cap": None}, 404: {"not_found": "no such VM, or the VM has no such NIC"}})
+op("GET", "/v1/vms/{vm}/stats", "user", "getVmStats", "traffic",
+   "Traffic of each NIC: limits in force, current rates, month and all-time totals",
+   ok=(200, "VmStats", "the VM's traffic"))
+op("PATCH", "/v1/vms/{vm}/traffic", "admin", "setVmTrafficQuota", "traffic",
+   "Change a VM's monthly traffic quota", req="VmTraffic", ok=(200, "VmStats", "the VM's traffic"))
 op("GET", "/v1/vms/{vm}/rules", "user", "listVmRules", "vms", "The VM's inbound firewall rules",
    ok=(200, "array:Rule", "the rules"))
 op("POST", "/v1/vms/{vm}/rules", "user", "addVmRule", "vms", "Accept more inbound traffic",
@@ -719,6 +844,33 @@ op("POST", "/v1/vms/{vm}/ips", "user", "attachVmPublicIpv4", "vms",
                  "exhausted": "the pool is used up"}})
 op("DELETE", "/v1/vms/{vm}/ips/{address}", "user", "detachVmPublicIpv4", "vms", "Unmap a public IPv4 address",
    ok=(200, "IpDetached", "the address"), errors={400: {"bad_request": "not an IPv4 address"}})
+op("GET", "/v1/vms/{vm}/snapshots", "user", "listVmSnapshots", "vms", "The VM's disk snapshots, oldest first",
+   ok=(200, "array:Snapshot", "the snapshots"))
+op("POST", "/v1/vms/{vm}/snapshots", "user", "createVmSnapshot", "vms",
+   "Snapshot every disk of a stopped or running VM (running: crash-consistent, one instant)",
+   req="SnapshotCreate", ok=(201, "Snapshot", "the snapshot, ready"), deferred=True,
+   errors={400: ["bad_name"], 403: {"quota_exceeded": "disk_bytes (snapshot bytes count)"},
+           409: {"exists": "the VM has a snapshot of that name", "elsewhere": None,
+                 "conflict": "the VM is starting or stopping, or a snapshot operation is under way"},
+           500: {"snapshot_failed": "qemu-img or QEMU failed (the message says why); nothing changed"},
+           503: {"unavailable": "no agent runs in this hcd"}})
+op("GET", "/v1/vms/{vm}/snapshots/{snapshot}", "user", "getVmSnapshot", "vms", "A snapshot",
+   ok=(200, "Snapshot", "the snapshot"))
+op("POST", "/v1/vms/{vm}/snapshots/{snapshot}/restore", "user", "restoreVmSnapshot", "vms",
+   "Bring every disk of a stopped VM back to the snapshot",
+   req="SnapshotRestore", ok=(200, "Snapshot", "the snapshot"), deferred=True,
+   errors={409: {"vm_not_stopped": "the VM is not stopped", "elsewhere": None,
+                 "newer_snapshots": "newer snapshots exist and discard_newer is not true",
+                 "conflict": "a snapshot operation is under way"},
+           500: {"snapshot_failed": "qemu-img failed; the restore is finished at the next start of hcd"},
+           503: {"unavailable": "no agent runs in this hcd"}})
+op("DELETE", "/v1/vms/{vm}/snapshots/{snapshot}", "user", "deleteVmSnapshot", "vms",
+   "Delete a snapshot of a stopped VM (its layer merged into the next one)",
+   ok=(200, "Snapshot", "the snapshot, state deleted"), deferred=True,
+   errors={409: {"vm_not_stopped": "the VM is not stopped", "elsewhere": None,
+                 "conflict": "a snapshot operation is under way"},
+           500: {"snapshot_failed": "qemu-img failed; the delete is finished at the next start of hcd"},
+           503: {"unavailable": "no agent runs in this hcd"}})
 op("GET", "/v1/vms/{vm}/user-data", "user", "getVmUserData", "vms", "The VM's user data, verbatim",
    ok=(200, {"application/octet-stream": {"schema": string(format="binary")}},
        "the bytes given at creation (empty: none)"))
@@ -726,11 +878,16 @@ op("GET", "/v1/vms/{vm}/user-data", "user", "getVmUserData", "vms", "The VM's us
 # images
 op("GET", "/v1/images", "user", "listImages", "images", "The caller's images and the public ones",
    ok=(200, "array:Image", "the images"))
-op("POST", "/v1/images", "user", "createImage", "images", "Begin an upload, or import from a URL",
-   req=["ImageUpload", "ImageImport"], ok=(201, "Image", "the image, uploading or importing"),
+op("POST", "/v1/images", "user", "createImage", "images",
+   "Begin an upload, import from a URL, or capture a stopped VM's root disk",
+   req=["ImageUpload", "ImageImport", "ImageCapture"],
+   ok=(201, "Image", "the image, uploading or importing"),
    errors={400: ["bad_name"],
            403: {"forbidden": "a member publishing a public image", "quota_exceeded": "images"},
-           409: {"conflict": "the name is taken", "exhausted": None},
+           404: {"not_found": "from_vm: no such VM"},
+           409: {"conflict": "the name is taken, or from_vm is busy", "exhausted": None,
+                 "vm_not_stopped": "from_vm is not stopped", "no_root_disk": "from_vm has no root disk",
+                 "elsewhere": None},
            429: ["too_many_imports"], 503: {"unavailable": "this hcd does not import from URLs"}})
 op("GET", "/v1/images/{image}", "user", "getImage", "images", "An image (with progress while importing)",
    ok=(200, "Image", "the image"), errors={409: ["ambiguous"]})
@@ -763,7 +920,7 @@ op("POST", "/v1/networks", "user", "createNetwork", "networks",
    req="NetworkCreate", ok=(201, "Network", "the network"), deferred=True,
    errors={400: ["bad_name"],
            403: {"forbidden": "a member's prefix outside the tenant pool, or IPv4 without tenant_ipv4_pool",
-                 "quota_exceeded": "networks"},
+                 "quota_exceeded": "networks", "over_cap": None},
            409: {"conflict": "the name is taken, or a prefix overlaps a network or the host's routes",
                  "exhausted": "no free prefix left in the pool"},
            503: {"unavailable": "the host's routes cannot be read"}})
@@ -771,6 +928,10 @@ op("GET", "/v1/networks/{network}", "user", "getNetwork", "networks", "A network
    ok=(200, "Network", "the network"))
 op("DELETE", "/v1/networks/{network}", "user", "deleteNetwork", "networks", "Delete a network",
    ok=(200, "Network", "the deleted network"), errors={409: {"in_use": "NICs are on it"}})
+op("PATCH", "/v1/networks/{network}", "user", "setNetworkLimit", "networks",
+   "Change the default limit of a network's NICs (at once)",
+   req="NetworkUpdate", ok=(200, "NetworkLimit", "the network's default"),
+   errors={403: {"over_cap": None}})
 
 # hosts
 op("GET", "/v1/hosts", "admin", "listHosts", "hosts", "Every host: capacity, load, liveness",
@@ -827,6 +988,20 @@ op("GET", "/v1/users/{user}/quota", "user", "getUserQuota", "users",
 op("PATCH", "/v1/users/{user}/quota", "admin", "setUserQuota", "users", "Change a user's quotas",
    desc="Lowering a limit below what is in use refuses new creates only.",
    req="QuotaSet", ok=(200, "Quota", "the quotas"))
+op("GET", "/v1/users/{user}/traffic", "user", "getUserTraffic", "traffic",
+   "A user's rate cap, monthly traffic quota and its use (self or admin)",
+   ok=(200, "UserTraffic", "the user's traffic settings"))
+op("PATCH", "/v1/users/{user}/traffic", "admin", "setUserTraffic", "traffic",
+   "Change a user's rate cap and monthly traffic quota",
+   req="UserTrafficSet", ok=(200, "UserTraffic", "the user's traffic settings"))
+op("GET", "/v1/usage", "user", "getUsage", "traffic",
+   "What each VM and user used in a month: traffic, vCPU-, memory- and disk-hours",
+   query=[{"name": "user", "in": "query", "required": False,
+           "description": "only this user's (members: only themselves)", "schema": string(pattern=NAME)},
+          {"name": "month", "in": "query", "required": False, "description": "YYYY-MM, UTC (default: now)",
+           "schema": string(pattern="^[0-9]{4}-[0-9]{2}$")}],
+   ok=(200, "Usage", "the month's usage"),
+   errors={400: {"bad_request": "month is not YYYY-MM"}, 404: {"not_found": "no such user for the caller"}})
 op("GET", "/v1/auth/backoff", "admin", "getAuthBackoff", "auth", "The failed-login backoff state",
    ok=(200, "array:BackoffEntry", "one entry per user name and per peer"))
 
@@ -931,7 +1106,7 @@ def request_body(req):
     else:
         schema = ref(req)
     return {"required": req not in ("NoFields", "HostDrain", "VmUpdate", "UserUpdate", "Proof", "QuotaSet",
-                                    "PrefixAdd", "IpAttach"),
+                                    "PrefixAdd", "IpAttach", "UserTrafficSet"),
             "content": {JSON: {"schema": schema}}}
 
 
@@ -1043,6 +1218,7 @@ def document():
         {"name": "hosts", "description": "the hosts of a cluster (admins)"},
         {"name": "auth", "description": "logging in and out, tokens, the backoff state"},
         {"name": "users", "description": "users and their credentials"},
+        {"name": "traffic", "description": "bandwidth limits, traffic counters, quotas and usage"},
     ]
     doc = {
         "openapi": "3.0.3",

@@ -19,6 +19,7 @@ packages=(
 	debootstrap fdisk e2fsprogs util-linux
 	# tests and benchmarks
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client conntrack
+	iperf3   # bandwidth limits: test_bandwidth, test_metering, bench/shaping.sh
 	xorriso oathtool slapd ldap-utils postgresql
 	# /metrics read by a real Prometheus (server and promtool): tests/e2e/test_metrics.sh
 	prometheus

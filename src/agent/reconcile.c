@@ -6,12 +6,15 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "agent/migrate.h"
+#include "agent/bandwidth.h"
+#include "agent/meter.h"
 #include "agent/netstate_load.h"
 #include "common/addrpool.h"
 #include "net/dnsmasq.h"
 #include "net/firewall.h"
 #include "net/link.h"
 #include "net/routes.h"
+#include "net/shaping.h"
 #include "net/vxlan.h"
 #include "vm/hotplug.h"
 #include "vm/identity.h"
@@ -50,6 +53,7 @@ enum vm_job {
 	JOB_NONE,
 	JOB_LAUNCH,     /* vm/launch.h on a worker: files, taps, QEMU */
 	JOB_END,        /* qemu_end() on a worker: quit, SIGKILL, gone */
+	JOB_HELD,       /* agent_vm_hold: the API works on its disks (snapshots) */
 };
 
 struct vm_track {
@@ -84,6 +88,8 @@ struct agent {
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
 	struct migrator *mig;   /* live migrations of this host (agent/migrate.h) */
+	struct bandwidth *bw;   /* per-NIC limits (issue 13) */
+	struct meter *meter;    /* traffic counters and resource use (issue 13) */
 };
 
 static void wake(struct agent *a);
@@ -121,6 +127,13 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		agent_free(a);
 		return NULL;
 	}
+	/* Both log why they could not start. */
+	a->bw = bandwidth_new(st, cfg);
+	if (a->bw == NULL || (a->meter = meter_new(st, cfg, a->bw)) == NULL) {
+		*err = strdup("bandwidth limits or the traffic meter cannot start");
+		agent_free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -137,6 +150,8 @@ void agent_free(struct agent *a)
 	free(a->vms_dir);
 	free(a->tracks);
 	migrator_free(a->mig);
+	meter_free(a->meter);
+	bandwidth_free(a->bw);
 	free(a);
 }
 
@@ -283,19 +298,31 @@ static uint64_t nics_sig(const struct vm *vm)
 	return h ? h : 1;
 }
 
-static void tap_remove(const char *ifname)
+/* A NIC's tap goes, and its ifb with it (net/shaping.h); any thread. */
+static void tap_remove(uint64_t nic)
 {
 	char *err = NULL;
 
-	if (link_remove(ifname, &err) < 0)
+	if (link_remove(ifname_tap(nic).s, &err) < 0)
+		log_warn("%s", err);
+	free(err);
+	if (shaping_ifb_remove(nic, &err) < 0)
 		log_warn("%s", err);
 	free(err);
 }
 
-static void nics_remove(const struct vm *vm)
+/* On the loop: what the tap carried is counted right before it goes
+ * (agent/meter.h). */
+static void tap_remove_counted(struct agent *a, uint64_t nic)
+{
+	meter_tap_removing(a->meter, nic);
+	tap_remove(nic);
+}
+
+static void nics_remove(struct agent *a, const struct vm *vm)
 {
 	for (size_t i = 0; i < vm->n_nics; i++)
-		tap_remove(ifname_tap(vm->nics[i].id).s);
+		tap_remove_counted(a, vm->nics[i].id);
 }
 
 /* ---- jobs on worker threads --------------------------------------------- */
@@ -324,8 +351,12 @@ static void launch_done(void *arg, bool ran)
 	if (t)
 		t->job = JOB_NONE;
 	if (ran && j->rc < 0) {
-		for (size_t i = 0; i < l->spec.n_nics; i++)
-			tap_remove(l->nics[i].ifname);
+		for (size_t i = 0; i < l->spec.n_nics; i++) {
+			enum ifname_kind kind;
+			uint64_t nic;
+			if (ifname_parse(l->nics[i].ifname, &kind, &nic))
+				tap_remove_counted(j->a, nic);
+		}
 		record(j->a, l->vm_id, l->name, "error", l->err ? l->err : "launch failed");
 	} else if (ran) {
 		if (t) {
@@ -337,6 +368,36 @@ static void launch_done(void *arg, bool ran)
 	wake(j->a);
 	vm_launch_free(l);
 	free(j);
+}
+
+/* The VM's disks go over its snapshot layers.  An operation on them that
+ * is not finished (hcd was killed in it; hcd finishes it at start) leaves
+ * the files half way: the VM does not start on those. */
+static int launch_layers(struct agent *a, struct vm_launch *l, char **err)
+{
+	struct snapshot *v = NULL;
+	size_t n = 0;
+	uint64_t *ids = NULL;
+	int rc = -1;
+
+	if (store_snapshot_list(a->st, l->vm_id, &v, &n) != STORE_OK) {
+		*err = strdup("store failure");
+		return -1;
+	}
+	if ((ids = calloc(n + 1, sizeof(*ids))) == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v[i].state, "ready") != 0) {
+			*err = str_printf("snapshot '%s' is still %s", v[i].name, v[i].state);
+			goto out;
+		}
+		ids[i] = v[i].id;
+	}
+	rc = vm_launch_layers(l, ids, n);
+out:
+	free(ids);
+	snapshots_free(v, n);
+	return rc;
 }
 
 static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *t, char **err)
@@ -357,7 +418,8 @@ static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *
 		goto out;
 	}
 	j = calloc(1, sizeof(*j));
-	if (j == NULL || (j->l = vm_launch_new(&whole, &im, a->cfg, a->accel, err)) == NULL)
+	if (j == NULL || (j->l = vm_launch_new(&whole, &im, a->cfg, a->accel, err)) == NULL ||
+	    launch_layers(a, j->l, err) < 0)
 		goto out;
 	j->a = a;
 	j->nics_sig = nics_sig(vm);
@@ -393,7 +455,7 @@ struct end_job {
 	char *err;
 	int rc;
 	size_t n_taps;
-	char taps[][16];
+	struct tap_last taps[];   /* each tap's last counters, read right before it goes */
 };
 
 static void end_work(void *arg)
@@ -401,8 +463,10 @@ static void end_work(void *arg)
 	struct end_job *j = arg;
 
 	j->rc = qemu_end(&j->p, j->grace_ms, &j->err);
-	for (size_t i = 0; j->rc == 0 && i < j->n_taps; i++)
-		tap_remove(j->taps[i]);
+	for (size_t i = 0; j->rc == 0 && i < j->n_taps; i++) {
+		meter_tap_read(j->taps[i].nic, &j->taps[i]);
+		tap_remove(j->taps[i].nic);
+	}
 }
 
 static void end_job_free(struct end_job *j)
@@ -422,6 +486,12 @@ static void end_done(void *arg, bool ran)
 		t->job = JOB_NONE;
 	if (ran && j->rc < 0)
 		log_warn("vm %s: %s", j->name, j->err);
+	for (size_t i = 0; i < j->n_taps; i++) {
+		if (ran && j->rc == 0)
+			meter_tap_gone(j->a->meter, &j->taps[i]);
+		else
+			meter_tap_kept(j->a->meter, j->taps[i].nic);
+	}
 	wake(j->a);
 	end_job_free(j);
 }
@@ -438,13 +508,20 @@ static void end_submit(struct agent *a, const struct vm *vm, struct vm_track *t)
 	j->grace_ms = strcmp(vm->desired, "deleted") == 0 ? DELETE_GRACE_MS : QUIT_GRACE_MS;
 	j->n_taps = vm->n_nics;
 	for (size_t i = 0; i < vm->n_nics; i++)
-		memcpy(j->taps[i], ifname_tap(vm->nics[i].id).s, sizeof(j->taps[i]));
-	if ((j->name = strdup(vm->name)) == NULL || vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0 ||
-	    worker_submit(a->workers, end_work, end_done, j) < 0) {
-		end_job_free(j);
-		return;
+		j->taps[i].nic = vm->nics[i].id;
+	if ((j->name = strdup(vm->name)) == NULL || vm_paths_init(&j->p, a->cfg->state_dir, vm->id) < 0)
+		goto fail;
+	for (size_t i = 0; i < j->n_taps; i++)
+		meter_tap_leaving(a->meter, j->taps[i].nic);
+	if (worker_submit(a->workers, end_work, end_done, j) < 0) {
+		for (size_t i = 0; i < j->n_taps; i++)
+			meter_tap_kept(a->meter, j->taps[i].nic);
+		goto fail;
 	}
 	t->job = JOB_END;
+	return;
+fail:
+	end_job_free(j);
 }
 
 /* ---- one VM ------------------------------------------------------------- */
@@ -482,7 +559,7 @@ static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const stru
 		if (t->powerdown_sent) {
 			t->powerdown_sent = false;
 			t->seen_running = false;
-			nics_remove(vm);
+			nics_remove(a, vm);
 		}
 	}
 	if (pid > 0) {
@@ -505,7 +582,7 @@ static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const stru
 		/* It ran under our eyes and went away without being asked:
 		 * the guest powered itself off.  Take that as its intent. */
 		log_info("vm %s: guest powered off", vm->name);
-		nics_remove(vm);
+		nics_remove(a, vm);
 		t->seen_running = false;
 		store_vm_set_desired(a->st, vm->id, "stopped");
 		char *d = strdup("stopped");
@@ -607,7 +684,7 @@ static int vm_converge(struct agent *a, struct vm *vm)
 		goto out;
 	}
 	/* No QEMU: nothing of a running VM may be left. */
-	nics_remove(vm);
+	nics_remove(a, vm);
 	file_remove(p.qmp);
 	file_remove(p.serial);
 	file_remove(p.pid);
@@ -674,6 +751,10 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 				vm_paths_free(&p);
 			}
 			log_info("removing stray tap %s", names[i]);
+			enum ifname_kind kind;
+			uint64_t nic;
+			if (ifname_parse(names[i], &kind, &nic))
+				meter_tap_removing(a->meter, nic);
 			if (link_remove(names[i], &err) < 0) {
 				log_warn("%s", err);
 				free(err);
@@ -1015,6 +1096,12 @@ int agent_reconcile(struct agent *a, unsigned why)
 	}
 	again = min_wait(again, network_services_converge(a, nets, n_nets, vms, n_vms));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
+	/* Limits on every tap that is up now: taps a launch job made (its end
+	 * woke this pass), hot-plugged ones (above), ones still there after a
+	 * restart of hcd.  After the strays: an ifb whose tap was just swept
+	 * goes now.  The first pass and the resync read every redirect back. */
+	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC)) < 0)
+		again = min_wait(again, 5000);
 out:
 	a->pass_vms = NULL;
 	a->pass_n = 0;
@@ -1023,6 +1110,11 @@ out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	a->last_pass_us = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	return again;
+}
+
+struct meter *agent_meter(struct agent *a)
+{
+	return a->meter;
 }
 
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out)
@@ -1053,6 +1145,40 @@ int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err)
 	}
 	vm_paths_free(&p);
 	return rc;
+}
+
+int agent_vm_hold(struct agent *a, uint64_t vm_id, bool running, char **err)
+{
+	struct vm_track *t = track_get(a, vm_id);
+	struct vm_paths p;
+	pid_t pid;
+
+	*err = NULL;
+	if (t == NULL || vm_paths_init(&p, a->cfg->state_dir, vm_id) < 0) {
+		*err = strdup("out of memory");
+		return -1;
+	}
+	pid = qemu_running_pid(&p);
+	vm_paths_free(&p);
+	if (t->job != JOB_NONE || t->powerdown_sent) {
+		*err = strdup("it is starting or stopping");
+		return -1;
+	}
+	if ((pid > 0) != running) {
+		*err = strdup(running ? "its QEMU does not run" : "its QEMU still runs");
+		return -1;
+	}
+	t->job = JOB_HELD;
+	return 0;
+}
+
+void agent_vm_release(struct agent *a, uint64_t vm_id)
+{
+	struct vm_track *t = track_find(a, vm_id);
+
+	if (t && t->job == JOB_HELD)
+		t->job = JOB_NONE;
+	wake(a);
 }
 
 char *agent_vm_log_path(struct agent *a, uint64_t vm_id)

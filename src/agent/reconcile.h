@@ -11,7 +11,10 @@
  *   - a VM's runtime directory exists iff its row does; a VM desired
  *     deleted has its process stopped, files removed, then its row purged;
  *   - nothing named like ours (v…, b…, x…, a vms/ directory) survives without
- *     a row that wants it.
+ *     a row that wants it;
+ *   - a NIC's limits are what the store says (agent/bandwidth.h), its ifb
+ *     i… goes with its tap, and a tap's counters are taken into the store
+ *     right before it goes (agent/meter.h).
  * It never blocks on a guest or on a slow step: starting a VM (its disks,
  * seed, taps and QEMU: vm/launch.h) and ending a QEMU (quit, SIGKILL) run
  * as jobs on hcd's worker pool, one at a time per VM, and while a VM has
@@ -26,6 +29,7 @@
 #include "common/worker.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct agent;
@@ -65,8 +69,19 @@ void agent_wakeups(const struct agent *a, struct agent_wakeups *out);
 /* How long the last pass took, in microseconds (0 before the first). */
 long long agent_last_pass_us(const struct agent *a);
 
+/* The traffic meter of this host (agent/meter.h), for hcd's loop to tick. */
+struct meter *agent_meter(struct agent *a);
+
 /* Ask a running VM to reset (reboot); 0, or -1 and a message. */
 int agent_vm_reboot(struct agent *a, uint64_t vm_id, char **err);
+
+/* Keep the agent's hands off a VM while the API works on its disks
+ * (snapshots, vm/snapshot.h): no pass starts, stops or deletes it until
+ * agent_vm_release.  Refused (-1 and a message) while a job of the agent
+ * is in flight for it, or when its QEMU does not run (running) or runs
+ * (!running). */
+int agent_vm_hold(struct agent *a, uint64_t vm_id, bool running, char **err);
+void agent_vm_release(struct agent *a, uint64_t vm_id);
 
 /* Paths of a VM's serial log / console socket (malloc'd). */
 char *agent_vm_log_path(struct agent *a, uint64_t vm_id);

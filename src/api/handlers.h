@@ -7,6 +7,7 @@
 #define HC_API_HANDLERS_H
 
 #include "api/req.h"
+#include "common/rate.h"
 
 /* images.c */
 int h_image_list(struct req *r);
@@ -22,12 +23,34 @@ int h_image_finalize(struct req *r);
 /* The VM named by the path's first parameter, in the caller's scope;
  * false with a 404 (or other error) response set. */
 bool api_vm_of_path(struct req *r, struct vm *vm);
+/* A NIC named by its MAC or its tap name. */
+bool nic_of_param(const char *s, uint64_t *nic);
 int h_vm_nic_add(struct req *r);
 int h_vm_nic_remove(struct req *r);
 int h_vm_rule_list(struct req *r);
 int h_vm_rule_add(struct req *r);
 int h_vm_rule_delete(struct req *r);
 
+/* usage.c: bandwidth limits, traffic counters, quotas, usage (issue 13) */
+int h_vm_stats(struct req *r);
+int h_vm_nic_update(struct req *r);
+int h_vm_traffic_update(struct req *r);
+int h_net_update(struct req *r);
+int h_user_traffic_get(struct req *r);
+int h_user_traffic_update(struct req *r);
+int h_usage(struct req *r);
+/* What routes.c's creates take: a "networks" element (a name, or
+ * {"network", "limit"}) → its network's name, or NULL when malformed;
+ * the NICs' limits ("limit" for all, each element's own) into *out (NULL:
+ * none; free it) and the network's default; false with an error set (400,
+ * or 403 over the caller's rate cap). */
+const char *api_nic_network(json_t *v);
+bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit **out);
+bool api_net_limit(struct req *r, struct nic_limit *out, bool *given);
+/* A network's "limit" (its NICs' default) added to its JSON (returned) /
+ * to a list's. */
+json_t *api_net_json_limit(struct store *st, json_t *obj, uint64_t network);
+void api_nets_json_limits(struct store *st, json_t *arr);
 /* prefixes.c: routed IPv6 prefixes and public IPv4 addresses (issue 13) */
 int h_vm_prefix_list(struct req *r);
 int h_vm_prefix_add(struct req *r);
@@ -35,6 +58,17 @@ int h_vm_prefix_remove(struct req *r);
 int h_ip_list(struct req *r);
 int h_vm_ip_attach(struct req *r);
 int h_vm_ip_detach(struct req *r);
+
+/* snapshots.c: disk snapshots of VMs (issue 14 §2) */
+int h_vm_snapshot_list(struct req *r);
+int h_vm_snapshot_create(struct req *r);
+int h_vm_snapshot_get(struct req *r);
+int h_vm_snapshot_restore(struct req *r);
+int h_vm_snapshot_delete(struct req *r);
+
+/* capture.c: an image from a stopped VM's root disk (issue 14 §2), for
+ * POST /v1/images {"name", "from_vm", "visibility"?} */
+int h_image_capture(struct req *r, const char *name, const char *from_vm, const char *visibility);
 
 /* keys.c */
 int h_key_list(struct req *r);
@@ -62,6 +96,9 @@ int h_user_otp_disable(struct req *r);
 int h_auth_backoff(struct req *r);
 
 /* quotas.c: a user's quotas and usage */
+/* The user of the path as the caller may see it: members only themselves
+ * (anyone else does not exist for them); else false, a 404 set. */
+bool user_of_path(struct req *r, struct user *u);
 int h_user_quota_get(struct req *r);
 int h_user_quota_set(struct req *r);
 

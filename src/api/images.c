@@ -15,6 +15,8 @@
  * image is "ready" or "error"; GET shows its progress meanwhile.
  * Files stage in STATE_DIR/images/staging/<id>/ and end content-addressed
  * in STATE_DIR/images/<sha256>/ (image/files.h), shared by equal imports.
+ * An image from a stopped VM's root disk is one too (capture.c):
+ *   POST /v1/images                   {name, from_vm} → state "importing"
  * Concurrent URL imports are capped per user and in total
  * (import_max_per_user, import_max_total): beyond that, 429.
  */
@@ -193,15 +195,15 @@ static int image_create_reply(struct req *r, struct image *im)
 int h_image_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "boot", "cmdline", "initrd", "url", "sha256",
-					    "visibility", NULL };
-	const char *name, *boot, *cmdline, *url, *sha, *visibility;
+					    "visibility", "from_vm", NULL };
+	const char *name, *boot, *cmdline, *url, *sha, *visibility, *from_vm;
 	json_t *jinitrd = json_object_get(r->json, "initrd");
 	char expect[SHA256_HEX_LEN + 1];
 
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
 	    !get_str(r, "boot", false, &boot) || !get_str(r, "cmdline", false, &cmdline) ||
 	    !get_str(r, "url", false, &url) || !get_str(r, "sha256", false, &sha) ||
-	    !get_str(r, "visibility", false, &visibility))
+	    !get_str(r, "visibility", false, &visibility) || !get_str(r, "from_vm", false, &from_vm))
 		return 0;
 	if (!api_name_check(r, name, IMAGE_ID_DIGITS, "image"))
 		return 0;
@@ -211,6 +213,10 @@ int h_image_create(struct req *r)
 	 * as in most clouds. */
 	if (visibility && strcmp(visibility, "public") == 0 && !r->admin)
 		return req_error(r, 403, "forbidden", "only admins publish public images");
+	if (from_vm && (url || boot || cmdline || sha || (jinitrd && !json_is_null(jinitrd))))
+		return req_error(r, 400, "bad_request", "'from_vm' takes only 'name' and 'visibility'");
+	if (from_vm)
+		return h_image_capture(r, name, from_vm, visibility);
 	if (url && boot && strcmp(boot, "disk") != 0)
 		return req_error(r, 400, "bad_request", "an image from a 'url' is a disk image");
 	if (url == NULL && (boot == NULL || (strcmp(boot, "kernel") && strcmp(boot, "disk"))))

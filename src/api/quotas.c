@@ -11,9 +11,7 @@
 
 #include <string.h>
 
-/* The user of the path as the caller may see it: members only themselves
- * (anyone else does not exist for them). */
-static bool quota_user(struct req *r, struct user *u)
+bool user_of_path(struct req *r, struct user *u)
 {
 	int rc = store_user_get(r->api->st, r->params[0], u);
 
@@ -57,7 +55,7 @@ int h_user_quota_get(struct req *r)
 {
 	struct user u = { 0 };
 
-	if (!quota_user(r, &u))
+	if (!user_of_path(r, &u))
 		return 0;
 	reply_quota(r, &u);
 	user_free(&u);
@@ -99,7 +97,7 @@ int h_user_quota_set(struct req *r)
 		if (!setting_parse(r, key, v, &set[i]))
 			return 0;
 	}
-	if (!quota_user(r, &u))
+	if (!user_of_path(r, &u))
 		return 0;
 	int rc = store_quota_set(r->api->st, u.id, set);
 	if (rc != STORE_OK)

@@ -299,7 +299,8 @@ static int h_vm_create(struct req *r)
 {
 	static const char *const keys[] = { "name", "image", "cpus", "memory_mib", "networks",
 					    "start", "keys", "user_data", "config_drive", "disk_size",
-					    "disks", "host", "ephemeral", "metadata_tokens", NULL };
+					    "disks", "host", "ephemeral", "metadata_tokens", "limit",
+					    NULL };
 	const char *name, *image_ref, *pin, *tokens;
 	int cpus = 1, memory = 256;
 	bool start = true, config_drive = false, ephemeral = false;
@@ -363,14 +364,16 @@ static int h_vm_create(struct req *r)
 		}
 		json_array_foreach(nets, i, v) {
 			struct network net = { 0 };
-			if (!json_is_string(v)) {
+			const char *ref = api_nic_network(v);
+			if (ref == NULL) {
 				image_free(&im);
-				return req_error(r, 400, "bad_request", "'networks' must hold names");
+				return req_error(r, 400, "bad_request", "'networks' must hold names"
+						 " or {\"network\": NAME, \"limit\": …}");
 			}
-			rc = store_network_get(r->api->st, json_string_value(v), req_scope(r), &net);
+			rc = store_network_get(r->api->st, ref, req_scope(r), &net);
 			if (rc != STORE_OK) {
 				image_free(&im);
-				return req_store_error(r, rc, "network", json_string_value(v));
+				return req_store_error(r, rc, "network", ref);
 			}
 			net_ids[n_nets++] = net.id;
 			network_free(&net);
@@ -384,16 +387,20 @@ static int h_vm_create(struct req *r)
 		.metadata_tokens_required = strcmp(tokens, "required") == 0,
 	};
 	bool disks_ok = vm_create_disks(r, &vm, &im);
+	struct nic_limit *limits = NULL;
 	image_free(&im);
-	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm)) {
+	if (!disks_ok || !vm_create_keys(r, &vm) || !vm_create_user_data(r, &vm) ||
+	    !api_nic_limits(r, nets, n_nets, &limits)) {
 		free(vm.keys);
 		free(vm.user_data);
 		free(vm.disks);
 		return 0;
 	}
+	vm.nic_limits = limits;
 	struct placement pl = { .cpus = cpus, .memory_mib = memory, .pin = pin };
 	cluster_policy(r->api->cluster, &pl);
 	rc = store_vm_create_placed(r->api->st, &vm, net_ids, n_nets, &pl);
+	free(limits);
 	free(vm.keys);
 	free(vm.user_data);
 	free(vm.disks);
@@ -489,10 +496,13 @@ static int h_vm_delete(struct req *r) { return set_desired(r, "deleted"); }
 /* {"force": true} skips ACPI: QMP quit at once, then SIGKILL. */
 static int h_vm_stop(struct req *r)
 {
+	static const char *const keys[] = { "force", NULL };
 	json_t *jf = json_object_get(r->json, "force");
 	struct vm vm = { 0 };
 	int rc;
 
+	if (!only_keys(r, keys))
+		return 0;
 	if (jf && !json_is_null(jf) && !json_is_boolean(jf))
 		return req_error(r, 400, "bad_request", "'force' must be true or false");
 	if (!vm_resolve(r, &vm))
@@ -585,6 +595,7 @@ static int h_net_list(struct req *r)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, network_to_json(&nets[i]));
 	networks_free(nets, n);
+	api_nets_json_limits(r->api->st, arr);
 	return req_json(r, 200, arr);
 }
 
@@ -600,6 +611,8 @@ static int h_net_list(struct req *r)
  */
 struct net_create {
 	const char *name, *ipv6, *ipv4;   /* ipv6/ipv4: canonical text or NULL (allocate/none) */
+	struct nic_limit limit;           /* the default of its NICs (issue 13), when has_limit */
+	bool has_limit;
 	char c6[INET6_ADDRSTRLEN + 8], c4[INET_ADDRSTRLEN + 8];
 	bool want4;
 	struct prefix *pool6, *pool4, *host;
@@ -631,7 +644,7 @@ static void net_create_finish(struct req *r, void *arg, bool ran)
 				  .n_pool6 = nc->n_pool6, .pool4 = nc->pool4, .n_pool4 = nc->n_pool4,
 				  .want_ipv4 = nc->want4 };
 	struct network net = { .name = (char *)nc->name, .owner = r->caller, .ipv6 = (char *)nc->ipv6,
-			       .ipv4 = (char *)nc->ipv4 };
+			       .ipv4 = (char *)nc->ipv4, .limit = nc->has_limit ? &nc->limit : NULL };
 	struct network out = { 0 };
 	int rc;
 
@@ -651,7 +664,7 @@ static void net_create_finish(struct req *r, void *arg, bool ran)
 	else if ((rc = store_network_get(r->api->st, net_id_format(net.id).s, OWNER_ANY, &out)) != STORE_OK)
 		req_store_error(r, rc, "network", nc->name);
 	else
-		req_json(r, 201, network_to_json(&out));
+		req_json(r, 201, api_net_json_limit(r->api->st, network_to_json(&out), out.id));
 	network_free(&out);
 	net_create_free(nc);
 }
@@ -703,15 +716,18 @@ static bool net_in_pool(struct req *r, const char *asked, const struct prefix *p
 
 static int h_net_create(struct req *r)
 {
-	static const char *const keys[] = { "name", "ipv6", "ipv4", NULL };
+	static const char *const keys[] = { "name", "ipv6", "ipv4", "limit", NULL };
 	const char *name, *ipv6, *ipv4;
+	struct nic_limit limit;
+	bool has_limit;
 	struct in6_addr p6;
 	struct in_addr p4;
 	unsigned len4;
 	struct net_create *nc;
 
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
-	    !get_str(r, "ipv6", false, &ipv6) || !get_str(r, "ipv4", false, &ipv4))
+	    !get_str(r, "ipv6", false, &ipv6) || !get_str(r, "ipv4", false, &ipv4) ||
+	    !api_net_limit(r, &limit, &has_limit))
 		return 0;
 	if (!api_name_check(r, name, NET_ID_STRLEN, "network"))
 		return 0;
@@ -725,6 +741,8 @@ static int h_net_create(struct req *r)
 	if ((nc = calloc(1, sizeof(*nc))) == NULL)
 		return req_error(r, 500, "internal", "out of memory");
 	nc->name = name;
+	nc->limit = limit;
+	nc->has_limit = has_limit;
 	/* Canonical text, so equal prefixes compare equal. */
 	if (ipv6 && strcmp(ipv6, "auto") != 0) {
 		char a6[INET6_ADDRSTRLEN];
@@ -755,7 +773,7 @@ static int h_net_get(struct req *r)
 
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "network", r->params[0]);
-	req_json(r, 200, network_to_json(&net));
+	req_json(r, 200, api_net_json_limit(r->api->st, network_to_json(&net), net.id));
 	network_free(&net);
 	return 0;
 }
@@ -763,8 +781,12 @@ static int h_net_get(struct req *r)
 static int h_net_delete(struct req *r)
 {
 	struct network net = { 0 };
+	json_t *j = NULL;
 	int rc = store_network_get(r->api->st, req_ref(r), req_scope(r), &net);
 
+	/* The answer is the network as it was, its default limit included. */
+	if (rc == STORE_OK)
+		j = api_net_json_limit(r->api->st, network_to_json(&net), net.id);
 	if (rc == STORE_OK)
 		rc = store_network_delete(r->api->st, net.id);
 	if (rc == STORE_CONFLICT)
@@ -772,7 +794,8 @@ static int h_net_delete(struct req *r)
 	else if (rc != STORE_OK)
 		req_store_error(r, rc, "network", r->params[0]);
 	else
-		req_json(r, 200, network_to_json(&net));
+		req_json(r, 200, json_incref(j));
+	json_decref(j);
 	network_free(&net);
 	return 0;
 }
@@ -802,9 +825,17 @@ const struct route api_routes[] = {
 	  ROUTE_USER | ROUTE_WEBSOCKET },
 	{ "POST",   "/v1/vms/{}/nics",           h_vm_nic_add,     BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/nics/{}",        h_vm_nic_remove,  BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}/nics/{}",        h_vm_nic_update,  BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/stats",          h_vm_stats,       BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/vms/{}/traffic",        h_vm_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/vms/{}/rules",          h_vm_rule_list,   BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/snapshots",      h_vm_snapshot_list,   BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/snapshots",      h_vm_snapshot_create, BODY_JSON, NULL, NULL, false },
+	{ "GET",    "/v1/vms/{}/snapshots/{}",   h_vm_snapshot_get,    BODY_NONE, NULL, NULL, false },
+	{ "DELETE", "/v1/vms/{}/snapshots/{}",   h_vm_snapshot_delete, BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/snapshots/{}/restore", h_vm_snapshot_restore, BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/user-data",      h_vm_user_data,   BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/prefixes",       h_vm_prefix_list, BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/prefixes",       h_vm_prefix_add,  BODY_JSON, NULL, NULL, false },
@@ -825,6 +856,7 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/networks",              h_net_create,     BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/networks/{}",           h_net_get,        BODY_NONE, NULL, NULL, false },
 	{ "DELETE", "/v1/networks/{}",           h_net_delete,     BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/networks/{}",           h_net_update,     BODY_JSON, NULL, NULL, false },
 
 	{ "GET",    "/v1/hosts",                 h_host_list,      BODY_NONE, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/hosts/{}",              h_host_get,       BODY_NONE, NULL, NULL, ROUTE_ADMIN },
@@ -846,6 +878,9 @@ const struct route api_routes[] = {
 	{ "GET",    "/v1/users/{}/quota",        h_user_quota_get, BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/users/{}/quota",        h_user_quota_set, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
 	{ "GET",    "/v1/auth/backoff",          h_auth_backoff,   BODY_NONE, NULL, NULL, true },
+	{ "GET",    "/v1/users/{}/traffic",      h_user_traffic_get, BODY_NONE, NULL, NULL, false },
+	{ "PATCH",  "/v1/users/{}/traffic",      h_user_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
+	{ "GET",    "/v1/usage",                 h_usage,          BODY_NONE, NULL, NULL, false },
 
 	{ "GET",    "/v1/keys",                  h_key_list,       BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/keys",                  h_key_create,     BODY_JSON, NULL, NULL, false },

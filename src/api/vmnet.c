@@ -73,14 +73,19 @@ out:
 	return 0;
 }
 
+bool nic_of_param(const char *s, uint64_t *nic)
+{
+	enum ifname_kind kind;
+
+	return nic_mac_parse(s, nic) || (ifname_parse(s, &kind, nic) && kind == IFNAME_TAP);
+}
+
 int h_vm_nic_remove(struct req *r)
 {
 	struct vm vm = { 0 };
 	uint64_t nic_id;
-	enum ifname_kind kind;
 
-	if (!nic_mac_parse(r->params[1], &nic_id) &&
-	    !(ifname_parse(r->params[1], &kind, &nic_id) && kind == IFNAME_TAP))
+	if (!nic_of_param(r->params[1], &nic_id))
 		return req_error(r, 400, "bad_request", "a NIC is named by its MAC or its tap name");
 	if (!api_vm_of_path(r, &vm))
 		return 0;

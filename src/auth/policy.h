@@ -29,7 +29,7 @@ struct login_facts {
 enum login_check {
 	CHECK_DUMMY,                    /* argon2id against the dummy hash */
 	CHECK_FILE,                     /* argon2id against the user's hash */
-	CHECK_LDAP,                     /* a bind as the user's entry */
+	CHECK_LDAP,                     /* the dummy argon2id, then a bind as the user's entry */
 };
 
 enum login_result {

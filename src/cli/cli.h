@@ -217,6 +217,7 @@ int cmd_info(struct hc *h, const struct args *a);
 /* image.c */
 extern const struct resource res_image;
 int cmd_image_import(struct hc *h, const struct args *a);
+int cmd_image_create(struct hc *h, const struct args *a);
 
 /* build.c */
 int cmd_image_build(struct hc *h, const struct args *a);
@@ -280,7 +281,31 @@ int cmd_vm_console(struct hc *h, const struct args *a);
 
 /* vmnet.c */
 int cmd_vm_nic(struct hc *h, const struct args *a);
+/* Run one call (path and body are freed) and print its JSON answer with
+ * --json, else done_fmt with a1 and a2. */
+int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
+		   const char *done_fmt, const char *a1, const char *a2);
+
+/* usage.c: bandwidth limits, counters, quotas, usage (issue 13) */
+int cmd_vm_stats(struct hc *h, const struct args *a);
+int cmd_net_set(struct hc *h, const struct args *a);
+int cmd_usage(struct hc *h, const struct args *a);
+/* vm nic set VM MAC --rate SPEC */
+int cli_vm_nic_set(struct hc *h, const struct args *a);
+/* --rate-cap / --traffic-quota of `user set`, --traffic-quota of `vm set`:
+ * 0 none given, 1 done, -1 failed. */
+int cli_user_traffic(struct hc *h, const struct args *a);
+int cli_vm_traffic(struct hc *h, const struct args *a);
+/* A SPEC as the API's limit object / a --net NET[:rate=SPEC] as an element
+ * of "networks"; NULL with a usage error. */
+json_t *cli_limit_json(struct hc *h, const char *spec, const char *what);
+json_t *cli_net_element(struct hc *h, const char *arg);
+/* An API limit object as a SPEC. */
+char *fmt_limit(json_t *obj, const char *key);
 int cmd_vm_rule(struct hc *h, const struct args *a);
+
+/* snapshot.c */
+int cmd_vm_snapshot(struct hc *h, const struct args *a);
 
 /* prefix.c: routed prefixes and public IPv4 addresses */
 int cmd_vm_prefix(struct hc *h, const struct args *a);

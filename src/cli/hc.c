@@ -39,6 +39,17 @@ static const struct opt_spec import_opts[] = {
 	{ 0 },
 };
 
+static const struct opt_spec image_create_opts[] = {
+	{ "--from-vm", "VM", false, "the stopped VM whose root disk becomes the image (flattened)" },
+	{ "--public", NULL, false, "let every user see and boot the image" },
+	{ 0 },
+};
+
+static const struct opt_spec vm_snapshot_opts[] = {
+	{ "--discard-newer", NULL, false, "restore: also when newer snapshots exist (they go)" },
+	{ 0 },
+};
+
 static const struct opt_spec build_opts[] = {
 	{ "--recipe", "R", false, "builder recipe (builder/recipes/R.sh): tiny or debian (required)" },
 	{ "--suite", "S", false, "debian: the Debian suite (default bookworm)" },
@@ -55,6 +66,13 @@ static const struct opt_spec net_create_opts[] = {
 	  "the network's IPv6 prefix (default: the next free /64 of the tenant pool)" },
 	{ "--ipv4", "CIDR", false,
 	  "an optional IPv4 subnet, e.g. 10.0.0.0/24, or auto (the next free /24 of the pool)" },
+	{ "--rate", "SPEC", false, "default limit of its NICs: RATE[:BURST] or IN/OUT, e.g. 100mbit"
+	  " or 20mbit:64k/10mbit (in = to the VM)" },
+	{ 0 },
+};
+
+static const struct opt_spec net_set_opts[] = {
+	{ "--rate", "SPEC", false, "default limit of its NICs (none: no default)" },
 	{ 0 },
 };
 
@@ -65,7 +83,9 @@ static const struct opt_spec key_add_opts[] = {
 
 static const struct opt_spec vm_create_opts[] = {
 	{ "--image", "IMG", false, "image to boot, by name or ID (required)" },
-	{ "--net", "NET", true, "add a NIC on this network (repeatable)" },
+	{ "--net", "NET", true, "add a NIC on this network (repeatable); NET:rate=SPEC limits it" },
+	{ "--rate", "SPEC", false, "limit every NIC: RATE[:BURST] or IN/OUT, e.g. 100mbit"
+	  " (in = to the VM)" },
 	{ "--cpus", "N", false, "virtual CPUs (default 1)" },
 	{ "--memory", "MIB", false, "memory in MiB (default 256)" },
 	{ "--key", "KEY", true, "install this SSH key (repeatable; default: all of yours)" },
@@ -84,6 +104,8 @@ static const struct opt_spec vm_create_opts[] = {
 static const struct opt_spec vm_set_opts[] = {
 	{ "--metadata-tokens", "MODE", false, "optional or required: whether the metadata service"
 	  " also answers requests without an IMDSv2 token" },
+	{ "--traffic-quota", "SIZE", false, "bytes in + out per month, e.g. 100G (none: no quota);"
+	  " then the NICs are throttled (admin)" },
 	{ 0 },
 };
 
@@ -101,6 +123,18 @@ static const struct opt_spec vm_wait_opts[] = {
 	{ "--state", "STATE", false, "stopped, starting, running, stopping or error" },
 	{ "--gone", NULL, false, "wait until the VM no longer exists" },
 	{ "--timeout", "SEC", false, "give up (exit 1) after SEC seconds (default 300)" },
+	{ 0 },
+};
+
+static const struct opt_spec vm_nic_opts[] = {
+	{ "--rate", "SPEC", false, "set: RATE[:BURST] or IN/OUT (in = to the VM), e.g. 20mbit/10mbit;"
+	  " none = the network's default" },
+	{ 0 },
+};
+
+static const struct opt_spec usage_opts[] = {
+	{ "--user", "USER", false, "only this user's VMs (members: only their own anyway)" },
+	{ "--month", "YYYY-MM", false, "that month (UTC; default: this one)" },
 	{ 0 },
 };
 
@@ -141,6 +175,9 @@ static const struct opt_spec user_set_opts[] = {
 	{ "--quota-networks", "N", false, "at most N networks" },
 	{ "--quota-images", "N", false, "at most N images" },
 	{ "--quota-image-bytes", "SIZE", false, "at most SIZE of images" },
+	{ "--rate-cap", "RATE", false, "no NIC of the user faster than RATE, e.g. 100mbit (none: no cap)" },
+	{ "--traffic-quota", "SIZE", false, "bytes in + out per month over all the user's VMs,"
+	  " e.g. 1T (none: no quota); then their NICs are throttled" },
 	{ 0 },
 };
 
@@ -189,15 +226,20 @@ static const struct command commands[] = {
 	{ "image", "build", cmd_image_build,
 	  "NAME --recipe tiny|debian [--suite S] [--packages P1,P2] [--mirror URL] [--size SIZE] [--public]",
 	  "build an image on this machine with a recipe, then import it", 1, 1, build_opts, &res_image },
+	{ "image", "create", cmd_image_create, "NAME --from-vm VM [--public]",
+	  "make an image of a stopped VM's root disk (flattened, with its snapshots' data)",
+	  1, 1, image_create_opts, &res_image },
 	{ "image", "list", cmd_list, "", "list images", 0, 0, NULL, &res_image },
 	{ "image", "show", cmd_show, "IMG", "show one image", 1, 1, NULL, &res_image },
 	{ "image", "delete", cmd_delete, "IMG", "delete an image no VM uses", 1, 1, NULL, &res_image },
 
-	{ "net", "create", cmd_net_create, "NAME [--ipv6 PREFIX/64] [--ipv4 CIDR|auto]",
+	{ "net", "create", cmd_net_create, "NAME [--ipv6 PREFIX/64] [--ipv4 CIDR|auto] [--rate SPEC]",
 	  "create a network", 1, 1, net_create_opts, &res_net },
 	{ "net", "list", cmd_list, "", "list networks", 0, 0, NULL, &res_net },
 	{ "net", "show", cmd_show, "NET", "show one network", 1, 1, NULL, &res_net },
 	{ "net", "delete", cmd_delete, "NET", "delete a network without NICs", 1, 1, NULL, &res_net },
+	{ "net", "set", cmd_net_set, "NET --rate SPEC",
+	  "change the default limit of a network's NICs", 1, 1, net_set_opts, &res_net },
 
 	{ "key", "add", cmd_key_add, "NAME (--file F | KEYTEXT)",
 	  "add an SSH public key", 1, 2, key_add_opts, &res_key },
@@ -215,8 +257,9 @@ static const struct command commands[] = {
 	{ "user", "show", cmd_user_show, "USER", "show one user and its usage against its quotas",
 	  1, 1, NULL, &res_user },
 	{ "user", "set", cmd_user_set,
-	  "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable] [QUOTA OPTION N|unlimited|default]...",
-	  "change a user or its quotas (admin)", 1, 1, user_set_opts, &res_user },
+	  "USER [--role ROLE] [--auth BACKEND]... [--enable|--disable] [QUOTA OPTION N|unlimited|default]..."
+	  " [--rate-cap RATE|none] [--traffic-quota SIZE|none]",
+	  "change a user, its quotas, rate cap and traffic quota (admin)", 1, 1, user_set_opts, &res_user },
 	{ "user", "delete", cmd_delete, "USER", "delete a user who owns nothing (admin)", 1, 1, NULL,
 	  &res_user },
 	{ "user", "passwd", cmd_user_passwd, "USER [--password-stdin]",
@@ -224,6 +267,9 @@ static const struct command commands[] = {
 	{ "user", "otp", cmd_user_otp, "enable|disable USER",
 	  "enrol a TOTP authenticator (prints the otpauth:// URI and a QR code) or remove it",
 	  2, 2, NULL, &res_user },
+	{ "usage", NULL, cmd_usage, "[--user USER] [--month YYYY-MM]",
+	  "what each user and VM used in a month: traffic, vCPU-, memory- and disk-hours",
+	  0, 0, usage_opts, NULL },
 	{ "host", "list", cmd_list, "", "list hosts: capacity, load, liveness (admin)", 0, 0, NULL,
 	  &res_host },
 	{ "host", "show", cmd_show, "HOST", "show one host (admin)", 1, 1, NULL, &res_host },
@@ -239,13 +285,14 @@ static const struct command commands[] = {
 	{ "token", "revoke", cmd_delete, "ID", "revoke a token", 1, 1, NULL, &res_token },
 
 	{ "vm", "create", cmd_vm_create,
-	  "NAME --image IMG [--net NET]... [--cpus N] [--memory MIB] [--key KEY]..."
-	  " [--user-data FILE] [--config-drive] [--disk-size SIZE] [--disk SIZE]... [--no-start]"
-	  " [--metadata-tokens optional|required]",
+	  "NAME --image IMG [--net NET[:rate=SPEC]]... [--rate SPEC] [--cpus N] [--memory MIB]"
+	  " [--key KEY]... [--user-data FILE] [--config-drive] [--disk-size SIZE] [--disk SIZE]..."
+	  " [--no-start] [--metadata-tokens optional|required]",
 	  "create a VM, started unless --no-start", 1, 1, vm_create_opts, &res_vm },
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },
-	{ "vm", "set", cmd_vm_set, "VM --metadata-tokens optional|required",
+	{ "vm", "set", cmd_vm_set,
+	  "VM [--metadata-tokens optional|required] [--traffic-quota SIZE|none]",
 	  "change a VM's settings", 1, 1, vm_set_opts, &res_vm },
 	{ "vm", "start", cmd_vm_start, "VM", "ask for the VM to run", 1, 1, NULL, &res_vm },
 	{ "vm", "stop", cmd_vm_stop, "VM [--force]",
@@ -256,13 +303,21 @@ static const struct command commands[] = {
 	  "move a running VM to another host while it runs (admin)", 1, 1, vm_migrate_opts, &res_vm },
 	{ "vm", "delete", cmd_delete, "VM", "delete a VM and its disks (QEMU is ended at once)", 1, 1, NULL,
 	  &res_vm },
-	{ "vm", "nic", cmd_vm_nic, "add VM NET | remove VM MAC",
-	  "attach or detach a NIC (hot-plugged when the VM runs)", 3, 3, NULL, &res_vm },
+	{ "vm", "nic", cmd_vm_nic, "add VM NET | remove VM MAC | set VM MAC --rate SPEC",
+	  "attach or detach a NIC (hot-plugged when the VM runs), or change its limits at once",
+	  3, 3, vm_nic_opts, &res_vm },
+	{ "vm", "stats", cmd_vm_stats, "VM",
+	  "traffic of each NIC: limits in force, current rates, this month's and all-time totals",
+	  1, 1, NULL, &res_vm },
 	{ "vm", "rule", cmd_vm_rule,
 	  "add VM [--proto P] [--port N[-M]] [--source PREFIX] | list VM | delete VM ID",
 	  "inbound firewall rules of a VM", 2, 3, vm_rule_opts, &res_vm },
 	{ "vm", "prefix", cmd_vm_prefix, "add VM [--length N] [--nic MAC] | list VM | remove VM PREFIX",
 	  "routed IPv6 prefixes of a VM (from the operator's pool)", 2, 3, vm_prefix_opts, &res_vm },
+	{ "vm", "snapshot", cmd_vm_snapshot,
+	  "create VM NAME | list VM | restore VM NAME [--discard-newer] | delete VM NAME",
+	  "disk snapshots of every disk of a VM: taken stopped or running (crash-consistent);"
+	  " restored and deleted stopped", 2, 3, vm_snapshot_opts, &res_vm },
 	{ "ip", "attach", cmd_ip_attach, "VM [ADDRESS] [--nic MAC]",
 	  "map a public IPv4 address (the next free one by default) to a VM", 1, 2, ip_attach_opts, NULL },
 	{ "ip", "detach", cmd_ip_detach, "VM ADDRESS", "remove a VM's public IPv4 address", 2, 2, NULL, NULL },

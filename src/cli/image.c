@@ -308,3 +308,32 @@ out:
 	free(id);
 	return rc;
 }
+
+/* hc image create NAME --from-vm VM: hcd flattens the VM's root disk on a
+ * worker; like a download, the image is followed until ready or failed. */
+int cmd_image_create(struct hc *h, const struct args *a)
+{
+	json_t *body, *made = NULL, *image = NULL;
+	int rc = -1;
+
+	if (arg_opt(a, "--from-vm") == NULL)
+		return hc_usage(h, "image create: --from-vm VM is required");
+	body = json_pack("{s:s, s:s}", "name", a->pos[0], "from_vm", arg_opt(a, "--from-vm"));
+
+	if (body && arg_opt(a, "--public"))
+		json_object_set_new(body, "visibility", json_string("public"));
+	if (body == NULL)
+		return hc_fail(h, "out of memory");
+	hc_catch_signals(true);
+	if (api_call(h, "POST", "/v1/images", body, &made, NULL) == 0) {
+		if (await_download(h, a->pos[0], made, &image) == 0) {
+			print_resource(h, &res_image, image);
+			rc = 0;
+		}
+	}
+	hc_catch_signals(false);
+	json_decref(body);
+	json_decref(made);
+	json_decref(image);
+	return rc;
+}

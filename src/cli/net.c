@@ -21,6 +21,7 @@ static const struct column net_show[] = {
 	{ "ipv4", "ipv4", NULL },
 	{ "owner", "owner", NULL },
 	{ "created", "created", fmt_time },
+	{ "limit", "limit", fmt_limit },
 	{ 0 },
 };
 
@@ -39,6 +40,14 @@ int cmd_net_create(struct hc *h, const struct args *a)
 		json_object_set_new(body, "ipv6", json_string(ipv6));
 	if (body && ipv4)
 		json_object_set_new(body, "ipv4", json_string(ipv4));
+	if (body && arg_opt(a, "--rate")) {
+		json_t *limit = cli_limit_json(h, arg_opt(a, "--rate"), "--rate");
+		if (limit == NULL) {
+			json_decref(body);
+			return -1;
+		}
+		json_object_set_new(body, "limit", limit);
+	}
 	if (body == NULL)
 		return hc_fail(h, "out of memory");
 	rc = api_call(h, "POST", "/v1/networks", body, &net, NULL);

@@ -311,7 +311,7 @@ int cmd_user_set(struct hc *h, const struct args *a)
 {
 	json_t *body = json_object(), *user = NULL, *quota;
 	char *path = api_path("users", a->pos[0], NULL);
-	bool bad;
+	bool bad = false;
 	int rc;
 
 	if (arg_opt(a, "--role"))
@@ -325,11 +325,14 @@ int cmd_user_set(struct hc *h, const struct args *a)
 	}
 	if (arg_flag(a, "--enable") || arg_flag(a, "--disable"))
 		json_object_set_new(body, "enabled", json_boolean(arg_flag(a, "--enable")));
-	quota = quota_body(h, a, &bad);
-	if (bad) {
+	/* The rate cap and traffic quota are a resource of their own (usage.c). */
+	int traffic = cli_user_traffic(h, a);
+	quota = traffic < 0 ? NULL : quota_body(h, a, &bad);
+	if (traffic < 0 || bad || (traffic > 0 && json_object_size(body) == 0 && quota == NULL)) {
 		json_decref(body);
+		json_decref(quota);
 		free(path);
-		return -1;
+		return traffic < 0 || bad ? -1 : 0;
 	}
 	/* Quotas have their own endpoint; the user's fields only when given. */
 	if (json_object_size(body) > 0 || quota == NULL)

@@ -249,8 +249,14 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_decref(nets);
 		return NULL;
 	}
-	for (size_t i = 0; nets && (net = arg_opt_nth(a, "--net", i)); i++)
-		json_array_append_new(nets, json_string(net));
+	for (size_t i = 0; nets && (net = arg_opt_nth(a, "--net", i)); i++) {
+		json_t *e = cli_net_element(h, net);   /* NET or NET:rate=SPEC */
+		if (e == NULL) {
+			json_decref(nets);
+			return NULL;
+		}
+		json_array_append_new(nets, e);
+	}
 	body = json_pack("{s:s, s:s, s:o, s:b}", "name", a->pos[0], "image", arg_opt(a, "--image"),
 			 "networks", nets, "start", !arg_flag(a, "--no-start"));
 	/* Absent sizes are left to the daemon's defaults. */
@@ -266,6 +272,14 @@ static json_t *create_body(struct hc *h, const struct args *a)
 		json_object_set_new(body, "host", json_string(arg_opt(a, "--host")));
 	if (body && arg_opt(a, "--metadata-tokens"))
 		json_object_set_new(body, "metadata_tokens", json_string(arg_opt(a, "--metadata-tokens")));
+	if (body && arg_opt(a, "--rate")) {
+		json_t *limit = cli_limit_json(h, arg_opt(a, "--rate"), "--rate");
+		if (limit == NULL) {
+			json_decref(body);
+			return NULL;
+		}
+		json_object_set_new(body, "limit", limit);
+	}
 	if (body == NULL) {
 		hc_usage(h, "arguments must be valid UTF-8 text");
 		return NULL;
@@ -325,8 +339,13 @@ int cmd_vm_set(struct hc *h, const struct args *a)
 	char *path;
 	int rc;
 
+	/* The traffic quota is a resource of its own (usage.c). */
+	rc = cli_vm_traffic(h, a);
+	if (rc < 0 || (rc > 0 && tokens == NULL))
+		return rc < 0 ? -1 : 0;
 	if (tokens == NULL)
-		return hc_usage(h, "vm set: nothing to change (--metadata-tokens optional|required)");
+		return hc_usage(h, "vm set: nothing to change (--metadata-tokens optional|required,"
+				" --traffic-quota SIZE|none)");
 	body = json_pack("{s:s}", "metadata_tokens", tokens);
 	path = api_path("vms", a->pos[0], NULL);
 	if (body == NULL || path == NULL) {

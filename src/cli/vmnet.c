@@ -17,9 +17,8 @@ static const struct column rule_cols[] = {
 	{ NULL, NULL, NULL },
 };
 
-/* Run one call and print its JSON answer (or a one-line summary). */
-static int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
-			  const char *done_fmt, const char *a1, const char *a2)
+int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
+		   const char *done_fmt, const char *a1, const char *a2)
 {
 	json_t *out;
 	int rc = api_call_printed(h, method, path, body, &out);
@@ -35,7 +34,12 @@ int cmd_vm_nic(struct hc *h, const struct args *a)
 	const char *sub = a->pos[0];
 
 	if (a->n_pos != 3)
-		return hc_usage(h, "usage: hc vm nic add VM NET | hc vm nic remove VM MAC");
+		return hc_usage(h, "usage: hc vm nic add VM NET | hc vm nic remove VM MAC |"
+				" hc vm nic set VM MAC --rate SPEC");
+	if (strcmp(sub, "set") == 0)
+		return cli_vm_nic_set(h, a);
+	if (arg_opt(a, "--rate"))
+		return hc_usage(h, "--rate goes with 'hc vm nic set'");
 	if (strcmp(sub, "add") == 0)
 		return call_and_print(h, "POST", api_path("vms", a->pos[1], "nics"),
 				      json_pack("{s:s}", "network", a->pos[2]),
@@ -56,7 +60,7 @@ int cmd_vm_nic(struct hc *h, const struct args *a)
 		free(suffix);
 		return rc;
 	}
-	return hc_usage(h, "unknown 'hc vm nic %s': use add or remove", sub);
+	return hc_usage(h, "unknown 'hc vm nic %s': use add, remove or set", sub);
 }
 
 static int rule_list(struct hc *h, const char *vm)

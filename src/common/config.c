@@ -171,6 +171,11 @@ static const struct key keys[] = {
 	  "seconds the event log keeps events (how far back Last-Event-ID resumes)"),
 	I("hcd", "audit_retention_days", audit_retention_days,
 	  "days the audit trail keeps its entries"),
+	/* bandwidth limits and traffic metering */
+	I("hcd", "meter_interval", meter_interval,
+	  "seconds between samples of the NICs' traffic counters"),
+	S("hcd", "quota_throttle_rate", quota_throttle_rate,
+	  "what the NICs of a user or VM over its monthly traffic quota get, e.g. 1mbit"),
 	/* vmrt: QEMU confinement (vm/identity.h) */
 	I("hcd", "qemu_uid_base", qemu_uid_base,
 	  "first uid/gid of VMs: a VM's QEMU runs as qemu_uid_base + (VM ID mod qemu_uid_count);"
@@ -192,6 +197,10 @@ static const struct key keys[] = {
 	  "the longest pause of a migrating guest QEMU aims at (its downtime-limit)"),
 	I("hcd", "migrate_max_bandwidth", migrate_max_bandwidth,
 	  "MiB/s a migration stream may use; 0: unlimited"),
+	/* snapshot (issue 14 §2) */
+	I("hcd", "snapshot_copy_timeout", snapshot_copy_timeout,
+	  "seconds (wall and CPU) qemu-img may take to merge a deleted snapshot's layer or to"
+	  " flatten a VM's disk into an image"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -260,6 +269,9 @@ void config_defaults(struct config *c)
 	c->events_buffer = 1 << 20;
 	c->events_retention = 3600;
 	c->audit_retention_days = 90;
+	/* bandwidth limits and traffic metering */
+	c->meter_interval = 10;
+	set_str(&c->quota_throttle_rate, "1mbit");
 	/* vmrt: clear of the first user's subordinate ids (useradd:
 	 * 100000..165535) and below systemd-nspawn's (524288..); hcd refuses
 	 * a range that overlaps anyone's ids (vm/identity.h). */
@@ -273,6 +285,7 @@ void config_defaults(struct config *c)
 	c->migrate_wait_timeout = 60;
 	c->migrate_max_downtime_ms = 300;
 	c->migrate_max_bandwidth = 0;
+	c->snapshot_copy_timeout = 600;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

@@ -85,6 +85,9 @@ struct config {
 	int events_buffer;    /* bytes a stream may fall behind before it is cut */
 	int events_retention; /* seconds the event log keeps events (resume window) */
 	int audit_retention_days; /* days the audit trail keeps entries */
+	/* bandwidth limits and traffic metering (issue 13) */
+	int meter_interval;   /* seconds between samples of the NICs' counters */
+	char *quota_throttle_rate; /* what a NIC over its monthly traffic quota gets, e.g. "1mbit" */
 	/* vmrt: every VM's QEMU runs as uid = gid = qemu_uid_base + (VM ID mod
 	 * qemu_uid_count), a range no account uses (vm/identity.h) */
 	int qemu_uid_base;
@@ -97,6 +100,10 @@ struct config {
 	int migrate_wait_timeout; /* seconds the source waits for the destination's steps */
 	int migrate_max_downtime_ms; /* QEMU's downtime-limit */
 	int migrate_max_bandwidth; /* MiB/s of the stream; 0 = unlimited */
+	/* snapshot (issue 14 §2): seconds (wall and CPU) a qemu-img that copies
+	 * a disk's data may take: merging a snapshot away, flattening a disk
+	 * into an image */
+	int snapshot_copy_timeout;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -95,15 +95,26 @@ bool nic_mac_parse(const char *s, uint64_t *nic_id)
 	return parse_hex_exact(hex, 8, nic_id);
 }
 
-ifname_str ifname_tap(uint64_t nic_id)
+/* A NIC's links carry its whole MAC after their kind letter. */
+static ifname_str ifname_of_nic(char kind, uint64_t nic_id)
 {
 	uint8_t m[6];
 	ifname_str r;
 
 	nic_mac_bytes(nic_id, m);
-	snprintf(r.s, sizeof(r.s), "v%02x%02x%02x%02x%02x%02x",
-		 m[0], m[1], m[2], m[3], m[4], m[5]);
+	snprintf(r.s, sizeof(r.s), "%c%02x%02x%02x%02x%02x%02x",
+		 kind, m[0], m[1], m[2], m[3], m[4], m[5]);
 	return r;
+}
+
+ifname_str ifname_tap(uint64_t nic_id)
+{
+	return ifname_of_nic(IFNAME_TAP, nic_id);
+}
+
+ifname_str ifname_ifb(uint64_t nic_id)
+{
+	return ifname_of_nic(IFNAME_IFB, nic_id);
 }
 
 ifname_str ifname_bridge(uint64_t net_id)
@@ -128,11 +139,13 @@ bool ifname_parse(const char *name, enum ifname_kind *kind, uint64_t *id)
 		return false;
 	switch (name[0]) {
 	case 'v':
-		/* The tap carries the whole MAC so that `ip link` shows it; only
-		 * hackcloud MACs (02:00 prefix) are ours. */
+	case 'i':
+		/* The tap (and the ifb that shapes what the NIC sends) carries
+		 * the whole MAC so that `ip link` shows it; only hackcloud MACs
+		 * (02:00 prefix) are ours. */
 		if (!parse_hex_exact(name + 1, 12, &v) || (v >> 32) != 0x0200)
 			return false;
-		*kind = IFNAME_TAP;
+		*kind = (enum ifname_kind)name[0];
 		*id = v & NIC_ID_MAX;
 		return true;
 	case 'b':

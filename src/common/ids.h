@@ -7,7 +7,8 @@
  *     digits of the ID (locally administered, unicast);
  *   - a network ID is a 24-bit counter (the VXLAN VNI), rendered as 6 hex;
  *   - interface names are a type letter that is not a hex digit followed by
- *     hex: tap "v" + 12 hex of the MAC, bridge "b" + 6 hex, vxlan "x" + 6 hex.
+ *     hex: tap "v" + 12 hex of the MAC, its ifb "i" + the same 12 hex, bridge
+ *     "b" + 6 hex, vxlan "x" + 6 hex.
  *     All fit IFNAMSIZ (15 characters + NUL) and parse back unambiguously.
  * Everything here is pure and unit tested.
  */
@@ -33,7 +34,7 @@ typedef struct { char s[NET_ID_STRLEN + 1]; } net_id_str;
 typedef struct { char s[MAC_STRLEN + 1]; } mac_str;
 typedef struct { char s[IFNAME_MAXLEN + 1]; } ifname_str;
 
-enum ifname_kind { IFNAME_TAP = 'v', IFNAME_BRIDGE = 'b', IFNAME_VXLAN = 'x' };
+enum ifname_kind { IFNAME_TAP = 'v', IFNAME_BRIDGE = 'b', IFNAME_VXLAN = 'x', IFNAME_IFB = 'i' };
 
 vm_id_str  vm_id_format(uint64_t id);
 net_id_str net_id_format(uint64_t id);
@@ -47,6 +48,8 @@ void    nic_mac_bytes(uint64_t nic_id, uint8_t mac[6]);
 bool    nic_mac_parse(const char *s, uint64_t *nic_id);
 
 ifname_str ifname_tap(uint64_t nic_id);
+/* The ifb that shapes what a NIC sends: "i" + the 12 hex of its MAC. */
+ifname_str ifname_ifb(uint64_t nic_id);
 ifname_str ifname_bridge(uint64_t net_id);
 ifname_str ifname_vxlan(uint64_t net_id);
 /* Parse an interface name we generated back into its kind and ID. */

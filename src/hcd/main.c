@@ -16,6 +16,7 @@
  *                                                   QEMU) then ask for a pass
  *   events     the store's event hook, announcements   api/events.c: streams of
  *              of other hosts (their own channel)       /v1/events read the log
+ *   meter      every meter_interval seconds           agent/meter: counters into the store
  *   (all)      signalfd: TERM/INT stop, HUP reload
  *
  * QEMU processes are not children of the loop: hcd starts each detached
@@ -23,7 +24,9 @@
  * start.  The only other threads are the importer's downloads, which never
  * touch the store (image/fetch.h).
  */
+#include "agent/meter.h"
 #include "agent/reconcile.h"
+#include "agent/snapshots.h"
 #include "api/api.h"
 #include "api/openapi.h"
 #include "cluster/cluster.h"
@@ -421,6 +424,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	agent_set_wake_hook(h.agent, on_agent_job, &h);
+	/* Before the first pass, which would start VMs on their layers. */
+	snapshots_recover(h.st, &h.cfg);
 	h.cluster = cluster_new(h.st, &h.cfg, accel, &err);
 	if (h.cluster == NULL) {
 		log_err("%s", err ? err : "cluster: out of memory");
@@ -474,6 +479,10 @@ int main(int argc, char **argv)
 		long long beat = cluster_tick(h.cluster, now);
 		if (now + beat < wake)
 			wake = now + beat;
+		/* Traffic counters: a dump on a worker, counted when it is done. */
+		long long sample = meter_tick(agent_meter(h.agent), now, h.workers);
+		if (now + sample < wake)
+			wake = now + sample;
 		long long timeout = wake - now;
 		long long mhd = api_server_timeout_ms(h.api);
 		if (mhd >= 0 && mhd < timeout)

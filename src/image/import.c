@@ -470,6 +470,13 @@ void importer_resume(struct importer *imp)
 		/* In a cluster the host that took the import downloads it. */
 		if (ims[i].import_host && imp->host && strcmp(ims[i].import_host, imp->host) != 0)
 			continue;
+		/* A capture from a VM (api/capture.c) is not resumed: its copy
+		 * was made by a worker that is gone. */
+		if (ims[i].source && strncmp(ims[i].source, "vm:", 3) == 0) {
+			store_image_fail(imp->st, ims[i].id, "hcd restarted during the capture from the"
+					 " VM: delete the image and capture again");
+			continue;
+		}
 		/* As when it began: what the owner may reach depends on its role now. */
 		bool admin = store_user_get_id(imp->st, ims[i].owner, &owner) == STORE_OK &&
 			     owner.role && strcmp(owner.role, "admin") == 0;

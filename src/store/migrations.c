@@ -212,6 +212,18 @@ int store_migration_request(struct store *st, uint64_t vm_id, struct placement *
 		rc = grc;
 		goto out;
 	}
+	/* Snapshot layers (vm/snapshot.h) stay under each disk's top in the
+	 * VM's directory: the mirror copies tops only. */
+	int64_t snaps = 0;
+	if ((rc = store_q(st, "SELECT COUNT(*) FROM snapshots WHERE vm = ?", &SV_I(vm_id), 1,
+			  store_row_int, &snaps)) != STORE_OK)
+		goto out;
+	if (snaps > 0) {
+		refuse(st, "vm '%s' has snapshots: only the disks' tops would move; delete them%s first",
+		       vm.name, NULL);
+		rc = STORE_CONFLICT;
+		goto out;
+	}
 	if (p->pin && strcmp(p->pin, vm.host) == 0) {
 		refuse(st, "vm '%s' is on host '%s' already", vm.name, vm.host);
 		rc = STORE_CONFLICT;

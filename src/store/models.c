@@ -3,6 +3,7 @@
  * against the engine interface (store_internal.h); portable SQL only.
  */
 #include "store/store_internal.h"
+#include "store/usage.h"
 
 #include "common/ids.h"
 #include "common/validate.h"
@@ -387,6 +388,8 @@ int store_network_create(struct store *st, struct network *n)
 		rc = store_w(st, "INSERT INTO networks (id, name, owner, ipv6, ipv4, created)"
 			     " VALUES (?, ?, ?, ?, ?, ?)", p, 6);
 	}
+	if (rc == STORE_OK && n->limit)
+		rc = store_net_limit_write(st, n->id, n->limit);
 	return store_tx_end(st, rc);
 }
 
@@ -1006,6 +1009,8 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 			rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4)"
 				     " VALUES (?, ?, ?, ?, ?)", p, 5);
 		}
+		if (rc == STORE_OK && vm->nic_limits)
+			rc = store_nic_limit_write(st, nic_id, &vm->nic_limits[i]);
 		free(ipv4);
 		network_free(&net);
 	}
@@ -1075,6 +1080,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 		rc = store_q(st, "DELETE FROM vm_keys WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_disks WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
+	if (rc == STORE_OK)
+		rc = store_q(st, "DELETE FROM snapshots WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = store_q(st, "DELETE FROM vm_user_data WHERE vm = ?", &SV_I(id), 1, NULL, NULL);
 	if (rc == STORE_OK)

@@ -106,6 +106,13 @@ static int quota_usage(struct store *st, uint64_t user, const bool want[QUOTA_N]
 			     " JOIN vms v ON v.id = d.vm WHERE v.owner = ? AND v.desired <> 'deleted'",
 			     &SV_I(user), 1, store_row_int, &data);
 		used[QUOTA_DISK_BYTES] += data;
+		/* Snapshot layers hold bytes beyond the disks' sizes. */
+		data = 0;
+		if (rc == STORE_OK)
+			rc = store_q(st, "SELECT COALESCE(SUM(s.bytes), 0) FROM snapshots s"
+				     " JOIN vms v ON v.id = s.vm WHERE v.owner = ? AND v.desired <> 'deleted'",
+				     &SV_I(user), 1, store_row_int, &data);
+		used[QUOTA_DISK_BYTES] += data;
 	}
 	if (rc == STORE_OK && want[QUOTA_NETWORKS])
 		rc = store_q(st, "SELECT COUNT(*) FROM networks WHERE owner = ?", &SV_I(user), 1,

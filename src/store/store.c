@@ -172,7 +172,52 @@ static const char *const migrations[] = {
 	 * kept in the row so that the agent of the VM's host (and a restarted
 	 * hcd) still knows. */
 	"ALTER TABLE vms ADD COLUMN force_stop INTEGER NOT NULL DEFAULT 0;",
-	/* 13: migrate (issue 14 §1).  A VM's live migration, one row per VM
+	/* 13: bandwidth limits and traffic metering (issue 13 §1, §2; usage.h).
+	 * Limits in bits/s, bursts and quotas in bytes, 0 = none.  The users'
+	 * rate cap and monthly traffic quota are a table of their own, apart
+	 * from the users' resource quotas.  Counters: the last raw sample of a
+	 * NIC's tap per host (written with the totals it was added to, in one
+	 * transaction), traffic per month and NIC, resources per month and VM;
+	 * usage rows name their VM and owner and outlive both (billing). */
+	"CREATE TABLE nic_limits (nic BIGINT PRIMARY KEY REFERENCES nics(id) ON DELETE CASCADE,"
+	" in_rate BIGINT NOT NULL, in_burst BIGINT NOT NULL, out_rate BIGINT NOT NULL,"
+	" out_burst BIGINT NOT NULL);"
+	"CREATE TABLE net_limits (network BIGINT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE,"
+	" in_rate BIGINT NOT NULL, in_burst BIGINT NOT NULL, out_rate BIGINT NOT NULL,"
+	" out_burst BIGINT NOT NULL);"
+	"CREATE TABLE user_traffic (user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	" rate_cap BIGINT NOT NULL, quota BIGINT NOT NULL);"
+	"CREATE TABLE vm_traffic (vm BIGINT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,"
+	" quota BIGINT NOT NULL);"
+	"CREATE TABLE meter_nics (nic BIGINT NOT NULL, host TEXT NOT NULL, vm BIGINT NOT NULL,"
+	" owner BIGINT NOT NULL, ifindex BIGINT NOT NULL, rx_bytes BIGINT NOT NULL,"
+	" tx_bytes BIGINT NOT NULL, rx_packets BIGINT NOT NULL, tx_packets BIGINT NOT NULL,"
+	" at BIGINT NOT NULL, in_bps BIGINT NOT NULL, out_bps BIGINT NOT NULL,"
+	" in_pps BIGINT NOT NULL, out_pps BIGINT NOT NULL, PRIMARY KEY (nic, host));"
+	"CREATE INDEX meter_nics_vm ON meter_nics (vm);"
+	/* When each host last accounted its VMs' resources, and its boot ID
+	 * then: kept in its row, with its heartbeat. */
+	"ALTER TABLE hosts ADD COLUMN meter_at BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN meter_boot TEXT;"
+	"CREATE TABLE usage_nic (month TEXT NOT NULL, nic BIGINT NOT NULL, vm BIGINT NOT NULL,"
+	" owner BIGINT NOT NULL, bytes_in BIGINT NOT NULL, bytes_out BIGINT NOT NULL,"
+	" packets_in BIGINT NOT NULL, packets_out BIGINT NOT NULL, PRIMARY KEY (month, nic));"
+	"CREATE INDEX usage_nic_owner ON usage_nic (month, owner);"
+	"CREATE INDEX usage_nic_vm ON usage_nic (vm);"
+	"CREATE TABLE usage_vm (month TEXT NOT NULL, vm BIGINT NOT NULL, owner BIGINT NOT NULL,"
+	" name TEXT NOT NULL, vcpu_seconds BIGINT NOT NULL, memory_mib_seconds BIGINT NOT NULL,"
+	" disk_mib_seconds BIGINT NOT NULL, PRIMARY KEY (month, vm));"
+	"CREATE INDEX usage_vm_owner ON usage_vm (month, owner);",
+	/* 14: snapshot (issue 14 §2): disk snapshots of VMs, one qcow2 layer
+	 * per disk in the VM's directory (vm/snapshot.h).  state is ready or
+	 * the operation under way (creating, restoring, deleting); bytes are
+	 * the layers' file sizes, counted in the owner's disk_bytes. */
+	"CREATE TABLE snapshots (id BIGINT PRIMARY KEY,"
+	" vm BIGINT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+	" state TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, bytes BIGINT NOT NULL DEFAULT 0,"
+	" created BIGINT NOT NULL, UNIQUE (vm, name));"
+	"INSERT INTO counters (name, next) VALUES ('snapshot', 1);",
+	/* 15: migrate (issue 14 §1).  A VM's live migration, one row per VM
 	 * (the last one): a state machine each step of which is written by
 	 * the host that owns it (store/migrations.c); vms.host flips in the
 	 * step that ends it well.  The PSK of its TLS stream lives here while

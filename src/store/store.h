@@ -170,6 +170,8 @@ struct image {
 	char *error;      /* why an import failed (state error), else NULL */
 };
 
+struct nic_limit;   /* common/rate.h */
+
 struct network {
 	uint64_t id;
 	char *name;
@@ -178,6 +180,8 @@ struct network {
 	char *ipv6;       /* "prefix::/64" */
 	char *ipv4;       /* "a.b.c.0/24" or NULL */
 	int64_t created;
+	/* At create only: the default limits of its NICs (usage.h), or NULL. */
+	const struct nic_limit *limit;
 };
 
 struct nic {
@@ -243,6 +247,9 @@ struct vm {
 	 * session token ("metadata_tokens": "required"), or also plain ones
 	 * ("optional"). */
 	bool metadata_tokens_required;
+	/* At create only: each NIC's own limits (usage.h), one per network
+	 * given to store_vm_create, or NULL for none. */
+	const struct nic_limit *nic_limits;
 	/* desired stopped without ACPI: QMP quit, then SIGKILL */
 	bool force_stop;
 };
@@ -547,6 +554,52 @@ void store_token_cache(struct store *st, int ttl_s);
 int store_token_live(struct store *st, uint64_t id, int64_t now);
 /* Revoke every token of owner except `keep` (0: all). */
 int store_token_revoke_user(struct store *st, uint64_t owner, uint64_t keep);
+
+/* ---- snapshots (snapshots.c) ------------------------------------------- */
+
+/* A disk snapshot of a VM (issue 14 §2): one qcow2 layer per disk of the
+ * VM, in the order of the rows' IDs (vm/snapshot.h).  `state` is "ready",
+ * or the operation under way on it ("creating", "restoring", "deleting"):
+ * while a VM has a row that is not ready, nothing starts it, and no other
+ * snapshot operation begins on it.  bytes (the layers' file sizes) count
+ * in the owner's disk_bytes quota. */
+struct snapshot {
+	uint64_t id;
+	uint64_t vm;
+	char *name;
+	char *state;
+	bool live;        /* taken while the VM ran */
+	int64_t bytes;
+	int64_t created;
+};
+void snapshot_free(struct snapshot *s);
+void snapshots_free(struct snapshot *v, size_t n);
+/* The VM's snapshots, oldest first (the layers' order, bottom up). */
+int store_snapshot_list(struct store *st, uint64_t vm, struct snapshot **out, size_t *n);
+/* ref: the 8-hex ID or the name, of that VM's snapshots only. */
+int store_snapshot_get(struct store *st, uint64_t vm, const char *ref, struct snapshot *out);
+/* Every snapshot not ready, of any VM (an operation a crash interrupted). */
+int store_snapshot_unfinished(struct store *st, struct snapshot **out, size_t *n);
+/*
+ * A new snapshot s (name, vm, live, bytes: an estimate until ready) in
+ * state creating; s->id and s->created are set.  Atomically checked: the
+ * VM is in state `running` and desired running when s->live, else stopped
+ * and desired stopped; it has no snapshot operation under way
+ * (STORE_CONFLICT otherwise, also for a name it has already); bytes fit
+ * the owner's disk_bytes quota (STORE_QUOTA).
+ */
+int store_snapshot_begin(struct store *st, struct snapshot *s);
+/*
+ * An operation on a ready snapshot of a stopped VM (desired stopped, no
+ * operation under way; else STORE_CONFLICT): its state becomes `state`
+ * (restoring | deleting).  A restore marks the VM's newer snapshots
+ * deleting as well (they go with it).
+ */
+int store_snapshot_mark(struct store *st, uint64_t vm, uint64_t id, const char *state);
+/* Done: state ready, its bytes as measured. */
+int store_snapshot_ready(struct store *st, uint64_t id, int64_t bytes);
+/* The row goes (a deleted snapshot, a creation rolled back). */
+int store_snapshot_remove(struct store *st, uint64_t id);
 
 /* ---- quotas (quotas.c) -------------------------------------------------- */
 

@@ -5,8 +5,10 @@
 #include "common/ids.h"
 #include "net/link.h"
 #include "vm/identity.h"
+#include "vm/snapshot.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +30,8 @@ void vm_launch_free(struct vm_launch *l)
 	free((char *)l->spec.seed_iso);
 	free(l->data_sizes);
 	strv_free(l->data_paths);
+	strv_free(l->layer_paths);
+	free(l->layers);
 	seed_files_free(&l->seed);
 	free(l->nics);
 	free(l->bridges);
@@ -126,16 +130,51 @@ fail:
 	return NULL;
 }
 
+int vm_launch_layers(struct vm_launch *l, const uint64_t *snaps, size_t n)
+{
+	size_t disks = 1 + l->n_data;
+
+	if (n == 0)
+		return 0;
+	l->layer_paths = calloc(disks * n + 1, sizeof(*l->layer_paths));
+	l->layers = calloc(disks, sizeof(*l->layers));
+	if (l->layer_paths == NULL || l->layers == NULL)
+		return -1;
+	l->n_snaps = n;
+	for (size_t d = 0; d < disks; d++) {
+		char node[32];
+		if (d == 0)
+			snprintf(node, sizeof(node), "disk");
+		else
+			snprintf(node, sizeof(node), "data%zu", d - 1);
+		for (size_t k = 0; k < n; k++)
+			if ((l->layer_paths[d * n + k] = snap_layer_path(&l->paths, snaps[k], node)) == NULL)
+				return -1;
+		l->layers[d] = (struct qemu_layers){ (const char *const *)&l->layer_paths[d * n], n };
+	}
+	if (l->spec.disk)
+		l->spec.root_layers = l->layers[0];
+	l->spec.data_layers = &l->layers[1];
+	return 0;
+}
+
 /* A disk of the VM: created when missing (one that exists keeps what the
- * guest wrote), and the VM's whatever created it. */
-static int disk_ensure(struct vm_launch *l, const char *path, const char *base, long long size)
+ * guest wrote), and the VM's whatever created it.  Over snapshot layers,
+ * a new disk goes on the highest: a crash may have left it missing after
+ * its old file became a layer (vm/snapshot.h). */
+static int disk_ensure(struct vm_launch *l, size_t d, const char *path, const char *base,
+		       long long size)
 {
 	struct stat sb;
 
 	if (stat(path, &sb) < 0) {
-		if (base ? qemu_overlay_create(base, l->base_format, l->base_size, path, size,
-					       &l->tool_id, &l->err) < 0
-			 : qemu_disk_create(path, size, &l->tool_id, &l->err) < 0)
+		const char *top = l->n_snaps ? l->layer_paths[d * l->n_snaps + l->n_snaps - 1] : NULL;
+		long long under = d == 0 && base ? l->base_size : size;
+		if (top ? qemu_overlay_create(top, "qcow2", size > under ? size : under, path, size,
+					      &l->tool_id, &l->err) < 0
+		    : base ? qemu_overlay_create(base, l->base_format, l->base_size, path, size,
+						 &l->tool_id, &l->err) < 0
+			   : qemu_disk_create(path, size, &l->tool_id, &l->err) < 0)
 			return -1;
 	}
 	return qemu_file_give(path, &l->qemu_id, 0600, &l->err);
@@ -171,10 +210,10 @@ int vm_launch_run(struct vm_launch *l)
 
 	if (qemu_dir_ensure(&l->paths, &l->qemu_id, &l->err) < 0 || images_readable(l) < 0)
 		goto out;
-	if (l->spec.disk && disk_ensure(l, l->paths.disk, l->base, l->disk_size) < 0)
+	if (l->spec.disk && disk_ensure(l, 0, l->paths.disk, l->base, l->disk_size) < 0)
 		goto out;
 	for (size_t i = 0; i < l->n_data; i++)
-		if (disk_ensure(l, l->data_paths[i], NULL, l->data_sizes[i]) < 0)
+		if (disk_ensure(l, 1 + i, l->data_paths[i], NULL, l->data_sizes[i]) < 0)
 			goto out;
 	if (l->with_seed) {
 		if ((l->spec.seed_iso = seed_build(&l->seed, &l->paths, &l->tool_id, &l->err)) == NULL)

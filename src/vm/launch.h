@@ -42,6 +42,9 @@ struct vm_launch {
 	long long *data_sizes;        /* the data disks, in order */
 	char **data_paths;
 	size_t n_data;
+	char **layer_paths;           /* snapshot layers: n_snaps per disk, root disk first */
+	struct qemu_layers *layers;   /* per disk (root, data…) views of layer_paths */
+	size_t n_snaps;
 	bool with_seed;
 	struct seed_files seed;
 	struct qemu_nic *nics;        /* .fd is set while running */
@@ -54,6 +57,10 @@ struct vm_launch {
 /* NULL and a message when the rows do not make a VM that can start. */
 struct vm_launch *vm_launch_new(const struct vm *vm, const struct image *im,
 				const struct config *cfg, const char *accel, char **err);
+/* The VM's snapshots (IDs bottom up, vm/snapshot.h): every disk is
+ * opened over their layers, and a missing top is made over the highest.
+ * -1 on OOM. */
+int vm_launch_layers(struct vm_launch *l, const uint64_t *snaps, size_t n);
 /* 0 with launch->pid running, or -1 with launch->err. */
 int vm_launch_run(struct vm_launch *l);
 void vm_launch_free(struct vm_launch *l);

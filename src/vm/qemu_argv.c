@@ -118,6 +118,26 @@ static void add_blockdev(struct strv *a, const char *node, const char *path, con
 	add2(a, "-blockdev", blockdev_json(fmt));
 }
 
+/*
+ * A VM's disk: its snapshot layers ("<node>-l0", "<node>-l1", …, read-only,
+ * each backed by the node below, the lowest by `below` or nothing), then
+ * the disk itself on top of them.
+ */
+static void add_disk(struct strv *a, const char *node, const char *path,
+		     const struct qemu_layers *layers, const char *below)
+{
+	char prev[40] = "", cur[40];
+
+	if (below)
+		snprintf(prev, sizeof(prev), "%s", below);
+	for (size_t k = 0; layers && k < layers->n; k++) {
+		snprintf(cur, sizeof(cur), "%s-l%zu", node, k);
+		add_blockdev(a, cur, layers->path[k], "qcow2", true, prev[0] ? prev : NULL);
+		memcpy(prev, cur, sizeof(prev));
+	}
+	add_blockdev(a, node, path, "qcow2", false, prev[0] ? prev : NULL);
+}
+
 char **qemu_argv(const struct qemu_spec *s)
 {
 	struct strv a = { 0 };
@@ -170,13 +190,13 @@ char **qemu_argv(const struct qemu_spec *s)
 	if (s->disk) {
 		if (s->base)
 			add_blockdev(&a, "img", s->base, s->base_format, true, NULL);
-		add_blockdev(&a, "disk", s->disk, "qcow2", false, s->base ? "img" : NULL);
+		add_disk(&a, "disk", s->disk, &s->root_layers, s->base ? "img" : NULL);
 		add2(&a, "-device", strdup("virtio-blk-pci,drive=disk,id=vd-disk"));
 	}
 	for (size_t i = 0; i < s->n_data_disks; i++) {
 		char node[32];
 		snprintf(node, sizeof(node), "data%zu", i);
-		add_blockdev(&a, node, s->data_disks[i], "qcow2", false, NULL);
+		add_disk(&a, node, s->data_disks[i], s->data_layers ? &s->data_layers[i] : NULL, NULL);
 		add2(&a, "-device", str_printf("virtio-blk-pci,drive=%s,id=vd-%s", node, node));
 	}
 	if (s->seed_iso) {

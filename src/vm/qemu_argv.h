@@ -5,9 +5,10 @@
  * What the argv guarantees (DESIGN §5, docs/SECURITY.md):
  *   - every block node is given explicitly with -blockdev (a file node and
  *     a format node per disk) and every format node says what its backing
- *     is: the image node under a VM's overlay by node name, "backing": null
- *     everywhere else, so no file name written inside an image is ever
- *     followed;
+ *     is: the node below it by node name (the image under a VM's overlay,
+ *     or the snapshot layers in between, each named), "backing": null
+ *     everywhere else, so no file name written inside an image or a layer
+ *     is ever followed;
  *   - QEMU opens no network device and binds no socket itself: taps and
  *     the listening QMP and serial sockets are descriptors hcd passes in
  *     (proc_daemon in common/proc.h), so it needs no privilege at all;
@@ -36,6 +37,14 @@ struct qemu_nic {
 	int fd;                  /* that descriptor as numbered in QEMU */
 };
 
+/* The snapshot layers under one disk (vm/snapshot.h), bottom up: each is
+ * opened read-only and backed by the one below it, the lowest by the
+ * image (root disk) or by nothing; the disk itself by the highest. */
+struct qemu_layers {
+	const char *const *path;
+	size_t n;
+};
+
 struct qemu_spec {
 	uint64_t vm_id;
 	const char *name;
@@ -51,6 +60,8 @@ struct qemu_spec {
 	const char *base_format; /* raw | qcow2 */
 	const char *const *data_disks;  /* extra qcow2 data disks, after the root disk */
 	size_t n_data_disks;
+	struct qemu_layers root_layers;          /* under disk */
+	const struct qemu_layers *data_layers;   /* under each data disk; NULL: none */
 	const char *seed_iso;    /* NoCloud cidata ISO, attached as an IDE CD-ROM; NULL = none */
 	int qmp_fd;              /* listening sockets, as numbered in QEMU */
 	int serial_fd;

@@ -2,9 +2,10 @@
 #include "vm/vmstats.h"
 
 #include "common/fsutil.h"
+#include "net/linkstats.h"
 #include "vm/qmp.h"
 
-#include <netlink/route/link.h>
+#include <netlink/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,42 +77,38 @@ out:
 /* ---- NICs ----------------------------------------------------------------- */
 
 struct nicstats {
-	struct nl_sock *sk;
-	struct nl_cache *links;
+	struct link_stat *links;     /* net/linkstats.h: the taps, sorted by name */
+	size_t n;
 };
 
 struct nicstats *nicstats_open(char **err)
 {
 	struct nicstats *s = calloc(1, sizeof(*s));
-	int nerr;
+	struct nl_sock *sk = NULL;
 
 	*err = NULL;
-	if (s == NULL || (s->sk = nl_socket_alloc()) == NULL ||
-	    nl_connect(s->sk, NETLINK_ROUTE) < 0) {
-		*err = strdup("netlink: cannot connect");
+	if (s == NULL || (sk = link_dump_socket(err)) == NULL ||
+	    link_stats_dump(sk, "v", &s->links, &s->n, err) < 0) {
+		if (*err == NULL)
+			*err = strdup("out of memory");
 		nicstats_close(s);
-		return NULL;
+		s = NULL;
 	}
-	if ((nerr = rtnl_link_alloc_cache(s->sk, AF_UNSPEC, &s->links)) < 0) {
-		*err = str_printf("netlink: listing links: %s", nl_geterror(nerr));
-		nicstats_close(s);
-		return NULL;
-	}
+	nl_socket_free(sk);
 	return s;
 }
 
 int nicstats_get(struct nicstats *s, const char *ifname, struct nic_counters *out)
 {
-	struct rtnl_link *l = rtnl_link_get_by_name(s->links, ifname);
+	const struct link_stat *l = link_stats_find(s->links, s->n, ifname);
 
 	if (l == NULL)
 		return -1;
 	/* The tap is the host's end of the guest's cable. */
-	out->rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
-	out->rx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
-	out->tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
-	out->tx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
-	rtnl_link_put(l);
+	out->rx_bytes = l->tx_bytes;
+	out->rx_packets = l->tx_packets;
+	out->tx_bytes = l->rx_bytes;
+	out->tx_packets = l->rx_packets;
 	return 0;
 }
 
@@ -119,9 +116,7 @@ void nicstats_close(struct nicstats *s)
 {
 	if (s == NULL)
 		return;
-	if (s->links)
-		nl_cache_free(s->links);
-	nl_socket_free(s->sk);
+	free(s->links);
 	free(s);
 }
 

@@ -12,9 +12,10 @@
  * Every function may run on a worker thread: none touches the store or
  * anything of the loop.  The parsers are pure and unit tested.
  *
- * The NIC counters come from one place (nicstats_*): when traffic meters
- * sampled into the store exist (issue "bandwidth"), that is the function
- * to point at them instead.
+ * The NIC counters come from one place (nicstats_*), the same link dump
+ * the traffic meter samples (net/linkstats.h).  They are the taps' own:
+ * they start at zero with each tap; the totals that survive restarts are
+ * the meter's, in the store (store/usage.h, GET /v1/vms/{ref}/stats).
  */
 #ifndef HC_VMSTATS_H
 #define HC_VMSTATS_H

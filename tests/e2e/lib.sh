@@ -76,7 +76,11 @@ cleanup() {
 	rm -rf "$T_DIR"
 	exit $rc
 }
-trap cleanup EXIT INT TERM
+# A test stopped by a signal fails: the EXIT trap sees its status (with
+# 'trap cleanup INT TERM' it would see the last command's, often 0).
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ip netns add "$T_NS"
 ip -n "$T_NS" link set lo up

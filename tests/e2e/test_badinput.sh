@@ -58,6 +58,23 @@ expect 400 POST /v1/images '{"name": "img", "boot": "floppy"}'
 expect 400 POST /v1/vms/keep/start '{"force": true}'
 expect 400 POST /v1/vms/keep/stop '{"now": 1}'
 expect 400 POST /v1/logout '{"all": true}'
+# Bandwidth limits, quotas and usage (issue 13).
+mac=$(vm_field keep '.nics[0].mac')
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "limit": {"in": {"rate": 0}}}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "limit": {"up": null}}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "networks": [{"network": "lan", "speed": 1}]}'
+expect 400 POST /v1/vms '{"name": "ok", "image": "tiny", "networks": ["lan"], "limit": {"in": {"rate": 1000000, "burst": 1}}}'
+expect 400 POST /v1/networks '{"name": "n3", "ipv6": "fd00:3::/64", "limit": {"out": {"rate": "fast"}}}'
+expect 400 PATCH "/v1/vms/keep/nics/$mac" '{"limit": {"in": {"rate": 999999999999999}}}'
+expect 400 PATCH "/v1/vms/keep/nics/$mac" '{"limit": [1]}'
+expect 400 PATCH "/v1/vms/keep/nics/$mac" '{}'
+expect 400 PATCH /v1/vms/keep/nics/eth0 '{"limit": null}'
+expect 404 PATCH /v1/vms/keep/nics/02:00:00:00:ff:ff '{"limit": null}'
+expect 400 PATCH /v1/vms/keep/traffic '{"quota": -5}'
+expect 400 PATCH /v1/users/root/traffic '{"rate_cap": 5}'
+expect 400 PATCH /v1/networks/lan '{"limit": {"in": {"rate": 1e9}}}'
+expect 400 GET '/v1/usage?month=2026-1'
+expect 404 GET '/v1/usage?user=nobody-here'
 ok "invalid names and values refused"
 
 expect 404 POST /v1/vms '{"name": "ok", "image": "no-such-image"}'

@@ -135,6 +135,7 @@ static void ifnames_render(void **state)
 	assert_string_equal(ifname_bridge(0xc).s, "b00000c");
 	assert_string_equal(ifname_vxlan(0xc).s, "x00000c");
 	assert_string_equal(ifname_tap(NIC_ID_MAX).s, "v0200ffffffff");
+	assert_string_equal(ifname_ifb(0x10f).s, "i02000000010f");
 	assert_string_equal(ifname_bridge(NET_ID_MAX).s, "bffffff");
 	assert_string_equal(ifname_vxlan(NET_ID_MAX).s, "xffffff");
 }
@@ -149,6 +150,7 @@ static void ifnames_fit_ifnamsiz(void **state)
 	assert_true(IFNAME_MAXLEN <= 15);
 	/* Exact lengths: "v" + 12, "b"/"x" + 6. */
 	assert_int_equal(strlen(ifname_tap(0).s), 13);
+	assert_int_equal(strlen(ifname_ifb(NIC_ID_MAX).s), 13);
 	assert_int_equal(strlen(ifname_bridge(0).s), 7);
 	assert_int_equal(strlen(ifname_vxlan(0).s), 7);
 }
@@ -166,6 +168,11 @@ static void ifname_parse_round_trip(void **state)
 		id = ~UINT64_C(0);
 		assert_true(ifname_parse(ifname_tap(nics[i]).s, &kind, &id));
 		assert_int_equal(kind, IFNAME_TAP);
+		assert_int_equal(id, nics[i]);
+
+		kind = IFNAME_TAP;
+		assert_true(ifname_parse(ifname_ifb(nics[i]).s, &kind, &id));
+		assert_int_equal(kind, IFNAME_IFB);
 		assert_int_equal(id, nics[i]);
 	}
 	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
@@ -196,6 +203,7 @@ static void ifname_parse_rejects_foreign(void **state)
 		"v02010000010f",        /* 02:01 */
 		"b00000", "b000000c", "b00000g", "x0000c", "xyzxyz1",
 		"B00000c", "d00000c", "", "v", "b", "x",
+		"i", "i001122334455", "i02000000010", "ifb0",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (ifname_parse(bad[i], &kind, &id))

@@ -412,6 +412,46 @@ static void blank_root_disk_has_no_backing(void **state)
 	strv_free(v);
 }
 
+/* Snapshot layers (issue 14 §2): between the image and the root disk, and
+ * under a data disk, every layer is a read-only node named in the argv,
+ * backed by the node below it by name — the chain never comes from a
+ * layer's header. */
+static void snapshot_layers_are_named_nodes(void **state)
+{
+	(void)state;
+	static const char *const root[] = { "/v/000000002b/snap-00000001-disk.qcow2",
+					    "/v/000000002b/snap-00000002-disk.qcow2" };
+	static const char *const data0[] = { "/v/000000002b/snap-00000001-data0.qcow2",
+					     "/v/000000002b/snap-00000002-data0.qcow2" };
+	static const char *const one_data[] = { "/v/000000002b/data0.qcow2" };
+	struct qemu_layers dl[] = { { data0, 2 } };
+	struct qemu_spec s = disk_spec("tcg");
+	s.root_layers = (struct qemu_layers){ root, 2 };
+	s.data_disks = one_data;
+	s.n_data_disks = 1;
+	s.data_layers = dl;
+	char **v = qemu_argv(&s);
+	json_t *all;
+
+	check_block_graph(v);
+	all = blockdevs(v);
+	assert_int_equal(json_array_size(all), 2 * (1 + 3 + 3));
+	assert_true(json_is_null(json_object_get(node(all, "img"), "backing")));
+	assert_string_equal(str_of(node(all, "disk-l0"), "backing"), "img");
+	assert_string_equal(str_of(node(all, "disk-l1"), "backing"), "disk-l0");
+	assert_string_equal(str_of(node(all, "disk"), "backing"), "disk-l1");
+	assert_true(json_is_true(json_object_get(node(all, "disk-l0"), "read-only")));
+	assert_true(json_is_true(json_object_get(node(all, "disk-l1"), "read-only")));
+	assert_true(json_is_false(json_object_get(node(all, "disk"), "read-only")));
+	assert_string_equal(str_of(node(all, str_of(node(all, "disk-l1"), "file")), "filename"), root[1]);
+	assert_true(json_is_null(json_object_get(node(all, "data0-l0"), "backing")));
+	assert_string_equal(str_of(node(all, "data0-l1"), "backing"), "data0-l0");
+	assert_string_equal(str_of(node(all, "data0"), "backing"), "data0-l1");
+	assert_string_equal(str_of(node(all, str_of(node(all, "data0-l0"), "file")), "filename"), data0[0]);
+	json_decref(all);
+	strv_free(v);
+}
+
 /* ---- data disks --------------------------------------------------------- */
 
 static const char *const three_data_disks[] = {
@@ -802,6 +842,7 @@ int main(void)
 		cmocka_unit_test(disk_boot),
 		cmocka_unit_test(disk_boot_on_a_raw_image),
 		cmocka_unit_test(blank_root_disk_has_no_backing),
+		cmocka_unit_test(snapshot_layers_are_named_nodes),
 		cmocka_unit_test(data_disks_follow_the_root_disk),
 		cmocka_unit_test(data_disks_of_a_kernel_image),
 		cmocka_unit_test(nics_are_taps_with_macs),

@@ -2165,6 +2165,71 @@ static int create_sized(struct store *st, const char *name, uint64_t owner, uint
 	return store_vm_create(st, &vm, NULL, 0);
 }
 
+/* Issue 14 §2: a snapshot begins only of a VM at rest in the state it
+ * says (stopped, or running when live), never while another operation is
+ * under way, never twice of a name; its bytes count in disk_bytes; a
+ * restore marks the newer ones; the rows go with the VM. */
+static void snapshots_rows(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t img = make_image(c->st, "img");
+	int64_t set[QUOTA_N];
+	struct snapshot s1 = { .name = "one", .bytes = 1000 }, s2 = { .name = "two", .bytes = 500 };
+	struct snapshot dup = { .name = "one" }, live = { .name = "live", .live = true };
+	struct snapshot *v = NULL, got = { 0 };
+	struct quota_usage qu;
+	struct vm vm = { 0 };
+	size_t n = 0;
+
+	assert_int_equal(create_sized(c->st, "a1", alice, img, 1, 64, 4096, 0), STORE_OK);
+	assert_int_equal(store_vm_get(c->st, "a1", alice, &vm), STORE_OK);
+	s1.vm = s2.vm = dup.vm = live.vm = vm.id;
+	assert_int_equal(store_snapshot_begin(c->st, &live), STORE_CONFLICT); /* not running */
+	assert_int_equal(store_snapshot_begin(c->st, &s1), STORE_OK);
+	assert_int_equal(store_snapshot_begin(c->st, &s2), STORE_CONFLICT); /* one is under way */
+	assert_int_equal(store_snapshot_ready(c->st, s1.id, 2000), STORE_OK);
+	assert_int_equal(store_snapshot_begin(c->st, &dup), STORE_CONFLICT); /* the name */
+	assert_int_equal(store_snapshot_begin(c->st, &s2), STORE_OK);
+	assert_int_equal(store_snapshot_ready(c->st, s2.id, 500), STORE_OK);
+	assert_true(s2.id > s1.id);
+	assert_int_equal(store_quota_get(c->st, alice, &qu), STORE_OK);
+	assert_int_equal(qu.used[QUOTA_DISK_BYTES], 4096 + 2000 + 500);
+
+	/* Over disk_bytes: refused, nothing written. */
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_DISK_BYTES] = 7000;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	struct snapshot big = { .vm = vm.id, .name = "big", .bytes = 1000 };
+	assert_int_equal(store_snapshot_begin(c->st, &big), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'disk_bytes'"));
+
+	/* By ID or name; a restore of the first marks the second too. */
+	char ref[16];
+	snprintf(ref, sizeof(ref), "%08llx", (unsigned long long)s1.id);
+	assert_int_equal(store_snapshot_get(c->st, vm.id, ref, &got), STORE_OK);
+	assert_string_equal(got.name, "one");
+	snapshot_free(&got);
+	assert_int_equal(store_snapshot_get(c->st, vm.id, "nosuch", &got), STORE_NOTFOUND);
+	assert_int_equal(store_snapshot_mark(c->st, vm.id, s1.id, "restoring"), STORE_OK);
+	assert_int_equal(store_snapshot_mark(c->st, vm.id, s1.id, "restoring"), STORE_CONFLICT);
+	assert_int_equal(store_snapshot_unfinished(c->st, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].state, "restoring");
+	assert_string_equal(v[1].state, "deleting");
+	snapshots_free(v, n);
+	assert_int_equal(store_snapshot_remove(c->st, s2.id), STORE_OK);
+	assert_int_equal(store_snapshot_ready(c->st, s1.id, 2000), STORE_OK);
+	assert_int_equal(store_snapshot_list(c->st, vm.id, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	snapshots_free(v, n);
+
+	assert_int_equal(store_vm_purge(c->st, vm.id), STORE_OK);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM snapshots"), 0);
+	vm_free(&vm);
+}
+
 /* Issue 11, item 12: defaults bind members, a user's own setting wins,
  * a refusal names its quota, a deleted VM no longer counts. */
 static void quotas_enforced(void **state)
@@ -2820,6 +2885,7 @@ int main(void)
 		T(hosts_load_kept),
 		T(heartbeat_alone_writes_nothing),
 		T(quotas_enforced),
+		T(snapshots_rows),
 		T(networks_from_pools),
 		T(ula_prefix_is_stable),
 		T(quotas_hold_under_races),
