@@ -19,6 +19,9 @@
 
 /* How often a host waiting on its peer looks at the row again. */
 #define WAIT_POLL_MS 1000
+/* Migration jobs at once on this host (each side's steps are short but
+ * for the source's transfer). */
+#define MIGRATION_THREADS 4
 /* A QEMU that is a copy nobody needs (a failed destination, a source
  * after the switch-over) may be killed at once. */
 #define END_GRACE_MS 100
@@ -69,18 +72,28 @@ struct migrator {
 };
 
 struct migrator *migrator_new(struct store *st, const struct config *cfg, const char *accel,
-			      struct worker_pool *workers, void (*wake)(void *), void *wake_arg)
+			      void (*wake)(void *), void *wake_arg, char **err)
 {
 	struct migrator *m = calloc(1, sizeof(*m));
 
-	if (m == NULL)
+	*err = NULL;
+	if (m == NULL) {
+		*err = strdup("out of memory");
 		return NULL;
+	}
 	m->st = st;
 	m->cfg = cfg;
 	m->accel = accel;
-	m->workers = workers;
 	m->wake = wake;
 	m->wake_arg = wake_arg;
+	/* A pool of its own: a transfer holds its thread for as long as it
+	 * runs (up to migrate_timeout), which must not hold up the launches
+	 * and network jobs of hcd's pool.  More migrations than threads
+	 * wait their turn. */
+	if ((m->workers = worker_pool_new(MIGRATION_THREADS, err)) == NULL) {
+		free(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -88,10 +101,25 @@ void migrator_free(struct migrator *m)
 {
 	if (m == NULL)
 		return;
-	/* Jobs still out belong to the pool, which ends before this. */
+	/* hcd stops: transfers under way are given up (the source resumes
+	 * its guest), so that the pool's end need not wait them out; their
+	 * done callbacks record it while the store is still open. */
+	for (size_t i = 0; i < m->n_jobs; i++)
+		m->jobs[i]->cancel = 1;
+	worker_pool_free(m->workers);
 	free(m->jobs);
 	free(m->owned);
 	free(m);
+}
+
+int migrator_fd(const struct migrator *m)
+{
+	return worker_pool_fd(m->workers);
+}
+
+void migrator_run(struct migrator *m)
+{
+	worker_pool_run(m->workers);
 }
 
 bool migrator_owns(const struct migrator *m, uint64_t vm_id)

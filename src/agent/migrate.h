@@ -28,8 +28,8 @@
  * completed and reports it, or undoes it; every other step is simply
  * taken again (each is idempotent).
  *
- * All QEMU work runs on hcd's workers (vm/migrate.h), one job per VM at a
- * time; while a VM has a migration this host still has work for, the
+ * All QEMU work runs on a worker pool of its own (vm/migrate.h), one job
+ * per VM at a time; while a VM has a migration this host still has work for, the
  * rest of the agent leaves its QEMU alone (migrator_owns).
  */
 #ifndef HC_AGENT_MIGRATE_H
@@ -44,9 +44,15 @@
 
 struct migrator;
 
+/* With a worker pool of its own (a transfer holds a thread for minutes);
+ * NULL and a message when it cannot start. */
 struct migrator *migrator_new(struct store *st, const struct config *cfg, const char *accel,
-			      struct worker_pool *workers, void (*wake)(void *), void *wake_arg);
+			      void (*wake)(void *), void *wake_arg, char **err);
+/* Gives up the transfers under way first (hcd stops). */
 void migrator_free(struct migrator *m);
+/* The loop polls this and calls migrator_run when it is readable. */
+int migrator_fd(const struct migrator *m);
+void migrator_run(struct migrator *m);
 
 /* One look at this host's migrations: takes the steps that are due.
  * Returns ms until it wants another look without a change, or -1. */

@@ -122,8 +122,7 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		agent_free(a);
 		return NULL;
 	}
-	if ((a->mig = migrator_new(st, cfg, accel, workers, wake_from_migrator, a)) == NULL) {
-		*err = strdup("out of memory");
+	if ((a->mig = migrator_new(st, cfg, accel, wake_from_migrator, a, err)) == NULL) {
 		agent_free(a);
 		return NULL;
 	}
@@ -1115,6 +1114,16 @@ out:
 struct meter *agent_meter(struct agent *a)
 {
 	return a->meter;
+}
+
+int agent_migration_fd(const struct agent *a)
+{
+	return migrator_fd(a->mig);
+}
+
+void agent_migration_run(struct agent *a)
+{
+	migrator_run(a->mig);
 }
 
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out)
