@@ -4,7 +4,9 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "agent/meter.h"
 #include "net/link.h"
+#include "net/shaping.h"
 #include "vm/identity.h"
 #include "vm/launch.h"
 #include "vm/migrate.h"
@@ -49,7 +51,7 @@ struct job {
 	struct proc_opts qemu_id;
 	struct vm_launch *launch;   /* J_PREPARE */
 	char *log_b64;              /* J_RUN */
-	char taps[16][16];          /* J_DROP */
+	struct tap_last taps[16];   /* J_DROP: the NICs, their taps' last counters */
 	size_t n_taps;
 	bool source;                /* this host is the migration's source */
 	volatile int cancel;        /* J_TRANSFER: the loop gives up */
@@ -65,6 +67,7 @@ struct migrator {
 	struct worker_pool *workers;
 	void (*wake)(void *);
 	void *wake_arg;
+	struct meter *meter;        /* counts a dropped tap's last traffic, or NULL */
 	struct job **jobs;          /* in flight, one per VM at most */
 	size_t n_jobs;
 	uint64_t *owned;            /* VMs whose QEMU is the migration's (last pass) */
@@ -110,6 +113,11 @@ void migrator_free(struct migrator *m)
 	free(m->jobs);
 	free(m->owned);
 	free(m);
+}
+
+void migrator_set_meter(struct migrator *m, struct meter *meter)
+{
+	m->meter = meter;
 }
 
 int migrator_fd(const struct migrator *m)
@@ -180,8 +188,15 @@ static void drop_copy(struct job *j)
 		j->rc = -1;
 		return;
 	}
+	/* As the agent ends a QEMU: each tap's counters read right before
+	 * it goes (agent/meter.h), its shaping device with it. */
 	for (size_t i = 0; i < j->n_taps; i++) {
-		if (link_remove(j->taps[i], &err) < 0)
+		meter_tap_read(j->taps[i].nic, &j->taps[i]);
+		if (link_remove(ifname_tap(j->taps[i].nic).s, &err) < 0)
+			log_warn("%s", err);
+		free(err);
+		err = NULL;
+		if (shaping_ifb_remove(j->taps[i].nic, &err) < 0)
 			log_warn("%s", err);
 		free(err);
 		err = NULL;
@@ -261,7 +276,8 @@ static void job_work(void *arg)
 			j->rc = -1;
 		break;
 	case J_SWITCH:
-		if (mig_dest_finish(&j->p, &j->params, &j->err) < 0)
+		/* Half the source's patience: it gives up on us after all of it. */
+		if (mig_dest_finish(&j->p, &j->params, j->m->cfg->migrate_wait_timeout * 500, &j->err) < 0)
 			j->rc = -1;
 		break;
 	case J_RUN:
@@ -343,6 +359,12 @@ static void job_done(void *arg, bool ran)
 			store_migration_side_done(m->st, j->vm, j->source);
 		break;
 	}
+	for (size_t i = 0; m->meter && j->kind == J_DROP && i < j->n_taps; i++) {
+		if (ran && j->rc == 0)
+			meter_tap_gone(m->meter, &j->taps[i]);
+		else
+			meter_tap_kept(m->meter, j->taps[i].nic);
+	}
 out:
 	if (m->wake)
 		m->wake(m->wake_arg);
@@ -412,7 +434,7 @@ static int submit(struct migrator *m, const struct migration *r, enum job_kind k
 			  strcmp(m->accel, "kvm") == 0, &j->qemu_id, &err) < 0)
 		goto fail;
 	for (size_t i = 0; i < vm.n_nics && i < sizeof(j->taps) / sizeof(j->taps[0]); i++)
-		memcpy(j->taps[j->n_taps++], ifname_tap(vm.nics[i].id).s, sizeof(j->taps[0]));
+		j->taps[j->n_taps++].nic = vm.nics[i].id;
 	if (kind == J_PREPARE) {
 		struct image im = { 0 };
 		if (store_image_get_id(m->st, vm.image, &im) != STORE_OK)
@@ -435,7 +457,11 @@ static int submit(struct migrator *m, const struct migration *r, enum job_kind k
 		goto fail;
 	m->jobs = nj;
 	m->jobs[m->n_jobs++] = j;
+	for (size_t i = 0; m->meter && kind == J_DROP && i < j->n_taps; i++)
+		meter_tap_leaving(m->meter, j->taps[i].nic);
 	if (worker_submit(m->workers, job_work, job_done, j) < 0) {
+		for (size_t i = 0; m->meter && kind == J_DROP && i < j->n_taps; i++)
+			meter_tap_kept(m->meter, j->taps[i].nic);
 		m->n_jobs--;
 		goto fail;
 	}

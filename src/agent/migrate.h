@@ -50,6 +50,10 @@ struct migrator *migrator_new(struct store *st, const struct config *cfg, const 
 			      void (*wake)(void *), void *wake_arg, char **err);
 /* Gives up the transfers under way first (hcd stops). */
 void migrator_free(struct migrator *m);
+/* The traffic meter (agent/meter.h): a tap a migration removes has its
+ * last counters taken first, as the agent's own ends of QEMU do. */
+struct meter;
+void migrator_set_meter(struct migrator *m, struct meter *meter);
 /* The loop polls this and calls migrator_run when it is readable. */
 int migrator_fd(const struct migrator *m);
 void migrator_run(struct migrator *m);

@@ -133,6 +133,7 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		agent_free(a);
 		return NULL;
 	}
+	migrator_set_meter(a->mig, a->meter);
 	return a;
 }
 

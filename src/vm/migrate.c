@@ -172,18 +172,28 @@ out:
 	return rc;
 }
 
-int mig_dest_finish(const struct vm_paths *p, const struct mig_params *m, char **err)
+int mig_dest_finish(const struct vm_paths *p, const struct mig_params *m, int wait_ms, char **err)
 {
+	long long deadline = now_ms() + wait_ms;
 	json_t *r = NULL;
 	char *mig = NULL, *run = NULL;
 	int rc = -1;
 
 	*err = NULL;
-	if (qmp(p, "query-migrate", NULL, &r, err) < 0)
-		goto out;
-	mig = status_of(r);
-	json_decref(r);
-	r = NULL;
+	/* The source is done sending; this end may still be loading the
+	 * last of the stream (its devices' state): a moment more. */
+	for (;;) {
+		if (qmp(p, "query-migrate", NULL, &r, err) < 0)
+			goto out;
+		free(mig);
+		mig = status_of(r);
+		json_decref(r);
+		r = NULL;
+		if (strcmp(mig, "completed") == 0 || strcmp(mig, "failed") == 0 ||
+		    strcmp(mig, "cancelled") == 0 || now_ms() >= deadline)
+			break;
+		sleep_ms(POLL_FAST_MS);
+	}
 	if (qmp(p, "query-status", NULL, &r, err) < 0)
 		goto out;
 	run = status_of(r);
@@ -351,11 +361,21 @@ static int mirrors_ready(const struct vm_paths *p, const struct mig_params *m, s
 	}
 }
 
-/* Wait (until deadline) for a mirror job to conclude, then dismiss it
- * and remove its NBD client.  strict: its error, or not concluding, is a
- * failure (-1); else it is left behind after the deadline (0). */
+/* Wait (until deadline) for a mirror job to conclude, then (drop) dismiss
+ * it and remove its NBD client (mirror_drop).  strict: its error, or not
+ * concluding, is a failure (-1); else it is left behind after the
+ * deadline (0). */
+static void mirror_drop(const struct vm_paths *p, const struct mig_disk *d)
+{
+	char id[32];
+
+	job_id(id, sizeof(id), d);
+	qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
+	qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
+}
+
 static int mirror_gone(const struct vm_paths *p, const struct mig_disk *d, long long deadline,
-		       bool strict, char **err)
+		       bool strict, bool drop, char **err)
 {
 	char id[32];
 
@@ -387,8 +407,8 @@ static int mirror_gone(const struct vm_paths *p, const struct mig_disk *d, long 
 		}
 		sleep_ms(POLL_FAST_MS);
 	}
-	qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
-	qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
+	if (drop)
+		mirror_drop(p, d);
 	return 0;
 }
 
@@ -405,8 +425,10 @@ static int mirrors_end(const struct vm_paths *p, const struct mig_params *m, cha
 		if (qmp(p, "block-job-cancel", json_pack("{s:s}", "device", id), NULL, err) < 0)
 			return -1;
 	}
+	/* The guest is paused meanwhile: the jobs and their NBD clients are
+	 * cleared away after the switch-over, not here. */
 	for (size_t i = 0; i < m->n_disks; i++)
-		if (mirror_gone(p, &m->disks[i], deadline, true, err) < 0)
+		if (mirror_gone(p, &m->disks[i], deadline, true, false, err) < 0)
 			return -1;
 	return 0;
 }
@@ -445,12 +467,8 @@ static int mirrors_start(const struct vm_paths *p, const struct mig_params *m, c
 	/* What an earlier attempt may have left: a mirror whose target hung
 	 * (a cut network) ends only when its requests time out, after the
 	 * abort gave up waiting for it. */
-	for (size_t i = 0; i < m->n_disks; i++) {
-		char id[32];
-		job_id(id, sizeof(id), &m->disks[i]);
-		qmp_try(p, "job-dismiss", json_pack("{s:s}", "id", id));
-		qmp_try(p, "blockdev-del", json_pack("{s:s}", "node-name", id));
-	}
+	for (size_t i = 0; i < m->n_disks; i++)
+		mirror_drop(p, &m->disks[i]);
 	qmp_try(p, "object-del", json_pack("{s:s}", "id", QEMU_MIGRATE_TLS));
 	if (dir == NULL ||
 	    qmp(p, "object-add", json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "tls-creds-psk",
@@ -541,6 +559,8 @@ int mig_source_transfer(const struct vm_paths *p, const struct mig_params *m,
 	}
 	json_decref(q);
 	free(uri);
+	for (size_t i = 0; i < m->n_disks; i++)
+		mirror_drop(p, &m->disks[i]);
 	log_tail(p, r);
 	return 0;
 fail:
@@ -598,7 +618,7 @@ int mig_source_abort(const struct vm_paths *p, const struct mig_params *m, char 
 		qmp_try(p, "block-job-cancel", json_pack("{s:s, s:b}", "device", id, "force", 1));
 	}
 	for (size_t i = 0; m && i < m->n_disks; i++)
-		mirror_gone(p, &m->disks[i], deadline, false, err);
+		mirror_gone(p, &m->disks[i], deadline, false, true, err);
 	qmp_try(p, "object-del", json_pack("{s:s}", "id", QEMU_MIGRATE_TLS));
 	mig_tls_remove(p);
 	/* The guest: running again (a completed migration left it paused, its

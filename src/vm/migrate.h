@@ -8,7 +8,9 @@
  *                     underlay exporting the fresh disks (writable), and
  *                     the migration's listener
  *   mig_dest_finish   the stream ended well (query-migrate "completed",
- *                     the guest paused): exports and NBD server stopped
+ *                     waited for a moment: the source is done before this
+ *                     end has loaded it all; the guest paused): exports
+ *                     and NBD server stopped
  *   mig_dest_run      the source's serial log tail appended, then `cont`
  * Source:
  *   mig_source_transfer  disks mirrored to the NBD exports (sync "top"
@@ -72,7 +74,8 @@ int mig_tls_write(const struct vm_paths *p, const struct proc_opts *id, const ch
 void mig_tls_remove(const struct vm_paths *p);
 
 int mig_dest_listen(const struct vm_paths *p, const struct mig_params *m, char **err);
-int mig_dest_finish(const struct vm_paths *p, const struct mig_params *m, char **err);
+/* Waits up to wait_ms for this end of the stream to complete. */
+int mig_dest_finish(const struct vm_paths *p, const struct mig_params *m, int wait_ms, char **err);
 int mig_dest_run(const struct vm_paths *p, const char *log_b64, char **err);
 
 /* *cancel is read between steps: the loop sets it to give up. */
