@@ -15,7 +15,8 @@
 # Per migration: QEMU's total time and downtime (query-migrate), the wall
 # time of `hc vm migrate` (request → both hosts done), and the pings lost
 # (transmitted − received over the migration; × the interval = what the
-# network saw).  Printed as medians with the ratios of the downtimes to
+# network saw), and as the baseline of that the pings lost over
+# $BENCH_CONTROL_S (15) s of the same load without a migration.  Printed as medians with the ratios of the downtimes to
 # QEMU's default downtime-limit (300 ms) and Nova's default
 # live_migration_downtime (500 ms).
 set -euo pipefail
@@ -25,6 +26,7 @@ export E2E_GUEST=$(cd "${2:?guest dir}" && pwd)
 export E2E_OPENAPI_CHECK=0
 REPS=${BENCH_REPS:-3}
 PING_MS=${BENCH_PING_MS:-20}
+CONTROL_S=${BENCH_CONTROL_S:-15}
 QEMU_TARGET_MS=300
 NOVA_MAX_MS=500
 
@@ -66,6 +68,19 @@ migrate() {
 		"$((sent - got)) $sent"
 }
 
+# control VM SECONDS: the same pings with no migration ("lost sent"): what
+# the load alone costs (TCG guests on a shared machine, the writer).
+control() {
+	local addr stats sent got
+	addr=$(vm_field "$1" '.nics[0].ipv6')
+	cl_guest_run pinger 10 "(ping -6 -i $interval $addr > /tmp/ping.log 2>&1 &)" >/dev/null
+	sleep "$2"
+	stats=$(cl_guest_run pinger 10 'killall -INT ping; sleep 1; tail -n 3 /tmp/ping.log' |
+		grep -Eo '[0-9]+ packets transmitted, [0-9]+ packets received' | grep -Eo '[0-9]+' | tr '\n' ' ')
+	read -r sent got <<<"$stats"
+	echo "$((sent - got)) $sent"
+}
+
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 col() { awk -v c="$1" '{ print $c }' "$2" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
@@ -75,12 +90,15 @@ for vm in tiny disk; do
 	if [ "$vm" = disk ]; then
 		cl_guest_run disk 60 '(while :; do dd if=/dev/urandom of=/dev/vdb bs=1M count=4 seek=$((RANDOM % 1000)) conv=fsync 2>/dev/null; done) & echo $! > /tmp/writer.pid' >/dev/null
 	fi
+	control "$vm" "$CONTROL_S" >"$T_DIR/$vm.control"
 	for r in $(seq 1 "$REPS"); do
 		migrate "$vm" h2 >>"$T_DIR/$vm.runs"
 		migrate "$vm" h1 >>"$T_DIR/$vm.runs"
 	done
 	echo "== $vm: total_ms downtime_ms wall_ms lost_pings sent_pings, per migration"
 	cat "$T_DIR/$vm.runs"
+	echo "== $vm: lost_pings sent_pings in ${CONTROL_S} s without a migration"
+	cat "$T_DIR/$vm.control"
 done
 
 echo
@@ -92,6 +110,10 @@ for vm in tiny disk; do
 	wall=$(col 3 "$T_DIR/$vm.runs"); lost=$(col 4 "$T_DIR/$vm.runs")
 	printf '%-6s %9s %12s %9s %11s %12s %14s %14s\n' "$vm" "$total" "$down" "$wall" "$lost" \
 		"$((lost * PING_MS))" "$(ratio "$down" $QEMU_TARGET_MS)" "$(ratio "$down" $NOVA_MAX_MS)"
+done
+for vm in tiny disk; do
+	read -r lost sent <"$T_DIR/$vm.control"
+	echo "$vm without a migration: $lost of $sent pings lost in $CONTROL_S s"
 done
 echo "lost ms / 500 (Nova): tiny $(ratio "$(( $(col 4 "$T_DIR/tiny.runs") * PING_MS ))" $NOVA_MAX_MS)," \
 	"disk $(ratio "$(( $(col 4 "$T_DIR/disk.runs") * PING_MS ))" $NOVA_MAX_MS)"
