@@ -268,6 +268,7 @@ int store_migration_request(struct store *st, uint64_t vm_id, struct placement *
 		rc = store_migration_get(st, vm_id, false, out);
 	store_event_vm(st, vm_id, "updated");
 out:
+	p->avoid = NULL;    /* it pointed into vm */
 	free(dest);
 	vm_free(&vm);
 	host_free(&src);

@@ -214,6 +214,25 @@ hcd_dies() {
 hcd_dies destination
 hcd_dies source
 
+# The destination's hcd is away past the source's patience: its QEMU took
+# the whole stream, the source then waits migrate_wait_timeout for the
+# switch-over, wins "transferred → failed" and resumes its own paused
+# guest; the destination's hcd, back, finds the row failed and drops its
+# complete copy — never resuming it.
+src=$(vm_host m); dst=$(other "$src")
+hc vm migrate m --host "$dst" --no-wait >/dev/null || fail "migrate m to $dst"
+wait_mig_state transferring
+hcd_kill "$dst"
+st=$(mig_wait)
+[ "$st" = failed ] || fail "with the destination's hcd away the migration ended $st"
+api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error | grep -q "did not take over" ||
+	fail "the failure does not say why: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
+[ "$(vm_host m)" = "$src" ] || fail "m is on $(vm_host m), not $src"
+cl_hcd_start "$dst"
+wait_dest_done
+check_one "the destination's hcd away past the wait"
+ok "the destination's hcd away past the wait ($src → $dst): the source took m back, $dst dropped its copy"
+
 # The network between them is cut mid-transfer: given up after the stall
 # timeout, the VM goes on at the source.
 src=$(vm_host m); dst=$(other "$src")
