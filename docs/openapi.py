@@ -330,7 +330,14 @@ SCHEMAS = {
     }, ["name", "image"]),
     "VmUpdate": body({
         "metadata_tokens": nullable(string(enum=["optional", "required"])),
+        "cpus": nullable(integer("vCPUs: at the next start, or by CPU hotplug while it runs (at most "
+                                 "the maxcpus it started with)", minimum=1, maximum=64)),
+        "memory_mib": nullable(integer("memory: at the next start, or by the balloon while it runs "
+                                       "(at most the memory it started with)", minimum=32,
+                                       maximum=1048576)),
     }),
+    "DiskGrow": body({"size": integer("the disk's new bytes: a multiple of 512, 1 MiB..16 TiB, at "
+                                      "least its size now", minimum=1048576)}, ["size"]),
     "NoFields": body({}, desc="empty, or {}"),
     "VmStop": body({
         "force": nullable(boolean("true: no ACPI request; QEMU quits at once (SIGKILL after"
@@ -650,6 +657,7 @@ PARAMS = {
     "nic": "the NIC's MAC (02:00:...) or tap name (v...)",
     "rule": "the rule's numeric ID",
     "snapshot": "snapshot ID (8 hex digits) or name, of that VM",
+    "disk": "root (the root disk) or data0..data7 (the data disks, in order)",
     "image": "image ID (8 hex digits) or name (the caller's own, else the public one; see owner)",
     "part": "the file of the image: kernel, initrd (when announced) or disk",
     "network": "network ID (6 hex digits) or name (the caller's own; see owner)",
@@ -741,8 +749,22 @@ op("POST", "/v1/vms", "user", "createVm", "vms", "Create a VM (placed on a host 
 op("GET", "/v1/vms/{vm}", "user", "getVm", "vms", "A VM", ok=(200, "Vm", "the VM"))
 op("DELETE", "/v1/vms/{vm}", "user", "deleteVm", "vms", "Delete a VM (stopped first; asynchronous)",
    ok=(202, "Vm", "the VM with desired: deleted; from now on it is invisible and its name free"))
-op("PATCH", "/v1/vms/{vm}", "user", "updateVm", "vms", "Change a VM's settings",
-   req="VmUpdate", ok=(200, "Vm", "the VM"))
+op("PATCH", "/v1/vms/{vm}", "user", "updateVm", "vms", "Change a VM's size or settings",
+   desc="A stopped VM takes any size at its next start; a running one is resized at once by its "
+        "agent (balloon, CPU hotplug) within what its QEMU started with. The owner's quotas and "
+        "the host's room count the growth (docs/API.md, Resize).",
+   req="VmUpdate", ok=(200, "Vm", "the VM"),
+   errors={403: ["quota_exceeded"],
+           409: {"conflict": "starting or stopping, or beyond what its running QEMU started with: "
+                             "a restart is needed", "no_capacity": "its host has no room"}})
+op("POST", "/v1/vms/{vm}/disks/{disk}/grow", "user", "growVmDisk", "vms", "Grow a disk",
+   desc="Only ever larger. A running VM's disk grows at once (QMP block_resize: the guest sees "
+        "the new size), a stopped one's at its next start (qemu-img resize). The owner's "
+        "disk_bytes quota counts the growth.",
+   req="DiskGrow", ok=(202, "Vm", "the VM with the disk's new size"),
+   errors={400: {"bad_request": "not a disk name, or a bad size"}, 403: ["quota_exceeded"],
+           404: {"not_found": "no such VM, or it has no such disk"},
+           409: {"conflict": "smaller than the disk is now"}})
 op("POST", "/v1/vms/{vm}/start", "user", "startVm", "vms", "Ask for the VM to run",
    req="NoFields", ok=(202, "Vm", "the VM with desired: running"))
 op("POST", "/v1/vms/{vm}/stop", "user", "stopVm", "vms", "Ask for the VM to stop",

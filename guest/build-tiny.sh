@@ -32,8 +32,9 @@ set -euo pipefail
 #                                        virtio-scsi; this kernel has no AHCI)
 #   sd_mod                               disks on virtio-scsi
 #   button, evdev                        ACPI power button -> /dev/input for acpid
+#   virtio_balloon                       memory of a running VM resized (hc vm set)
 WANTED_MODULES="virtio_pci virtio_net virtio_blk virtio_console virtio_scsi
-virtio_rng sr_mod sd_mod ata_piix isofs button evdev"
+virtio_rng sr_mod sd_mod ata_piix isofs button evdev virtio_balloon"
 
 # quiet: keep kernel chatter off the console so the markers stand out (the
 # kernel still prints warnings and worse).  panic=-1: reboot at once on a

@@ -17,10 +17,10 @@ packages=(
 	# guest image builder (tiny: the first line; debian: the second)
 	busybox-static cpio kmod dpkg-dev
 	debootstrap fdisk e2fsprogs util-linux
-	# tests and benchmarks
+	# tests and benchmarks (clang + its runtimes: the libFuzzer harnesses, make fuzz)
 	jq curl sqlite3 socat procps wrk bc tcpdump nftables iputils-ping openssh-client conntrack
 	iperf3   # bandwidth limits: test_bandwidth, test_metering, bench/shaping.sh
-	xorriso oathtool slapd ldap-utils postgresql
+	xorriso oathtool slapd ldap-utils postgresql clang libclang-rt-14-dev
 	# /metrics read by a real Prometheus (server and promtool): tests/e2e/test_metrics.sh
 	prometheus
 	# the Debian package (make deb: dpkg-buildpackage with debhelper) and its

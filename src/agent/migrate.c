@@ -443,6 +443,16 @@ static int submit(struct migrator *m, const struct migration *r, enum job_kind k
 		image_free(&im);
 		if (j->launch == NULL)
 			goto fail;
+		/* The source's QEMU as it was started, whatever the row says
+		 * now (a balloon below it, this host's own CPU count): the
+		 * migration stream fits only the same machine. */
+		int mem = 0, maxcpus = 0;
+		if (store_migration_ceilings(m->st, r->vm, &mem, &maxcpus) != STORE_OK)
+			goto fail;
+		if (mem > 0)
+			j->launch->spec.memory_mib = mem;
+		if (maxcpus > 0)
+			j->launch->spec.max_cpus = maxcpus;
 	}
 	if (kind == J_RUN) {
 		struct migration full = { 0 };

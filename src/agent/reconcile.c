@@ -20,6 +20,7 @@
 #include "vm/identity.h"
 #include "vm/launch.h"
 #include "vm/qemu.h"
+#include "vm/resize.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -63,6 +64,7 @@ struct vm_track {
 	long long since;
 	bool seen_running;      /* this hcd saw its QEMU run */
 	uint64_t nics_sig;      /* nics_sig() of the NICs its QEMU is known to have; 0 = ask */
+	uint64_t res_sig;       /* resize_sig() of the size its QEMU is known to have; 0 = ask */
 };
 
 struct agent {
@@ -331,6 +333,7 @@ struct launch_job {
 	struct agent *a;
 	struct vm_launch *l;
 	uint64_t nics_sig;      /* of the NICs it starts QEMU with */
+	uint64_t res_sig;       /* of the size it starts QEMU with */
 	int rc;
 };
 
@@ -362,6 +365,7 @@ static void launch_done(void *arg, bool ran)
 		if (t) {
 			t->seen_running = true;
 			t->nics_sig = j->nics_sig;
+			t->res_sig = j->res_sig;
 		}
 		record(j->a, l->vm_id, l->name, "running", NULL);
 	}
@@ -423,6 +427,7 @@ static int launch_submit(struct agent *a, const struct vm *vm, struct vm_track *
 		goto out;
 	j->a = a;
 	j->nics_sig = nics_sig(vm);
+	j->res_sig = resize_sig(&whole);
 	if (worker_submit(a->workers, launch_work, launch_done, j) < 0) {
 		*err = strdup("no worker to start it");
 		goto out;
@@ -556,6 +561,7 @@ static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const stru
 	}
 	if (pid <= 0) {
 		t->nics_sig = 0;
+		t->res_sig = 0;
 		if (t->powerdown_sent) {
 			t->powerdown_sent = false;
 			t->seen_running = false;
@@ -573,6 +579,10 @@ static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const stru
 			free(err);
 			t->nics_sig = hotplug_nics(vm, p) == 0 ? sig : 0;
 		}
+		/* Its size (vm/resize.h), when the row's changed. */
+		uint64_t rsig = resize_sig(vm);
+		if (rsig != t->res_sig)
+			t->res_sig = resize_running(vm, p) == 0 ? rsig : 0;
 		qemu_serial_log_cap(p);
 		t->seen_running = true;
 		observe(a, vm, "running", NULL);
@@ -609,6 +619,8 @@ static int vm_run(struct agent *a, struct vm *vm, struct vm_track *t, const stru
 		log_info("vm %s: no longer placed on this host; not starting it", vm->name);
 		return -1;
 	}
+	/* What the QEMU about to start can be resized up to (vm/resize.h). */
+	store_vm_ceilings_set(a->st, vm->id, resize_max_cpus(a->cfg->vm_max_cpus, 0));
 	observe(a, vm, "starting", NULL);
 	if (launch_submit(a, vm, t, &err) < 0) {
 		observe(a, vm, "error", err);

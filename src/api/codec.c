@@ -26,11 +26,6 @@ bool nic_ipv6(const char *prefix64, uint64_t nic_id, char *buf, size_t len)
 	return inet_ntop(AF_INET6, &a, buf, (socklen_t)len) != NULL;
 }
 
-static json_t *str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 /* ---- JSON text written directly ------------------------------------------ */
 
 void jbuf_put(struct jbuf *b, const char *p, size_t n)
@@ -65,18 +60,50 @@ static void jb_int(struct jbuf *b, long long v)
 	jbuf_put(b, t, (size_t)snprintf(t, sizeof(t), "%lld", v));
 }
 
-/* Bytes of a valid UTF-8 sequence at s (1..4), or 0. */
+/* Bytes of a valid UTF-8 sequence at s (1..4), or 0: RFC 3629, as jansson
+ * reads it — no overlong forms, no surrogates, nothing past U+10FFFF
+ * (found by tests/fuzz/fuzz_codec: a byte jansson refuses makes the whole
+ * VM a 500, and its listing invalid JSON). */
 static size_t utf8_len(const unsigned char *s)
 {
-	size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 :
-		   (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 :
+		   s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
 
-	if (n == 2 && s[0] < 0xc2)
-		return 0;                     /* overlong */
 	for (size_t i = 1; i < n; i++)
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
 	return n;
+}
+
+/*
+ * Free text that passed no name check — a host name from another host's
+ * hcd.conf, an error from QEMU or an import, a URL — is shown whatever its
+ * bytes: jansson refuses what is not UTF-8, which would make the whole row
+ * unshowable, so such bytes become U+FFFD, as in the VM text (jb_str).
+ */
+static json_t *str_or_null(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *copy, *o;
+	json_t *j;
+
+	if (s == NULL)
+		return json_null();
+	if ((copy = malloc(strlen(s) * 3 + 1)) == NULL)      /* a byte: at most U+FFFD's 3 */
+		return NULL;
+	for (o = copy; *p;) {
+		size_t n = utf8_len(p);
+		memcpy(o, n ? (const char *)p : "\xef\xbf\xbd", n ? n : 3);
+		o += n ? n : 3;
+		p += n ? n : 1;
+	}
+	*o = '\0';
+	j = json_string(copy);
+	free(copy);
+	return j;
 }
 
 /* A JSON string as jansson writes one (NULL: null).  A byte that is not

@@ -441,20 +441,60 @@ static int h_vm_get(struct req *r)
 	return 0;
 }
 
+/* A resize refused by the store (store_vm_resize, store_vm_disk_grow):
+ * the store's reason, with the status that says what to do about it. */
+static int resize_refused(struct req *r, int rc)
+{
+	if (rc == STORE_CONFLICT)
+		return req_error(r, 409, "conflict", "%s", store_refusal(r->api->st));
+	if (rc == STORE_FULL)
+		return req_error(r, 409, "no_capacity", "%s", store_refusal(r->api->st));
+	return req_store_error(r, rc, "vm", r->params[0]);
+}
+
+/*
+ * "cpus" and "memory_mib" of a VM (issue 14 §3): the store checks the
+ * owner's quotas, the host's room and a running VM's ceilings, and moves
+ * the host's load; the VM's agent applies it (vm/resize.h).  False with
+ * the error set when refused.
+ */
+static bool vm_resize(struct req *r, const struct vm *vm, int cpus, int memory)
+{
+	struct placement pl = { 0 };
+	int rc;
+
+	if (cpus == 0 && memory == 0)
+		return true;
+	cluster_policy(r->api->cluster, &pl);
+	struct vm_resize rs = { .cpus = cpus, .memory_mib = memory, .cpu_ratio = pl.cpu_ratio };
+	rc = store_vm_resize(r->api->st, vm->id, &rs);
+	if (rc != STORE_OK)
+		resize_refused(r, rc);
+	return rc == STORE_OK;
+}
+
 /* PATCH /v1/vms/{}: the settings that may change on an existing VM. */
 static int h_vm_update(struct req *r)
 {
-	static const char *const keys[] = { "metadata_tokens", NULL };
+	static const char *const keys[] = { "metadata_tokens", "cpus", "memory_mib", NULL };
 	struct vm vm = { 0 };
 	const char *tokens;
+	int cpus = 0, memory = 0;
 	int rc = STORE_OK;
 
-	if (!only_keys(r, keys) || !get_str(r, "metadata_tokens", false, &tokens))
+	if (!only_keys(r, keys) || !get_str(r, "metadata_tokens", false, &tokens) ||
+	    !get_int(r, "cpus", 1, VM_CPUS_MAX, &cpus) ||
+	    !get_int(r, "memory_mib", VM_MEMORY_MIN, VM_MEMORY_MAX, &memory))
 		return 0;
 	if (tokens && !metadata_tokens_valid(r, tokens))
 		return 0;
 	if (!vm_resolve(r, &vm))
 		return 0;
+	/* The size first: a refusal leaves the VM exactly as it was. */
+	if (!vm_resize(r, &vm, cpus, memory)) {
+		vm_free(&vm);
+		return 0;
+	}
 	if (tokens)
 		rc = store_vm_set_metadata_tokens(r->api->st, vm.id, strcmp(tokens, "required") == 0);
 	if (rc != STORE_OK) {
@@ -464,6 +504,49 @@ static int h_vm_update(struct req *r)
 	rc = reply_vm(r, 200, vm.id);
 	vm_free(&vm);
 	return rc;
+}
+
+/* "root" (the root disk) or "data<N>" (the N-th data disk, from 0), as
+ * the files and QEMU's nodes are named; -2 when neither. */
+static int disk_ref_parse(const char *ref)
+{
+	char *end;
+	long n;
+
+	if (strcmp(ref, "root") == 0)
+		return -1;
+	if (strncmp(ref, "data", 4) != 0 || ref[4] < '0' || ref[4] > '9')
+		return -2;
+	n = strtol(ref + 4, &end, 10);
+	return *end == '\0' && n < VM_DISKS_MAX && (n == 0 || ref[4] != '0') ? (int)n : -2;
+}
+
+/* POST /v1/vms/{}/disks/{}/grow {"size": BYTES}: only ever larger; the
+ * agent grows the file (block_resize while it runs, qemu-img resize at
+ * its next start when not). */
+static int h_vm_disk_grow(struct req *r)
+{
+	static const char *const keys[] = { "size", NULL };
+	struct vm vm = { 0 };
+	int64_t size;
+	int disk = disk_ref_parse(r->params[1]), rc;
+
+	if (!only_keys(r, keys))
+		return 0;
+	if (disk < -1)
+		return req_error(r, 400, "bad_request", "a disk is 'root' or 'data0'..'data%d'",
+				 VM_DISKS_MAX - 1);
+	if (!disk_size_get(r, json_object_get(r->json, "size"), "'size'", &size) || !vm_resolve(r, &vm))
+		return 0;
+	rc = store_vm_disk_grow(r->api->st, vm.id, disk, size);
+	if (rc == STORE_NOTFOUND)
+		req_error(r, 404, "not_found", "vm '%s' has no disk '%s'", vm.name, r->params[1]);
+	else if (rc != STORE_OK)
+		resize_refused(r, rc);
+	else
+		reply_vm(r, 202, vm.id);
+	vm_free(&vm);
+	return 0;
 }
 
 /* Bodies of verbs that take no fields: empty or {} (a member given is a
@@ -828,6 +911,7 @@ const struct route api_routes[] = {
 	{ "PATCH",  "/v1/vms/{}/nics/{}",        h_vm_nic_update,  BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/stats",          h_vm_stats,       BODY_NONE, NULL, NULL, false },
 	{ "PATCH",  "/v1/vms/{}/traffic",        h_vm_traffic_update, BODY_JSON, NULL, NULL, ROUTE_ADMIN },
+	{ "POST",   "/v1/vms/{}/disks/{}/grow",  h_vm_disk_grow,   BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/rules",          h_vm_rule_list,   BODY_NONE, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/rules",          h_vm_rule_add,    BODY_JSON, NULL, NULL, false },
 	{ "DELETE", "/v1/vms/{}/rules/{}",       h_vm_rule_delete, BODY_NONE, NULL, NULL, false },

@@ -234,6 +234,7 @@ int cmd_net_create(struct hc *h, const struct args *a);
 extern const struct resource res_vm;
 int cmd_vm_create(struct hc *h, const struct args *a);
 int cmd_vm_set(struct hc *h, const struct args *a);
+int cmd_vm_disk(struct hc *h, const struct args *a);
 int cmd_vm_start(struct hc *h, const struct args *a);
 int cmd_vm_stop(struct hc *h, const struct args *a);
 int cmd_vm_reboot(struct hc *h, const struct args *a);

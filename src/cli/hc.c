@@ -102,6 +102,10 @@ static const struct opt_spec vm_create_opts[] = {
 };
 
 static const struct opt_spec vm_set_opts[] = {
+	{ "--cpus", "N", false, "virtual CPUs: at the next start, or at once by CPU hotplug when it"
+	  " runs (up to the maxcpus it started with)" },
+	{ "--memory", "MIB", false, "memory in MiB: at the next start, or at once by the balloon"
+	  " when it runs (up to the memory it started with)" },
 	{ "--metadata-tokens", "MODE", false, "optional or required: whether the metadata service"
 	  " also answers requests without an IMDSv2 token" },
 	{ "--traffic-quota", "SIZE", false, "bytes in + out per month, e.g. 100G (none: no quota);"
@@ -292,8 +296,12 @@ static const struct command commands[] = {
 	{ "vm", "list", cmd_list, "", "list VMs", 0, 0, NULL, &res_vm },
 	{ "vm", "show", cmd_show, "VM", "show one VM and its NICs", 1, 1, NULL, &res_vm },
 	{ "vm", "set", cmd_vm_set,
-	  "VM [--metadata-tokens optional|required] [--traffic-quota SIZE|none]",
-	  "change a VM's settings", 1, 1, vm_set_opts, &res_vm },
+	  "VM [--cpus N] [--memory MIB] [--metadata-tokens optional|required]"
+	  " [--traffic-quota SIZE|none]",
+	  "change a VM's size or settings", 1, 1, vm_set_opts, &res_vm },
+	{ "vm", "disk", cmd_vm_disk, "grow VM [DISK] SIZE",
+	  "grow a disk (root, the default, or dataN) to SIZE, e.g. 8G; online when it runs",
+	  3, 4, NULL, &res_vm },
 	{ "vm", "start", cmd_vm_start, "VM", "ask for the VM to run", 1, 1, NULL, &res_vm },
 	{ "vm", "stop", cmd_vm_stop, "VM [--force]",
 	  "ask for the VM to stop (ACPI, then forced; --force: at once, no ACPI)",

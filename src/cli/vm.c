@@ -335,20 +335,30 @@ int cmd_vm_create(struct hc *h, const struct args *a)
 int cmd_vm_set(struct hc *h, const struct args *a)
 {
 	const char *tokens = arg_opt(a, "--metadata-tokens");
+	long cpus = 0, memory = 0;
 	json_t *body, *vm;
 	char *path;
 	int rc;
 
+	if (arg_int(h, a, "--cpus", 1, INT_MAX, &cpus) < 0 ||
+	    arg_int(h, a, "--memory", 1, INT_MAX, &memory) < 0)
+		return -1;
 	/* The traffic quota is a resource of its own (usage.c). */
 	rc = cli_vm_traffic(h, a);
-	if (rc < 0 || (rc > 0 && tokens == NULL))
+	if (rc < 0 || (rc > 0 && tokens == NULL && cpus == 0 && memory == 0))
 		return rc < 0 ? -1 : 0;
-	if (tokens == NULL)
-		return hc_usage(h, "vm set: nothing to change (--metadata-tokens optional|required,"
-				" --traffic-quota SIZE|none)");
-	body = json_pack("{s:s}", "metadata_tokens", tokens);
+	if (tokens == NULL && cpus == 0 && memory == 0)
+		return hc_usage(h, "vm set: nothing to change (--cpus N, --memory MIB,"
+				" --metadata-tokens optional|required, --traffic-quota SIZE|none)");
+	body = json_object();
+	if (body && tokens)
+		json_object_set_new(body, "metadata_tokens", json_string(tokens));
+	if (body && cpus)
+		json_object_set_new(body, "cpus", json_integer(cpus));
+	if (body && memory)
+		json_object_set_new(body, "memory_mib", json_integer(memory));
 	path = api_path("vms", a->pos[0], NULL);
-	if (body == NULL || path == NULL) {
+	if (body == NULL || path == NULL || (tokens && !json_object_get(body, "metadata_tokens"))) {
 		json_decref(body);
 		free(path);
 		return hc_usage(h, "arguments must be valid UTF-8 text");
@@ -361,6 +371,34 @@ int cmd_vm_set(struct hc *h, const struct args *a)
 	print_resource(h, &res_vm, vm);
 	json_decref(vm);
 	return 0;
+}
+
+/* hc vm disk grow VM [DISK] SIZE: POST /v1/vms/{ref}/disks/{disk}/grow;
+ * DISK is root (the default) or dataN. */
+int cmd_vm_disk(struct hc *h, const struct args *a)
+{
+	const char *disk = a->n_pos == 4 ? a->pos[2] : "root", *size_s = a->pos[a->n_pos - 1];
+	uint64_t size;
+	char suffix[64];
+	json_t *vm = NULL;
+	int rc;
+
+	if (strcmp(a->pos[0], "grow") != 0 || a->n_pos < 3)
+		return hc_usage(h, "usage: hc vm disk grow VM [DISK] SIZE");
+	if (!size_parse(size_s, &size) || size > INT64_MAX)
+		return hc_usage(h, "vm disk grow: '%s' is not a size (e.g. 4G, 512M)", size_s);
+	/* Disk names are letters and digits; anything else is refused here
+	 * rather than escaped into the path. */
+	if (strlen(disk) > 16 || strspn(disk, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(disk))
+		return hc_usage(h, "vm disk grow: '%s' is not a disk (root, data0, data1, ...)", disk);
+	snprintf(suffix, sizeof(suffix), "disks/%s/grow", disk);
+	rc = api_call_printed(h, "POST", api_path("vms", a->pos[1], suffix),
+			      json_pack("{s:I}", "size", (json_int_t)size), &vm);
+	if (rc == 0)
+		printf("vm '%s': disk %s grows to %llu bytes\n", a->pos[1], disk,
+		       (unsigned long long)size);
+	json_decref(vm);
+	return rc < 0 ? -1 : 0;
 }
 
 /* ---- actions ------------------------------------------------------------ */

@@ -248,7 +248,10 @@ bool pool4_alloc(const struct pool4 *p, const uint32_t *taken, size_t n, uint32_
 
 	if (t == NULL)
 		return false;
-	memcpy(t, taken, n * sizeof(*t));
+	/* Nothing taken may come as NULL, which memcpy must not get even
+	 * for 0 bytes (found by fuzz_routes: the first public IPv4). */
+	if (n > 0)
+		memcpy(t, taken, n * sizeof(*t));
 	qsort(t, n, sizeof(*t), cmp_u32);
 	for (size_t i = 0; i < p->n && !found; i++) {
 		uint64_t c = p->v[i].lo;        /* 64 bits: one past 255.255.255.255 */

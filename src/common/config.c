@@ -201,6 +201,10 @@ static const struct key keys[] = {
 	I("hcd", "snapshot_copy_timeout", snapshot_copy_timeout,
 	  "seconds (wall and CPU) qemu-img may take to merge a deleted snapshot's layer or to"
 	  " flatten a VM's disk into an image"),
+	/* resize (issue 14 §3): vm/resize.h */
+	I("hcd", "vm_max_cpus", vm_max_cpus,
+	  "the most vCPUs CPU hotplug can give a running VM (QEMU's maxcpus; a VM with more"
+	  " keeps its own); 0 = this host's CPU count"),
 };
 
 static void set_str(char **slot, const char *v)
@@ -286,6 +290,7 @@ void config_defaults(struct config *c)
 	c->migrate_max_downtime_ms = 300;
 	c->migrate_max_bandwidth = 0;
 	c->snapshot_copy_timeout = 600;
+	c->vm_max_cpus = 0;
 }
 
 int config_set(struct config *c, const char *section, const char *key, const char *value)

@@ -104,6 +104,8 @@ struct config {
 	 * a disk's data may take: merging a snapshot away, flattening a disk
 	 * into an image */
 	int snapshot_copy_timeout;
+	/* resize: QEMU's maxcpus for CPU hotplug; 0 = the host's CPU count */
+	int vm_max_cpus;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/hackcloud/hcd.conf"

@@ -199,6 +199,16 @@ static bool split(const char *text, const char **type, size_t *type_len, const c
 	return true;
 }
 
+/* Text that begins (after white space) with a PEM header naming a
+ * private key: "-----BEGIN OPENSSH PRIVATE KEY-----" and its kin. */
+static bool private_key_file(const char *text)
+{
+	text += strspn(text, " \t\r\n");
+	if (strncmp(text, "-----BEGIN ", 11) != 0)
+		return false;
+	return memmem(text, strcspn(text, "\r\n"), "PRIVATE KEY-----", 16) != NULL;
+}
+
 int sshkey_parse(const char *text, struct sshkey *out, char err[SSHKEY_ERR_LEN])
 {
 	const char *type, *b64, *comment;
@@ -219,8 +229,10 @@ int sshkey_parse(const char *text, struct sshkey *out, char err[SSHKEY_ERR_LEN])
 	if (text == NULL)
 		text = "";
 	/* A pasted private key file is the likeliest mistake: say so before
-	 * complaining about its many lines. */
-	if (strnlen(text, SSHKEY_LINE_MAX + 1) <= SSHKEY_LINE_MAX && strstr(text, "PRIVATE KEY")) {
+	 * complaining about its many lines.  Only by its PEM header: the
+	 * words alone may span a key's base64 and its comment, and then the
+	 * canonical line of an accepted key would be refused (fuzz_sshkey). */
+	if (private_key_file(text)) {
 		snprintf(err, SSHKEY_ERR_LEN, "this is a private key; give the public one (.pub)");
 		return -1;
 	}

@@ -89,7 +89,6 @@ int addr_from_sockaddr(const struct sockaddr *sa, unsigned char out[16])
 	} else {
 		return -1;
 	}
-	normalise(out);
 	return 0;
 }
 
@@ -133,6 +132,10 @@ int addr_list_add(struct addr_list *l, const char *text)
 	if (addr_from_text(addr, p.a) < 0)
 		return -1;
 	if (slash) {
+		/* Digits only: strtoul would also take " 24", "+24" and "-0"
+		 * (a /0 that covers everything; found by fuzz_addrguard). */
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
 		errno = 0;
 		len = strtoul(slash + 1, &end, 10);
 		if (errno || end == slash + 1 || *end || len > (v4 ? 32u : 128u))
@@ -195,12 +198,8 @@ void addr_policy_free(struct addr_policy *p)
 	addr_list_free(&p->allow);
 }
 
-enum addr_class addr_classify(const unsigned char addr[16], const struct addr_policy *p)
+static enum addr_class classify_one(const unsigned char a[16], const struct addr_policy *p)
 {
-	unsigned char a[16];
-
-	memcpy(a, addr, 16);
-	normalise(a);
 	/* The most specific reason first: the message should say it. */
 	if (in_any(a, loopback, N(loopback)))
 		return ADDR_LOOPBACK;
@@ -215,6 +214,22 @@ enum addr_class addr_classify(const unsigned char addr[16], const struct addr_po
 	if (in_any(a, private_ranges, N(private_ranges)))
 		return in_any(a, p->allow.v, p->allow.n) ? ADDR_ALLOWED : ADDR_PRIVATE;
 	return ADDR_PUBLIC;
+}
+
+enum addr_class addr_classify(const unsigned char addr[16], const struct addr_policy *p)
+{
+	unsigned char v4[16];
+	enum addr_class c = classify_one(addr, p);
+
+	/* An IPv6 address that carries IPv4 is judged as both: packets go to
+	 * it as written (a hackcloud network or this host may hold it), and a
+	 * translator takes them on to the IPv4 address.  The stricter wins.
+	 * Lists keep prefixes as written, so their meaning never shifts. */
+	memcpy(v4, addr, 16);
+	normalise(v4);
+	if (!addr_class_ok(c) || memcmp(v4, addr, 16) == 0)
+		return c;
+	return classify_one(v4, p);
 }
 
 bool addr_class_ok(enum addr_class c)

@@ -60,8 +60,9 @@ int addr_list_parse(struct addr_list *l, const char *csv, char **err);
 int addr_list_copy(struct addr_list *dst, const struct addr_list *src);
 void addr_list_free(struct addr_list *l);
 
-/* A socket address (AF_INET/AF_INET6) in IPv6 space, IPv4 forms mapped.
- * -1 for other families. */
+/* A socket address (AF_INET/AF_INET6) in IPv6 space: IPv4 as ::ffff:a.b.c.d,
+ * IPv6 as it is (addr_classify judges the IPv4 it may carry).  -1 for
+ * other families. */
 int addr_from_sockaddr(const struct sockaddr *sa, unsigned char out[16]);
 /* The same from text. */
 int addr_from_text(const char *text, unsigned char out[16]);

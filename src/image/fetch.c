@@ -95,6 +95,18 @@ static void checkpoint_write(struct fetch *f)
 	free(text);
 }
 
+/* A validator goes back to the server in If-Range: printable ASCII only
+ * (as ETags and HTTP dates are), else curl drops or mangles the header and
+ * a changed resource would be resumed as if unchanged; one that is not is
+ * treated as none. */
+static bool validator_usable(const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return false;
+	return *v != '\0';
+}
+
 /* Throw away what the file holds: the server sends the resource whole. */
 static int start_over(struct fetch *f)
 {
@@ -129,7 +141,8 @@ static int resume(struct fetch *f)
 			char *end = strchr(nl + 1, '\n');
 			if (end)
 				*end = '\0';
-			f->validator = strdup(nl + 1);
+			if (validator_usable(nl + 1))
+				f->validator = strdup(nl + 1);
 		}
 	}
 	free(cp);
@@ -197,13 +210,13 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		}
 	} else if (header_value(line, len, "ETag", v, sizeof(v))) {
 		/* A weak ETag may not be used for ranges (RFC 9110). */
-		if (strncmp(v, "W/", 2) != 0) {
+		if (strncmp(v, "W/", 2) != 0 && validator_usable(v)) {
 			free(f->resp_validator);
 			f->resp_validator = strdup(v);
 			f->resp_validator_is_etag = true;
 		}
 	} else if (header_value(line, len, "Last-Modified", v, sizeof(v))) {
-		if (!f->resp_validator_is_etag) {
+		if (!f->resp_validator_is_etag && validator_usable(v)) {
 			free(f->resp_validator);
 			f->resp_validator = strdup(v);
 		}

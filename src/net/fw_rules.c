@@ -221,7 +221,8 @@ static void any_merge(struct boxes *b, int af, struct fw_inbound *out)
 	u128 max = addr_max(af);
 	size_t n = 0;
 
-	qsort(b->v, b->n, sizeof(*b->v), cmp_box_lo);
+	if (b->n > 0)           /* qsort(NULL, 0) is undefined (UBSan) */
+		qsort(b->v, b->n, sizeof(*b->v), cmp_box_lo);
 	for (size_t i = 0; i < b->n; i++) {
 		if (n > 0 && (b->v[n - 1].hi == max || b->v[i].lo <= b->v[n - 1].hi + 1)) {
 			if (b->v[i].hi > b->v[n - 1].hi)
@@ -289,7 +290,8 @@ int fw_rules_inbound(const struct ns_rule *const *rules, size_t n, int af, struc
 		out->oom = true;
 		goto out;
 	}
-	qsort(ports.v, ports.n, sizeof(*ports.v), cmp_box_proto);
+	if (ports.n > 0)        /* qsort(NULL, 0) is undefined (UBSan) */
+		qsort(ports.v, ports.n, sizeof(*ports.v), cmp_box_proto);
 	for (size_t i = 0, j; i < ports.n; i = j) {
 		for (j = i; j < ports.n && ports.v[j].proto == ports.v[i].proto; j++)
 			;

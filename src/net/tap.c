@@ -23,7 +23,17 @@ int tap_open(const char *ifname, char **err)
 	}
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+	/* EBUSY: another descriptor is attached to the tap.  Launches run on
+	 * several worker threads, and a QEMU being spawned for another VM
+	 * holds a copy of every descriptor hcd had open at its fork until its
+	 * child closes them (microseconds, a busy machine stretches it): this
+	 * tap's, opened a moment before to create it, among them.  The copy
+	 * goes away on its own; wait for it a little (at most ~2 s). */
+	for (int tries = 0; ioctl(fd, TUNSETIFF, &ifr) < 0; tries++) {
+		if (errno == EBUSY && tries < 200) {
+			usleep(10000);
+			continue;
+		}
 		*err = str_printf("tap %s: %s", ifname, strerror(errno));
 		close(fd);
 		return -1;

@@ -391,3 +391,27 @@ int store_drain_step(struct store *st, const char *host, const struct placement 
 	host_free(&h);
 	return store_tx_end(st, rc);
 }
+
+struct ceilings {
+	int64_t mem, cpus;
+};
+
+static int ceilings_row(void *arg, const struct sval *c, int n)
+{
+	struct ceilings *x = arg;
+
+	x->mem = c[0].i;
+	x->cpus = c[1].i;
+	return 1;
+}
+
+int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus)
+{
+	struct ceilings x = { 0 };
+	int rc = store_q(st, "SELECT run_memory_mib, run_max_cpus FROM vms WHERE id = ?", &SV_I(vm), 1,
+			 ceilings_row, &x);
+
+	*memory_mib = (int)x.mem;
+	*max_cpus = (int)x.cpus;
+	return rc;
+}

@@ -217,7 +217,13 @@ static const char *const migrations[] = {
 	" state TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, bytes BIGINT NOT NULL DEFAULT 0,"
 	" created BIGINT NOT NULL, UNIQUE (vm, name));"
 	"INSERT INTO counters (name, next) VALUES ('snapshot', 1);",
-	/* 15: migrate (issue 14 §1).  A VM's live migration, one row per VM
+	/* 15: resize (issue 14 §3): what the VM's QEMU was last started with
+	 * as its ceilings — its boot memory (a balloon goes up to it, no
+	 * further) and maxcpus (CPU hotplug goes up to it); 0: unknown (a
+	 * QEMU started before this), so a running VM is not resized. */
+	"ALTER TABLE vms ADD COLUMN run_memory_mib BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE vms ADD COLUMN run_max_cpus BIGINT NOT NULL DEFAULT 0;",
+	/* 16: migrate (issue 14 §1).  A VM's live migration, one row per VM
 	 * (the last one): a state machine each step of which is written by
 	 * the host that owns it (store/migrations.c); vms.host flips in the
 	 * step that ends it well.  The PSK of its TLS stream lives here while

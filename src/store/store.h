@@ -759,6 +759,10 @@ int store_migration_advance(struct store *st, uint64_t vm_id, const char *from, 
 			    const struct migration_report *rep, const char *error);
 /* This host finished its part after the end (source or destination). */
 int store_migration_side_done(struct store *st, uint64_t vm_id, bool source);
+/* What the VM's running QEMU was started with (its boot memory and
+ * maxcpus, issue 14 §3; 0: unknown): a migration's destination must be
+ * the same machine. */
+int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus);
 /* Migrations from host under way. */
 int store_migration_count_from(struct store *st, const char *host, int *n);
 /* A host drained with --migrate (store_host_drain_migrate): in one
@@ -769,6 +773,36 @@ int store_migration_count_from(struct store *st, const char *host, int *n);
  * no room; else as store_migration_request. */
 int store_drain_step(struct store *st, const char *host, const struct placement *tmpl,
 		     int port_base, int port_count, const char *psk, uint64_t *vm);
+/* ---- resize (resize.c; issue 14 §3) ------------------------------------ */
+
+/* A new size of a VM; 0 leaves that part as it is. */
+struct vm_resize {
+	int cpus;
+	int memory_mib;
+	double cpu_ratio;     /* its host's room: virtual CPUs per host CPU */
+};
+/*
+ * In one transaction: the VM's vCPUs and memory, checked against its
+ * owner's quotas (growth only) and its host's room, and that host's load
+ * (used_cpus, used_mib) moved by the difference.  A VM without a QEMU
+ * (stopped, error) takes any size, for its next start; a running one up
+ * to the ceilings its QEMU started with (store_vm_ceilings_set), which
+ * its agent reaches by balloon and CPU hotplug.  Refusals, with
+ * store_refusal saying why: STORE_CONFLICT (starting or stopping, or
+ * beyond a running VM's ceilings), STORE_QUOTA, STORE_FULL (no room on
+ * its host).
+ */
+int store_vm_resize(struct store *st, uint64_t id, const struct vm_resize *rs);
+/* A VM its agent has claimed (state starting: no resize until it runs)
+ * gets the ceilings of the QEMU about to start: its memory_mib, and
+ * max_cpus or its cpus when more.  Not a change of intent (no hook). */
+int store_vm_ceilings_set(struct store *st, uint64_t id, int max_cpus);
+/* A disk of a VM grown to size bytes: disk -1 is the root disk (a
+ * kernel image's VM without one: STORE_NOTFOUND), 0.. its data disks.
+ * Its owner's disk_bytes quota counts the growth.  STORE_CONFLICT
+ * (store_refusal) when size is below the disk's size; the same size is
+ * no change.  The agent grows the file (vm/resize.h). */
+int store_vm_disk_grow(struct store *st, uint64_t id, int disk, int64_t size);
 
 /* ---- observation: inventory.c, events.c, audit.c (issue 15) ------------- */
 

@@ -5,6 +5,7 @@
 #include "common/ids.h"
 #include "net/link.h"
 #include "vm/identity.h"
+#include "vm/resize.h"
 #include "vm/snapshot.h"
 
 #include <errno.h>
@@ -115,6 +116,7 @@ struct vm_launch *vm_launch_new(const struct vm *vm, const struct image *im,
 		goto fail;
 	l->spec = (struct qemu_spec){
 		.vm_id = vm->id, .name = l->name, .cpus = vm->cpus, .memory_mib = vm->memory_mib,
+		.max_cpus = resize_max_cpus(cfg->vm_max_cpus, vm->cpus),
 		.accel = l->accel, .kernel = l->kernel, .initrd = l->initrd, .cmdline = l->cmdline,
 		.disk = (l->base || l->blank_root) ? l->paths.disk : NULL,
 		.base = l->base, .base_format = l->base_format,
@@ -159,9 +161,10 @@ int vm_launch_layers(struct vm_launch *l, const uint64_t *snaps, size_t n)
 }
 
 /* A disk of the VM: created when missing (one that exists keeps what the
- * guest wrote), and the VM's whatever created it.  Over snapshot layers,
- * a new disk goes on the highest: a crash may have left it missing after
- * its old file became a layer (vm/snapshot.h). */
+ * guest wrote, grown when its row grew meanwhile: vm/resize.h), and the
+ * VM's whatever created it.  Over snapshot layers, a new disk goes on the
+ * highest: a crash may have left it missing after its old file became a
+ * layer (vm/snapshot.h). */
 static int disk_ensure(struct vm_launch *l, size_t d, const char *path, const char *base,
 		       long long size)
 {
@@ -176,6 +179,8 @@ static int disk_ensure(struct vm_launch *l, size_t d, const char *path, const ch
 						 &l->tool_id, &l->err) < 0
 			   : qemu_disk_create(path, size, &l->tool_id, &l->err) < 0)
 			return -1;
+	} else if (resize_disk_offline(path, size, &l->tool_id, &l->err) < 0) {
+		return -1;
 	}
 	return qemu_file_give(path, &l->qemu_id, 0600, &l->err);
 }

@@ -155,7 +155,9 @@ char **qemu_argv(const struct qemu_spec *s)
 	add2(&a, "-machine", strdup("pc"));
 	add2(&a, "-accel", strdup(kvm ? "kvm" : "tcg"));
 	add2(&a, "-cpu", strdup(kvm ? "host" : "max"));
-	add2(&a, "-smp", str_printf("%d", s->cpus));
+	/* maxcpus: the slots CPU hotplug may fill while it runs (vm/resize.h). */
+	add2(&a, "-smp", str_printf("%d,maxcpus=%d", s->cpus, s->max_cpus > s->cpus ? s->max_cpus
+								    : s->cpus));
 	add2(&a, "-m", str_printf("%d", s->memory_mib));
 	/* The instance ID as SMBIOS serial: guests (and cloud-init) read it.
 	 * The product "OpenStack Nova" is what cloud-init's ds-identify looks
@@ -213,6 +215,9 @@ char **qemu_argv(const struct qemu_spec *s)
 					       (unsigned long long)n->id, n->mac, (unsigned long long)n->id));
 	}
 	add2(&a, "-device", strdup("virtio-rng-pci"));
+	/* The balloon gives a running VM less memory than it booted with, and
+	 * back up to that (vm/resize.h). */
+	add2(&a, "-device", strdup("virtio-balloon-pci,id=" QEMU_BALLOON_ID));
 	if (s->tls_psk_dir)
 		add2(&a, "-object", opt_path("tls-creds-psk,id=" QEMU_MIGRATE_TLS ",endpoint=server,dir=",
 					     s->tls_psk_dir, ""));

@@ -27,6 +27,9 @@
 #define QEMU_NETDEV_FMT "net-%08llx"
 #define QEMU_NICDEV_FMT "nic-%08llx"
 
+/* The memory balloon of every VM (resize). */
+#define QEMU_BALLOON_ID "balloon0"
+
 /* The sandbox of every VM's QEMU. */
 #define QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
@@ -49,6 +52,7 @@ struct qemu_spec {
 	uint64_t vm_id;
 	const char *name;
 	int cpus;
+	int max_cpus;            /* -smp maxcpus: CPU hotplug's room (below cpus: cpus) */
 	int memory_mib;
 	const char *accel;       /* kvm | tcg (resolved, never auto) */
 	const char *kernel;      /* kernel boot: kernel, optional initrd, cmdline */

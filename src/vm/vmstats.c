@@ -129,19 +129,37 @@ static uint64_t member_u(json_t *obj, const char *key)
 	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
 }
 
-/* "/machine/peripheral-anon/device[1]/virtio-backend" → "device[1]":
- * the part that tells two anonymous devices apart. */
+/* A disk's name from the device QEMU reports it under.  hcd names its
+ * devices after their block nodes (vm/qemu_argv.c: "vd-disk", "vd-data0",
+ * "cd-seed"), and virtio ones report the QOM path of their backend:
+ *   "/machine/peripheral/vd-data0/virtio-backend" → "data0"
+ *   "cd-seed" → "seed"
+ *   "/machine/peripheral-anon/device[1]/virtio-backend" → "device[1]"
+ * (a device without an ID: the part that tells two of them apart). */
 static void qdev_name(const char *qdev, char *out, size_t len)
 {
+	static const char peripheral[] = "/machine/peripheral/";
 	const char *p = strstr(qdev, "/device[");
+	size_t n;
 
 	if (p) {
-		size_t n = strcspn(p + 1, "/");
+		n = strcspn(p + 1, "/");
 		snprintf(out, len, "%.*s", (int)n, p + 1);
 		return;
 	}
-	p = strrchr(qdev, '/');
-	snprintf(out, len, "%s", p && p[1] ? p + 1 : qdev);
+	if (strncmp(qdev, peripheral, sizeof(peripheral) - 1) == 0) {
+		p = qdev + sizeof(peripheral) - 1;
+		n = strcspn(p, "/");
+	} else {
+		p = strrchr(qdev, '/');
+		p = p && p[1] ? p + 1 : qdev;
+		n = strlen(p);
+	}
+	if (n > 3 && (strncmp(p, "vd-", 3) == 0 || strncmp(p, "cd-", 3) == 0)) {
+		p += 3;
+		n -= 3;
+	}
+	snprintf(out, len, "%.*s", (int)n, p);
 }
 
 size_t vmstats_blockstats_parse(json_t *reply, struct disk_counters *out, size_t max)

@@ -55,10 +55,19 @@ ns_reaches "hcbwl-$$" 10.77.0.200
 ns_reaches "hcbwf-$$" 10.77.0.200
 
 # iperf NS PORT ARGS…: seconds 6, the first omitted (slow start, the burst).
+# An iperf3 server runs one test at a time and takes a moment to listen
+# again (or at all, after -D): a client that finds it busy or not yet there
+# gets a JSON error instead of figures — try again, up to 5 times.
 iperf() {
-	local ns=$1 port=$2
+	local ns=$1 port=$2 out i
 	shift 2
-	ip netns exec "$ns" iperf3 -c 10.77.0.200 -p "$port" -t 6 -O 1 -J "$@"
+	for i in 1 2 3 4 5; do
+		out=$(ip netns exec "$ns" iperf3 -c 10.77.0.200 -p "$port" -t 6 -O 1 -J "$@" || true)
+		jq -e 'has("error") | not' <<<"$out" >/dev/null && break
+		echo "iperf3 (try $i): $(jq -r .error <<<"$out")" >&2
+		sleep 1
+	done
+	printf '%s\n' "$out"
 }
 # within BPS LIMIT: BPS is LIMIT ± 15 %.
 within() { [ "$1" -ge $(($2 * 85 / 100)) ] && [ "$1" -le $(($2 * 115 / 100)) ]; }

@@ -128,6 +128,8 @@ wait_promql() {
 		sleep 0.5
 	done
 	echo "---- prometheus.log" >&2; tail -20 "$T_DIR/prometheus.log" >&2
+	echo "---- Prometheus's series of ${1%%\{*}" >&2
+	nsexec curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=${1%%\{*}" >&2
 	fail "Prometheus has no answer to: $1 (last: $n)"
 }
 wait_promql 'up{job="hackcloud"} == 1'
@@ -135,7 +137,7 @@ ok "Prometheus scrapes hcd over TLS with the metrics token"
 wait_promql 'hackcloud_vm_state{name="m1",state="running"} == 1'
 wait_promql 'hackcloud_vm_cpu_seconds_total{name="m1"} > 0'
 wait_promql 'hackcloud_vm_memory_rss_bytes{name="m1"} > 0'
-wait_promql 'hackcloud_vm_disk_read_bytes_total{name="m1",disk="virtio0"} > 0'
+wait_promql 'hackcloud_vm_disk_read_bytes_total{name="m1",disk="data0"} > 0'
 wait_promql 'hackcloud_vm_nic_transmit_packets_total{name="m1"} > 0'
 wait_promql 'rate(hackcloud_vm_cpu_seconds_total{name="m1"}[5s]) >= 0'
 wait_promql 'hackcloud_api_requests_total{route="/metrics",code="200"} > 0'

@@ -2,8 +2,8 @@
  * test_codec — JSON shapes of the API resources (src/api/codec.h, DESIGN §9):
  * a hand-built VM with two NICs (IDs in hex, MAC/ifname derived from the NIC
  * ID, IPv6 = network /64 + modified EUI-64) and its disks, images (also
- * ones imported from a URL), networks, and nic_ipv6
- * on good and bad prefixes.
+ * ones imported from a URL), networks, free text that is not UTF-8, and
+ * nic_ipv6 on good and bad prefixes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,6 +176,38 @@ static void vm_to_json_nullable_fields(void **state)
 	json_decref(j);
 }
 
+/* Free text that is not UTF-8 (a host name from hcd.conf, an error) still
+ * renders, each byte that is not as U+FFFD, the others kept — also the
+ * forms a loose decoder takes: surrogates, past U+10FFFF, overlong (found
+ * by tests/fuzz/fuzz_codec). */
+static void vm_to_json_text_not_utf8(void **state)
+{
+	(void)state;
+	struct vm vm = { .id = 1, .name = "a", .desired = "running", .state = "error",
+			 .cpus = 1, .memory_mib = 128, .host = "h\xc3\x28st",
+			 .error = "caf\xe9: \xff" };
+	json_t *j = vm_to_json(&vm);
+
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "host"), "h\xef\xbf\xbd(st");
+	assert_string_equal(jstr(j, "error"), "caf\xef\xbf\xbd: \xef\xbf\xbd");
+	json_decref(j);
+	vm.host = "\xed\xa0\x80";            /* a surrogate */
+	vm.error = "\xf4\x90\x80\x80 \xe0\x80\xaf \xc3\xa9";   /* past U+10FFFF, overlong, é */
+	j = vm_to_json(&vm);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "host"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(jstr(j, "error"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xc3\xa9");
+	json_decref(j);
+	struct image im = { .id = 1, .name = "i", .format = "raw", .boot = "disk", .state = "error",
+			    .error = "the server said \xed\xbf\xbf\xff" };
+	j = image_to_json(&im);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "error"), "the server said \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(j);
+}
+
 /* Every member a VM is written with may be asked for by ?fields= (the
  * list of known names in codec.c is kept by hand beside the writer). */
 static void vm_fields_known(void **state)
@@ -333,6 +365,7 @@ int main(void)
 		cmocka_unit_test(image_id_is_8_hex),
 		cmocka_unit_test(vm_to_json_full),
 		cmocka_unit_test(vm_to_json_nullable_fields),
+		cmocka_unit_test(vm_to_json_text_not_utf8),
 		cmocka_unit_test(vm_fields_known),
 		cmocka_unit_test(vm_to_json_no_nics),
 		cmocka_unit_test(vm_to_json_disks),

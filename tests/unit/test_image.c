@@ -666,6 +666,15 @@ static void address_classes(void **state)
 	assert_int_equal(addr_list_add(&p.networks, "10.77.0.0/24"), 0);
 	assert_int_equal(addr_list_add(&p.networks, "203.0.113.0/24"), 0);
 	assert_int_equal(addr_list_parse(&p.allow, " 10.66.0.0/16 , fd66::/48,", &err), 0);
+	/* A prefix length is digits (strtoul alone read "/-0" as /0). */
+	struct addr_list bad = { 0 };
+	assert_int_equal(addr_list_add(&bad, "10.0.0.0/-0"), -1);
+	assert_int_equal(addr_list_add(&bad, "10.0.0.0/ 24"), -1);
+	assert_int_equal(addr_list_add(&bad, "fd00::/+8"), -1);
+	assert_int_equal(addr_list_parse(&bad, "10.10.0.0/    24", &err), -1);
+	free(err);
+	err = NULL;
+	assert_int_equal(bad.n, 0);
 
 	assert_int_equal(cls("198.51.100.7", &p), ADDR_PUBLIC);
 	assert_int_equal(cls("2001:db8:66::2", &p), ADDR_PUBLIC);
@@ -721,6 +730,17 @@ static void address_classes(void **state)
 	assert_int_equal(cls("127.0.0.1", &p), ADDR_LOOPBACK);
 	assert_int_equal(cls("10.77.0.9", &p), ADDR_NETWORK);
 	assert_int_equal(cls("10.77.1.9", &p), ADDR_ALLOWED);
+	addr_policy_free(&p);
+
+	/* A prefix keeps the meaning it was written with, even where IPv6
+	 * carries IPv4: a network in 64:ff9b::/64 holds 64:ff9b::1:2:3:4 (it
+	 * read as ::ffff:0:0/64 before; found by tests/fuzz/fuzz_addrguard). */
+	assert_int_equal(addr_list_add(&p.networks, "64:ff9b::/64"), 0);
+	assert_int_equal(addr_list_add(&p.host, "::ffff:0:0:7"), 0);
+	assert_int_equal(cls("64:ff9b::1:2:3:4", &p), ADDR_NETWORK);
+	assert_int_equal(cls("::ffff:0:0:7", &p), ADDR_HOST);
+	assert_int_equal(cls("64:ff9b::a00:1", &p), ADDR_NETWORK);   /* and 10.0.0.1 */
+	assert_int_equal(cls("198.51.100.7", &p), ADDR_PUBLIC);
 	addr_policy_free(&p);
 }
 

@@ -193,10 +193,16 @@ static void vmstats_parsers(void **state)
 		" {\"device\":\"\",\"qdev\":\"/machine/peripheral-anon/device[1]/virtio-backend\","
 		"\"stats\":{\"rd_bytes\":7}},"
 		" {\"device\":\"\",\"node-name\":\"data0\",\"stats\":{\"wr_bytes\":9}},"
-		" {\"device\":\"x\"}]", 0, NULL);
-	struct disk_counters d[4];
+		" {\"device\":\"x\"},"
+		/* QEMU 7.2 with hcd's -blockdev/-device IDs (vm/qemu_argv.c) */
+		" {\"device\":\"\",\"node-name\":\"disk-t5\","
+		"\"qdev\":\"/machine/peripheral/vd-disk/virtio-backend\",\"stats\":{\"rd_bytes\":1}},"
+		" {\"device\":\"\",\"node-name\":\"seed\",\"qdev\":\"cd-seed\",\"stats\":{}}]", 0, NULL);
+	struct disk_counters d[6];
 	assert_non_null(reply);
-	assert_int_equal(vmstats_blockstats_parse(reply, d, 4), 3);
+	assert_int_equal(vmstats_blockstats_parse(reply, d, 6), 5);
+	assert_string_equal(d[3].name, "disk");
+	assert_string_equal(d[4].name, "seed");
 	assert_string_equal(d[0].name, "virtio0");
 	assert_int_equal(d[0].rd_bytes, 512);
 	assert_int_equal(d[0].wr_bytes, 4096);

@@ -273,12 +273,31 @@ static void kernel_boot_tcg(void **state)
 
 	assert_string_equal(value_of(v, "-accel"), "tcg");
 	assert_string_equal(value_of(v, "-cpu"), "max");
-	assert_string_equal(value_of(v, "-smp"), "2");
+	assert_string_equal(value_of(v, "-smp"), "2,maxcpus=2");
 	assert_string_equal(value_of(v, "-m"), "512");
 	/* No disk for a kernel image without an overlay. */
 	assert_int_equal(count_arg(v, "-drive"), 0);
 	assert_int_equal(count_arg(v, "-blockdev"), 0);
 	assert_null(value_with(v, "-device", "virtio-blk-pci"));
+	strv_free(v);
+}
+
+/* Resize (vm/resize.h): CPU hotplug's slots are maxcpus, never fewer
+ * than the VM's own; every VM has the balloon QMP's "balloon" drives. */
+static void resize_room(void **state)
+{
+	(void)state;
+	struct qemu_spec s = kernel_spec("tcg");
+	char **v;
+
+	s.max_cpus = 8;
+	v = qemu_argv(&s);
+	assert_string_equal(value_of(v, "-smp"), "2,maxcpus=8");
+	assert_non_null(value_with(v, "-device", "virtio-balloon-pci,id=" QEMU_BALLOON_ID));
+	strv_free(v);
+	s.max_cpus = 1;
+	v = qemu_argv(&s);
+	assert_string_equal(value_of(v, "-smp"), "2,maxcpus=2");
 	strv_free(v);
 }
 
@@ -368,7 +387,7 @@ static void disk_boot(void **state)
 		assert_string_equal(drives[0], "disk");
 		assert_string_equal(value_of(v, "-accel"), accels[k]);
 		assert_string_equal(value_of(v, "-cpu"), k == 0 ? "max" : "host");
-		assert_string_equal(value_of(v, "-smp"), "4");
+		assert_string_equal(value_of(v, "-smp"), "4,maxcpus=4");
 		assert_string_equal(value_of(v, "-m"), "2048");
 		strv_free(v);
 	}
@@ -836,6 +855,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(kernel_boot_tcg),
 		cmocka_unit_test(incoming_waits_paused_with_tls),
+		cmocka_unit_test(resize_room),
 		cmocka_unit_test(kernel_boot_kvm),
 		cmocka_unit_test(kernel_boot_without_initrd_or_cmdline),
 		cmocka_unit_test(cmdline_with_quotes_and_commas_is_verbatim),

@@ -150,6 +150,18 @@ static void canonical_line(void **state)
 	assert_int_equal(sshkey_parse(EC384, &k, err), 0);
 	assert_int_equal(strlen(k.fingerprint), SSHKEY_FP_LEN);
 	sshkey_free(&k);
+	/* Base64 that ends in "PRIVATE" and a comment "KEY": the canonical
+	 * line reads "PRIVATE KEY" and must parse again all the same (it was
+	 * taken for a private key file; found by fuzz_sshkey). */
+	const char *pk = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP7xNi4/JXTSKo8fQUK/4+8oBlce/yhmRKvNYPRIVATE KEY";
+	struct sshkey again;
+	assert_int_equal(sshkey_parse("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP7xNi4/JXTSKo8fQUK/4+8oBlce/"
+				      "yhmRKvNYPRIVATE    KEY\n", &k, err), 0);
+	assert_string_equal(k.line, pk);
+	assert_int_equal(sshkey_parse(k.line, &again, err), 0);
+	assert_string_equal(again.fingerprint, k.fingerprint);
+	sshkey_free(&again);
+	sshkey_free(&k);
 }
 
 static void fido_keys(void **state)
@@ -192,6 +204,7 @@ static void refuses_text(void **state)
 	refuses("from=\"10.0.0.1\" " ED25519, "options");
 	refuses("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
 		"-----END OPENSSH PRIVATE KEY-----\n", "private key");
+	refuses("\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n", "private key");
 	refuses(ED25519 "\n" EC256, "one key line");
 	refuses("ssh-ed25519 " ED25519_B64 " bad\x01comment", "printable");
 	refuses("ssh-ed25519 " ED25519_B64 " caf\xc3\xa9", "printable");

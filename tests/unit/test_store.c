@@ -2437,6 +2437,87 @@ static void hosts_load_kept(void **state)
 	assert_load_kept(c->st);
 }
 
+/* Issue 14 §3: a resize moves its host's load in its own transaction and
+ * is refused, changing nothing, beyond the host's room, the owner's
+ * quotas, a running VM's ceilings, or while it starts; disks only grow. */
+static void vm_resize_rules(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t alice = add_user(c->st, "alice", "member");
+	uint64_t img = make_image(c->st, "img");
+	struct vm_disk d[] = { { .size = 1 << 20 } };
+	struct vm vm = { .name = "r", .owner = alice, .image = img, .cpus = 1, .memory_mib = 256,
+			 .desired = "stopped", .state = "stopped", .host = "a", .disks = d,
+			 .n_disks = 1 };
+	struct vm_resize rs = { .cpus = 2, .memory_mib = 512, .cpu_ratio = 1 };
+	struct vm got = { 0 };
+	int64_t set[QUOTA_N];
+
+	add_host(c->st, "a", 2, 1000);
+	assert_int_equal(store_vm_create(c->st, &vm, NULL, 0), STORE_OK);
+	/* Stopped: any size the host has room for; its load follows. */
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_load_kept(c->st);
+	rs = (struct vm_resize){ .memory_mib = 1001, .cpu_ratio = 1 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_FULL);
+	assert_non_null(strstr(store_refusal(c->st), "MiB of memory free"));
+	rs = (struct vm_resize){ .cpus = 3, .cpu_ratio = 1 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_FULL);
+	rs.cpu_ratio = 2;
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_load_kept(c->st);
+	/* The owner's quotas count growth only. */
+	for (int q = 0; q < QUOTA_N; q++)
+		set[q] = QUOTA_KEEP;
+	set[QUOTA_VCPUS] = 3;
+	set[QUOTA_MEMORY_MIB] = 600;
+	set[QUOTA_DISK_BYTES] = 4 << 20;
+	assert_int_equal(store_quota_set(c->st, alice, set), STORE_OK);
+	rs = (struct vm_resize){ .cpus = 4, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'vcpus'"));
+	rs = (struct vm_resize){ .memory_mib = 700, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_QUOTA);
+	rs = (struct vm_resize){ .cpus = 1, .memory_mib = 128, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_load_kept(c->st);
+	/* Running in a QEMU that has no ceilings recorded: refused. */
+	assert_int_equal(store_vm_set_state(c->st, vm.id, "running", NULL), STORE_OK);
+	rs = (struct vm_resize){ .memory_mib = 100, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "stop it"));
+	/* Booted with 128 MiB and maxcpus 2: within them, not beyond. */
+	assert_int_equal(store_vm_ceilings_set(c->st, vm.id, 2), STORE_OK);
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	rs = (struct vm_resize){ .memory_mib = 129, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "started with 128 MiB"));
+	rs = (struct vm_resize){ .cpus = 3, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	rs = (struct vm_resize){ .cpus = 2, .memory_mib = 128, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
+	assert_int_equal(store_vm_set_state(c->st, vm.id, "starting", NULL), STORE_OK);
+	rs = (struct vm_resize){ .cpus = 1, .cpu_ratio = 4 };
+	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_int_equal(got.cpus, 2);
+	assert_int_equal(got.memory_mib, 128);
+	vm_free(&got);
+	assert_load_kept(c->st);
+	/* Disks: a kernel image's VM without disk_size has no root disk. */
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, -1, 2 << 20), STORE_NOTFOUND);
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 1, 2 << 20), STORE_NOTFOUND);
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 512 << 10), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "only grows"));
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 1 << 20), STORE_OK);
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 8 << 20), STORE_QUOTA);
+	assert_non_null(strstr(store_refusal(c->st), "'disk_bytes'"));
+	assert_int_equal(store_vm_disk_grow(c->st, vm.id, 0, 4 << 20), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_int_equal(got.disks[0].size, 4 << 20);
+	vm_free(&got);
+}
+
 /* ---- routed prefixes and public IPv4 (prefixes.c) --------------------------- */
 
 static uint64_t make_user(struct store *st, const char *name)
@@ -2883,6 +2964,7 @@ int main(void)
 		T(hosts_dead_and_evacuation),
 		T(migrations_state_machine),
 		T(hosts_load_kept),
+		T(vm_resize_rules),
 		T(heartbeat_alone_writes_nothing),
 		T(quotas_enforced),
 		T(snapshots_rows),
