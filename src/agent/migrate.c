@@ -4,6 +4,7 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "agent/meter.h"
 #include "net/link.h"
 #include "net/shaping.h"
@@ -556,15 +557,6 @@ static int dest_step(struct migrator *m, const struct migration *r)
 	return -1;
 }
 
-static int min_wait(int a, int b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
-}
-
 int migrator_pass(struct migrator *m)
 {
 	struct migration *v = NULL;
@@ -591,7 +583,7 @@ int migrator_pass(struct migrator *m)
 				j->cancel = 1;
 			continue;
 		}
-		again = min_wait(again, source ? source_step(m, r) : dest_step(m, r));
+		again = wait_sooner(again, source ? source_step(m, r) : dest_step(m, r));
 	}
 	migrations_free(v, n);
 	return again;

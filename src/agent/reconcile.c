@@ -845,15 +845,6 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 		closedir(d);
 }
 
-static int min_wait(int a, int b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
-}
-
 /*
  * With an uplink the host routes between the networks and upstream (the
  * firewall decides what may cross); without one it routes nothing, which
@@ -1083,18 +1074,18 @@ int agent_reconcile(struct agent *a, unsigned why)
 		char *err = NULL;
 		if (bridge_ensure(ifname_bridge(nets[i].id).s, nets[i].ipv6, nets[i].ipv4, &err) < 0) {
 			log_warn("network %s: %s", nets[i].name, err);
-			again = min_wait(again, 5000);
+			again = wait_sooner(again, 5000);
 		}
 		free(err);
 	}
 	a->pass_vms = vms;
 	a->pass_n = n_vms;
 	a->launched = 0;
-	again = min_wait(again, migrator_pass(a->mig));
+	again = wait_sooner(again, migrator_pass(a->mig));
 	for (size_t i = 0; i < n_vms; i++) {
 		if (vms[i].host && strcmp(vms[i].host, a->cfg->host_name) != 0)
 			continue;
-		again = min_wait(again, vm_converge(a, &vms[i]));
+		again = wait_sooner(again, vm_converge(a, &vms[i]));
 	}
 	/* A pass that started QEMUs leaves the ruleset swap, dnsmasq and the
 	 * sweep to the next pass (a launch's end, or NETWORK_DEFER_MS later
@@ -1103,17 +1094,17 @@ int agent_reconcile(struct agent *a, unsigned why)
 	 * frames dropped (fail closed), and its guest sends none before its
 	 * kernel has booted anyway. */
 	if (a->launched > 0) {
-		again = min_wait(again, NETWORK_DEFER_MS);
+		again = wait_sooner(again, NETWORK_DEFER_MS);
 		goto out;
 	}
-	again = min_wait(again, network_services_converge(a, nets, n_nets, vms, n_vms));
+	again = wait_sooner(again, network_services_converge(a, nets, n_nets, vms, n_vms));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
 	/* Limits on every tap that is up now: taps a launch job made (its end
 	 * woke this pass), hot-plugged ones (above), ones still there after a
 	 * restart of hcd.  After the strays: an ifb whose tap was just swept
 	 * goes now.  The first pass and the resync read every redirect back. */
 	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC)) < 0)
-		again = min_wait(again, 5000);
+		again = wait_sooner(again, 5000);
 out:
 	a->pass_vms = NULL;
 	a->pass_n = 0;

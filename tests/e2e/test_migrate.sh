@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Live migration between hosts (issue 14 §1), in the three-host cluster.
+# Before (a), refusals: an unknown host, the VM's own, a draining one, bad
+# bodies — clean 4xx, no row.
 #
 #  (a) a guest with a root and a data disk writes random data (checksums)
 #      and console output, then moves h1 → h2 while a guest on h3 pings
@@ -10,10 +12,13 @@
 #  (b) the migration ports are fenced: a listener on a port of the range
 #      is reached by no host while no migration runs;
 #  (c) failures — the destination's hcd killed and restarted, the
-#      source's hcd killed and restarted, the network cut, the destination
-#      host dying, a guest dirtying memory faster than the link: each time
-#      the VM ends up running on exactly one host, the one the store
-#      names, its data intact (checksums), nothing of it on the others;
+#      source's hcd killed and restarted, the destination's hcd away past
+#      the source's wait (the switch-over's fence: the source takes the VM
+#      back, the destination drops its complete copy), the network cut,
+#      the destination host dying, a guest dirtying memory faster than the
+#      link: each time the VM ends up running on exactly one host, the one
+#      the store names, its data intact (checksums), nothing of it on the
+#      others;
 #  (d) `hc host drain --migrate` moves every running VM off a host.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
