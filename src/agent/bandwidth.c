@@ -3,6 +3,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/worker.h"
 #include "net/shaping.h"
 
 #include <stdlib.h>
@@ -14,12 +15,17 @@ const char *const limit_source_names[] = { "none", "nic", "network", "cap", "thr
 struct bandwidth {
 	struct store *st;
 	const struct config *cfg;
+	struct worker_pool *workers;
 	struct shaper *shaper;
 	uint64_t throttle;
 	/* What the last converge applied: a refresh compares against it. */
 	struct shape_want *applied;
 	size_t n_applied;
 	bool applied_ok;
+	/* An application runs on a worker, one at a time (it owns the
+	 * shaper meanwhile); a converge asked for during it is run when it
+	 * ends, thorough if any of those asked was. */
+	bool busy, again, again_thorough;
 };
 
 static struct rate_limit capped(struct rate_limit l, uint64_t max, enum limit_source *why,
@@ -72,7 +78,8 @@ bool bandwidth_throttle_rate(const struct config *cfg, uint64_t *bps)
 	return cfg->quota_throttle_rate && rate_parse(cfg->quota_throttle_rate, bps);
 }
 
-struct bandwidth *bandwidth_new(struct store *st, const struct config *cfg)
+struct bandwidth *bandwidth_new(struct store *st, const struct config *cfg,
+				struct worker_pool *workers)
 {
 	struct bandwidth *b = calloc(1, sizeof(*b));
 	char *err = NULL;
@@ -81,6 +88,7 @@ struct bandwidth *bandwidth_new(struct store *st, const struct config *cfg)
 		return NULL;
 	b->st = st;
 	b->cfg = cfg;
+	b->workers = workers;
 	if (!bandwidth_throttle_rate(cfg, &b->throttle)) {
 		log_err("config: quota_throttle_rate '%s' is not a rate (e.g. 1mbit)",
 			cfg->quota_throttle_rate ? cfg->quota_throttle_rate : "");
@@ -129,35 +137,97 @@ static int wanted(struct bandwidth *b, struct shape_want **out, size_t *n)
 	return 0;
 }
 
-static int apply(struct bandwidth *b, struct shape_want *want, size_t n, bool thorough)
-{
+/* One application of the wanted limits: the qdisc and link work (at
+ * 10,000 NICs a dump of each, most of a second) runs on a worker. */
+struct apply_job {
+	struct bandwidth *b;
+	struct shape_want *want;
+	size_t n;
+	bool thorough;
+	int rc;
 	struct shape_report r;
-	char *err = NULL;
-	int rc = shaper_converge(b->shaper, want, n, thorough, &r, &err);
+	char *err;
+};
 
-	if (r.changed)
-		log_info("shaping: %zu changes on %zu NICs here%s", r.changed, r.links,
-			 thorough ? " (resync)" : "");
-	if (r.strays)
-		log_info("shaping: removed %zu ifbs no NIC here needs", r.strays);
-	if (rc < 0)
-		log_warn("shaping: %zu NICs failed: %s", r.failed, err ? err : "failed");
-	free(err);
-	free(b->applied);
-	b->applied = want;
-	b->n_applied = n;
-	b->applied_ok = rc == 0;
+static void apply_work(void *arg)
+{
+	struct apply_job *j = arg;
+
+	j->rc = shaper_converge(j->b->shaper, j->want, j->n, j->thorough, &j->r, &j->err);
+}
+
+static int converge(struct bandwidth *b, bool thorough, bool inline_);
+
+static void apply_done(void *arg, bool ran)
+{
+	struct apply_job *j = arg;
+	struct bandwidth *b = j->b;
+
+	b->busy = false;
+	if (ran) {
+		if (j->r.changed)
+			log_info("shaping: %zu changes on %zu NICs here%s", j->r.changed, j->r.links,
+				 j->thorough ? " (resync)" : "");
+		if (j->r.strays)
+			log_info("shaping: removed %zu ifbs no NIC here needs", j->r.strays);
+		if (j->rc < 0)
+			log_warn("shaping: %zu NICs failed: %s", j->r.failed, j->err ? j->err : "failed");
+		free(b->applied);
+		b->applied = j->want;
+		b->n_applied = j->n;
+		/* A failure is tried again by the meter's next refresh. */
+		b->applied_ok = j->rc == 0;
+		j->want = NULL;
+	}
+	free(j->want);
+	free(j->err);
+	free(j);
+	if (ran && b->again) {
+		bool thorough = b->again_thorough;
+		b->again = b->again_thorough = false;
+		converge(b, thorough, false);
+	}
+}
+
+/* Takes want.  Returns -1 when the application failed here and now. */
+static int apply(struct bandwidth *b, struct shape_want *want, size_t n, bool thorough, bool inline_)
+{
+	struct apply_job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (j == NULL) {
+		free(want);
+		return -1;
+	}
+	*j = (struct apply_job){ .b = b, .want = want, .n = n, .thorough = thorough };
+	b->busy = true;
+	if (!inline_ && worker_submit(b->workers, apply_work, apply_done, j) == 0)
+		return 0;
+	/* The first pass (hcd's readiness waits for it), or no worker. */
+	apply_work(j);
+	rc = j->rc;
+	apply_done(j, true);
 	return rc;
 }
 
-int bandwidth_converge(struct bandwidth *b, bool thorough)
+static int converge(struct bandwidth *b, bool thorough, bool inline_)
 {
 	struct shape_want *want = NULL;
 	size_t n = 0;
 
+	if (b->busy) {
+		b->again = true;
+		b->again_thorough |= thorough;
+		return 0;
+	}
 	if (wanted(b, &want, &n) < 0)
 		return -1;
-	return apply(b, want, n, thorough);
+	return apply(b, want, n, thorough, inline_);
+}
+
+int bandwidth_converge(struct bandwidth *b, bool thorough, bool inline_)
+{
+	return converge(b, thorough, inline_);
 }
 
 int bandwidth_refresh(struct bandwidth *b)
@@ -165,6 +235,8 @@ int bandwidth_refresh(struct bandwidth *b)
 	struct shape_want *want = NULL;
 	size_t n = 0;
 
+	if (b->busy)
+		return 0;       /* the application under way read the store just before */
 	if (wanted(b, &want, &n) < 0)
 		return -1;
 	if (b->applied_ok && n == b->n_applied &&
@@ -172,5 +244,5 @@ int bandwidth_refresh(struct bandwidth *b)
 		free(want);
 		return 0;
 	}
-	return apply(b, want, n, false);
+	return apply(b, want, n, false, false);
 }

@@ -33,14 +33,22 @@ struct nic_limit bandwidth_effective(const struct nic_shaping *s, uint64_t throt
 bool bandwidth_throttle_rate(const struct config *cfg, uint64_t *bps);
 
 struct bandwidth;
+struct worker_pool;
 
-/* NULL (and a message logged) when the configuration is bad. */
-struct bandwidth *bandwidth_new(struct store *st, const struct config *cfg);
+/* NULL (and a message logged) when the configuration is bad.  The kernel
+ * work of an application runs on one of workers (common/worker.h), one
+ * application at a time; the pool must outlive b's jobs (it is freed
+ * first). */
+struct bandwidth *bandwidth_new(struct store *st, const struct config *cfg,
+				struct worker_pool *workers);
 void bandwidth_free(struct bandwidth *b);
-/* Make this host's NICs match the store.  thorough: also read back every
- * redirect filter (the safety-net resync).  Logs what it changed; returns
- * -1 when a step failed (logged). */
-int bandwidth_converge(struct bandwidth *b, bool thorough);
+/* Make this host's NICs match the store: what they should get is read
+ * now, applied on a worker (inline_: here and now, as hcd's first pass
+ * does).  thorough: also read back every redirect filter (the safety-net
+ * resync).  Asked while an application runs, it runs again after that
+ * one.  Logs what it changed; -1 when reading the store, or an inline
+ * application, failed. */
+int bandwidth_converge(struct bandwidth *b, bool thorough, bool inline_);
 /* Cheap when nothing changed: converges only when what the NICs should
  * get differs from what was applied last (a quota just used up, a month
  * just begun).  For the meter, after it counted. */

@@ -129,7 +129,7 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		return NULL;
 	}
 	/* Both log why they could not start. */
-	a->bw = bandwidth_new(st, cfg);
+	a->bw = bandwidth_new(st, cfg, workers);
 	if (a->bw == NULL || (a->meter = meter_new(st, cfg, a->bw)) == NULL) {
 		*err = strdup("bandwidth limits or the traffic meter cannot start");
 		agent_free(a);
@@ -1103,7 +1103,7 @@ int agent_reconcile(struct agent *a, unsigned why)
 	 * woke this pass), hot-plugged ones (above), ones still there after a
 	 * restart of hcd.  After the strays: an ifb whose tap was just swept
 	 * goes now.  The first pass and the resync read every redirect back. */
-	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC)) < 0)
+	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC), why == 0) < 0)
 		again = wait_sooner(again, 5000);
 out:
 	a->pass_vms = NULL;

@@ -72,13 +72,17 @@ head -c $((1024 * 1024)) /dev/urandom >"$pwww/pub6.raw"
 head -c $((1024 * 1024)) /dev/urandom >"$pwww/priv.raw"
 head -c $((1024 * 1024)) /dev/urandom >"$pwww/proxied.raw"
 head -c $((8 * 1024 * 1024)) /dev/urandom >"$pwww/big.raw"
+# serve runs in a command substitution (a subshell): what it adds to
+# T_ON_EXIT would be lost, so each server's pid goes to a file that the
+# cleanup reads.
+T_ON_EXIT+=("for f in $T_DIR/*.srvpid; do [ -f \"\$f\" ] && kill -9 \$(cat \"\$f\"); done")
 serve() { # NS WWW NAME [ENV…]: start a server, print its port
 	local ns=$1 www=$2 name=$3
 	shift 3
 	: >"$T_DIR/$name.log"
 	ip netns exec "$ns" env HTTP_BIND=:: "$@" python3 "$here/http_server.py" "$www" "$T_DIR/$name.port" \
 		"$T_DIR/$name.log" $((1024 * 1024)) >"$T_DIR/$name.err" 2>&1 &
-	T_ON_EXIT+=("kill -9 $!")
+	echo $! >"$T_DIR/$name.srvpid"
 	disown
 	for i in $(seq 1 50); do [ -s "$T_DIR/$name.port" ] && break; sleep 0.1; done
 	[ -s "$T_DIR/$name.port" ] || fail "server $name did not start: $(cat "$T_DIR/$name.err")"
