@@ -538,8 +538,34 @@ SCHEMAS = {
         "vms": integer("its VMs (not deleted)", minimum=0),
         "used_cpus": integer("what its VMs ask for", minimum=0),
         "used_mib": integer("what its VMs ask for", minimum=0),
+        "drain_migrate": integer("drained with migrate: VMs moved away at once (0: not)", minimum=0),
     }),
-    "HostDrain": body({"drain": boolean("default true")}),
+    "HostDrain": body({"drain": boolean("default true"),
+                       "migrate": boolean("also move its running VMs away live (needs drain: true)"),
+                       "parallel": integer("with migrate: VMs moved at once (default 1)",
+                                           minimum=1, maximum=16)}),
+    "VmMigrate": body({"host": string("the destination; default: the scheduler picks a live host"
+                                      " with room")}),
+    "Migration": answer({
+        "vm": string("the VM's ID"),
+        "vm_name": string(),
+        "source": string("the host it leaves"),
+        "destination": string("the host it goes to"),
+        "state": string(enum=["requested", "prepared", "transferring", "transferred", "done",
+                              "failed"]),
+        "error": nullable(string("why it failed")),
+        "source_done": boolean("the source finished its part (cleaned up, or resumed the VM)"),
+        "destination_done": boolean("the destination finished its part (runs the VM, or dropped"
+                                    " its copy)"),
+        "finished": boolean("over: nothing more happens"),
+        "created": integer(TIME),
+        "updated": integer(TIME),
+        "total_ms": nullable(integer("QEMU's total time of the transfer")),
+        "downtime_ms": nullable(integer("QEMU's downtime: how long the guest was paused at the"
+                                        " source")),
+        "ram_bytes": nullable(integer("RAM bytes sent")),
+        "disk_bytes": nullable(integer("disk bytes mirrored")),
+    }),
     "Login": body({
         "user": string("user name"),
         "password": nullable(string(maxLength=1024)),
@@ -746,6 +772,16 @@ op("POST", "/v1/vms/{vm}/stop", "user", "stopVm", "vms", "Ask for the VM to stop
 op("POST", "/v1/vms/{vm}/reboot", "user", "rebootVm", "vms", "Reset a running VM (QMP system_reset)",
    req="NoFields", ok=(202, "Vm", "the VM"),
    errors={409: {"conflict": "the VM is not running, or the reset failed", "elsewhere": None}})
+op("POST", "/v1/vms/{vm}/migrate", "admin", "migrateVm", "vms",
+   "Move a running VM to another host while it runs (live migration)",
+   desc="The hosts carry it out (docs/API.md, Live migration); follow it with GET .../migration.",
+   req="VmMigrate", ok=(202, "Migration", "the migration, requested"),
+   errors={404: ["not_found"], 409: {"conflict": "the VM does not run, migrates already, or the host"
+                                     " is its own, draining or without an underlay address",
+                                     "no_capacity": "no host (or not the one named) has room or a free"
+                                     " port"}})
+op("GET", "/v1/vms/{vm}/migration", "admin", "getVmMigration", "vms", "The VM's last live migration",
+   ok=(200, "Migration", "the migration as it stands"), errors={404: ["not_found"]})
 op("GET", "/v1/vms/{vm}/log", "user", "getVmLog", "vms", "The VM's serial console output",
    query=[{"name": "tail", "in": "query", "required": False,
            "description": "the last BYTES of it (default 256 KiB)",

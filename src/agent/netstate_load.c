@@ -180,6 +180,59 @@ static void routing_load(const struct nic *src, struct netstate *ns)
 		ns->public4[ns->n_public4++].nic_id = src->id;
 }
 
+static int cmp_migport(const void *a, const void *b)
+{
+	const struct ns_migport *x = a, *y = b;
+	int c;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	if ((c = memcmp(x->src, y->src, sizeof(x->src))) != 0)
+		return c;
+	return (x->port > y->port) - (x->port < y->port);
+}
+
+/*
+ * The ports of the live migrations into this host that are under way
+ * (issue 14 §1), each for its source host's address: from the request
+ * until the row's end, the firewall lets that host (and only it) reach
+ * them.
+ */
+static int migports_load(struct store *st, const char *host, struct netstate *ns)
+{
+	struct migration *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (host == NULL)
+		return STORE_OK;
+	if ((rc = store_migration_list(st, host, &v, &n)) != STORE_OK)
+		return rc;
+	ns->migports = calloc(2 * n + 1, sizeof(*ns->migports));
+	if (ns->migports == NULL) {
+		migrations_free(v, n);
+		return STORE_ERR;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ns_migport e = { 0 };
+		if (strcmp(v[i].dest, host) != 0 || migration_final(&v[i]) || v[i].source_addr == NULL)
+			continue;
+		if (inet_pton(AF_INET, v[i].source_addr, e.src) == 1)
+			e.family = AF_INET;
+		else if (inet_pton(AF_INET6, v[i].source_addr, e.src) == 1)
+			e.family = AF_INET6;
+		else
+			continue;
+		e.port = (uint16_t)v[i].nbd_port;
+		ns->migports[ns->n_migports++] = e;
+		e.port = (uint16_t)v[i].mig_port;
+		ns->migports[ns->n_migports++] = e;
+	}
+	qsort(ns->migports, ns->n_migports, sizeof(*ns->migports), cmp_migport);
+	migrations_free(v, n);
+	return STORE_OK;
+}
+
 int netstate_load(struct store *st, const char *host, const char *uplink, struct netstate *ns)
 {
 	struct network *nets = NULL;
@@ -275,6 +328,8 @@ int netstate_build(struct store *st, const char *host, const char *uplink,
 	}
 	ns->uplink = uplink && uplink[0] ? strdup(uplink) : NULL;
 	rc = overlay_load(st, host, vms, n_vms, ns);
+	if (rc == STORE_OK)
+		rc = migports_load(st, host, ns);
 out:
 	rules_free(rules, n_rules);
 	if (rc != STORE_OK)

@@ -5,6 +5,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "agent/migrate.h"
 #include "agent/bandwidth.h"
 #include "agent/meter.h"
 #include "agent/netstate_load.h"
@@ -87,9 +88,17 @@ struct agent {
 	struct public4_memory public4; /* net/routes.h: the last conntrack sweep */
 	size_t overlay_skipped; /* unusable overlay entries, as last warned about */
 	long long last_pass_us; /* for GET /v1/info and bench/scale.sh */
+	struct migrator *mig;   /* live migrations of this host (agent/migrate.h) */
 	struct bandwidth *bw;   /* per-NIC limits (issue 13) */
 	struct meter *meter;    /* traffic counters and resource use (issue 13) */
 };
+
+static void wake(struct agent *a);
+
+static void wake_from_migrator(void *arg)
+{
+	wake(arg);
+}
 
 struct agent *agent_new(struct store *st, const struct config *cfg, const char *accel,
 			struct worker_pool *workers, char **err)
@@ -114,6 +123,10 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		agent_free(a);
 		return NULL;
 	}
+	if ((a->mig = migrator_new(st, cfg, accel, wake_from_migrator, a, err)) == NULL) {
+		agent_free(a);
+		return NULL;
+	}
 	/* Both log why they could not start. */
 	a->bw = bandwidth_new(st, cfg, workers);
 	if (a->bw == NULL || (a->meter = meter_new(st, cfg, a->bw)) == NULL) {
@@ -121,6 +134,7 @@ struct agent *agent_new(struct store *st, const struct config *cfg, const char *
 		agent_free(a);
 		return NULL;
 	}
+	migrator_set_meter(a->mig, a->meter);
 	return a;
 }
 
@@ -136,6 +150,7 @@ void agent_free(struct agent *a)
 		return;
 	free(a->vms_dir);
 	free(a->tracks);
+	migrator_free(a->mig);
 	meter_free(a->meter);
 	bandwidth_free(a->bw);
 	free(a);
@@ -673,6 +688,9 @@ static int vm_converge(struct agent *a, struct vm *vm)
 
 	if (vm_at_rest(a, vm))
 		return -1;
+	/* Its QEMU is a live migration's (agent/migrate.h). */
+	if (migrator_owns(a->mig, vm->id))
+		return -1;
 	if ((t = track_get(a, vm->id)) == NULL)
 		return TRANSITION_POLL_MS;
 	if (t->job != JOB_NONE)
@@ -837,15 +855,6 @@ static void sweep_strays(struct agent *a, const struct vm *vms, size_t n_vms,
 	}
 	if (d)
 		closedir(d);
-}
-
-static int min_wait(int a, int b)
-{
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
 }
 
 /*
@@ -1030,6 +1039,11 @@ static int network_services_converge(struct agent *a, const struct network *nets
 		return NETWORK_RETRY_MS;
 	}
 	j->ns.metadata_port = a->cfg->metadata_port;
+	if (a->cfg->migrate_port_base > 0 && a->cfg->migrate_port_count >= 2 &&
+	    a->cfg->migrate_port_base + a->cfg->migrate_port_count <= 65536) {
+		j->ns.migrate_port_lo = (uint16_t)a->cfg->migrate_port_base;
+		j->ns.migrate_port_hi = (uint16_t)(a->cfg->migrate_port_base + a->cfg->migrate_port_count - 1);
+	}
 	a->net_busy = true;
 	/* The first pass (hcd starts: readiness waits for it), or no worker
 	 * (hcd is stopping): here and now. */
@@ -1072,17 +1086,18 @@ int agent_reconcile(struct agent *a, unsigned why)
 		char *err = NULL;
 		if (bridge_ensure(ifname_bridge(nets[i].id).s, nets[i].ipv6, nets[i].ipv4, &err) < 0) {
 			log_warn("network %s: %s", nets[i].name, err);
-			again = min_wait(again, 5000);
+			again = wait_sooner(again, 5000);
 		}
 		free(err);
 	}
 	a->pass_vms = vms;
 	a->pass_n = n_vms;
 	a->launched = 0;
+	again = wait_sooner(again, migrator_pass(a->mig));
 	for (size_t i = 0; i < n_vms; i++) {
 		if (vms[i].host && strcmp(vms[i].host, a->cfg->host_name) != 0)
 			continue;
-		again = min_wait(again, vm_converge(a, &vms[i]));
+		again = wait_sooner(again, vm_converge(a, &vms[i]));
 	}
 	/* A pass that started QEMUs leaves the ruleset swap, dnsmasq and the
 	 * sweep to the next pass (a launch's end, or NETWORK_DEFER_MS later
@@ -1091,17 +1106,17 @@ int agent_reconcile(struct agent *a, unsigned why)
 	 * frames dropped (fail closed), and its guest sends none before its
 	 * kernel has booted anyway. */
 	if (a->launched > 0) {
-		again = min_wait(again, NETWORK_DEFER_MS);
+		again = wait_sooner(again, NETWORK_DEFER_MS);
 		goto out;
 	}
-	again = min_wait(again, network_services_converge(a, nets, n_nets, vms, n_vms));
+	again = wait_sooner(again, network_services_converge(a, nets, n_nets, vms, n_vms));
 	sweep_strays(a, vms, n_vms, nets, n_nets);
 	/* Limits on every tap that is up now: taps a launch job made (its end
 	 * woke this pass), hot-plugged ones (above), ones still there after a
 	 * restart of hcd.  After the strays: an ifb whose tap was just swept
 	 * goes now.  The first pass and the resync read every redirect back. */
 	if (bandwidth_converge(a->bw, why == 0 || (why & AGENT_WAKE_RESYNC), why == 0) < 0)
-		again = min_wait(again, 5000);
+		again = wait_sooner(again, 5000);
 out:
 	a->pass_vms = NULL;
 	a->pass_n = 0;
@@ -1115,6 +1130,16 @@ out:
 struct meter *agent_meter(struct agent *a)
 {
 	return a->meter;
+}
+
+int agent_migration_fd(const struct agent *a)
+{
+	return migrator_fd(a->mig);
+}
+
+void agent_migration_run(struct agent *a)
+{
+	migrator_run(a->mig);
 }
 
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out)

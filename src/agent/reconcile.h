@@ -66,6 +66,10 @@ struct agent_wakeups {
  * notification caused logs, at info, the first change it makes. */
 int agent_reconcile(struct agent *a, unsigned why);
 void agent_wakeups(const struct agent *a, struct agent_wakeups *out);
+/* Live migrations' jobs (agent/migrate.h) have a pool of their own: the
+ * loop polls this descriptor and runs their ends when it is readable. */
+int agent_migration_fd(const struct agent *a);
+void agent_migration_run(struct agent *a);
 /* How long the last pass took, in microseconds (0 before the first). */
 long long agent_last_pass_us(const struct agent *a);
 

@@ -373,10 +373,15 @@ json_t *network_to_json(const struct network *n)
 
 json_t *host_to_json(const struct host *h)
 {
-	return json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
+	json_t *j = json_pack("{s:s, s:s?, s:i, s:I, s:s?, s:s, s:b, s:I, s:I, s:i, s:i, s:I}",
 			 "name", h->name, "address", h->address, "cpus", h->cpus,
 			 "memory_mib", (json_int_t)h->memory_mib, "accel", h->accel,
 			 "state", h->state, "drain", h->drain, "last_seen", (json_int_t)h->last_seen,
 			 "created", (json_int_t)h->created, "vms", h->vms, "used_cpus", h->used_cpus,
 			 "used_mib", (json_int_t)h->used_mib);
+
+	/* drain --migrate: how many VMs it moves at once (0: none) */
+	if (j)
+		json_object_set_new(j, "drain_migrate", json_integer(h->drain_migrate));
+	return j;
 }

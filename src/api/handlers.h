@@ -107,6 +107,11 @@ int h_host_list(struct req *r);
 int h_host_get(struct req *r);
 int h_host_drain(struct req *r);
 
+/* migrate.c: live migration (issue 14 §1) */
+int h_vm_migrate(struct req *r);
+int h_vm_migration(struct req *r);
+json_t *migration_to_json(const struct migration *m, const char *vm_name);
+
 /* metrics.c, events.c, audit.c (issue 15) */
 int h_metrics(struct req *r);
 int h_events(struct req *r);

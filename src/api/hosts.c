@@ -3,7 +3,11 @@
  *
  *   GET  /v1/hosts                 every host with its capacity, load and liveness
  *   GET  /v1/hosts/{name}
- *   POST /v1/hosts/{name}/drain    {"drain": true|false}: no new VMs there
+ *   POST /v1/hosts/{name}/drain    {"drain": true|false}: no new VMs there;
+ *                                  {"migrate": true, "parallel": N}: and its
+ *                                  running VMs moved away live, N at a time
+ *                                  (the scheduler requests the migrations:
+ *                                  cluster/drain.c)
  */
 #include "api/handlers.h"
 
@@ -58,19 +62,30 @@ int h_host_get(struct req *r)
 
 int h_host_drain(struct req *r)
 {
-	static const char *const keys[] = { "drain", NULL };
-	json_t *jd = json_object_get(r->json, "drain");
-	bool drain = true;
-	int rc;
+	static const char *const keys[] = { "drain", "migrate", "parallel", NULL };
+	json_t *jd = json_object_get(r->json, "drain"), *jm = json_object_get(r->json, "migrate");
+	bool drain = true, migrate = false;
+	int parallel = 1, rc;
 
 	if (!only_keys(r, keys))
 		return 0;
 	if (jd && !json_is_boolean(jd))
 		return req_error(r, 400, "bad_request", "'drain' must be true or false");
+	if (jm && !json_is_boolean(jm))
+		return req_error(r, 400, "bad_request", "'migrate' must be true or false");
+	if (json_object_get(r->json, "parallel") && !get_int(r, "parallel", 1, 16, &parallel))
+		return 0;
 	if (jd)
 		drain = json_is_true(jd);
-	rc = host_name_valid(r->params[0]) ? store_host_set_drain(r->api->st, r->params[0], drain)
-		: STORE_NOTFOUND;
+	migrate = json_is_true(jm);
+	if (migrate && !drain)
+		return req_error(r, 400, "bad_request", "'migrate' needs 'drain': true");
+	if (!host_name_valid(r->params[0]))
+		rc = STORE_NOTFOUND;
+	else if (migrate)
+		rc = store_host_drain_migrate(r->api->st, r->params[0], parallel);
+	else
+		rc = store_host_set_drain(r->api->st, r->params[0], drain);
 	if (rc != STORE_OK)
 		return req_store_error(r, rc, "host", r->params[0]);
 	return reply_host(r, r->params[0]);

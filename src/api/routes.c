@@ -901,6 +901,8 @@ const struct route api_routes[] = {
 	{ "POST",   "/v1/vms/{}/stop",           h_vm_stop,        BODY_JSON, NULL, NULL, false },
 	{ "POST",   "/v1/vms/{}/reboot",         h_vm_reboot,      BODY_JSON, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/log",            h_vm_log,         BODY_NONE, NULL, NULL, false },
+	{ "POST",   "/v1/vms/{}/migrate",        h_vm_migrate,     BODY_JSON, NULL, NULL, ROUTE_ADMIN },
+	{ "GET",    "/v1/vms/{}/migration",      h_vm_migration,   BODY_NONE, NULL, NULL, ROUTE_ADMIN },
 	{ "POST",   "/v1/vms/{}/console",        h_vm_console,     BODY_NONE, NULL, NULL, false },
 	{ "GET",    "/v1/vms/{}/console",        h_vm_console_ws,  BODY_NONE, NULL, NULL,
 	  ROUTE_USER | ROUTE_WEBSOCKET },

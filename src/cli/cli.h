@@ -273,6 +273,9 @@ long long since_parse(const char *s, long long now);
 /* host.c */
 extern const struct resource res_host;
 int cmd_host_drain(struct hc *h, const struct args *a);
+/* migrate.c: live migration (issue 14 §1) */
+int cmd_vm_migrate(struct hc *h, const struct args *a);
+int cmd_host_drain_migrate(struct hc *h, const struct args *a, long parallel);
 
 /* console.c */
 int cmd_vm_console(struct hc *h, const struct args *a);

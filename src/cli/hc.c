@@ -199,6 +199,16 @@ static const struct opt_spec login_opts[] = {
 
 static const struct opt_spec host_drain_opts[] = {
 	{ "--undo", NULL, false, "take new VMs again" },
+	{ "--migrate", NULL, false, "and move its running VMs away live, reporting progress" },
+	{ "--parallel", "N", false, "with --migrate: VMs moved at once (default 1, at most 16)" },
+	{ "--no-wait", NULL, false, "with --migrate: do not follow the progress" },
+	{ 0 },
+};
+
+static const struct opt_spec vm_migrate_opts[] = {
+	{ "--host", "HOST", false, "the destination (default: the scheduler picks one)" },
+	{ "--no-wait", NULL, false, "only ask; do not follow the migration to its end" },
+	{ "--timeout", "SEC", false, "give up following after SEC seconds (default 1800)" },
 	{ 0 },
 };
 
@@ -267,8 +277,9 @@ static const struct command commands[] = {
 	{ "host", "list", cmd_list, "", "list hosts: capacity, load, liveness (admin)", 0, 0, NULL,
 	  &res_host },
 	{ "host", "show", cmd_show, "HOST", "show one host (admin)", 1, 1, NULL, &res_host },
-	{ "host", "drain", cmd_host_drain, "HOST [--undo]",
-	  "place no new VMs on a host, or take them again (admin)", 1, 1, host_drain_opts, &res_host },
+	{ "host", "drain", cmd_host_drain, "HOST [--undo | --migrate [--parallel N] [--no-wait]]",
+	  "place no new VMs on a host, or take them again; --migrate: move its VMs away live (admin)",
+	  1, 1, host_drain_opts, &res_host },
 	{ "events", NULL, cmd_events, "",
 	  "follow changes as they happen: VMs created, changed, deleted; hosts (admins)",
 	  0, 0, NULL, NULL },
@@ -296,6 +307,8 @@ static const struct command commands[] = {
 	  "ask for the VM to stop (ACPI, then forced; --force: at once, no ACPI)",
 	  1, 1, vm_stop_opts, &res_vm },
 	{ "vm", "reboot", cmd_vm_reboot, "VM", "reset a running VM", 1, 1, NULL, &res_vm },
+	{ "vm", "migrate", cmd_vm_migrate, "VM [--host HOST] [--no-wait] [--timeout SEC]",
+	  "move a running VM to another host while it runs (admin)", 1, 1, vm_migrate_opts, &res_vm },
 	{ "vm", "delete", cmd_delete, "VM", "delete a VM and its disks (QEMU is ended at once)", 1, 1, NULL,
 	  &res_vm },
 	{ "vm", "nic", cmd_vm_nic, "add VM NET | remove VM MAC | set VM MAC --rate SPEC",

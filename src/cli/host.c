@@ -40,6 +40,14 @@ const struct resource res_host = { "host", "hosts", host_list, host_show, NULL, 
 
 int cmd_host_drain(struct hc *h, const struct args *a)
 {
+	long parallel = 1;
+
+	if (arg_int(h, a, "--parallel", 1, 16, &parallel) < 0)
+		return -1;
+	if (arg_flag(a, "--migrate") && arg_flag(a, "--undo"))
+		return hc_usage(h, "host drain: --migrate and --undo exclude each other");
+	if (arg_flag(a, "--migrate"))
+		return cmd_host_drain_migrate(h, a, parallel);
 	char *path = api_path("hosts", a->pos[0], "drain");
 	json_t *body = json_pack("{s:b}", "drain", !arg_flag(a, "--undo"));
 	json_t *host = NULL;

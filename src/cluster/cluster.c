@@ -5,8 +5,12 @@
 #include "cluster/cluster.h"
 
 #include "common/fsutil.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "vm/migrate.h"
+
+#include <sodium.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +79,40 @@ void cluster_free(struct cluster *c)
 	free(c);
 }
 
+/*
+ * Hosts drained with --migrate (issue 14 §1): their running VMs leave
+ * through live migrations, drain_migrate of them at a time.  Each step is
+ * one transaction (store_drain_step), so schedulers on several hosts
+ * never start more than that between them.
+ */
+static void drain_tick(struct cluster *c)
+{
+	struct host *v = NULL;
+	size_t n = 0;
+
+	if (store_host_list(c->st, &v, &n) != STORE_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; v[i].drain_migrate > 0 && k < v[i].drain_migrate; k++) {
+			struct placement tmpl = { 0 };
+			char psk[MIG_PSK_HEX + 1];
+			uint64_t vm = 0;
+			cluster_policy(c, &tmpl);
+			mig_psk_new(psk);
+			int rc = store_drain_step(c->st, v[i].name, &tmpl, c->cfg->migrate_port_base,
+						  c->cfg->migrate_port_count, psk, &vm);
+			sodium_memzero(psk, sizeof(psk));
+			if (rc != STORE_OK) {
+				if (rc == STORE_FULL && strstr(store_refusal(c->st), "port"))
+					log_warn("cluster: drain of %s: %s", v[i].name, store_refusal(c->st));
+				break;
+			}
+			log_info("cluster: drain of %s: migrating vm %s", v[i].name, vm_id_format(vm).s);
+		}
+	}
+	hosts_free(v, n);
+}
+
 long long cluster_tick(struct cluster *c, long long now_ms)
 {
 	long long interval = (long long)(c->cfg->heartbeat_interval > 0 ? c->cfg->heartbeat_interval : 1) * 1000;
@@ -89,6 +127,8 @@ long long cluster_tick(struct cluster *c, long long now_ms)
 	/* Judging others dead takes having watched them for dead_timeout: a
 	 * host alone does not beat (store_host_heartbeat), and starts again
 	 * within one interval of seeing this one registered. */
+	if (c->scheduler)
+		drain_tick(c);
 	if (!c->scheduler || now - c->started < c->cfg->dead_timeout)
 		return interval;
 	if (store_hosts_mark_dead(c->st, now, c->cfg->dead_timeout, c->cfg->host_name,

@@ -182,6 +182,21 @@ static const struct key keys[] = {
 	  " no account, group or subordinate id may lie in the range"),
 	I("hcd", "qemu_uid_count", qemu_uid_count,
 	  "how many uids VMs take from qemu_uid_base (two VMs of a host never share one)"),
+	/* migrate: live migration (issue 14 §1) */
+	I("hcd", "migrate_port_base", migrate_port_base,
+	  "first TCP port of incoming live migrations on the underlay (NBD and RAM: two per migration)"),
+	I("hcd", "migrate_port_count", migrate_port_count,
+	  "how many ports from migrate_port_base; the firewall opens each only to its peer host"),
+	I("hcd", "migrate_timeout", migrate_timeout,
+	  "seconds a live migration's transfer may take before it is given up"),
+	I("hcd", "migrate_stall_timeout", migrate_stall_timeout,
+	  "seconds a live migration may go without progress (a cut network) before it is given up"),
+	I("hcd", "migrate_wait_timeout", migrate_wait_timeout,
+	  "seconds the source host waits for the destination's steps (prepare, switch-over)"),
+	I("hcd", "migrate_max_downtime_ms", migrate_max_downtime_ms,
+	  "the longest pause of a migrating guest QEMU aims at (its downtime-limit)"),
+	I("hcd", "migrate_max_bandwidth", migrate_max_bandwidth,
+	  "MiB/s a migration stream may use; 0: unlimited"),
 	/* snapshot (issue 14 §2) */
 	I("hcd", "snapshot_copy_timeout", snapshot_copy_timeout,
 	  "seconds (wall and CPU) qemu-img may take to merge a deleted snapshot's layer or to"
@@ -266,6 +281,14 @@ void config_defaults(struct config *c)
 	 * a range that overlaps anyone's ids (vm/identity.h). */
 	c->qemu_uid_base = 200000;
 	c->qemu_uid_count = 65536;
+	/* migrate: below Linux's ephemeral ports (32768..) */
+	c->migrate_port_base = 7400;
+	c->migrate_port_count = 64;
+	c->migrate_timeout = 600;
+	c->migrate_stall_timeout = 30;
+	c->migrate_wait_timeout = 60;
+	c->migrate_max_downtime_ms = 300;
+	c->migrate_max_bandwidth = 0;
 	c->snapshot_copy_timeout = 600;
 	c->vm_max_cpus = 0;
 }

@@ -92,6 +92,14 @@ struct config {
 	 * qemu_uid_count), a range no account uses (vm/identity.h) */
 	int qemu_uid_base;
 	int qemu_uid_count;
+	/* migrate: live migration between hosts (issue 14 §1, agent/migrate.h) */
+	int migrate_port_base;   /* TCP ports of incoming migrations on the underlay: */
+	int migrate_port_count;  /*   [base, base + count), two per migration */
+	int migrate_timeout;     /* seconds a transfer may take in all */
+	int migrate_stall_timeout; /* seconds without progress before a transfer is given up */
+	int migrate_wait_timeout; /* seconds the source waits for the destination's steps */
+	int migrate_max_downtime_ms; /* QEMU's downtime-limit */
+	int migrate_max_bandwidth; /* MiB/s of the stream; 0 = unlimited */
 	/* snapshot (issue 14 §2): seconds (wall and CPU) a qemu-img that copies
 	 * a disk's data may take: merging a snapshot away, flattening a disk
 	 * into an image */

@@ -78,5 +78,14 @@ bool proc_cmdline_contains(pid_t pid, const char *needle);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 long long now_ms(void);
+/* The sooner of two waits in ms, where -1 means none. */
+static inline int wait_sooner(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
 
 #endif

@@ -14,6 +14,8 @@
  *   workers    an eventfd: a slow job finished        its done callback (common/worker.h);
  *                                                   the agent's jobs (VM launch, end of a
  *                                                   QEMU) then ask for a pass
+ *   migrations an eventfd: a live migration's job ended  agent/migrate: the row's
+ *              (a pool of their own: transfers last)    next step, then a pass
  *   events     the store's event hook, announcements   api/events.c: streams of
  *              of other hosts (their own channel)       /v1/events read the log
  *   meter      every meter_interval seconds           agent/meter: counters into the store
@@ -476,7 +478,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 3];
+		struct pollfd pfd[1 + API_SERVER_FDS + 64 + 4];
 		int fds[API_SERVER_FDS + 64], n = api_server_fds(h.api, fds);
 		n += (int)metadata_fds(h.md, fds + n, 64);
 		long long now = now_ms();
@@ -507,7 +509,8 @@ int main(int argc, char **argv)
 		/* Asked anew each turn: a reconnect changes it (-1: ignored). */
 		pfd[2 + n] = (struct pollfd){ .fd = store_notify_fd(h.st), .events = POLLIN };
 		pfd[3 + n] = (struct pollfd){ .fd = worker_pool_fd(h.workers), .events = POLLIN };
-		if (poll(pfd, (nfds_t)(1 + n + 3), (int)timeout) < 0 && errno != EINTR) {
+		pfd[4 + n] = (struct pollfd){ .fd = agent_migration_fd(h.agent), .events = POLLIN };
+		if (poll(pfd, (nfds_t)(1 + n + 4), (int)timeout) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -534,6 +537,8 @@ int main(int argc, char **argv)
 			importer_run(h.importer);
 		if (pfd[3 + n].revents & POLLIN)
 			worker_pool_run(h.workers);
+		if (pfd[4 + n].revents & POLLIN)
+			agent_migration_run(h.agent);
 		/* Every turn, not only on input: a listener set up again after
 		 * a lost connection has no input to show, yet may have missed
 		 * changes.  With nothing there this is one non-blocking read. */

@@ -869,8 +869,10 @@ static void bridge_table(struct fw_model *m, const struct view *v)
 
 /* ---- the inet table ------------------------------------------------------------- */
 
-static void inet_table(struct fw_model *m, const struct view *v, const char *uplink, int md_port)
+static void inet_table(struct fw_model *m, const struct view *v, const char *uplink, int md_port,
+		       const struct netstate *ns)
 {
+	unsigned mig_lo = ns->migrate_port_lo, mig_hi = ns->migrate_port_hi;
 	static const uint8_t k_if[] = { FW_IIFNAME }, k_same[] = { FW_IIFNAME, FW_OIFNAME },
 			     k_dns4[] = { FW_IIFNAME, FW_IP_DADDR }, k_dns6[] = { FW_IIFNAME, FW_IP6_DADDR };
 	const enum fw_family I = FW_INET;
@@ -929,6 +931,36 @@ static void inet_table(struct fw_model *m, const struct view *v, const char *upl
 	end(m, FW_V_GOTO, guest_in);
 	ifglob(m, FW_IIFNAME);
 	end(m, FW_V_GOTO, guest_in);
+
+	/* Live migrations into this host (issue 14 §1): their port range is
+	 * closed to all but each migration's source host, on its own ports,
+	 * while the migration runs (set mig4-V, mig6-V); replies to what this
+	 * host started from a port in the range pass. */
+	if (mig_lo != 0) {
+		static const uint8_t k_port[] = { FW_TCP_DPORT }, k_m4[] = { FW_IP_SADDR, FW_TCP_DPORT },
+				     k_m6[] = { FW_IP6_SADDR, FW_TCP_DPORT };
+		uint32_t ports = fw_model_set(m, I, FW_SET, false, "migports", 1, k_port),
+			 m4 = fw_model_set(m, I, FW_SET, false, "mig4", 2, k_m4),
+			 m6 = fw_model_set(m, I, FW_SET, false, "mig6", 2, k_m6);
+		for (unsigned port = mig_lo; port <= mig_hi; port++) {
+			uint16_t be = htons((uint16_t)port);
+			fw_model_elem(m, ports, (const void *[]){ &be });
+		}
+		for (size_t i = 0; i < ns->n_migports; i++) {
+			const struct ns_migport *e = &ns->migports[i];
+			uint16_t be = htons(e->port);
+			fw_model_elem(m, e->family == AF_INET ? m4 : m6, (const void *[]){ e->src, &be });
+		}
+		lookup(m, false, ports, FW_TCP_DPORT, -1);
+		masked(m, FW_CT_STATE, true, 6, 0, "established,related");
+		ACCEPT(m);
+		lookup(m, false, m6, FW_IP6_SADDR, FW_TCP_DPORT);
+		ACCEPT(m);
+		lookup(m, false, m4, FW_IP_SADDR, FW_TCP_DPORT);
+		ACCEPT(m);
+		lookup(m, false, ports, FW_TCP_DPORT, -1);
+		DROP(m);
+	}
 
 	fw_model_fill(m, guest_in);
 	masked(m, FW_CT_STATE, true, 6, 0, "established,related");
@@ -1035,7 +1067,7 @@ int fw_generate(const struct netstate *ns, struct fw_model *m, char **err)
 	if (view_build(ns, &v) < 0)
 		goto oom;
 	bridge_table(m, &v);
-	inet_table(m, &v, ns->uplink, ns->metadata_port);
+	inet_table(m, &v, ns->uplink, ns->metadata_port, ns);
 	view_free(&v);
 	if (fw_model_finish(m) < 0)
 		goto oom;

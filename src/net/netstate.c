@@ -23,6 +23,7 @@ void netstate_free(struct netstate *ns)
 	free(ns->fdb);
 	free(ns->prefixes);
 	free(ns->public4);
+	free(ns->migports);
 	memset(ns, 0, sizeof(*ns));
 }
 

@@ -83,6 +83,14 @@ struct ns_public4 {
 	struct in_addr addr;
 };
 
+/* A port of an incoming live migration on this host's underlay (issue 14
+ * §1), open to the migration's source host alone while it runs. */
+struct ns_migport {
+	int family;                  /* AF_INET or AF_INET6 */
+	uint8_t src[16];             /* the source host's underlay address */
+	uint16_t port;
+};
+
 struct netstate {
 	struct ns_net *nets;
 	size_t n_nets;
@@ -98,6 +106,11 @@ struct netstate {
 	size_t n_prefixes;
 	struct ns_public4 *public4;  /* in no particular order */
 	size_t n_public4;
+	/* Live migrations: the port range that is fenced (lo 0: none) and
+	 * the (source, port) pairs let in; sorted, no duplicates. */
+	uint16_t migrate_port_lo, migrate_port_hi;
+	struct ns_migport *migports;
+	size_t n_migports;
 };
 
 void netstate_free(struct netstate *ns);

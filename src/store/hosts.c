@@ -40,7 +40,8 @@ void hosts_free(struct host *v, size_t n)
 
 /* A host with what its VMs (those not deleted) ask for. */
 #define HOST_COLS "h.name, h.address, h.cpus, h.memory_mib, h.accel, h.state, h.drain," \
-	" h.last_seen, h.created, h.vms, h.used_cpus, h.used_mib FROM hosts h"
+	" h.last_seen, h.created, h.vms, h.used_cpus, h.used_mib, h.drain_migrate, h.drain_started" \
+	" FROM hosts h"
 
 static void fill_host(void *e, const struct sval *c)
 {
@@ -58,6 +59,8 @@ static void fill_host(void *e, const struct sval *c)
 	h->vms = (int)c[9].i;
 	h->used_cpus = (int)c[10].i;
 	h->used_mib = c[11].i;
+	h->drain_migrate = (int)c[12].i;
+	h->drain_started = c[13].i;
 }
 
 static int host_rows(struct store *st, const char *where, const struct sval *p, int n,
@@ -205,10 +208,27 @@ int store_host_set_drain(struct store *st, const char *name, bool drain)
 	int rc = store_tx_begin(st);
 
 	if (rc == STORE_OK)
-		rc = store_q_count(st, "UPDATE hosts SET drain = ? WHERE name = ? RETURNING 1", p, 2,
-				   &found);
+		rc = store_q_count(st, "UPDATE hosts SET drain = ?, drain_migrate = 0 WHERE name = ?"
+				   " RETURNING 1", p, 2, &found);
 	if (rc == STORE_OK && found == 0)
 		rc = STORE_NOTFOUND;
+	store_event_touch(st, "host", name, "updated");
+	return store_tx_end(st, rc);
+}
+
+int store_host_drain_migrate(struct store *st, const char *name, int parallel)
+{
+	struct sval p[] = { SV_I(parallel), SV_I(store_now()), SV_S(name) };
+	size_t found = 0;
+	int rc = store_tx_begin(st);
+
+	if (rc == STORE_OK)
+		rc = store_q_count(st, "UPDATE hosts SET drain = 1, drain_migrate = ?, drain_started = ?"
+				   " WHERE name = ? RETURNING 1", p, 3, &found);
+	if (rc == STORE_OK && found == 0)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		store_mark_changed(st, "hosts");
 	store_event_touch(st, "host", name, "updated");
 	return store_tx_end(st, rc);
 }

@@ -223,6 +223,22 @@ static const char *const migrations[] = {
 	 * QEMU started before this), so a running VM is not resized. */
 	"ALTER TABLE vms ADD COLUMN run_memory_mib BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE vms ADD COLUMN run_max_cpus BIGINT NOT NULL DEFAULT 0;",
+	/* 16: migrate (issue 14 §1).  A VM's live migration, one row per VM
+	 * (the last one): a state machine each step of which is written by
+	 * the host that owns it (store/migrations.c); vms.host flips in the
+	 * step that ends it well.  The PSK of its TLS stream lives here while
+	 * it runs, the tail of the source's serial log until the destination
+	 * took it.  hosts.drain_migrate: `hc host drain --migrate`'s
+	 * parallelism (0: off), since drain_started. */
+	"CREATE TABLE vm_migrations (vm BIGINT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,"
+	" source TEXT NOT NULL, dest TEXT NOT NULL, source_addr TEXT, dest_addr TEXT NOT NULL,"
+	" state TEXT NOT NULL, nbd_port INTEGER NOT NULL, mig_port INTEGER NOT NULL, psk TEXT,"
+	" error TEXT, source_done INTEGER NOT NULL DEFAULT 0, dest_done INTEGER NOT NULL DEFAULT 0,"
+	" created BIGINT NOT NULL, updated BIGINT NOT NULL, total_ms BIGINT, downtime_ms BIGINT,"
+	" ram_bytes BIGINT, disk_bytes BIGINT, log TEXT);"
+	"CREATE INDEX vm_migrations_dest ON vm_migrations (dest);"
+	"ALTER TABLE hosts ADD COLUMN drain_migrate INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN drain_started BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -650,6 +650,8 @@ struct host {
 	int vms;
 	int used_cpus;
 	int64_t used_mib;
+	int drain_migrate;    /* drained with --migrate: VMs moved at once (0: not) */
+	int64_t drain_started;/* when that began (unix seconds) */
 };
 
 void host_free(struct host *h);
@@ -665,7 +667,11 @@ int store_host_register(struct store *st, const struct host *h);
 int store_host_heartbeat(struct store *st, const char *name, int64_t now);
 int store_host_get(struct store *st, const char *name, struct host *out);
 int store_host_list(struct store *st, struct host **out, size_t *n);
+/* Also ends a drain --migrate (drain_migrate = 0). */
 int store_host_set_drain(struct store *st, const char *name, bool drain);
+/* Drain and move its running VMs away live, `parallel` at a time (the
+ * scheduler's cluster_tick requests the migrations). */
+int store_host_drain_migrate(struct store *st, const char *name, int parallel);
 /* Mark live hosts silent since before now - timeout as dead, except self
  * (the caller's own host: its hcd is running this; NULL: none); *n_dead
  * tells how many (hook fires when any). */
@@ -702,6 +708,71 @@ int store_evacuate_dead(struct store *st, double cpu_ratio, int64_t now, int fre
  * agents never both start one VM. */
 int store_vm_claim(struct store *st, uint64_t id, const char *host);
 
+/* ---- live migration (migrations.c; issue 14 §1) ------------------------- */
+
+/* A VM's live migration (the last one): see migrations.c for its states. */
+struct migration {
+	uint64_t vm;
+	char *source, *dest;          /* host names */
+	char *source_addr, *dest_addr;/* their underlay addresses */
+	char *state;      /* requested | prepared | transferring | transferred | done | failed */
+	int nbd_port, mig_port;       /* on the destination's underlay address */
+	char *psk;        /* the stream's TLS key (hex), NULL once over */
+	char *error;
+	bool source_done, dest_done;  /* each host finished its part after the end */
+	int64_t created, updated;
+	int64_t total_ms, downtime_ms, ram_bytes, disk_bytes; /* QEMU's figures; -1: none */
+	char *log;        /* base64 of the source's serial log tail (store_migration_get) */
+};
+
+/* What the source reports when it hands over. */
+struct migration_report {
+	int64_t total_ms, downtime_ms, ram_bytes, disk_bytes;
+	const char *log;  /* base64 of the source's serial log tail, or NULL */
+};
+
+void migration_free(struct migration *m);
+void migrations_free(struct migration *v, size_t n);
+/* state done or failed */
+bool migration_final(const struct migration *m);
+/* with_log: also the log tail. */
+int store_migration_get(struct store *st, uint64_t vm, bool with_log, struct migration *out);
+/* The rows host still has work for (a side whose part is not done). */
+int store_migration_list(struct store *st, const char *host, struct migration **out, size_t *n);
+/*
+ * In one transaction: a running VM's migration to p->pin (or where
+ * store_place puts it, never its own host), on the lowest free pair of
+ * ports of [port_base, port_base + port_count) of that host, with the
+ * stream's key psk; the VM's size counts on the destination from now.
+ * STORE_CONFLICT (store_refusal says why: not running, migrating already,
+ * its own host, a draining or addressless destination), STORE_FULL (no
+ * host has room, no free port), STORE_NOTFOUND (no such VM or pinned host).
+ */
+int store_migration_request(struct store *st, uint64_t vm_id, struct placement *p, int port_base,
+			    int port_count, const char *psk, struct migration *out);
+/* from → to (from NULL: any state not over), conditionally: STORE_CONFLICT
+ * when the row is not in from (another host took the step).  "done" also
+ * moves the VM to the destination (vms.host, loads); "failed" gives the
+ * destination's room back.  rep (may be NULL) records QEMU's figures and
+ * the log tail; error (may be NULL) why it failed. */
+int store_migration_advance(struct store *st, uint64_t vm_id, const char *from, const char *to,
+			    const struct migration_report *rep, const char *error);
+/* This host finished its part after the end (source or destination). */
+int store_migration_side_done(struct store *st, uint64_t vm_id, bool source);
+/* What the VM's running QEMU was started with (its boot memory and
+ * maxcpus, issue 14 §3; 0: unknown): a migration's destination must be
+ * the same machine. */
+int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus);
+/* Migrations from host under way. */
+int store_migration_count_from(struct store *st, const char *host, int *n);
+/* A host drained with --migrate (store_host_drain_migrate): in one
+ * transaction, when fewer than its parallelism of migrations from it are
+ * under way, request one for its next running VM (placed by tmpl's
+ * policy) and say which in *vm.  STORE_NOTFOUND: nothing to do (not
+ * draining so, or no VM left to move), STORE_FULL: enough under way or
+ * no room; else as store_migration_request. */
+int store_drain_step(struct store *st, const char *host, const struct placement *tmpl,
+		     int port_base, int port_count, const char *psk, uint64_t *vm);
 /* ---- resize (resize.c; issue 14 §3) ------------------------------------ */
 
 /* A new size of a VM; 0 leaves that part as it is. */

@@ -276,8 +276,11 @@ int qemu_launch(struct qemu_spec *spec, const struct vm_paths *p, const struct p
 		kill(*pid, SIGKILL);
 		goto out;
 	}
+	/* A migration's destination waits for its stream instead. */
 	if (qmp_command_within(p->qmp, LAUNCH_TIMEOUT_MS, "query-status", NULL, &status, &qerr) < 0 ||
-	    !json_is_true(json_object_get(status, "running"))) {
+	    (spec->incoming ? !json_is_string(json_object_get(status, "status")) ||
+	     strcmp(json_string_value(json_object_get(status, "status")), "inmigrate") != 0
+			    : !json_is_true(json_object_get(status, "running")))) {
 		char *said = launch_message(p);
 		*err = str_printf("qemu did not start: %s", said ? said : qerr ? qerr : "not running");
 		free(said);

@@ -218,6 +218,15 @@ char **qemu_argv(const struct qemu_spec *s)
 	/* The balloon gives a running VM less memory than it booted with, and
 	 * back up to that (vm/resize.h). */
 	add2(&a, "-device", strdup("virtio-balloon-pci,id=" QEMU_BALLOON_ID));
+	if (s->tls_psk_dir)
+		add2(&a, "-object", opt_path("tls-creds-psk,id=" QEMU_MIGRATE_TLS ",endpoint=server,dir=",
+					     s->tls_psk_dir, ""));
+	if (s->incoming) {
+		/* Paused after the stream: it runs once the store says it is
+		 * the VM's host (agent/migrate.c). */
+		add(&a, strdup("-S"));
+		add2(&a, "-incoming", strdup("defer"));
+	}
 	add2(&a, "-sandbox", strdup(QEMU_SANDBOX));
 
 	if (a.oom) {

@@ -19,6 +19,7 @@
 #ifndef HC_QEMU_ARGV_H
 #define HC_QEMU_ARGV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,7 +72,16 @@ struct qemu_spec {
 	const char *serial_log;  /* QEMU appends the console output to it */
 	const struct qemu_nic *nics;
 	size_t n_nics;
+	/* A live migration's destination (vm/migrate.h): paused (-S), waiting
+	 * for the stream (-incoming defer), with the TLS-PSK credentials of
+	 * the stream (object QEMU_MIGRATE_TLS, server end) read from this
+	 * directory's keys.psk; NULL = none. */
+	bool incoming;
+	const char *tls_psk_dir;
 };
+
+/* The QEMU object ID of a migration's TLS credentials, on both ends. */
+#define QEMU_MIGRATE_TLS "mig-tls"
 
 /* A NULL-terminated, malloc'd argv (free with strv_free); NULL on OOM. */
 char **qemu_argv(const struct qemu_spec *s);

@@ -1258,6 +1258,37 @@ static void fx_routed(struct fixture *f)
 	fx_rule(f, 3, 0x2b, NS_PROTO_TCP, 22, 22, 0, "10.10.0.0/24");   /* crosses to db */
 }
 
+/* Live migrations into this host (issue 14 §1): the port range closed,
+ * each migration's ports open to its source host only. */
+static void golden_migration(void **state)
+{
+	(void)state;
+	struct fixture f;
+	static struct ns_migport mp[3];
+
+	fx_two_nets(&f);
+	memset(mp, 0, sizeof(mp));
+	mp[0].family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", mp[0].src);
+	mp[0].port = 7400;
+	mp[1].family = AF_INET6;
+	inet_pton(AF_INET6, "fd00:ca5c::1", mp[1].src);
+	mp[1].port = 7402;
+	mp[2] = mp[1];
+	mp[2].port = 7403;
+	f.ns.migrate_port_lo = 7400;
+	f.ns.migrate_port_hi = 7405;
+	f.ns.migports = mp;
+	f.ns.n_migports = 3;
+	golden_compare(&f, "migration.nft");
+	kernel_compare(&f, "migration.kernel");
+	/* Without a range, nothing of it. */
+	f.ns.migrate_port_lo = f.ns.migrate_port_hi = 0;
+	char *text = ruleset(&f, NULL);
+	assert_null(strstr(text, "mig"));
+	free(text);
+}
+
 static void golden_routed(void **state)
 {
 	(void)state;
@@ -1369,6 +1400,7 @@ int main(void)
 		cmocka_unit_test(inbound_elements_accept_exactly_the_rules),
 		cmocka_unit_test(to_vm_accepts_exactly_the_rules),
 		cmocka_unit_test(golden_routed),
+		cmocka_unit_test(golden_migration),
 		cmocka_unit_test(prefixes_and_public_addresses),
 		cmocka_unit_test(refuses_bad_prefixes_and_public_addresses),
 		cmocka_unit_test(overlay_fences_each_network),

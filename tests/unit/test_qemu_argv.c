@@ -758,6 +758,38 @@ static void no_seed_no_cdrom(void **state)
 	strv_free(v);
 }
 
+/* ---- a live migration's destination (issue 14 §1) ------------------------- */
+
+static void incoming_waits_paused_with_tls(void **state)
+{
+	(void)state;
+	struct qemu_spec s = disk_spec("tcg");
+	char **v = qemu_argv(&s);
+	const char *obj;
+
+	/* An ordinary VM neither waits nor has credentials. */
+	assert_int_equal(count_arg(v, "-incoming"), 0);
+	assert_int_equal(count_arg(v, "-S"), 0);
+	assert_null(value_with(v, "-object", "tls-creds"));
+	strv_free(v);
+	s.incoming = true;
+	s.tls_psk_dir = "/var/lib/hackcloud/vms/000000002a/t,ls";
+	v = qemu_argv(&s);
+	check_well_formed(v);
+	check_block_graph(v);
+	assert_int_equal(count_arg(v, "-S"), 1);
+	assert_string_equal(value_with(v, "-incoming", "defer"), "defer");
+	obj = value_with(v, "-object", "tls-creds-psk");
+	assert_non_null(obj);
+	assert_true(has_elem(obj, "id=" QEMU_MIGRATE_TLS));
+	assert_true(has_elem(obj, "endpoint=server"));
+	assert_true(has_elem(obj, "dir=/var/lib/hackcloud/vms/000000002a/t,,ls"));
+	/* Still the same machine as its source: sandbox and devices. */
+	assert_non_null(value_with(v, "-sandbox", "spawn=deny"));
+	assert_non_null(value_with(v, "-device", "virtio-blk-pci,drive=disk"));
+	strv_free(v);
+}
+
 /* ---- escaping ----------------------------------------------------------- */
 
 static void commas_in_paths(void **state)
@@ -822,6 +854,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(kernel_boot_tcg),
+		cmocka_unit_test(incoming_waits_paused_with_tls),
 		cmocka_unit_test(resize_room),
 		cmocka_unit_test(kernel_boot_kvm),
 		cmocka_unit_test(kernel_boot_without_initrd_or_cmdline),

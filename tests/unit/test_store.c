@@ -1798,6 +1798,141 @@ static void hosts_spread_pin_drain(void **state)
 	assert_int_equal(placed, 4);
 }
 
+/* Live migration's rows (issue 14 §1): the request's checks, the room it
+ * takes on the destination, ports, the fence between "done" and
+ * "failed", the host flip with the loads, and drain --migrate's steps. */
+static void migrations_state_machine(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "img");
+	struct migration m = { 0 }, m2 = { 0 };
+	struct host h = { 0 };
+	struct vm vm = { 0 };
+	int rc;
+	char *at;
+
+	add_host(c->st, "a", 2, 4000);
+	add_host(c->st, "b", 2, 4000);
+	at = place_vm(c->st, "v", img, 500, "a", false, &rc);
+	free(at);
+	assert_int_equal(store_vm_get(c->st, "v", OWNER_ANY, &vm), STORE_OK);
+	uint64_t id = vm.id;
+	vm_free(&vm);
+	struct placement p = { .cpu_ratio = 4, .now = store_now(), .fresh = 10 };
+	/* Not running yet: refused. */
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "k", &m), STORE_CONFLICT);
+	assert_int_equal(store_vm_set_state(c->st, id, "running", NULL), STORE_OK);
+	/* Its own host: refused. */
+	p.pin = "a";
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "k", &m), STORE_CONFLICT);
+	assert_non_null(strstr(store_refusal(c->st), "already"));
+	/* Unpinned: the only other host; the room is taken there at once. */
+	p.pin = NULL;
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "key1", &m), STORE_OK);
+	assert_string_equal(m.source, "a");
+	assert_string_equal(m.dest, "b");
+	assert_string_equal(m.state, "requested");
+	assert_int_equal(m.nbd_port, 7400);
+	assert_int_equal(m.mig_port, 7401);
+	assert_string_equal(m.psk, "key1");
+	assert_int_equal(store_host_get(c->st, "b", &h), STORE_OK);
+	assert_int_equal(h.used_mib, 500);
+	host_free(&h);
+	/* A second request while it runs: refused. */
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "k", &m2), STORE_CONFLICT);
+	/* Steps are conditional: a step from the wrong state changes nothing. */
+	assert_int_equal(store_migration_advance(c->st, id, "prepared", "transferring", NULL, NULL),
+			 STORE_CONFLICT);
+	assert_int_equal(store_migration_advance(c->st, id, "requested", "prepared", NULL, NULL), STORE_OK);
+	assert_int_equal(store_migration_advance(c->st, id, "prepared", "transferring", NULL, NULL), STORE_OK);
+	struct migration_report rep = { .total_ms = 900, .downtime_ms = 40, .ram_bytes = 1, .disk_bytes = 2,
+					.log = "aGVsbG8=" };
+	assert_int_equal(store_migration_advance(c->st, id, "transferring", "transferred", &rep, NULL),
+			 STORE_OK);
+	/* The fence: the destination's switch-over wins, the source's late
+	 * "failed" then loses. */
+	c->hooks = 0;
+	assert_int_equal(store_migration_advance(c->st, id, "transferred", "done", NULL, NULL), STORE_OK);
+	assert_true(c->hooks > 0);
+	assert_int_equal(store_migration_advance(c->st, id, "transferred", "failed", NULL, "late"),
+			 STORE_CONFLICT);
+	assert_int_equal(store_migration_advance(c->st, id, NULL, "failed", NULL, "late"), STORE_CONFLICT);
+	assert_int_equal(store_vm_get_id(c->st, id, &vm), STORE_OK);
+	assert_string_equal(vm.host, "b");
+	vm_free(&vm);
+	assert_int_equal(store_host_get(c->st, "a", &h), STORE_OK);
+	assert_int_equal(h.used_mib, 0);
+	host_free(&h);
+	assert_int_equal(store_host_get(c->st, "b", &h), STORE_OK);
+	assert_int_equal(h.used_mib, 500);
+	host_free(&h);
+	migration_free(&m);
+	assert_int_equal(store_migration_get(c->st, id, true, &m), STORE_OK);
+	assert_string_equal(m.state, "done");
+	assert_null(m.psk);               /* the key goes with the end */
+	assert_string_equal(m.log, "aGVsbG8=");
+	assert_int_equal(m.downtime_ms, 40);
+	migration_free(&m);
+	/* Both sides' work is listed until each says it is done. */
+	struct migration *v = NULL;
+	size_t n = 0;
+	assert_int_equal(store_migration_list(c->st, "a", &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	migrations_free(v, n);
+	assert_int_equal(store_migration_side_done(c->st, id, true), STORE_OK);
+	assert_int_equal(store_migration_side_done(c->st, id, false), STORE_OK);
+	assert_int_equal(store_migration_list(c->st, "a", &v, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	migrations_free(v, n);
+	assert_int_equal(store_migration_get(c->st, id, true, &m), STORE_OK);
+	assert_null(m.log);               /* taken by the destination */
+	migration_free(&m);
+
+	/* Back to a, and this time the source gives up first: the VM stays
+	 * on b, a's room is given back, the late switch-over loses. */
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "key2", &m), STORE_OK);
+	assert_string_equal(m.dest, "a");
+	assert_int_equal(store_migration_advance(c->st, id, "requested", "prepared", NULL, NULL), STORE_OK);
+	assert_int_equal(store_migration_advance(c->st, id, "prepared", "transferring", NULL, NULL), STORE_OK);
+	assert_int_equal(store_migration_advance(c->st, id, "transferring", "transferred", NULL, NULL), STORE_OK);
+	assert_int_equal(store_migration_advance(c->st, id, "transferred", "failed", NULL, "too slow"), STORE_OK);
+	assert_int_equal(store_migration_advance(c->st, id, "transferred", "done", NULL, NULL), STORE_CONFLICT);
+	assert_int_equal(store_vm_get_id(c->st, id, &vm), STORE_OK);
+	assert_string_equal(vm.host, "b");
+	vm_free(&vm);
+	assert_int_equal(store_host_get(c->st, "a", &h), STORE_OK);
+	assert_int_equal(h.used_mib, 0);
+	host_free(&h);
+	/* Until the source has resumed it, no new migration. */
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "k", &m2), STORE_CONFLICT);
+	migration_free(&m);
+
+	/* Ports: two per migration into a host; none left, no migration. */
+	at = place_vm(c->st, "w", img, 500, "b", false, &rc);
+	free(at);
+	assert_int_equal(store_vm_get(c->st, "w", OWNER_ANY, &vm), STORE_OK);
+	uint64_t w = vm.id;
+	vm_free(&vm);
+	assert_int_equal(store_vm_set_state(c->st, w, "running", NULL), STORE_OK);
+	assert_int_equal(store_migration_side_done(c->st, id, true), STORE_OK);
+	assert_int_equal(store_migration_side_done(c->st, id, false), STORE_OK);
+	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 2, "k", &m), STORE_OK);
+	assert_int_equal(store_migration_request(c->st, w, &p, 7400, 2, "k", &m2), STORE_FULL);
+	assert_non_null(strstr(store_refusal(c->st), "port"));
+	migration_free(&m);
+
+	/* drain --migrate: b's next running VM not migrating yet (w), one
+	 * at a time. */
+	assert_int_equal(store_host_drain_migrate(c->st, "b", 1), STORE_OK);
+	uint64_t next = 0;
+	assert_int_equal(store_drain_step(c->st, "b", &p, 7500, 8, "k", &next), STORE_FULL);
+	assert_int_equal(store_migration_advance(c->st, id, NULL, "failed", NULL, "x"), STORE_OK);
+	assert_int_equal(store_drain_step(c->st, "b", &p, 7500, 8, "k", &next), STORE_OK);
+	assert_int_equal(next, w);
+	assert_int_equal(store_host_set_drain(c->st, "b", false), STORE_OK);
+	assert_int_equal(store_drain_step(c->st, "b", &p, 7500, 8, "k", &next), STORE_NOTFOUND);
+}
+
 static void hosts_dead_and_evacuation(void **state)
 {
 	struct ctx *c = *state;
@@ -2827,6 +2962,7 @@ int main(void)
 		T(sqlite_commits_are_durable),
 		T(hosts_spread_pin_drain),
 		T(hosts_dead_and_evacuation),
+		T(migrations_state_machine),
 		T(hosts_load_kept),
 		T(vm_resize_rules),
 		T(heartbeat_alone_writes_nothing),
