@@ -184,7 +184,7 @@ static void drop_copy(struct job *j)
 {
 	char *err = NULL;
 
-	if (qemu_end(&j->p, END_GRACE_MS, &err) < 0) {
+	if (qemu_end(&j->p, END_GRACE_MS, NULL, NULL, &err) < 0) {
 		j->err = err;
 		j->rc = -1;
 		return;
@@ -236,7 +236,7 @@ static void prepare(struct job *j)
 	free(dir);
 	if (j->rc < 0) {
 		char *e2 = NULL;
-		qemu_end(&j->p, END_GRACE_MS, &e2);
+		qemu_end(&j->p, END_GRACE_MS, NULL, NULL, &e2);
 		free(e2);
 	}
 }
