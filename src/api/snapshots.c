@@ -275,8 +275,8 @@ int h_vm_snapshot_create(struct req *r)
 		if (rc == STORE_CONFLICT && store_snapshot_get(r->api->st, vm.id, name, &old) == STORE_OK)
 			req_error(r, 409, "exists", "vm '%s' has a snapshot '%s' already", vm.name, name);
 		else if (rc == STORE_CONFLICT)
-			req_error(r, 409, "conflict", "vm '%s' changed state or has a snapshot operation"
-				  " under way", vm.name);
+			req_error(r, 409, "conflict", "vm '%s' changed state, or has a snapshot operation"
+				  " or a migration under way", vm.name);
 		else
 			req_store_error(r, rc, "snapshot", name);
 		snapshot_free(&old);
@@ -331,8 +331,8 @@ static int snap_change(struct req *r, const char *mark, enum snap_op op)
 	if (rc != STORE_OK) {
 		agent_vm_release(r->api->agent, vm.id);
 		if (rc == STORE_CONFLICT)
-			req_error(r, 409, "conflict", "vm '%s' changed state or has a snapshot operation"
-				  " under way", vm.name);
+			req_error(r, 409, "conflict", "vm '%s' changed state, or has a snapshot operation"
+				  " or a migration under way", vm.name);
 		else
 			req_store_error(r, rc, "snapshot", r->params[1]);
 		goto out;

@@ -130,6 +130,14 @@ static int vm_quiet(struct store *st, uint64_t vm, const char *state, int64_t *o
 			     &SV_I(vm), 1, store_row_int, &busy);
 	if (rc == STORE_OK && busy > 0)
 		rc = STORE_CONFLICT;
+	/* A live migration moves the disks' top layers: no layer may come
+	 * or go under it (a migration refuses VMs with snapshots the same
+	 * way, in its own transaction). */
+	if (rc == STORE_OK)
+		rc = store_q(st, "SELECT COUNT(*) FROM vm_migrations WHERE vm = ?"
+			     " AND state NOT IN ('done', 'failed')", &SV_I(vm), 1, store_row_int, &busy);
+	if (rc == STORE_OK && busy > 0)
+		rc = STORE_CONFLICT;
 	if (owner)
 		*owner = r.owner;
 	free(r.state);

@@ -1840,6 +1840,10 @@ static void migrations_state_machine(void **state)
 	host_free(&h);
 	/* A second request while it runs: refused. */
 	assert_int_equal(store_migration_request(c->st, id, &p, 7400, 4, "k", &m2), STORE_CONFLICT);
+	/* No snapshot layer may come under a migration (it moves the tops). */
+	assert_int_equal(store_vm_set_desired(c->st, id, "running"), STORE_OK);
+	struct snapshot snap = { .vm = id, .name = "during", .live = true };
+	assert_int_equal(store_snapshot_begin(c->st, &snap), STORE_CONFLICT);
 	/* Steps are conditional: a step from the wrong state changes nothing. */
 	assert_int_equal(store_migration_advance(c->st, id, "prepared", "transferring", NULL, NULL),
 			 STORE_CONFLICT);
