@@ -28,7 +28,7 @@
 # shellcheck disable=SC2034 # cluster.sh reads it
 CL_HCD_ARGS=("--heartbeat-interval=1" "--dead-timeout=6" "--resync-interval=600"
 	"--migrate_max_bandwidth=8" "--migrate_stall_timeout=6" "--migrate_wait_timeout=12"
-	"--migrate_timeout=120")
+	"--migrate_timeout=120" "--meter_interval=2")
 cl_setup h1 h2 h3
 for h in h1 h2 h3; do cl_hcd_start "$h"; done
 for i in $(seq 1 50); do
@@ -129,9 +129,15 @@ ok "refused cleanly: an unknown host, its own host, unknown fields, a bad name, 
 # ---- (a) h1 → h2 while p pings it ------------------------------------------------
 cl_guest_run p 10 "(ping -6 -i 0.2 $m6 > /tmp/ping.log 2>&1 &)" >/dev/null
 sleep 2
+# m's traffic counters (issue 13 §2: they survive a VM moving host).
+traffic() { hc --json vm stats m | jq -r '[.nics[].total | .bytes_in + .bytes_out] | add'; }
+for i in $(seq 1 20); do t_before=$(traffic); [ "${t_before:-0}" -gt 0 ] && break; sleep 0.5; done
+[ "${t_before:-0}" -gt 0 ] || fail "m's traffic was never counted on h1: $(hc --json vm stats m)"
 out=$(hc vm migrate m --host h2) || fail "hc vm migrate m --host h2 failed: $out"
 grep -q "migrated from h1 to h2" <<<"$out" || fail "hc vm migrate says: $out"
 grep -q "transferring" <<<"$out" || fail "hc vm migrate showed no progress: $out"
+t_after=$(traffic)
+[ "$t_after" -ge "$t_before" ] || fail "m's traffic went back from $t_before to $t_after bytes after the move"
 [ "$(vm_host m)" = h2 ] || fail "the store says m is on $(vm_host m), not h2"
 [ "$(vm_field m '.nics[0].mac')" = "$m_mac" ] && [ "$(vm_field m '.nics[0].ipv4')" = "$m4" ] &&
 	[ "$(vm_field m '.nics[0].ipv6')" = "$m6" ] || fail "m's MAC or addresses changed"
@@ -169,7 +175,11 @@ done
 mig=$(api_on "$CL_ASK" GET /v1/vms/m/migration)
 jq -e '.state == "done" and .downtime_ms >= 0 and .total_ms > 0' <<<"$mig" >/dev/null ||
 	fail "the migration's record: $mig"
-ok "m moved h1 → h2 while running: same data, MAC, addresses, log; FDB and metadata follow; h1 clean ($(jq -r '"\(.total_ms) ms, downtime \(.downtime_ms) ms"' <<<"$mig"))"
+# The counters went on: nothing of h1's lost, h2 counts on top (the pings
+# and the metadata request above went through h2's tap).
+for i in $(seq 1 40); do t_later=$(traffic); [ "$t_later" -gt "$t_after" ] && break; sleep 0.5; done
+[ "$t_later" -gt "$t_after" ] || fail "h2 does not count m's traffic: $t_after bytes, still $t_later"
+ok "m moved h1 → h2 while running: same data, MAC, addresses, log; FDB, metadata and traffic counters ($t_before → $t_after → $t_later bytes) follow; h1 clean ($(jq -r '"\(.total_ms) ms, downtime \(.downtime_ms) ms"' <<<"$mig"))"
 
 # ---- (b) the ports are fenced ------------------------------------------------------
 cl_nsexec h2 python3 -c '
