@@ -156,8 +156,6 @@ static void apply_work(void *arg)
 	j->rc = shaper_converge(j->b->shaper, j->want, j->n, j->thorough, &j->r, &j->err);
 }
 
-static int converge(struct bandwidth *b, bool thorough, bool inline_);
-
 static void apply_done(void *arg, bool ran)
 {
 	struct apply_job *j = arg;
@@ -185,7 +183,7 @@ static void apply_done(void *arg, bool ran)
 	if (ran && b->again) {
 		bool thorough = b->again_thorough;
 		b->again = b->again_thorough = false;
-		converge(b, thorough, false);
+		bandwidth_converge(b, thorough, false);
 	}
 }
 
@@ -210,7 +208,7 @@ static int apply(struct bandwidth *b, struct shape_want *want, size_t n, bool th
 	return rc;
 }
 
-static int converge(struct bandwidth *b, bool thorough, bool inline_)
+int bandwidth_converge(struct bandwidth *b, bool thorough, bool inline_)
 {
 	struct shape_want *want = NULL;
 	size_t n = 0;
@@ -223,11 +221,6 @@ static int converge(struct bandwidth *b, bool thorough, bool inline_)
 	if (wanted(b, &want, &n) < 0)
 		return -1;
 	return apply(b, want, n, thorough, inline_);
-}
-
-int bandwidth_converge(struct bandwidth *b, bool thorough, bool inline_)
-{
-	return converge(b, thorough, inline_);
 }
 
 int bandwidth_refresh(struct bandwidth *b)

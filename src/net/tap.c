@@ -12,7 +12,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-int tap_open(const char *ifname, char **err)
+int tap_open(const char *ifname, int busy_wait_ms, char **err)
 {
 	struct ifreq ifr = { 0 };
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -28,9 +28,10 @@ int tap_open(const char *ifname, char **err)
 	 * holds a copy of every descriptor hcd had open at its fork until its
 	 * child closes them (microseconds, a busy machine stretches it): this
 	 * tap's, opened a moment before to create it, among them.  The copy
-	 * goes away on its own; wait for it a little (at most ~2 s). */
-	for (int tries = 0; ioctl(fd, TUNSETIFF, &ifr) < 0; tries++) {
-		if (errno == EBUSY && tries < 200) {
+	 * goes away on its own: a caller that may wait does, busy_wait_ms
+	 * at most. */
+	for (int waited = 0; ioctl(fd, TUNSETIFF, &ifr) < 0; waited += 10) {
+		if (errno == EBUSY && waited < busy_wait_ms) {
 			usleep(10000);
 			continue;
 		}
@@ -44,7 +45,7 @@ int tap_open(const char *ifname, char **err)
 /* Create the tap if needed.  QEMU re-attaches to it by name later. */
 static int tun_create_persistent(const char *ifname, long owner, char **err)
 {
-	int fd = tap_open(ifname, err);
+	int fd = tap_open(ifname, 0, err);
 
 	if (fd < 0)
 		return -1;
