@@ -252,6 +252,8 @@ static void job_work(void *arg)
 		prepare(j);
 		break;
 	case J_TRANSFER:
+		/* A failure is not undone here: job_done records why, then the
+		 * source's J_RESUME undoes it (vm/migrate.h). */
 		if (mig_tls_write(&j->p, &j->qemu_id, j->params.psk, &dir, &j->err) < 0 ||
 		    mig_source_transfer(&j->p, &j->params, &j->cancel, &j->res, &j->err) < 0)
 			j->rc = -1;
@@ -259,14 +261,12 @@ static void job_work(void *arg)
 		break;
 	case J_RESOLVE: {
 		char *st = mig_source_status(&j->p, &j->res);
+		/* Undone by the J_RESUME that follows "failed", as a failed
+		 * transfer is: the reason is recorded first. */
 		if (st == NULL || strcmp(st, "completed") != 0) {
 			j->err = str_printf("hcd restarted during the transfer (QEMU: %s)",
 					    st ? st : "no answer");
 			j->rc = -1;
-			char *e2 = NULL;
-			if (qemu_running_pid(&j->p) > 0 && mig_source_abort(&j->p, &j->params, &e2) < 0)
-				log_warn("vm %s: %s", j->name, e2);
-			free(e2);
 		}
 		free(st);
 		break;

@@ -17,7 +17,10 @@
  * After the end, each side finishes its part (source_done, dest_done):
  * done — the destination's guest runs, then the source's QEMU, taps and
  * directory go; failed — the source's guest runs (mirrors and migration
- * cancelled, `cont`), the destination's copy goes.
+ * cancelled, `cont`), the destination's copy goes.  A source that gives
+ * up records "failed" and its reason before it cancels anything: the
+ * cancel ends the destination's QEMU, and a destination that found its
+ * QEMU gone first would record that instead of the reason.
  *
  * The VM therefore runs on exactly one host whatever fails: the source
  * keeps its QEMU and disks until the destination runs the VM, the
@@ -25,7 +28,7 @@
  * source resumes it only after winning "transferred → failed".  A
  * restarted hcd knows nothing but the row: a source that finds
  * "transferring" asks its QEMU (query-migrate) whether the transfer
- * completed and reports it, or undoes it; every other step is simply
+ * completed and reports it, or fails it; every other step is simply
  * taken again (each is idempotent).
  *
  * All QEMU work runs on a worker pool of its own (vm/migrate.h), one job

@@ -401,15 +401,36 @@ static int mirror_gone(const struct vm_paths *p, const struct mig_disk *d, long 
 		if (over)
 			break;
 		if (now_ms() >= deadline) {
-			if (strict)
+			if (strict) {
 				*err = str_printf("mirror of %s does not end", d->node);
-			return strict ? -1 : 0;
+				return -1;
+			}
+			log_warn("%s: mirror of %s still there (%s); left to the next attempt",
+				 p->dir, d->node, st ? st : "?");
+			return 0;
 		}
 		sleep_ms(POLL_FAST_MS);
 	}
 	if (drop)
 		mirror_drop(p, d);
 	return 0;
+}
+
+/* Every mirror of m forced off and its NBD client removed, waiting up to
+ * SETTLE_MS for them: a copy that is not wanted (any more). */
+static void mirrors_off(const struct vm_paths *p, const struct mig_params *m)
+{
+	long long deadline = now_ms() + SETTLE_MS;
+	char *err = NULL;
+
+	for (size_t i = 0; i < m->n_disks; i++) {
+		char id[32];
+		job_id(id, sizeof(id), &m->disks[i]);
+		qmp_try(p, "block-job-cancel", json_pack("{s:s, s:b}", "device", id, "force", 1));
+	}
+	for (size_t i = 0; i < m->n_disks; i++)
+		mirror_gone(p, &m->disks[i], deadline, false, true, &err);
+	free(err);
 }
 
 /* At the pause before the switch-over: each mirror is ended where the
@@ -467,8 +488,7 @@ static int mirrors_start(const struct vm_paths *p, const struct mig_params *m, c
 	/* What an earlier attempt may have left: a mirror whose target hung
 	 * (a cut network) ends only when its requests time out, after the
 	 * abort gave up waiting for it. */
-	for (size_t i = 0; i < m->n_disks; i++)
-		mirror_drop(p, &m->disks[i]);
+	mirrors_off(p, m);
 	qmp_try(p, "object-del", json_pack("{s:s}", "id", QEMU_MIGRATE_TLS));
 	if (dir == NULL ||
 	    qmp(p, "object-add", json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "tls-creds-psk",
@@ -509,7 +529,7 @@ int mig_source_transfer(const struct vm_paths *p, const struct mig_params *m,
 	struct progress g = { .last_value = -1, .last_change = now_ms(),
 			      .deadline = now_ms() + (long long)m->timeout_s * 1000,
 			      .stall_ms = m->stall_s * 1000 };
-	char *uri = NULL, *abort_err = NULL;
+	char *uri = NULL;
 	json_t *q = NULL;
 
 	*err = NULL;
@@ -564,11 +584,11 @@ int mig_source_transfer(const struct vm_paths *p, const struct mig_params *m,
 	log_tail(p, r);
 	return 0;
 fail:
+	/* Not undone here: the caller records why first (cancelling ends the
+	 * destination's QEMU, and a destination that saw that before the
+	 * reason was written would record "its QEMU is gone" instead). */
 	json_decref(q);
 	free(uri);
-	if (mig_source_abort(p, m, &abort_err) < 0)
-		log_warn("%s: undoing the migration: %s", p->dir, abort_err);
-	free(abort_err);
 	return -1;
 }
 
@@ -611,18 +631,13 @@ int mig_source_abort(const struct vm_paths *p, const struct mig_params *m, char 
 			qmp_try(p, "migrate_cancel", NULL);
 		sleep_ms(POLL_FAST_MS);
 	}
-	/* The mirrors: forced off (a copy that is not wanted any more). */
-	for (size_t i = 0; m && i < m->n_disks; i++) {
-		char id[32];
-		job_id(id, sizeof(id), &m->disks[i]);
-		qmp_try(p, "block-job-cancel", json_pack("{s:s, s:b}", "device", id, "force", 1));
-	}
-	for (size_t i = 0; m && i < m->n_disks; i++)
-		mirror_gone(p, &m->disks[i], deadline, false, true, err);
+	if (m)
+		mirrors_off(p, m);
 	qmp_try(p, "object-del", json_pack("{s:s}", "id", QEMU_MIGRATE_TLS));
 	mig_tls_remove(p);
 	/* The guest: running again (a completed migration left it paused, its
 	 * disks handed over: cont takes them back). */
+	deadline = now_ms() + SETTLE_MS;
 	for (;;) {
 		if (qmp(p, "query-status", NULL, &r, err) < 0)
 			goto out;

@@ -20,7 +20,10 @@
  *                     (pause-before-switchover), the mirrors are ended
  *                     there — the guest is paused, so the copies are
  *                     exact — and the migration completes.  On failure
- *                     everything is undone (mig_source_abort).
+ *                     nothing is undone yet: the caller records the
+ *                     reason, then calls mig_source_abort (cancelling
+ *                     ends the destination's QEMU, whose host would
+ *                     otherwise report that instead of the reason).
  *   mig_source_abort  idempotent: the stream's connections destroyed
  *                     (net/sockkill.h), the migration cancelled, mirror
  *                     jobs and NBD clients gone, the guest running again

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +19,7 @@
 struct qmp_conn {
 	int fd;
 	long long deadline;
+	char id[48];        /* of the command whose reply is awaited */
 	char buf[65536];
 	size_t len;
 };
@@ -103,12 +106,21 @@ static int send_with_fd(int sock, const char *buf, size_t len, int fd)
 	return 0;
 }
 
+/* Each command carries an id of its own and only the reply with that id
+ * is taken: a command still running in QEMU when an earlier client gave
+ * up on it replies to whichever client is connected when it ends (the
+ * next one).  The pid keeps ids apart across hcd restarts. */
+static atomic_ullong qmp_seq;
+
 static int qmp_send(struct qmp_conn *c, const char *command, json_t *arguments, int fd)
 {
 	json_t *msg = json_pack("{s:s}", "execute", command);
 	char *text;
 	int rc = 0;
 
+	snprintf(c->id, sizeof(c->id), "hc%ld.%llu", (long)getpid(),
+		 (unsigned long long)atomic_fetch_add(&qmp_seq, 1));
+	json_object_set_new(msg, "id", json_string(c->id));
 	if (arguments)
 		json_object_set(msg, "arguments", arguments);
 	text = json_dumps(msg, JSON_COMPACT);
@@ -131,6 +143,11 @@ static int qmp_reply(struct qmp_conn *c, json_t **ret, char **err)
 		}
 		json_t *r = json_object_get(j, "return");
 		json_t *e = json_object_get(j, "error");
+		const char *id = json_string_value(json_object_get(j, "id"));
+		if ((r || e) && (id == NULL || strcmp(id, c->id) != 0)) {
+			json_decref(j); /* the reply to an earlier client's command */
+			continue;
+		}
 		if (r) {
 			if (ret)
 				*ret = json_incref(r);

@@ -201,13 +201,15 @@ ok "no host reaches a migration port of h2 while no migration to it runs"
 # ---- (c) failures ------------------------------------------------------------------
 other() { if [ "$1" = h1 ]; then echo h2; else echo h1; fi; }   # p lives on h3
 hcd_kill() { kill -9 "${CL_PID[$1]}"; wait "${CL_PID[$1]}" 2>/dev/null || true; CL_PID[$1]=; }
-wait_dest_done() {
+# Both hosts' parts over: the destination dropped its copy, the source
+# resumed its guest (what the next step of the test may rely on).
+wait_finished() {
 	local i
 	for i in $(seq 1 120); do
-		[ "$(api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .destination_done)" = true ] && return 0
+		[ "$(api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r "(.source_done and .destination_done)")" = true ] && return 0
 		sleep 0.5
 	done
-	fail "the destination never cleaned up after the failed migration"
+	fail "the hosts never finished their parts after the failed migration: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
 }
 
 # An hcd dies mid-transfer and comes back: the destination's, then the
@@ -222,7 +224,7 @@ hcd_dies() {
 	sleep 2
 	cl_hcd_start "$victim"
 	st=$(mig_wait)
-	if [ "$st" = failed ]; then wait_dest_done; fi
+	if [ "$st" = failed ]; then wait_finished; fi
 	check_one "the $role's hcd killed mid-transfer"
 	ok "the $role's hcd killed mid-transfer ($src → $dst): $st, m runs on $(vm_host m) alone, data intact"
 }
@@ -244,7 +246,7 @@ api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error | grep -q "did not take 
 	fail "the failure does not say why: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
 [ "$(vm_host m)" = "$src" ] || fail "m is on $(vm_host m), not $src"
 cl_hcd_start "$dst"
-wait_dest_done
+wait_finished
 check_one "the destination's hcd away past the wait"
 ok "the destination's hcd away past the wait ($src → $dst): the source took m back, $dst dropped its copy"
 
@@ -260,7 +262,7 @@ st=$(mig_wait)
 why=$(api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error)
 grep -q "no progress" <<<"$why" || fail "the failure does not say why: $why"
 ip -n "$T_NS" link set "ul-$dst" up
-wait_dest_done
+wait_finished
 [ "$(vm_host m)" = "$src" ] || fail "after a cut network m is on $(vm_host m), not $src"
 check_one "the network cut mid-transfer"
 ok "the network cut mid-transfer ($src → $dst): failed after the stall timeout, m runs on $src alone"
@@ -280,7 +282,7 @@ if [ "$CL_FAMILY" = 6 ]; then   # a link that went down lost its IPv6 addresses
 	ip -n "$(cl_ns "$dst")" addr replace "${CL_ADDR[$dst]}/64" dev ul0 nodad
 fi
 cl_hcd_start "$dst"
-wait_dest_done
+wait_finished
 check_one "the destination host died mid-transfer"
 ok "the destination host died mid-transfer ($src → $dst): failed, m runs on $src alone; $dst cleaned up on its return"
 
@@ -296,7 +298,7 @@ st=$(mig_wait)
 [ "$st" = failed ] || fail "a guest dirtying memory over a slow link migrated anyway: $st"
 api_on "$CL_ASK" GET /v1/vms/m/migration | jq -r .error | grep -q "time limit" ||
 	fail "the failure does not say why: $(api_on "$CL_ASK" GET /v1/vms/m/migration)"
-wait_dest_done
+wait_finished
 cl_guest_run m 30 'kill $(cat /tmp/loop.pid); rm -f /tmp/a /tmp/b' >/dev/null
 hcd_kill "$src"
 cl_hcd_start "$src"
