@@ -180,6 +180,7 @@ static void cred_work(void *arg)
 	 * took a bind's few milliseconds instead of argon2id's ~0.2 s would
 	 * tell an existing LDAP user from an unknown name. */
 	bool match = password_verify(j->hash, j->password && j->password[0] ? j->password : "-");
+	stat_inc(STAT_PASSWORD_CHECKS);
 	j->password_result = match && j->real_hash ? CHECK_PASSED : CHECK_FAILED;
 	if (j->check == CHECK_LDAP)
 		j->password_result = ldap_check(j->cfg, j->name, j->password);

@@ -453,6 +453,9 @@ static void render_hcd(struct promtext *p, struct scrape *s)
 		stat_get(STAT_LOGIN_FAILURES));
 	counter(p, "hackcloud_login_throttled_total", "logins refused 429 while backing off",
 		stat_get(STAT_LOGIN_THROTTLED));
+	counter(p, "hackcloud_password_checks_total",
+		"argon2id runs of credential checks (the user's hash or the dummy): one per checked attempt",
+		stat_get(STAT_PASSWORD_CHECKS));
 	counter(p, "hackcloud_store_errors_total", "statements and transactions the database failed",
 		stat_get(STAT_STORE_ERRORS));
 	counter(p, "hackcloud_store_reconnects_total",

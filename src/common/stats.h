@@ -28,6 +28,8 @@ enum stat_counter {
 	STAT_METADATA_THROTTLED,   /* of them, refused 429 (a VM over metadata_rate) */
 	STAT_LOGIN_FAILURES,       /* wrong user, password or code (not throttled ones) */
 	STAT_LOGIN_THROTTLED,      /* logins refused 429 before any check */
+	STAT_PASSWORD_CHECKS,      /* argon2id runs of credential checks, real or dummy:
+	                            * one per checked attempt, whatever the backend */
 	STAT_STORE_ERRORS,         /* statements or transactions the database failed */
 	STAT_STORE_RECONNECTS,     /* PostgreSQL connections made again (writer or listener) */
 	STAT_FIREWALL_CHANGED,     /* firewall_apply sent a new ruleset */

@@ -156,11 +156,27 @@ slapd_start "$LDAP_DIR" "$LDAP_PORT" "$T_NS" || fail "slapd did not start"
 T_ON_EXIT+=('slapd_stop "$LDAP_DIR"')
 hc user create alice --auth ldap >/dev/null || fail "create an ldap user"
 hc user create ghost --auth ldap >/dev/null || fail "create a user LDAP does not know"
+# Every checked attempt runs argon2id once (the user's hash or the dummy),
+# LDAP users and unknown names too: a failure's cost tells nothing.
+password_checks() { api GET /metrics | awk '$1 == "hackcloud_password_checks_total" { print $2 }'; }
+checks_before=$(password_checks)
+one_check() {   # one_check WHAT: exactly one argon2id since the last call
+	local now
+	now=$(password_checks)
+	[ "$now" = $((checks_before + 1)) ] || fail "$1: $((now - checks_before)) password checks, not 1"
+	checks_before=$now
+}
 [ "$(login_status alice "$SLAPD_ALICE_PW")" = 200 ] ||
 	fail "the right LDAP password was refused: $(cat "$T_DIR/resp")"
+one_check "the right LDAP password"
 [ "$(login_status alice wrong-password)" = 401 ] || fail "a wrong LDAP password: $(cat "$T_DIR/resp")"
+one_check "a wrong LDAP password"
 backoff_wait
 [ "$(login_status ghost whatever-password)" = 401 ] || fail "a user unknown to LDAP: $(cat "$T_DIR/resp")"
+one_check "a user unknown to LDAP"
+backoff_wait
+[ "$(login_status nobody-here whatever-password)" = 401 ] || fail "an unknown name: $(cat "$T_DIR/resp")"
+one_check "an unknown name"
 backoff_wait
 slapd_stop "$LDAP_DIR"
 start=$(date +%s)
@@ -180,7 +196,7 @@ code=$(curl -s -o "$T_DIR/resp" -w '%{http_code}' --max-time 30 --unix-socket "$
 	http://hc/v1/login) || true
 [ "$code" = 503 ] || fail "a silent LDAP server gave $code: $(cat "$T_DIR/resp")"
 [ "$(api GET /v1/whoami | jq -r .name)" = root ] || fail "the API did not recover from a silent LDAP server"
-ok "LDAP: right password in, wrong and unknown out; server down → 503 in ${down_s}s, silent server → 503 in $(( $(date +%s) - start ))s (timeout 3s)"
+ok "LDAP: right password in, wrong and unknown out, each attempt one argon2id; server down → 503 in ${down_s}s, silent server → 503 in $(( $(date +%s) - start ))s (timeout 3s)"
 
 # ---- LDAP over TLS: StartTLS and ldaps://, verified against the test's CA -----
 kill "$SOCAT_PID" 2>/dev/null
