@@ -3,6 +3,7 @@
 
 #include "common/ids.h"
 #include "common/validate.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -127,7 +128,7 @@ static int overlay_load(struct store *st, const char *host, const struct vm *vms
 		if (strcmp(vms[i].desired, "deleted") != 0 && vm_here(&vms[i], host))
 			for (size_t j = 0; j < vms[i].n_nics; j++)
 				local[n_local++] = vms[i].nics[j].network;
-	qsort(local, n_local, sizeof(*local), cmp_u64);
+	sort_array(local, n_local, sizeof(*local), cmp_u64);
 	for (size_t i = 0; i < n_vms; i++) {
 		const struct peer *p = vm_here(&vms[i], host) ? NULL :
 				       peer_find(peers, n_peers, vms[i].host);
@@ -135,7 +136,7 @@ static int overlay_load(struct store *st, const char *host, const struct vm *vms
 			continue;
 		for (size_t j = 0; j < vms[i].n_nics; j++) {
 			uint64_t net = vms[i].nics[j].network;
-			if (n_local == 0 || !bsearch(&net, local, n_local, sizeof(*local), cmp_u64))
+			if (n_local == 0 || !search_array(&net, local, n_local, sizeof(*local), cmp_u64))
 				continue;
 			struct ns_fdb *flood = &ns->fdb[ns->n_fdb++], *nic = &ns->fdb[ns->n_fdb++];
 			flood->net_id = nic->net_id = net;
@@ -146,7 +147,7 @@ static int overlay_load(struct store *st, const char *host, const struct vm *vms
 		}
 	}
 	/* Sorted and unique: one flood entry per (network, peer). */
-	qsort(ns->fdb, ns->n_fdb, sizeof(*ns->fdb), cmp_fdb);
+	sort_array(ns->fdb, ns->n_fdb, sizeof(*ns->fdb), cmp_fdb);
 	size_t out = 0;
 	for (size_t i = 0; i < ns->n_fdb; i++)
 		if (out == 0 || cmp_fdb(&ns->fdb[out - 1], &ns->fdb[i]) != 0)
@@ -228,7 +229,7 @@ static int migports_load(struct store *st, const char *host, struct netstate *ns
 		e.port = (uint16_t)v[i].mig_port;
 		ns->migports[ns->n_migports++] = e;
 	}
-	qsort(ns->migports, ns->n_migports, sizeof(*ns->migports), cmp_migport);
+	sort_array(ns->migports, ns->n_migports, sizeof(*ns->migports), cmp_migport);
 	migrations_free(v, n);
 	return STORE_OK;
 }
@@ -315,7 +316,7 @@ int netstate_build(struct store *st, const char *host, const char *uplink,
 			routing_load(src, ns);
 		}
 	}
-	qsort(ns->nics, ns->n_nics, sizeof(*ns->nics), cmp_nic);
+	sort_array(ns->nics, ns->n_nics, sizeof(*ns->nics), cmp_nic);
 	for (size_t i = 0; i < n_rules; i++) {
 		struct ns_rule *r = &ns->rules[ns->n_rules++];
 		r->id = rules[i].id;

@@ -5,6 +5,7 @@
 #include "common/fsutil.h"
 #include "common/netpool.h"
 #include "common/validate.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -168,7 +169,7 @@ int pool4_parse(const char *text, struct pool4 *out, char **err)
 		}
 		out->n++;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), cmp_span4);
+	sort_array(out->v, out->n, sizeof(*out->v), cmp_span4);
 	for (size_t i = 1; i < out->n; i++)
 		if (out->v[i].lo <= out->v[i - 1].hi) {
 			*err = strdup("public_ipv4_pool: its items overlap");
@@ -252,7 +253,7 @@ bool pool4_alloc(const struct pool4 *p, const uint32_t *taken, size_t n, uint32_
 	 * for 0 bytes (found by fuzz_routes: the first public IPv4). */
 	if (n > 0)
 		memcpy(t, taken, n * sizeof(*t));
-	qsort(t, n, sizeof(*t), cmp_u32);
+	sort_array(t, n, sizeof(*t), cmp_u32);
 	for (size_t i = 0; i < p->n && !found; i++) {
 		uint64_t c = p->v[i].lo;        /* 64 bits: one past 255.255.255.255 */
 		for (size_t j = 0; j < n && c <= p->v[i].hi; j++)

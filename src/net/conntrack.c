@@ -2,6 +2,7 @@
 #include "net/conntrack.h"
 
 #include "common/fsutil.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +22,7 @@ bool conntrack_stale(const uint32_t addr[4], const struct pool4 *pool, const str
 		if (!pool4_has(pool, addr[i]))
 			continue;
 		struct nat_map key = { .pub = addr[i] };
-		const struct nat_map *m = n ? bsearch(&key, map, n, sizeof(*map), cmp_map) : NULL;
+		const struct nat_map *m = search_array(&key, map, n, sizeof(*map), cmp_map);
 		bool has_priv = false;
 		for (int j = 0; m != NULL && j < 4 && !has_priv; j++)
 			has_priv = addr[j] == m->priv;

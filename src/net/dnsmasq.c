@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/validate.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -77,7 +78,7 @@ static const struct ns_nic **nics_on(const struct netstate *ns, uint64_t net_id,
 	for (size_t i = 0; i < ns->n_nics; i++)
 		if (ns->nics[i].net_id == net_id)
 			v[(*n)++] = &ns->nics[i];
-	qsort(v, *n, sizeof(*v), nic_cmp);
+	sort_array(v, *n, sizeof(*v), nic_cmp);
 	return v;
 }
 

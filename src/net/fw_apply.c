@@ -17,6 +17,7 @@
 #include "net/fw_batch.h"
 
 #include "common/stats.h"
+#include "common/sort.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -269,7 +270,7 @@ static bool installed_has(const struct installed *in, enum fw_family fam, bool c
 	if (in->n == 0)
 		return false;
 	snprintf(key.name, sizeof(key.name), "%s", name);
-	o = bsearch(&key, in->v, in->n, sizeof(*in->v), cmp_installed);
+	o = search_array(&key, in->v, in->n, sizeof(*in->v), cmp_installed);
 	return o != NULL && o->base == base;
 }
 
@@ -284,7 +285,7 @@ static bool installed_is(struct installed *in, const struct fw_model *m)
 	if (in->odd_name)
 		return false;
 	if (in->n > 0)
-		qsort(in->v, in->n, sizeof(*in->v), cmp_installed);
+		sort_array(in->v, in->n, sizeof(*in->v), cmp_installed);
 	for (size_t i = 0; i < m->n_chains; i++) {
 		const struct fw_chain *c = &m->chains[i];
 		if (c->base)

@@ -10,6 +10,7 @@
 
 #include "common/ids.h"
 #include "common/validate.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -151,13 +152,13 @@ static uint64_t *active_ids(const struct netstate *ns, size_t *n)
 		if (ns->nics[i].active)
 			ids[(*n)++] = ns->nics[i].id;
 	if (ids != NULL)
-		qsort(ids, *n, sizeof(*ids), cmp_u64);
+		sort_array(ids, *n, sizeof(*ids), cmp_u64);
 	return ids;
 }
 
 static bool has_id(const uint64_t *ids, size_t n, uint64_t id)
 {
-	return n > 0 && bsearch(&id, ids, n, sizeof(*ids), cmp_u64) != NULL;
+	return search_array(&id, ids, n, sizeof(*ids), cmp_u64) != NULL;
 }
 
 /* A routed prefix of an active NIC reaches anti-spoofing: a global
@@ -207,7 +208,7 @@ static int check_public4(const struct netstate *ns, const uint64_t *ids, size_t 
 				     (unsigned long long)p->nic_id);
 		v[n++] = p;
 	}
-	qsort(v, n, sizeof(*v), cmp_public4);
+	sort_array(v, n, sizeof(*v), cmp_public4);
 	for (size_t i = 1; i < n && rc == 0; i++)
 		if (v[i]->addr.s_addr == v[i - 1]->addr.s_addr)
 			rc = fw_fail(err, "public IPv4 address of nic %llu twice",
@@ -230,7 +231,7 @@ static int ids_unique(const struct netstate *ns, const uint64_t *nics, size_t n_
 	}
 	for (size_t i = 0; i < ns->n_nets; i++)
 		ids[i] = ns->nets[i].id;
-	qsort(ids, ns->n_nets, sizeof(*ids), cmp_u64);
+	sort_array(ids, ns->n_nets, sizeof(*ids), cmp_u64);
 	for (size_t i = 1; i < ns->n_nets; i++)
 		if (ids[i] == ids[i - 1]) {
 			unsigned long long twice = ids[i];

@@ -142,6 +142,7 @@
 
 #include "common/ids.h"
 #include "metadata/server.h"    /* METADATA_IPV4/6, on every bridge */
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -271,7 +272,7 @@ static void view_free(struct view *v)
 static const struct ns_nic *nic_find(const struct view *v, uint64_t id)
 {
 	struct ns_nic key = { .id = id };
-	const struct ns_nic *k = &key, **p = bsearch(&k, v->nics, v->n_nics, sizeof(*v->nics), cmp_nic);
+	const struct ns_nic *k = &key, **p = search_array(&k, v->nics, v->n_nics, sizeof(*v->nics), cmp_nic);
 	return p ? *p : NULL;
 }
 
@@ -339,7 +340,7 @@ static int vm_in_build(struct vm_in *e, const struct ns_rule **r, size_t n, cons
 		else if (r[i]->source == NULL)
 			scratch[k++] = r[i];
 	}
-	qsort(e->svc, e->n_svc, sizeof(*e->svc), cmp_svc);
+	sort_array(e->svc, e->n_svc, sizeof(*e->svc), cmp_svc);
 	size_t u = 0;
 	for (size_t i = 0; i < e->n_svc; i++)
 		if (u == 0 || cmp_svc(&e->svc[u - 1], &e->svc[i]) != 0)
@@ -387,18 +388,18 @@ static int view_build(const struct netstate *ns, struct view *v)
 
 	for (size_t i = 0; i < nn; i++)
 		v->nets[v->n_nets++] = &ns->nets[i];
-	qsort(v->nets, v->n_nets, sizeof(*v->nets), cmp_net);
+	sort_array(v->nets, v->n_nets, sizeof(*v->nets), cmp_net);
 
 	for (size_t i = 0; i < nc; i++)
 		if (ns->nics[i].active)
 			v->nics[v->n_nics++] = &ns->nics[i];
-	qsort(v->nics, v->n_nics, sizeof(*v->nics), cmp_nic);
+	sort_array(v->nics, v->n_nics, sizeof(*v->nics), cmp_nic);
 	memcpy(v->by_vm, v->nics, v->n_nics * sizeof(*v->nics));
-	qsort(v->by_vm, v->n_nics, sizeof(*v->by_vm), cmp_nic_vm);
+	sort_array(v->by_vm, v->n_nics, sizeof(*v->by_vm), cmp_nic_vm);
 
 	for (size_t i = 0; i < nr; i++)
 		v->rules[v->n_rules++] = &ns->rules[i];
-	qsort(v->rules, v->n_rules, sizeof(*v->rules), cmp_rule);
+	sort_array(v->rules, v->n_rules, sizeof(*v->rules), cmp_rule);
 	for (size_t i = 0, j; i < v->n_rules; i = j) {
 		for (j = i; j < v->n_rules && v->rules[j]->vm_id == v->rules[i]->vm_id; j++)
 			;
@@ -411,7 +412,7 @@ static int view_build(const struct netstate *ns, struct view *v)
 	for (size_t i = 0; i < np; i++)
 		if (nic_find(v, ns->prefixes[i].nic_id) != NULL)
 			v->prefixes[v->n_prefixes++] = &ns->prefixes[i];
-	qsort(v->prefixes, v->n_prefixes, sizeof(*v->prefixes), cmp_prefix);
+	sort_array(v->prefixes, v->n_prefixes, sizeof(*v->prefixes), cmp_prefix);
 
 	/* Public IPv4: a NIC with an IPv4 address; one private address per
 	 * public one (the lower NIC ID keeps a private address two share). */
@@ -420,7 +421,7 @@ static int view_build(const struct netstate *ns, struct view *v)
 		if (c != NULL && c->has_ip4)
 			v->pub[v->n_pub++] = (struct pub_ref){ ns->public4[i].addr, c };
 	}
-	qsort(v->pub, v->n_pub, sizeof(*v->pub), cmp_pub_ref);
+	sort_array(v->pub, v->n_pub, sizeof(*v->pub), cmp_pub_ref);
 	size_t out = 0;
 	for (size_t i = 0; i < v->n_pub; i++) {
 		bool dup = false;

@@ -18,6 +18,7 @@
  * linear in nothing else.
  */
 #include "net/fw_model.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -128,7 +129,7 @@ static size_t pranges_merge(struct prange *p, size_t n)
 {
 	size_t out = 0;
 
-	qsort(p, n, sizeof(*p), cmp_prange);
+	sort_array(p, n, sizeof(*p), cmp_prange);
 	for (size_t i = 0; i < n; i++) {
 		if (out > 0 && (uint32_t)p[i].lo <= (uint32_t)p[out - 1].hi + 1) {
 			if (p[i].hi > p[out - 1].hi)
@@ -179,7 +180,7 @@ static void cut(const struct box *v, size_t n, int af, u128 *cuts, struct prange
 		if (v[i].hi != max)
 			cuts[nc++] = v[i].hi + 1;
 	}
-	qsort(cuts, nc, sizeof(*cuts), cmp_u128);
+	sort_array(cuts, nc, sizeof(*cuts), cmp_u128);
 	for (size_t k = 0; k < nc; k++) {
 		if (k > 0 && cuts[k] == cuts[k - 1])
 			continue;
@@ -221,8 +222,7 @@ static void any_merge(struct boxes *b, int af, struct fw_inbound *out)
 	u128 max = addr_max(af);
 	size_t n = 0;
 
-	if (b->n > 0)           /* qsort(NULL, 0) is undefined (UBSan) */
-		qsort(b->v, b->n, sizeof(*b->v), cmp_box_lo);
+	sort_array(b->v, b->n, sizeof(*b->v), cmp_box_lo);
 	for (size_t i = 0; i < b->n; i++) {
 		if (n > 0 && (b->v[n - 1].hi == max || b->v[i].lo <= b->v[n - 1].hi + 1)) {
 			if (b->v[i].hi > b->v[n - 1].hi)
@@ -290,8 +290,7 @@ int fw_rules_inbound(const struct ns_rule *const *rules, size_t n, int af, struc
 		out->oom = true;
 		goto out;
 	}
-	if (ports.n > 0)        /* qsort(NULL, 0) is undefined (UBSan) */
-		qsort(ports.v, ports.n, sizeof(*ports.v), cmp_box_proto);
+	sort_array(ports.v, ports.n, sizeof(*ports.v), cmp_box_proto);
 	for (size_t i = 0, j; i < ports.n; i = j) {
 		for (j = i; j < ports.n && ports.v[j].proto == ports.v[i].proto; j++)
 			;

@@ -4,6 +4,7 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "net/link.h"
+#include "common/sort.h"
 
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -132,8 +133,7 @@ int link_stats_dump(struct nl_sock *sk, const char *kinds, struct link_stat **ou
 		free(d.v);
 		return -1;
 	}
-	if (d.n > 1)
-		qsort(d.v, d.n, sizeof(*d.v), cmp_name);
+	sort_array(d.v, d.n, sizeof(*d.v), cmp_name);
 	*out = d.v;
 	*n = d.n;
 	return 0;
@@ -144,7 +144,7 @@ const struct link_stat *link_stats_find(const struct link_stat *v, size_t n, con
 	struct link_stat key;
 
 	snprintf(key.name, sizeof(key.name), "%s", name);
-	return n ? bsearch(&key, v, n, sizeof(*v), cmp_name) : NULL;
+	return search_array(&key, v, n, sizeof(*v), cmp_name);
 }
 
 int link_stats_get(struct nl_sock *sk, const char *name, struct link_stat *out, char **err)

@@ -3,6 +3,7 @@
 
 #include "common/fsutil.h"
 #include "net/link.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <linux/rtnetlink.h>
@@ -30,14 +31,14 @@ static const struct ns_nic **active_nics(const struct netstate *ns, size_t *n)
 		if (ns->nics[i].active)
 			v[(*n)++] = &ns->nics[i];
 	if (v != NULL)
-		qsort(v, *n, sizeof(*v), cmp_nic_ptr);
+		sort_array(v, *n, sizeof(*v), cmp_nic_ptr);
 	return v;
 }
 
 static const struct ns_nic *nic_find(const struct ns_nic **v, size_t n, uint64_t id)
 {
 	struct ns_nic key = { .id = id };
-	const struct ns_nic *k = &key, **p = bsearch(&k, v, n, sizeof(*v), cmp_nic_ptr);
+	const struct ns_nic *k = &key, **p = search_array(&k, v, n, sizeof(*v), cmp_nic_ptr);
 	return p ? *p : NULL;
 }
 
@@ -80,7 +81,7 @@ int routes_wanted(const struct netstate *ns, struct route6 **out, size_t *n)
 		k++;
 	}
 	free(act);
-	qsort(v, k, sizeof(*v), cmp_route6);
+	sort_array(v, k, sizeof(*v), cmp_route6);
 	/* One route per destination (the store never hands one out twice). */
 	size_t u = 0;
 	for (size_t i = 0; i < k; i++)
@@ -129,7 +130,7 @@ int public4_wanted(const struct netstate *ns, struct nat_map **out, size_t *n)
 	}
 	/* In NIC order, so that the lower NIC ID keeps a shared private
 	 * address (as in the firewall); addresses are few. */
-	qsort(pn, m, sizeof(*pn), cmp_pub_nic);
+	sort_array(pn, m, sizeof(*pn), cmp_pub_nic);
 	for (size_t i = 0; i < m; i++) {
 		uint32_t priv = ntohl(pn[i].nic->ip4.s_addr);
 		bool dup = false;
@@ -138,7 +139,7 @@ int public4_wanted(const struct netstate *ns, struct nat_map **out, size_t *n)
 		if (!dup)
 			v[k++] = (struct nat_map){ pn[i].pub, priv };
 	}
-	qsort(v, k, sizeof(*v), cmp_nat_map);
+	sort_array(v, k, sizeof(*v), cmp_nat_map);
 	*out = v;
 	*n = k;
 	v = NULL;

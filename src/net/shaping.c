@@ -5,6 +5,7 @@
 #include "common/ids.h"
 #include "net/link.h"
 #include "net/linkstats.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -200,8 +201,7 @@ static int qdiscs_dump(struct nl_sock *sk, struct qd_list *l, char **err)
 		*err = str_printf("netlink qdisc dump: %s", nl_geterror(nerr));
 		return -1;
 	}
-	if (l->n > 1)
-		qsort(l->v, l->n, sizeof(*l->v), cmp_qd);
+	sort_array(l->v, l->n, sizeof(*l->v), cmp_qd);
 	return 0;
 }
 
@@ -210,7 +210,7 @@ static const struct qd *qd_find(const struct qd_list *l, int ifindex, uint32_t p
 {
 	struct qd key = { .ifindex = ifindex, .parent = parent };
 
-	return l->n ? bsearch(&key, l->v, l->n, sizeof(*l->v), cmp_qd) : NULL;
+	return search_array(&key, l->v, l->n, sizeof(*l->v), cmp_qd);
 }
 
 static bool tbf_is(const struct qd *q, const struct tbf_params *want)
@@ -486,9 +486,9 @@ static void verified_prune(struct shaper *s, const struct link_stat *links, size
 	}
 	for (size_t i = 0; i < n; i++)
 		alive[i] = links[i].ifindex;
-	qsort(alive, n, sizeof(*alive), cmp_int);
+	sort_array(alive, n, sizeof(*alive), cmp_int);
 	for (size_t i = 0; i < s->n_v; i++)
-		if (n && bsearch(&s->v[i].tap, alive, n, sizeof(*alive), cmp_int))
+		if (search_array(&s->v[i].tap, alive, n, sizeof(*alive), cmp_int))
 			s->v[out++] = s->v[i];
 	s->n_v = out;
 	free(alive);
@@ -608,12 +608,12 @@ int shaper_converge(struct shaper *s, const struct shape_want *want, size_t n, b
 	}
 	/* ifbs no wanted NIC here needs: a NIC removed, moved or unlimited
 	 * while hcd was away. */
-	qsort(ifb_wanted, n_ifb, sizeof(*ifb_wanted), cmp_u64);
+	sort_array(ifb_wanted, n_ifb, sizeof(*ifb_wanted), cmp_u64);
 	for (size_t i = 0; i < n_links; i++) {
 		enum ifname_kind kind;
 		uint64_t id;
 		if (!ifname_parse(links[i].name, &kind, &id) || kind != IFNAME_IFB ||
-		    (n_ifb && bsearch(&id, ifb_wanted, n_ifb, sizeof(id), cmp_u64)))
+		    search_array(&id, ifb_wanted, n_ifb, sizeof(id), cmp_u64))
 			continue;
 		char *e = NULL;
 		r->strays++;

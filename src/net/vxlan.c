@@ -18,6 +18,7 @@
 #include "common/fsutil.h"
 #include "common/ids.h"
 #include "net/link.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,7 +79,7 @@ static struct ns_fdb *sorted_unique(const struct ns_fdb *v, size_t n, size_t *ou
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		s[i] = normalized(&v[i]);
-	qsort(s, n, sizeof(*s), vxlan_fdb_cmp);
+	sort_array(s, n, sizeof(*s), vxlan_fdb_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (k == 0 || vxlan_fdb_cmp(&s[k - 1], &s[i]) != 0)
 			s[k++] = s[i];

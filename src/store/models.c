@@ -7,6 +7,7 @@
 
 #include "common/ids.h"
 #include "common/validate.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -900,8 +901,7 @@ static int ipv4_allocate(struct store *st, const char *cidr, uint64_t network, c
 		rc = STORE_ERR;
 	base = ntohl(net.s_addr);
 	size = UINT32_C(1) << (32 - len);
-	if (used.n)
-		qsort(used.v, used.n, sizeof(*used.v), u32_cmp);
+	sort_array(used.v, used.n, sizeof(*used.v), u32_cmp);
 	for (size_t i = 0; i < used.n && used.v[i] <= base + host; i++)
 		if (used.v[i] == base + host)
 			host++;

@@ -14,6 +14,7 @@
 #include "common/addrpool.h"
 #include "common/fsutil.h"
 #include "common/netpool.h"
+#include "common/sort.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -385,7 +386,7 @@ struct routing_load {
 /* The NIC a row names, among the loaded VMs; NULL when not loaded. */
 static struct nic *loaded_nic(struct routing_load *l, uint64_t vm, uint64_t nic)
 {
-	struct vm_index key = { .id = vm }, *p = bsearch(&key, l->idx, l->n, sizeof(*l->idx), cmp_vm_index);
+	struct vm_index key = { .id = vm }, *p = search_array(&key, l->idx, l->n, sizeof(*l->idx), cmp_vm_index);
 
 	if (p == NULL)
 		return NULL;
@@ -442,7 +443,7 @@ int store_vm_routing_load(struct store *st, struct vm *vms, size_t n)
 		return STORE_ERR;
 	for (size_t i = 0; i < n; i++)
 		l.idx[i] = (struct vm_index){ vms[i].id, i };
-	qsort(l.idx, n, sizeof(*l.idx), cmp_vm_index);
+	sort_array(l.idx, n, sizeof(*l.idx), cmp_vm_index);
 	/* The rows of the VMs' ID range, matched in memory: two statements
 	 * whatever the number of VMs. */
 	uint64_t lo = vms[0].id, hi = vms[0].id;

@@ -4,6 +4,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "vm/qmp.h"
+#include "common/sort.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -135,7 +136,7 @@ static int cpus_converge(const struct vm *vm, const struct vm_paths *p)
 		slots[i] = json_array_get(list, i);
 		present += json_object_get(slots[i], "qom-path") != NULL;
 	}
-	qsort(slots, n, sizeof(*slots), slot_cmp);
+	sort_array(slots, n, sizeof(*slots), slot_cmp);
 	/* More than maxcpus was refused by the store; a QEMU started with
 	 * fewer slots than that (configuration changed) gets what fits. */
 	if (want > n)
