@@ -42,11 +42,14 @@ int h_usage(struct req *r);
 /* What routes.c's creates take: a "networks" element (a name, or
  * {"network", "limit"}) → its network's name, or NULL when malformed;
  * the NICs' limits ("limit" for all, each element's own) into *out (NULL:
- * none; free it) and the network's default; false with an error set (400,
- * or 403 over the caller's rate cap). */
+ * none; free it); false with an error set (400, or 403 over the caller's
+ * rate cap). */
 const char *api_nic_network(json_t *v);
 bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit **out);
-bool api_net_limit(struct req *r, struct nic_limit *out, bool *given);
+/* The body's "limit" member (a network's default, a new NIC's own) into
+ * *out; *given false when absent or null; false with an error set (400,
+ * or 403 over the rate cap of owner, who will own what it limits). */
+bool api_body_limit(struct req *r, uint64_t owner, struct nic_limit *out, bool *given);
 /* A network's "limit" (its NICs' default) added to its JSON (returned) /
  * to a list's. */
 json_t *api_net_json_limit(struct store *st, json_t *obj, uint64_t network);

@@ -810,7 +810,7 @@ static int h_net_create(struct req *r)
 
 	if (!only_keys(r, keys) || !get_str(r, "name", true, &name) ||
 	    !get_str(r, "ipv6", false, &ipv6) || !get_str(r, "ipv4", false, &ipv4) ||
-	    !api_net_limit(r, &limit, &has_limit))
+	    !api_body_limit(r, r->caller, &limit, &has_limit))
 		return 0;
 	if (!api_name_check(r, name, NET_ID_STRLEN, "network"))
 		return 0;

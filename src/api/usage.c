@@ -128,7 +128,7 @@ static bool cap_allows(struct req *r, uint64_t owner, const struct nic_limit *l)
 	return false;
 }
 
-/* ---- VM and network creation (routes.c) --------------------------------- */
+/* ---- VM and network creation (routes.c), a NIC's (vmnet.c) --------------- */
 
 const char *api_nic_network(json_t *v)
 {
@@ -177,13 +177,13 @@ bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit 
 	return true;
 }
 
-bool api_net_limit(struct req *r, struct nic_limit *out, bool *given)
+bool api_body_limit(struct req *r, uint64_t owner, struct nic_limit *out, bool *given)
 {
 	json_t *v = json_object_get(r->json, "limit");
 
 	*out = (struct nic_limit){ 0 };
 	*given = v != NULL && !json_is_null(v);
-	return !*given || (limit_from_json(r, v, out) && cap_allows(r, r->caller, out));
+	return !*given || (limit_from_json(r, v, out) && cap_allows(r, owner, out));
 }
 
 json_t *api_net_json_limit(struct store *st, json_t *obj, uint64_t network)

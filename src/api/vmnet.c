@@ -40,30 +40,39 @@ static int reply_vm_id(struct req *r, int status, uint64_t id)
 	return 0;
 }
 
+/* POST /v1/vms/{}/nics: {"network": NAME, "limit"?: LIMIT | null} — the
+ * limit is the new NIC's own (usage.c's form and checks, the VM owner's
+ * rate cap) and is stored with the NIC, so its tap is shaped from the
+ * start. */
 int h_vm_nic_add(struct req *r)
 {
+	static const char *const keys[] = { "network", "limit", NULL };
 	struct vm vm = { 0 };
 	struct network net = { 0 };
-	json_t *jn = json_object_get(r->json, "network");
+	struct nic_limit limit;
+	const char *name;
 	uint64_t nic_id;
+	bool has_limit;
 	int rc;
 
-	if (json_object_size(r->json) != 1 || !json_is_string(jn))
-		return req_error(r, 400, "bad_request", "the body must be {\"network\": NAME}");
+	if (!only_keys(r, keys) || !get_str(r, "network", true, &name))
+		return 0;
 	if (!api_vm_of_path(r, &vm))
 		return 0;
+	if (!api_body_limit(r, vm.owner, &limit, &has_limit))
+		goto out;
 	if (vm.n_nics >= NICS_PER_VM_MAX) {
 		req_error(r, 409, "conflict", "vm '%s' has %d NICs already", vm.name, NICS_PER_VM_MAX);
 		goto out;
 	}
-	rc = store_network_get(r->api->st, json_string_value(jn), req_scope(r), &net);
+	rc = store_network_get(r->api->st, name, req_scope(r), &net);
 	if (rc != STORE_OK) {
-		req_store_error(r, rc, "network", json_string_value(jn));
+		req_store_error(r, rc, "network", name);
 		goto out;
 	}
-	rc = store_nic_add(r->api->st, vm.id, net.id, &nic_id);
+	rc = store_nic_add(r->api->st, vm.id, net.id, has_limit ? &limit : NULL, &nic_id);
 	if (rc != STORE_OK) {
-		req_store_error(r, rc, "nic", json_string_value(jn));
+		req_store_error(r, rc, "nic", name);
 		goto out;
 	}
 	reply_vm_id(r, 201, vm.id);

@@ -131,8 +131,8 @@ static const struct opt_spec vm_wait_opts[] = {
 };
 
 static const struct opt_spec vm_nic_opts[] = {
-	{ "--rate", "SPEC", false, "set: RATE[:BURST] or IN/OUT (in = to the VM), e.g. 20mbit/10mbit;"
-	  " none = the network's default" },
+	{ "--rate", "SPEC", false, "add, set: the NIC's own limits, RATE[:BURST] or IN/OUT (in = to the"
+	  " VM), e.g. 20mbit/10mbit; none = the network's default" },
 	{ 0 },
 };
 
@@ -311,7 +311,7 @@ static const struct command commands[] = {
 	  "move a running VM to another host while it runs (admin)", 1, 1, vm_migrate_opts, &res_vm },
 	{ "vm", "delete", cmd_delete, "VM", "delete a VM and its disks (QEMU is ended at once)", 1, 1, NULL,
 	  &res_vm },
-	{ "vm", "nic", cmd_vm_nic, "add VM NET | remove VM MAC | set VM MAC --rate SPEC",
+	{ "vm", "nic", cmd_vm_nic, "add VM NET [--rate SPEC] | remove VM MAC | set VM MAC --rate SPEC",
 	  "attach or detach a NIC (hot-plugged when the VM runs), or change its limits at once",
 	  3, 3, vm_nic_opts, &res_vm },
 	{ "vm", "stats", cmd_vm_stats, "VM",

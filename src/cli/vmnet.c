@@ -29,21 +29,37 @@ int call_and_print(struct hc *h, const char *method, char *path, json_t *body,
 	return rc < 0 ? -1 : 0;
 }
 
+/* vm nic add VM NET [--rate SPEC]: the limit goes in the same request, so
+ * the NIC never runs without it. */
+static int nic_add(struct hc *h, const struct args *a)
+{
+	const char *spec = arg_opt(a, "--rate");
+	json_t *limit = NULL;
+
+	if (spec && (limit = cli_limit_json(h, spec, "--rate")) == NULL)
+		return -1;
+	json_t *body = json_pack("{s:s}", "network", a->pos[2]);
+	if (body && limit)
+		json_object_set_new(body, "limit", limit);
+	else
+		json_decref(limit);
+	return call_and_print(h, "POST", api_path("vms", a->pos[1], "nics"), body,
+			      "vm '%s': NIC on '%s' added\n", a->pos[1], a->pos[2]);
+}
+
 int cmd_vm_nic(struct hc *h, const struct args *a)
 {
 	const char *sub = a->pos[0];
 
 	if (a->n_pos != 3)
-		return hc_usage(h, "usage: hc vm nic add VM NET | hc vm nic remove VM MAC |"
+		return hc_usage(h, "usage: hc vm nic add VM NET [--rate SPEC] | hc vm nic remove VM MAC |"
 				" hc vm nic set VM MAC --rate SPEC");
 	if (strcmp(sub, "set") == 0)
 		return cli_vm_nic_set(h, a);
-	if (arg_opt(a, "--rate"))
-		return hc_usage(h, "--rate goes with 'hc vm nic set'");
 	if (strcmp(sub, "add") == 0)
-		return call_and_print(h, "POST", api_path("vms", a->pos[1], "nics"),
-				      json_pack("{s:s}", "network", a->pos[2]),
-				      "vm '%s': NIC on '%s' added\n", a->pos[1], a->pos[2]);
+		return nic_add(h, a);
+	if (arg_opt(a, "--rate"))
+		return hc_usage(h, "--rate goes with 'hc vm nic add' or 'hc vm nic set'");
 	if (strcmp(sub, "remove") == 0) {
 		char *suffix = malloc(strlen(a->pos[2]) + 6);
 		if (suffix == NULL)

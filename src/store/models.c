@@ -1091,7 +1091,8 @@ int store_vm_purge(struct store *st, uint64_t id)
 
 /* ---- NICs --------------------------------------------------------------- */
 
-int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *nic_id)
+int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, const struct nic_limit *limit,
+		  uint64_t *nic_id)
 {
 	struct network net = { 0 };
 	int64_t idx = -1;
@@ -1111,6 +1112,8 @@ int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *
 		struct sval p[] = { SV_I(*nic_id), SV_I(vm_id), SV_I(net.id), SV_I(idx + 1), SV_S(ipv4) };
 		rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4) VALUES (?, ?, ?, ?, ?)", p, 5);
 	}
+	if (rc == STORE_OK && limit)
+		rc = store_nic_limit_write(st, *nic_id, limit);
 	store_event_vm(st, vm_id, "updated");
 	free(ipv4);
 	network_free(&net);

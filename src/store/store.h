@@ -384,8 +384,11 @@ int store_vm_set_state(struct store *st, uint64_t id, const char *state, const c
 int store_vm_purge(struct store *st, uint64_t id);
 
 /* NICs of an existing VM (hotplug when it runs).  The new NIC gets the
- * next index, a fresh ID and, on a network with IPv4, an address. */
-int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, uint64_t *nic_id);
+ * next index, a fresh ID and, on a network with IPv4, an address; limit
+ * (NULL: none) becomes its own limits in the same transaction, so the
+ * agent never sees the NIC without them. */
+int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, const struct nic_limit *limit,
+		  uint64_t *nic_id);
 /* STORE_NOTFOUND when the VM has no such NIC. Frees its IPv4 address. */
 int store_nic_remove(struct store *st, uint64_t vm_id, uint64_t nic_id);
 

@@ -1366,7 +1366,7 @@ static int child_create(struct ctx *c, int who)
 		uint64_t nic;
 		failed += store_network_create(st, &n) != STORE_OK;
 		failed += store_vm_create(st, &vm, &shared_net, 1) != STORE_OK;
-		failed += store_nic_add(st, shared_vm, shared_net, &nic) != STORE_OK;
+		failed += store_nic_add(st, shared_vm, shared_net, NULL, &nic) != STORE_OK;
 	}
 	store_close(st);
 	return failed ? 1 : 0;

@@ -335,6 +335,45 @@ static void limits_live_with_their_rows(void **state)
 	assert_int_equal(rows, 0);
 }
 
+/* A NIC added to an existing VM with a limit gets it in the same
+ * transaction as its row: one change announced (so the agent never sees
+ * the NIC without it), and the limit as given; without one, no row. */
+static void nic_added_with_its_limit(void **state)
+{
+	struct ctx *c = *state;
+	struct world w;
+	struct nic_limit want = { { 30000000, 0 }, { 7000000, 32768 } }, l;
+	uint64_t with, without;
+	int64_t rows = -1;
+
+	make_world(c->st, &w, OWNER_ROOT, "a");
+	int hooks = c->hooks;
+	assert_int_equal(store_nic_add(c->st, w.vm, w.net, &want, &with), STORE_OK);
+	assert_int_equal(c->hooks, hooks + 1);
+	assert_int_equal(store_nic_limit_get(c->st, with, &l), STORE_OK);
+	assert_memory_equal(&l, &want, sizeof(l));
+	assert_int_equal(store_nic_add(c->st, w.vm, w.net, NULL, &without), STORE_OK);
+	assert_int_equal(store_nic_limit_get(c->st, without, &l), STORE_OK);
+	assert_int_equal(l.in.rate + l.out.rate, 0);
+	/* The make_world NIC with its own limit, and the one added with one. */
+	assert_int_equal(store_q(c->st, "SELECT COUNT(*) FROM nic_limits", NULL, 0, store_row_int, &rows),
+			 STORE_OK);
+	assert_int_equal(rows, 2);
+	/* What the agent shapes from: the NIC's own limit over its network's default. */
+	struct nic_shaping *sh = NULL;
+	size_t n = 0;
+	assert_int_equal(store_nic_shaping_list(c->st, NULL, w.vm, "2026-11", &sh, &n), STORE_OK);
+	assert_int_equal(n, 4);
+	enum limit_source why[2];
+	assert_int_equal(sh[2].nic, with);
+	assert_int_equal(bandwidth_effective(&sh[2], 0, why).in.rate, 30000000);
+	assert_int_equal(why[0], LIMIT_NIC);
+	assert_int_equal(sh[3].nic, without);
+	assert_int_equal(bandwidth_effective(&sh[3], 0, why).in.rate, 50000000);
+	assert_int_equal(why[0], LIMIT_NETWORK);
+	free(sh);
+}
+
 /* Count one sample of a NIC: delta bytes in and out. */
 static void sample(struct store *st, const char *host, const char *month, const struct world *w,
 		   int i, int64_t ifindex, uint64_t rx, uint64_t tx, uint64_t din, uint64_t dout)
@@ -552,6 +591,7 @@ int main(void)
 	};
 	const struct CMUnitTest store[] = {
 		T(limits_live_with_their_rows),
+		T(nic_added_with_its_limit),
 		T(quotas_throttle_within_their_month),
 		T(samples_and_totals),
 		T(usage_per_vm_and_owner),
