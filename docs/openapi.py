@@ -343,7 +343,10 @@ SCHEMAS = {
         "force": nullable(boolean("true: no ACPI request; QEMU quits at once (SIGKILL after"
                                   " a short grace), like pulling the power; default false")),
     }, desc="empty, or {} (ACPI powerdown, then quit after stop_timeout)"),
-    "NicAdd": body({"network": string("network ID, NAME or OWNER/NAME")}, ["network"]),
+    "NicAdd": body({"network": string("network ID, NAME or OWNER/NAME"),
+                    "limit": nullable({**LIMIT, "description": "the NIC's own limits, stored with it; "
+                                                               "null or left out: its network's default"})},
+                   ["network"]),
     "Rule": answer({
         "id": integer(minimum=1),
         "vm": hexid(10, "VM"),
@@ -820,7 +823,7 @@ op("GET", "/v1/vms/{vm}/console", "user", "attachVmConsoleWebSocket", "vms",
            503: {"unavailable": "the console socket cannot be reached"}})
 op("POST", "/v1/vms/{vm}/nics", "user", "addVmNic", "vms", "Add a NIC (hot-plugged into a running VM)",
    req="NicAdd", ok=(201, "Vm", "the VM"),
-   errors={404: {"not_found": "no such VM or network"},
+   errors={403: {"over_cap": None}, 404: {"not_found": "no such VM or network"},
            409: {"conflict": "the VM has 16 NICs", "exhausted": None}})
 op("DELETE", "/v1/vms/{vm}/nics/{nic}", "user", "removeVmNic", "vms", "Remove a NIC",
    ok=(200, "Vm", "the VM"), errors={400: {"bad_request": "not a MAC or tap name"}})
