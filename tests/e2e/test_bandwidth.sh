@@ -12,7 +12,8 @@
 # Then: kill -9 of hcd leaves the qdiscs, and the next hcd finds them right
 # (changes nothing); a stray ifb goes; no limit, or the NIC's delete, leaves
 # nothing behind; a hot-plugged NIC, and a tap a restarted hcd makes anew,
-# get their limits too.  No timing thresholds: rates are the kernel's shaping.
+# get their limits too (a NIC's own, given as it is added, or its network's
+# default).  No timing thresholds: rates are the kernel's shaping.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nicns.sh"
 
@@ -158,3 +159,16 @@ nsexec ip link del "$htap"
 hcd_start
 wait_qdisc "$htap" 'tbf 4843: root .*rate 8Mbit'
 ok "a hot-plugged NIC's tap and the same tap made anew after a restart get the network's default"
+
+# A NIC hot-plugged with limits of its own has them, not the network's
+# default: stored with the NIC, so the agent shapes its tap from the start.
+hc vm nic add free bw2 --rate 3mbit/6mbit >/dev/null || fail "vm nic add --rate"
+rmac=$(vm_field free '.nics[2].mac')
+rtap=$(vm_field free '.nics[2].ifname')
+wait_qdisc "$rtap" 'tbf 4843: root .*rate 3Mbit'
+wait_qdisc "i${rtap#v}" 'tbf 4843: root .*rate 6Mbit'
+st=$(hc --json vm stats free)
+[ "$(jq -r --arg m "$rmac" '.nics[] | select(.mac == $m) | .effective |
+	.in.rate, .in.source, .out.rate, .out.source' <<<"$st")" = "$(printf '3000000\nnic\n6000000\nnic')" ] ||
+	fail "vm stats of the NIC added with --rate: $st"
+ok "a NIC hot-plugged with --rate 3mbit/6mbit: its tap and ifb get them (source nic), not the network's 8 Mbit/s"

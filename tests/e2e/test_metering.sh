@@ -198,6 +198,10 @@ st=$(hc --json vm stats a1)
 api PATCH "/v1/vms/a1/nics/$amac" '{"limit": {"in": {"rate": 60000000}}}' >"$T_DIR/over"
 [ "$API_STATUS" = 403 ] && [ "$(jq -r .error.code "$T_DIR/over")" = over_cap ] ||
 	fail "PATCH over the cap: $API_STATUS $(cat "$T_DIR/over")"
+api POST /v1/vms/a1/nics '{"network": "anet", "limit": {"in": {"rate": 60000000}}}' >"$T_DIR/over"
+[ "$API_STATUS" = 403 ] && [ "$(jq -r .error.code "$T_DIR/over")" = over_cap ] ||
+	fail "nic add over the cap: $API_STATUS $(cat "$T_DIR/over")"
+[ "$(vm_field a1 '.nics | length')" = 1 ] || fail "a NIC over the cap was added"
 api PATCH /v1/users/alice/traffic '{"rate_cap": null}' >/dev/null
 [ "$API_STATUS" = 403 ] || fail "a member lifted her own cap: $API_STATUS"
 hc vm set a1 --traffic-quota 1G 2>/dev/null && fail "a member set her VM's quota"
@@ -206,7 +210,7 @@ hc vm set a1 --traffic-quota 1G 2>/dev/null && fail "a member set her VM's quota
 api GET '/v1/usage?user=root' >/dev/null
 [ "$API_STATUS" = 404 ] || fail "alice asked for root's usage: $API_STATUS"
 unset HC_TOKEN API_TOKEN
-ok "rate cap: 403 over_cap naming it, NICs without a limit get the cap; members see only their own"
+ok "rate cap: 403 over_cap naming it (create, nic add, nic set), NICs without a limit get the cap; members see only their own"
 
 # ---- a stop: QEMU's end takes its taps, their last bytes counted -----------
 # The end job removes the taps on a worker; what they carried since the
