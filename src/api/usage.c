@@ -154,8 +154,11 @@ bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit 
 	*out = NULL;
 	if (any && !limit_from_json(r, all, &base))
 		return false;
-	json_array_foreach(networks, i, v)
-		any = any || json_object_get(v, "limit") != NULL;
+	/* An entry's "limit": null is no limit of its own, as at the top. */
+	json_array_foreach(networks, i, v) {
+		json_t *own = json_object_get(v, "limit");
+		any = any || (own != NULL && !json_is_null(own));
+	}
 	if (!any || n == 0)
 		return true;
 	if ((*out = calloc(n, sizeof(**out))) == NULL) {
@@ -167,7 +170,7 @@ bool api_nic_limits(struct req *r, json_t *networks, size_t n, struct nic_limit 
 		if (i >= n)
 			break;
 		(*out)[i] = base;
-		if ((own && !limit_from_json(r, own, &(*out)[i])) ||
+		if ((own && !json_is_null(own) && !limit_from_json(r, own, &(*out)[i])) ||
 		    !cap_allows(r, r->caller, &(*out)[i])) {
 			free(*out);
 			*out = NULL;

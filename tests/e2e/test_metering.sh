@@ -202,6 +202,12 @@ api POST /v1/vms/a1/nics '{"network": "anet", "limit": {"in": {"rate": 60000000}
 [ "$API_STATUS" = 403 ] && [ "$(jq -r .error.code "$T_DIR/over")" = over_cap ] ||
 	fail "nic add over the cap: $API_STATUS $(cat "$T_DIR/over")"
 [ "$(vm_field a1 '.nics | length')" = 1 ] || fail "a NIC over the cap was added"
+# "limit": null on a NIC of a new VM is no limit of its own (as documented):
+# the cap applies.
+api POST /v1/vms '{"name": "a2", "image": "aimg", "networks": [{"network": "anet", "limit": null}], "start": false}' >"$T_DIR/a2"
+[ "$API_STATUS" = 201 ] || fail "a NIC's limit null: $API_STATUS $(cat "$T_DIR/a2")"
+[ "$(hc --json vm stats a2 | jq -r '.nics[0].effective.in.source')" = cap ] || fail "a2's NIC is not capped"
+hc vm delete a2 >/dev/null
 api PATCH /v1/users/alice/traffic '{"rate_cap": null}' >/dev/null
 [ "$API_STATUS" = 403 ] || fail "a member lifted her own cap: $API_STATUS"
 hc vm set a1 --traffic-quota 1G 2>/dev/null && fail "a member set her VM's quota"
