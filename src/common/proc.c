@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,38 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Forks hold it shared from before the fork until the child has closed
+ * the copies it was not given; a pause holds it alone (proc.h). */
+static pthread_rwlock_t fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void proc_forks_pause(void)
+{
+	pthread_rwlock_wrlock(&fork_lock);
+}
+
+void proc_forks_resume(void)
+{
+	pthread_rwlock_unlock(&fork_lock);
+}
+
+/* Waits for the end of report (close-on-exec, so closed by the child with
+ * every copy it was not given, or by its exit), then lets pauses in. */
+static void forks_settled(int report[2])
+{
+	char c;
+
+	close(report[1]);
+	report[1] = -1;
+	for (;;) {
+		ssize_t r = read(report[0], &c, 1);
+		if (r == 0 || (r < 0 && errno != EINTR))
+			break;
+	}
+	close(report[0]);
+	report[0] = -1;
+	pthread_rwlock_unlock(&fork_lock);
+}
 
 long long now_ms(void)
 {
@@ -106,7 +139,7 @@ int proc_run(char *const argv[], int timeout_ms, char **out, size_t max, bool me
 int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, size_t max,
 		  bool merge_stderr)
 {
-	int pipefd[2] = { -1, -1 };
+	int pipefd[2] = { -1, -1 }, report[2] = { -1, -1 };
 	char *buf = NULL;
 	size_t n = 0;
 	long long deadline = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
@@ -117,9 +150,18 @@ int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, siz
 		return -1;
 	if (out && (buf = malloc(max + 1)) == NULL)
 		goto fail;
-	pid = fork();
-	if (pid < 0)
+	pthread_rwlock_rdlock(&fork_lock);
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		pthread_rwlock_unlock(&fork_lock);
 		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		forks_settled(report);
+		errno = e;
+		goto fail;
+	}
 	if (pid == 0) {
 		/* hcd blocks TERM/INT/HUP/PIPE for its signalfd; a blocked mask
 		 * survives exec, and a dnsmasq that never sees SIGHUP or SIGTERM
@@ -144,6 +186,7 @@ int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, siz
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	forks_settled(report);
 	if (out) {
 		close(pipefd[1]);
 		pipefd[1] = -1;
@@ -289,6 +332,9 @@ pid_t proc_daemon(char *const argv[], const struct proc_opts *o, int err_fd)
 	pid_t mid, pid = -1, d = 0;
 	int st, e = EIO, got;
 
+	/* Shared until the report's end: the daemon exec'd (or failed), and
+	 * the middle child, the only other holder of copies, is waited for. */
+	pthread_rwlock_rdlock(&fork_lock);
 	if (pipe2(pids, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0 || (mid = fork()) < 0) {
 		e = errno;
 		goto out;
@@ -334,6 +380,7 @@ out:
 		if (report[i] >= 0)
 			close(report[i]);
 	}
+	pthread_rwlock_unlock(&fork_lock);
 	if (pid < 0)
 		errno = e;
 	return pid;

@@ -60,6 +60,19 @@ int proc_run_opts(char *const argv[], const struct proc_opts *o, char **out, siz
  */
 pid_t proc_daemon(char *const argv[], const struct proc_opts *o, int err_fd);
 
+/*
+ * A fork copies every descriptor of hcd, and the child holds the copies
+ * until it closes what it was not given: a moment, stretched by a busy
+ * machine.  For most descriptors that is harmless; not for the one a tap
+ * is created with (net/tap.c): while a copy lives the tap stays attached,
+ * and the launch that opens it next gets EBUSY.  Between proc_forks_pause
+ * and proc_forks_resume no child of hcd holds copies: proc_run_opts and
+ * proc_daemon wait for their child to close them before they let a pause
+ * begin, and none forks during one.  Keep a pause to a few system calls.
+ */
+void proc_forks_pause(void);
+void proc_forks_resume(void);
+
 /* The uid and primary gid of a user name (thread-safe).  0, or -1 when
  * there is no such user. */
 int proc_user_lookup(const char *name, uid_t *uid, gid_t *gid);

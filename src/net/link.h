@@ -17,11 +17,10 @@
 int tap_ensure(const char *ifname, const char *bridge, long owner, char **err);
 
 /* Open the (existing) tap for a QEMU that may not open /dev/net/tun itself
- * (-runas); the descriptor is handed over with QMP getfd.  -1 on failure.
- * While another descriptor is attached to the tap (EBUSY: e.g. a copy in
- * a QEMU being spawned, see tap.c), wait up to busy_wait_ms for it to go:
- * only on a worker thread, never on the loop. */
-int tap_open(const char *ifname, int busy_wait_ms, char **err);
+ * (-runas); the descriptor is handed over with QMP getfd.  -1 on failure
+ * (EBUSY while another descriptor is attached to it: a QEMU still using
+ * it). */
+int tap_open(const char *ifname, char **err);
 
 /* bridge.c */
 struct nl_sock;

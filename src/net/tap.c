@@ -2,6 +2,7 @@
 #include "net/link.h"
 
 #include "common/fsutil.h"
+#include "common/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-int tap_open(const char *ifname, int busy_wait_ms, char **err)
+int tap_open(const char *ifname, char **err)
 {
 	struct ifreq ifr = { 0 };
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -23,18 +24,7 @@ int tap_open(const char *ifname, int busy_wait_ms, char **err)
 	}
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-	/* EBUSY: another descriptor is attached to the tap.  Launches run on
-	 * several worker threads, and a QEMU being spawned for another VM
-	 * holds a copy of every descriptor hcd had open at its fork until its
-	 * child closes them (microseconds, a busy machine stretches it): this
-	 * tap's, opened a moment before to create it, among them.  The copy
-	 * goes away on its own: a caller that may wait does, busy_wait_ms
-	 * at most. */
-	for (int waited = 0; ioctl(fd, TUNSETIFF, &ifr) < 0; waited += 10) {
-		if (errno == EBUSY && waited < busy_wait_ms) {
-			usleep(10000);
-			continue;
-		}
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		*err = str_printf("tap %s: %s", ifname, strerror(errno));
 		close(fd);
 		return -1;
@@ -42,21 +32,27 @@ int tap_open(const char *ifname, int busy_wait_ms, char **err)
 	return fd;
 }
 
-/* Create the tap if needed.  QEMU re-attaches to it by name later. */
+/* Create the tap if needed.  QEMU re-attaches to it by name later.  No
+ * fork may copy the descriptor it is created with: launches run on
+ * several workers, and a copy in another VM's QEMU being spawned would
+ * keep the tap attached a moment after we close ours, so the launch that
+ * opens it next would get EBUSY (common/proc.h). */
 static int tun_create_persistent(const char *ifname, long owner, char **err)
 {
-	int fd = tap_open(ifname, 0, err);
+	int fd, rc = -1;
 
-	if (fd < 0)
-		return -1;
+	proc_forks_pause();
+	if ((fd = tap_open(ifname, err)) < 0)
+		goto out;
 	if (ioctl(fd, TUNSETPERSIST, 1) < 0 ||
-	    (owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0)) {
+	    (owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0))
 		*err = str_printf("tap %s: %s", ifname, strerror(errno));
-		close(fd);
-		return -1;
-	}
+	else
+		rc = 0;
 	close(fd);
-	return 0;
+out:
+	proc_forks_resume();
+	return rc;
 }
 
 int tap_ensure(const char *ifname, const char *bridge, long owner, char **err)

@@ -198,16 +198,12 @@ static int images_readable(struct vm_launch *l)
 	return 0;
 }
 
-/* A tap that another QEMU's spawn holds a copy of for a moment (tap.c):
- * the launch, on a worker, waits this long for it. */
-#define TAP_BUSY_WAIT_MS 2000
-
 /* The taps, up on their bridges, and open: QEMU gets the descriptors. */
 static int taps_open(struct vm_launch *l)
 {
 	for (size_t i = 0; i < l->spec.n_nics; i++) {
 		if (tap_ensure(l->nics[i].ifname, l->bridges[i], -1, &l->err) < 0 ||
-		    (l->nics[i].fd = tap_open(l->nics[i].ifname, TAP_BUSY_WAIT_MS, &l->err)) < 0)
+		    (l->nics[i].fd = tap_open(l->nics[i].ifname, &l->err)) < 0)
 			return -1;
 	}
 	return 0;
