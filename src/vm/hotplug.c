@@ -50,7 +50,7 @@ static int netdev_plug(const struct vm_paths *p, const struct nic *nic, const ch
 
 	if (tap_ensure(tap.s, ifname_bridge(nic->network).s, -1, err) < 0)
 		return -1;
-	/* On the loop: no waiting; a busy tap is tried again next pass. */
+	/* Busy: attached to this QEMU already (above); go on to the device. */
 	if ((fd = tap_open(tap.s, err)) < 0) {
 		if (*err == NULL || strstr(*err, "busy") == NULL)
 			return -1;
