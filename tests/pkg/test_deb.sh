@@ -301,8 +301,12 @@ grep -qx 'uplink = up0' "$ROOT/etc/hackcloud/hcd.conf" || fail "no '#uplink =' l
 systemd-nspawn --quiet -D "$ROOT" -b --register=no --keep-unit --console=passive \
 	--network-namespace-path="/run/netns/$NS" --capability=CAP_NET_ADMIN >"$WORK/nspawn.log" 2>&1 &
 NSPAWN_PID=$!
+# The container's init: a "systemd" below nspawn that is PID 1 of its own
+# PID namespace (the last NSpid) — not one of its children, which carry the
+# same name between their fork and their exec.
 for i in $(seq 1 100); do
 	for p in $(pgrep -x systemd); do
+		[ "$(awk '/^NSpid:/ { print $NF }' "/proc/$p/status" 2>/dev/null)" = 1 ] || continue
 		q=$p
 		while [ "$q" -gt 1 ] && [ "$q" != "$NSPAWN_PID" ]; do q=$(awk '{ print $4 }' "/proc/$q/stat" 2>/dev/null || echo 1); done
 		[ "$q" = "$NSPAWN_PID" ] && CT_PID=$p
@@ -318,7 +322,10 @@ for i in $(seq 1 100); do
 	sleep 0.2
 done
 state=$(ct timeout 120 systemctl is-system-running --wait 2>/dev/null || true)
-case $state in running | degraded) ;; *) fail "the container's systemd is '$state'" ;; esac
+case $state in
+running | degraded) ;;
+*) fail "the container's systemd (pid $CT_PID) is '$state'; nspawn: $(tail -n 5 "$WORK/nspawn.log" | tr '\n' ' ')" ;;
+esac
 [ "$(ct systemctl is-active hcd)" = active ] || fail "hcd.service is not active after boot"
 main=$(ct systemctl show -P MainPID hcd)
 ok "systemd $state; hcd.service active (Type=notify: READY=1 seen), main PID $main in the container"
