@@ -241,15 +241,19 @@ guest_run() {
 		timeout 20 "$HC_BIN" vm console "$vm" >/dev/null 2>&1 || true
 	# The serial log, written by QEMU, now and then holds a character
 	# twice when the guest's UART output meets a busy host (seen:
-	# "HCDONE-…-rcc=0"), so the end marker's fixed letters may repeat.
-	local done_re="^HCDONE-$n-r+c+=+[0-9]"
+	# "HCDONE-…-rcc=0", and a digit of N doubled), so every character of
+	# the markers may repeat: N's digits too (a different N matching is
+	# as likely as a collision of the random N itself).
+	local nre
+	nre=$(sed 's/./&+/g' <<<"$n")
+	local start_re="^H+C+S+T+A+R+T+-+$nre\$" done_re="^H+C+D+O+N+E+-+$nre-+r+c+=+[0-9]"
 	for i in $(seq 1 $((timeout * 4))); do
 		log=$(hc vm log "$vm" --tail 200000 | tr -d '\r')
 		if grep -aEq "$done_re" <<<"$log"; then
 			rc=$(grep -aEo "$done_re*" <<<"$log" | tail -1 | sed -E 's/.*=+//')
-			awk -v s="HCSTART-$n" -v d="HCDONE-$n-r" '
-				$0 == s { on = 1; next }
-				index($0, d) == 1 { on = 0 }
+			awk -v s="$start_re" -v d="$done_re" '
+				$0 ~ s { on = 1; next }
+				$0 ~ d { on = 0 }
 				on { print }' <<<"$log"
 			return "$rc"
 		fi
