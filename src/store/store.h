@@ -184,8 +184,23 @@ struct network {
 	const struct nic_limit *limit;
 };
 
+/*
+ * The PCI slots of a VM's NICs on QEMU's i440fx bus: 0x10 up to 0x1f, one
+ * per NIC (VM_NICS_MAX and NICS_PER_VM_MAX in api/ are 16), fixed when
+ * the NIC is made and given explicitly at launch and at hot-plug alike,
+ * so that every QEMU of the VM, on any host, has the same layout (a live
+ * migration's stream fits no other).  Why 0x10: slots 0 and 1 are the
+ * host bridge and PIIX; every device without an explicit address (the
+ * root disk, up to 8 data disks, virtio-rng, virtio-balloon; the seed is
+ * IDE and -nodefaults leaves out VGA) takes the lowest free slot from 2
+ * and never gets this far.
+ */
+#define NIC_PCI_SLOT_FIRST 0x10
+#define NIC_PCI_SLOTS 16
+
 struct nic {
 	uint64_t id;
+	int pci_slot;     /* NIC_PCI_SLOT_FIRST .. +NIC_PCI_SLOTS-1 */
 	uint64_t network;
 	char *network_name;
 	char *network_ipv6;

@@ -79,15 +79,18 @@ out:
 
 static int nic_plug(const struct vm_paths *p, const struct nic *nic, char **err)
 {
-	char netdev[16], dev[16];
+	char netdev[16], dev[16], addr[8];
 	int rc;
 
 	snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)nic->id);
 	snprintf(dev, sizeof(dev), QEMU_NICDEV_FMT, (unsigned long long)nic->id);
+	/* The store's slot, not the first free one: a QEMU launched from the
+	 * store (a migration's destination) puts the NIC there too. */
+	snprintf(addr, sizeof(addr), "0x%x", nic->pci_slot);
 	if (netdev_plug(p, nic, netdev, err) < 0)
 		return -1;
-	json_t *dargs = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
-				  "netdev", netdev, "mac", nic_mac_format(nic->id).s);
+	json_t *dargs = json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
+				  "netdev", netdev, "mac", nic_mac_format(nic->id).s, "addr", addr);
 	rc = qmp_command(p->qmp, "device_add", dargs, NULL, err);
 	json_decref(dargs);
 	return rc;

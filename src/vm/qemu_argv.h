@@ -35,6 +35,7 @@
 
 struct qemu_nic {
 	uint64_t id;
+	int pci_slot;            /* its slot on the PCI bus (store.h) */
 	char mac[18];
 	char ifname[16];         /* its tap, which hcd opens */
 	int fd;                  /* that descriptor as numbered in QEMU */
