@@ -626,7 +626,7 @@ void vms_free(struct vm *v, size_t n)
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
 	" x.desired, x.state, x.host, x.error, x.created, x.user_data_size, x.config_drive," \
-	" x.disk_size, x.ephemeral, x.metadata_tokens, x.force_stop FROM vms x" \
+	" x.disk_size, x.ephemeral, x.metadata_tokens, x.force_stop, x.run_nic_slots FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -652,6 +652,7 @@ static void fill_vm(void *e, const struct sval *c)
 	/* Anything but 'optional' reads as the stricter setting. */
 	vm->metadata_tokens_required = c[17].t != SV_TEXT || strcmp(c[17].s, "optional") != 0;
 	vm->force_stop = c[18].i != 0;
+	vm->run_nic_slots = c[19].i != 0;
 }
 
 /* One more zeroed element at the end of *v; NULL when out of memory. */

@@ -242,8 +242,12 @@ static const char *const migrations[] = {
 	/* 17: pcislot (issue 14 §1): each NIC's PCI slot, part of the VM's
 	 * definition (NIC_PCI_SLOT_FIRST in store.h), so that a QEMU built
 	 * from the store anywhere has the running one's layout even after
-	 * hot-plugs.  Existing NICs take 16, 17, … per VM in NIC-id order. */
+	 * hot-plugs.  Existing NICs take 16, 17, … per VM in NIC-id order.
+	 * vms.run_nic_slots: the VM's running QEMU was started with its NICs
+	 * in their slots (1), or by an hcd from before (0: that QEMU's
+	 * migration destination and hot-plugs go without, as it did). */
 	"ALTER TABLE nics ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE vms ADD COLUMN run_nic_slots INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE nics SET pci_slot = 16 + (SELECT COUNT(*) FROM nics o"
 	" WHERE o.vm = nics.vm AND o.id < nics.id);"
 	"CREATE UNIQUE INDEX nics_vm_pci_slot ON nics (vm, pci_slot);",

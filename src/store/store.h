@@ -267,6 +267,9 @@ struct vm {
 	const struct nic_limit *nic_limits;
 	/* desired stopped without ACPI: QMP quit, then SIGKILL */
 	bool force_stop;
+	/* Its running QEMU has the NICs in their PCI slots (false: an hcd
+	 * from before NIC slots started it; hot-plugs go without them). */
+	bool run_nic_slots;
 };
 
 /*
@@ -778,9 +781,10 @@ int store_migration_advance(struct store *st, uint64_t vm_id, const char *from, 
 /* This host finished its part after the end (source or destination). */
 int store_migration_side_done(struct store *st, uint64_t vm_id, bool source);
 /* What the VM's running QEMU was started with (its boot memory and
- * maxcpus, issue 14 §3; 0: unknown): a migration's destination must be
- * the same machine. */
-int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus);
+ * maxcpus, issue 14 §3; 0: unknown; whether its NICs are in their PCI
+ * slots): a migration's destination must be the same machine. */
+int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus,
+			     bool *nic_slots);
 /* Migrations from host under way. */
 int store_migration_count_from(struct store *st, const char *host, int *n);
 /* A host drained with --migrate (store_host_drain_migrate): in one
@@ -813,7 +817,8 @@ struct vm_resize {
 int store_vm_resize(struct store *st, uint64_t id, const struct vm_resize *rs);
 /* A VM its agent has claimed (state starting: no resize until it runs)
  * gets the ceilings of the QEMU about to start: its memory_mib, and
- * max_cpus or its cpus when more.  Not a change of intent (no hook). */
+ * max_cpus or its cpus when more; and run_nic_slots: that QEMU has its
+ * NICs in their PCI slots.  Not a change of intent (no hook). */
 int store_vm_ceilings_set(struct store *st, uint64_t id, int max_cpus);
 /* A disk of a VM grown to size bytes: disk -1 is the root disk (a
  * kernel image's VM without one: STORE_NOTFOUND), 0.. its data disks.

@@ -604,6 +604,25 @@ static void nics_are_taps_with_macs(void **state)
 	strv_free(v);
 }
 
+/* The destination of a QEMU an hcd from before NIC slots started: its
+ * NICs where QEMU puts them, as the source's are (agent/migrate.c). */
+static void nics_without_slots(void **state)
+{
+	(void)state;
+	struct qemu_nic nics[2];
+	struct qemu_spec s = kernel_spec("tcg");
+
+	memcpy(nics, two_nics, sizeof(nics));
+	nics[0].pci_slot = nics[1].pci_slot = 0;
+	s.nics = nics;
+	char **v = qemu_argv(&s);
+	check_well_formed(v);
+	assert_non_null(value_with(v, "-device", "id=nic-0000010f"));
+	assert_non_null(value_with(v, "-device", "id=nic-00000110"));
+	assert_null(value_with(v, "-device", "addr="));
+	strv_free(v);
+}
+
 static void no_nics(void **state)
 {
 	(void)state;
@@ -879,6 +898,7 @@ int main(void)
 		cmocka_unit_test(data_disks_follow_the_root_disk),
 		cmocka_unit_test(data_disks_of_a_kernel_image),
 		cmocka_unit_test(nics_are_taps_with_macs),
+		cmocka_unit_test(nics_without_slots),
 		cmocka_unit_test(no_nics),
 		cmocka_unit_test(sandbox_denies_spawn_and_privileges),
 		cmocka_unit_test(qmp_and_serial_chardevs),

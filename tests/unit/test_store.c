@@ -594,6 +594,8 @@ static void nic_pci_slot_backfill(void **state)
 			 STORE_OK);
 	assert_int_equal(store_q(c->st, "ALTER TABLE nics DROP COLUMN pci_slot", NULL, 0, NULL,
 				 NULL), STORE_OK);
+	assert_int_equal(store_q(c->st, "ALTER TABLE vms DROP COLUMN run_nic_slots", NULL, 0, NULL,
+				 NULL), STORE_OK);
 	assert_int_equal(store_schema_step(c->st, step), STORE_OK);
 	assert_int_equal(store_tx_end(c->st, STORE_OK), STORE_OK);
 
@@ -603,6 +605,8 @@ static void nic_pci_slot_backfill(void **state)
 	assert_int_equal(slots[2], 18);
 	assert_int_equal(nic_slots(c->st, b, slots, 4), 1);
 	assert_int_equal(slots[0], 16);
+	/* Their QEMUs, if running, were started without slots. */
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms WHERE run_nic_slots <> 0"), 0);
 	/* And the index is back: no two NICs of a VM share a slot. */
 	struct sval p[] = { SV_I(a) };
 	assert_int_not_equal(store_w(c->st, "UPDATE nics SET pci_slot = 16 WHERE vm = ?", p, 1),
@@ -2604,7 +2608,18 @@ static void vm_resize_rules(void **state)
 	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
 	assert_non_null(strstr(store_refusal(c->st), "stop it"));
 	/* Booted with 128 MiB and maxcpus 2: within them, not beyond. */
+	int mem = -1, maxcpus = -1;
+	bool nic_slots = true;
+	assert_int_equal(store_migration_ceilings(c->st, vm.id, &mem, &maxcpus, &nic_slots), STORE_OK);
+	assert_false(nic_slots);     /* a QEMU from before: no slots */
 	assert_int_equal(store_vm_ceilings_set(c->st, vm.id, 2), STORE_OK);
+	assert_int_equal(store_migration_ceilings(c->st, vm.id, &mem, &maxcpus, &nic_slots), STORE_OK);
+	assert_int_equal(mem, 128);
+	assert_int_equal(maxcpus, 2);
+	assert_true(nic_slots);      /* the QEMU starting now has its NICs in their slots */
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_true(got.run_nic_slots);
+	vm_free(&got);
 	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
 	rs = (struct vm_resize){ .memory_mib = 129, .cpu_ratio = 4 };
 	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
