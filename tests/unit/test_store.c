@@ -517,6 +517,16 @@ static size_t nic_slots(struct store *st, uint64_t vm_id, int *slots, size_t max
 	return n;
 }
 
+/* The VM has n NICs, in slots 16, 17, … in the store's order. */
+static void assert_slots_in_order(struct store *st, uint64_t vm_id, size_t n)
+{
+	int slots[NIC_PCI_SLOTS + 1];
+
+	assert_int_equal(nic_slots(st, vm_id, slots, NIC_PCI_SLOTS + 1), n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(slots[i], 16 + (int)i);
+}
+
 /* Every NIC has a PCI slot of its own in the VM, from 0x10 up, so that
  * a QEMU built from the store has the running one's layout: made in
  * order at create, the lowest free at a hot-plug (a removed NIC's). */
@@ -533,13 +543,9 @@ static void nic_pci_slots(void **state)
 	assert_int_equal(NIC_PCI_SLOT_FIRST, 16);
 	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 3, &a), STORE_OK);
 	assert_int_equal(make_vm(c->st, "b", OWNER_ROOT, img, &lan, 1, &b), STORE_OK);
-	assert_int_equal(nic_slots(c->st, a, slots, 3), 3);
-	assert_int_equal(slots[0], 16);
-	assert_int_equal(slots[1], 17);
-	assert_int_equal(slots[2], 18);
+	assert_slots_in_order(c->st, a, 3);
 	/* Per VM: b's first NIC is at 16 too. */
-	assert_int_equal(nic_slots(c->st, b, slots, 1), 1);
-	assert_int_equal(slots[0], 16);
+	assert_slots_in_order(c->st, b, 1);
 
 	/* A hot-plug takes the next; after a removal, the slot it left. */
 	assert_int_equal(store_nic_add(c->st, a, v6, NULL, &nic), STORE_OK);
@@ -578,7 +584,7 @@ static void nic_pci_slot_backfill(void **state)
 	uint64_t img = make_image(c->st, "tiny");
 	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
 	uint64_t nets[2] = { lan, lan }, a, b, nic;
-	int step = 0, slots[4];
+	int step = 0;
 
 	for (int v = 1; store_schema_sql(v); v++)
 		if (strstr(store_schema_sql(v), "ADD COLUMN pci_slot"))
@@ -599,12 +605,8 @@ static void nic_pci_slot_backfill(void **state)
 	assert_int_equal(store_schema_step(c->st, step), STORE_OK);
 	assert_int_equal(store_tx_end(c->st, STORE_OK), STORE_OK);
 
-	assert_int_equal(nic_slots(c->st, a, slots, 4), 3);
-	assert_int_equal(slots[0], 16);
-	assert_int_equal(slots[1], 17);
-	assert_int_equal(slots[2], 18);
-	assert_int_equal(nic_slots(c->st, b, slots, 4), 1);
-	assert_int_equal(slots[0], 16);
+	assert_slots_in_order(c->st, a, 3);
+	assert_slots_in_order(c->st, b, 1);
 	/* Their QEMUs, if running, were started without slots. */
 	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms WHERE run_nic_slots <> 0"), 0);
 	/* And the index is back: no two NICs of a VM share a slot. */
