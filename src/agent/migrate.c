@@ -445,15 +445,19 @@ static int submit(struct migrator *m, const struct migration *r, enum job_kind k
 		if (j->launch == NULL)
 			goto fail;
 		/* The source's QEMU as it was started, whatever the row says
-		 * now (a balloon below it, this host's own CPU count): the
+		 * now (a balloon below it, this host's own CPU count, NICs
+		 * where an hcd from before slots let QEMU put them): the
 		 * migration stream fits only the same machine. */
 		int mem = 0, maxcpus = 0;
-		if (store_migration_ceilings(m->st, r->vm, &mem, &maxcpus) != STORE_OK)
+		bool nic_slots = false;
+		if (store_migration_ceilings(m->st, r->vm, &mem, &maxcpus, &nic_slots) != STORE_OK)
 			goto fail;
 		if (mem > 0)
 			j->launch->spec.memory_mib = mem;
 		if (maxcpus > 0)
 			j->launch->spec.max_cpus = maxcpus;
+		for (size_t i = 0; !nic_slots && i < j->launch->spec.n_nics; i++)
+			j->launch->nics[i].pci_slot = 0;
 	}
 	if (kind == J_RUN) {
 		struct migration full = { 0 };

@@ -393,7 +393,7 @@ int store_drain_step(struct store *st, const char *host, const struct placement 
 }
 
 struct ceilings {
-	int64_t mem, cpus;
+	int64_t mem, cpus, nic_slots;
 };
 
 static int ceilings_row(void *arg, const struct sval *c, int n)
@@ -402,16 +402,19 @@ static int ceilings_row(void *arg, const struct sval *c, int n)
 
 	x->mem = c[0].i;
 	x->cpus = c[1].i;
+	x->nic_slots = c[2].i;
 	return 1;
 }
 
-int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus)
+int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus,
+			     bool *nic_slots)
 {
 	struct ceilings x = { 0 };
-	int rc = store_q(st, "SELECT run_memory_mib, run_max_cpus FROM vms WHERE id = ?", &SV_I(vm), 1,
-			 ceilings_row, &x);
+	int rc = store_q(st, "SELECT run_memory_mib, run_max_cpus, run_nic_slots FROM vms WHERE id = ?",
+			 &SV_I(vm), 1, ceilings_row, &x);
 
 	*memory_mib = (int)x.mem;
 	*max_cpus = (int)x.cpus;
+	*nic_slots = x.nic_slots != 0;
 	return rc;
 }

@@ -626,7 +626,7 @@ void vms_free(struct vm *v, size_t n)
 
 #define VM_COLS "x.id, x.name, x.owner, u.name, x.image, i.name, x.cpus, x.memory_mib," \
 	" x.desired, x.state, x.host, x.error, x.created, x.user_data_size, x.config_drive," \
-	" x.disk_size, x.ephemeral, x.metadata_tokens, x.force_stop FROM vms x" \
+	" x.disk_size, x.ephemeral, x.metadata_tokens, x.force_stop, x.run_nic_slots FROM vms x" \
 	" JOIN users u ON u.id = x.owner JOIN images i ON i.id = x.image"
 
 static void fill_vm(void *e, const struct sval *c)
@@ -652,6 +652,7 @@ static void fill_vm(void *e, const struct sval *c)
 	/* Anything but 'optional' reads as the stricter setting. */
 	vm->metadata_tokens_required = c[17].t != SV_TEXT || strcmp(c[17].s, "optional") != 0;
 	vm->force_stop = c[18].i != 0;
+	vm->run_nic_slots = c[19].i != 0;
 }
 
 /* One more zeroed element at the end of *v; NULL when out of memory. */
@@ -677,6 +678,7 @@ static bool add_nic(struct vm *vm, const struct sval *c)
 	n->network_name = sv_strdup(&c[2]);
 	n->network_ipv6 = sv_strdup(&c[3]);
 	n->ipv4 = sv_strdup(&c[4]);
+	n->pci_slot = (int)c[5].i;
 	return true;
 }
 
@@ -779,7 +781,8 @@ static int vm_query(struct store *st, const char *where, const struct sval *p, i
 	snprintf(sql, sizeof(sql), "SELECT " VM_COLS " WHERE %s ORDER BY x.id", where);
 	rc = store_q(st, sql, p, n, rows_add, &r);
 	if (rc == STORE_OK)
-		rc = vm_children(st, "SELECT n.vm, n.id, n.network, w.name, w.ipv6, n.ipv4 FROM nics n"
+		rc = vm_children(st, "SELECT n.vm, n.id, n.network, w.name, w.ipv6, n.ipv4, n.pci_slot"
+				 " FROM nics n"
 				 " JOIN networks w ON w.id = n.network WHERE n.vm BETWEEN ? AND ?"
 				 " ORDER BY n.vm, n.idx", r.v, r.n, add_nic);
 	if (rc == STORE_OK)
@@ -1004,10 +1007,13 @@ int store_vm_create(struct store *st, struct vm *vm, const uint64_t *networks, s
 			rc = store_counter_next(st, "nic", NIC_ID_MAX, &nic_id);
 		if (rc == STORE_OK)
 			rc = ipv4_allocate(st, net.ipv4, net.id, &ipv4);
+		if (rc == STORE_OK && i >= NIC_PCI_SLOTS)
+			rc = STORE_FULL;
 		if (rc == STORE_OK) {
-			struct sval p[] = { SV_I(nic_id), SV_I(vm->id), SV_I(net.id), SV_I(i), SV_S(ipv4) };
-			rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4)"
-				     " VALUES (?, ?, ?, ?, ?)", p, 5);
+			struct sval p[] = { SV_I(nic_id), SV_I(vm->id), SV_I(net.id), SV_I(i), SV_S(ipv4),
+					    SV_I(NIC_PCI_SLOT_FIRST + i) };
+			rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4, pci_slot)"
+				     " VALUES (?, ?, ?, ?, ?, ?)", p, 6);
 		}
 		if (rc == STORE_OK && vm->nic_limits)
 			rc = store_nic_limit_write(st, nic_id, &vm->nic_limits[i]);
@@ -1091,11 +1097,39 @@ int store_vm_purge(struct store *st, uint64_t id)
 
 /* ---- NICs --------------------------------------------------------------- */
 
+/* One row's slot as a bit of a mask of the slots in use. */
+static int slot_used(void *arg, const struct sval *c, int n)
+{
+	int64_t k = n > 0 && c[0].t == SV_INT ? c[0].i - NIC_PCI_SLOT_FIRST : -1;
+
+	if (k >= 0 && k < NIC_PCI_SLOTS)
+		*(uint32_t *)arg |= UINT32_C(1) << k;
+	return 0;
+}
+
+/* The lowest slot no NIC of the VM has (the one a removed NIC left, so
+ * the range never runs out below NIC_PCI_SLOTS NICs); STORE_FULL when
+ * every slot is taken. */
+static int pci_slot_free(struct store *st, uint64_t vm_id, int *slot)
+{
+	uint32_t used = 0;
+	int rc = store_q(st, "SELECT pci_slot FROM nics WHERE vm = ?", &SV_I(vm_id), 1, slot_used,
+			 &used);
+
+	for (int k = 0; rc == STORE_OK && k < NIC_PCI_SLOTS; k++)
+		if (!(used & UINT32_C(1) << k)) {
+			*slot = NIC_PCI_SLOT_FIRST + k;
+			return STORE_OK;
+		}
+	return rc == STORE_OK ? STORE_FULL : rc;
+}
+
 int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, const struct nic_limit *limit,
 		  uint64_t *nic_id)
 {
 	struct network net = { 0 };
 	int64_t idx = -1;
+	int slot = 0;
 	char *ipv4 = NULL;
 	int rc = store_tx_begin(st);
 
@@ -1105,12 +1139,16 @@ int store_nic_add(struct store *st, uint64_t vm_id, uint64_t network, const stru
 		rc = store_q(st, "SELECT COALESCE(MAX(idx), -1) FROM nics WHERE vm = ?", &SV_I(vm_id), 1,
 			     store_row_int, &idx);
 	if (rc == STORE_OK)
+		rc = pci_slot_free(st, vm_id, &slot);
+	if (rc == STORE_OK)
 		rc = store_counter_next(st, "nic", NIC_ID_MAX, nic_id);
 	if (rc == STORE_OK)
 		rc = ipv4_allocate(st, net.ipv4, net.id, &ipv4);
 	if (rc == STORE_OK) {
-		struct sval p[] = { SV_I(*nic_id), SV_I(vm_id), SV_I(net.id), SV_I(idx + 1), SV_S(ipv4) };
-		rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4) VALUES (?, ?, ?, ?, ?)", p, 5);
+		struct sval p[] = { SV_I(*nic_id), SV_I(vm_id), SV_I(net.id), SV_I(idx + 1), SV_S(ipv4),
+				    SV_I(slot) };
+		rc = store_w(st, "INSERT INTO nics (id, vm, network, idx, ipv4, pci_slot)"
+			     " VALUES (?, ?, ?, ?, ?, ?)", p, 6);
 	}
 	if (rc == STORE_OK && limit)
 		rc = store_nic_limit_write(st, *nic_id, limit);

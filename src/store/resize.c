@@ -189,7 +189,7 @@ int store_vm_ceilings_set(struct store *st, uint64_t id, int max_cpus)
 {
 	struct sval p[] = { SV_I(max_cpus), SV_I(max_cpus), SV_I(id) };
 
-	return store_q(st, "UPDATE vms SET run_memory_mib = memory_mib, run_max_cpus ="
+	return store_q(st, "UPDATE vms SET run_memory_mib = memory_mib, run_nic_slots = 1, run_max_cpus ="
 		       " CASE WHEN cpus > ? THEN cpus ELSE ? END WHERE id = ?", p, 3, NULL, NULL);
 }
 

@@ -239,6 +239,18 @@ static const char *const migrations[] = {
 	"CREATE INDEX vm_migrations_dest ON vm_migrations (dest);"
 	"ALTER TABLE hosts ADD COLUMN drain_migrate INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE hosts ADD COLUMN drain_started BIGINT NOT NULL DEFAULT 0;",
+	/* 17: pcislot (issue 14 §1): each NIC's PCI slot, part of the VM's
+	 * definition (NIC_PCI_SLOT_FIRST in store.h), so that a QEMU built
+	 * from the store anywhere has the running one's layout even after
+	 * hot-plugs.  Existing NICs take 16, 17, … per VM in NIC-id order.
+	 * vms.run_nic_slots: the VM's running QEMU was started with its NICs
+	 * in their slots (1), or by an hcd from before (0: that QEMU's
+	 * migration destination and hot-plugs go without, as it did). */
+	"ALTER TABLE nics ADD COLUMN pci_slot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE vms ADD COLUMN run_nic_slots INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE nics SET pci_slot = 16 + (SELECT COUNT(*) FROM nics o"
+	" WHERE o.vm = nics.vm AND o.id < nics.id);"
+	"CREATE UNIQUE INDEX nics_vm_pci_slot ON nics (vm, pci_slot);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -485,6 +497,25 @@ int store_counter_peek(struct store *st, const char *name, uint64_t *next)
 	return rc;
 }
 
+const char *store_schema_sql(int version)
+{
+	return version >= 1 && version <= N_MIGRATIONS ? migrations[version - 1] : NULL;
+}
+
+int store_schema_step(struct store *st, int version)
+{
+	const char *sql = store_schema_sql(version);
+	char *step = sql ? strdup(sql) : NULL;
+	int rc = step ? STORE_OK : STORE_ERR;
+
+	/* Engines run one statement per exec: split the step on ';'. */
+	for (char *save = NULL, *stmt = step ? strtok_r(step, ";", &save) : NULL;
+	     stmt && rc == STORE_OK; stmt = strtok_r(NULL, ";", &save))
+		rc = store_q(st, stmt, NULL, 0, NULL, NULL);
+	free(step);
+	return rc;
+}
+
 static int migrate_steps(struct store *st)
 {
 	int64_t version = 0;
@@ -505,12 +536,7 @@ static int migrate_steps(struct store *st)
 			store_tx_end(st, rc);
 			return rc;
 		}
-		/* Engines run one statement per exec: split the step on ';'. */
-		char *step = strdup(migrations[version]);
-		for (char *save = NULL, *stmt = strtok_r(step, ";", &save); stmt && rc == STORE_OK;
-		     stmt = strtok_r(NULL, ";", &save))
-			rc = store_q(st, stmt, NULL, 0, NULL, NULL);
-		free(step);
+		rc = store_schema_step(st, (int)version + 1);
 		if (rc == STORE_OK)
 			rc = store_q(st, "INSERT INTO schema_version (version) VALUES (?)",
 				     &SV_I(version + 1), 1, NULL, NULL);

@@ -184,8 +184,23 @@ struct network {
 	const struct nic_limit *limit;
 };
 
+/*
+ * The PCI slots of a VM's NICs on QEMU's i440fx bus: 0x10 up to 0x1f, one
+ * per NIC (VM_NICS_MAX and NICS_PER_VM_MAX in api/ are 16), fixed when
+ * the NIC is made and given explicitly at launch and at hot-plug alike,
+ * so that every QEMU of the VM, on any host, has the same layout (a live
+ * migration's stream fits no other).  Why 0x10: slots 0 and 1 are the
+ * host bridge and PIIX; every device without an explicit address (the
+ * root disk, up to 8 data disks, virtio-rng, virtio-balloon; the seed is
+ * IDE and -nodefaults leaves out VGA) takes the lowest free slot from 2
+ * and never gets this far.
+ */
+#define NIC_PCI_SLOT_FIRST 0x10
+#define NIC_PCI_SLOTS 16
+
 struct nic {
 	uint64_t id;
+	int pci_slot;     /* NIC_PCI_SLOT_FIRST .. +NIC_PCI_SLOTS-1 */
 	uint64_t network;
 	char *network_name;
 	char *network_ipv6;
@@ -252,6 +267,9 @@ struct vm {
 	const struct nic_limit *nic_limits;
 	/* desired stopped without ACPI: QMP quit, then SIGKILL */
 	bool force_stop;
+	/* Its running QEMU has the NICs in their PCI slots (false: an hcd
+	 * from before NIC slots started it; hot-plugs go without them). */
+	bool run_nic_slots;
 };
 
 /*
@@ -763,9 +781,10 @@ int store_migration_advance(struct store *st, uint64_t vm_id, const char *from, 
 /* This host finished its part after the end (source or destination). */
 int store_migration_side_done(struct store *st, uint64_t vm_id, bool source);
 /* What the VM's running QEMU was started with (its boot memory and
- * maxcpus, issue 14 §3; 0: unknown): a migration's destination must be
- * the same machine. */
-int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus);
+ * maxcpus, issue 14 §3; 0: unknown; whether its NICs are in their PCI
+ * slots): a migration's destination must be the same machine. */
+int store_migration_ceilings(struct store *st, uint64_t vm, int *memory_mib, int *max_cpus,
+			     bool *nic_slots);
 /* Migrations from host under way. */
 int store_migration_count_from(struct store *st, const char *host, int *n);
 /* A host drained with --migrate (store_host_drain_migrate): in one
@@ -798,7 +817,8 @@ struct vm_resize {
 int store_vm_resize(struct store *st, uint64_t id, const struct vm_resize *rs);
 /* A VM its agent has claimed (state starting: no resize until it runs)
  * gets the ceilings of the QEMU about to start: its memory_mib, and
- * max_cpus or its cpus when more.  Not a change of intent (no hook). */
+ * max_cpus or its cpus when more; and run_nic_slots: that QEMU has its
+ * NICs in their PCI slots.  Not a change of intent (no hook). */
 int store_vm_ceilings_set(struct store *st, uint64_t id, int max_cpus);
 /* A disk of a VM grown to size bytes: disk -1 is the root disk (a
  * kernel image's VM without one: STORE_NOTFOUND), 0.. its data disks.

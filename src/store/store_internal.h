@@ -56,6 +56,12 @@ int store_q_count(struct store *st, const char *sql, const struct sval *p, int n
  * intent after all: fire the hook and announce `table` at commit. */
 void store_mark_changed(struct store *st, const char *table);
 
+/* Migration step `version` (1-based) of store.c: its SQL (NULL past the
+ * last), and its statements run in the open transaction, without
+ * recording the version (tests re-run one over older rows). */
+const char *store_schema_sql(int version);
+int store_schema_step(struct store *st, int version);
+
 int store_tx_begin(struct store *st);
 /* Commits when rc == STORE_OK, else rolls back; returns rc (or STORE_ERR). */
 int store_tx_end(struct store *st, int rc);

@@ -77,9 +77,9 @@ out:
 	return rc;
 }
 
-static int nic_plug(const struct vm_paths *p, const struct nic *nic, char **err)
+static int nic_plug(const struct vm_paths *p, const struct nic *nic, bool slots, char **err)
 {
-	char netdev[16], dev[16];
+	char netdev[16], dev[16], addr[12];
 	int rc;
 
 	snprintf(netdev, sizeof(netdev), QEMU_NETDEV_FMT, (unsigned long long)nic->id);
@@ -88,6 +88,13 @@ static int nic_plug(const struct vm_paths *p, const struct nic *nic, char **err)
 		return -1;
 	json_t *dargs = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev,
 				  "netdev", netdev, "mac", nic_mac_format(nic->id).s);
+	/* The store's slot, not the first free one: a QEMU launched from the
+	 * store (a migration's destination) puts the NIC there too.  A QEMU
+	 * started without slots has its NICs where it chose, maybe in one
+	 * of these: it chooses again. */
+	snprintf(addr, sizeof(addr), "0x%x", nic->pci_slot);
+	if (dargs && slots)
+		json_object_set_new(dargs, "addr", json_string(addr));
 	rc = qmp_command(p->qmp, "device_add", dargs, NULL, err);
 	json_decref(dargs);
 	return rc;
@@ -110,7 +117,7 @@ int hotplug_nics(const struct vm *vm, const struct vm_paths *p)
 		if (present)
 			continue;
 		ifname_str tap = ifname_tap(nic->id);
-		if (nic_plug(p, nic, &err) < 0) {
+		if (nic_plug(p, nic, vm->run_nic_slots, &err) < 0) {
 			log_warn("vm %s: hot-plug of %s: %s", vm->name, tap.s, err ? err : "failed");
 			rc = -1;
 		} else {

@@ -3,7 +3,9 @@
  *
  * A NIC in the row but not in QEMU gets its tap (made when missing), the
  * tap's descriptor handed over (QMP getfd: QEMU cannot open taps itself),
- * a netdev on it and a virtio-net device; a NIC in QEMU but not in the
+ * a netdev on it and a virtio-net device at the NIC's PCI slot (store.h:
+ * where a QEMU launched from the row puts it too, so a live migration's
+ * destination has this layout); a NIC in QEMU but not in the
  * row is asked to go (device_del needs the guest's consent, so it
  * completes on a later pass, when its netdev is deleted too and the
  * agent's sweep removes the tap).  Device IDs carry the NIC's ID

@@ -107,6 +107,7 @@ struct vm_launch *vm_launch_new(const struct vm *vm, const struct image *im,
 		ifname_str tap = ifname_tap(vm->nics[i].id);
 		ifname_str br = ifname_bridge(vm->nics[i].network);
 		l->nics[i].id = vm->nics[i].id;
+		l->nics[i].pci_slot = vm->nics[i].pci_slot;
 		l->nics[i].fd = -1;
 		memcpy(l->nics[i].mac, mac.s, sizeof(l->nics[i].mac));
 		memcpy(l->nics[i].ifname, tap.s, sizeof(l->nics[i].ifname));

@@ -208,11 +208,17 @@ char **qemu_argv(const struct qemu_spec *s)
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct qemu_nic *n = &s->nics[i];
 		/* IDs carry the NIC's ID, so hotplug can diff QEMU's devices
-		 * against the store. */
+		 * against the store.  The slot is the store's, as at hot-plug:
+		 * the same layout on every host (store.h, NIC_PCI_SLOT_FIRST);
+		 * none for the destination of a QEMU started without slots. */
+		char addr[24] = "";
+		if (n->pci_slot > 0)
+			snprintf(addr, sizeof(addr), ",addr=0x%x", n->pci_slot);
 		add2(&a, "-netdev", str_printf("tap,id=" QEMU_NETDEV_FMT ",fd=%d",
 					       (unsigned long long)n->id, n->fd));
-		add2(&a, "-device", str_printf("virtio-net-pci,netdev=" QEMU_NETDEV_FMT ",mac=%s,id=" QEMU_NICDEV_FMT,
-					       (unsigned long long)n->id, n->mac, (unsigned long long)n->id));
+		add2(&a, "-device", str_printf("virtio-net-pci,netdev=" QEMU_NETDEV_FMT ",mac=%s,id="
+					       QEMU_NICDEV_FMT "%s", (unsigned long long)n->id,
+					       n->mac, (unsigned long long)n->id, addr));
 	}
 	add2(&a, "-device", strdup("virtio-rng-pci"));
 	/* The balloon gives a running VM less memory than it booted with, and

@@ -12,6 +12,10 @@
  *   - QEMU opens no network device and binds no socket itself: taps and
  *     the listening QMP and serial sockets are descriptors hcd passes in
  *     (proc_daemon in common/proc.h), so it needs no privilege at all;
+ *   - each NIC sits at its own PCI slot (struct nic in store.h), as a
+ *     hot-plug puts it, the other devices in the lowest slots below: the
+ *     layout is the store's, not the history's, so every QEMU of a VM
+ *     (a live migration's destination) has the running one's;
  *   - it neither daemonizes nor changes user (hcd does both), so its
  *     seccomp filter denies spawning, privilege changes, obsolete system
  *     calls and resource control.
@@ -35,6 +39,7 @@
 
 struct qemu_nic {
 	uint64_t id;
+	int pci_slot;            /* its slot on the PCI bus (store.h); 0: QEMU's choice */
 	char mac[18];
 	char ifname[16];         /* its tap, which hcd opens */
 	int fd;                  /* that descriptor as numbered in QEMU */

@@ -4,7 +4,9 @@
 # bodies — clean 4xx, no row.
 #
 #  (a) a guest with a root and a data disk writes random data (checksums)
-#      and console output, then moves h1 → h2 while a guest on h3 pings
+#      and console output, gets a second NIC hot-plugged (its QEMU's PCI
+#      layout must be the one the destination builds from the store:
+#      explicit slots), then moves h1 → h2 while a guest on h3 pings
 #      it: afterwards the checksums are equal, its MAC and addresses are
 #      the same, it answers pings, the store says h2, the serial log goes
 #      on where it was, h3's FDB and h2's metadata service follow it, and
@@ -126,6 +128,26 @@ if api_on h1 GET /v1/vms/m/migration | jq -e .state >/dev/null; then
 fi
 ok "refused cleanly: an unknown host, its own host, unknown fields, a bad name, a draining host"
 
+# ---- a NIC hot-plugged before the move ------------------------------------------
+# It takes the PCI slot the store gave it (after the cold NIC's), as the
+# destination's QEMU, built from the store, will: without explicit slots
+# QEMU gave it the first free one (after virtio-rng and the balloon) and
+# the destination, all NICs on its command line, a different layout —
+# the RAM stream failed.
+hc net create side --ipv6 fd00:e2e:d2::/64 >/dev/null
+hc vm nic add m side >/dev/null || fail "hc vm nic add m side"
+m_mac2=$(vm_field m '.nics[1].mac')
+# Each of the guest's NICs: its MAC and its PCI address (the parent of
+# its virtio device).
+guest_nics() {
+	cl_guest_run m 30 'for n in /sys/class/net/eth*; do echo "$(cat $n/address) $(basename "$(readlink -f $n/device/..)")"; done' | tr -d '\r'
+}
+for i in $(seq 1 60); do guest_nics | grep -q "^$m_mac2 " && break; sleep 1; done
+nics=$(guest_nics)
+grep -q "^$m_mac 0000:00:10.0\$" <<<"$nics" && grep -q "^$m_mac2 0000:00:11.0\$" <<<"$nics" ||
+	fail "m's NICs are not in their slots (0x10, 0x11) after the hot-plug: $nics"
+ok "a NIC hot-plugged into m: the guest sees $m_mac2 in slot 0x11, next to $m_mac in 0x10"
+
 # ---- (a) h1 → h2 while p pings it ------------------------------------------------
 cl_guest_run p 10 "(ping -6 -i 0.2 $m6 > /tmp/ping.log 2>&1 &)" >/dev/null
 sleep 2
@@ -149,6 +171,7 @@ echo "  pings during the migration: $(grep -Eo '[0-9]+ packets transmitted, [0-9
 check_one "after h1 → h2"
 guest_mac=$(cl_guest_run m 30 'cat /sys/class/net/eth0/address' | tr -d '\r' | head -1)
 [ "$guest_mac" = "$m_mac" ] || fail "the guest's MAC is $guest_mac, not $m_mac"
+[ "$(guest_nics)" = "$nics" ] || fail "m's NICs after the move: $(guest_nics) (were $nics)"
 addrs=$(cl_guest_run m 30 'ip -o addr show dev eth0')
 grep -q "inet $m4/24" <<<"$addrs" && grep -q "inet6 $m6/64" <<<"$addrs" ||
 	fail "m lost its addresses: $addrs"
@@ -179,7 +202,7 @@ jq -e '.state == "done" and .downtime_ms >= 0 and .total_ms > 0' <<<"$mig" >/dev
 # and the metadata request above went through h2's tap).
 for i in $(seq 1 40); do t_later=$(traffic); [ "$t_later" -gt "$t_after" ] && break; sleep 0.5; done
 [ "$t_later" -gt "$t_after" ] || fail "h2 does not count m's traffic: $t_after bytes, still $t_later"
-ok "m moved h1 → h2 while running: same data, MAC, addresses, log; FDB, metadata and traffic counters ($t_before → $t_after → $t_later bytes) follow; h1 clean ($(jq -r '"\(.total_ms) ms, downtime \(.downtime_ms) ms"' <<<"$mig"))"
+ok "m moved h1 → h2 while running: same data, MACs (both NICs, the hot-plugged one too), addresses, log; FDB, metadata and traffic counters ($t_before → $t_after → $t_later bytes) follow; h1 clean ($(jq -r '"\(.total_ms) ms, downtime \(.downtime_ms) ms"' <<<"$mig"))"
 
 # ---- (b) the ports are fenced ------------------------------------------------------
 cl_nsexec h2 python3 -c '

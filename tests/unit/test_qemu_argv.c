@@ -27,8 +27,10 @@
 #include <string.h>
 
 static const struct qemu_nic two_nics[] = {
-	{ .id = 0x10f, .mac = "02:00:00:00:01:0f", .ifname = "v02000000010f", .fd = 5 },
-	{ .id = 0x110, .mac = "02:00:00:00:01:10", .ifname = "v020000000110", .fd = 6 },
+	/* Slots not in argv order's sequence: an unplug and a plug leave
+	 * such gaps, and the argv must follow the store, not the order. */
+	{ .id = 0x10f, .pci_slot = 0x11, .mac = "02:00:00:00:01:0f", .ifname = "v02000000010f", .fd = 5 },
+	{ .id = 0x110, .pci_slot = 0x10, .mac = "02:00:00:00:01:10", .ifname = "v020000000110", .fd = 6 },
 };
 
 static struct qemu_spec kernel_spec(const char *accel)
@@ -556,7 +558,7 @@ static void nics_are_taps_with_macs(void **state)
 	assert_int_equal(nn, 2);
 
 	for (size_t i = 0; i < 2; i++) {
-		char want_fd[32], want_mac[128], want_id[32], want_nd[128];
+		char want_fd[32], want_mac[128], want_id[32], want_nd[128], want_addr[32];
 
 		snprintf(want_fd, sizeof(want_fd), "fd=%d", two_nics[i].fd);
 		snprintf(want_mac, sizeof(want_mac), "mac=%s", two_nics[i].mac);
@@ -577,17 +579,47 @@ static void nics_are_taps_with_macs(void **state)
 			if (has_elem(devices[d], want_nd)) {
 				matches++;
 				assert_true(has_elem(devices[d], want_mac));
+				/* Its slot from the store, as hot-plug gives it
+				 * (store.h: the same layout on every host). */
+				snprintf(want_addr, sizeof(want_addr), "addr=0x%x",
+					 two_nics[i].pci_slot);
+				assert_true(has_elem(devices[d], want_addr));
 			}
 		}
 		assert_int_equal(matches, 1);
 	}
-	for (size_t d = 0; d < nd; d++)
-		nnic += strncmp(devices[d], "virtio-net-pci,", 15) == 0;
+	for (size_t d = 0; d < nd; d++) {
+		bool nic = strncmp(devices[d], "virtio-net-pci,", 15) == 0;
+		nnic += nic;
+		/* Only NICs are placed: the rest fill the slots from 2 up,
+		 * below NIC_PCI_SLOT_FIRST. */
+		if (!nic)
+			assert_null(strstr(devices[d], "addr="));
+	}
 	assert_int_equal(nnic, 2);
 	/* Device IDs carry the NIC IDs so that hotplug can diff QEMU's
 	 * devices against the store. */
 	assert_non_null(value_with(v, "-device", "id=nic-0000010f"));
 	assert_non_null(value_with(v, "-device", "id=nic-00000110"));
+	strv_free(v);
+}
+
+/* The destination of a QEMU an hcd from before NIC slots started: its
+ * NICs where QEMU puts them, as the source's are (agent/migrate.c). */
+static void nics_without_slots(void **state)
+{
+	(void)state;
+	struct qemu_nic nics[2];
+	struct qemu_spec s = kernel_spec("tcg");
+
+	memcpy(nics, two_nics, sizeof(nics));
+	nics[0].pci_slot = nics[1].pci_slot = 0;
+	s.nics = nics;
+	char **v = qemu_argv(&s);
+	check_well_formed(v);
+	assert_non_null(value_with(v, "-device", "id=nic-0000010f"));
+	assert_non_null(value_with(v, "-device", "id=nic-00000110"));
+	assert_null(value_with(v, "-device", "addr="));
 	strv_free(v);
 }
 
@@ -866,6 +898,7 @@ int main(void)
 		cmocka_unit_test(data_disks_follow_the_root_disk),
 		cmocka_unit_test(data_disks_of_a_kernel_image),
 		cmocka_unit_test(nics_are_taps_with_macs),
+		cmocka_unit_test(nics_without_slots),
 		cmocka_unit_test(no_nics),
 		cmocka_unit_test(sandbox_denies_spawn_and_privileges),
 		cmocka_unit_test(qmp_and_serial_chardevs),

@@ -504,6 +504,117 @@ static void vm_create_ids_and_nics(void **state)
 	vms_free(list, n);
 }
 
+/* The PCI slot of each of the VM's NICs, in the store's order. */
+static size_t nic_slots(struct store *st, uint64_t vm_id, int *slots, size_t max)
+{
+	struct vm vm = { 0 };
+	size_t n = 0;
+
+	assert_int_equal(store_vm_get_id(st, vm_id, &vm), STORE_OK);
+	for (; n < vm.n_nics && n < max; n++)
+		slots[n] = vm.nics[n].pci_slot;
+	vm_free(&vm);
+	return n;
+}
+
+/* The VM has n NICs, in slots 16, 17, … in the store's order. */
+static void assert_slots_in_order(struct store *st, uint64_t vm_id, size_t n)
+{
+	int slots[NIC_PCI_SLOTS + 1];
+
+	assert_int_equal(nic_slots(st, vm_id, slots, NIC_PCI_SLOTS + 1), n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(slots[i], 16 + (int)i);
+}
+
+/* Every NIC has a PCI slot of its own in the VM, from 0x10 up, so that
+ * a QEMU built from the store has the running one's layout: made in
+ * order at create, the lowest free at a hot-plug (a removed NIC's). */
+static void nic_pci_slots(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t v6 = make_net(c->st, "v6only", "fd00:1:2:3::/64", NULL);
+	uint64_t nets[3] = { lan, v6, lan }, a, b, nic;
+	int slots[NIC_PCI_SLOTS + 1];
+	struct vm vm = { 0 };
+
+	assert_int_equal(NIC_PCI_SLOT_FIRST, 16);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 3, &a), STORE_OK);
+	assert_int_equal(make_vm(c->st, "b", OWNER_ROOT, img, &lan, 1, &b), STORE_OK);
+	assert_slots_in_order(c->st, a, 3);
+	/* Per VM: b's first NIC is at 16 too. */
+	assert_slots_in_order(c->st, b, 1);
+
+	/* A hot-plug takes the next; after a removal, the slot it left. */
+	assert_int_equal(store_nic_add(c->st, a, v6, NULL, &nic), STORE_OK);
+	assert_int_equal(nic_slots(c->st, a, slots, 4), 4);
+	assert_int_equal(slots[3], 19);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	uint64_t second = vm.nics[1].id;
+	vm_free(&vm);
+	assert_int_equal(store_nic_remove(c->st, a, second), STORE_OK);
+	assert_int_equal(store_nic_add(c->st, a, lan, NULL, &nic), STORE_OK);
+	assert_int_equal(store_vm_get_id(c->st, a, &vm), STORE_OK);
+	assert_int_equal(vm.n_nics, 4);
+	/* The new NIC is last in the guest's order, in the freed slot. */
+	assert_int_equal(vm.nics[3].id, nic);
+	assert_int_equal(vm.nics[3].pci_slot, 17);
+	vm_free(&vm);
+
+	/* All 16 taken: the store refuses a 17th (the API stops at 16). */
+	for (int i = 4; i < NIC_PCI_SLOTS; i++)
+		assert_int_equal(store_nic_add(c->st, a, v6, NULL, &nic), STORE_OK);
+	assert_int_equal(nic_slots(c->st, a, slots, NIC_PCI_SLOTS + 1), NIC_PCI_SLOTS);
+	for (int i = 0; i < NIC_PCI_SLOTS; i++)
+		for (int k = 0; k < i; k++)
+			assert_int_not_equal(slots[i], slots[k]);
+	assert_int_equal(store_nic_add(c->st, a, v6, NULL, &nic), STORE_FULL);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM nics WHERE pci_slot < 16"
+				    " OR pci_slot > 31"), 0);
+}
+
+/* The migration that brought pci_slot gives NICs made before it 16, 17,
+ * … per VM in NIC-id order: rolled back over rows of the old shape, then
+ * run again. */
+static void nic_pci_slot_backfill(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t img = make_image(c->st, "tiny");
+	uint64_t lan = make_net(c->st, "lan", "2001:db8:10::/64", "10.0.0.0/24");
+	uint64_t nets[2] = { lan, lan }, a, b, nic;
+	int step = 0;
+
+	for (int v = 1; store_schema_sql(v); v++)
+		if (strstr(store_schema_sql(v), "ADD COLUMN pci_slot"))
+			step = v;
+	assert_int_not_equal(step, 0);
+	assert_int_equal(make_vm(c->st, "a", OWNER_ROOT, img, nets, 2, &a), STORE_OK);
+	assert_int_equal(make_vm(c->st, "b", OWNER_ROOT, img, &lan, 1, &b), STORE_OK);
+	/* a's third NIC comes after b's, by ID. */
+	assert_int_equal(store_nic_add(c->st, a, lan, NULL, &nic), STORE_OK);
+
+	assert_int_equal(store_tx_begin(c->st), STORE_OK);
+	assert_int_equal(store_q(c->st, "DROP INDEX nics_vm_pci_slot", NULL, 0, NULL, NULL),
+			 STORE_OK);
+	assert_int_equal(store_q(c->st, "ALTER TABLE nics DROP COLUMN pci_slot", NULL, 0, NULL,
+				 NULL), STORE_OK);
+	assert_int_equal(store_q(c->st, "ALTER TABLE vms DROP COLUMN run_nic_slots", NULL, 0, NULL,
+				 NULL), STORE_OK);
+	assert_int_equal(store_schema_step(c->st, step), STORE_OK);
+	assert_int_equal(store_tx_end(c->st, STORE_OK), STORE_OK);
+
+	assert_slots_in_order(c->st, a, 3);
+	assert_slots_in_order(c->st, b, 1);
+	/* Their QEMUs, if running, were started without slots. */
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms WHERE run_nic_slots <> 0"), 0);
+	/* And the index is back: no two NICs of a VM share a slot. */
+	struct sval p[] = { SV_I(a) };
+	assert_int_not_equal(store_w(c->st, "UPDATE nics SET pci_slot = 16 WHERE vm = ?", p, 1),
+			     STORE_OK);
+}
+
 static void vm_duplicate_name_conflicts(void **state)
 {
 	struct ctx *c = *state;
@@ -1341,11 +1452,15 @@ static void pg_concurrent_migrations(void **state)
 }
 
 #define WRITES 40
+/* NICs of the shared VM per child: 3 children stay within the 16 PCI
+ * slots a VM has (NIC_PCI_SLOTS). */
+#define NIC_WRITES 5
 
 static uint64_t shared_image, shared_net, shared_vm;
 
 /* Networks, VMs (each takes an address of one shared network) and NICs of
- * one shared VM (each takes the next index: read, then written). */
+ * one shared VM (each takes the next index and the lowest free PCI slot:
+ * read, then written). */
 static int child_create(struct ctx *c, int who)
 {
 	char *err = NULL;
@@ -1366,7 +1481,8 @@ static int child_create(struct ctx *c, int who)
 		uint64_t nic;
 		failed += store_network_create(st, &n) != STORE_OK;
 		failed += store_vm_create(st, &vm, &shared_net, 1) != STORE_OK;
-		failed += store_nic_add(st, shared_vm, shared_net, NULL, &nic) != STORE_OK;
+		if (i < NIC_WRITES)
+			failed += store_nic_add(st, shared_vm, shared_net, NULL, &nic) != STORE_OK;
 	}
 	store_close(st);
 	return failed ? 1 : 0;
@@ -1548,8 +1664,11 @@ static void pg_concurrent_writers(void **state)
 	assert_int_equal(in_children(3, child_create, c), 0);
 	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM networks"), 1 + 3 * WRITES);
 	assert_int_equal(count_rows(c->st, "SELECT COUNT(*) FROM vms"), 1 + 3 * WRITES);
-	assert_int_equal(count_rows(c->st, "SELECT COUNT(DISTINCT ipv4) FROM nics"), 6 * WRITES);
-	assert_int_equal(count_rows(c->st, "SELECT MAX(idx) FROM nics WHERE vm = 1"), 3 * WRITES - 1);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(DISTINCT ipv4) FROM nics"),
+			 3 * WRITES + 3 * NIC_WRITES);
+	assert_int_equal(count_rows(c->st, "SELECT MAX(idx) FROM nics WHERE vm = 1"), 3 * NIC_WRITES - 1);
+	assert_int_equal(count_rows(c->st, "SELECT COUNT(DISTINCT pci_slot) FROM nics WHERE vm = 1"),
+			 3 * NIC_WRITES);
 	assert_int_equal(store_counter_peek(c->st, "network", &next), STORE_OK);
 	assert_int_equal(next, 2 + 3 * WRITES);
 	assert_int_equal(store_counter_peek(c->st, "vm", &next), STORE_OK);
@@ -2491,7 +2610,18 @@ static void vm_resize_rules(void **state)
 	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
 	assert_non_null(strstr(store_refusal(c->st), "stop it"));
 	/* Booted with 128 MiB and maxcpus 2: within them, not beyond. */
+	int mem = -1, maxcpus = -1;
+	bool nic_slots = true;
+	assert_int_equal(store_migration_ceilings(c->st, vm.id, &mem, &maxcpus, &nic_slots), STORE_OK);
+	assert_false(nic_slots);     /* a QEMU from before: no slots */
 	assert_int_equal(store_vm_ceilings_set(c->st, vm.id, 2), STORE_OK);
+	assert_int_equal(store_migration_ceilings(c->st, vm.id, &mem, &maxcpus, &nic_slots), STORE_OK);
+	assert_int_equal(mem, 128);
+	assert_int_equal(maxcpus, 2);
+	assert_true(nic_slots);      /* the QEMU starting now has its NICs in their slots */
+	assert_int_equal(store_vm_get_id(c->st, vm.id, &got), STORE_OK);
+	assert_true(got.run_nic_slots);
+	vm_free(&got);
 	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_OK);
 	rs = (struct vm_resize){ .memory_mib = 129, .cpu_ratio = 4 };
 	assert_int_equal(store_vm_resize(c->st, vm.id, &rs), STORE_CONFLICT);
@@ -2948,6 +3078,8 @@ int main(void)
 		T(network_lifecycle),
 		T(network_delete_in_use_conflicts),
 		T(vm_create_ids_and_nics),
+		T(nic_pci_slots),
+		T(nic_pci_slot_backfill),
 		T(vm_duplicate_name_conflicts),
 		T(vm_create_is_atomic),
 		T(vm_soft_delete_and_purge),
