@@ -73,7 +73,8 @@ static void check_ids(const char *s)
 	if (ifname_parse(s, &kind, &id)) {
 		const char *back = kind == IFNAME_TAP ? ifname_tap(id).s
 				   : kind == IFNAME_BRIDGE ? ifname_bridge(id).s
-				   : kind == IFNAME_VXLAN ? ifname_vxlan(id).s : NULL;
+				   : kind == IFNAME_VXLAN ? ifname_vxlan(id).s
+				   : kind == IFNAME_IFB ? ifname_ifb(id).s : NULL;
 		FUZZ_ASSERT(back && strcmp(back, s) == 0, "interface name '%s' → '%s'", s,
 			    back ? back : "?");
 	}
