@@ -382,7 +382,16 @@ static int mirror_gone(const struct vm_paths *p, const struct mig_disk *d, long 
 	job_id(id, sizeof(id), d);
 	for (;;) {
 		json_t *jobs = NULL;
+		/* A monitor that does not answer is busy (QEMU's main loop
+		 * drains the mirror's last requests to the NBD target), not
+		 * gone: asked again until the deadline. */
 		if (qmp(p, "query-block-jobs", NULL, &jobs, err) < 0) {
+			if (now_ms() < deadline) {
+				free(*err);
+				*err = NULL;
+				sleep_ms(POLL_FAST_MS);
+				continue;
+			}
 			if (strict)
 				return -1;
 			free(*err);
